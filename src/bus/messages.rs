@@ -1,0 +1,189 @@
+//! Command and event payloads. Every one carries `schema_version`; `subjects.md` shows examples.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::store::jobs::{JobCounters, TriggerType};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn schema_version() -> u32 {
+    SCHEMA_VERSION
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerCommand {
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
+    pub job_id: Uuid,
+    pub project_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<serde_json::Value>,
+    pub trigger_type: TriggerType,
+    pub triggered_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackCommand {
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
+    pub rollback_id: Uuid,
+    pub consolidation_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub requested_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepCommand {
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
+    pub sweep_date: NaiveDate,
+    pub scheduled_at: DateTime<Utc>,
+}
+
+impl SweepCommand {
+    pub fn idempotency_key(&self) -> String {
+        format!("sweep:{}", self.sweep_date)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckCommand {
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
+    pub project_id: Uuid,
+    pub requested_by: String,
+}
+
+/// An event on `<prefix>.evt.job.<project_id>.<job_id>.<kind>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobEvent {
+    pub schema_version: u32,
+    /// queued, started, progress, completed, failed or rolled_back.
+    pub event: String,
+    pub job_id: Uuid,
+    pub project_id: Uuid,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub counters: Option<JobCounters>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memories_before: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memories_after: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Result summary on `completed` (the whole plan when the job was a dry run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+}
+
+impl JobEvent {
+    pub fn new(event: &str, job_id: Uuid, project_id: Uuid) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            event: event.to_owned(),
+            job_id,
+            project_id,
+            at: Utc::now(),
+            phase: None,
+            progress: None,
+            counters: None,
+            memories_before: None,
+            memories_after: None,
+            error: None,
+            result: None,
+        }
+    }
+}
+
+/// An event on `<prefix>.evt.rollback.<project_id>.<rollback_id>.<kind>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackEvent {
+    pub schema_version: u32,
+    /// started, completed, refused or failed.
+    pub event: String,
+    pub rollback_id: Uuid,
+    pub consolidation_id: Uuid,
+    pub project_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub success: bool,
+    pub memories_restored: i32,
+    pub memories_deleted: i32,
+    pub warnings: Vec<String>,
+    /// Memories changed after the job, when that is why the rollback was refused.
+    pub conflicts: Vec<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The sweep's closing notification on `<prefix>.evt.sweep.<date>.completed`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SweepSummary {
+    pub schema_version: u32,
+    pub sweep_date: Option<NaiveDate>,
+    pub projects_considered: i32,
+    pub projects_triggered: i32,
+    pub jobs_completed: i32,
+    pub jobs_failed: i32,
+    pub memories_merged: i64,
+    pub memories_archived: i64,
+    pub memories_promoted: i64,
+    pub summaries_created: i64,
+    pub job_ids: Vec<Uuid>,
+}
+
+/// A command that can never succeed, on `<prefix>.evt.dead_letter.<command>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub schema_version: u32,
+    pub command: String,
+    pub subject: String,
+    pub reason: String,
+    /// The original payload, as UTF-8 (lossy for binary payloads).
+    pub payload: String,
+    pub stream_sequence: Option<u64>,
+    pub deliveries: Option<i64>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("payload is not valid JSON for this command: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported schema_version {0} (this worker reads {SCHEMA_VERSION})")]
+    SchemaVersion(u32),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Parses a command and checks its schema version.
+pub fn decode<T: serde::de::DeserializeOwned + Versioned>(payload: &[u8]) -> Result<T, DecodeError> {
+    let command: T = serde_json::from_slice(payload)?;
+    if command.schema_version() != SCHEMA_VERSION {
+        return Err(DecodeError::SchemaVersion(command.schema_version()));
+    }
+    Ok(command)
+}
+
+pub trait Versioned {
+    fn schema_version(&self) -> u32;
+}
+
+macro_rules! versioned {
+    ($($command:ty),+) => {$(
+        impl Versioned for $command {
+            fn schema_version(&self) -> u32 {
+                self.schema_version
+            }
+        }
+    )+};
+}
+
+versioned!(TriggerCommand, RollbackCommand, SweepCommand, CheckCommand);

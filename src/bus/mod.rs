@@ -1,0 +1,107 @@
+//! NATS JetStream: subject names, message types, stream and consumer setup, publishing.
+
+pub mod messages;
+pub mod streams;
+pub mod subjects;
+
+use std::time::Duration;
+
+use async_nats::{HeaderMap, jetstream};
+use serde::Serialize;
+
+use crate::config::NatsConfig;
+pub use subjects::{CommandKind, JobEventKind, Prefix, RollbackEventKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect { url: String, source: async_nats::ConnectError },
+    #[error("cannot read NATS credentials: {0}")]
+    Credentials(std::io::Error),
+    #[error("JetStream setup failed: {0}")]
+    Setup(String),
+    #[error("publish to {subject} failed: {message}")]
+    Publish { subject: String, message: String },
+    #[error("cannot encode message: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// The NATS connection, its JetStream context and the deployment's prefix.
+#[derive(Clone, Debug)]
+pub struct Bus {
+    pub client: async_nats::Client,
+    pub jetstream: jetstream::Context,
+    pub prefix: Prefix,
+}
+
+/// How long a publish waits for JetStream's acknowledgement.
+const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Bus {
+    pub async fn connect(config: &NatsConfig, prefix: Prefix, name: &str) -> Result<Self, BusError> {
+        let mut options = async_nats::ConnectOptions::new()
+            .name(name)
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5));
+        if let Some(path) = &config.nats_creds {
+            options = options.credentials_file(path).await.map_err(BusError::Credentials)?;
+        }
+        if let (Some(user), Some(password)) = (&config.nats_user, &config.nats_password) {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        let client = tokio::time::timeout(Duration::from_secs(15), options.connect(config.nats_url.as_str()))
+            .await
+            .map_err(|_| BusError::Setup(format!("no answer from NATS at {} within 15 s", config.nats_url)))?
+            .map_err(|source| BusError::Connect { url: config.nats_url.clone(), source })?;
+        let mut jetstream = jetstream::new(client.clone());
+        jetstream.set_timeout(PUBLISH_ACK_TIMEOUT);
+        Ok(Self { client, jetstream, prefix })
+    }
+
+    /// Publishes a command with its idempotency key; JetStream drops a repeat inside the
+    /// duplicate window. Returns whether the server saw it as a duplicate.
+    pub async fn publish_command<T: Serialize>(
+        &self,
+        kind: CommandKind,
+        idempotency_key: &str,
+        command: &T,
+    ) -> Result<bool, BusError> {
+        let subject = self.prefix.command(kind);
+        let mut headers = HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, idempotency_key);
+        self.publish_acked(subject, headers, serde_json::to_vec(command)?).await
+    }
+
+    /// Publishes an event into the event stream and waits for it to be stored.
+    pub async fn publish_event<T: Serialize>(&self, subject: String, event: &T) -> Result<(), BusError> {
+        self.publish_acked(subject, HeaderMap::new(), serde_json::to_vec(event)?).await.map(|_| ())
+    }
+
+    /// Publishes an event with a message id: a repeat inside the duplicate window is dropped.
+    pub async fn publish_event_once<T: Serialize>(
+        &self,
+        subject: String,
+        message_id: &str,
+        event: &T,
+    ) -> Result<(), BusError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, message_id);
+        self.publish_acked(subject, headers, serde_json::to_vec(event)?).await.map(|_| ())
+    }
+
+    async fn publish_acked(&self, subject: String, headers: HeaderMap, payload: Vec<u8>) -> Result<bool, BusError> {
+        let failed = |message: String| BusError::Publish { subject: subject.clone(), message };
+        let ack = self
+            .jetstream
+            .publish_with_headers(subject.clone(), headers, payload.into())
+            .await
+            .map_err(|error| failed(error.to_string()))?
+            .await
+            .map_err(|error| failed(error.to_string()))?;
+        Ok(ack.duplicate)
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+}

@@ -1,0 +1,104 @@
+//! The two streams and the worker's durable consumers, created or updated at start.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self,
+    consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
+    stream::{Config, DiscardPolicy, RetentionPolicy, StorageType},
+};
+
+use super::{Bus, BusError, CommandKind};
+
+/// Covers a schedule tick's retries: a sweep command re-published within a day is dropped.
+pub const COMMAND_DUPLICATE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub ack_wait: Duration,
+    pub max_deliver: i64,
+    pub max_ack_pending: i64,
+}
+
+impl Bus {
+    /// Creates both streams, or updates them to these settings.
+    pub async fn ensure_streams(&self, events_max_age: Duration) -> Result<(), BusError> {
+        let commands = Config {
+            name: self.prefix.commands_stream(),
+            subjects: vec![self.prefix.commands_wildcard()],
+            retention: RetentionPolicy::WorkQueue,
+            storage: StorageType::File,
+            duplicate_window: COMMAND_DUPLICATE_WINDOW,
+            discard: DiscardPolicy::Old,
+            ..Default::default()
+        };
+        let events = Config {
+            name: self.prefix.events_stream(),
+            subjects: vec![self.prefix.events_wildcard()],
+            retention: RetentionPolicy::Limits,
+            storage: StorageType::File,
+            max_age: events_max_age,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        };
+        for config in [commands, events] {
+            let name = config.name.clone();
+            self.jetstream
+                .create_or_update_stream(config)
+                .await
+                .map_err(|error| BusError::Setup(format!("stream {name}: {error}")))?;
+        }
+        Ok(())
+    }
+
+    /// The durable pull consumer of one command kind, created or updated to `settings`.
+    pub async fn command_consumer(
+        &self,
+        kind: CommandKind,
+        settings: &ConsumerSettings,
+    ) -> Result<PullConsumer, BusError> {
+        let name = self.prefix.consumer(kind);
+        let config = pull::Config {
+            durable_name: Some(name.clone()),
+            name: Some(name.clone()),
+            description: Some(format!("consolidator workers: {} commands", kind.as_str())),
+            filter_subject: self.prefix.command(kind),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: settings.ack_wait,
+            max_deliver: settings.max_deliver,
+            max_ack_pending: settings.max_ack_pending,
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        };
+        let stream = self
+            .jetstream
+            .get_stream(self.prefix.commands_stream())
+            .await
+            .map_err(|error| BusError::Setup(format!("stream {}: {error}", self.prefix.commands_stream())))?;
+        stream
+            .create_consumer(config)
+            .await
+            .map_err(|error| BusError::Setup(format!("consumer {name}: {error}")))
+    }
+
+    /// A fresh ordered consumer that replays the events under `filter` from the beginning.
+    pub async fn replay_events(&self, filter: String) -> Result<jetstream::consumer::pull::Ordered, BusError> {
+        let stream = self
+            .jetstream
+            .get_stream(self.prefix.events_stream())
+            .await
+            .map_err(|error| BusError::Setup(format!("stream {}: {error}", self.prefix.events_stream())))?;
+        let consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: filter.clone(),
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| BusError::Setup(format!("replay of {filter}: {error}")))?;
+        consumer
+            .messages()
+            .await
+            .map_err(|error| BusError::Setup(format!("replay of {filter}: {error}")))
+    }
+}

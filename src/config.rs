@@ -1,0 +1,191 @@
+//! Settings from flags or environment variables, validated at start.
+//!
+//! Every field has an `env` name and a default that reaches the local PostgreSQL and NATS, so
+//! `consolidator all` runs on a developer machine with no configuration at all.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::Args;
+
+use crate::bus::subjects::Prefix;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {name}: {message}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(name: &'static str, message: impl Into<String>) -> Self {
+        Self { name, message: message.into() }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DatabaseConfig {
+    /// PostgreSQL connection string; `migrate up` creates the database if it is missing.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/consolidator")]
+    pub database_url: String,
+    /// Connections in the pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+    /// Do not apply pending migrations at start.
+    #[arg(long, env = "SKIP_MIGRATIONS", default_value_t = false)]
+    pub skip_migrations: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct NatsConfig {
+    /// NATS server(s), comma-separated.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// NATS credentials file (JWT + nkey), if the server requires one.
+    #[arg(long, env = "NATS_CREDS")]
+    pub nats_creds: Option<std::path::PathBuf>,
+    /// NATS user name (with NATS_PASSWORD), if the server requires one.
+    #[arg(long, env = "NATS_USER")]
+    pub nats_user: Option<String>,
+    #[arg(long, env = "NATS_PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<String>,
+    /// Prefix of every subject, stream and consumer name.
+    #[arg(long, env = "CONSOLIDATION_PREFIX", default_value = "consolidation")]
+    pub prefix: String,
+    /// How long the event stream keeps events, in hours.
+    #[arg(long, env = "EVENTS_MAX_AGE_HOURS", default_value_t = 168)]
+    pub events_max_age_hours: u64,
+}
+
+impl NatsConfig {
+    pub fn prefix(&self) -> Result<Prefix, ConfigError> {
+        Prefix::new(&self.prefix).map_err(|message| ConfigError::new("CONSOLIDATION_PREFIX", message))
+    }
+
+    pub fn events_max_age(&self) -> Result<Duration, ConfigError> {
+        if self.events_max_age_hours == 0 {
+            return Err(ConfigError::new("EVENTS_MAX_AGE_HOURS", "must be at least 1"));
+        }
+        Ok(Duration::from_secs(self.events_max_age_hours * 3600))
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GatewayConfig {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// HS256 secret that signs admin tokens (this or JWT_PUBLIC_KEY is required).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// RS256 public key (PEM text or a path to a PEM file).
+    #[arg(long, env = "JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<String>,
+    /// Required `iss` claim, if set.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim, if set.
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Request timeout in seconds (SSE streams excepted).
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "HTTP_BODY_LIMIT_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub body_limit_bytes: usize,
+    /// How long POST /rollback waits for the result before answering 202, in milliseconds.
+    #[arg(long, env = "ROLLBACK_WAIT_MS", default_value_t = 5000)]
+    pub rollback_wait_ms: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WorkerConfig {
+    /// Jobs (and rollbacks, sweeps) in flight per worker process.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 4)]
+    pub worker_concurrency: usize,
+    /// Seconds JetStream waits for an ack before redelivering; in-progress acks extend it.
+    #[arg(long, env = "ACK_WAIT_SECS", default_value_t = 30)]
+    pub ack_wait_secs: u64,
+    /// Deliveries of one command before it is given up and dead-lettered.
+    #[arg(long, env = "MAX_DELIVERIES", default_value_t = 5)]
+    pub max_deliveries: i64,
+    /// Seconds after which a running job whose worker stopped heartbeating may be taken over.
+    #[arg(long, env = "JOB_LEASE_SECS", default_value_t = 60)]
+    pub job_lease_secs: u64,
+    /// Days after completion during which a job can be rolled back.
+    #[arg(long, env = "ROLLBACK_WINDOW_DAYS", default_value_t = 7)]
+    pub rollback_window_days: u32,
+    /// Sweep fan-out rate: trigger commands published per second.
+    #[arg(long, env = "SWEEP_RATE_PER_SEC", default_value_t = 20)]
+    pub sweep_rate_per_sec: u32,
+    /// Worker identity recorded on the jobs it runs (default: host name and process id).
+    #[arg(long, env = "WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// OpenAI-compatible base URL for synthesis (chat completions); extractive synthesis if unset.
+    #[arg(long, env = "LLM_BASE_URL")]
+    pub llm_base_url: Option<String>,
+    #[arg(long, env = "LLM_MODEL", default_value = "gpt-4o-mini")]
+    pub llm_model: String,
+    #[arg(long, env = "LLM_API_KEY", hide_env_values = true)]
+    pub llm_api_key: Option<String>,
+    /// OpenAI-compatible base URL for embeddings of merged memories; normalized centroid if unset.
+    #[arg(long, env = "EMBEDDING_BASE_URL")]
+    pub embedding_base_url: Option<String>,
+    #[arg(long, env = "EMBEDDING_MODEL", default_value = "text-embedding-3-small")]
+    pub embedding_model: String,
+    #[arg(long, env = "EMBEDDING_API_KEY", hide_env_values = true)]
+    pub embedding_api_key: Option<String>,
+}
+
+impl WorkerConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.worker_concurrency == 0 {
+            return Err(ConfigError::new("WORKER_CONCURRENCY", "must be at least 1"));
+        }
+        if self.ack_wait_secs < 2 {
+            return Err(ConfigError::new("ACK_WAIT_SECS", "must be at least 2"));
+        }
+        if self.max_deliveries < 1 {
+            return Err(ConfigError::new("MAX_DELIVERIES", "must be at least 1"));
+        }
+        if self.job_lease_secs < 2 {
+            return Err(ConfigError::new("JOB_LEASE_SECS", "must be at least 2"));
+        }
+        if self.rollback_window_days == 0 {
+            return Err(ConfigError::new("ROLLBACK_WINDOW_DAYS", "must be at least 1"));
+        }
+        if self.sweep_rate_per_sec == 0 {
+            return Err(ConfigError::new("SWEEP_RATE_PER_SEC", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    pub fn worker_id(&self) -> String {
+        self.worker_id.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_owned());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Cron schedule of the sweep (seconds field optional), evaluated in UTC.
+    #[arg(long, env = "SCHEDULE", default_value = "0 2 * * *")]
+    pub schedule: String,
+    /// Days audit rows are kept (never less than the rollback window).
+    #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    pub audit_retention_days: u32,
+    /// Seconds a job may stay `pending` before maintenance re-publishes its command.
+    #[arg(long, env = "PENDING_GRACE_SECS", default_value_t = 300)]
+    pub pending_grace_secs: u64,
+    /// Seconds after its last heartbeat that a running job counts as abandoned and is failed.
+    #[arg(long, env = "ABANDONED_JOB_SECS", default_value_t = 3600)]
+    pub abandoned_job_secs: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LogConfig {
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}

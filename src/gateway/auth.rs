@@ -1,0 +1,125 @@
+//! Bearer JWT: HS256 secret or RS256 public key; `exp` always checked, `iss`/`aud` when
+//! configured; the `admin` role required; the `projects` claim (ids, or `*`) limits scope.
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{AppState, error::ApiError};
+use crate::config::{ConfigError, GatewayConfig};
+
+pub const ADMIN_ROLE: &str = "admin";
+pub const ALL_PROJECTS: &str = "*";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: u64,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub projects: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+impl Claims {
+    fn is_admin(&self) -> bool {
+        self.role.as_deref() == Some(ADMIN_ROLE) || self.roles.iter().any(|role| role == ADMIN_ROLE)
+    }
+}
+
+#[derive(Clone)]
+pub struct Auth {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl Auth {
+    pub fn from_config(config: &GatewayConfig) -> Result<Self, ConfigError> {
+        let (key, algorithm) = match (&config.jwt_secret, &config.jwt_public_key) {
+            (Some(secret), _) if !secret.is_empty() => (DecodingKey::from_secret(secret.as_bytes()), Algorithm::HS256),
+            (_, Some(public_key)) => {
+                let pem = if public_key.contains("-----BEGIN") {
+                    public_key.clone()
+                } else {
+                    std::fs::read_to_string(public_key)
+                        .map_err(|error| ConfigError::new("JWT_PUBLIC_KEY", format!("cannot read {public_key}: {error}")))?
+                };
+                let key = DecodingKey::from_rsa_pem(pem.as_bytes())
+                    .map_err(|error| ConfigError::new("JWT_PUBLIC_KEY", format!("not an RSA public key in PEM: {error}")))?;
+                (key, Algorithm::RS256)
+            }
+            _ => return Err(ConfigError::new("JWT_SECRET", "the gateway needs JWT_SECRET (HS256) or JWT_PUBLIC_KEY (RS256)")),
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 5;
+        match &config.jwt_issuer {
+            Some(issuer) => validation.set_issuer(&[issuer]),
+            None => validation.iss = None,
+        }
+        match &config.jwt_audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        Ok(Self { key, validation })
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|error| ApiError::Unauthorized(format!("invalid token: {error}")))
+    }
+}
+
+/// Mints an HS256 token (the `token` subcommand and tests).
+pub fn mint(secret: &str, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
+}
+
+/// An authenticated administrator; extracting it answers 401 or 403 on its own.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Claims);
+
+impl Admin {
+    pub fn subject(&self) -> &str {
+        &self.0.sub
+    }
+
+    /// 403 unless the token's project list holds this project or `*`.
+    pub fn ensure_project(&self, project_id: Uuid) -> Result<(), ApiError> {
+        let id = project_id.to_string();
+        if self.0.projects.iter().any(|project| project == ALL_PROJECTS || *project == id) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!("the token does not grant access to project {project_id}")))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("missing Authorization header".to_owned()))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::Unauthorized("Authorization must be `Bearer <token>`".to_owned()))?;
+        let claims = state.auth.verify(token.trim())?;
+        if !claims.is_admin() {
+            return Err(ApiError::Forbidden(format!("role {ADMIN_ROLE:?} required")));
+        }
+        Ok(Admin(claims))
+    }
+}

@@ -1,0 +1,16 @@
+//! consolidator: keeps AI agents' task-memory stores lean and trustworthy.
+//!
+//! `gateway` (HTTP) and other services publish commands on NATS JetStream (`bus`); `worker`s
+//! consume them, plan with the pure `engine` and apply the plan to PostgreSQL (`store`); the
+//! `scheduler` publishes one sweep per tick. `app` starts any combination of them.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod bus;
+pub mod config;
+pub mod engine;
+pub mod gateway;
+pub mod scheduler;
+pub mod store;
+pub mod telemetry;
+pub mod worker;

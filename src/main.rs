@@ -1,0 +1,156 @@
+//! The `consolidator` binary: parses the command line and calls into the library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use consolidator::{
+    app::{self, Components},
+    config::{DatabaseConfig, GatewayConfig, LogConfig, NatsConfig, SchedulerConfig, WorkerConfig},
+    gateway::auth,
+    store, telemetry,
+};
+
+#[derive(Parser)]
+#[command(name = "consolidator", version, about = "Consolidates AI agents' task memories")]
+struct Cli {
+    #[command(flatten)]
+    log: LogConfig,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// HTTP admin API.
+    Gateway {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        nats: NatsConfig,
+        #[command(flatten)]
+        gateway: GatewayConfig,
+    },
+    /// JetStream consumers that run jobs, rollbacks, checks and sweeps.
+    Worker {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        nats: NatsConfig,
+        #[command(flatten)]
+        worker: WorkerConfig,
+    },
+    /// Publishes the scheduled sweep and runs maintenance.
+    Scheduler {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        nats: NatsConfig,
+        #[command(flatten)]
+        scheduler: SchedulerConfig,
+        /// Days after completion during which a job can be rolled back (retention never cuts into it).
+        #[arg(long, env = "ROLLBACK_WINDOW_DAYS", default_value_t = 7)]
+        rollback_window_days: u32,
+    },
+    /// Gateway, worker and scheduler in one process.
+    All {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        nats: NatsConfig,
+        #[command(flatten)]
+        gateway: GatewayConfig,
+        #[command(flatten)]
+        worker: WorkerConfig,
+        #[command(flatten)]
+        scheduler: SchedulerConfig,
+    },
+    /// Applies, reverts or lists the SQL migrations.
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Mints a development admin token signed with JWT_SECRET.
+    Token {
+        #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+        jwt_secret: String,
+        /// Subject (who the token speaks for).
+        #[arg(long, default_value = "dev-admin")]
+        sub: String,
+        /// Projects the token may touch: ids, or `*` for all.
+        #[arg(long, value_delimiter = ',', default_value = "*")]
+        projects: Vec<String>,
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u64,
+        #[arg(long, env = "JWT_ISSUER")]
+        issuer: Option<String>,
+        #[arg(long, env = "JWT_AUDIENCE")]
+        audience: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MigrateAction {
+    /// Creates the database if needed and applies pending migrations.
+    Up,
+    /// Reverts migrations newer than --to (default 0: all of them).
+    Down {
+        #[arg(long, default_value_t = 0)]
+        to: i64,
+    },
+    /// Lists migrations and whether each is applied.
+    Status,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init(&cli.log.log_format);
+    match cli.command {
+        Command::Gateway { database, nats, gateway } => {
+            app::run(database, nats, Components { gateway: Some(gateway), worker: None, scheduler: None }).await
+        }
+        Command::Worker { database, nats, worker } => {
+            app::run(database, nats, Components { gateway: None, worker: Some(worker), scheduler: None }).await
+        }
+        Command::Scheduler { database, nats, scheduler, rollback_window_days } => {
+            let components =
+                Components { gateway: None, worker: None, scheduler: Some((scheduler, rollback_window_days)) };
+            app::run(database, nats, components).await
+        }
+        Command::All { database, nats, gateway, worker, scheduler } => {
+            let window = worker.rollback_window_days;
+            let components =
+                Components { gateway: Some(gateway), worker: Some(worker), scheduler: Some((scheduler, window)) };
+            app::run(database, nats, components).await
+        }
+        Command::Migrate { database, action } => migrate(database, action).await,
+        Command::Token { jwt_secret, sub, projects, role, ttl_secs, issuer, audience } => {
+            let exp = chrono::Utc::now().timestamp().max(0) as u64 + ttl_secs;
+            let claims =
+                auth::Claims { sub, exp, role: Some(role), roles: Vec::new(), projects, iss: issuer, aud: audience };
+            println!("{}", auth::mint(&jwt_secret, &claims).context("signing the token")?);
+            Ok(())
+        }
+    }
+}
+
+async fn migrate(database: DatabaseConfig, action: MigrateAction) -> anyhow::Result<()> {
+    if matches!(action, MigrateAction::Up) {
+        store::db::create_database_if_missing(&database.database_url).await.context("creating the database")?;
+    }
+    let pool = store::connect(&database.database_url, 2).await.context("connecting to PostgreSQL (DATABASE_URL)")?;
+    match action {
+        MigrateAction::Up => store::db::migrate_up(&pool).await.context("applying migrations")?,
+        MigrateAction::Down { to } => store::db::migrate_down(&pool, to).await.context("reverting migrations")?,
+        MigrateAction::Status => {}
+    }
+    for migration in store::db::migration_status(&pool).await? {
+        let state = if migration.applied { "applied" } else { "pending" };
+        println!("{:>16} {state:8} {}", migration.version, migration.description);
+    }
+    Ok(())
+}

@@ -1,0 +1,347 @@
+//! Consolidation jobs: creation, the worker's lease, progress and the end states.
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgExecutor, types::Json};
+use uuid::Uuid;
+
+use super::{Result, violated_constraint};
+
+pub const ONE_ACTIVE_PER_PROJECT: &str = "consolidation_jobs_one_active_per_project";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerType {
+    Scheduled,
+    Manual,
+    Threshold,
+}
+
+impl TriggerType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Manual => "manual",
+            Self::Threshold => "threshold",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Job {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub status: String,
+    pub trigger_type: String,
+    pub options: Json<serde_json::Value>,
+    pub memories_merged: i32,
+    pub memories_archived: i32,
+    pub memories_promoted: i32,
+    pub summaries_created: i32,
+    pub progress: f32,
+    pub phase: String,
+    pub memories_before: Option<i32>,
+    pub memories_after: Option<i32>,
+    pub attempts: i32,
+    pub worker_id: Option<String>,
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    pub scheduled_for: Option<NaiveDate>,
+    pub rolled_back_at: Option<DateTime<Utc>>,
+    pub result: Option<Json<serde_json::Value>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub error_message: Option<String>,
+    pub triggered_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Job {
+    pub fn is_finished(&self) -> bool {
+        self.status == JobStatus::Completed.as_str() || self.status == JobStatus::Failed.as_str()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub trigger_type: TriggerType,
+    pub options: serde_json::Value,
+    pub triggered_by: String,
+    pub scheduled_for: Option<NaiveDate>,
+}
+
+#[derive(Debug)]
+pub enum CreateOutcome {
+    Created(Job),
+    /// A job with this id exists already (a repeated command).
+    Existing(Job),
+    /// The project has another pending or running job.
+    ProjectBusy { active_job_id: Option<Uuid> },
+}
+
+pub async fn create(db: &sqlx::PgPool, job: &NewJob) -> Result<CreateOutcome> {
+    let inserted = sqlx::query_as::<_, Job>(
+        "INSERT INTO consolidation_jobs (id, project_id, trigger_type, options, triggered_by, scheduled_for)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING *",
+    )
+    .bind(job.id)
+    .bind(job.project_id)
+    .bind(job.trigger_type.as_str())
+    .bind(Json(&job.options))
+    .bind(&job.triggered_by)
+    .bind(job.scheduled_for)
+    .fetch_optional(db)
+    .await;
+    match inserted {
+        Ok(Some(created)) => Ok(CreateOutcome::Created(created)),
+        Ok(None) => match get(db, job.id).await? {
+            Some(existing) => Ok(CreateOutcome::Existing(existing)),
+            None => Err(sqlx::Error::RowNotFound.into()),
+        },
+        Err(error) if violated_constraint(&error) == Some(ONE_ACTIVE_PER_PROJECT) => {
+            Ok(CreateOutcome::ProjectBusy { active_job_id: active_for_project(db, job.project_id).await? })
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Job>> {
+    Ok(sqlx::query_as("SELECT * FROM consolidation_jobs WHERE id = $1").bind(id).fetch_optional(db).await?)
+}
+
+pub async fn active_for_project(db: impl PgExecutor<'_>, project_id: Uuid) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM consolidation_jobs WHERE project_id = $1 AND status IN ('pending', 'running')",
+    )
+    .bind(project_id)
+    .fetch_optional(db)
+    .await?)
+}
+
+#[derive(Debug)]
+pub enum ClaimOutcome {
+    Claimed(Job),
+    /// Completed or failed already: a redelivery with nothing left to do.
+    Finished(Job),
+    /// Another worker holds a live lease on it.
+    HeldElsewhere(Job),
+    NotFound,
+}
+
+/// Takes the job for `worker_id`: a pending job, or a running one whose lease went stale.
+pub async fn claim(db: &sqlx::PgPool, id: Uuid, worker_id: &str, lease: Duration) -> Result<ClaimOutcome> {
+    let claimed = sqlx::query_as::<_, Job>(
+        "UPDATE consolidation_jobs
+            SET status = 'running', worker_id = $2, heartbeat_at = now(), attempts = attempts + 1,
+                started_at = COALESCE(started_at, now()), phase = 'loading', progress = 0, error_message = NULL
+          WHERE id = $1
+            AND (status = 'pending'
+                 OR (status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < now() - $3 * interval '1 millisecond')))
+          RETURNING *",
+    )
+    .bind(id)
+    .bind(worker_id)
+    .bind(lease.as_millis() as f64)
+    .fetch_optional(db)
+    .await?;
+    if let Some(job) = claimed {
+        return Ok(ClaimOutcome::Claimed(job));
+    }
+    Ok(match get(db, id).await? {
+        None => ClaimOutcome::NotFound,
+        Some(job) if job.is_finished() => ClaimOutcome::Finished(job),
+        Some(job) => ClaimOutcome::HeldElsewhere(job),
+    })
+}
+
+/// Renews the lease and records progress; false when the lease was lost to another worker.
+pub async fn heartbeat(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    worker_id: &str,
+    phase: &str,
+    progress: f32,
+) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE consolidation_jobs SET heartbeat_at = now(), phase = $3, progress = GREATEST(progress, $4)
+          WHERE id = $1 AND worker_id = $2 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(worker_id)
+    .bind(phase)
+    .bind(progress.clamp(0.0, 1.0))
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobCounters {
+    pub memories_merged: i32,
+    pub memories_archived: i32,
+    pub memories_promoted: i32,
+    pub summaries_created: i32,
+}
+
+/// Completes the job if `worker_id` still holds it; false otherwise (the caller must roll back).
+pub async fn complete(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    worker_id: &str,
+    counters: &JobCounters,
+    memories_before: i32,
+    memories_after: i32,
+    result: &serde_json::Value,
+) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE consolidation_jobs
+            SET status = 'completed', phase = 'done', progress = 1, completed_at = now(), heartbeat_at = now(),
+                memories_merged = $3, memories_archived = $4, memories_promoted = $5, summaries_created = $6,
+                memories_before = $7, memories_after = $8, result = $9
+          WHERE id = $1 AND worker_id = $2 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(worker_id)
+    .bind(counters.memories_merged)
+    .bind(counters.memories_archived)
+    .bind(counters.memories_promoted)
+    .bind(counters.summaries_created)
+    .bind(memories_before)
+    .bind(memories_after)
+    .bind(Json(result))
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Fails a job that is not finished yet; false if it had finished already.
+pub async fn fail(db: impl PgExecutor<'_>, id: Uuid, error: &str) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE consolidation_jobs SET status = 'failed', phase = 'failed', completed_at = now(), error_message = $2
+          WHERE id = $1 AND status IN ('pending', 'running')",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+pub async fn mark_rolled_back(db: impl PgExecutor<'_>, id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE consolidation_jobs SET rolled_back_at = now() WHERE id = $1 AND rolled_back_at IS NULL")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub status: Option<JobStatus>,
+    pub trigger_type: Option<TriggerType>,
+    /// Cursor: (created_at, id) of the previous page's last job.
+    pub before: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+/// Jobs of a project, newest first, in a stable order.
+pub async fn history(db: impl PgExecutor<'_>, project_id: Uuid, filter: &HistoryFilter) -> Result<Vec<Job>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM consolidation_jobs
+          WHERE project_id = $1
+            AND ($2::timestamptz IS NULL OR created_at >= $2) AND ($3::timestamptz IS NULL OR created_at < $3)
+            AND ($4::text IS NULL OR status = $4) AND ($5::text IS NULL OR trigger_type = $5)
+            AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7))
+          ORDER BY created_at DESC, id DESC LIMIT $8",
+    )
+    .bind(project_id)
+    .bind(filter.from)
+    .bind(filter.to)
+    .bind(filter.status.map(JobStatus::as_str))
+    .bind(filter.trigger_type.map(TriggerType::as_str))
+    .bind(filter.before.map(|(at, _)| at))
+    .bind(filter.before.map(|(_, id)| id))
+    .bind(filter.limit)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Durations in seconds of the project's recent completed jobs with their sizes, for estimates.
+pub async fn recent_durations(db: impl PgExecutor<'_>, project_id: Uuid, limit: i64) -> Result<Vec<(f64, i32)>> {
+    Ok(sqlx::query_as(
+        "SELECT EXTRACT(EPOCH FROM completed_at - started_at)::float8, COALESCE(memories_before, 0)
+           FROM consolidation_jobs
+          WHERE project_id = $1 AND status = 'completed' AND started_at IS NOT NULL
+          ORDER BY created_at DESC LIMIT $2",
+    )
+    .bind(project_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Jobs left pending longer than `grace`: their command may never have been published.
+pub async fn stale_pending(db: impl PgExecutor<'_>, grace: Duration) -> Result<Vec<Job>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM consolidation_jobs
+          WHERE status = 'pending' AND created_at < now() - $1 * interval '1 millisecond'
+          ORDER BY created_at",
+    )
+    .bind(grace.as_millis() as f64)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Running jobs whose lease expired more than `age` ago.
+pub async fn abandoned(db: impl PgExecutor<'_>, age: Duration) -> Result<Vec<Job>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM consolidation_jobs
+          WHERE status = 'running' AND heartbeat_at < now() - $1 * interval '1 millisecond'
+          ORDER BY heartbeat_at",
+    )
+    .bind(age.as_millis() as f64)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn count_by_status(db: impl PgExecutor<'_>) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as("SELECT status, count(*) FROM consolidation_jobs GROUP BY status ORDER BY status")
+        .fetch_all(db)
+        .await?)
+}
+
+/// The job row, locked until the transaction ends (rollback serializes on it).
+pub async fn lock(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<Job>> {
+    Ok(sqlx::query_as("SELECT * FROM consolidation_jobs WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?)
+}

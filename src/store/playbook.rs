@@ -1,0 +1,159 @@
+//! Playbook entries and their audit log.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use super::{Result, embedding};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct PlaybookEntry {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub content: String,
+    pub category: String,
+    pub tags: Vec<String>,
+    pub priority: i32,
+    pub supporting_memory_ids: Vec<Uuid>,
+    #[serde(skip)]
+    pub embedding: Option<Vec<u8>>,
+    pub is_active: bool,
+    pub source_memory_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub id: Uuid,
+    pub content: String,
+    pub category: String,
+    pub tags: Vec<String>,
+    pub priority: i32,
+    pub supporting_memory_ids: Vec<Uuid>,
+    pub embedding: Option<Vec<f32>>,
+    pub source_memory_id: Option<Uuid>,
+}
+
+pub async fn active_entries(db: impl PgExecutor<'_>, project_id: Uuid) -> Result<Vec<PlaybookEntry>> {
+    Ok(sqlx::query_as("SELECT * FROM playbook_entries WHERE project_id = $1 AND is_active ORDER BY id")
+        .bind(project_id)
+        .fetch_all(db)
+        .await?)
+}
+
+pub async fn get_many(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<PlaybookEntry>> {
+    Ok(sqlx::query_as("SELECT * FROM playbook_entries WHERE id = ANY($1) ORDER BY id")
+        .bind(ids)
+        .fetch_all(db)
+        .await?)
+}
+
+/// Adds entries (one statement) and logs each in `playbook_changes` with `operation`.
+pub async fn insert_batch(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+    entries: &[NewEntry],
+    operation: &str,
+    reason: &str,
+    job_id: Option<Uuid>,
+    changed_by: &str,
+) -> Result<u64> {
+    if entries.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = entries.iter().map(|e| e.id).collect();
+    let contents: Vec<&str> = entries.iter().map(|e| e.content.as_str()).collect();
+    let categories: Vec<&str> = entries.iter().map(|e| e.category.as_str()).collect();
+    let tags: Vec<serde_json::Value> = entries.iter().map(|e| serde_json::json!(e.tags)).collect();
+    let priorities: Vec<i32> = entries.iter().map(|e| e.priority).collect();
+    let supporting: Vec<serde_json::Value> =
+        entries.iter().map(|e| serde_json::json!(e.supporting_memory_ids)).collect();
+    let embeddings: Vec<Option<Vec<u8>>> =
+        entries.iter().map(|e| e.embedding.as_deref().map(embedding::encode)).collect();
+    let sources: Vec<Option<Uuid>> = entries.iter().map(|e| e.source_memory_id).collect();
+    let inserted = sqlx::query(
+        "INSERT INTO playbook_entries (id, project_id, content, category, tags, priority, supporting_memory_ids,
+                                       embedding, source_memory_id)
+         SELECT r.id, $1, r.content, r.category, ARRAY(SELECT jsonb_array_elements_text(r.tags)), r.priority,
+                ARRAY(SELECT jsonb_array_elements_text(r.supporting)::uuid), r.embedding, r.source
+           FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::int[], $7::jsonb[], $8::bytea[],
+                       $9::uuid[]) AS r(id, content, category, tags, priority, supporting, embedding, source)",
+    )
+    .bind(project_id)
+    .bind(&ids)
+    .bind(&contents)
+    .bind(&categories)
+    .bind(&tags)
+    .bind(&priorities)
+    .bind(&supporting)
+    .bind(&embeddings)
+    .bind(&sources)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    sqlx::query(
+        "INSERT INTO playbook_changes (project_id, entry_id, operation, new_content, reason, related_memory_id,
+                                       job_id, changed_by)
+         SELECT $1, r.id, $4, r.content, $5, r.source, $6, $7
+           FROM UNNEST($2::uuid[], $3::text[], $8::uuid[]) AS r(id, content, source)",
+    )
+    .bind(project_id)
+    .bind(&ids)
+    .bind(&contents)
+    .bind(operation)
+    .bind(reason)
+    .bind(job_id)
+    .bind(changed_by)
+    .bind(&sources)
+    .execute(&mut *conn)
+    .await?;
+    Ok(inserted)
+}
+
+/// Deactivates entries and logs a `delete` for each one that was active.
+pub async fn deactivate(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    reason: &str,
+    job_id: Option<Uuid>,
+    changed_by: &str,
+) -> Result<u64> {
+    Ok(sqlx::query(
+        "WITH deactivated AS (
+             UPDATE playbook_entries SET is_active = false, updated_at = now()
+              WHERE id = ANY($1) AND is_active RETURNING id, project_id, content)
+         INSERT INTO playbook_changes (project_id, entry_id, operation, old_content, reason, job_id, changed_by)
+         SELECT project_id, id, 'delete', content, $2, $3, $4 FROM deactivated",
+    )
+    .bind(ids)
+    .bind(reason)
+    .bind(job_id)
+    .bind(changed_by)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct PlaybookChange {
+    pub id: i64,
+    pub project_id: Uuid,
+    pub entry_id: Uuid,
+    pub operation: String,
+    pub old_content: Option<String>,
+    pub new_content: Option<String>,
+    pub reason: Option<String>,
+    pub related_memory_id: Option<Uuid>,
+    pub job_id: Option<Uuid>,
+    pub changed_by: String,
+    pub changed_at: DateTime<Utc>,
+}
+
+pub async fn changes_for_entry(db: impl PgExecutor<'_>, entry_id: Uuid) -> Result<Vec<PlaybookChange>> {
+    Ok(sqlx::query_as("SELECT * FROM playbook_changes WHERE entry_id = $1 ORDER BY id")
+        .bind(entry_id)
+        .fetch_all(db)
+        .await?)
+}

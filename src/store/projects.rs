@@ -1,0 +1,122 @@
+//! Projects and their consolidation settings.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgExecutor, types::Json};
+use uuid::Uuid;
+
+use super::Result;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Project {
+    pub id: Uuid,
+    pub name: String,
+    pub consolidation_enabled: bool,
+    pub consolidation_threshold: i32,
+    pub consolidation_options: Json<serde_json::Value>,
+    pub embedding_dim: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    pub id: Uuid,
+    pub name: String,
+    pub consolidation_enabled: bool,
+    pub consolidation_threshold: i32,
+    pub consolidation_options: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsolidationSettings {
+    pub enabled: bool,
+    pub threshold: i32,
+    pub options: serde_json::Value,
+}
+
+/// A project the sweep considers: enabled, with no active job.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SweepCandidate {
+    pub id: Uuid,
+    pub consolidation_threshold: i32,
+    pub active_memories: i64,
+}
+
+pub async fn create(db: impl PgExecutor<'_>, project: &NewProject) -> Result<Project> {
+    Ok(sqlx::query_as(
+        "INSERT INTO projects (id, name, consolidation_enabled, consolidation_threshold, consolidation_options)
+         VALUES ($1, $2, $3, $4, $5) RETURNING *",
+    )
+    .bind(project.id)
+    .bind(&project.name)
+    .bind(project.consolidation_enabled)
+    .bind(project.consolidation_threshold)
+    .bind(Json(&project.consolidation_options))
+    .fetch_one(db)
+    .await?)
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Project>> {
+    Ok(sqlx::query_as("SELECT * FROM projects WHERE id = $1").bind(id).fetch_optional(db).await?)
+}
+
+pub async fn update_settings(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    settings: &ConsolidationSettings,
+) -> Result<Option<Project>> {
+    Ok(sqlx::query_as(
+        "UPDATE projects SET consolidation_enabled = $2, consolidation_threshold = $3,
+                consolidation_options = $4, updated_at = now()
+         WHERE id = $1 RETURNING *",
+    )
+    .bind(id)
+    .bind(settings.enabled)
+    .bind(settings.threshold)
+    .bind(Json(&settings.options))
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Fixes the project's embedding dimension on first use and returns the dimension in force.
+pub async fn fix_embedding_dim(db: impl PgExecutor<'_>, id: Uuid, dim: i32) -> Result<Option<i32>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE projects SET embedding_dim = COALESCE(embedding_dim, $2), updated_at = now()
+         WHERE id = $1 RETURNING embedding_dim",
+    )
+    .bind(id)
+    .bind(dim)
+    .fetch_optional(db)
+    .await?
+    .flatten())
+}
+
+pub async fn active_memory_count(db: impl PgExecutor<'_>, id: Uuid) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM task_memories WHERE project_id = $1 AND NOT is_archived AND NOT is_duplicate",
+    )
+    .bind(id)
+    .fetch_one(db)
+    .await?)
+}
+
+/// Enabled projects without an active job, with their active memory counts.
+pub async fn sweep_candidates(db: impl PgExecutor<'_>) -> Result<Vec<SweepCandidate>> {
+    Ok(sqlx::query_as(
+        "SELECT p.id, p.consolidation_threshold,
+                (SELECT count(*) FROM task_memories m
+                  WHERE m.project_id = p.id AND NOT m.is_archived AND NOT m.is_duplicate) AS active_memories
+         FROM projects p
+         WHERE p.consolidation_enabled
+           AND NOT EXISTS (SELECT 1 FROM consolidation_jobs j
+                            WHERE j.project_id = p.id AND j.status IN ('pending', 'running'))
+         ORDER BY p.id",
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn count_enabled(db: impl PgExecutor<'_>) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM projects WHERE consolidation_enabled").fetch_one(db).await?)
+}

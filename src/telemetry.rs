@@ -1,0 +1,15 @@
+//! Logging: human-readable by default, JSON lines with `LOG_FORMAT=json`; `RUST_LOG` filters.
+
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+pub fn init(format: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn,tower_http=info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    // A second init (tests, benches) keeps the first subscriber.
+    let _ = if format == "json" {
+        registry.with(fmt::layer().json().with_current_span(true).with_span_list(false)).try_init()
+    } else {
+        registry.with(fmt::layer().with_target(false)).try_init()
+    };
+}

@@ -1,0 +1,230 @@
+//! Applies a plan in one transaction: rows locked, versions checked against the snapshot the
+//! plan came from. A cluster with any member changed meanwhile is left out, not overwritten.
+
+use std::collections::{HashMap, HashSet};
+
+use uuid::Uuid;
+
+use super::Worker;
+use crate::{
+    engine::plan::{Merge, NewMemory as PlannedMemory, Plan, Synthesis},
+    store::{
+        Result, changes,
+        changes::NewChange,
+        jobs::{self, Job, JobCounters},
+        memories::{self, NewMemory, Provenance},
+        playbook::{self, NewEntry},
+        projects,
+    },
+};
+
+pub struct Applied {
+    pub counters: JobCounters,
+    pub memories_before: i32,
+    pub memories_after: i32,
+    /// Memories the plan wanted to change that changed since the snapshot.
+    pub skipped_memories: Vec<Uuid>,
+    pub result: serde_json::Value,
+}
+
+/// Returns None (and changes nothing) when this worker no longer holds the job.
+pub async fn apply(worker: &Worker, job: &Job, plan: &Plan) -> Result<Option<Applied>> {
+    let mut tx = worker.db.begin().await?;
+    let expected = expected_versions(plan);
+    let ids: Vec<Uuid> = expected.keys().copied().collect();
+    let current: HashMap<Uuid, (i64, bool, bool)> = memories::lock_versions(&mut tx, &ids)
+        .await?
+        .into_iter()
+        .map(|(id, version, archived, duplicate)| (id, (version, archived, duplicate)))
+        .collect();
+    let changed: HashSet<Uuid> = expected
+        .iter()
+        .filter(|(id, version)| !matches!(current.get(id), Some((now, false, false)) if now == *version))
+        .map(|(id, _)| *id)
+        .collect();
+    let kept = Kept::select(plan, &changed);
+
+    let (new_rows, provenance): (Vec<NewMemory>, Vec<Provenance>) = kept
+        .merges
+        .iter()
+        .map(|merge| to_row(&merge.memory))
+        .chain(kept.syntheses.iter().map(|synthesis| to_row(&synthesis.memory)))
+        .unzip();
+    memories::insert_batch(&mut tx, job.project_id, &new_rows, &provenance).await?;
+
+    let (sources, targets): (Vec<Uuid>, Vec<Uuid>) = kept
+        .merges
+        .iter()
+        .flat_map(|merge| merge.sources.iter().map(|source| (source.id, merge.memory.id)))
+        .unzip();
+    memories::mark_duplicates(&mut tx, &sources, &targets).await?;
+
+    let mut archived = 0;
+    for (reason, ids) in kept.archives_by_reason() {
+        archived += memories::archive(&mut tx, &ids, reason).await?;
+    }
+
+    let entries: Vec<NewEntry> = kept
+        .promotions
+        .iter()
+        .map(|promotion| NewEntry {
+            id: promotion.entry_id,
+            content: promotion.content.clone(),
+            category: promotion.category.clone(),
+            tags: promotion.tags.clone(),
+            priority: promotion.priority,
+            supporting_memory_ids: promotion.supporting_memory_ids.clone(),
+            embedding: Some(promotion.embedding.clone()),
+            source_memory_id: Some(promotion.memory_id),
+        })
+        .collect();
+    let changed_by = format!("worker:{}", worker.worker_id);
+    let reason = format!("promoted by consolidation job {}", job.id);
+    playbook::insert_batch(&mut tx, job.project_id, &entries, "promote", &reason, Some(job.id), &changed_by).await?;
+
+    let audit: Vec<NewChange> = plan
+        .changes
+        .iter()
+        .filter(|change| kept.touches(change.memory_id))
+        .map(|change| NewChange {
+            operation: change.operation.as_str().to_owned(),
+            memory_id: change.memory_id,
+            previous_state: Some(change.previous_state.clone()).filter(|state| !state.is_null()),
+            new_state: Some(change.new_state.clone()).filter(|state| !state.is_null()),
+            reason: change.reason.clone(),
+            confidence: change.confidence,
+        })
+        .collect();
+    changes::insert_batch(&mut tx, Some(job.id), job.project_id, &changed_by, &audit).await?;
+
+    let counters = JobCounters {
+        memories_merged: sources.len() as i32,
+        memories_archived: archived as i32,
+        memories_promoted: entries.len() as i32,
+        summaries_created: kept.syntheses.len() as i32,
+    };
+    let memories_before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
+    let memories_after = projects::active_memory_count(&mut *tx, job.project_id).await? as i32;
+    let mut skipped_memories: Vec<Uuid> = changed.into_iter().collect();
+    skipped_memories.sort();
+    let result = serde_json::json!({
+        "dry_run": false,
+        "created_memory_ids": new_rows.iter().map(|row| row.id).collect::<Vec<_>>(),
+        "merges": kept.merges.iter().map(|merge| serde_json::json!({
+            "cluster_id": merge.cluster_id,
+            "memory_id": merge.memory.id,
+            "sources": merge.sources.iter().map(|source| source.id).collect::<Vec<_>>(),
+            "preservation": merge.preservation,
+            "confidence": merge.confidence,
+        })).collect::<Vec<_>>(),
+        "syntheses": kept.syntheses.iter().map(|synthesis| serde_json::json!({
+            "cluster_id": synthesis.cluster_id,
+            "memory_id": synthesis.memory.id,
+            "confidence": synthesis.confidence,
+            "needs_review": synthesis.needs_review,
+        })).collect::<Vec<_>>(),
+        "playbook_entry_ids": entries.iter().map(|entry| entry.id).collect::<Vec<_>>(),
+        "skipped_changed_memories": skipped_memories,
+        "warnings": plan.warnings,
+        "timings_ms": plan.timings_ms,
+    });
+    let still_ours =
+        jobs::complete(&mut *tx, job.id, &worker.worker_id, &counters, memories_before, memories_after, &result)
+            .await?;
+    if !still_ours {
+        return Ok(None);
+    }
+    tx.commit().await?;
+    Ok(Some(Applied { counters, memories_before, memories_after, skipped_memories, result }))
+}
+
+/// The version each memory the plan changes had in the snapshot.
+fn expected_versions(plan: &Plan) -> HashMap<Uuid, i64> {
+    let merge_sources = plan.merges.iter().flat_map(|merge| &merge.sources);
+    let synthesis_sources = plan.syntheses.iter().flat_map(|synthesis| &synthesis.sources);
+    merge_sources
+        .chain(synthesis_sources)
+        .map(|source| (source.id, source.version))
+        .chain(plan.archives.iter().map(|archive| (archive.memory_id, archive.version)))
+        .collect()
+}
+
+/// The part of a plan whose memories did not change since the snapshot.
+struct Kept<'a> {
+    merges: Vec<&'a Merge>,
+    syntheses: Vec<&'a Synthesis>,
+    archives: Vec<&'a crate::engine::plan::Archive>,
+    promotions: Vec<&'a crate::engine::plan::Promotion>,
+    memory_ids: HashSet<Uuid>,
+}
+
+impl<'a> Kept<'a> {
+    fn select(plan: &'a Plan, changed: &HashSet<Uuid>) -> Self {
+        let clean = |sources: &[crate::engine::plan::SourceRef]| sources.iter().all(|s| !changed.contains(&s.id));
+        let skipped_clusters: HashSet<&str> = plan
+            .merges
+            .iter()
+            .filter(|merge| !clean(&merge.sources))
+            .map(|merge| merge.cluster_id.as_str())
+            .chain(plan.syntheses.iter().filter(|s| !clean(&s.sources)).map(|s| s.cluster_id.as_str()))
+            .collect();
+        let merges: Vec<&Merge> =
+            plan.merges.iter().filter(|m| !skipped_clusters.contains(m.cluster_id.as_str())).collect();
+        let syntheses: Vec<&Synthesis> =
+            plan.syntheses.iter().filter(|s| !skipped_clusters.contains(s.cluster_id.as_str())).collect();
+        let archives: Vec<_> = plan.archives.iter().filter(|a| !changed.contains(&a.memory_id)).collect();
+        let created: HashSet<Uuid> =
+            merges.iter().map(|m| m.memory.id).chain(syntheses.iter().map(|s| s.memory.id)).collect();
+        let promotions: Vec<_> = plan.promotions.iter().filter(|p| created.contains(&p.memory_id)).collect();
+        let memory_ids = merges
+            .iter()
+            .flat_map(|m| m.sources.iter().map(|s| s.id))
+            .chain(syntheses.iter().flat_map(|s| s.sources.iter().map(|source| source.id)))
+            .chain(created.iter().copied())
+            .chain(archives.iter().map(|a| a.memory_id))
+            .collect();
+        Self { merges, syntheses, archives, promotions, memory_ids }
+    }
+
+    fn touches(&self, memory_id: Uuid) -> bool {
+        self.memory_ids.contains(&memory_id)
+    }
+
+    fn archives_by_reason(&self) -> Vec<(&'static str, Vec<Uuid>)> {
+        let mut groups: Vec<(&'static str, Vec<Uuid>)> = Vec::new();
+        for archive in &self.archives {
+            let reason = archive.reason.as_str();
+            match groups.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, ids)) => ids.push(archive.memory_id),
+                None => groups.push((reason, vec![archive.memory_id])),
+            }
+        }
+        groups
+    }
+}
+
+fn to_row(memory: &PlannedMemory) -> (NewMemory, Provenance) {
+    let row = NewMemory {
+        id: memory.id,
+        task_id: memory.task_id.clone(),
+        execution_summary: memory.execution_summary.clone(),
+        memory_type: memory.memory_type,
+        goal: memory.goal.clone(),
+        result: memory.result.clone(),
+        feedback: memory.feedback.clone(),
+        tags: memory.tags.clone(),
+        files: memory.files.clone(),
+        embedding: Some(memory.embedding.clone()),
+        success: memory.success,
+        reused_count: memory.reused_count,
+        last_reused_at: memory.last_reused_at,
+        learned_at: memory.learned_at,
+    };
+    let provenance = Provenance {
+        consolidated_from: Some(memory.consolidated_from.clone()).filter(|ids| !ids.is_empty()),
+        synthesized_from: Some(memory.synthesized_from.clone()).filter(|ids| !ids.is_empty()),
+        synthesis_confidence: memory.synthesis_confidence,
+        needs_review: memory.needs_review,
+    };
+    (row, provenance)
+}

@@ -1,0 +1,76 @@
+//! `cmd.check`: "a task just finished": start a `threshold` job if the project is over its
+//! threshold and idle.
+
+use async_nats::jetstream::Message;
+use tracing::Span;
+use uuid::Uuid;
+
+use super::{Outcome, Worker, events::job_event, failure::Failure};
+use crate::{
+    bus::{
+        CommandKind, JobEventKind,
+        messages::{CheckCommand, SCHEMA_VERSION, TriggerCommand, decode},
+    },
+    store::{
+        jobs::{self, CreateOutcome, NewJob, TriggerType},
+        projects,
+    },
+};
+
+pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
+    let command: CheckCommand = match decode(&message.payload) {
+        Ok(command) => command,
+        Err(error) => return Outcome::Poison { reason: error.to_string() },
+    };
+    Span::current().record("project_id", command.project_id.to_string());
+    match run(worker, &command).await {
+        Ok(outcome) => outcome,
+        Err(failure) => failure.into(),
+    }
+}
+
+async fn run(worker: &Worker, command: &CheckCommand) -> Result<Outcome, Failure> {
+    let project = projects::get(&worker.db, command.project_id)
+        .await?
+        .ok_or_else(|| Failure::Impossible(format!("project {} does not exist", command.project_id)))?;
+    if !project.consolidation_enabled {
+        tracing::debug!("consolidation disabled for the project; nothing to check");
+        return Ok(Outcome::Done);
+    }
+    let active = projects::active_memory_count(&worker.db, project.id).await?;
+    if active <= i64::from(project.consolidation_threshold) {
+        return Ok(Outcome::Done);
+    }
+    let job = NewJob {
+        id: Uuid::new_v4(),
+        project_id: project.id,
+        trigger_type: TriggerType::Threshold,
+        options: serde_json::json!({}),
+        triggered_by: command.requested_by.clone(),
+        scheduled_for: None,
+    };
+    match jobs::create(&worker.db, &job).await? {
+        CreateOutcome::Created(created) => {
+            tracing::info!(job_id = %created.id, active, threshold = project.consolidation_threshold, "threshold job created");
+            publish_trigger(worker, &job).await?;
+            Ok(Outcome::Done)
+        }
+        CreateOutcome::Existing(_) | CreateOutcome::ProjectBusy { .. } => Ok(Outcome::Done),
+    }
+}
+
+/// Publishes the trigger of a job this worker created, and its `queued` event.
+pub async fn publish_trigger(worker: &Worker, job: &NewJob) -> Result<(), Failure> {
+    let command = TriggerCommand {
+        schema_version: SCHEMA_VERSION,
+        job_id: job.id,
+        project_id: job.project_id,
+        options: None,
+        trigger_type: job.trigger_type,
+        triggered_by: job.triggered_by.clone(),
+    };
+    worker.bus.publish_command(CommandKind::Trigger, &job.id.to_string(), &command).await?;
+    let event = job_event(JobEventKind::Queued, job.id, job.project_id);
+    worker.bus.job_progress_event(JobEventKind::Queued, &event).await;
+    Ok(())
+}

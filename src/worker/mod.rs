@@ -1,0 +1,188 @@
+//! Durable JetStream consumers that run consolidation jobs, rollbacks, checks and sweeps.
+//!
+//! Each command kind has its own consumer and its own concurrency limit, so a long
+//! consolidation never delays the rollbacks or sweeps queued behind it. [`process_one`] is the
+//! single step the loop repeats; tests call it directly.
+
+mod apply;
+mod check;
+mod events;
+mod failure;
+mod lease;
+pub mod outcome;
+mod rollback;
+mod sweep;
+mod trigger;
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::Message;
+use futures::StreamExt;
+use sqlx::PgPool;
+use tokio::{sync::Semaphore, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    bus::{Bus, BusError, CommandKind, streams::ConsumerSettings},
+    config::WorkerConfig,
+    engine::{
+        embed::{CentroidEmbedder, Embedder},
+        plan::EngineConfig,
+        synthesis::{ExtractiveSynthesizer, Synthesizer},
+    },
+};
+pub use outcome::{Outcome, Settled};
+
+/// How long one pull request waits for a message before the loop looks at shutdown again.
+const PULL_EXPIRY: Duration = Duration::from_secs(2);
+/// Rollbacks, checks and sweeps are short: a few in flight each is plenty.
+const SMALL_COMMAND_CONCURRENCY: usize = 2;
+
+/// Everything a handler needs, shared by all in-flight commands of one worker process.
+pub struct Worker {
+    pub db: PgPool,
+    pub bus: Bus,
+    pub config: WorkerConfig,
+    pub worker_id: String,
+    pub engine: EngineConfig,
+    pub synthesizer: Arc<dyn Synthesizer>,
+    pub embedder: Arc<dyn Embedder>,
+}
+
+impl Worker {
+    pub fn new(db: PgPool, bus: Bus, config: WorkerConfig) -> Self {
+        let worker_id = config.worker_id();
+        Self {
+            db,
+            bus,
+            config,
+            worker_id,
+            engine: EngineConfig::default(),
+            synthesizer: Arc::new(ExtractiveSynthesizer),
+            embedder: Arc::new(CentroidEmbedder),
+        }
+    }
+
+    pub fn with_models(mut self, synthesizer: Arc<dyn Synthesizer>, embedder: Arc<dyn Embedder>) -> Self {
+        self.synthesizer = synthesizer;
+        self.embedder = embedder;
+        self
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.config.job_lease_secs)
+    }
+
+    pub fn consumer_settings(&self, kind: CommandKind) -> ConsumerSettings {
+        let in_flight = match kind {
+            CommandKind::Trigger => self.config.worker_concurrency,
+            _ => SMALL_COMMAND_CONCURRENCY,
+        };
+        ConsumerSettings {
+            ack_wait: Duration::from_secs(self.config.ack_wait_secs),
+            max_deliver: self.config.max_deliveries,
+            // Room for several replicas' in-flight messages.
+            max_ack_pending: (in_flight * 64) as i64,
+        }
+    }
+}
+
+/// Handles one delivery of `kind` completely: run it, then ack, retry or dead-letter it.
+pub async fn process_one(worker: &Worker, kind: CommandKind, message: Message) -> Settled {
+    let delivered = outcome::deliveries(&message);
+    let info = message.info().ok().map(|info| info.stream_sequence);
+    let span = tracing::info_span!("command", command = kind.as_str(), stream_sequence = info, delivered,
+        job_id = tracing::field::Empty, project_id = tracing::field::Empty);
+    let result = tracing::Instrument::instrument(
+        async {
+            match kind {
+                CommandKind::Trigger => trigger::handle(worker, &message).await,
+                CommandKind::Rollback => rollback::handle(worker, &message).await,
+                CommandKind::Check => check::handle(worker, &message).await,
+                CommandKind::Sweep => sweep::handle(worker, &message).await,
+            }
+        },
+        span.clone(),
+    )
+    .await;
+    let settled = tracing::Instrument::instrument(
+        outcome::settle(&worker.bus, &message, kind.as_str(), result, worker.config.max_deliveries),
+        span.clone(),
+    )
+    .await;
+    if let Settled::GaveUp(reason) = &settled {
+        tracing::Instrument::instrument(give_up(worker, kind, &message, reason), span).await;
+    }
+    settled
+}
+
+/// Records the final failure of a command whose deliveries ran out.
+async fn give_up(worker: &Worker, kind: CommandKind, message: &Message, reason: &str) {
+    match kind {
+        CommandKind::Trigger => trigger::give_up(worker, message, reason).await,
+        CommandKind::Rollback => rollback::give_up(worker, message, reason).await,
+        CommandKind::Sweep | CommandKind::Check => {}
+    }
+}
+
+/// Runs every command consumer until `shutdown`, then drains in-flight commands.
+pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), BusError> {
+    let mut loops = JoinSet::new();
+    for kind in CommandKind::ALL {
+        let consumer = worker.bus.command_consumer(kind, &worker.consumer_settings(kind)).await?;
+        let limit = match kind {
+            CommandKind::Trigger => worker.config.worker_concurrency,
+            _ => SMALL_COMMAND_CONCURRENCY,
+        };
+        loops.spawn(consume(worker.clone(), kind, consumer, limit, shutdown.clone()));
+    }
+    tracing::info!(worker_id = %worker.worker_id, prefix = %worker.bus.prefix, "worker consuming commands");
+    while loops.join_next().await.is_some() {}
+    tracing::info!(worker_id = %worker.worker_id, "worker drained and stopped");
+    Ok(())
+}
+
+async fn consume(
+    worker: Arc<Worker>,
+    kind: CommandKind,
+    consumer: async_nats::jetstream::consumer::PullConsumer,
+    limit: usize,
+    shutdown: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(limit));
+    let mut in_flight = JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let pulled = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            batch = consumer.batch().max_messages(1).expires(PULL_EXPIRY).messages() => batch,
+        };
+        let mut batch = match pulled {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::warn!(%error, command = kind.as_str(), "pull failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        match batch.next().await {
+            Some(Ok(message)) => {
+                let worker = worker.clone();
+                in_flight.spawn(async move {
+                    process_one(&worker, kind, message).await;
+                    drop(permit);
+                });
+            }
+            Some(Err(error)) => tracing::debug!(%error, command = kind.as_str(), "pull ended without a message"),
+            None => {}
+        }
+        while in_flight.try_join_next().is_some() {}
+    }
+    while in_flight.join_next().await.is_some() {}
+}

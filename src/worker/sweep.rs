@@ -1,0 +1,123 @@
+//! `cmd.sweep`: one scheduled job for every enabled, idle project over its threshold; when all
+//! of them have ended, one summary event.
+
+use std::time::Duration;
+
+use async_nats::jetstream::Message;
+use chrono::NaiveDate;
+use uuid::Uuid;
+
+use super::{Outcome, Worker, check::publish_trigger, failure::Failure};
+use crate::{
+    bus::messages::{SCHEMA_VERSION, SweepCommand, SweepSummary, decode},
+    store::{
+        jobs::{self, CreateOutcome, NewJob, TriggerType},
+        projects, sweeps,
+    },
+};
+
+pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
+    let command: SweepCommand = match decode(&message.payload) {
+        Ok(command) => command,
+        Err(error) => return Outcome::Poison { reason: error.to_string() },
+    };
+    match run(worker, &command).await {
+        Ok(outcome) => outcome,
+        Err(failure) => failure.into(),
+    }
+}
+
+/// The job id of a project's sweep job: the same tick can never create a second one.
+pub fn sweep_job_id(project_id: Uuid, sweep_date: NaiveDate) -> Uuid {
+    Uuid::new_v5(&project_id, format!("sweep:{sweep_date}").as_bytes())
+}
+
+async fn run(worker: &Worker, command: &SweepCommand) -> Result<Outcome, Failure> {
+    let date = command.sweep_date;
+    // The first delivery claims the tick; a redelivery of an unfinished fan-out repeats it
+    // harmlessly (job ids are derived from the tick, triggers are deduplicated by job id).
+    let sweep = match sweeps::start(&worker.db, date, command.scheduled_at).await? {
+        Some(sweep) => sweep,
+        None => sweeps::get(&worker.db, date).await?.ok_or_else(|| Failure::Transient("sweep row vanished".into()))?,
+    };
+    if sweep.status == "completed" {
+        return Ok(Outcome::Done);
+    }
+    let candidates = projects::sweep_candidates(&worker.db).await?;
+    let considered = projects::count_enabled(&worker.db).await? as i32;
+    let pause = Duration::from_secs(1) / worker.config.sweep_rate_per_sec;
+    let mut job_ids: Vec<Uuid> = sweep.job_ids.clone();
+    for candidate in candidates.iter().filter(|c| c.active_memories > i64::from(c.consolidation_threshold)) {
+        let job = NewJob {
+            id: sweep_job_id(candidate.id, date),
+            project_id: candidate.id,
+            trigger_type: TriggerType::Scheduled,
+            options: serde_json::json!({}),
+            triggered_by: format!("scheduler:{date}"),
+            scheduled_for: Some(date),
+        };
+        match jobs::create(&worker.db, &job).await? {
+            CreateOutcome::Created(_) => {}
+            CreateOutcome::Existing(existing) if !existing.is_finished() => {}
+            CreateOutcome::Existing(_) | CreateOutcome::ProjectBusy { .. } => continue,
+        }
+        if let Err(failure) = publish_trigger(worker, &job).await {
+            // One project's trouble does not stop the others; the job stays pending and the
+            // maintenance pass re-publishes it.
+            tracing::warn!(project_id = %job.project_id, ?failure, "sweep trigger not published");
+        }
+        if !job_ids.contains(&job.id) {
+            job_ids.push(job.id);
+        }
+        tokio::time::sleep(pause).await;
+    }
+    sweeps::record_fan_out(&worker.db, date, considered, &job_ids).await?;
+    tracing::info!(%date, considered, triggered = job_ids.len(), "sweep fanned out");
+    complete_if_done(worker, date).await?;
+    Ok(Outcome::Done)
+}
+
+/// Called when a job ends: completes its sweep if that was the sweep's last job.
+pub async fn on_job_finished(worker: &Worker, job_id: Uuid) {
+    let Ok(Some(job)) = jobs::get(&worker.db, job_id).await else { return };
+    let Some(date) = job.scheduled_for else { return };
+    if let Err(failure) = complete_if_done(worker, date).await {
+        tracing::warn!(?failure, %date, "sweep completion check failed");
+    }
+}
+
+async fn complete_if_done(worker: &Worker, date: NaiveDate) -> Result<(), Failure> {
+    let Some(sweep) = sweeps::get(&worker.db, date).await? else { return Ok(()) };
+    if sweep.status == "completed" || sweep.fanned_out_at.is_none() {
+        return Ok(());
+    }
+    let mut summary = SweepSummary {
+        schema_version: SCHEMA_VERSION,
+        sweep_date: Some(date),
+        projects_considered: sweep.projects_considered,
+        projects_triggered: sweep.projects_triggered,
+        job_ids: sweep.job_ids.clone(),
+        ..Default::default()
+    };
+    for job_id in &sweep.job_ids {
+        let Some(job) = jobs::get(&worker.db, *job_id).await? else { continue };
+        match job.status.as_str() {
+            "completed" => summary.jobs_completed += 1,
+            "failed" => summary.jobs_failed += 1,
+            _ => return Ok(()),
+        }
+        summary.memories_merged += i64::from(job.memories_merged);
+        summary.memories_archived += i64::from(job.memories_archived);
+        summary.memories_promoted += i64::from(job.memories_promoted);
+        summary.summaries_created += i64::from(job.summaries_created);
+    }
+    let value = serde_json::to_value(&summary).map_err(|error| Failure::Transient(error.to_string()))?;
+    // Published before the row is closed: a failure leaves the sweep open for the next job's
+    // end or a redelivery, and concurrent closers are deduplicated by the message id.
+    let subject = worker.bus.prefix.sweep_completed(date);
+    worker.bus.publish_event_once(subject, &format!("sweep:{date}.completed"), &summary).await?;
+    if sweeps::complete(&worker.db, date, &value).await? {
+        tracing::info!(%date, completed = summary.jobs_completed, failed = summary.jobs_failed, "sweep completed");
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! `cmd.trigger`: create or find the job, claim it, plan, apply, report.
+
+use std::sync::Arc;
+
+use async_nats::jetstream::Message;
+use chrono::Utc;
+use tracing::Span;
+
+use super::{Outcome, Worker, apply, events::job_event, failure::Failure, lease::LeaseKeeper, sweep};
+use crate::{
+    bus::{
+        JobEventKind,
+        messages::{TriggerCommand, decode},
+    },
+    engine::{self, options::Options},
+    store::{
+        jobs::{self, ClaimOutcome, CreateOutcome, Job, JobCounters, NewJob},
+        memories, projects,
+    },
+};
+
+pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
+    let command: TriggerCommand = match decode(&message.payload) {
+        Ok(command) => command,
+        Err(error) => return Outcome::Poison { reason: error.to_string() },
+    };
+    Span::current().record("job_id", command.job_id.to_string()).record("project_id", command.project_id.to_string());
+    if command.triggered_by.trim().is_empty() {
+        return Outcome::Poison { reason: "triggered_by must not be empty".to_owned() };
+    }
+    match run(worker, message, &command).await {
+        Ok(outcome) => outcome,
+        Err(Failure::Impossible(reason)) => {
+            fail_job(worker, &command, &reason).await;
+            Outcome::Poison { reason }
+        }
+        Err(failure) => failure.into(),
+    }
+}
+
+/// Deliveries ran out on transient errors: the job fails with the reason.
+pub async fn give_up(worker: &Worker, message: &Message, reason: &str) {
+    if let Ok(command) = decode::<TriggerCommand>(&message.payload) {
+        fail_job(worker, &command, reason).await;
+    }
+}
+
+async fn fail_job(worker: &Worker, command: &TriggerCommand, reason: &str) {
+    match jobs::fail(&worker.db, command.job_id, reason).await {
+        Ok(true) => {
+            let mut event = job_event(JobEventKind::Failed, command.job_id, command.project_id);
+            event.error = Some(reason.to_owned());
+            if let Err(error) = worker.bus.job_terminal_event(JobEventKind::Failed, &event).await {
+                tracing::warn!(%error, "failed event not published");
+            }
+            sweep::on_job_finished(worker, command.job_id).await;
+        }
+        Ok(false) => {}
+        Err(error) => tracing::error!(%error, "could not record the job's failure"),
+    }
+}
+
+async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Result<Outcome, Failure> {
+    let project = projects::get(&worker.db, command.project_id)
+        .await?
+        .ok_or_else(|| Failure::Impossible(format!("project {} does not exist", command.project_id)))?;
+    let job = ensure_job(worker, command).await?;
+    let options = Options::resolve(&project.consolidation_options.0, &job.options.0)
+        .map_err(|error| Failure::Impossible(format!("invalid options: {error}")))?;
+
+    let job = match jobs::claim(&worker.db, job.id, &worker.worker_id, worker.lease()).await? {
+        ClaimOutcome::Claimed(job) => job,
+        ClaimOutcome::Finished(job) => {
+            republish_end(worker, &job).await?;
+            return Ok(Outcome::Done);
+        }
+        ClaimOutcome::HeldElsewhere(_) => return Ok(Outcome::Wait { delay: worker.lease() }),
+        ClaimOutcome::NotFound => return Err(Failure::Impossible(format!("job {} vanished", job.id))),
+    };
+    tracing::info!(attempt = job.attempts, dry_run = options.dry_run, "job claimed");
+    let keeper = LeaseKeeper::start(worker, Arc::new(message.clone()), job.id);
+    let result = execute(worker, &job, &options, &keeper).await;
+    let lost = keeper.lost.is_cancelled();
+    keeper.stop().await;
+    if lost {
+        return Ok(Outcome::Done);
+    }
+    let finished = result?;
+    let Some(finished) = finished else {
+        // Another worker took the job over meanwhile; its run decides.
+        return Ok(Outcome::Done);
+    };
+    worker.bus.job_terminal_event(JobEventKind::Completed, &finished).await?;
+    sweep::on_job_finished(worker, job.id).await;
+    Ok(Outcome::Done)
+}
+
+/// The job row, created here when the publisher did not write one.
+async fn ensure_job(worker: &Worker, command: &TriggerCommand) -> Result<Job, Failure> {
+    if let Some(job) = jobs::get(&worker.db, command.job_id).await? {
+        if job.project_id != command.project_id {
+            return Err(Failure::Impossible(format!(
+                "job {} belongs to project {}, not {}",
+                job.id, job.project_id, command.project_id
+            )));
+        }
+        return Ok(job);
+    }
+    let new = NewJob {
+        id: command.job_id,
+        project_id: command.project_id,
+        trigger_type: command.trigger_type,
+        options: command.options.clone().unwrap_or_else(|| serde_json::json!({})),
+        triggered_by: command.triggered_by.clone(),
+        scheduled_for: None,
+    };
+    match jobs::create(&worker.db, &new).await? {
+        CreateOutcome::Created(job) => {
+            let event = job_event(JobEventKind::Queued, job.id, job.project_id);
+            worker.bus.job_progress_event(JobEventKind::Queued, &event).await;
+            Ok(job)
+        }
+        CreateOutcome::Existing(job) => Ok(job),
+        CreateOutcome::ProjectBusy { active_job_id } => Err(Failure::Impossible(format!(
+            "project {} already has an active job{}",
+            command.project_id,
+            active_job_id.map(|id| format!(" {id}")).unwrap_or_default()
+        ))),
+    }
+}
+
+/// Loads, plans and applies; returns the completed event, or None if the lease was lost.
+async fn execute(
+    worker: &Worker,
+    job: &Job,
+    options: &Options,
+    keeper: &LeaseKeeper,
+) -> Result<Option<crate::bus::messages::JobEvent>, Failure> {
+    let progress = |phase: &'static str, progress: f32| {
+        keeper.report(phase, progress);
+        let mut event = job_event(JobEventKind::Progress, job.id, job.project_id);
+        event.phase = Some(phase.to_owned());
+        event.progress = Some(progress);
+        event
+    };
+    let mut started = job_event(JobEventKind::Started, job.id, job.project_id);
+    started.phase = Some("loading".to_owned());
+    worker.bus.job_progress_event(JobEventKind::Started, &started).await;
+
+    let mut conn = worker.db.acquire().await?;
+    let snapshot = memories::snapshot(&mut conn, job.project_id).await?;
+    drop(conn);
+    worker.bus.job_progress_event(JobEventKind::Progress, &progress("planning", 0.2)).await;
+
+    let plan = {
+        let (options, engine, synthesizer, embedder) =
+            (options.clone(), worker.engine.clone(), worker.synthesizer.clone(), worker.embedder.clone());
+        let job_id = job.id;
+        tokio::task::spawn_blocking(move || {
+            engine::plan::plan(&snapshot, &options, &engine, job_id, Utc::now(), synthesizer.as_ref(), embedder.as_ref())
+        })
+        .await
+        .map_err(|error| Failure::Transient(format!("planning task failed: {error}")))?
+    };
+    worker.bus.job_progress_event(JobEventKind::Progress, &progress("applying", 0.7)).await;
+
+    let mut completed = job_event(JobEventKind::Completed, job.id, job.project_id);
+    completed.phase = Some("done".to_owned());
+    completed.progress = Some(1.0);
+    if options.dry_run {
+        let counters = JobCounters {
+            memories_merged: plan.counters.memories_merged,
+            memories_archived: plan.counters.memories_archived,
+            memories_promoted: plan.counters.memories_promoted,
+            summaries_created: plan.counters.summaries_created,
+        };
+        let result = serde_json::json!({ "dry_run": true, "plan": plan });
+        let before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
+        let after = i32::try_from(plan.memories_after).unwrap_or(i32::MAX);
+        if !jobs::complete(&worker.db, job.id, &worker.worker_id, &counters, before, after, &result).await? {
+            return Ok(None);
+        }
+        completed.counters = Some(counters);
+        completed.memories_before = Some(before);
+        completed.memories_after = Some(after);
+        completed.result = Some(result);
+        return Ok(Some(completed));
+    }
+    let Some(applied) = apply::apply(worker, job, &plan).await? else {
+        return Ok(None);
+    };
+    tracing::info!(
+        merged = applied.counters.memories_merged,
+        archived = applied.counters.memories_archived,
+        promoted = applied.counters.memories_promoted,
+        summaries = applied.counters.summaries_created,
+        skipped = applied.skipped_memories.len(),
+        "job completed"
+    );
+    completed.counters = Some(applied.counters);
+    completed.memories_before = Some(applied.memories_before);
+    completed.memories_after = Some(applied.memories_after);
+    completed.result = Some(applied.result);
+    Ok(Some(completed))
+}
+
+/// A redelivered command for a finished job: make sure its end reached the event stream.
+async fn republish_end(worker: &Worker, job: &Job) -> Result<(), Failure> {
+    let kind = if job.status == jobs::JobStatus::Completed.as_str() { JobEventKind::Completed } else { JobEventKind::Failed };
+    let mut event = job_event(kind, job.id, job.project_id);
+    event.at = job.completed_at.unwrap_or(event.at);
+    event.phase = Some(job.phase.clone());
+    event.progress = Some(job.progress);
+    event.error = job.error_message.clone();
+    event.memories_before = job.memories_before;
+    event.memories_after = job.memories_after;
+    event.counters = Some(JobCounters {
+        memories_merged: job.memories_merged,
+        memories_archived: job.memories_archived,
+        memories_promoted: job.memories_promoted,
+        summaries_created: job.summaries_created,
+    });
+    event.result = job.result.as_ref().map(|result| result.0.clone());
+    worker.bus.job_terminal_event(kind, &event).await?;
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! Integration tests against the real PostgreSQL and NATS; one binary, one module per area.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod fixtures;
+mod migrations;
+mod store;

@@ -1,0 +1,160 @@
+use consolidator::store::{self, db};
+use uuid::Uuid;
+
+use crate::{common::TestEnv, fixtures};
+
+const OUR_TABLES: [&str; 9] = [
+    "projects",
+    "task_memories",
+    "memory_files",
+    "playbook_entries",
+    "playbook_changes",
+    "consolidation_jobs",
+    "consolidation_changes",
+    "consolidation_rollbacks",
+    "consolidation_sweeps",
+];
+
+async fn tables(env: &TestEnv) -> Vec<String> {
+    sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+        .fetch_all(&env.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn migrations_apply_to_a_fresh_database_and_revert_to_nothing_and_apply_again() {
+    let env = TestEnv::without_migrations().await;
+
+    db::migrate_up(&env.db).await.expect("up");
+    let created = tables(&env).await;
+    for table in OUR_TABLES {
+        assert!(created.iter().any(|t| t == table), "{table} missing after up: {created:?}");
+    }
+    assert!(db::migration_status(&env.db).await.unwrap().iter().all(|m| m.applied));
+
+    db::migrate_down(&env.db, 0).await.expect("down to zero");
+    let left = tables(&env).await;
+    for table in OUR_TABLES {
+        assert!(!left.iter().any(|t| t == table), "{table} left after down: {left:?}");
+    }
+    assert!(db::migration_status(&env.db).await.unwrap().iter().all(|m| !m.applied));
+
+    db::migrate_up(&env.db).await.expect("up again");
+    assert_eq!(tables(&env).await.iter().filter(|t| OUR_TABLES.contains(&t.as_str())).count(), OUR_TABLES.len());
+}
+
+#[tokio::test]
+async fn migrate_down_to_a_version_keeps_the_older_migrations() {
+    let env = TestEnv::new().await;
+    let first = db::migration_status(&env.db).await.unwrap()[0].version;
+
+    db::migrate_down(&env.db, first).await.expect("down to the first migration");
+
+    let left = tables(&env).await;
+    assert!(left.iter().any(|t| t == "task_memories"));
+    assert!(!left.iter().any(|t| t == "consolidation_jobs"));
+}
+
+async fn rejects(env: &TestEnv, sql: &str, constraint: &str) {
+    let error = sqlx::query(sql).execute(&env.db).await.expect_err("the database must refuse it");
+    assert_eq!(store::violated_constraint(&error), Some(constraint), "{sql}: {error}");
+}
+
+#[tokio::test]
+async fn the_database_rejects_unknown_statuses_types_reasons_and_operations() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let p = project.id;
+    let job = Uuid::new_v4();
+    sqlx::query("INSERT INTO consolidation_jobs (id, project_id, trigger_type, triggered_by) VALUES ($1, $2, 'manual', 't')")
+        .bind(job)
+        .bind(p)
+        .execute(&env.db)
+        .await
+        .unwrap();
+
+    rejects(&env, &format!("UPDATE consolidation_jobs SET status = 'paused' WHERE id = '{job}'"), "consolidation_jobs_status_check").await;
+    rejects(
+        &env,
+        &format!("INSERT INTO consolidation_jobs (id, project_id, trigger_type, triggered_by) VALUES ('{}', '{p}', 'cron', 't')", Uuid::new_v4()),
+        "consolidation_jobs_trigger_type_check",
+    )
+    .await;
+    rejects(
+        &env,
+        &format!("INSERT INTO task_memories (id, project_id, execution_summary, memory_type) VALUES ('{}', '{p}', 'x', 'rumour')", Uuid::new_v4()),
+        "task_memories_memory_type_check",
+    )
+    .await;
+    rejects(
+        &env,
+        &format!(
+            "INSERT INTO task_memories (id, project_id, execution_summary, memory_type, is_archived, archive_reason)
+             VALUES ('{}', '{p}', 'x', 'learning', true, 'boredom')",
+            Uuid::new_v4()
+        ),
+        "task_memories_archive_reason_check",
+    )
+    .await;
+    rejects(
+        &env,
+        &format!(
+            "INSERT INTO consolidation_changes (job_id, project_id, operation, memory_id, changed_by)
+             VALUES ('{job}', '{p}', 'teleport', '{}', 't')",
+            Uuid::new_v4()
+        ),
+        "consolidation_changes_operation_check",
+    )
+    .await;
+    rejects(&env, &format!("UPDATE projects SET consolidation_threshold = 0 WHERE id = '{p}'"), "projects_threshold_check").await;
+}
+
+#[tokio::test]
+async fn audit_rows_survive_the_deletion_of_the_memory_they_describe() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let memory = fixtures::memory("gone soon", consolidator::engine::model::MemoryType::Learning, fixtures::direction(0, 0.0));
+    fixtures::insert(&env.db, project.id, std::slice::from_ref(&memory)).await;
+    let mut conn = env.db.acquire().await.unwrap();
+    store::changes::insert_batch(
+        &mut conn,
+        None,
+        project.id,
+        "test",
+        &[store::changes::NewChange {
+            operation: "archive".to_owned(),
+            memory_id: memory.id,
+            previous_state: None,
+            new_state: Some(serde_json::json!({"is_archived": true})),
+            reason: "manual".to_owned(),
+            confidence: None,
+        }],
+    )
+    .await
+    .unwrap();
+
+    store::memories::delete(&mut conn, &[memory.id]).await.unwrap();
+
+    let remaining: i64 = sqlx::query_scalar("SELECT count(*) FROM consolidation_changes WHERE memory_id = $1")
+        .bind(memory.id)
+        .fetch_one(&env.db)
+        .await
+        .unwrap();
+    assert_eq!(remaining, 1);
+}
+
+#[tokio::test]
+async fn every_update_moves_a_memory_version() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let memory = fixtures::memory("versioned", consolidator::engine::model::MemoryType::Learning, fixtures::direction(0, 0.0));
+    fixtures::insert(&env.db, project.id, std::slice::from_ref(&memory)).await;
+
+    store::memories::record_reuse(&env.db, memory.id).await.unwrap();
+    store::memories::record_reuse(&env.db, memory.id).await.unwrap();
+
+    let row = store::memories::get(&env.db, memory.id).await.unwrap().unwrap();
+    assert_eq!(row.version, 3);
+    assert_eq!(row.reused_count, 7);
+}

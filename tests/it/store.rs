@@ -1,0 +1,323 @@
+//! Every store function against the real database.
+
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use consolidator::{
+    engine::model::MemoryType,
+    store::{
+        changes::{self, NewChange},
+        jobs::{self, ClaimOutcome, CreateOutcome, HistoryFilter, JobCounters, JobStatus, NewJob, TriggerType},
+        memories::{self, ListFilter},
+        playbook::{self, NewEntry},
+        projects::{self, ConsolidationSettings},
+        rollbacks, sweeps,
+    },
+};
+use uuid::Uuid;
+
+use crate::{
+    common::TestEnv,
+    fixtures::{self, direction},
+};
+
+fn new_job(project_id: Uuid) -> NewJob {
+    NewJob {
+        id: Uuid::new_v4(),
+        project_id,
+        trigger_type: TriggerType::Manual,
+        options: serde_json::json!({"dry_run": true}),
+        triggered_by: "tester".to_owned(),
+        scheduled_for: None,
+    }
+}
+
+#[tokio::test]
+async fn projects_are_created_read_and_configured() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 50).await;
+
+    let read = projects::get(&env.db, project.id).await.unwrap().unwrap();
+    assert_eq!(read.consolidation_threshold, 50);
+    assert!(read.consolidation_enabled);
+    assert_eq!(read.embedding_dim, None);
+
+    let settings = ConsolidationSettings { enabled: false, threshold: 7, options: serde_json::json!({"merge": false}) };
+    let updated = projects::update_settings(&env.db, project.id, &settings).await.unwrap().unwrap();
+    assert!(!updated.consolidation_enabled);
+    assert_eq!(updated.consolidation_options.0["merge"], false);
+    assert!(projects::get(&env.db, Uuid::new_v4()).await.unwrap().is_none());
+
+    assert_eq!(projects::fix_embedding_dim(&env.db, project.id, 8).await.unwrap(), Some(8));
+    assert_eq!(projects::fix_embedding_dim(&env.db, project.id, 32).await.unwrap(), Some(8), "first dimension wins");
+}
+
+#[tokio::test]
+async fn memories_round_trip_in_one_batch_with_tags_files_and_embeddings() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let mut first = fixtures::memory("Fixed the flaky test.", MemoryType::ErrorFix, direction(1, 0.25));
+    first.tags = vec!["ci".into(), "flaky".into()];
+    first.files = vec!["src/lib.rs".into(), "tests/it/main.rs".into()];
+    let second = fixtures::memory("Chose sqlx.", MemoryType::Decision, direction(2, 0.0));
+
+    fixtures::insert(&env.db, project.id, &[first.clone(), second.clone()]).await;
+
+    let row = memories::get(&env.db, first.id).await.unwrap().unwrap();
+    assert_eq!(row.tags, first.tags);
+    assert_eq!(row.files, first.files);
+    assert_eq!(row.embedding().unwrap().unwrap(), first.embedding.clone().unwrap());
+    assert_eq!(row.memory_type().unwrap(), MemoryType::ErrorFix);
+    assert_eq!(row.version, 1);
+    assert_eq!(projects::active_memory_count(&env.db, project.id).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn listing_hides_archived_and_duplicates_unless_asked_and_pages_by_cursor() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let batch: Vec<_> = (0..5).map(|i| fixtures::memory(&format!("memory {i}"), MemoryType::Learning, direction(i, 0.0))).collect();
+    fixtures::insert(&env.db, project.id, &batch).await;
+    let mut conn = env.db.acquire().await.unwrap();
+    memories::archive(&mut conn, &[batch[0].id], "manual").await.unwrap();
+    memories::mark_duplicates(&mut conn, &[batch[1].id], &[batch[2].id]).await.unwrap();
+
+    let visible = memories::list(&env.db, project.id, &ListFilter { limit: 100, ..Default::default() }).await.unwrap();
+    assert_eq!(visible.len(), 3);
+    let all = ListFilter { include_archived: true, include_duplicates: true, limit: 100, ..Default::default() };
+    assert_eq!(memories::list(&env.db, project.id, &all).await.unwrap().len(), 5);
+
+    let page_one = memories::list(&env.db, project.id, &ListFilter { limit: 2, ..all.clone() }).await.unwrap();
+    let page_two =
+        memories::list(&env.db, project.id, &ListFilter { limit: 10, after: Some(page_one[1].id), ..all.clone() }).await.unwrap();
+    assert_eq!(page_one.len() + page_two.len(), 5);
+    assert!(page_two.iter().all(|row| row.id > page_one[1].id));
+
+    let typed = ListFilter { memory_type: Some(MemoryType::Decision), ..all };
+    assert!(memories::list(&env.db, project.id, &typed).await.unwrap().is_empty());
+
+    memories::unarchive(&mut conn, &[batch[0].id]).await.unwrap();
+    memories::unmark_duplicates(&mut conn, &[batch[1].id]).await.unwrap();
+    assert_eq!(projects::active_memory_count(&env.db, project.id).await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn the_snapshot_holds_active_memories_with_files_and_the_active_playbook() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let mut kept = fixtures::memory("kept", MemoryType::Warning, direction(3, 0.0));
+    kept.files = vec!["a.rs".into()];
+    let archived = fixtures::memory("archived", MemoryType::Warning, direction(4, 0.0));
+    fixtures::insert(&env.db, project.id, &[kept.clone(), archived.clone()]).await;
+    let mut conn = env.db.acquire().await.unwrap();
+    memories::archive(&mut conn, &[archived.id], "staleness").await.unwrap();
+    let entry = NewEntry {
+        id: Uuid::new_v4(),
+        content: "Always pin versions.".into(),
+        category: "best_practice".into(),
+        tags: vec![],
+        priority: 5,
+        supporting_memory_ids: vec![kept.id],
+        embedding: Some(direction(3, 0.0)),
+        source_memory_id: Some(kept.id),
+    };
+    playbook::insert_batch(&mut conn, project.id, &[entry.clone()], "add", "test", None, "tester").await.unwrap();
+
+    let snapshot = memories::snapshot(&mut conn, project.id).await.unwrap();
+
+    assert_eq!(snapshot.embedding_dim, Some(fixtures::DIM));
+    assert_eq!(snapshot.memories.len(), 1);
+    assert_eq!(snapshot.memories[0].id, kept.id);
+    assert_eq!(snapshot.memories[0].files, vec!["a.rs".to_owned()]);
+    assert_eq!(snapshot.playbook.len(), 1);
+    assert_eq!(snapshot.playbook[0].embedding.as_deref(), entry.embedding.as_deref());
+
+    assert_eq!(playbook::deactivate(&mut conn, &[entry.id], "rollback", None, "tester").await.unwrap(), 1);
+    assert_eq!(playbook::deactivate(&mut conn, &[entry.id], "rollback", None, "tester").await.unwrap(), 0);
+    let log = playbook::changes_for_entry(&env.db, entry.id).await.unwrap();
+    assert_eq!(log.iter().map(|c| c.operation.as_str()).collect::<Vec<_>>(), ["add", "delete"]);
+    assert!(memories::snapshot(&mut conn, project.id).await.unwrap().playbook.is_empty());
+}
+
+#[tokio::test]
+async fn one_active_job_per_project_and_a_repeated_id_returns_the_existing_job() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let job = new_job(project.id);
+
+    let CreateOutcome::Created(created) = jobs::create(&env.db, &job).await.unwrap() else { panic!("not created") };
+    assert_eq!(created.status, "pending");
+    assert!(matches!(jobs::create(&env.db, &job).await.unwrap(), CreateOutcome::Existing(j) if j.id == job.id));
+    let other = new_job(project.id);
+    match jobs::create(&env.db, &other).await.unwrap() {
+        CreateOutcome::ProjectBusy { active_job_id } => assert_eq!(active_job_id, Some(job.id)),
+        outcome => panic!("expected busy, got {outcome:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_job_is_claimed_once_until_its_lease_goes_stale_then_completes_once() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let job = new_job(project.id);
+    jobs::create(&env.db, &job).await.unwrap();
+    let lease = Duration::from_millis(300);
+
+    assert!(matches!(jobs::claim(&env.db, job.id, "w1", lease).await.unwrap(), ClaimOutcome::Claimed(_)));
+    assert!(matches!(jobs::claim(&env.db, job.id, "w2", lease).await.unwrap(), ClaimOutcome::HeldElsewhere(_)));
+    assert!(jobs::heartbeat(&env.db, job.id, "w1", "planning", 0.3).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let ClaimOutcome::Claimed(taken) = jobs::claim(&env.db, job.id, "w2", lease).await.unwrap() else { panic!("not taken over") };
+    assert_eq!(taken.attempts, 2);
+    assert!(!jobs::heartbeat(&env.db, job.id, "w1", "applying", 0.5).await.unwrap(), "w1 lost the lease");
+
+    let counters = JobCounters { memories_merged: 3, memories_archived: 1, memories_promoted: 0, summaries_created: 1 };
+    let result = serde_json::json!({"ok": true});
+    assert!(!jobs::complete(&env.db, job.id, "w1", &counters, 10, 7, &result).await.unwrap());
+    assert!(jobs::complete(&env.db, job.id, "w2", &counters, 10, 7, &result).await.unwrap());
+    let done = jobs::get(&env.db, job.id).await.unwrap().unwrap();
+    assert_eq!((done.status.as_str(), done.memories_merged, done.memories_after), ("completed", 3, Some(7)));
+    assert!(matches!(jobs::claim(&env.db, job.id, "w3", lease).await.unwrap(), ClaimOutcome::Finished(_)));
+    assert!(!jobs::fail(&env.db, job.id, "late").await.unwrap(), "a finished job cannot fail");
+    assert!(matches!(jobs::claim(&env.db, Uuid::new_v4(), "w3", lease).await.unwrap(), ClaimOutcome::NotFound));
+}
+
+#[tokio::test]
+async fn history_filters_and_pages_newest_first() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let job = new_job(project.id);
+        jobs::create(&env.db, &job).await.unwrap();
+        jobs::fail(&env.db, job.id, "boom").await.unwrap();
+        ids.push(job.id);
+    }
+
+    let first = jobs::history(&env.db, project.id, &HistoryFilter { limit: 2, ..Default::default() }).await.unwrap();
+    assert_eq!(first.iter().map(|j| j.id).collect::<Vec<_>>(), vec![ids[2], ids[1]]);
+    let cursor = Some((first[1].created_at, first[1].id));
+    let rest = jobs::history(&env.db, project.id, &HistoryFilter { limit: 2, before: cursor, ..Default::default() }).await.unwrap();
+    assert_eq!(rest.iter().map(|j| j.id).collect::<Vec<_>>(), vec![ids[0]]);
+    let completed = HistoryFilter { status: Some(JobStatus::Completed), limit: 10, ..Default::default() };
+    assert!(jobs::history(&env.db, project.id, &completed).await.unwrap().is_empty());
+    let scheduled = HistoryFilter { trigger_type: Some(TriggerType::Scheduled), limit: 10, ..Default::default() };
+    assert!(jobs::history(&env.db, project.id, &scheduled).await.unwrap().is_empty());
+    let future = HistoryFilter { from: Some(Utc::now() + chrono::Duration::hours(1)), limit: 10, ..Default::default() };
+    assert!(jobs::history(&env.db, project.id, &future).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn stale_pending_and_abandoned_jobs_are_found() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let job = new_job(project.id);
+    jobs::create(&env.db, &job).await.unwrap();
+    assert!(jobs::stale_pending(&env.db, Duration::from_secs(60)).await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(jobs::stale_pending(&env.db, Duration::from_millis(100)).await.unwrap().len(), 1);
+
+    jobs::claim(&env.db, job.id, "w1", Duration::from_secs(60)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(jobs::abandoned(&env.db, Duration::from_secs(60)).await.unwrap().is_empty());
+    assert_eq!(jobs::abandoned(&env.db, Duration::from_millis(100)).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn changes_are_written_in_bulk_paged_by_operation_and_pruned_by_age() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let job = new_job(project.id);
+    jobs::create(&env.db, &job).await.unwrap();
+    let memory = Uuid::new_v4();
+    let rows: Vec<NewChange> = ["merge", "merge", "archive"]
+        .iter()
+        .map(|operation| NewChange {
+            operation: operation.to_string(),
+            memory_id: memory,
+            previous_state: Some(serde_json::json!({"version": 1})),
+            new_state: None,
+            reason: "test".into(),
+            confidence: Some(0.9),
+        })
+        .collect();
+    let mut conn = env.db.acquire().await.unwrap();
+
+    assert_eq!(changes::insert_batch(&mut conn, Some(job.id), project.id, "tester", &rows).await.unwrap(), 3);
+
+    let merges = changes::for_job(&env.db, job.id, Some("merge"), None, 1).await.unwrap();
+    assert_eq!(merges.len(), 1);
+    let next = changes::for_job(&env.db, job.id, Some("merge"), Some(merges[0].id), 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(changes::for_job(&env.db, job.id, None, None, 10).await.unwrap().len(), 3);
+    let since = Utc::now() - chrono::Duration::hours(1);
+    assert_eq!(changes::later_changes(&env.db, &[memory], Uuid::new_v4(), since).await.unwrap().len(), 3);
+    assert!(changes::later_changes(&env.db, &[memory], job.id, since).await.unwrap().is_empty());
+    assert_eq!(changes::delete_older_than(&env.db, Utc::now() - chrono::Duration::hours(1)).await.unwrap(), 0);
+    assert_eq!(changes::delete_older_than(&env.db, Utc::now() + chrono::Duration::hours(1)).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn rollbacks_are_idempotent_by_id_and_record_their_end() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let job = new_job(project.id);
+    jobs::create(&env.db, &job).await.unwrap();
+    let id = Uuid::new_v4();
+
+    let created = rollbacks::create(&env.db, id, job.id, project.id, Some("oops"), "admin").await.unwrap();
+    let again = rollbacks::create(&env.db, id, job.id, project.id, Some("other"), "admin").await.unwrap();
+    assert_eq!((created.status.as_str(), again.reason.as_deref()), ("pending", Some("oops")));
+    assert!(rollbacks::completed_for_job(&env.db, job.id).await.unwrap().is_none());
+
+    rollbacks::complete(&env.db, id, 4, 1, &["note".to_owned()]).await.unwrap();
+    let done = rollbacks::completed_for_job(&env.db, job.id).await.unwrap().unwrap();
+    assert_eq!((done.memories_restored, done.memories_deleted, done.warnings.0.clone()), (4, 1, vec!["note".to_owned()]));
+
+    let refused = Uuid::new_v4();
+    rollbacks::create(&env.db, refused, job.id, project.id, None, "admin").await.unwrap();
+    let conflict = Uuid::new_v4();
+    rollbacks::finish_unsuccessful(&env.db, refused, "refused", "changed later", &[conflict]).await.unwrap();
+    let row = rollbacks::get(&env.db, refused).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.conflicts.0.clone()), ("refused", vec![conflict]));
+    assert!(row.is_finished());
+}
+
+#[tokio::test]
+async fn a_sweep_tick_is_claimed_once_and_completed_once() {
+    let env = TestEnv::new().await;
+    let date = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+    let at = Utc::now();
+
+    assert!(sweeps::start(&env.db, date, at).await.unwrap().is_some());
+    assert!(sweeps::start(&env.db, date, at).await.unwrap().is_none());
+    let job_ids = vec![Uuid::new_v4()];
+    sweeps::record_fan_out(&env.db, date, 5, &job_ids).await.unwrap();
+    let sweep = sweeps::get(&env.db, date).await.unwrap().unwrap();
+    assert_eq!((sweep.projects_considered, sweep.projects_triggered, sweep.job_ids), (5, 1, job_ids));
+    assert!(sweep.fanned_out_at.is_some());
+    assert_eq!(sweeps::running(&env.db).await.unwrap().len(), 1);
+
+    assert!(sweeps::complete(&env.db, date, &serde_json::json!({"done": 1})).await.unwrap());
+    assert!(!sweeps::complete(&env.db, date, &serde_json::json!({"done": 2})).await.unwrap());
+    assert_eq!(sweeps::latest_date(&env.db).await.unwrap(), Some(date));
+}
+
+#[tokio::test]
+async fn sweep_candidates_are_enabled_idle_projects_with_their_active_counts() {
+    let env = TestEnv::new().await;
+    let busy = fixtures::project(&env.db, 1).await;
+    let idle = fixtures::project(&env.db, 1).await;
+    let disabled = fixtures::project(&env.db, 1).await;
+    let off = ConsolidationSettings { enabled: false, threshold: 1, options: serde_json::json!({}) };
+    projects::update_settings(&env.db, disabled.id, &off).await.unwrap();
+    jobs::create(&env.db, &new_job(busy.id)).await.unwrap();
+    let batch: Vec<_> = (0..3).map(|i| fixtures::memory("m", MemoryType::Learning, direction(i, 0.0))).collect();
+    fixtures::insert(&env.db, idle.id, &batch).await;
+
+    let candidates = projects::sweep_candidates(&env.db).await.unwrap();
+
+    assert_eq!(candidates.len(), 1);
+    assert_eq!((candidates[0].id, candidates[0].active_memories), (idle.id, 3));
+    assert_eq!(projects::count_enabled(&env.db).await.unwrap(), 2);
+}
