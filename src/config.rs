@@ -95,6 +95,18 @@ pub struct GatewayConfig {
     /// How long POST /rollback waits for the result before answering 202, in milliseconds.
     #[arg(long, env = "ROLLBACK_WAIT_MS", default_value_t = 5000)]
     pub rollback_wait_ms: u64,
+    /// Days after completion during which the gateway accepts a rollback request (the worker
+    /// applies the same rule). Its own id, so `all` can flatten it beside the worker's.
+    #[arg(
+        long = "gateway-rollback-window-days",
+        id = "gateway_rollback_window_days",
+        env = "ROLLBACK_WINDOW_DAYS",
+        default_value_t = 7
+    )]
+    pub rollback_window_days: u32,
+    /// Most memories accepted in one ingest request (more answer 413).
+    #[arg(long, env = "INGEST_MAX_BATCH", default_value_t = 1000)]
+    pub ingest_max_batch: usize,
 }
 
 #[derive(Args, Debug, Clone)]

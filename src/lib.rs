@@ -10,6 +10,7 @@ pub mod bus;
 pub mod config;
 pub mod engine;
 pub mod gateway;
+pub mod interchange;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;

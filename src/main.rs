@@ -6,7 +6,7 @@ use consolidator::{
     app::{self, Components},
     config::{DatabaseConfig, GatewayConfig, LogConfig, NatsConfig, SchedulerConfig, WorkerConfig},
     gateway::auth,
-    store, telemetry,
+    interchange, store, telemetry,
 };
 
 #[derive(Parser)]
@@ -70,6 +70,23 @@ enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Loads a memory interchange file (JSON Lines) into a project: all of it or nothing.
+    Import {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[arg(long)]
+        project: uuid::Uuid,
+        file: std::path::PathBuf,
+    },
+    /// Writes a project's memories as JSON Lines (to stdout unless --out).
+    Export {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[arg(long)]
+        project: uuid::Uuid,
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Mints a development admin token signed with JWT_SECRET.
     Token {
         #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
@@ -128,6 +145,27 @@ async fn main() -> anyhow::Result<()> {
             app::run(database, nats, components).await
         }
         Command::Migrate { database, action } => migrate(database, action).await,
+        Command::Import { database, project, file } => {
+            let db = app::connect_database(&database).await?;
+            let reader = std::io::BufReader::new(
+                std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?,
+            );
+            let count = interchange::import(&db, project, reader).await?;
+            eprintln!("imported {count} memories into project {project}");
+            Ok(())
+        }
+        Command::Export { database, project, out } => {
+            let db = app::connect_database(&database).await?;
+            let count = match out {
+                Some(path) => {
+                    let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                    interchange::export(&db, project, std::io::BufWriter::new(file)).await?
+                }
+                None => interchange::export(&db, project, std::io::stdout().lock()).await?,
+            };
+            eprintln!("exported {count} memories of project {project}");
+            Ok(())
+        }
         Command::Token { jwt_secret, sub, projects, role, ttl_secs, issuer, audience } => {
             let exp = chrono::Utc::now().timestamp().max(0) as u64 + ttl_secs;
             let claims =

@@ -345,3 +345,46 @@ pub async fn lock(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<Job>
         .fetch_optional(&mut *conn)
         .await?)
 }
+
+/// Hands a running job back to `pending` after a transient failure, so the redelivery can claim
+/// it at once instead of waiting for the lease to expire.
+pub async fn release(db: impl PgExecutor<'_>, id: Uuid, worker_id: &str, error: &str) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE consolidation_jobs SET status = 'pending', phase = 'queued', worker_id = NULL, heartbeat_at = NULL,
+                error_message = $3
+          WHERE id = $1 AND worker_id = $2 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(worker_id)
+    .bind(error)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Run times of completed jobs as a histogram: per-bucket counts for `bounds` (ascending upper
+/// bounds, seconds) plus a last bucket above them, the sum of seconds and the count.
+pub async fn duration_histogram(db: impl PgExecutor<'_>, bounds: &[f64]) -> Result<(Vec<i64>, f64, i64)> {
+    let rows: Vec<(i32, i64, f64)> = sqlx::query_as(
+        "SELECT width_bucket(d, $1::float8[]), count(*), COALESCE(sum(d), 0)::float8
+           FROM (SELECT EXTRACT(EPOCH FROM completed_at - started_at)::float8 AS d
+                   FROM consolidation_jobs
+                  WHERE status = 'completed' AND started_at IS NOT NULL AND completed_at IS NOT NULL) AS j
+          GROUP BY 1",
+    )
+    .bind(bounds)
+    .fetch_all(db)
+    .await?;
+    let mut buckets = vec![0; bounds.len() + 1];
+    let (mut sum, mut count) = (0.0, 0);
+    for (bucket, n, seconds) in rows {
+        // width_bucket counts values equal to a bound in the bucket above it; close enough for
+        // durations measured in microseconds.
+        let index = usize::try_from(bucket).unwrap_or(0).min(bounds.len());
+        buckets[index] += n;
+        sum += seconds;
+        count += n;
+    }
+    Ok((buckets, sum, count))
+}

@@ -77,7 +77,7 @@ impl MemoryRow {
     }
 
     pub fn memory_type(&self) -> Result<MemoryType> {
-        self.memory_type.parse().map_err(StoreError::Corrupt)
+        self.memory_type.parse().map_err(|error: crate::engine::model::UnknownVariant| StoreError::Corrupt(error.to_string()))
     }
 
     fn into_snapshot(self) -> Result<MemorySnapshot> {

@@ -32,7 +32,7 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
 async fn run(worker: &Worker, command: &CheckCommand) -> Result<Outcome, Failure> {
     let project = projects::get(&worker.db, command.project_id)
         .await?
-        .ok_or_else(|| Failure::Impossible(format!("project {} does not exist", command.project_id)))?;
+        .ok_or_else(|| Failure::Rejected(format!("project {} does not exist", command.project_id)))?;
     if !project.consolidation_enabled {
         tracing::debug!("consolidation disabled for the project; nothing to check");
         return Ok(Outcome::Done);

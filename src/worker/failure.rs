@@ -8,8 +8,10 @@ use crate::{bus::BusError, store::StoreError};
 pub enum Failure {
     /// Worth retrying: the database or NATS may come back.
     Transient(String),
-    /// Retrying cannot help: the command asks for something that cannot be done.
+    /// Retrying cannot help: the job exists but cannot run; it fails with the reason.
     Impossible(String),
+    /// Retrying cannot help and the command names no job of its own to fail.
+    Rejected(String),
 }
 
 impl From<StoreError> for Failure {
@@ -34,7 +36,7 @@ impl From<Failure> for Outcome {
     fn from(failure: Failure) -> Self {
         match failure {
             Failure::Transient(reason) => Outcome::Retry { reason },
-            Failure::Impossible(reason) => Outcome::Poison { reason },
+            Failure::Impossible(reason) | Failure::Rejected(reason) => Outcome::Poison { reason },
         }
     }
 }

@@ -63,7 +63,7 @@ async fn fail_job(worker: &Worker, command: &TriggerCommand, reason: &str) {
 async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Result<Outcome, Failure> {
     let project = projects::get(&worker.db, command.project_id)
         .await?
-        .ok_or_else(|| Failure::Impossible(format!("project {} does not exist", command.project_id)))?;
+        .ok_or_else(|| Failure::Rejected(format!("project {} does not exist", command.project_id)))?;
     let job = ensure_job(worker, command).await?;
     let options = Options::resolve(&project.consolidation_options.0, &job.options.0)
         .map_err(|error| Failure::Impossible(format!("invalid options: {error}")))?;
@@ -85,7 +85,17 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
     if lost {
         return Ok(Outcome::Done);
     }
-    let finished = result?;
+    let finished = match result {
+        Ok(finished) => finished,
+        Err(failure) => {
+            if let Failure::Transient(reason) = &failure {
+                if let Err(error) = jobs::release(&worker.db, job.id, &worker.worker_id, reason).await {
+                    tracing::warn!(%error, "could not release the job after a transient failure");
+                }
+            }
+            return Err(failure);
+        }
+    };
     let Some(finished) = finished else {
         // Another worker took the job over meanwhile; its run decides.
         return Ok(Outcome::Done);
@@ -99,7 +109,7 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
 async fn ensure_job(worker: &Worker, command: &TriggerCommand) -> Result<Job, Failure> {
     if let Some(job) = jobs::get(&worker.db, command.job_id).await? {
         if job.project_id != command.project_id {
-            return Err(Failure::Impossible(format!(
+            return Err(Failure::Rejected(format!(
                 "job {} belongs to project {}, not {}",
                 job.id, job.project_id, command.project_id
             )));
@@ -121,7 +131,7 @@ async fn ensure_job(worker: &Worker, command: &TriggerCommand) -> Result<Job, Fa
             Ok(job)
         }
         CreateOutcome::Existing(job) => Ok(job),
-        CreateOutcome::ProjectBusy { active_job_id } => Err(Failure::Impossible(format!(
+        CreateOutcome::ProjectBusy { active_job_id } => Err(Failure::Rejected(format!(
             "project {} already has an active job{}",
             command.project_id,
             active_job_id.map(|id| format!(" {id}")).unwrap_or_default()

@@ -99,8 +99,19 @@ impl TestEnv {
         env
     }
 
+    /// Like [`TestEnv::new`], on a NATS server of the test's own.
+    pub async fn with_nats_url(nats_url: &str) -> Self {
+        let env = Self::on(Some(nats_url)).await;
+        store::db::migrate_up(&env.db).await.expect("migrations apply to a fresh database");
+        env
+    }
+
     /// A fresh, empty database (no migrations applied).
     pub async fn without_migrations() -> Self {
+        Self::on(None).await
+    }
+
+    async fn on(nats_url: Option<&str>) -> Self {
         let services = services().await;
         let id = Uuid::new_v4().simple().to_string();
         let database_name = format!("consolidator_test_{}", &id[..16]);
@@ -109,7 +120,7 @@ impl TestEnv {
         store::db::create_database_if_missing(&database_url).await.expect("creating the test database");
         let db = store::connect(&database_url, 8).await.expect("connecting to the test database");
         let nats = NatsConfig {
-            nats_url: services.nats_url.clone(),
+            nats_url: nats_url.unwrap_or(&services.nats_url).to_owned(),
             nats_creds: None,
             nats_user: None,
             nats_password: None,

@@ -4,4 +4,8 @@
 mod common;
 mod fixtures;
 mod migrations;
+mod private_nats;
+mod scheduler;
 mod store;
+mod support;
+mod worker;

@@ -1,0 +1,141 @@
+//! `consolidator bench e2e`: seed a project, publish one trigger to an in-process worker, wait
+//! for the `completed` event, and report the timings as JSON.
+
+use std::{sync::Arc, time::Instant};
+
+use futures::StreamExt;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{
+    bus::{
+        Bus, CommandKind, Prefix,
+        messages::{JobEvent, SCHEMA_VERSION, TriggerCommand},
+    },
+    config::{NatsConfig, WorkerConfig},
+    store::{
+        self,
+        jobs::TriggerType,
+        memories::{self, NewMemory},
+        projects::{self, NewProject},
+    },
+    worker::{self, Worker},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum E2eError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Bus(#[from] crate::bus::BusError),
+    #[error("{0}")]
+    Run(String),
+}
+
+/// Runs the benchmark on `memories` against the database at `database_url` (a fresh database
+/// named after the run is created beside it) and the NATS of `nats`.
+pub async fn run(
+    database_url: &str,
+    nats: &NatsConfig,
+    worker_config: WorkerConfig,
+    memories: Vec<NewMemory>,
+) -> Result<serde_json::Value, E2eError> {
+    let run_id = Uuid::new_v4().simple().to_string();
+    let database_url = fresh_database_url(database_url, &run_id)?;
+    store::db::create_database_if_missing(&database_url).await?;
+    let db = store::connect(&database_url, 8).await?;
+    store::db::migrate_up(&db).await?;
+    let prefix = Prefix::new(&format!("bench{}", &run_id[..10])).map_err(E2eError::Run)?;
+    let bus = Bus::connect(nats, prefix, "consolidator-bench").await?;
+    bus.ensure_streams(std::time::Duration::from_secs(3600)).await?;
+
+    let project_id = Uuid::new_v4();
+    let project = NewProject {
+        id: project_id,
+        name: "bench".to_owned(),
+        consolidation_enabled: true,
+        consolidation_threshold: 1,
+        consolidation_options: json!({}),
+    };
+    projects::create(&db, &project).await?;
+    let seeded = Instant::now();
+    let count = memories.len();
+    let dim = memories.iter().find_map(|m| m.embedding.as_ref().map(Vec::len)).unwrap_or(0);
+    let mut tx = db.begin().await.map_err(store::StoreError::from)?;
+    projects::fix_embedding_dim(&mut *tx, project_id, dim as i32).await?;
+    for batch in memories.chunks(1_000) {
+        memories::insert_batch(&mut tx, project_id, batch, &[]).await?;
+    }
+    tx.commit().await.map_err(store::StoreError::from)?;
+    let seed_ms = seeded.elapsed().as_secs_f64() * 1e3;
+
+    let shutdown = CancellationToken::new();
+    let worker = Arc::new(Worker::new(db.clone(), bus.clone(), worker_config));
+    let running = tokio::spawn(worker::run(worker, shutdown.clone()));
+
+    let job_id = Uuid::new_v4();
+    let mut events = bus.client.subscribe(bus.prefix.job_events_of(project_id, job_id)).await.map_err(|e| E2eError::Run(e.to_string()))?;
+    let command = TriggerCommand {
+        schema_version: SCHEMA_VERSION,
+        job_id,
+        project_id,
+        options: None,
+        trigger_type: TriggerType::Manual,
+        triggered_by: "bench".to_owned(),
+    };
+    let published = Instant::now();
+    bus.publish_command(CommandKind::Trigger, &job_id.to_string(), &command).await?;
+    let mut phases = serde_json::Map::new();
+    let completed = loop {
+        let message = events.next().await.ok_or_else(|| E2eError::Run("event subscription ended".to_owned()))?;
+        let event: JobEvent = serde_json::from_slice(&message.payload).map_err(|e| E2eError::Run(e.to_string()))?;
+        let at = published.elapsed().as_secs_f64() * 1e3;
+        let label = event.phase.clone().map(|phase| format!("{}:{phase}", event.event)).unwrap_or(event.event.clone());
+        phases.insert(label, json!(at));
+        match event.event.as_str() {
+            "completed" => break event,
+            "failed" => return Err(E2eError::Run(format!("job failed: {:?}", event.error))),
+            _ => {}
+        }
+    };
+    let end_to_end_ms = published.elapsed().as_secs_f64() * 1e3;
+    shutdown.cancel();
+    let _ = running.await;
+    db.close().await;
+    drop_database(&database_url).await?;
+    let result = completed.result.clone().unwrap_or_default();
+    Ok(json!({
+        "memories": count,
+        "dim": dim,
+        "seed_ms": seed_ms,
+        "end_to_end_ms": end_to_end_ms,
+        "events_ms_since_publish": phases,
+        "engine_timings_ms": result["timings_ms"],
+        "counters": completed.counters,
+        "memories_before": completed.memories_before,
+        "memories_after": completed.memories_after,
+    }))
+}
+
+fn fresh_database_url(url: &str, run_id: &str) -> Result<String, E2eError> {
+    use std::str::FromStr;
+
+    use sqlx::ConnectOptions;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url).map_err(|e| E2eError::Run(e.to_string()))?;
+    Ok(options.database(&format!("consolidator_bench_{}", &run_id[..12])).to_url_lossy().to_string())
+}
+
+async fn drop_database(url: &str) -> Result<(), E2eError> {
+    use std::str::FromStr;
+
+    use sqlx::Connection;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url).map_err(|e| E2eError::Run(e.to_string()))?;
+    let name = options.get_database().unwrap_or_default().replace('"', "");
+    let mut admin = sqlx::PgConnection::connect_with(&options.database("postgres")).await.map_err(store::StoreError::from)?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .map_err(store::StoreError::from)?;
+    Ok(())
+}

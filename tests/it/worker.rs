@@ -1,0 +1,391 @@
+//! The worker end to end on the real NATS and PostgreSQL.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use consolidator::{
+    bus::{
+        CommandKind,
+        messages::{CheckCommand, DeadLetter, RollbackCommand, RollbackEvent, SCHEMA_VERSION},
+    },
+    engine::{
+        embed::CentroidEmbedder,
+        synthesis::{ClusterView, ExtractiveSynthesizer, SynthesisDraft, SynthesisError, Synthesizer},
+    },
+    store::{jobs, memories, projects},
+};
+use uuid::Uuid;
+
+use crate::{
+    common::{TestEnv, eventually},
+    fixtures,
+    support::{Scenario, events_until, job_events, publish_trigger, trigger},
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn wait_for_status(env: &TestEnv, job_id: Uuid, status: &str, timeout: Duration) -> jobs::Job {
+    eventually(timeout, || async {
+        jobs::get(&env.db, job_id).await.ok().flatten().filter(|job| job.status == status)
+    })
+    .await
+    .unwrap_or_else(|| panic!("job {job_id} did not reach {status}"))
+}
+
+async fn count(env: &TestEnv, sql: &str, project_id: Uuid) -> i64 {
+    sqlx::query_scalar(sql).bind(project_id).fetch_one(&env.db).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_trigger_runs_to_completed_with_rows_changes_and_events() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    let scenario = Scenario::new();
+    fixtures::insert(&env.db, project.id, &scenario.all()).await;
+    let worker = env.spawn_worker();
+    let command = trigger(project.id, serde_json::json!({}));
+
+    publish_trigger(&env.bus, &command).await;
+
+    let job = wait_for_status(&env, command.job_id, "completed", WAIT).await;
+    assert_eq!(job.memories_merged, 5, "the triple and the pair are merged");
+    assert_eq!(job.memories_archived, 1, "the stale memory is archived");
+    assert_eq!(job.summaries_created, 1, "the triple gets a synthesis");
+    assert_eq!(job.memories_before, Some(8));
+    assert_eq!(job.memories_after, Some(8 - 5 - 1 + 2 + 1));
+    assert_eq!(job.progress, 1.0);
+
+    let consolidated = count(&env, "SELECT count(*) FROM task_memories WHERE project_id = $1 AND memory_type = 'consolidated'", project.id).await;
+    assert_eq!(consolidated, 2);
+    let sources = memories::get(&env.db, scenario.triple[1].id).await.unwrap().unwrap();
+    assert!(sources.is_duplicate);
+    let merged = memories::get(&env.db, sources.duplicate_of.unwrap()).await.unwrap().unwrap();
+    let mut from = merged.consolidated_from.clone().unwrap();
+    from.sort();
+    let mut triple: Vec<Uuid> = scenario.triple.iter().map(|m| m.id).collect();
+    triple.sort();
+    assert_eq!(from, triple);
+    assert!(merged.tags.contains(&"test".to_owned()));
+    let stale = memories::get(&env.db, scenario.stale.id).await.unwrap().unwrap();
+    assert_eq!((stale.is_archived, stale.archive_reason.as_deref()), (true, Some("staleness")));
+
+    let audit = consolidator::store::changes::for_job(&env.db, job.id, None, None, 1000).await.unwrap();
+    assert_eq!(audit.iter().filter(|c| c.operation == "merge" && c.previous_state.is_some()).count(), 5);
+    assert_eq!(audit.iter().filter(|c| c.operation == "archive").count(), 1);
+    assert_eq!(audit.iter().filter(|c| c.operation == "summarize").count(), 1);
+    assert_eq!(audit.iter().filter(|c| c.operation == "promote").count() as i32, job.memories_promoted);
+
+    let events = job_events(&env.bus, project.id, job.id, WAIT).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"queued"));
+    assert!(kinds.contains(&"started") && kinds.contains(&"progress"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"completed"));
+    let completed = events.last().unwrap();
+    assert_eq!(completed.counters.as_ref().unwrap().memories_merged, 5);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_dry_run_changes_nothing_and_reports_the_plan() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
+    let worker = env.spawn_worker();
+    let command = trigger(project.id, serde_json::json!({"dry_run": true}));
+
+    publish_trigger(&env.bus, &command).await;
+
+    let job = wait_for_status(&env, command.job_id, "completed", WAIT).await;
+    assert_eq!(job.memories_merged, 5);
+    assert_eq!(projects::active_memory_count(&env.db, project.id).await.unwrap(), 8);
+    assert_eq!(count(&env, "SELECT count(*) FROM consolidation_changes WHERE project_id = $1", project.id).await, 0);
+    let plan = &job.result.as_ref().unwrap().0["plan"];
+    assert_eq!(plan["merges"].as_array().unwrap().len(), 2);
+    let events = job_events(&env.bus, project.id, job.id, WAIT).await;
+    assert!(events.last().unwrap().result.as_ref().unwrap()["plan"]["clusters"].is_array());
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_command_delivered_twice_applies_once() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
+    let command = trigger(project.id, serde_json::json!({}));
+    publish_trigger(&env.bus, &command).await;
+    // The same idempotency key is dropped by JetStream; a different key gets through and must
+    // be absorbed by the job state.
+    publish_trigger(&env.bus, &command).await;
+    env.bus.publish_command(CommandKind::Trigger, "another-key", &command).await.unwrap();
+
+    let worker = env.spawn_worker();
+    wait_for_status(&env, command.job_id, "completed", WAIT).await;
+    let drained = eventually(WAIT, || async {
+        let info = env.bus.jetstream.get_stream(env.bus.prefix.commands_stream()).await.ok()?.cached_info().state.messages;
+        (info == 0).then_some(())
+    })
+    .await;
+    worker.stop().await;
+
+    assert!(drained.is_some(), "both deliveries were consumed");
+    let consolidated =
+        count(&env, "SELECT count(*) FROM task_memories WHERE project_id = $1 AND memory_type = 'consolidated'", project.id).await;
+    assert_eq!(consolidated, 2);
+    let merges = count(&env, "SELECT count(*) FROM consolidation_changes WHERE project_id = $1 AND operation = 'merge'", project.id).await;
+    assert_eq!(merges, 7);
+    assert_eq!(jobs::get(&env.db, command.job_id).await.unwrap().unwrap().attempts, 1);
+}
+
+#[tokio::test]
+async fn two_workers_share_many_projects_and_run_each_job_exactly_once() {
+    let env = TestEnv::new().await;
+    let mut commands = Vec::new();
+    for _ in 0..12 {
+        let project = fixtures::project(&env.db, 1).await;
+        fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
+        commands.push(trigger(project.id, serde_json::json!({})));
+    }
+    let one_at_a_time = |env: &TestEnv| {
+        let mut config = env.worker_config();
+        config.worker_concurrency = 1;
+        consolidator::worker::Worker::new(env.db.clone(), env.bus.clone(), config)
+    };
+    let first = env.spawn_worker_with(one_at_a_time(&env));
+    let second = env.spawn_worker_with(one_at_a_time(&env));
+
+    for command in &commands {
+        publish_trigger(&env.bus, command).await;
+    }
+
+    let mut workers = HashSet::new();
+    for command in &commands {
+        let job = wait_for_status(&env, command.job_id, "completed", WAIT).await;
+        assert_eq!(job.attempts, 1);
+        assert_eq!(job.memories_merged, 5);
+        workers.insert(job.worker_id.unwrap());
+    }
+    first.stop().await;
+    second.stop().await;
+    assert_eq!(workers.len(), 2, "both workers took jobs");
+    let total = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM task_memories WHERE memory_type = 'consolidated'")
+        .fetch_one(&env.db)
+        .await
+        .unwrap();
+    assert_eq!(total, 24);
+}
+
+/// Extractive synthesis, slowed down so a test can kill the worker in the middle of a job.
+struct SlowSynthesizer(Duration);
+
+impl Synthesizer for SlowSynthesizer {
+    fn name(&self) -> &str {
+        "slow-extractive"
+    }
+
+    fn synthesize(&self, view: &ClusterView<'_>) -> Result<SynthesisDraft, SynthesisError> {
+        std::thread::sleep(self.0);
+        ExtractiveSynthesizer.synthesize(view)
+    }
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_job_loses_nothing_and_another_finishes_it_once() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
+    let slow = env.worker().with_models(Arc::new(SlowSynthesizer(Duration::from_secs(3))), Arc::new(CentroidEmbedder));
+    let doomed = env.spawn_worker_with(slow);
+    let command = trigger(project.id, serde_json::json!({}));
+    publish_trigger(&env.bus, &command).await;
+    wait_for_status(&env, command.job_id, "running", WAIT).await;
+
+    doomed.handle.abort();
+    let survivor = env.spawn_worker();
+
+    let job = wait_for_status(&env, command.job_id, "completed", Duration::from_secs(60)).await;
+    survivor.stop().await;
+    assert_eq!(job.attempts, 2, "the survivor took the job over");
+    assert_ne!(job.worker_id, doomed.worker.worker_id.clone().into());
+    let consolidated =
+        count(&env, "SELECT count(*) FROM task_memories WHERE project_id = $1 AND memory_type = 'consolidated'", project.id).await;
+    assert_eq!(consolidated, 2);
+    assert_eq!(count(&env, "SELECT count(*) FROM consolidation_changes WHERE project_id = $1 AND operation = 'archive'", project.id).await, 1);
+}
+
+#[tokio::test]
+async fn a_poison_command_is_dead_lettered_and_the_consumer_keeps_going() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
+    let worker = env.spawn_worker();
+    let garbage = br#"{"schema_version":1,"job_id":"not-a-uuid"}"#;
+    env.bus.jetstream.publish(env.bus.prefix.command(CommandKind::Trigger), garbage.as_slice().into()).await.unwrap().await.unwrap();
+    let missing_project = trigger(Uuid::new_v4(), serde_json::json!({}));
+    publish_trigger(&env.bus, &missing_project).await;
+    let bad_options = trigger(project.id, serde_json::json!({"similarity_threshold": 2.0}));
+    publish_trigger(&env.bus, &bad_options).await;
+    let good = trigger(project.id, serde_json::json!({}));
+    publish_trigger(&env.bus, &good).await;
+
+    wait_for_status(&env, good.job_id, "completed", WAIT).await;
+    let letters = events_until::<DeadLetter>(&env.bus, env.bus.prefix.dead_letter("trigger"), Duration::from_secs(10), |_| false).await;
+    worker.stop().await;
+
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    assert!(letters.iter().any(|(_, l)| l.payload.as_bytes() == garbage && l.reason.contains("not valid JSON")));
+    assert!(letters.iter().any(|(_, l)| l.reason.contains("does not exist")));
+    assert!(letters.iter().any(|(_, l)| l.reason.contains("similarity_threshold")));
+    let failed = jobs::get(&env.db, bad_options.job_id).await.unwrap().unwrap();
+    assert_eq!(failed.status, "failed");
+    assert!(failed.error_message.unwrap().contains("similarity_threshold"));
+}
+
+#[tokio::test]
+async fn a_check_starts_a_threshold_job_only_above_the_threshold() {
+    let env = TestEnv::new().await;
+    let over = fixtures::project(&env.db, 3).await;
+    let under = fixtures::project(&env.db, 100).await;
+    fixtures::insert(&env.db, over.id, &Scenario::new().all()).await;
+    fixtures::insert(&env.db, under.id, &Scenario::new().all()).await;
+    let worker = env.spawn_worker();
+
+    for project_id in [over.id, under.id] {
+        let check = CheckCommand { schema_version: SCHEMA_VERSION, project_id, requested_by: "agent".to_owned() };
+        env.bus.publish_command(CommandKind::Check, &Uuid::new_v4().to_string(), &check).await.unwrap();
+    }
+
+    let done = eventually(WAIT, || async {
+        let history = jobs::history(&env.db, over.id, &jobs::HistoryFilter { limit: 5, ..Default::default() }).await.ok()?;
+        history.into_iter().find(|job| job.status == "completed")
+    })
+    .await
+    .expect("a threshold job completed");
+    worker.stop().await;
+    assert_eq!(done.trigger_type, "threshold");
+    assert!(jobs::history(&env.db, under.id, &jobs::HistoryFilter { limit: 5, ..Default::default() }).await.unwrap().is_empty());
+}
+
+struct Snapshot(Vec<(Uuid, bool, Option<Uuid>, bool, Option<chrono::DateTime<chrono::Utc>>, Option<String>, String, i32)>);
+
+async fn touched_columns(env: &TestEnv, project_id: Uuid) -> Snapshot {
+    Snapshot(
+        sqlx::query_as(
+            "SELECT id, is_duplicate, duplicate_of, is_archived, archived_at, archive_reason, execution_summary, reused_count
+               FROM task_memories WHERE project_id = $1 ORDER BY id",
+        )
+        .bind(project_id)
+        .fetch_all(&env.db)
+        .await
+        .unwrap(),
+    )
+}
+
+async fn rollback(env: &TestEnv, project_id: Uuid, job_id: Uuid, rollback_id: Uuid) -> RollbackEvent {
+    let command = RollbackCommand {
+        schema_version: SCHEMA_VERSION,
+        rollback_id,
+        consolidation_id: job_id,
+        reason: Some("test".to_owned()),
+        requested_by: "admin".to_owned(),
+    };
+    env.bus.publish_command(CommandKind::Rollback, &rollback_id.to_string(), &command).await.unwrap();
+    let events = events_until::<RollbackEvent>(&env.bus, env.bus.prefix.rollback_events_of(project_id, rollback_id), WAIT, |_| true).await;
+    events.into_iter().next().expect("a rollback result").1
+}
+
+async fn completed_job(env: &TestEnv) -> (Uuid, Uuid, Scenario, Snapshot) {
+    let project = fixtures::project(&env.db, 1).await;
+    let scenario = Scenario::new();
+    fixtures::insert(&env.db, project.id, &scenario.all()).await;
+    let before = touched_columns(env, project.id).await;
+    let command = trigger(project.id, serde_json::json!({}));
+    publish_trigger(&env.bus, &command).await;
+    wait_for_status(env, command.job_id, "completed", WAIT).await;
+    (project.id, command.job_id, scenario, before)
+}
+
+#[tokio::test]
+async fn a_rollback_restores_every_touched_column_exactly_and_keeps_the_audit_trail() {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker();
+    let (project_id, job_id, _, before) = completed_job(&env).await;
+    let job_changes = count(&env, "SELECT count(*) FROM consolidation_changes WHERE project_id = $1", project_id).await;
+
+    let result = rollback(&env, project_id, job_id, Uuid::new_v4()).await;
+
+    assert!(result.success, "{result:?}");
+    assert_eq!(result.memories_restored, 6, "five sources and one archived memory");
+    assert_eq!(result.memories_deleted, 3, "two consolidated memories and one synthesis");
+    assert_eq!(touched_columns(&env, project_id).await.0, before.0);
+    let active_entries = count(&env, "SELECT count(*) FROM playbook_entries WHERE project_id = $1 AND is_active", project_id).await;
+    assert_eq!(active_entries, 0);
+    let after_changes = count(&env, "SELECT count(*) FROM consolidation_changes WHERE project_id = $1", project_id).await;
+    assert_eq!(after_changes, job_changes + 9, "job rows kept, one rollback row per restored or deleted memory");
+    assert!(jobs::get(&env.db, job_id).await.unwrap().unwrap().rolled_back_at.is_some());
+
+    let again = rollback(&env, project_id, job_id, Uuid::new_v4()).await;
+    assert!(again.success);
+    assert_eq!((again.memories_restored, again.memories_deleted), (6, 3), "the first result is returned");
+    assert!(again.warnings[0].contains("already rolled back"));
+    assert_eq!(touched_columns(&env, project_id).await.0, before.0);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_rollback_refuses_when_a_merged_memory_changed_later() {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker();
+    let (project_id, job_id, scenario, _) = completed_job(&env).await;
+    memories::record_reuse(&env.db, scenario.triple[0].id).await.unwrap();
+
+    let result = rollback(&env, project_id, job_id, Uuid::new_v4()).await;
+
+    worker.stop().await;
+    assert!(!result.success);
+    assert_eq!(result.event, "refused");
+    assert_eq!(result.conflicts, vec![scenario.triple[0].id]);
+    assert!(result.error.unwrap().contains(&scenario.triple[0].id.to_string()));
+    assert!(memories::get(&env.db, scenario.triple[1].id).await.unwrap().unwrap().is_duplicate, "nothing restored");
+}
+
+#[tokio::test]
+async fn a_rollback_refuses_outside_the_window_and_for_unknown_jobs() {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker();
+    let (project_id, job_id, _, _) = completed_job(&env).await;
+    sqlx::query("UPDATE consolidation_jobs SET completed_at = now() - interval '8 days' WHERE id = $1")
+        .bind(job_id)
+        .execute(&env.db)
+        .await
+        .unwrap();
+
+    let late = rollback(&env, project_id, job_id, Uuid::new_v4()).await;
+    let unknown = rollback(&env, Uuid::nil(), Uuid::new_v4(), Uuid::new_v4()).await;
+
+    worker.stop().await;
+    assert_eq!(late.event, "refused");
+    assert!(late.error.unwrap().contains("outside the 7-day rollback window"));
+    assert_eq!(unknown.event, "refused");
+    assert!(unknown.error.unwrap().contains("does not exist"));
+}
+
+#[tokio::test]
+async fn a_job_survives_a_nats_server_restart() {
+    let nats = crate::private_nats::PrivateNats::start().await;
+    let env = TestEnv::with_nats_url(&nats.url).await;
+    let project = fixtures::project(&env.db, 1).await;
+    fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
+    let slow = env.worker().with_models(Arc::new(SlowSynthesizer(Duration::from_secs(2))), Arc::new(CentroidEmbedder));
+    let worker = env.spawn_worker_with(slow);
+    let command = trigger(project.id, serde_json::json!({}));
+    publish_trigger(&env.bus, &command).await;
+    wait_for_status(&env, command.job_id, "running", WAIT).await;
+
+    let nats = nats.restart().await;
+
+    let job = wait_for_status(&env, command.job_id, "completed", Duration::from_secs(90)).await;
+    assert_eq!(job.memories_merged, 5);
+    let events = job_events(&env.bus, project.id, job.id, Duration::from_secs(30)).await;
+    assert_eq!(events.last().map(|e| e.event.as_str()), Some("completed"));
+    worker.stop().await;
+    drop(nats);
+}
