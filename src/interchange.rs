@@ -146,7 +146,8 @@ pub async fn import(db: &sqlx::PgPool, project_id: Uuid, reader: impl BufRead) -
 
 /// Writes every memory of the project (archived and duplicates included) as JSON Lines.
 pub async fn export(db: &sqlx::PgPool, project_id: Uuid, mut out: impl Write) -> Result<usize, InterchangeError> {
-    let mut filter = ListFilter { include_archived: true, include_duplicates: true, limit: BATCH as i64, ..Default::default() };
+    let mut filter =
+        ListFilter { include_archived: true, include_duplicates: true, limit: BATCH as i64, ..Default::default() };
     let mut written = 0;
     loop {
         let page = memories::list(db, project_id, &filter).await?;
@@ -178,7 +179,6 @@ pub async fn export(db: &sqlx::PgPool, project_id: Uuid, mut out: impl Write) ->
     }
     Ok(written)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -6,11 +6,13 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod bench;
 pub mod bus;
 pub mod config;
 pub mod engine;
 pub mod gateway;
 pub mod interchange;
+pub mod llm;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;

@@ -87,6 +87,11 @@ enum Command {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Benchmarks that print JSON.
+    Bench {
+        #[command(subcommand)]
+        kind: BenchKind,
+    },
     /// Mints a development admin token signed with JWT_SECRET.
     Token {
         #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
@@ -106,6 +111,41 @@ enum Command {
         issuer: Option<String>,
         #[arg(long, env = "JWT_AUDIENCE")]
         audience: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchKind {
+    /// Plans a synthetic project with the engine alone: phase timings and peak memory.
+    Engine {
+        #[arg(long, default_value_t = 1000)]
+        memories: usize,
+        #[arg(long, default_value_t = 1536)]
+        dim: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Also measure the ANN path's recall of above-threshold pairs against exact search.
+        #[arg(long)]
+        check_recall: bool,
+    },
+    /// Seeds a project in a fresh database, publishes a trigger to an in-process worker and
+    /// waits for the completed event.
+    E2e {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        nats: NatsConfig,
+        #[command(flatten)]
+        worker: WorkerConfig,
+        /// A memory interchange file (e.g. from ../shared/bench/gen_memories.py); else synthetic data.
+        #[arg(long)]
+        input: Option<std::path::PathBuf>,
+        #[arg(long, default_value_t = 1000)]
+        memories: usize,
+        #[arg(long, default_value_t = 1536)]
+        dim: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
     },
 }
 
@@ -166,6 +206,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("exported {count} memories of project {project}");
             Ok(())
         }
+        Command::Bench { kind } => bench(kind).await,
         Command::Token { jwt_secret, sub, projects, role, ttl_secs, issuer, audience } => {
             let exp = chrono::Utc::now().timestamp().max(0) as u64 + ttl_secs;
             let claims =
@@ -190,5 +231,26 @@ async fn migrate(database: DatabaseConfig, action: MigrateAction) -> anyhow::Res
         let state = if migration.applied { "applied" } else { "pending" };
         println!("{:>16} {state:8} {}", migration.version, migration.description);
     }
+    Ok(())
+}
+
+async fn bench(kind: BenchKind) -> anyhow::Result<()> {
+    let report = match kind {
+        BenchKind::Engine { memories, dim, seed, check_recall } => {
+            let args = consolidator::bench::engine::EngineBenchArgs { memories, dim, seed, check_recall };
+            tokio::task::spawn_blocking(move || consolidator::bench::engine::run(&args)).await?
+        }
+        BenchKind::E2e { database, nats, worker, input, memories, dim, seed } => {
+            let seeded = match input {
+                Some(path) => {
+                    let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+                    interchange::parse(std::io::BufReader::new(file), None)?
+                }
+                None => consolidator::bench::e2e::synthetic_memories(memories, dim, seed),
+            };
+            consolidator::bench::e2e::run(&database.database_url, &nats, worker, seeded).await?
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

@@ -75,7 +75,11 @@ pub async fn run(
     let running = tokio::spawn(worker::run(worker, shutdown.clone()));
 
     let job_id = Uuid::new_v4();
-    let mut events = bus.client.subscribe(bus.prefix.job_events_of(project_id, job_id)).await.map_err(|e| E2eError::Run(e.to_string()))?;
+    let mut events = bus
+        .client
+        .subscribe(bus.prefix.job_events_of(project_id, job_id))
+        .await
+        .map_err(|e| E2eError::Run(e.to_string()))?;
     let command = TriggerCommand {
         schema_version: SCHEMA_VERSION,
         job_id,
@@ -132,10 +136,36 @@ async fn drop_database(url: &str) -> Result<(), E2eError> {
     use sqlx::Connection;
     let options = sqlx::postgres::PgConnectOptions::from_str(url).map_err(|e| E2eError::Run(e.to_string()))?;
     let name = options.get_database().unwrap_or_default().replace('"', "");
-    let mut admin = sqlx::PgConnection::connect_with(&options.database("postgres")).await.map_err(store::StoreError::from)?;
+    let mut admin =
+        sqlx::PgConnection::connect_with(&options.database("postgres")).await.map_err(store::StoreError::from)?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
         .execute(&mut admin)
         .await
         .map_err(store::StoreError::from)?;
     Ok(())
+}
+
+/// The engine benchmark's synthetic project, as memories to insert.
+pub fn synthetic_memories(memories: usize, dim: usize, seed: u64) -> Vec<NewMemory> {
+    let (snapshot, _) = super::synthetic::generate(memories, dim, seed);
+    snapshot
+        .memories
+        .into_iter()
+        .map(|memory| NewMemory {
+            id: memory.id,
+            task_id: memory.task_id,
+            execution_summary: memory.execution_summary,
+            memory_type: memory.memory_type,
+            goal: memory.goal,
+            result: memory.result,
+            feedback: memory.feedback,
+            tags: memory.tags,
+            files: memory.files,
+            embedding: memory.embedding,
+            success: memory.success,
+            reused_count: memory.reused_count,
+            last_reused_at: memory.last_reused_at,
+            learned_at: memory.learned_at,
+        })
+        .collect()
 }

@@ -1,1 +1,19 @@
+//! Consolidation planner: pure logic, no async, no I/O of its own. `plan::plan` turns a project
+//! snapshot, options and the current time into a plan the worker applies.
+
+pub mod ann;
+pub mod archive;
+pub mod cluster;
+pub mod embed;
+pub mod merge;
 pub mod model;
+pub mod options;
+pub mod output;
+pub mod plan;
+pub mod promote;
+pub mod similarity;
+pub mod synthesis;
+pub mod text;
+
+#[cfg(test)]
+pub(crate) mod tests;

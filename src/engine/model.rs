@@ -1,26 +1,140 @@
-//! Provisional domain enums; replaced by the engine module's own model.
+//! Input snapshot types and the closed vocabularies (memory types, archive reasons, change
+//! operations) shared with the store and the audit log.
+
+use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
-macro_rules! string_enum {
-    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+/// A string that is not one of a closed vocabulary's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} {value:?}")]
+pub struct UnknownVariant {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+macro_rules! closed_vocabulary {
+    ($name:ident, $kind:literal, [$($variant:ident => $text:literal),+ $(,)?]) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
+
         impl $name {
             pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
-            pub fn as_str(&self) -> &'static str { match self { $($name::$variant => $text),+ } }
+
+            pub fn as_str(&self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
         }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
         impl FromStr for $name {
-            type Err = String;
+            type Err = UnknownVariant;
+
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s { $($text => Ok($name::$variant),)+ other => Err(format!("unknown {}: {other:?}", stringify!($name))) }
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownVariant { kind: $kind, value: s.to_owned() }),
+                }
             }
         }
     };
 }
 
-string_enum!(MemoryType { ErrorFix => "error_fix", Discovery => "discovery", Decision => "decision", Learning => "learning", Warning => "warning", CodebaseKnowledge => "codebase_knowledge", Consolidated => "consolidated", Synthesis => "synthesis" });
-string_enum!(ArchiveReason { Staleness => "staleness", LowValue => "low_value", Manual => "manual" });
-string_enum!(ChangeOperation { Merge => "merge", Archive => "archive", Promote => "promote", Summarize => "summarize", Rollback => "rollback" });
+closed_vocabulary!(MemoryType, "memory type", [
+    ErrorFix => "error_fix",
+    Discovery => "discovery",
+    Decision => "decision",
+    Learning => "learning",
+    Warning => "warning",
+    CodebaseKnowledge => "codebase_knowledge",
+    Consolidated => "consolidated",
+    Synthesis => "synthesis",
+]);
+
+closed_vocabulary!(ArchiveReason, "archive reason", [
+    Staleness => "staleness",
+    LowValue => "low_value",
+    Manual => "manual",
+]);
+
+closed_vocabulary!(ChangeOperation, "change operation", [
+    Merge => "merge",
+    Archive => "archive",
+    Promote => "promote",
+    Summarize => "summarize",
+    Rollback => "rollback",
+]);
+
+/// One active memory (not archived, not a duplicate) as read from the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemorySnapshot {
+    pub id: Uuid,
+    pub version: i64,
+    pub memory_type: MemoryType,
+    pub task_id: Option<String>,
+    pub execution_summary: String,
+    pub goal: Option<String>,
+    pub result: Option<String>,
+    pub feedback: Option<String>,
+    pub tags: Vec<String>,
+    pub files: Vec<String>,
+    pub embedding: Option<Vec<f32>>,
+    pub success: Option<bool>,
+    pub reused_count: i32,
+    pub last_reused_at: Option<DateTime<Utc>>,
+    pub learned_at: DateTime<Utc>,
+}
+
+/// One active playbook entry, used to avoid promoting a near-identical entry twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaybookEntrySnapshot {
+    pub id: Uuid,
+    pub content: String,
+    pub category: String,
+    pub embedding: Option<Vec<f32>>,
+}
+
+/// Everything the planner reads about one project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectSnapshot {
+    pub project_id: Uuid,
+    pub embedding_dim: Option<usize>,
+    pub memories: Vec<MemorySnapshot>,
+    pub playbook: Vec<PlaybookEntrySnapshot>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_vocabulary_value_round_trips_through_text_and_serde() {
+        for t in MemoryType::ALL {
+            assert_eq!(t.as_str().parse::<MemoryType>(), Ok(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), serde_json::json!(t.as_str()));
+        }
+        for r in ArchiveReason::ALL {
+            assert_eq!(r.as_str().parse::<ArchiveReason>(), Ok(r));
+        }
+        for op in ChangeOperation::ALL {
+            assert_eq!(op.as_str().parse::<ChangeOperation>(), Ok(op));
+        }
+        assert_eq!(MemoryType::ALL.len(), 8);
+        assert_eq!(ArchiveReason::LowValue.as_str(), "low_value");
+    }
+
+    #[test]
+    fn parsing_an_unknown_value_names_the_value() {
+        let err = "bugfix".parse::<MemoryType>().unwrap_err();
+        assert_eq!(err.to_string(), "unknown memory type \"bugfix\"");
+    }
+}

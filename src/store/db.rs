@@ -38,10 +38,8 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
 /// Creates the database named in `url` if it does not exist yet (through the `postgres` database).
 pub async fn create_database_if_missing(url: &str) -> Result<bool> {
     let target = options(url)?;
-    let name = target
-        .get_database()
-        .ok_or_else(|| StoreError::InvalidUrl("the url names no database".to_owned()))?
-        .to_owned();
+    let name =
+        target.get_database().ok_or_else(|| StoreError::InvalidUrl("the url names no database".to_owned()))?.to_owned();
     let mut admin = PgConnection::connect_with(&target.clone().database("postgres")).await?;
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
         .bind(&name)
@@ -71,9 +69,8 @@ pub async fn migrate_down(pool: &PgPool, target: i64) -> Result<()> {
 }
 
 pub async fn migration_status(pool: &PgPool) -> Result<Vec<MigrationStatus>> {
-    let table_exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(pool)
-        .await?;
+    let table_exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(pool).await?;
     let applied: Vec<i64> = if table_exists {
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
             .fetch_all(pool)

@@ -99,7 +99,9 @@ pub enum CreateOutcome {
     /// A job with this id exists already (a repeated command).
     Existing(Job),
     /// The project has another pending or running job.
-    ProjectBusy { active_job_id: Option<Uuid> },
+    ProjectBusy {
+        active_job_id: Option<Uuid>,
+    },
 }
 
 pub async fn create(db: &sqlx::PgPool, job: &NewJob) -> Result<CreateOutcome> {
@@ -178,13 +180,7 @@ pub async fn claim(db: &sqlx::PgPool, id: Uuid, worker_id: &str, lease: Duration
 }
 
 /// Renews the lease and records progress; false when the lease was lost to another worker.
-pub async fn heartbeat(
-    db: impl PgExecutor<'_>,
-    id: Uuid,
-    worker_id: &str,
-    phase: &str,
-    progress: f32,
-) -> Result<bool> {
+pub async fn heartbeat(db: impl PgExecutor<'_>, id: Uuid, worker_id: &str, phase: &str, progress: f32) -> Result<bool> {
     let updated = sqlx::query(
         "UPDATE consolidation_jobs SET heartbeat_at = now(), phase = $3, progress = GREATEST(progress, $4)
           WHERE id = $1 AND worker_id = $2 AND status = 'running'",

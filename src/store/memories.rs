@@ -77,7 +77,9 @@ impl MemoryRow {
     }
 
     pub fn memory_type(&self) -> Result<MemoryType> {
-        self.memory_type.parse().map_err(|error: crate::engine::model::UnknownVariant| StoreError::Corrupt(error.to_string()))
+        self.memory_type
+            .parse()
+            .map_err(|error: crate::engine::model::UnknownVariant| StoreError::Corrupt(error.to_string()))
     }
 
     fn into_snapshot(self) -> Result<MemorySnapshot> {
@@ -220,10 +222,7 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<MemoryRow>>
 }
 
 pub async fn get_many(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<MemoryRow>> {
-    Ok(sqlx::query_as(&format!("{SELECT_MEMORY} WHERE m.id = ANY($1) ORDER BY m.id"))
-        .bind(ids)
-        .fetch_all(db)
-        .await?)
+    Ok(sqlx::query_as(&format!("{SELECT_MEMORY} WHERE m.id = ANY($1) ORDER BY m.id")).bind(ids).fetch_all(db).await?)
 }
 
 /// Memories a vector search ranks: those with an embedding, archived and duplicates only if asked.
@@ -347,9 +346,5 @@ pub async fn record_reuse(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool> {
 
 /// Deletes memories a job created; file links go with them, audit rows stay.
 pub async fn delete(conn: &mut PgConnection, ids: &[Uuid]) -> Result<u64> {
-    Ok(sqlx::query("DELETE FROM task_memories WHERE id = ANY($1)")
-        .bind(ids)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected())
+    Ok(sqlx::query("DELETE FROM task_memories WHERE id = ANY($1)").bind(ids).execute(&mut *conn).await?.rows_affected())
 }

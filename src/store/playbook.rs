@@ -44,10 +44,7 @@ pub async fn active_entries(db: impl PgExecutor<'_>, project_id: Uuid) -> Result
 }
 
 pub async fn get_many(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<PlaybookEntry>> {
-    Ok(sqlx::query_as("SELECT * FROM playbook_entries WHERE id = ANY($1) ORDER BY id")
-        .bind(ids)
-        .fetch_all(db)
-        .await?)
+    Ok(sqlx::query_as("SELECT * FROM playbook_entries WHERE id = ANY($1) ORDER BY id").bind(ids).fetch_all(db).await?)
 }
 
 /// Adds entries (one statement) and logs each in `playbook_changes` with `operation`.

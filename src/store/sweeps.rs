@@ -23,7 +23,11 @@ pub struct Sweep {
 }
 
 /// Claims the tick; None when another replica (or an earlier delivery) claimed it first.
-pub async fn start(db: impl PgExecutor<'_>, sweep_date: NaiveDate, scheduled_at: DateTime<Utc>) -> Result<Option<Sweep>> {
+pub async fn start(
+    db: impl PgExecutor<'_>,
+    sweep_date: NaiveDate,
+    scheduled_at: DateTime<Utc>,
+) -> Result<Option<Sweep>> {
     Ok(sqlx::query_as(
         "INSERT INTO consolidation_sweeps (sweep_date, scheduled_at) VALUES ($1, $2)
          ON CONFLICT (sweep_date) DO NOTHING RETURNING *",
@@ -41,7 +45,12 @@ pub async fn get(db: impl PgExecutor<'_>, sweep_date: NaiveDate) -> Result<Optio
         .await?)
 }
 
-pub async fn record_fan_out(db: impl PgExecutor<'_>, sweep_date: NaiveDate, considered: i32, job_ids: &[Uuid]) -> Result<()> {
+pub async fn record_fan_out(
+    db: impl PgExecutor<'_>,
+    sweep_date: NaiveDate,
+    considered: i32,
+    job_ids: &[Uuid],
+) -> Result<()> {
     sqlx::query(
         "UPDATE consolidation_sweeps SET projects_considered = $2, projects_triggered = $3, job_ids = $4,
                 fanned_out_at = now()

@@ -52,11 +52,8 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan) -> Result<Option<App
         .unzip();
     memories::insert_batch(&mut tx, job.project_id, &new_rows, &provenance).await?;
 
-    let (sources, targets): (Vec<Uuid>, Vec<Uuid>) = kept
-        .merges
-        .iter()
-        .flat_map(|merge| merge.sources.iter().map(|source| (source.id, merge.memory.id)))
-        .unzip();
+    let (sources, targets): (Vec<Uuid>, Vec<Uuid>) =
+        kept.merges.iter().flat_map(|merge| merge.sources.iter().map(|source| (source.id, merge.memory.id))).unzip();
     memories::mark_duplicates(&mut tx, &sources, &targets).await?;
 
     let mut archived = 0;

@@ -30,11 +30,15 @@ use crate::{
         plan::EngineConfig,
         synthesis::{ExtractiveSynthesizer, Synthesizer},
     },
+    llm::{OpenAiConfig, OpenAiEmbedder, OpenAiSynthesizer},
 };
 pub use outcome::{Outcome, Settled};
 
 /// How long one pull request waits for a message before the loop looks at shutdown again.
 const PULL_EXPIRY: Duration = Duration::from_secs(2);
+/// Per call to an OpenAI-compatible endpoint; a failed call falls back to the offline model.
+const MODEL_TIMEOUT: Duration = Duration::from_secs(30);
+const MODEL_RETRIES: u32 = 2;
 /// Rollbacks, checks and sweeps are short: a few in flight each is plenty.
 const SMALL_COMMAND_CONCURRENCY: usize = 2;
 
@@ -50,17 +54,30 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// A worker with the models the configuration names: OpenAI-compatible endpoints when
+    /// their base URLs are set, the offline extractive synthesizer and centroid otherwise.
     pub fn new(db: PgPool, bus: Bus, config: WorkerConfig) -> Self {
         let worker_id = config.worker_id();
-        Self {
-            db,
-            bus,
-            config,
-            worker_id,
-            engine: EngineConfig::default(),
-            synthesizer: Arc::new(ExtractiveSynthesizer),
-            embedder: Arc::new(CentroidEmbedder),
-        }
+        let endpoint = |base_url: &Option<String>, model: &str, api_key: &Option<String>| {
+            base_url.as_ref().map(|base_url| OpenAiConfig {
+                base_url: base_url.clone(),
+                model: model.to_owned(),
+                api_key: api_key.clone(),
+                timeout: MODEL_TIMEOUT,
+                max_retries: MODEL_RETRIES,
+            })
+        };
+        let synthesizer: Arc<dyn Synthesizer> =
+            match endpoint(&config.llm_base_url, &config.llm_model, &config.llm_api_key) {
+                Some(endpoint) => Arc::new(OpenAiSynthesizer::new(endpoint)),
+                None => Arc::new(ExtractiveSynthesizer),
+            };
+        let embedder: Arc<dyn Embedder> =
+            match endpoint(&config.embedding_base_url, &config.embedding_model, &config.embedding_api_key) {
+                Some(endpoint) => Arc::new(OpenAiEmbedder::new(endpoint)),
+                None => Arc::new(CentroidEmbedder),
+            };
+        Self { db, bus, config, worker_id, engine: EngineConfig::default(), synthesizer, embedder }
     }
 
     pub fn with_models(mut self, synthesizer: Arc<dyn Synthesizer>, embedder: Arc<dyn Embedder>) -> Self {
@@ -91,8 +108,14 @@ impl Worker {
 pub async fn process_one(worker: &Worker, kind: CommandKind, message: Message) -> Settled {
     let delivered = outcome::deliveries(&message);
     let info = message.info().ok().map(|info| info.stream_sequence);
-    let span = tracing::info_span!("command", command = kind.as_str(), stream_sequence = info, delivered,
-        job_id = tracing::field::Empty, project_id = tracing::field::Empty);
+    let span = tracing::info_span!(
+        "command",
+        command = kind.as_str(),
+        stream_sequence = info,
+        delivered,
+        job_id = tracing::field::Empty,
+        project_id = tracing::field::Empty
+    );
     let result = tracing::Instrument::instrument(
         async {
             match kind {

@@ -62,10 +62,7 @@ pub async fn give_up(worker: &Worker, message: &Message, reason: &str) {
 async fn run(worker: &Worker, command: &RollbackCommand) -> Result<Outcome, Failure> {
     let Some(job) = jobs::get(&worker.db, command.consolidation_id).await? else {
         let reason = format!("consolidation job {} does not exist", command.consolidation_id);
-        let event = RollbackEvent {
-            error: Some(reason.clone()),
-            ..event_of_command(command, Uuid::nil(), "refused")
-        };
+        let event = RollbackEvent { error: Some(reason.clone()), ..event_of_command(command, Uuid::nil(), "refused") };
         worker.bus.rollback_event(RollbackEventKind::Refused, &event).await?;
         return Ok(Outcome::Poison { reason });
     };
@@ -133,10 +130,7 @@ async fn decide_and_restore(worker: &Worker, job: &Job, rollback: &Rollback) -> 
     let conflicts = touched.conflicts(&mut tx, job.id, completed_at).await?;
     if !conflicts.is_empty() {
         let listed = conflicts.iter().map(Uuid::to_string).collect::<Vec<_>>().join(", ");
-        return Ok(Decision::Refused {
-            reason: format!("memories changed after job {}: {listed}", job.id),
-            conflicts,
-        });
+        return Ok(Decision::Refused { reason: format!("memories changed after job {}: {listed}", job.id), conflicts });
     }
 
     let changed_by = format!("rollback:{}:{}", rollback.id, rollback.requested_by);
@@ -148,7 +142,11 @@ async fn decide_and_restore(worker: &Worker, job: &Job, rollback: &Rollback) -> 
     changes::insert_batch(&mut tx, Some(job.id), job.project_id, &changed_by, &touched.audit_rows(&reason)).await?;
     jobs::mark_rolled_back(&mut *tx, job.id).await?;
     let mut warnings = Vec::new();
-    if touched.entries.is_empty() && touched.created.is_empty() && touched.sources.is_empty() && touched.archived.is_empty() {
+    if touched.entries.is_empty()
+        && touched.created.is_empty()
+        && touched.sources.is_empty()
+        && touched.archived.is_empty()
+    {
         warnings.push("the job changed nothing; nothing to restore".to_owned());
     }
     rollbacks::complete(&mut *tx, rollback.id, restored as i32, deleted as i32, &warnings).await?;
@@ -181,8 +179,13 @@ impl Touched {
                 break;
             }
         }
-        let mut touched =
-            Touched { versions_after: HashMap::new(), sources: vec![], archived: vec![], created: vec![], entries: vec![] };
+        let mut touched = Touched {
+            versions_after: HashMap::new(),
+            sources: vec![],
+            archived: vec![],
+            created: vec![],
+            entries: vec![],
+        };
         for row in rows.iter().filter(|row| row.operation != "rollback") {
             let previous_version = row.previous_state.as_ref().and_then(|state| state.0["version"].as_i64());
             match (row.operation.as_str(), previous_version) {
@@ -211,7 +214,12 @@ impl Touched {
     }
 
     /// Memories whose version moved since the job, that are gone, or that a later change touched.
-    async fn conflicts(&self, conn: &mut PgConnection, job_id: Uuid, since: chrono::DateTime<Utc>) -> Result<Vec<Uuid>, Failure> {
+    async fn conflicts(
+        &self,
+        conn: &mut PgConnection,
+        job_id: Uuid,
+        since: chrono::DateTime<Utc>,
+    ) -> Result<Vec<Uuid>, Failure> {
         let ids: Vec<Uuid> = self.versions_after.keys().copied().collect();
         let current: HashMap<Uuid, i64> = memories::lock_versions(&mut *conn, &ids)
             .await?
@@ -244,15 +252,25 @@ impl Touched {
         self.sources
             .iter()
             .map(|id| row(*id, serde_json::json!({"is_duplicate": true}), Some(restored_source.clone())))
-            .chain(self.archived.iter().map(|id| row(*id, serde_json::json!({"is_archived": true}), Some(restored_archive.clone()))))
-            .chain(self.created.iter().map(|id| row(*id, serde_json::json!({"exists": true}), Some(serde_json::json!({"deleted": true})))))
+            .chain(
+                self.archived
+                    .iter()
+                    .map(|id| row(*id, serde_json::json!({"is_archived": true}), Some(restored_archive.clone()))),
+            )
+            .chain(
+                self.created.iter().map(|id| {
+                    row(*id, serde_json::json!({"exists": true}), Some(serde_json::json!({"deleted": true})))
+                }),
+            )
             .collect()
     }
 }
 
 async fn record(worker: &Worker, rollback: &Rollback, decision: &Decision) -> Result<(), Failure> {
     match decision {
-        Decision::Completed { .. } => {}
+        Decision::Completed { restored, deleted, warnings } => {
+            tracing::info!(restored, deleted, ?warnings, "rollback completed");
+        }
         Decision::Refused { reason, conflicts } => {
             tracing::info!(%reason, "rollback refused");
             rollbacks::finish_unsuccessful(&worker.db, rollback.id, "refused", reason, conflicts).await?;

@@ -167,7 +167,15 @@ async fn execute(
             (options.clone(), worker.engine.clone(), worker.synthesizer.clone(), worker.embedder.clone());
         let job_id = job.id;
         tokio::task::spawn_blocking(move || {
-            engine::plan::plan(&snapshot, &options, &engine, job_id, Utc::now(), synthesizer.as_ref(), embedder.as_ref())
+            engine::plan::plan(
+                &snapshot,
+                &options,
+                &engine,
+                job_id,
+                Utc::now(),
+                synthesizer.as_ref(),
+                embedder.as_ref(),
+            )
         })
         .await
         .map_err(|error| Failure::Transient(format!("planning task failed: {error}")))?
@@ -216,7 +224,8 @@ async fn execute(
 
 /// A redelivered command for a finished job: make sure its end reached the event stream.
 async fn republish_end(worker: &Worker, job: &Job) -> Result<(), Failure> {
-    let kind = if job.status == jobs::JobStatus::Completed.as_str() { JobEventKind::Completed } else { JobEventKind::Failed };
+    let kind =
+        if job.status == jobs::JobStatus::Completed.as_str() { JobEventKind::Completed } else { JobEventKind::Failed };
     let mut event = job_event(kind, job.id, job.project_id);
     event.at = job.completed_at.unwrap_or(event.at);
     event.phase = Some(job.phase.clone());

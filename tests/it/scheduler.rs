@@ -63,9 +63,8 @@ async fn three_scheduler_replicas_yield_one_sweep_per_tick() {
     let over = project_with_memories(&env, 3).await;
     let worker = env.spawn_worker();
     let shutdown = CancellationToken::new();
-    let replicas: Vec<_> = (0..3)
-        .map(|_| tokio::spawn(scheduler::run(scheduler(&env, "*/1 * * * * *"), shutdown.clone())))
-        .collect();
+    let replicas: Vec<_> =
+        (0..3).map(|_| tokio::spawn(scheduler::run(scheduler(&env, "*/1 * * * * *"), shutdown.clone()))).collect();
 
     tokio::time::sleep(Duration::from_secs(4)).await;
     shutdown.cancel();
@@ -125,8 +124,10 @@ async fn a_sweep_selects_only_enabled_idle_projects_over_their_threshold_and_nev
 
     assert_eq!(sweep.projects_considered, 3, "enabled projects");
     assert_eq!(sweep.job_ids, vec![scheduler_job(over, date)]);
-    let history = |project| async move {
-        jobs::history(&env.db, project, &jobs::HistoryFilter { limit: 10, ..Default::default() }).await.unwrap()
+    let db = env.db.clone();
+    let history = |project| {
+        let db = db.clone();
+        async move { jobs::history(&db, project, &jobs::HistoryFilter { limit: 10, ..Default::default() }).await.unwrap() }
     };
     let over_jobs = history(over).await;
     assert_eq!(over_jobs.len(), 1);
@@ -230,10 +231,9 @@ async fn a_job_left_pending_is_republished_and_completes_and_an_abandoned_one_fa
     let report = scheduler(&env, "0 2 * * *").maintain(Utc::now()).await.unwrap();
 
     assert_eq!((report.republished, report.failed), (1, 1));
-    let done = eventually(WAIT, || async {
-        jobs::get(&env.db, job.id).await.ok()?.filter(|job| job.status == "completed")
-    })
-    .await;
+    let done =
+        eventually(WAIT, || async { jobs::get(&env.db, job.id).await.ok()?.filter(|job| job.status == "completed") })
+            .await;
     worker.stop().await;
     assert_eq!(done.expect("the stranded job completed").memories_merged, 5);
     let failed = jobs::get(&env.db, abandoned.id).await.unwrap().unwrap();

@@ -1,0 +1,95 @@
+//! `consolidator bench engine`: plans a synthetic snapshot and reports phase timings, plan
+//! sizes, peak resident memory and, on request, the ANN path's recall against the exact scan.
+
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::synthetic::{anchor, generate};
+use crate::engine::ann::{approximate_pairs, pair_recall};
+use crate::engine::embed::CentroidEmbedder;
+use crate::engine::model::MemoryType;
+use crate::engine::options::Options;
+use crate::engine::plan::{EngineConfig, plan};
+use crate::engine::similarity::{UnitMatrix, exact_pairs};
+use crate::engine::synthesis::ExtractiveSynthesizer;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineBenchArgs {
+    pub memories: usize,
+    pub dim: usize,
+    pub seed: u64,
+    pub check_recall: bool,
+}
+
+/// Peak resident set size in MiB (VmHWM), or `None` off Linux.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+pub fn run(args: &EngineBenchArgs) -> Value {
+    let t = Instant::now();
+    let (snapshot, truth) = generate(args.memories, args.dim, args.seed);
+    let generate_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let options = Options::default();
+    let config = EngineConfig::default();
+    let t = Instant::now();
+    let result =
+        plan(&snapshot, &options, &config, Uuid::from_u128(1), anchor(), &ExtractiveSynthesizer, &CentroidEmbedder);
+    let plan_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let min_preservation = result.merges.iter().map(|m| m.preservation).fold(1.0f32, f32::min);
+    let mut report = json!({
+        "memories": args.memories,
+        "dim": args.dim,
+        "seed": args.seed,
+        "generate_ms": generate_ms,
+        "plan_ms": plan_ms,
+        "timings_ms": result.timings_ms,
+        "ann_path": args.memories >= config.ann_min_candidates,
+        "clusters": result.clusters.len(),
+        "merges": result.merges.len(),
+        "syntheses": result.syntheses.len(),
+        "archives": result.archives.len(),
+        "promotions": result.promotions.len(),
+        "min_preservation": min_preservation,
+        "truth_groups": truth.groups.len(),
+        "truth_chains": truth.chains.len(),
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    if args.check_recall {
+        report["recall"] = recall(&snapshot, &options, &config);
+    }
+    report
+}
+
+/// Recall of above-threshold pairs, ANN vs exact, per memory-type partition and overall.
+fn recall(snapshot: &crate::engine::model::ProjectSnapshot, options: &Options, config: &EngineConfig) -> Value {
+    let dim = snapshot.embedding_dim.unwrap_or(0);
+    let (mut exact_total, mut found_total) = (0usize, 0.0f64);
+    let mut ann_ms = 0.0;
+    for memory_type in MemoryType::ALL {
+        let rows: Vec<Vec<f32>> = snapshot
+            .memories
+            .iter()
+            .filter(|m| m.memory_type == memory_type)
+            .filter_map(|m| m.embedding.as_deref().and_then(|e| UnitMatrix::normalize(e, dim)))
+            .collect();
+        let matrix = UnitMatrix::from_rows(rows.iter().map(Vec::as_slice), dim);
+        let exact = exact_pairs(&matrix, options.similarity_threshold);
+        let t = Instant::now();
+        let approximate = approximate_pairs(&matrix, options.similarity_threshold, &config.ann);
+        ann_ms += t.elapsed().as_secs_f64() * 1000.0;
+        found_total += pair_recall(&exact, &approximate) * exact.len() as f64;
+        exact_total += exact.len();
+    }
+    json!({
+        "exact_pairs": exact_total,
+        "ann_found": found_total.round(),
+        "recall": if exact_total == 0 { 1.0 } else { found_total / exact_total as f64 },
+        "ann_ms": ann_ms,
+    })
+}

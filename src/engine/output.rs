@@ -1,0 +1,149 @@
+//! The plan the worker applies (or, with `dry_run`, only reports).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+pub use super::cluster::Cluster;
+use super::model::{ArchiveReason, ChangeOperation, MemoryType};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Active memories before and after applying this plan.
+    pub memories_before: i64,
+    pub memories_after: i64,
+    pub clusters: Vec<Cluster>,
+    pub merges: Vec<Merge>,
+    pub syntheses: Vec<Synthesis>,
+    pub archives: Vec<Archive>,
+    pub promotions: Vec<Promotion>,
+    /// Every audit row the apply must write, in a stable order: merges (sources then the
+    /// created memory), syntheses, archives, promotions.
+    pub changes: Vec<PlannedChange>,
+    pub counters: Counters,
+    pub warnings: Vec<String>,
+    pub timings_ms: PhaseTimings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SourceRef {
+    pub id: Uuid,
+    /// The version the plan was computed from: the apply skips a memory whose version moved.
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewMemory {
+    pub id: Uuid,
+    pub memory_type: MemoryType,
+    pub task_id: Option<String>,
+    pub execution_summary: String,
+    pub goal: Option<String>,
+    pub result: Option<String>,
+    pub feedback: Option<String>,
+    pub tags: Vec<String>,
+    pub files: Vec<String>,
+    pub embedding: Vec<f32>,
+    pub success: Option<bool>,
+    pub reused_count: i32,
+    pub last_reused_at: Option<DateTime<Utc>>,
+    pub learned_at: DateTime<Utc>,
+    pub consolidated_from: Vec<Uuid>,
+    pub synthesized_from: Vec<Uuid>,
+    pub synthesis_confidence: Option<f32>,
+    pub needs_review: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Merge {
+    pub cluster_id: String,
+    /// memory_type `consolidated`.
+    pub memory: NewMemory,
+    pub sources: Vec<SourceRef>,
+    pub preservation: f32,
+    /// The cluster's cohesion.
+    pub confidence: f32,
+    /// Name of the embedder that produced `memory.embedding`.
+    pub embedder: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Synthesis {
+    pub cluster_id: String,
+    /// memory_type `synthesis`.
+    pub memory: NewMemory,
+    pub sources: Vec<SourceRef>,
+    pub confidence: f32,
+    pub needs_review: bool,
+    pub patterns: Vec<String>,
+    pub best_practices: Vec<String>,
+    pub gotchas: Vec<String>,
+    /// Name of the synthesizer whose draft was used (after any fallback).
+    pub synthesizer: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Archive {
+    pub memory_id: Uuid,
+    pub version: i64,
+    pub reason: ArchiveReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Promotion {
+    pub entry_id: Uuid,
+    /// The id of a memory created by this plan's merges or syntheses.
+    pub memory_id: Uuid,
+    pub content: String,
+    pub category: String,
+    pub priority: i32,
+    pub tags: Vec<String>,
+    pub supporting_memory_ids: Vec<Uuid>,
+    pub embedding: Vec<f32>,
+    pub confidence: f32,
+}
+
+/// One audit row for `consolidation_changes`. Shapes by operation (rollback relies on them):
+///
+/// | operation   | memory_id          | previous_state | new_state |
+/// |-------------|--------------------|----------------|-----------|
+/// | `merge`     | each source        | `{"is_duplicate":false,"duplicate_of":null,"version":v}` | `{"is_duplicate":true,"duplicate_of":<new id>}` |
+/// | `merge`     | created memory     | `null` | `{"created":true,"memory_type":"consolidated","cluster_id":..,"representative":..,"consolidated_from":[..],"preservation":p}` |
+/// | `summarize` | created memory     | `null` | `{"created":true,"memory_type":"synthesis","cluster_id":..,"synthesized_from":[..],"synthesis_confidence":c,"needs_review":b,"synthesizer":name}` |
+/// | `archive`   | archived memory    | `{"is_archived":false,"archived_at":null,"archive_reason":null,"version":v}` | `{"is_archived":true,"archived_at":<now RFC 3339>,"archive_reason":"staleness"}` |
+/// | `promote`   | promoted (created) memory | `null` | `{"entry_id":..,"category":..,"priority":..,"content":..,"supporting_memory_ids":[..]}` |
+///
+/// `confidence` is the cluster cohesion for merges, the synthesis confidence for summaries and
+/// the promotion confidence for promotions; `None` for archives.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedChange {
+    pub operation: ChangeOperation,
+    pub memory_id: Uuid,
+    pub previous_state: serde_json::Value,
+    pub new_state: serde_json::Value,
+    pub reason: String,
+    pub confidence: Option<f32>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub clusters_found: i32,
+    /// Sources marked duplicate.
+    pub memories_merged: i32,
+    pub memories_archived: i32,
+    pub memories_promoted: i32,
+    pub summaries_created: i32,
+    pub needs_review: i32,
+}
+
+/// Milliseconds per phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct PhaseTimings {
+    pub similarity: f64,
+    pub clustering: f64,
+    pub merge: f64,
+    pub synthesis: f64,
+    pub archive: f64,
+    pub promote: f64,
+    pub total: f64,
+}

@@ -1,0 +1,324 @@
+//! `OpenAiSynthesizer` (POST {base_url}/chat/completions, JSON-object answer) and
+//! `OpenAiEmbedder` (POST {base_url}/embeddings). Answers are validated; the planner falls back
+//! to the extractive synthesizer or the centroid when these return an error.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::http::{HttpFailure, JsonClient};
+use crate::engine::embed::{EmbedError, Embedder};
+use crate::engine::synthesis::{ClusterView, SynthesisDraft, SynthesisError, Synthesizer, validate_draft};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenAiConfig {
+    /// e.g. `https://api.openai.com/v1` or a local compatible server; no trailing path.
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Option<String>,
+    /// Per request, whole exchange.
+    pub timeout: Duration,
+    /// Retries after the first attempt, on transport errors, 429 and 5xx.
+    pub max_retries: u32,
+}
+
+impl OpenAiConfig {
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}/{path}", self.base_url.trim_end_matches('/'))
+    }
+}
+
+/// Member texts are cut to this many characters in the prompt to bound its size.
+const MAX_MEMBER_CHARS: usize = 2_000;
+
+const SYSTEM_PROMPT: &str = "You consolidate an AI coding agent's task memories. Given a cluster of \
+related memories, answer with one JSON object with exactly these keys: \"summary\" (string, 1-3 \
+sentences), \"patterns\" (array of strings), \"best_practices\" (array of strings), \"gotchas\" (array \
+of strings), \"confidence\" (number from 0 to 1: how consistent and well supported the synthesis is). \
+Use only facts stated in the memories.";
+
+pub struct OpenAiSynthesizer {
+    config: OpenAiConfig,
+    client: JsonClient,
+    name: String,
+}
+
+impl OpenAiSynthesizer {
+    pub fn new(config: OpenAiConfig) -> OpenAiSynthesizer {
+        let client = JsonClient::new(config.timeout, config.api_key.clone(), config.max_retries);
+        let name = format!("openai:{}", config.model);
+        OpenAiSynthesizer { config, client, name }
+    }
+
+    fn request_body(&self, view: &ClusterView<'_>) -> Value {
+        let mut prompt = format!("{} memories:\n", view.members.len());
+        for (i, m) in view.members.iter().enumerate() {
+            let mut text = m.execution_summary.clone();
+            for extra in [&m.result, &m.feedback].into_iter().flatten() {
+                text.push(' ');
+                text.push_str(extra);
+            }
+            let text: String = text.chars().take(MAX_MEMBER_CHARS).collect();
+            prompt.push_str(&format!("{}. [{}] {text}\n", i + 1, m.memory_type));
+        }
+        json!({
+            "model": self.config.model,
+            "response_format": {"type": "json_object"},
+            "temperature": 0,
+            "messages": [
+                {"role": "system", "content": SYSTEM_PROMPT},
+                {"role": "user", "content": prompt},
+            ],
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DraftAnswer {
+    summary: String,
+    patterns: Vec<String>,
+    best_practices: Vec<String>,
+    gotchas: Vec<String>,
+    confidence: f32,
+}
+
+fn synthesis_error(failure: HttpFailure) -> SynthesisError {
+    match failure {
+        HttpFailure::Transport(e) => SynthesisError::Transport(e),
+        HttpFailure::Status { status, body } => SynthesisError::Status { status, body },
+        HttpFailure::InvalidJson(e) => SynthesisError::InvalidAnswer(format!("response is not JSON: {e}")),
+    }
+}
+
+/// Extracts and validates the draft from a chat-completions response.
+pub fn parse_chat_answer(response: &Value) -> Result<SynthesisDraft, SynthesisError> {
+    let content = response
+        .pointer("/choices/0/message/content")
+        .and_then(Value::as_str)
+        .ok_or_else(|| SynthesisError::InvalidAnswer("no choices[0].message.content".into()))?;
+    let answer: DraftAnswer = serde_json::from_str(content)
+        .map_err(|e| SynthesisError::InvalidAnswer(format!("content is not the expected JSON object: {e}")))?;
+    let draft = SynthesisDraft {
+        summary: answer.summary,
+        patterns: answer.patterns,
+        best_practices: answer.best_practices,
+        gotchas: answer.gotchas,
+        confidence: answer.confidence,
+    };
+    validate_draft(&draft)?;
+    Ok(draft)
+}
+
+impl Synthesizer for OpenAiSynthesizer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn synthesize(&self, view: &ClusterView<'_>) -> Result<SynthesisDraft, SynthesisError> {
+        let response = self
+            .client
+            .post(&self.config.endpoint("chat/completions"), &self.request_body(view))
+            .map_err(synthesis_error)?;
+        parse_chat_answer(&response)
+    }
+}
+
+pub struct OpenAiEmbedder {
+    config: OpenAiConfig,
+    client: JsonClient,
+    name: String,
+}
+
+impl OpenAiEmbedder {
+    pub fn new(config: OpenAiConfig) -> OpenAiEmbedder {
+        let client = JsonClient::new(config.timeout, config.api_key.clone(), config.max_retries);
+        let name = format!("openai:{}", config.model);
+        OpenAiEmbedder { config, client, name }
+    }
+}
+
+fn embed_error(failure: HttpFailure) -> EmbedError {
+    match failure {
+        HttpFailure::Transport(e) => EmbedError::Transport(e),
+        HttpFailure::Status { status, body } => EmbedError::Status { status, body },
+        HttpFailure::InvalidJson(e) => EmbedError::InvalidAnswer(format!("response is not JSON: {e}")),
+    }
+}
+
+impl Embedder for OpenAiEmbedder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn embed(&self, text: &str, member_embeddings: &[&[f32]]) -> Result<Vec<f32>, EmbedError> {
+        let body = json!({"model": self.config.model, "input": text});
+        let response = self.client.post(&self.config.endpoint("embeddings"), &body).map_err(embed_error)?;
+        let values = response
+            .pointer("/data/0/embedding")
+            .and_then(Value::as_array)
+            .ok_or_else(|| EmbedError::InvalidAnswer("no data[0].embedding array".into()))?;
+        let vector = values
+            .iter()
+            .map(|v| v.as_f64().map(|x| x as f32))
+            .collect::<Option<Vec<f32>>>()
+            .ok_or_else(|| EmbedError::InvalidAnswer("embedding holds a non-number".into()))?;
+        if let Some(expected) = member_embeddings.first().map(|e| e.len()) {
+            if vector.len() != expected {
+                return Err(EmbedError::DimensionMismatch { expected, got: vector.len() });
+            }
+        }
+        crate::engine::embed::validate_embedding(&vector, vector.len())?;
+        Ok(vector)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::fake_server::{FakeServer, Reply};
+
+    fn config(base_url: String) -> OpenAiConfig {
+        OpenAiConfig {
+            base_url,
+            model: "test-model".into(),
+            api_key: Some("sk-test".into()),
+            timeout: Duration::from_secs(5),
+            max_retries: 2,
+        }
+    }
+
+    pub fn chat_reply(content: &str) -> Reply {
+        Reply::ok(json!({"choices": [{"message": {"role": "assistant", "content": content}}]}).to_string())
+    }
+
+    pub const GOOD_ANSWER: &str = r#"{"summary":"Pool exhaustion from sessions held across HTTP calls.","patterns":["Sessions held during outbound calls"],"best_practices":["Release the session before the call"],"gotchas":["QueuePool limit reached"],"confidence":0.91}"#;
+
+    fn view_fixture() -> (crate::engine::cluster::Cluster, Vec<crate::engine::model::MemorySnapshot>) {
+        let fixture = crate::engine::tests::three_similar_memories();
+        (fixture.0, fixture.1)
+    }
+
+    #[test]
+    fn a_valid_chat_answer_becomes_a_draft_and_the_request_is_well_formed() {
+        let server = FakeServer::start(vec![chat_reply(GOOD_ANSWER)]);
+        let synthesizer = OpenAiSynthesizer::new(config(server.base_url()));
+        let (cluster, members) = view_fixture();
+        let view = ClusterView { cluster: &cluster, members: members.iter().collect() };
+        let draft = synthesizer.synthesize(&view).unwrap();
+        assert_eq!(draft.confidence, 0.91);
+        assert_eq!(draft.best_practices, vec!["Release the session before the call"]);
+        let requests = server.requests();
+        assert_eq!(requests.len(), 1);
+        assert!(requests[0].head.starts_with("POST /v1/chat/completions"));
+        assert!(requests[0].head.to_lowercase().contains("authorization: bearer sk-test"));
+        let body: Value = serde_json::from_str(&requests[0].body).unwrap();
+        assert_eq!(body["response_format"]["type"], "json_object");
+        assert_eq!(body["model"], "test-model");
+    }
+
+    #[test]
+    fn an_answer_that_is_not_the_expected_json_is_rejected_clearly() {
+        let server = FakeServer::start(vec![chat_reply("Sure! Here are the patterns: ...")]);
+        let synthesizer = OpenAiSynthesizer::new(config(server.base_url()));
+        let (cluster, members) = view_fixture();
+        let view = ClusterView { cluster: &cluster, members: members.iter().collect() };
+        let err = synthesizer.synthesize(&view).unwrap_err();
+        assert!(
+            matches!(&err, SynthesisError::InvalidAnswer(m) if m.contains("not the expected JSON object")),
+            "{err}"
+        );
+        assert_eq!(server.requests().len(), 1, "an invalid answer is not retried");
+    }
+
+    #[test]
+    fn an_out_of_range_confidence_is_rejected() {
+        let answer = GOOD_ANSWER.replace("0.91", "1.7");
+        let server = FakeServer::start(vec![chat_reply(&answer)]);
+        let synthesizer = OpenAiSynthesizer::new(config(server.base_url()));
+        let (cluster, members) = view_fixture();
+        let view = ClusterView { cluster: &cluster, members: members.iter().collect() };
+        let err = synthesizer.synthesize(&view).unwrap_err();
+        assert!(err.to_string().contains("confidence 1.7"), "{err}");
+    }
+
+    #[test]
+    fn a_server_error_is_retried_then_succeeds() {
+        let server = FakeServer::start(vec![Reply::status(500, "overloaded"), chat_reply(GOOD_ANSWER)]);
+        let synthesizer = OpenAiSynthesizer::new(config(server.base_url()));
+        let (cluster, members) = view_fixture();
+        let view = ClusterView { cluster: &cluster, members: members.iter().collect() };
+        assert!(synthesizer.synthesize(&view).is_ok());
+        assert_eq!(server.requests().len(), 2);
+    }
+
+    #[test]
+    fn a_client_error_is_not_retried() {
+        let server = FakeServer::start(vec![Reply::status(401, "bad key"), chat_reply(GOOD_ANSWER)]);
+        let synthesizer = OpenAiSynthesizer::new(config(server.base_url()));
+        let (cluster, members) = view_fixture();
+        let view = ClusterView { cluster: &cluster, members: members.iter().collect() };
+        let err = synthesizer.synthesize(&view).unwrap_err();
+        assert_eq!(err, SynthesisError::Status { status: 401, body: "bad key".into() });
+        assert_eq!(server.requests().len(), 1);
+    }
+
+    #[test]
+    fn the_embedder_returns_the_vector_and_checks_its_dimension() {
+        let reply = Reply::ok(json!({"data": [{"embedding": [0.6, 0.8]}]}).to_string());
+        let server = FakeServer::start(vec![reply.clone(), reply]);
+        let embedder = OpenAiEmbedder::new(config(server.base_url()));
+        assert_eq!(embedder.embed("text", &[&[1.0, 0.0]]).unwrap(), vec![0.6, 0.8]);
+        let err = embedder.embed("text", &[&[1.0, 0.0, 0.0]]).unwrap_err();
+        assert_eq!(err, EmbedError::DimensionMismatch { expected: 3, got: 2 });
+        let requests = server.requests();
+        assert!(requests[0].head.starts_with("POST /v1/embeddings"));
+        assert_eq!(serde_json::from_str::<Value>(&requests[0].body).unwrap()["input"], "text");
+    }
+
+    #[test]
+    fn the_planner_falls_back_to_extractive_when_the_endpoint_keeps_failing() {
+        use crate::engine::{
+            embed::CentroidEmbedder,
+            options::Options,
+            plan::{EngineConfig, plan},
+        };
+        let server = FakeServer::start(vec![Reply::status(503, "down")]);
+        let synthesizer = OpenAiSynthesizer::new(OpenAiConfig { max_retries: 1, ..config(server.base_url()) });
+        let (_, members) = view_fixture();
+        let snapshot = crate::engine::model::ProjectSnapshot {
+            project_id: uuid::Uuid::nil(),
+            embedding_dim: Some(3),
+            memories: members,
+            playbook: vec![],
+        };
+        let now = chrono::Utc::now();
+        let p = plan(
+            &snapshot,
+            &Options::default(),
+            &EngineConfig::default(),
+            uuid::Uuid::nil(),
+            now,
+            &synthesizer,
+            &CentroidEmbedder,
+        );
+        assert_eq!(p.syntheses.len(), 1);
+        assert_eq!(p.syntheses[0].synthesizer, "extractive");
+        assert!(
+            p.warnings.iter().any(|w| w.contains("openai:test-model failed") && w.contains("503")),
+            "{:?}",
+            p.warnings
+        );
+        assert_eq!(server.requests().len(), 2, "one retry after the first 503");
+    }
+
+    #[test]
+    fn an_unreachable_endpoint_is_a_transport_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        drop(listener);
+        let embedder = OpenAiEmbedder::new(OpenAiConfig { max_retries: 0, ..config(url) });
+        assert!(matches!(embedder.embed("x", &[]), Err(EmbedError::Transport(_))));
+    }
+}
