@@ -48,11 +48,8 @@ async fn services() -> &'static Services {
         .get_or_init(|| async {
             let database_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
             let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.to_owned());
-            let database_url = if reachable(&database_url, 5432) {
-                database_url
-            } else {
-                start_postgres_container().await
-            };
+            let database_url =
+                if reachable(&database_url, 5432) { database_url } else { start_postgres_container().await };
             let nats_url = if reachable(&nats_url, 4222) { nats_url } else { start_nats_container().await };
             Services { database_url, nats_url }
         })

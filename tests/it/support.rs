@@ -90,12 +90,24 @@ impl Scenario {
             ),
         ];
         let pair = vec![
-            fixtures::memory("Decided to use JetStream work queues for commands.", MemoryType::Decision, direction(4, 0.0)),
-            fixtures::memory("We chose JetStream work-queue streams to carry commands.", MemoryType::Decision, direction(4, 0.08)),
+            fixtures::memory(
+                "Decided to use JetStream work queues for commands.",
+                MemoryType::Decision,
+                direction(4, 0.0),
+            ),
+            fixtures::memory(
+                "We chose JetStream work-queue streams to carry commands.",
+                MemoryType::Decision,
+                direction(4, 0.08),
+            ),
         ];
         let unrelated = vec![
             fixtures::memory("The CSS grid broke on Safari 15.", MemoryType::Discovery, direction(8, 0.0)),
-            fixtures::memory("Tokio's spawn_blocking suits CPU-bound planning.", MemoryType::Learning, direction(11, 0.0)),
+            fixtures::memory(
+                "Tokio's spawn_blocking suits CPU-bound planning.",
+                MemoryType::Learning,
+                direction(11, 0.0),
+            ),
         ];
         let stale = fixtures::stale(
             fixtures::memory("An old note nobody reads.", MemoryType::Learning, direction(13, 0.0)),

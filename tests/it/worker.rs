@@ -24,11 +24,9 @@ use crate::{
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn wait_for_status(env: &TestEnv, job_id: Uuid, status: &str, timeout: Duration) -> jobs::Job {
-    eventually(timeout, || async {
-        jobs::get(&env.db, job_id).await.ok().flatten().filter(|job| job.status == status)
-    })
-    .await
-    .unwrap_or_else(|| panic!("job {job_id} did not reach {status}"))
+    eventually(timeout, || async { jobs::get(&env.db, job_id).await.ok().flatten().filter(|job| job.status == status) })
+        .await
+        .unwrap_or_else(|| panic!("job {job_id} did not reach {status}"))
 }
 
 async fn count(env: &TestEnv, sql: &str, project_id: Uuid) -> i64 {
@@ -54,7 +52,12 @@ async fn a_trigger_runs_to_completed_with_rows_changes_and_events() {
     assert_eq!(job.memories_after, Some(8 - 5 - 1 + 2 + 1));
     assert_eq!(job.progress, 1.0);
 
-    let consolidated = count(&env, "SELECT count(*) FROM task_memories WHERE project_id = $1 AND memory_type = 'consolidated'", project.id).await;
+    let consolidated = count(
+        &env,
+        "SELECT count(*) FROM task_memories WHERE project_id = $1 AND memory_type = 'consolidated'",
+        project.id,
+    )
+    .await;
     assert_eq!(consolidated, 2);
     let sources = memories::get(&env.db, scenario.triple[1].id).await.unwrap().unwrap();
     assert!(sources.is_duplicate);
@@ -120,17 +123,27 @@ async fn the_same_command_delivered_twice_applies_once() {
     let worker = env.spawn_worker();
     wait_for_status(&env, command.job_id, "completed", WAIT).await;
     let drained = eventually(WAIT, || async {
-        let info = env.bus.jetstream.get_stream(env.bus.prefix.commands_stream()).await.ok()?.cached_info().state.messages;
+        let info =
+            env.bus.jetstream.get_stream(env.bus.prefix.commands_stream()).await.ok()?.cached_info().state.messages;
         (info == 0).then_some(())
     })
     .await;
     worker.stop().await;
 
     assert!(drained.is_some(), "both deliveries were consumed");
-    let consolidated =
-        count(&env, "SELECT count(*) FROM task_memories WHERE project_id = $1 AND memory_type = 'consolidated'", project.id).await;
+    let consolidated = count(
+        &env,
+        "SELECT count(*) FROM task_memories WHERE project_id = $1 AND memory_type = 'consolidated'",
+        project.id,
+    )
+    .await;
     assert_eq!(consolidated, 2);
-    let merges = count(&env, "SELECT count(*) FROM consolidation_changes WHERE project_id = $1 AND operation = 'merge'", project.id).await;
+    let merges = count(
+        &env,
+        "SELECT count(*) FROM consolidation_changes WHERE project_id = $1 AND operation = 'merge'",
+        project.id,
+    )
+    .await;
     assert_eq!(merges, 7);
     assert_eq!(jobs::get(&env.db, command.job_id).await.unwrap().unwrap().attempts, 1);
 }
@@ -205,10 +218,22 @@ async fn a_worker_killed_mid_job_loses_nothing_and_another_finishes_it_once() {
     survivor.stop().await;
     assert_eq!(job.attempts, 2, "the survivor took the job over");
     assert_ne!(job.worker_id, doomed.worker.worker_id.clone().into());
-    let consolidated =
-        count(&env, "SELECT count(*) FROM task_memories WHERE project_id = $1 AND memory_type = 'consolidated'", project.id).await;
+    let consolidated = count(
+        &env,
+        "SELECT count(*) FROM task_memories WHERE project_id = $1 AND memory_type = 'consolidated'",
+        project.id,
+    )
+    .await;
     assert_eq!(consolidated, 2);
-    assert_eq!(count(&env, "SELECT count(*) FROM consolidation_changes WHERE project_id = $1 AND operation = 'archive'", project.id).await, 1);
+    assert_eq!(
+        count(
+            &env,
+            "SELECT count(*) FROM consolidation_changes WHERE project_id = $1 AND operation = 'archive'",
+            project.id
+        )
+        .await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -218,7 +243,13 @@ async fn a_poison_command_is_dead_lettered_and_the_consumer_keeps_going() {
     fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
     let worker = env.spawn_worker();
     let garbage = br#"{"schema_version":1,"job_id":"not-a-uuid"}"#;
-    env.bus.jetstream.publish(env.bus.prefix.command(CommandKind::Trigger), garbage.as_slice().into()).await.unwrap().await.unwrap();
+    env.bus
+        .jetstream
+        .publish(env.bus.prefix.command(CommandKind::Trigger), garbage.as_slice().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     let missing_project = trigger(Uuid::new_v4(), serde_json::json!({}));
     publish_trigger(&env.bus, &missing_project).await;
     let bad_options = trigger(project.id, serde_json::json!({"similarity_threshold": 2.0}));
@@ -227,7 +258,9 @@ async fn a_poison_command_is_dead_lettered_and_the_consumer_keeps_going() {
     publish_trigger(&env.bus, &good).await;
 
     wait_for_status(&env, good.job_id, "completed", WAIT).await;
-    let letters = events_until::<DeadLetter>(&env.bus, env.bus.prefix.dead_letter("trigger"), Duration::from_secs(10), |_| false).await;
+    let letters =
+        events_until::<DeadLetter>(&env.bus, env.bus.prefix.dead_letter("trigger"), Duration::from_secs(10), |_| false)
+            .await;
     worker.stop().await;
 
     assert_eq!(letters.len(), 3, "{letters:?}");
@@ -254,17 +287,25 @@ async fn a_check_starts_a_threshold_job_only_above_the_threshold() {
     }
 
     let done = eventually(WAIT, || async {
-        let history = jobs::history(&env.db, over.id, &jobs::HistoryFilter { limit: 5, ..Default::default() }).await.ok()?;
+        let history =
+            jobs::history(&env.db, over.id, &jobs::HistoryFilter { limit: 5, ..Default::default() }).await.ok()?;
         history.into_iter().find(|job| job.status == "completed")
     })
     .await
     .expect("a threshold job completed");
     worker.stop().await;
     assert_eq!(done.trigger_type, "threshold");
-    assert!(jobs::history(&env.db, under.id, &jobs::HistoryFilter { limit: 5, ..Default::default() }).await.unwrap().is_empty());
+    assert!(
+        jobs::history(&env.db, under.id, &jobs::HistoryFilter { limit: 5, ..Default::default() })
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
-struct Snapshot(Vec<(Uuid, bool, Option<Uuid>, bool, Option<chrono::DateTime<chrono::Utc>>, Option<String>, String, i32)>);
+struct Snapshot(
+    Vec<(Uuid, bool, Option<Uuid>, bool, Option<chrono::DateTime<chrono::Utc>>, Option<String>, String, i32)>,
+);
 
 async fn touched_columns(env: &TestEnv, project_id: Uuid) -> Snapshot {
     Snapshot(
@@ -288,7 +329,13 @@ async fn rollback(env: &TestEnv, project_id: Uuid, job_id: Uuid, rollback_id: Uu
         requested_by: "admin".to_owned(),
     };
     env.bus.publish_command(CommandKind::Rollback, &rollback_id.to_string(), &command).await.unwrap();
-    let events = events_until::<RollbackEvent>(&env.bus, env.bus.prefix.rollback_events_of(project_id, rollback_id), WAIT, |_| true).await;
+    let events = events_until::<RollbackEvent>(
+        &env.bus,
+        env.bus.prefix.rollback_events_of(project_id, rollback_id),
+        WAIT,
+        |_| true,
+    )
+    .await;
     events.into_iter().next().expect("a rollback result").1
 }
 
@@ -316,9 +363,11 @@ async fn a_rollback_restores_every_touched_column_exactly_and_keeps_the_audit_tr
     assert_eq!(result.memories_restored, 6, "five sources and one archived memory");
     assert_eq!(result.memories_deleted, 3, "two consolidated memories and one synthesis");
     assert_eq!(touched_columns(&env, project_id).await.0, before.0);
-    let active_entries = count(&env, "SELECT count(*) FROM playbook_entries WHERE project_id = $1 AND is_active", project_id).await;
+    let active_entries =
+        count(&env, "SELECT count(*) FROM playbook_entries WHERE project_id = $1 AND is_active", project_id).await;
     assert_eq!(active_entries, 0);
-    let after_changes = count(&env, "SELECT count(*) FROM consolidation_changes WHERE project_id = $1", project_id).await;
+    let after_changes =
+        count(&env, "SELECT count(*) FROM consolidation_changes WHERE project_id = $1", project_id).await;
     assert_eq!(after_changes, job_changes + 9, "job rows kept, one rollback row per restored or deleted memory");
     assert!(jobs::get(&env.db, job_id).await.unwrap().unwrap().rolled_back_at.is_some());
 
