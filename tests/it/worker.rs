@@ -438,3 +438,28 @@ async fn a_job_survives_a_nats_server_restart() {
     worker.stop().await;
     drop(nats);
 }
+
+#[tokio::test]
+async fn a_long_consolidation_does_not_delay_a_rollback_queued_behind_it() {
+    let env = TestEnv::new().await;
+    let quick = env.spawn_worker();
+    let (project_id, job_id, _, _) = completed_job(&env).await;
+    quick.stop().await;
+    let long_project = fixtures::project(&env.db, 1).await;
+    fixtures::insert(&env.db, long_project.id, &Scenario::new().all()).await;
+    let mut config = env.worker_config();
+    config.worker_concurrency = 1;
+    let slow = consolidator::worker::Worker::new(env.db.clone(), env.bus.clone(), config)
+        .with_models(Arc::new(SlowSynthesizer(Duration::from_secs(8))), Arc::new(CentroidEmbedder));
+    let worker = env.spawn_worker_with(slow);
+    let long = trigger(long_project.id, serde_json::json!({}));
+    publish_trigger(&env.bus, &long).await;
+    wait_for_status(&env, long.job_id, "running", WAIT).await;
+
+    let result = rollback(&env, project_id, job_id, Uuid::new_v4()).await;
+
+    assert!(result.success, "{result:?}");
+    assert_eq!(jobs::get(&env.db, long.job_id).await.unwrap().unwrap().status, "running", "the rollback did not wait");
+    wait_for_status(&env, long.job_id, "completed", WAIT).await;
+    worker.stop().await;
+}
