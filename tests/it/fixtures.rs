@@ -30,7 +30,7 @@ pub async fn project(db: &PgPool, threshold: i32) -> Project {
 
 /// A unit vector along `axis`, tilted by `tilt` towards the next axis (cosine falls as tilt grows).
 pub fn direction(axis: usize, tilt: f32) -> Vec<f32> {
-    let mut vector = vec![0.0; DIM];
+    let mut vector = [0.0; DIM];
     vector[axis % DIM] = 1.0;
     vector[(axis + 1) % DIM] = tilt;
     let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();

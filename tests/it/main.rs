@@ -1,8 +1,15 @@
 //! Integration tests against the real PostgreSQL and NATS; one binary, one module per area.
 
+mod bus;
 #[path = "../common/mod.rs"]
 mod common;
 mod fixtures;
+mod gateway;
+mod gateway_e2e;
+mod gateway_jobs;
+mod gateway_memories;
+mod gateway_projects;
+mod gateway_rollback;
 mod migrations;
 mod private_nats;
 mod scheduler;

@@ -67,14 +67,21 @@ async fn the_database_rejects_unknown_statuses_types_reasons_and_operations() {
     let project = fixtures::project(&env.db, 10).await;
     let p = project.id;
     let job = Uuid::new_v4();
-    sqlx::query("INSERT INTO consolidation_jobs (id, project_id, trigger_type, triggered_by) VALUES ($1, $2, 'manual', 't')")
-        .bind(job)
-        .bind(p)
-        .execute(&env.db)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO consolidation_jobs (id, project_id, trigger_type, triggered_by) VALUES ($1, $2, 'manual', 't')",
+    )
+    .bind(job)
+    .bind(p)
+    .execute(&env.db)
+    .await
+    .unwrap();
 
-    rejects(&env, &format!("UPDATE consolidation_jobs SET status = 'paused' WHERE id = '{job}'"), "consolidation_jobs_status_check").await;
+    rejects(
+        &env,
+        &format!("UPDATE consolidation_jobs SET status = 'paused' WHERE id = '{job}'"),
+        "consolidation_jobs_status_check",
+    )
+    .await;
     rejects(
         &env,
         &format!("INSERT INTO consolidation_jobs (id, project_id, trigger_type, triggered_by) VALUES ('{}', '{p}', 'cron', 't')", Uuid::new_v4()),
@@ -107,14 +114,20 @@ async fn the_database_rejects_unknown_statuses_types_reasons_and_operations() {
         "consolidation_changes_operation_check",
     )
     .await;
-    rejects(&env, &format!("UPDATE projects SET consolidation_threshold = 0 WHERE id = '{p}'"), "projects_threshold_check").await;
+    rejects(
+        &env,
+        &format!("UPDATE projects SET consolidation_threshold = 0 WHERE id = '{p}'"),
+        "projects_threshold_check",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn audit_rows_survive_the_deletion_of_the_memory_they_describe() {
     let env = TestEnv::new().await;
     let project = fixtures::project(&env.db, 10).await;
-    let memory = fixtures::memory("gone soon", consolidator::engine::model::MemoryType::Learning, fixtures::direction(0, 0.0));
+    let memory =
+        fixtures::memory("gone soon", consolidator::engine::model::MemoryType::Learning, fixtures::direction(0, 0.0));
     fixtures::insert(&env.db, project.id, std::slice::from_ref(&memory)).await;
     let mut conn = env.db.acquire().await.unwrap();
     store::changes::insert_batch(
@@ -148,7 +161,8 @@ async fn audit_rows_survive_the_deletion_of_the_memory_they_describe() {
 async fn every_update_moves_a_memory_version() {
     let env = TestEnv::new().await;
     let project = fixtures::project(&env.db, 10).await;
-    let memory = fixtures::memory("versioned", consolidator::engine::model::MemoryType::Learning, fixtures::direction(0, 0.0));
+    let memory =
+        fixtures::memory("versioned", consolidator::engine::model::MemoryType::Learning, fixtures::direction(0, 0.0));
     fixtures::insert(&env.db, project.id, std::slice::from_ref(&memory)).await;
 
     store::memories::record_reuse(&env.db, memory.id).await.unwrap();

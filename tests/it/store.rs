@@ -76,7 +76,8 @@ async fn memories_round_trip_in_one_batch_with_tags_files_and_embeddings() {
 async fn listing_hides_archived_and_duplicates_unless_asked_and_pages_by_cursor() {
     let env = TestEnv::new().await;
     let project = fixtures::project(&env.db, 10).await;
-    let batch: Vec<_> = (0..5).map(|i| fixtures::memory(&format!("memory {i}"), MemoryType::Learning, direction(i, 0.0))).collect();
+    let batch: Vec<_> =
+        (0..5).map(|i| fixtures::memory(&format!("memory {i}"), MemoryType::Learning, direction(i, 0.0))).collect();
     fixtures::insert(&env.db, project.id, &batch).await;
     let mut conn = env.db.acquire().await.unwrap();
     memories::archive(&mut conn, &[batch[0].id], "manual").await.unwrap();
@@ -89,7 +90,9 @@ async fn listing_hides_archived_and_duplicates_unless_asked_and_pages_by_cursor(
 
     let page_one = memories::list(&env.db, project.id, &ListFilter { limit: 2, ..all.clone() }).await.unwrap();
     let page_two =
-        memories::list(&env.db, project.id, &ListFilter { limit: 10, after: Some(page_one[1].id), ..all.clone() }).await.unwrap();
+        memories::list(&env.db, project.id, &ListFilter { limit: 10, after: Some(page_one[1].id), ..all.clone() })
+            .await
+            .unwrap();
     assert_eq!(page_one.len() + page_two.len(), 5);
     assert!(page_two.iter().all(|row| row.id > page_one[1].id));
 
@@ -121,7 +124,9 @@ async fn the_snapshot_holds_active_memories_with_files_and_the_active_playbook()
         embedding: Some(direction(3, 0.0)),
         source_memory_id: Some(kept.id),
     };
-    playbook::insert_batch(&mut conn, project.id, &[entry.clone()], "add", "test", None, "tester").await.unwrap();
+    playbook::insert_batch(&mut conn, project.id, std::slice::from_ref(&entry), "add", "test", None, "tester")
+        .await
+        .unwrap();
 
     let snapshot = memories::snapshot(&mut conn, project.id).await.unwrap();
 
@@ -167,7 +172,9 @@ async fn a_job_is_claimed_once_until_its_lease_goes_stale_then_completes_once() 
     assert!(matches!(jobs::claim(&env.db, job.id, "w2", lease).await.unwrap(), ClaimOutcome::HeldElsewhere(_)));
     assert!(jobs::heartbeat(&env.db, job.id, "w1", "planning", 0.3).await.unwrap());
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let ClaimOutcome::Claimed(taken) = jobs::claim(&env.db, job.id, "w2", lease).await.unwrap() else { panic!("not taken over") };
+    let ClaimOutcome::Claimed(taken) = jobs::claim(&env.db, job.id, "w2", lease).await.unwrap() else {
+        panic!("not taken over")
+    };
     assert_eq!(taken.attempts, 2);
     assert!(!jobs::heartbeat(&env.db, job.id, "w1", "applying", 0.5).await.unwrap(), "w1 lost the lease");
 
@@ -197,7 +204,9 @@ async fn history_filters_and_pages_newest_first() {
     let first = jobs::history(&env.db, project.id, &HistoryFilter { limit: 2, ..Default::default() }).await.unwrap();
     assert_eq!(first.iter().map(|j| j.id).collect::<Vec<_>>(), vec![ids[2], ids[1]]);
     let cursor = Some((first[1].created_at, first[1].id));
-    let rest = jobs::history(&env.db, project.id, &HistoryFilter { limit: 2, before: cursor, ..Default::default() }).await.unwrap();
+    let rest = jobs::history(&env.db, project.id, &HistoryFilter { limit: 2, before: cursor, ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(rest.iter().map(|j| j.id).collect::<Vec<_>>(), vec![ids[0]]);
     let completed = HistoryFilter { status: Some(JobStatus::Completed), limit: 10, ..Default::default() };
     assert!(jobs::history(&env.db, project.id, &completed).await.unwrap().is_empty());
@@ -272,7 +281,10 @@ async fn rollbacks_are_idempotent_by_id_and_record_their_end() {
 
     rollbacks::complete(&env.db, id, 4, 1, &["note".to_owned()]).await.unwrap();
     let done = rollbacks::completed_for_job(&env.db, job.id).await.unwrap().unwrap();
-    assert_eq!((done.memories_restored, done.memories_deleted, done.warnings.0.clone()), (4, 1, vec!["note".to_owned()]));
+    assert_eq!(
+        (done.memories_restored, done.memories_deleted, done.warnings.0.clone()),
+        (4, 1, vec!["note".to_owned()])
+    );
 
     let refused = Uuid::new_v4();
     rollbacks::create(&env.db, refused, job.id, project.id, None, "admin").await.unwrap();

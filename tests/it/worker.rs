@@ -303,9 +303,10 @@ async fn a_check_starts_a_threshold_job_only_above_the_threshold() {
     );
 }
 
-struct Snapshot(
-    Vec<(Uuid, bool, Option<Uuid>, bool, Option<chrono::DateTime<chrono::Utc>>, Option<String>, String, i32)>,
-);
+/// id, is_duplicate, duplicate_of, is_archived, archived_at, archive_reason, execution_summary, reused_count
+type TouchedRow = (Uuid, bool, Option<Uuid>, bool, Option<chrono::DateTime<chrono::Utc>>, Option<String>, String, i32);
+
+struct Snapshot(Vec<TouchedRow>);
 
 async fn touched_columns(env: &TestEnv, project_id: Uuid) -> Snapshot {
     Snapshot(
