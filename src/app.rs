@@ -77,9 +77,12 @@ pub async fn run(database: DatabaseConfig, nats: NatsConfig, components: Compone
         });
     }
     if let Some(config) = components.gateway {
+        let addr = config.http_addr;
         let state = gateway::AppState::new(db.clone(), bus.clone(), config)?;
         let token = shutdown.clone();
-        tasks.spawn(async move { gateway::serve(state, token).await.map(|_| ()).context("gateway") });
+        tasks.spawn(async move {
+            gateway::serve(state, token).await.map(|_| ()).with_context(|| format!("gateway on {addr} (HTTP_ADDR)"))
+        });
     }
 
     tokio::select! {
@@ -124,11 +127,22 @@ async fn shutdown_signal() {
 
 /// The database url without its password, for logs.
 pub fn redact(url: &str) -> String {
-    match url.split_once('@') {
-        Some((credentials, rest)) => match credentials.rsplit_once(':') {
-            Some((user, _)) if !user.ends_with("/") => format!("{user}:***@{rest}"),
-            _ => url.to_owned(),
-        },
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((credentials, host)) = rest.split_once('@') else { return url.to_owned() };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(redact("postgres://u:secret@db:5432/x"), "postgres://u:***@db:5432/x");
+        assert_eq!(redact("postgres://postgres@127.0.0.1/x"), "postgres://postgres@127.0.0.1/x");
+        assert_eq!(redact("postgres:///x"), "postgres:///x");
     }
 }

@@ -333,3 +333,72 @@ async fn sweep_candidates_are_enabled_idle_projects_with_their_active_counts() {
     assert_eq!((candidates[0].id, candidates[0].active_memories), (idle.id, 3));
     assert_eq!(projects::count_enabled(&env.db).await.unwrap(), 2);
 }
+
+#[tokio::test]
+async fn a_released_job_can_be_claimed_again_at_once_and_is_counted_by_status() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let job = new_job(project.id);
+    jobs::create(&env.db, &job).await.unwrap();
+    let lease = Duration::from_secs(60);
+    jobs::claim(&env.db, job.id, "w1", lease).await.unwrap();
+
+    assert!(!jobs::release(&env.db, job.id, "w2", "not mine").await.unwrap());
+    assert!(jobs::release(&env.db, job.id, "w1", "database hiccup").await.unwrap());
+
+    let released = jobs::get(&env.db, job.id).await.unwrap().unwrap();
+    assert_eq!((released.status.as_str(), released.error_message.as_deref()), ("pending", Some("database hiccup")));
+    assert!(matches!(jobs::claim(&env.db, job.id, "w2", lease).await.unwrap(), ClaimOutcome::Claimed(_)));
+    assert_eq!(jobs::count_by_status(&env.db).await.unwrap(), vec![("running".to_owned(), 1)]);
+    let counters = JobCounters::default();
+    jobs::complete(&env.db, job.id, "w2", &counters, 5, 5, &serde_json::json!({})).await.unwrap();
+    let durations = jobs::recent_durations(&env.db, project.id, 5).await.unwrap();
+    assert_eq!(durations.len(), 1);
+    assert!(durations[0].0 >= 0.0 && durations[0].1 == 5);
+}
+
+#[tokio::test]
+async fn memories_are_read_by_ids_locked_with_versions_and_listed_for_search() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let batch: Vec<_> = (0..3).map(|i| fixtures::memory("m", MemoryType::Learning, direction(i, 0.0))).collect();
+    let mut no_embedding = fixtures::memory("no vector", MemoryType::Learning, direction(5, 0.0));
+    no_embedding.embedding = None;
+    fixtures::insert(&env.db, project.id, &batch).await;
+    fixtures::insert(&env.db, project.id, std::slice::from_ref(&no_embedding)).await;
+    let mut conn = env.db.acquire().await.unwrap();
+    memories::archive(&mut conn, &[batch[0].id], "manual").await.unwrap();
+
+    let ids = [batch[1].id, batch[2].id];
+    assert_eq!(memories::get_many(&env.db, &ids).await.unwrap().len(), 2);
+    let locked = memories::lock_versions(&mut conn, &[batch[0].id, batch[1].id]).await.unwrap();
+    let archived = locked.iter().find(|row| row.0 == batch[0].id).unwrap();
+    assert_eq!((archived.1, archived.2, archived.3), (2, true, false), "archiving moved the version");
+    assert_eq!(memories::searchable(&env.db, project.id, false, false).await.unwrap().len(), 2);
+    assert_eq!(memories::searchable(&env.db, project.id, true, false).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn playbook_entries_are_read_by_ids() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let entry = NewEntry {
+        id: Uuid::new_v4(),
+        content: "Pin the toolchain.".into(),
+        category: "best_practice".into(),
+        tags: vec!["ci".into()],
+        priority: 7,
+        supporting_memory_ids: vec![],
+        embedding: None,
+        source_memory_id: None,
+    };
+    let mut conn = env.db.acquire().await.unwrap();
+    playbook::insert_batch(&mut conn, project.id, std::slice::from_ref(&entry), "add", "test", None, "t")
+        .await
+        .unwrap();
+
+    let read = playbook::get_many(&env.db, &[entry.id, Uuid::new_v4()]).await.unwrap();
+
+    assert_eq!(read.len(), 1);
+    assert_eq!((read[0].priority, read[0].tags.clone(), read[0].is_active), (7, vec!["ci".to_owned()], true));
+}
