@@ -14,6 +14,8 @@ pub static MIGRATOR: Migrator = sqlx::migrate!();
 
 pub type Db = PgPool;
 
+const SLOW_STATEMENT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// One row of `migrate status`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct MigrationStatus {
@@ -27,7 +29,10 @@ fn options(url: &str) -> Result<PgConnectOptions> {
 }
 
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
-    let options = options(url)?.log_statements(tracing::log::LevelFilter::Trace);
+    // Large projects legitimately run multi-second bulk statements; warn only past that.
+    let options = options(url)?
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, SLOW_STATEMENT);
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(std::time::Duration::from_secs(10))

@@ -201,7 +201,7 @@ async fn execute(
         completed.counters = Some(counters);
         completed.memories_before = Some(before);
         completed.memories_after = Some(after);
-        completed.result = Some(result);
+        completed.result = Some(event_result(&result));
         return Ok(Some(completed));
     }
     let Some(applied) = apply::apply(worker, job, &plan).await? else {
@@ -218,8 +218,36 @@ async fn execute(
     completed.counters = Some(applied.counters);
     completed.memories_before = Some(applied.memories_before);
     completed.memories_after = Some(applied.memories_after);
-    completed.result = Some(applied.result);
+    completed.result = Some(event_result(&applied.result));
     Ok(Some(completed))
+}
+
+/// Events must stay under NATS's message size limit (1 MiB by default), so the completed event
+/// carries the job's result only while it is small; otherwise a summary pointing at the job row.
+const MAX_EVENT_RESULT_BYTES: usize = 256 * 1024;
+
+fn event_result(result: &serde_json::Value) -> serde_json::Value {
+    let size = serde_json::to_vec(result).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
+    if size <= MAX_EVENT_RESULT_BYTES {
+        return result.clone();
+    }
+    let count = |key: &str| result[key].as_array().map_or(0, Vec::len);
+    let plan = &result["plan"];
+    let plan_count = |key: &str| plan[key].as_array().map_or(0, Vec::len);
+    serde_json::json!({
+        "dry_run": result["dry_run"],
+        "truncated": format!(
+            "the full result ({size} bytes) is too large for an event; read it from the job \
+             (GET /api/v1/consolidation/status/{{job_id}})"
+        ),
+        "created_memories": count("created_memory_ids"),
+        "merges": count("merges").max(plan_count("merges")),
+        "syntheses": count("syntheses").max(plan_count("syntheses")),
+        "archives": plan_count("archives"),
+        "promotions": count("playbook_entry_ids").max(plan_count("promotions")),
+        "skipped_changed_memories": count("skipped_changed_memories"),
+        "timings_ms": if plan.is_null() { result["timings_ms"].clone() } else { plan["timings_ms"].clone() },
+    })
 }
 
 /// A redelivered command for a finished job: make sure its end reached the event stream.
@@ -239,7 +267,25 @@ async fn republish_end(worker: &Worker, job: &Job) -> Result<(), Failure> {
         memories_promoted: job.memories_promoted,
         summaries_created: job.summaries_created,
     });
-    event.result = job.result.as_ref().map(|result| result.0.clone());
+    event.result = job.result.as_ref().map(|result| event_result(&result.0));
     worker.bus.job_terminal_event(kind, &event).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_result_travels_whole_and_a_large_one_as_a_summary() {
+        let small = serde_json::json!({"dry_run": false, "created_memory_ids": ["a"], "merges": [1]});
+        assert_eq!(event_result(&small), small);
+
+        let ids: Vec<String> = (0..20_000).map(|i| format!("{i:036}")).collect();
+        let large = serde_json::json!({"dry_run": false, "created_memory_ids": ids, "merges": [1, 2]});
+        let summary = event_result(&large);
+        assert!(serde_json::to_vec(&summary).unwrap().len() < 4096);
+        assert_eq!((summary["created_memories"].as_u64(), summary["merges"].as_u64()), (Some(20_000), Some(2)));
+        assert!(summary["truncated"].as_str().unwrap().contains("/consolidation/status/"));
+    }
 }
