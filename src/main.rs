@@ -119,6 +119,8 @@ enum Command {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum BenchKind {
+    /// Trigger latency of a running gateway under concurrent load (run it from a second process).
+    Gateway(consolidator::bench::gateway::GatewayBenchArgs),
     /// Plans a synthetic project with the engine alone: phase timings and peak memory.
     Engine {
         #[arg(long, default_value_t = 1000)]
@@ -243,6 +245,7 @@ async fn bench(kind: BenchKind) -> anyhow::Result<()> {
             let args = consolidator::bench::engine::EngineBenchArgs { memories, dim, seed, check_recall };
             tokio::task::spawn_blocking(move || consolidator::bench::engine::run(&args)).await?
         }
+        BenchKind::Gateway(args) => serde_json::to_value(consolidator::bench::gateway::run(args).await?)?,
         BenchKind::E2e { database, nats, worker, input, memories, dim, seed } => {
             let seeded = match input {
                 Some(path) => {

@@ -8,7 +8,7 @@ pub fn init(format: &str) {
     let registry = tracing_subscriber::registry().with(filter);
     // A second init (tests, benches) keeps the first subscriber.
     let _ = if format == "json" {
-        registry.with(fmt::layer().json().with_current_span(true).with_span_list(false)).try_init()
+        registry.with(fmt::layer().json().with_current_span(true).with_span_list(true)).try_init()
     } else {
         registry.with(fmt::layer().with_target(false)).try_init()
     };

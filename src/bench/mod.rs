@@ -2,4 +2,5 @@
 
 pub mod e2e;
 pub mod engine;
+pub mod gateway;
 pub mod synthetic;

@@ -100,8 +100,4 @@ impl Bus {
             .map_err(|error| failed(error.to_string()))?;
         Ok(ack.duplicate)
     }
-
-    pub fn is_connected(&self) -> bool {
-        self.client.connection_state() == async_nats::connection::State::Connected
-    }
 }

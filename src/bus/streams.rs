@@ -75,10 +75,7 @@ impl Bus {
             .get_stream(self.prefix.commands_stream())
             .await
             .map_err(|error| BusError::Setup(format!("stream {}: {error}", self.prefix.commands_stream())))?;
-        stream
-            .create_consumer(config)
-            .await
-            .map_err(|error| BusError::Setup(format!("consumer {name}: {error}")))
+        stream.create_consumer(config).await.map_err(|error| BusError::Setup(format!("consumer {name}: {error}")))
     }
 
     /// A fresh ordered consumer that replays the events under `filter` from the beginning.
@@ -96,9 +93,6 @@ impl Bus {
             })
             .await
             .map_err(|error| BusError::Setup(format!("replay of {filter}: {error}")))?;
-        consumer
-            .messages()
-            .await
-            .map_err(|error| BusError::Setup(format!("replay of {filter}: {error}")))
+        consumer.messages().await.map_err(|error| BusError::Setup(format!("replay of {filter}: {error}")))
     }
 }

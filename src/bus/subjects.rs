@@ -179,10 +179,7 @@ mod tests {
         let id = Uuid::nil();
         assert_eq!(prefix.commands_stream(), "CONS_T1_COMMANDS");
         assert_eq!(prefix.command(CommandKind::Trigger), "cons-t1.cmd.trigger");
-        assert_eq!(
-            prefix.job_event(id, id, JobEventKind::Completed),
-            format!("cons-t1.evt.job.{id}.{id}.completed")
-        );
+        assert_eq!(prefix.job_event(id, id, JobEventKind::Completed), format!("cons-t1.evt.job.{id}.{id}.completed"));
         assert_eq!(prefix.dead_letter("trigger"), "cons-t1.evt.dead_letter.trigger");
     }
 }

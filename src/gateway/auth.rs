@@ -48,14 +48,21 @@ impl Auth {
                 let pem = if public_key.contains("-----BEGIN") {
                     public_key.clone()
                 } else {
-                    std::fs::read_to_string(public_key)
-                        .map_err(|error| ConfigError::new("JWT_PUBLIC_KEY", format!("cannot read {public_key}: {error}")))?
+                    std::fs::read_to_string(public_key).map_err(|error| {
+                        ConfigError::new("JWT_PUBLIC_KEY", format!("cannot read {public_key}: {error}"))
+                    })?
                 };
-                let key = DecodingKey::from_rsa_pem(pem.as_bytes())
-                    .map_err(|error| ConfigError::new("JWT_PUBLIC_KEY", format!("not an RSA public key in PEM: {error}")))?;
+                let key = DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|error| {
+                    ConfigError::new("JWT_PUBLIC_KEY", format!("not an RSA public key in PEM: {error}"))
+                })?;
                 (key, Algorithm::RS256)
             }
-            _ => return Err(ConfigError::new("JWT_SECRET", "the gateway needs JWT_SECRET (HS256) or JWT_PUBLIC_KEY (RS256)")),
+            _ => {
+                return Err(ConfigError::new(
+                    "JWT_SECRET",
+                    "the gateway needs JWT_SECRET (HS256) or JWT_PUBLIC_KEY (RS256)",
+                ));
+            }
         };
         let mut validation = Validation::new(algorithm);
         validation.set_required_spec_claims(&["exp", "sub"]);

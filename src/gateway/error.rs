@@ -108,3 +108,9 @@ impl From<BusError> for ApiError {
         Self::Unavailable("the message bus is unavailable".to_owned())
     }
 }
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::Database(error).into()
+    }
+}

@@ -1,9 +1,23 @@
 //! Liveness and readiness.
 
-use axum::{Json, Router, extract::State, routing::get};
-use serde::Serialize;
+use std::time::Duration;
 
-use super::{AppState, error::{ApiError, Result}};
+use axum::{Json, extract::State};
+use serde::Serialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    AppState,
+    error::{ApiError, ErrorBody, Result},
+};
+
+/// A dependency slower than this to answer counts as down.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Liveness {
+    pub status: &'static str,
+}
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Health {
@@ -12,22 +26,31 @@ pub struct Health {
     pub nats: bool,
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
-pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok", database: true, nats: true })
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Liveness)))]
+pub async fn healthz() -> Json<Liveness> {
+    Json(Liveness { status: "ok" })
 }
 
-/// The database and NATS both answer.
+/// The database answers and NATS serves the command and event streams.
 #[utoipa::path(get, path = "/readyz", tag = "health",
-    responses((status = 200, body = Health), (status = 503, body = super::error::ErrorBody)))]
+    responses((status = 200, body = Health), (status = 503, description = "Not ready (which part is named)", body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>> {
-    let database = sqlx::query("SELECT 1").execute(&state.db).await.is_ok();
-    let nats = state.bus.is_connected();
+    let database = sqlx::query("SELECT 1").execute(&state.db);
+    // The streams the gateway publishes to and replays from, not merely a TCP connection.
+    let commands = state.bus.jetstream.get_stream(state.bus.prefix.commands_stream());
+    let events = state.bus.jetstream.get_stream(state.bus.prefix.events_stream());
+    let (database, commands, events) = tokio::join!(
+        tokio::time::timeout(READY_TIMEOUT, database),
+        tokio::time::timeout(READY_TIMEOUT, commands),
+        tokio::time::timeout(READY_TIMEOUT, events)
+    );
+    let database = matches!(database, Ok(Ok(_)));
+    let nats = matches!(commands, Ok(Ok(_))) && matches!(events, Ok(Ok(_)));
     if database && nats {
         Ok(Json(Health { status: "ready", database, nats }))
     } else {

@@ -1,17 +1,56 @@
 //! The thin HTTP API: validates, authorizes, writes the job row, publishes a command, answers.
 //! It never runs consolidation itself.
+//!
+//! One file per resource, each exporting `router()`; [`api`] merges them into one router whose
+//! OpenAPI document is built from the same handler annotations, so the two cannot drift apart.
 
 pub mod auth;
+pub mod changes;
+pub mod configure;
 pub mod error;
+pub mod events;
+pub mod extract;
 pub mod health;
+pub mod history;
+pub mod memories;
+pub mod memory_actions;
+pub mod metrics;
+pub mod openapi;
+pub mod page;
+pub mod projects;
+pub mod rollback;
+pub mod search;
+pub mod status;
+pub mod trigger;
+pub mod views;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use axum::Router;
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request, State},
+    http::{HeaderName, Method, Uri},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    serve::ListenerExt,
+};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::{bus::Bus, config::GatewayConfig};
+use crate::{
+    bus::Bus,
+    config::{ConfigError, GatewayConfig},
+};
+use error::ApiError;
+
+/// Every admin route lives under this prefix.
+pub const API_PREFIX: &str = "/api/v1";
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 #[derive(Clone)]
 pub struct AppState {
@@ -19,17 +58,98 @@ pub struct AppState {
     pub bus: Bus,
     pub config: Arc<GatewayConfig>,
     pub auth: Arc<auth::Auth>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// Cancelled when the server stops: long-lived responses (SSE) end with it.
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
-    pub fn new(db: PgPool, bus: Bus, config: GatewayConfig) -> Result<Self, crate::config::ConfigError> {
+    pub fn new(db: PgPool, bus: Bus, config: GatewayConfig) -> Result<Self, ConfigError> {
+        validate(&config)?;
         let auth = Arc::new(auth::Auth::from_config(&config)?);
-        Ok(Self { db, bus, config: Arc::new(config), auth })
+        Ok(Self {
+            db,
+            bus,
+            config: Arc::new(config),
+            auth,
+            metrics: Arc::new(metrics::Metrics::new()),
+            shutdown: CancellationToken::new(),
+        })
     }
 }
 
+fn validate(config: &GatewayConfig) -> Result<(), ConfigError> {
+    if config.request_timeout_secs == 0 {
+        return Err(ConfigError::new("HTTP_REQUEST_TIMEOUT_SECS", "must be at least 1"));
+    }
+    if config.body_limit_bytes < 1024 {
+        return Err(ConfigError::new("HTTP_BODY_LIMIT_BYTES", "must be at least 1024"));
+    }
+    if config.rollback_wait_ms >= config.request_timeout_secs * 1000 {
+        return Err(ConfigError::new("ROLLBACK_WAIT_MS", "must be shorter than HTTP_REQUEST_TIMEOUT_SECS"));
+    }
+    if config.rollback_window_days == 0 {
+        return Err(ConfigError::new("ROLLBACK_WINDOW_DAYS", "must be at least 1"));
+    }
+    if config.ingest_max_batch == 0 {
+        return Err(ConfigError::new("INGEST_MAX_BATCH", "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Every route with its OpenAPI description, before state and middleware.
+pub fn api() -> OpenApiRouter<AppState> {
+    let admin = OpenApiRouter::new()
+        .merge(trigger::router())
+        .merge(status::router())
+        .merge(events::router())
+        .merge(history::router())
+        .merge(changes::router())
+        .merge(rollback::router())
+        .merge(configure::router())
+        .merge(projects::router())
+        .merge(memories::router())
+        .merge(search::router())
+        .merge(memory_actions::router());
+    OpenApiRouter::with_openapi(openapi::base())
+        .nest(API_PREFIX, admin)
+        .merge(health::router())
+        .merge(metrics::router())
+        .merge(openapi::router())
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new().merge(health::router()).with_state(state)
+    let (routes, spec) = api().split_for_parts();
+    let spec = Arc::new(openapi::finish(spec));
+    let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
+        let request_id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok());
+        tracing::info_span!("request", request_id = request_id.unwrap_or("-"), method = %request.method(), uri = %request.uri())
+    });
+    routes
+        .fallback(no_route)
+        .layer(axum::Extension(spec))
+        .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(middleware::from_fn_with_state(timeout, enforce_timeout))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::record))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {method} {}", uri.path()))
+}
+
+/// Bounds the time to the response head; a streaming body (SSE) is not cut by it.
+async fn enforce_timeout(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            ApiError::Unavailable(format!("the request took longer than {} s", timeout.as_secs())).into_response()
+        }
+    }
 }
 
 /// Serves until `shutdown`, then finishes in-flight requests.
@@ -40,11 +160,18 @@ pub async fn serve(state: AppState, shutdown: CancellationToken) -> std::io::Res
 
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
-    state: AppState,
+    mut state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
     let addr = listener.local_addr()?;
+    state.shutdown = shutdown.clone();
     tracing::info!(%addr, "gateway listening");
+    // Small JSON answers: Nagle's delay would dominate their latency.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
     Ok(addr)
 }

@@ -10,7 +10,10 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    bus::{Bus, BusError, CommandKind, messages::{SCHEMA_VERSION, SweepCommand, TriggerCommand}},
+    bus::{
+        Bus, BusError, CommandKind,
+        messages::{SCHEMA_VERSION, SweepCommand, TriggerCommand},
+    },
     config::{ConfigError, SchedulerConfig},
     store::{StoreError, changes, jobs, sweeps},
 };
@@ -56,7 +59,8 @@ impl Scheduler {
 
     /// Publishes the sweep of `tick`; every replica publishing the same tick yields one command.
     pub async fn publish_sweep(&self, tick: DateTime<Utc>) -> Result<(), SchedulerError> {
-        let command = SweepCommand { schema_version: SCHEMA_VERSION, sweep_date: tick.date_naive(), scheduled_at: tick };
+        let command =
+            SweepCommand { schema_version: SCHEMA_VERSION, sweep_date: tick.date_naive(), scheduled_at: tick };
         let duplicate = self.bus.publish_command(CommandKind::Sweep, &command.idempotency_key(), &command).await?;
         tracing::info!(sweep_date = %command.sweep_date, duplicate, "sweep published");
         Ok(())
@@ -77,7 +81,8 @@ impl Scheduler {
     /// Retention, re-publication of stranded pending jobs, and failing abandoned ones.
     pub async fn maintain(&self, now: DateTime<Utc>) -> Result<MaintenanceReport, SchedulerError> {
         let keep_days = self.config.audit_retention_days.max(self.rollback_window_days);
-        let deleted_changes = changes::delete_older_than(&self.db, now - chrono::Duration::days(i64::from(keep_days))).await?;
+        let deleted_changes =
+            changes::delete_older_than(&self.db, now - chrono::Duration::days(i64::from(keep_days))).await?;
 
         let mut republished = 0;
         for job in jobs::stale_pending(&self.db, Duration::from_secs(self.config.pending_grace_secs)).await? {

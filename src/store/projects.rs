@@ -120,3 +120,33 @@ pub async fn sweep_candidates(db: impl PgExecutor<'_>) -> Result<Vec<SweepCandid
 pub async fn count_enabled(db: impl PgExecutor<'_>) -> Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM projects WHERE consolidation_enabled").fetch_one(db).await?)
 }
+
+/// Everything a trigger decides on, in one round trip: the project, its active memory count,
+/// and the durations (seconds) and sizes of its `recent` latest completed jobs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TriggerContext {
+    #[sqlx(flatten)]
+    pub project: Project,
+    pub active_memories: i64,
+    pub recent_seconds: Vec<f64>,
+    pub recent_sizes: Vec<i32>,
+}
+
+pub async fn trigger_context(db: impl PgExecutor<'_>, id: Uuid, recent: i64) -> Result<Option<TriggerContext>> {
+    Ok(sqlx::query_as(
+        "SELECT p.*,
+                (SELECT count(*) FROM task_memories m
+                  WHERE m.project_id = p.id AND NOT m.is_archived AND NOT m.is_duplicate) AS active_memories,
+                ARRAY(SELECT EXTRACT(EPOCH FROM j.completed_at - j.started_at)::float8 FROM consolidation_jobs j
+                       WHERE j.project_id = p.id AND j.status = 'completed' AND j.started_at IS NOT NULL
+                       ORDER BY j.created_at DESC, j.id DESC LIMIT $2) AS recent_seconds,
+                ARRAY(SELECT COALESCE(j.memories_before, 0) FROM consolidation_jobs j
+                       WHERE j.project_id = p.id AND j.status = 'completed' AND j.started_at IS NOT NULL
+                       ORDER BY j.created_at DESC, j.id DESC LIMIT $2) AS recent_sizes
+           FROM projects p WHERE p.id = $1",
+    )
+    .bind(id)
+    .bind(recent)
+    .fetch_optional(db)
+    .await?)
+}

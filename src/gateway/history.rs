@@ -1,0 +1,92 @@
+//! `GET /consolidation/history/{project_id}`: a project's jobs, newest first, in pages.
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tracing::Span;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    auth::Admin,
+    error::{ApiError, ErrorBody, Result},
+    extract::{Path, Query},
+    page,
+    views::JobView,
+};
+use crate::store::{
+    jobs::{self, HistoryFilter, JobStatus, TriggerType},
+    projects,
+};
+
+const DEFAULT_PAGE: u32 = 20;
+const MAX_PAGE: u32 = 100;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Jobs created at or after this instant (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Jobs created before this instant (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+    pub status: Option<JobStatus>,
+    pub trigger_type: Option<TriggerType>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryPage {
+    pub jobs: Vec<JobView>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    pub next_cursor: Option<String>,
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(history))
+}
+
+/// A project's jobs, newest first, with their before/after memory counts.
+#[utoipa::path(get, path = "/consolidation/history/{project_id}", tag = "consolidation",
+    params(("project_id" = Uuid, Path), HistoryQuery),
+    responses(
+        (status = 200, body = HistoryPage),
+        (status = 400, description = "Malformed id, filter or cursor", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(job_id, project_id))]
+pub async fn history(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(project_id): Path<Uuid>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<axum::Json<HistoryPage>> {
+    Span::current().record("project_id", tracing::field::display(project_id));
+    admin.ensure_project(project_id)?;
+    let limit = page::limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    if let (Some(from), Some(to)) = (query.from, query.to) {
+        if from >= to {
+            return Err(ApiError::BadRequest(format!("from ({from}) must be earlier than to ({to})")));
+        }
+    }
+    let before = query.cursor.as_deref().map(page::decode_job_cursor).transpose()?;
+    if projects::get(&state.db, project_id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("project {project_id} does not exist")));
+    }
+    let filter = HistoryFilter {
+        from: query.from,
+        to: query.to,
+        status: query.status,
+        trigger_type: query.trigger_type,
+        before,
+        limit: limit + 1,
+    };
+    let (jobs, more) = page::split(jobs::history(&state.db, project_id, &filter).await?, limit);
+    let next_cursor = if more { jobs.last().map(|job| page::encode_job_cursor(job.created_at, job.id)) } else { None };
+    Ok(axum::Json(HistoryPage { jobs: jobs.into_iter().map(|job| JobView::new(job, false)).collect(), next_cursor }))
+}

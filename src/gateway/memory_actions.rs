@@ -1,0 +1,186 @@
+//! `POST /memories/{id}/archive`, `/unarchive` and `/reuse`: manual changes, each one audited
+//! (job_id NULL), so a later rollback of a job that touched the memory sees the conflict.
+
+use axum::extract::State;
+use serde::Deserialize;
+use tracing::Span;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    AppState,
+    auth::Admin,
+    error::{ApiError, ErrorBody, Result},
+    extract::{OptionalJson, Path},
+    views::MemoryView,
+};
+use crate::store::{
+    changes::{self, NewChange},
+    memories::{self, MemoryRow},
+};
+
+const MANUAL_ARCHIVE_REASON: &str = "manual";
+const MAX_REASON_CHARS: usize = 2000;
+
+/// An optional body for the three actions.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRequest {
+    /// Kept in the audit row.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Archive,
+    Unarchive,
+    Reuse,
+}
+
+impl Action {
+    fn operation(self) -> &'static str {
+        match self {
+            Self::Archive => "archive",
+            Self::Unarchive => "unarchive",
+            Self::Reuse => "reuse",
+        }
+    }
+
+    fn default_reason(self) -> &'static str {
+        match self {
+            Self::Archive => "archived by an administrator",
+            Self::Unarchive => "restored by an administrator",
+            Self::Reuse => "reuse counted",
+        }
+    }
+
+    /// The audited fields before and after, from the row after the change (whose one update
+    /// moved the version by exactly one).
+    fn states(self, after: &MemoryRow, before: &MemoryRow) -> (serde_json::Value, serde_json::Value) {
+        let version_before = after.version - 1;
+        match self {
+            Self::Archive => (
+                serde_json::json!({"version": version_before, "is_archived": false}),
+                serde_json::json!({"version": after.version, "is_archived": true, "archive_reason": MANUAL_ARCHIVE_REASON,
+                                   "archived_at": after.archived_at}),
+            ),
+            Self::Unarchive => (
+                serde_json::json!({"version": version_before, "is_archived": true, "archive_reason": before.archive_reason,
+                                   "archived_at": before.archived_at}),
+                serde_json::json!({"version": after.version, "is_archived": false}),
+            ),
+            Self::Reuse => (
+                serde_json::json!({"version": version_before, "reused_count": after.reused_count - 1,
+                                   "last_reused_at": before.last_reused_at}),
+                serde_json::json!({"version": after.version, "reused_count": after.reused_count,
+                                   "last_reused_at": after.last_reused_at}),
+            ),
+        }
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(archive)).routes(routes!(unarchive)).routes(routes!(reuse))
+}
+
+/// Archives a memory (reason `manual`).
+#[utoipa::path(post, path = "/memories/{id}/archive", tag = "memories",
+    params(("id" = Uuid, Path)), request_body(content = Option<ActionRequest>, description = "Optional"),
+    responses(
+        (status = 200, description = "The memory after the change", body = MemoryView),
+        (status = 400, description = "Malformed id or body", body = ErrorBody),
+        (status = 404, description = "No such memory", body = ErrorBody),
+        (status = 409, description = "Archived already", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(job_id, project_id))]
+pub async fn archive(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    OptionalJson(body): OptionalJson<ActionRequest>,
+) -> Result<axum::Json<MemoryView>> {
+    act(&state, &admin, id, Action::Archive, body).await.map(axum::Json)
+}
+
+/// Restores an archived memory.
+#[utoipa::path(post, path = "/memories/{id}/unarchive", tag = "memories",
+    params(("id" = Uuid, Path)), request_body(content = Option<ActionRequest>, description = "Optional"),
+    responses(
+        (status = 200, description = "The memory after the change", body = MemoryView),
+        (status = 400, description = "Malformed id or body", body = ErrorBody),
+        (status = 404, description = "No such memory", body = ErrorBody),
+        (status = 409, description = "Not archived", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(job_id, project_id))]
+pub async fn unarchive(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    OptionalJson(body): OptionalJson<ActionRequest>,
+) -> Result<axum::Json<MemoryView>> {
+    act(&state, &admin, id, Action::Unarchive, body).await.map(axum::Json)
+}
+
+/// Counts one reuse of a memory.
+#[utoipa::path(post, path = "/memories/{id}/reuse", tag = "memories",
+    params(("id" = Uuid, Path)), request_body(content = Option<ActionRequest>, description = "Optional"),
+    responses(
+        (status = 200, description = "The memory after the change", body = MemoryView),
+        (status = 400, description = "Malformed id or body", body = ErrorBody),
+        (status = 404, description = "No such memory", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(job_id, project_id))]
+pub async fn reuse(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    OptionalJson(body): OptionalJson<ActionRequest>,
+) -> Result<axum::Json<MemoryView>> {
+    act(&state, &admin, id, Action::Reuse, body).await.map(axum::Json)
+}
+
+async fn act(
+    state: &AppState,
+    admin: &Admin,
+    id: Uuid,
+    action: Action,
+    body: Option<ActionRequest>,
+) -> Result<MemoryView> {
+    let reason = body.and_then(|body| body.reason).unwrap_or_else(|| action.default_reason().to_owned());
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ApiError::Unprocessable(format!("reason: at most {MAX_REASON_CHARS} characters")));
+    }
+    let not_found = || ApiError::NotFound(format!("memory {id} does not exist"));
+    let before = memories::get(&state.db, id).await?.ok_or_else(not_found)?;
+    Span::current().record("project_id", tracing::field::display(before.project_id));
+    admin.ensure_project(before.project_id)?;
+
+    let mut tx = state.db.begin().await?;
+    let changed = match action {
+        Action::Archive => memories::archive(&mut tx, &[id], MANUAL_ARCHIVE_REASON).await?,
+        Action::Unarchive => memories::unarchive(&mut tx, &[id]).await?,
+        Action::Reuse => u64::from(memories::record_reuse(&mut *tx, id).await?),
+    };
+    if changed == 0 {
+        return Err(match action {
+            Action::Archive => ApiError::Conflict(format!("memory {id} is archived already")),
+            Action::Unarchive => ApiError::Conflict(format!("memory {id} is not archived")),
+            Action::Reuse => not_found(),
+        });
+    }
+    let after = memories::get(&mut *tx, id).await?.ok_or_else(not_found)?;
+    let (previous_state, new_state) = action.states(&after, &before);
+    let change = NewChange {
+        operation: action.operation().to_owned(),
+        memory_id: id,
+        previous_state: Some(previous_state),
+        new_state: Some(new_state),
+        reason,
+        confidence: None,
+    };
+    changes::insert_batch(&mut tx, None, after.project_id, admin.subject(), &[change]).await?;
+    tx.commit().await?;
+    tracing::info!(operation = action.operation(), "memory changed by hand");
+    MemoryView::new(after, false)
+}

@@ -1,0 +1,216 @@
+//! Response shapes shared by several resources: jobs and memories.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{API_PREFIX, changes::Operation, error::ApiError};
+use crate::store::{jobs::Job, memories::MemoryRow};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Counters {
+    pub memories_merged: i32,
+    pub memories_archived: i32,
+    pub memories_promoted: i32,
+    pub summaries_created: i32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobLinks {
+    #[serde(rename = "self")]
+    pub status: String,
+    pub events: String,
+    pub changes: String,
+    /// The job's changes of one operation each.
+    pub changes_by_operation: BTreeMap<String, String>,
+    pub history: String,
+}
+
+impl JobLinks {
+    pub fn of(job_id: Uuid, project_id: Uuid) -> Self {
+        let changes = format!("{API_PREFIX}/consolidation/jobs/{job_id}/changes");
+        Self {
+            status: status_location(job_id),
+            events: format!("{API_PREFIX}/consolidation/status/{job_id}/events"),
+            changes_by_operation: Operation::ALL
+                .iter()
+                .map(|operation| (operation.as_str().to_owned(), format!("{changes}?operation={}", operation.as_str())))
+                .collect(),
+            changes,
+            history: format!("{API_PREFIX}/consolidation/history/{project_id}"),
+        }
+    }
+}
+
+pub fn status_location(job_id: Uuid) -> String {
+    format!("{API_PREFIX}/consolidation/status/{job_id}")
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    pub job_id: Uuid,
+    pub project_id: Uuid,
+    /// pending, running, completed or failed.
+    pub status: String,
+    /// manual, scheduled or threshold.
+    pub trigger_type: String,
+    /// queued, loading, planning, applying, done or failed.
+    pub phase: String,
+    /// 0 to 1.
+    pub progress: f32,
+    /// The options the job runs with.
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+    pub counters: Counters,
+    /// Active memories before and after the job.
+    pub memories_before: Option<i32>,
+    pub memories_after: Option<i32>,
+    /// Memories the job created (consolidated and synthesis memories).
+    pub created_memory_ids: Vec<Uuid>,
+    pub error: Option<String>,
+    pub attempts: i32,
+    pub triggered_by: String,
+    pub scheduled_for: Option<chrono::NaiveDate>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub rolled_back_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<f64>,
+    /// The job's result summary (for a dry run, the whole plan); status only, not history.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    pub links: JobLinks,
+}
+
+impl JobView {
+    pub fn new(job: Job, with_result: bool) -> Self {
+        let result = job.result.map(|result| result.0);
+        let created_memory_ids = result
+            .as_ref()
+            .and_then(|result| result.get("created_memory_ids"))
+            .and_then(|ids| serde_json::from_value::<Vec<Uuid>>(ids.clone()).ok())
+            .unwrap_or_default();
+        let duration_seconds = match (job.started_at, job.completed_at) {
+            (Some(started), Some(completed)) => Some((completed - started).num_milliseconds() as f64 / 1000.0),
+            _ => None,
+        };
+        Self {
+            links: JobLinks::of(job.id, job.project_id),
+            job_id: job.id,
+            project_id: job.project_id,
+            status: job.status,
+            trigger_type: job.trigger_type,
+            phase: job.phase,
+            progress: job.progress,
+            options: job.options.0,
+            counters: Counters {
+                memories_merged: job.memories_merged,
+                memories_archived: job.memories_archived,
+                memories_promoted: job.memories_promoted,
+                summaries_created: job.summaries_created,
+            },
+            memories_before: job.memories_before,
+            memories_after: job.memories_after,
+            created_memory_ids,
+            error: job.error_message,
+            attempts: job.attempts,
+            triggered_by: job.triggered_by,
+            scheduled_for: job.scheduled_for,
+            created_at: job.created_at,
+            started_at: job.started_at,
+            completed_at: job.completed_at,
+            rolled_back_at: job.rolled_back_at,
+            duration_seconds,
+            result: if with_result { result } else { None },
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemoryView {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub task_id: Option<String>,
+    pub execution_summary: String,
+    pub memory_type: String,
+    pub goal: Option<String>,
+    pub result: Option<String>,
+    pub feedback: Option<String>,
+    pub tags: Vec<String>,
+    pub files: Vec<String>,
+    /// Only when asked for (`include_embedding=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_embedding: Option<Vec<f32>>,
+    pub success: Option<bool>,
+    pub reused_count: i32,
+    pub last_reused_at: Option<DateTime<Utc>>,
+    pub learned_at: DateTime<Utc>,
+    pub is_duplicate: bool,
+    pub duplicate_of: Option<Uuid>,
+    /// Moves on every update.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub consolidated_from: Option<Vec<Uuid>>,
+    pub consolidated_at: Option<DateTime<Utc>>,
+    pub synthesized_from: Option<Vec<Uuid>>,
+    pub synthesized_at: Option<DateTime<Utc>>,
+    pub synthesis_confidence: Option<f32>,
+    pub needs_review: bool,
+    pub is_archived: bool,
+    pub archived_at: Option<DateTime<Utc>>,
+    /// staleness, low_value or manual.
+    pub archive_reason: Option<String>,
+}
+
+impl MemoryView {
+    pub fn new(row: MemoryRow, with_embedding: bool) -> Result<Self, ApiError> {
+        let context_embedding = if with_embedding { row.embedding()? } else { None };
+        Ok(Self {
+            context_embedding,
+            id: row.id,
+            project_id: row.project_id,
+            task_id: row.task_id,
+            execution_summary: row.execution_summary,
+            memory_type: row.memory_type,
+            goal: row.goal,
+            result: row.result,
+            feedback: row.feedback,
+            tags: row.tags,
+            files: row.files,
+            success: row.success,
+            reused_count: row.reused_count,
+            last_reused_at: row.last_reused_at,
+            learned_at: row.learned_at,
+            is_duplicate: row.is_duplicate,
+            duplicate_of: row.duplicate_of,
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            consolidated_from: row.consolidated_from,
+            consolidated_at: row.consolidated_at,
+            synthesized_from: row.synthesized_from,
+            synthesized_at: row.synthesized_at,
+            synthesis_confidence: row.synthesis_confidence,
+            needs_review: row.needs_review,
+            is_archived: row.is_archived,
+            archived_at: row.archived_at,
+            archive_reason: row.archive_reason,
+        })
+    }
+}
+
+/// The memory types, as a string enum (the engine's vocabulary, which has no schema of its own).
+pub fn memory_type_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(crate::engine::model::MemoryType::ALL.iter().map(|memory_type| memory_type.as_str())))
+        .build()
+}
+
+/// An answer with a Location header: 201 for a created resource, 202 for accepted work.
+pub type Located<T> = (axum::http::StatusCode, [(axum::http::HeaderName, String); 1], axum::Json<T>);
