@@ -131,7 +131,8 @@ async fn ensure_job(worker: &Worker, command: &TriggerCommand) -> Result<Job, Fa
             Ok(job)
         }
         CreateOutcome::Existing(job) => Ok(job),
-        CreateOutcome::ProjectBusy { active_job_id } => Err(Failure::Rejected(format!(
+        // A valid command that came too early: retried with backoff until the active job ends.
+        CreateOutcome::ProjectBusy { active_job_id } => Err(Failure::Transient(format!(
             "project {} already has an active job{}",
             command.project_id,
             active_job_id.map(|id| format!(" {id}")).unwrap_or_default()

@@ -464,3 +464,25 @@ async fn a_long_consolidation_does_not_delay_a_rollback_queued_behind_it() {
     wait_for_status(&env, long.job_id, "completed", WAIT).await;
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn a_trigger_for_a_busy_project_waits_for_the_active_job_instead_of_being_lost() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
+    let slow = env.worker().with_models(Arc::new(SlowSynthesizer(Duration::from_secs(2))), Arc::new(CentroidEmbedder));
+    let worker = env.spawn_worker_with(slow);
+    let first = trigger(project.id, serde_json::json!({}));
+    let second = trigger(project.id, serde_json::json!({}));
+
+    publish_trigger(&env.bus, &first).await;
+    wait_for_status(&env, first.job_id, "running", WAIT).await;
+    publish_trigger(&env.bus, &second).await;
+
+    let first_job = wait_for_status(&env, first.job_id, "completed", WAIT).await;
+    let second_job = wait_for_status(&env, second.job_id, "completed", WAIT).await;
+    worker.stop().await;
+    assert_eq!(first_job.memories_merged, 5);
+    assert_eq!(second_job.memories_merged, 0, "the first job left nothing to merge");
+    assert!(second_job.started_at.unwrap() >= first_job.completed_at.unwrap());
+}
