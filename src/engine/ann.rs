@@ -11,8 +11,9 @@ use rayon::prelude::*;
 
 use super::similarity::{ScoredPair, UnitMatrix, dot};
 
-/// Tuning of the ANN path; the defaults give a measured recall >= 0.99 of above-threshold pairs
-/// on the benchmark data (README).
+/// Tuning of the ANN path. Measured with `consolidator bench engine` (seed 42, 1536 dims, 2 cores):
+/// 20 000 memories, recall 1.0 of above-threshold pairs; 100 000 memories, 9 233 of the 9 239
+/// true clusters found in 29 s (12 connections / ef 32 found 9 026; 24 / 80 found all in 138 s).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnnParams {
     /// Dimensions after random projection: distances in HNSW cost this much instead of `dim`.
@@ -32,10 +33,10 @@ impl Default for AnnParams {
     fn default() -> Self {
         AnnParams {
             projection_dim: 128,
-            max_connections: 12,
-            ef_construction: 32,
+            max_connections: 16,
+            ef_construction: 48,
             neighbours: 16,
-            ef_search: 32,
+            ef_search: 64,
             projected_margin: 0.25,
             seed: 0x5eed_c0de,
         }
