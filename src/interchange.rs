@@ -1,7 +1,8 @@
 //! The memory interchange format (JSON Lines, DESIGN.md §10): import and export.
 //!
-//! An import is all or nothing: every line is parsed and validated first (an error names its
-//! line), then the whole file goes in one transaction, a batch statement per 1 000 memories.
+//! [`MemoryInput`] is a memory as it arrives, from a file or the ingest API, with the one set of
+//! rules both apply. An import is all or nothing: every line is parsed and validated first (an
+//! error names its line), then the whole file goes in one transaction, a statement per 1 000.
 
 use std::io::{BufRead, Write};
 
@@ -20,15 +21,25 @@ use crate::{
 
 /// Memories per insert statement.
 const BATCH: usize = 1_000;
-/// Largest accepted execution summary, in bytes.
-pub const MAX_SUMMARY_BYTES: usize = 64 * 1024;
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+pub const MAX_TASK_ID_CHARS: usize = 256;
+pub const MAX_TAGS: usize = 64;
+pub const MAX_TAG_CHARS: usize = 128;
+pub const MAX_FILES: usize = 256;
+pub const MAX_PATH_CHARS: usize = 4096;
+pub const MAX_EMBEDDING_DIM: usize = 16_384;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InterchangeMemory {
-    pub id: Uuid,
+/// One memory as it arrives, from an import file or the ingest API. `id` and `learned_at`
+/// default to a new id and the time of arrival.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryInput {
+    #[serde(default)]
+    pub id: Option<Uuid>,
     #[serde(default)]
     pub task_id: Option<String>,
     pub execution_summary: String,
+    #[schema(schema_with = memory_type_schema)]
     pub memory_type: MemoryType,
     #[serde(default)]
     pub goal: Option<String>,
@@ -45,10 +56,31 @@ pub struct InterchangeMemory {
     #[serde(default)]
     pub success: Option<bool>,
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub reused_count: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reused_at: Option<DateTime<Utc>>,
-    pub learned_at: DateTime<Utc>,
+    #[serde(default)]
+    pub learned_at: Option<DateTime<Utc>>,
+}
+
+/// The memory types, as a string enum (the engine's vocabulary, which has no schema of its own).
+pub fn memory_type_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(MemoryType::ALL.iter().map(|memory_type| memory_type.as_str())))
+        .build()
+}
+
+/// A field that breaks a rule, and the rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> FieldError {
+    FieldError { field, message: message.into() }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,35 +95,51 @@ pub enum InterchangeError {
     Store(#[from] StoreError),
 }
 
-impl InterchangeMemory {
-    /// Checks what the database would refuse less clearly; `dim` is the dimension in force.
-    pub fn validate(&self, dim: Option<usize>) -> Result<(), String> {
+impl MemoryInput {
+    /// Checks every field; `dim` is the embedding dimension in force, fixed by the first
+    /// embedding seen when still None.
+    pub fn validate(&self, dim: &mut Option<usize>) -> Result<(), FieldError> {
         if self.execution_summary.trim().is_empty() {
-            return Err("execution_summary must not be empty".to_owned());
+            return Err(invalid("execution_summary", "must not be empty"));
         }
-        if self.execution_summary.len() > MAX_SUMMARY_BYTES {
-            return Err(format!("execution_summary is longer than {MAX_SUMMARY_BYTES} bytes"));
+        let texts = [
+            ("execution_summary", Some(&self.execution_summary)),
+            ("goal", self.goal.as_ref()),
+            ("result", self.result.as_ref()),
+            ("feedback", self.feedback.as_ref()),
+        ];
+        for (field, text) in texts {
+            if text.is_some_and(|text| text.len() > MAX_TEXT_BYTES) {
+                return Err(invalid(field, format!("at most {MAX_TEXT_BYTES} bytes")));
+            }
+        }
+        if self.task_id.as_ref().is_some_and(|task| task.chars().count() > MAX_TASK_ID_CHARS) {
+            return Err(invalid("task_id", format!("at most {MAX_TASK_ID_CHARS} characters")));
+        }
+        if self.tags.len() > MAX_TAGS {
+            return Err(invalid("tags", format!("at most {MAX_TAGS} tags")));
+        }
+        if self.tags.iter().any(|tag| tag.trim().is_empty() || tag.chars().count() > MAX_TAG_CHARS) {
+            return Err(invalid("tags", format!("each tag must be 1 to {MAX_TAG_CHARS} characters")));
+        }
+        if self.files.len() > MAX_FILES {
+            return Err(invalid("files", format!("at most {MAX_FILES} paths")));
+        }
+        if self.files.iter().any(|path| path.is_empty() || path.chars().count() > MAX_PATH_CHARS) {
+            return Err(invalid("files", format!("each path must be 1 to {MAX_PATH_CHARS} characters")));
         }
         if self.reused_count < 0 {
-            return Err("reused_count must not be negative".to_owned());
+            return Err(invalid("reused_count", "must not be negative"));
         }
         if let Some(embedding) = &self.context_embedding {
-            if embedding.is_empty() {
-                return Err("context_embedding must not be empty".to_owned());
-            }
-            if let Some(dim) = dim.filter(|dim| *dim != embedding.len()) {
-                return Err(format!("context_embedding has {} dimensions, the project uses {dim}", embedding.len()));
-            }
-            if embedding.iter().any(|value| !value.is_finite()) {
-                return Err("context_embedding holds a value that is not a finite number".to_owned());
-            }
+            check_embedding(embedding, dim).map_err(|message| invalid("context_embedding", message))?;
         }
         Ok(())
     }
 
-    pub fn into_new_memory(self) -> NewMemory {
+    pub fn into_new_memory(self, now: DateTime<Utc>) -> NewMemory {
         NewMemory {
-            id: self.id,
+            id: self.id.unwrap_or_else(Uuid::new_v4),
             task_id: self.task_id,
             execution_summary: self.execution_summary,
             memory_type: self.memory_type,
@@ -104,13 +152,34 @@ impl InterchangeMemory {
             success: self.success,
             reused_count: self.reused_count,
             last_reused_at: self.last_reused_at,
-            learned_at: self.learned_at,
+            learned_at: self.learned_at.unwrap_or(now),
         }
     }
 }
 
+/// A usable embedding of the dimension in force (the first one seen fixes it).
+pub fn check_embedding(embedding: &[f32], dim: &mut Option<usize>) -> Result<(), String> {
+    if embedding.is_empty() || embedding.len() > MAX_EMBEDDING_DIM {
+        return Err(format!("must have 1 to {MAX_EMBEDDING_DIM} values, got {}", embedding.len()));
+    }
+    if let Some(expected) = *dim {
+        if embedding.len() != expected {
+            return Err(format!("the project's embeddings have {expected} dimensions, got {}", embedding.len()));
+        }
+    }
+    if embedding.iter().any(|value| !value.is_finite()) {
+        return Err("values must be finite 32-bit floats".to_owned());
+    }
+    if embedding.iter().all(|value| *value == 0.0) {
+        return Err("must not be all zeros (it has no direction)".to_owned());
+    }
+    *dim = Some(embedding.len());
+    Ok(())
+}
+
 /// Parses and validates every line; the first embedding fixes the dimension if `dim` is None.
 pub fn parse(reader: impl BufRead, mut dim: Option<usize>) -> Result<Vec<NewMemory>, InterchangeError> {
+    let now = Utc::now();
     let mut parsed = Vec::new();
     for (index, line) in reader.lines().enumerate() {
         let line_number = index + 1;
@@ -118,13 +187,13 @@ pub fn parse(reader: impl BufRead, mut dim: Option<usize>) -> Result<Vec<NewMemo
         if line.trim().is_empty() {
             continue;
         }
-        let memory: InterchangeMemory = serde_json::from_str(&line)
+        let memory: MemoryInput = serde_json::from_str(&line)
             .map_err(|error| InterchangeError::Line { line: line_number, message: error.to_string() })?;
-        memory.validate(dim).map_err(|message| InterchangeError::Line { line: line_number, message })?;
-        if dim.is_none() {
-            dim = memory.context_embedding.as_ref().map(Vec::len);
-        }
-        parsed.push(memory.into_new_memory());
+        memory.validate(&mut dim).map_err(|error| InterchangeError::Line {
+            line: line_number,
+            message: format!("{}: {}", error.field, error.message),
+        })?;
+        parsed.push(memory.into_new_memory(now));
     }
     Ok(parsed)
 }
@@ -152,8 +221,8 @@ pub async fn export(db: &sqlx::PgPool, project_id: Uuid, mut out: impl Write) ->
     loop {
         let page = memories::list(db, project_id, &filter).await?;
         for row in &page {
-            let memory = InterchangeMemory {
-                id: row.id,
+            let memory = MemoryInput {
+                id: Some(row.id),
                 task_id: row.task_id.clone(),
                 execution_summary: row.execution_summary.clone(),
                 memory_type: row.memory_type()?,
@@ -166,7 +235,7 @@ pub async fn export(db: &sqlx::PgPool, project_id: Uuid, mut out: impl Write) ->
                 success: row.success,
                 reused_count: row.reused_count,
                 last_reused_at: row.last_reused_at,
-                learned_at: row.learned_at,
+                learned_at: Some(row.learned_at),
             };
             serde_json::to_writer(&mut out, &memory).map_err(std::io::Error::from)?;
             out.write_all(b"\n")?;
@@ -202,7 +271,7 @@ mod tests {
     fn the_first_embedding_fixes_the_dimension() {
         let other = LINE.replace("[0.5,0.5]", "[0.5,0.5,0.5]");
         let error = parse(format!("{LINE}\n{other}\n").as_bytes(), None).unwrap_err();
-        assert!(error.to_string().contains("line 2: context_embedding has 3 dimensions, the project uses 2"));
+        assert_eq!(error.to_string(), "line 2: context_embedding: the project's embeddings have 2 dimensions, got 3");
         assert_eq!(parse(format!("{LINE}\n\n{LINE}").as_bytes(), None).unwrap().len(), 2);
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use axum::{extract::State, http::StatusCode};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use tracing::Span;
 use utoipa::{IntoParams, ToSchema};
@@ -18,6 +18,7 @@ use super::{
     page, projects,
     views::{MemoryView, memory_type_schema},
 };
+pub use crate::interchange::MemoryInput;
 use crate::{
     engine::model::MemoryType,
     store::{
@@ -27,46 +28,9 @@ use crate::{
 };
 
 /// Largest text field (summary, goal, result, feedback), in bytes.
-pub const MAX_TEXT_BYTES: usize = 64 * 1024;
-const MAX_TASK_ID_CHARS: usize = 256;
-const MAX_TAGS: usize = 64;
-const MAX_TAG_CHARS: usize = 128;
-const MAX_FILES: usize = 256;
-const MAX_PATH_CHARS: usize = 4096;
 /// The schema's bound on `embedding_dim`.
-pub const MAX_EMBEDDING_DIM: usize = 16_384;
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
-
-/// One memory in the interchange format (DESIGN.md §10).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MemoryInput {
-    /// Chosen by the caller, or generated.
-    pub id: Option<Uuid>,
-    pub task_id: Option<String>,
-    /// Required, at most 64 KiB.
-    pub execution_summary: String,
-    #[schema(schema_with = memory_type_schema)]
-    pub memory_type: MemoryType,
-    pub goal: Option<String>,
-    pub result: Option<String>,
-    pub feedback: Option<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Paths of the files the memory is linked to.
-    #[serde(default)]
-    pub files: Vec<String>,
-    /// One dimension per project, fixed by the first embedding stored.
-    pub context_embedding: Option<Vec<f32>>,
-    pub success: Option<bool>,
-    #[serde(default)]
-    #[schema(minimum = 0)]
-    pub reused_count: i32,
-    pub last_reused_at: Option<DateTime<Utc>>,
-    /// Default: now.
-    pub learned_at: Option<DateTime<Utc>>,
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -184,80 +148,11 @@ pub fn validate(inputs: Vec<MemoryInput>, known_dim: Option<usize>) -> Result<(V
         if !seen.insert(id) {
             return Err(invalid("id", format!("{id} appears twice in the batch")));
         }
-        if input.execution_summary.trim().is_empty() {
-            return Err(invalid("execution_summary", "must not be empty".to_owned()));
-        }
-        let texts = [
-            ("execution_summary", Some(&input.execution_summary)),
-            ("goal", input.goal.as_ref()),
-            ("result", input.result.as_ref()),
-            ("feedback", input.feedback.as_ref()),
-        ];
-        for (field, text) in texts {
-            if text.is_some_and(|text| text.len() > MAX_TEXT_BYTES) {
-                return Err(invalid(field, format!("at most {MAX_TEXT_BYTES} bytes")));
-            }
-        }
-        if input.task_id.as_ref().is_some_and(|task| task.chars().count() > MAX_TASK_ID_CHARS) {
-            return Err(invalid("task_id", format!("at most {MAX_TASK_ID_CHARS} characters")));
-        }
-        if input.tags.len() > MAX_TAGS {
-            return Err(invalid("tags", format!("at most {MAX_TAGS} tags")));
-        }
-        if input.tags.iter().any(|tag| tag.trim().is_empty() || tag.chars().count() > MAX_TAG_CHARS) {
-            return Err(invalid("tags", format!("each tag must be 1 to {MAX_TAG_CHARS} characters")));
-        }
-        if input.files.len() > MAX_FILES {
-            return Err(invalid("files", format!("at most {MAX_FILES} paths")));
-        }
-        if input.files.iter().any(|path| path.is_empty() || path.chars().count() > MAX_PATH_CHARS) {
-            return Err(invalid("files", format!("each path must be 1 to {MAX_PATH_CHARS} characters")));
-        }
-        if input.reused_count < 0 {
-            return Err(invalid("reused_count", "must not be negative".to_owned()));
-        }
-        if let Some(embedding) = &input.context_embedding {
-            check_embedding(embedding, &mut dim).map_err(|message| invalid("context_embedding", message))?;
-        }
-        batch.push(NewMemory {
-            id,
-            task_id: input.task_id,
-            execution_summary: input.execution_summary,
-            memory_type: input.memory_type,
-            goal: input.goal,
-            result: input.result,
-            feedback: input.feedback,
-            tags: input.tags,
-            files: input.files,
-            embedding: input.context_embedding,
-            success: input.success,
-            reused_count: input.reused_count,
-            last_reused_at: input.last_reused_at,
-            learned_at: input.learned_at.unwrap_or(now),
-        });
+        input.validate(&mut dim).map_err(|error| invalid(error.field, error.message))?;
+        batch.push(MemoryInput { id: Some(id), ..input }.into_new_memory(now));
     }
     let batch_dim = batch.iter().find_map(|memory| memory.embedding.as_ref().map(Vec::len));
     Ok((batch, batch_dim))
-}
-
-/// A usable embedding of the dimension in force (the first one seen fixes it).
-pub fn check_embedding(embedding: &[f32], dim: &mut Option<usize>) -> Result<(), String> {
-    if embedding.is_empty() || embedding.len() > MAX_EMBEDDING_DIM {
-        return Err(format!("must have 1 to {MAX_EMBEDDING_DIM} values, got {}", embedding.len()));
-    }
-    if let Some(expected) = *dim {
-        if embedding.len() != expected {
-            return Err(format!("the project's embeddings have {expected} dimensions, got {}", embedding.len()));
-        }
-    }
-    if embedding.iter().any(|value| !value.is_finite()) {
-        return Err("values must be finite 32-bit floats".to_owned());
-    }
-    if embedding.iter().all(|value| *value == 0.0) {
-        return Err("must not be all zeros (it has no direction)".to_owned());
-    }
-    *dim = Some(embedding.len());
-    Ok(())
 }
 
 /// A project's memories in id order; archived and duplicate memories only when asked.

@@ -12,10 +12,10 @@ use super::{
     auth::Admin,
     error::{ApiError, ErrorBody, Result},
     extract::{Json, Path},
-    memories::check_embedding,
     projects,
     views::{MemoryView, memory_type_schema},
 };
+use crate::interchange::check_embedding;
 use crate::{
     engine::model::MemoryType,
     store::memories::{self, MemoryRow},

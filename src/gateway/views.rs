@@ -204,13 +204,7 @@ impl MemoryView {
     }
 }
 
-/// The memory types, as a string enum (the engine's vocabulary, which has no schema of its own).
-pub fn memory_type_schema() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(crate::engine::model::MemoryType::ALL.iter().map(|memory_type| memory_type.as_str())))
-        .build()
-}
+pub use crate::interchange::memory_type_schema;
 
 /// An answer with a Location header: 201 for a created resource, 202 for accepted work.
 pub type Located<T> = (axum::http::StatusCode, [(axum::http::HeaderName, String); 1], axum::Json<T>);
