@@ -204,7 +204,13 @@ pub async fn import(db: &sqlx::PgPool, project_id: Uuid, reader: impl BufRead) -
     let memories = parse(reader, project.embedding_dim.and_then(|dim| usize::try_from(dim).ok()))?;
     let mut tx = db.begin().await.map_err(StoreError::from)?;
     if let Some(dim) = memories.iter().find_map(|memory| memory.embedding.as_ref().map(Vec::len)) {
-        projects::fix_embedding_dim(&mut *tx, project_id, dim as i32).await?;
+        let in_force = projects::fix_embedding_dim(&mut *tx, project_id, dim as i32).await?;
+        if in_force != Some(dim as i32) {
+            return Err(InterchangeError::Line {
+                line: 1,
+                message: format!("context_embedding: the project's embeddings have {in_force:?} dimensions, got {dim}"),
+            });
+        }
     }
     for batch in memories.chunks(BATCH) {
         memories::insert_batch(&mut tx, project_id, batch, &[]).await?;

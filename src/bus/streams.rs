@@ -13,6 +13,10 @@ use super::{Bus, BusError, CommandKind};
 /// Covers a schedule tick's retries: a sweep command re-published within a day is dropped.
 pub const COMMAND_DUPLICATE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
+/// Covers a terminal event re-published by a redelivery (ack wait, lease and backoff add up to
+/// minutes, not hours).
+pub const EVENT_DUPLICATE_WINDOW: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
     pub ack_wait: Duration,
@@ -38,7 +42,7 @@ impl Bus {
             retention: RetentionPolicy::Limits,
             storage: StorageType::File,
             max_age: events_max_age,
-            duplicate_window: Duration::from_secs(120),
+            duplicate_window: EVENT_DUPLICATE_WINDOW.min(events_max_age),
             ..Default::default()
         };
         for config in [commands, events] {

@@ -10,14 +10,15 @@ pub struct Prefix(String);
 
 impl Prefix {
     pub fn new(raw: &str) -> Result<Self, String> {
+        // Lower case only: stream names are the upper-cased prefix, which must stay one-to-one.
         let valid = !raw.is_empty()
             && raw.len() <= 64
-            && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if valid {
             Ok(Self(raw.to_owned()))
         } else {
             Err(format!(
-                "{raw:?} must be 1-64 characters of letters, digits, '_' or '-' (it names subjects and streams)"
+                "{raw:?} must be 1-64 characters of lower-case letters, digits or '_' (it names subjects and streams)"
             ))
         }
     }
@@ -26,9 +27,8 @@ impl Prefix {
         &self.0
     }
 
-    /// Stream names allow no '-' or '.', so they use the upper-cased prefix with '-' as '_'.
     fn stream_stem(&self) -> String {
-        self.0.to_ascii_uppercase().replace('-', "_")
+        self.0.to_ascii_uppercase()
     }
 
     pub fn commands_stream(&self) -> String {
@@ -167,19 +167,19 @@ mod tests {
 
     #[test]
     fn prefix_rejects_characters_that_would_break_subjects() {
-        for bad in ["", "a.b", "a b", "a*", "a>"] {
+        for bad in ["", "a.b", "a b", "a*", "a>", "a-b", "Abc"] {
             assert!(Prefix::new(bad).is_err(), "{bad:?} accepted");
         }
-        assert!(Prefix::new("test_1-a").is_ok());
+        assert!(Prefix::new("test_1a").is_ok());
     }
 
     #[test]
     fn names_follow_the_documented_layout() {
-        let prefix = Prefix::new("cons-t1").unwrap();
+        let prefix = Prefix::new("cons_t1").unwrap();
         let id = Uuid::nil();
         assert_eq!(prefix.commands_stream(), "CONS_T1_COMMANDS");
-        assert_eq!(prefix.command(CommandKind::Trigger), "cons-t1.cmd.trigger");
-        assert_eq!(prefix.job_event(id, id, JobEventKind::Completed), format!("cons-t1.evt.job.{id}.{id}.completed"));
-        assert_eq!(prefix.dead_letter("trigger"), "cons-t1.evt.dead_letter.trigger");
+        assert_eq!(prefix.command(CommandKind::Trigger), "cons_t1.cmd.trigger");
+        assert_eq!(prefix.job_event(id, id, JobEventKind::Completed), format!("cons_t1.evt.job.{id}.{id}.completed"));
+        assert_eq!(prefix.dead_letter("trigger"), "cons_t1.evt.dead_letter.trigger");
     }
 }

@@ -124,6 +124,10 @@ impl FromRequestParts<AppState> for Admin {
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError::Unauthorized("Authorization must be `Bearer <token>`".to_owned()))?;
         let claims = state.auth.verify(token.trim())?;
+        // The subject is recorded as who triggered or rolled back a job; it must say someone.
+        if claims.sub.trim().is_empty() {
+            return Err(ApiError::Unauthorized("the token's `sub` claim is empty".to_owned()));
+        }
         if !claims.is_admin() {
             return Err(ApiError::Forbidden(format!("role {ADMIN_ROLE:?} required")));
         }

@@ -11,13 +11,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     bus::{
-        Bus, BusError, CommandKind,
-        messages::{SCHEMA_VERSION, SweepCommand, TriggerCommand},
+        Bus, BusError, CommandKind, JobEventKind,
+        messages::{JobEvent, SCHEMA_VERSION, SweepCommand, TriggerCommand},
     },
     config::{ConfigError, SchedulerConfig},
     store::{StoreError, changes, jobs, sweeps},
 };
 
+/// Upcoming ticks inspected to make sure the schedule ticks at most once a day.
+const TICKS_CHECKED: usize = 8;
 /// How far back the start-up catch-up looks for a missed tick, widening until one is found.
 const CATCH_UP_WINDOWS_DAYS: [i64; 3] = [1, 8, 32];
 
@@ -38,11 +40,24 @@ pub struct Scheduler {
     pub rollback_window_days: u32,
 }
 
+/// A cron expression with at most one tick per UTC day: a sweep is keyed by its date.
 pub fn parse_schedule(expression: &str) -> Result<Cron, ConfigError> {
-    Cron::new(expression)
+    let schedule = Cron::new(expression)
         .with_seconds_optional()
         .parse()
-        .map_err(|error| ConfigError::new("SCHEDULE", format!("{expression:?} is not a cron expression: {error}")))
+        .map_err(|error| ConfigError::new("SCHEDULE", format!("{expression:?} is not a cron expression: {error}")))?;
+    let mut ticks = schedule.iter_after(Utc::now()).take(TICKS_CHECKED);
+    let mut previous = ticks.next();
+    for tick in ticks {
+        if previous.is_some_and(|previous| previous.date_naive() == tick.date_naive()) {
+            return Err(ConfigError::new(
+                "SCHEDULE",
+                format!("{expression:?} ticks more than once a day; a sweep is keyed by its UTC date"),
+            ));
+        }
+        previous = Some(tick);
+    }
+    Ok(schedule)
 }
 
 impl Scheduler {
@@ -109,6 +124,15 @@ impl Scheduler {
             );
             if jobs::fail(&self.db, job.id, &reason).await? {
                 failed += 1;
+                let mut event = JobEvent::new(JobEventKind::Failed.as_str(), job.id, job.project_id);
+                event.error = Some(reason);
+                self.bus.job_terminal_event(JobEventKind::Failed, &event).await?;
+            }
+        }
+        // A sweep whose last job was failed here (or whose closing event was lost) closes now.
+        for sweep in sweeps::running(&self.db).await? {
+            if let Err(failure) = crate::worker::sweep::complete_if_done(&self.db, &self.bus, sweep.sweep_date).await {
+                tracing::warn!(?failure, sweep_date = %sweep.sweep_date, "sweep completion check failed");
             }
         }
         let report = MaintenanceReport { deleted_changes, republished, failed };

@@ -52,7 +52,11 @@ async fn run(worker: &Worker, command: &CheckCommand) -> Result<Outcome, Failure
     match jobs::create(&worker.db, &job).await? {
         CreateOutcome::Created(created) => {
             tracing::info!(job_id = %created.id, active, threshold = project.consolidation_threshold, "threshold job created");
-            publish_trigger(worker, &job).await?;
+            if let Err(failure) = publish_trigger(worker, &job).await {
+                // The redelivery makes a job of its own; this one must not block the project.
+                jobs::fail(&worker.db, job.id, &format!("the trigger could not be published: {failure:?}")).await?;
+                return Err(failure);
+            }
             Ok(Outcome::Done)
         }
         CreateOutcome::Existing(_) | CreateOutcome::ProjectBusy { .. } => Ok(Outcome::Done),

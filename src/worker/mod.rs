@@ -7,11 +7,11 @@
 mod apply;
 mod check;
 mod events;
-mod failure;
+pub(crate) mod failure;
 mod lease;
 pub mod outcome;
 mod rollback;
-mod sweep;
+pub(crate) mod sweep;
 mod trigger;
 
 use std::{sync::Arc, time::Duration};

@@ -58,7 +58,14 @@ pub async fn settle(bus: &Bus, message: &Message, command: &str, outcome: Outcom
     let (kind, settled) = match outcome {
         Outcome::Done => (AckKind::Ack, Settled::Acked),
         Outcome::Wait { delay } if delivered < max_deliver => (AckKind::Nak(Some(delay)), Settled::Redelivering),
-        Outcome::Wait { .. } => (AckKind::Term, Settled::Acked),
+        Outcome::Wait { .. } => {
+            let reason = format!(
+                "the job was still held by another worker after {delivered} deliveries; if that worker \
+                 died, maintenance fails the job once its lease is long expired"
+            );
+            dead_letter(bus, message, command, &reason).await;
+            (AckKind::Term, Settled::DeadLettered)
+        }
         Outcome::Retry { reason } if delivered < max_deliver => {
             let delay = retry_delay(delivered);
             tracing::warn!(%reason, delivered, ?delay, "transient failure, will retry");

@@ -37,7 +37,9 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
     };
     Span::current().record("job_id", command.consolidation_id.to_string());
     if command.requested_by.trim().is_empty() {
-        return Outcome::Poison { reason: "requested_by must not be empty".to_owned() };
+        let reason = "requested_by must not be empty";
+        give_up(worker, message, reason).await;
+        return Outcome::Poison { reason: reason.to_owned() };
     }
     match run(worker, &command).await {
         Ok(outcome) => outcome,

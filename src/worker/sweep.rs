@@ -3,13 +3,17 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::Message;
+use async_nats::jetstream::{AckKind, Message};
 use chrono::NaiveDate;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{Outcome, Worker, check::publish_trigger, failure::Failure};
 use crate::{
-    bus::messages::{SCHEMA_VERSION, SweepCommand, SweepSummary, decode},
+    bus::{
+        Bus,
+        messages::{SCHEMA_VERSION, SweepCommand, SweepSummary, decode},
+    },
     store::{
         jobs::{self, CreateOutcome, NewJob, TriggerType},
         projects, sweeps,
@@ -21,7 +25,7 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
         Ok(command) => command,
         Err(error) => return Outcome::Poison { reason: error.to_string() },
     };
-    match run(worker, &command).await {
+    match run(worker, message, &command).await {
         Ok(outcome) => outcome,
         Err(failure) => failure.into(),
     }
@@ -32,7 +36,7 @@ pub fn sweep_job_id(project_id: Uuid, sweep_date: NaiveDate) -> Uuid {
     Uuid::new_v5(&project_id, format!("sweep:{sweep_date}").as_bytes())
 }
 
-async fn run(worker: &Worker, command: &SweepCommand) -> Result<Outcome, Failure> {
+async fn run(worker: &Worker, message: &Message, command: &SweepCommand) -> Result<Outcome, Failure> {
     let date = command.sweep_date;
     // The first delivery claims the tick; a redelivery of an unfinished fan-out repeats it
     // harmlessly (job ids are derived from the tick, triggers are deduplicated by job id).
@@ -46,7 +50,6 @@ async fn run(worker: &Worker, command: &SweepCommand) -> Result<Outcome, Failure
     let candidates = projects::sweep_candidates(&worker.db).await?;
     let considered = projects::count_enabled(&worker.db).await? as i32;
     let pause = Duration::from_secs(1) / worker.config.sweep_rate_per_sec;
-    let mut job_ids: Vec<Uuid> = sweep.job_ids.clone();
     for candidate in candidates.iter().filter(|c| c.active_memories > i64::from(c.consolidation_threshold)) {
         let job = NewJob {
             id: sweep_job_id(candidate.id, date),
@@ -66,14 +69,18 @@ async fn run(worker: &Worker, command: &SweepCommand) -> Result<Outcome, Failure
             // maintenance pass re-publishes it.
             tracing::warn!(project_id = %job.project_id, ?failure, "sweep trigger not published");
         }
-        if !job_ids.contains(&job.id) {
-            job_ids.push(job.id);
+        // A fan-out over many projects outlasts the ack wait; keep the sweep's message alive.
+        if let Err(error) = message.ack_with(AckKind::Progress).await {
+            tracing::warn!(%error, "in-progress ack failed");
         }
         tokio::time::sleep(pause).await;
     }
+    // Read back rather than accumulated: a redelivered fan-out skips the projects whose tick job
+    // is already active, and must still count them.
+    let job_ids = jobs::of_sweep(&worker.db, date).await?;
     sweeps::record_fan_out(&worker.db, date, considered, &job_ids).await?;
     tracing::info!(%date, considered, triggered = job_ids.len(), "sweep fanned out");
-    complete_if_done(worker, date).await?;
+    complete_if_done(&worker.db, &worker.bus, date).await?;
     Ok(Outcome::Done)
 }
 
@@ -81,13 +88,14 @@ async fn run(worker: &Worker, command: &SweepCommand) -> Result<Outcome, Failure
 pub async fn on_job_finished(worker: &Worker, job_id: Uuid) {
     let Ok(Some(job)) = jobs::get(&worker.db, job_id).await else { return };
     let Some(date) = job.scheduled_for else { return };
-    if let Err(failure) = complete_if_done(worker, date).await {
+    if let Err(failure) = complete_if_done(&worker.db, &worker.bus, date).await {
         tracing::warn!(?failure, %date, "sweep completion check failed");
     }
 }
 
-async fn complete_if_done(worker: &Worker, date: NaiveDate) -> Result<(), Failure> {
-    let Some(sweep) = sweeps::get(&worker.db, date).await? else { return Ok(()) };
+/// Completes the sweep of `date` and publishes its summary once every job it triggered ended.
+pub async fn complete_if_done(db: &PgPool, bus: &Bus, date: NaiveDate) -> Result<(), Failure> {
+    let Some(sweep) = sweeps::get(db, date).await? else { return Ok(()) };
     if sweep.status == "completed" || sweep.fanned_out_at.is_none() {
         return Ok(());
     }
@@ -100,7 +108,7 @@ async fn complete_if_done(worker: &Worker, date: NaiveDate) -> Result<(), Failur
         ..Default::default()
     };
     for job_id in &sweep.job_ids {
-        let Some(job) = jobs::get(&worker.db, *job_id).await? else { continue };
+        let Some(job) = jobs::get(db, *job_id).await? else { continue };
         match job.status.as_str() {
             "completed" => summary.jobs_completed += 1,
             "failed" => summary.jobs_failed += 1,
@@ -114,9 +122,9 @@ async fn complete_if_done(worker: &Worker, date: NaiveDate) -> Result<(), Failur
     let value = serde_json::to_value(&summary).map_err(|error| Failure::Transient(error.to_string()))?;
     // Published before the row is closed: a failure leaves the sweep open for the next job's
     // end or a redelivery, and concurrent closers are deduplicated by the message id.
-    let subject = worker.bus.prefix.sweep_completed(date);
-    worker.bus.publish_event_once(subject, &format!("sweep:{date}.completed"), &summary).await?;
-    if sweeps::complete(&worker.db, date, &value).await? {
+    let subject = bus.prefix.sweep_completed(date);
+    bus.publish_event_once(subject, &format!("sweep:{date}.completed"), &summary).await?;
+    if sweeps::complete(db, date, &value).await? {
         tracing::info!(%date, completed = summary.jobs_completed, failed = summary.jobs_failed, "sweep completed");
     }
     Ok(())

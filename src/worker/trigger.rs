@@ -25,10 +25,12 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
         Err(error) => return Outcome::Poison { reason: error.to_string() },
     };
     Span::current().record("job_id", command.job_id.to_string()).record("project_id", command.project_id.to_string());
-    if command.triggered_by.trim().is_empty() {
-        return Outcome::Poison { reason: "triggered_by must not be empty".to_owned() };
-    }
-    match run(worker, message, &command).await {
+    let result = if command.triggered_by.trim().is_empty() {
+        Err(Failure::Impossible("triggered_by must not be empty".to_owned()))
+    } else {
+        run(worker, message, &command).await
+    };
+    match result {
         Ok(outcome) => outcome,
         Err(Failure::Impossible(reason)) => {
             fail_job(worker, &command, &reason).await;
@@ -46,7 +48,7 @@ pub async fn give_up(worker: &Worker, message: &Message, reason: &str) {
 }
 
 async fn fail_job(worker: &Worker, command: &TriggerCommand, reason: &str) {
-    match jobs::fail(&worker.db, command.job_id, reason).await {
+    match jobs::fail_unless_held(&worker.db, command.job_id, reason, worker.lease()).await {
         Ok(true) => {
             let mut event = job_event(JobEventKind::Failed, command.job_id, command.project_id);
             event.error = Some(reason.to_owned());
@@ -65,6 +67,9 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
         .await?
         .ok_or_else(|| Failure::Rejected(format!("project {} does not exist", command.project_id)))?;
     let job = ensure_job(worker, command).await?;
+    if !project.consolidation_enabled {
+        return Err(Failure::Impossible(format!("consolidation is disabled for project {}", project.id)));
+    }
     let options = Options::resolve(&project.consolidation_options.0, &job.options.0)
         .map_err(|error| Failure::Impossible(format!("invalid options: {error}")))?;
 
@@ -72,6 +77,7 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
         ClaimOutcome::Claimed(job) => job,
         ClaimOutcome::Finished(job) => {
             republish_end(worker, &job).await?;
+            sweep::on_job_finished(worker, job.id).await;
             return Ok(Outcome::Done);
         }
         ClaimOutcome::HeldElsewhere(_) => return Ok(Outcome::Wait { delay: worker.lease() }),

@@ -63,30 +63,46 @@ async fn three_scheduler_replicas_yield_one_sweep_per_tick() {
     let over = project_with_memories(&env, 3).await;
     let worker = env.spawn_worker();
     let shutdown = CancellationToken::new();
+    // Started together, each replica catches up the latest tick: one sweep must come of it.
     let replicas: Vec<_> =
-        (0..3).map(|_| tokio::spawn(scheduler::run(scheduler(&env, "*/1 * * * * *"), shutdown.clone()))).collect();
-
-    tokio::time::sleep(Duration::from_secs(4)).await;
+        (0..3).map(|_| tokio::spawn(scheduler::run(scheduler(&env, "0 2 * * *"), shutdown.clone()))).collect();
+    let first_tick = scheduler(&env, "0 2 * * *").previous_tick(Utc::now()).unwrap();
+    let first = wait_for_sweep(&env, first_tick.date_naive()).await;
     shutdown.cancel();
     for replica in replicas {
         replica.await.unwrap();
     }
-    let date = Utc::now().date_naive();
-    let summary = eventually(WAIT, || async {
-        let sweep = sweeps::get(&env.db, date).await.ok()??;
-        (sweep.status == "completed").then_some(sweep)
-    })
-    .await
-    .expect("the sweep completed");
+    // The next tick, published by all three replicas at once.
+    let next_tick = first_tick + chrono::Duration::days(1);
+    let publishing: Vec<_> = (0..3)
+        .map(|_| {
+            let replica = scheduler(&env, "0 2 * * *");
+            tokio::spawn(async move { replica.publish_sweep(next_tick).await.unwrap() })
+        })
+        .collect();
+    for publish in publishing {
+        publish.await.unwrap();
+    }
+    let second = wait_for_sweep(&env, next_tick.date_naive()).await;
     worker.stop().await;
 
-    assert_eq!(summary.job_ids.len(), 1);
+    assert_eq!((first.job_ids.len(), second.job_ids.len()), (1, 1));
+    let sweeps_stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM consolidation_sweeps").fetch_one(&env.db).await.unwrap();
+    assert_eq!(sweeps_stored, 2, "one sweep per tick");
     let history = jobs::history(&env.db, over, &jobs::HistoryFilter { limit: 10, ..Default::default() }).await.unwrap();
-    assert_eq!(history.len(), 1, "one scheduled job for the tick");
-    assert_eq!(history[0].trigger_type, "scheduled");
-    let events = sweep_summary(&env, date).await;
+    assert_eq!(history.len(), 2, "one scheduled job per tick");
+    assert!(history.iter().all(|job| job.trigger_type == "scheduled" && job.status == "completed"));
+    let events = sweep_summary(&env, first_tick.date_naive()).await;
     assert_eq!(events.len(), 1);
     assert_eq!((events[0].projects_triggered, events[0].jobs_completed, events[0].memories_merged), (1, 1, 5));
+    assert_eq!(sweep_summary(&env, next_tick.date_naive()).await.len(), 1);
+}
+
+async fn wait_for_sweep(env: &TestEnv, date: NaiveDate) -> sweeps::Sweep {
+    eventually(WAIT, || async { sweeps::get(&env.db, date).await.ok()?.filter(|sweep| sweep.status == "completed") })
+        .await
+        .unwrap_or_else(|| panic!("the sweep of {date} did not complete"))
 }
 
 #[tokio::test]
@@ -245,4 +261,7 @@ async fn a_job_left_pending_is_republished_and_completes_and_an_abandoned_one_fa
 fn an_invalid_schedule_is_refused_naming_the_setting() {
     let error = scheduler::parse_schedule("every day at two").unwrap_err();
     assert_eq!(error.name, "SCHEDULE");
+    let twice_a_day = scheduler::parse_schedule("0 2,14 * * *").unwrap_err();
+    assert!(twice_a_day.message.contains("more than once a day"), "{}", twice_a_day.message);
+    assert!(scheduler::parse_schedule("30 3 * * 1").is_ok(), "weekly is fine");
 }

@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS consolidation_jobs_status_durations_idx;
+DROP INDEX IF EXISTS consolidation_jobs_scheduled_for_idx;
