@@ -248,13 +248,26 @@ async fn every_admin_route_refuses_missing_bad_and_expired_tokens_with_401_and_o
     let expired = token_with(&all, "admin", chrono::Utc::now().timestamp() - 3600, SECRET);
     let forged = token_with(&all, "admin", chrono::Utc::now().timestamp() + 600, "another-secret");
     let viewer = token(&all, "viewer");
+    let nobody = auth::mint(
+        SECRET,
+        &Claims {
+            sub: " ".to_owned(),
+            exp: (chrono::Utc::now().timestamp() + 600) as u64,
+            role: Some("admin".to_owned()),
+            roles: Vec::new(),
+            projects: all.clone(),
+            iss: None,
+            aud: None,
+        },
+    )
+    .expect("token signed");
 
     for (method, path) in operations(&spec).into_iter().filter(|(_, path)| path.starts_with("/api/v1")) {
         let url = gateway.url(&uuid_path(&path));
         let method: Method = method.parse().expect("method");
         let without = gateway.client.request(method.clone(), &url).send().await.expect("sent");
         error(without, StatusCode::UNAUTHORIZED, "unauthorized").await;
-        for bad in [&expired, &forged, &"not-a-jwt".to_owned()] {
+        for bad in [&expired, &forged, &nobody, &"not-a-jwt".to_owned()] {
             let response = gateway.client.request(method.clone(), &url).bearer_auth(bad).send().await.expect("sent");
             error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
         }

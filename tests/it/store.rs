@@ -402,3 +402,21 @@ async fn playbook_entries_are_read_by_ids() {
     assert_eq!(read.len(), 1);
     assert_eq!((read[0].priority, read[0].tags.clone(), read[0].is_active), (7, vec!["ci".to_owned()], true));
 }
+
+#[tokio::test]
+async fn giving_up_never_fails_a_job_another_worker_holds_alive() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let job = new_job(project.id);
+    jobs::create(&env.db, &job).await.unwrap();
+    jobs::claim(&env.db, job.id, "alive", Duration::from_secs(60)).await.unwrap();
+
+    assert!(!jobs::fail_unless_held(&env.db, job.id, "gave up", Duration::from_secs(60)).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(jobs::fail_unless_held(&env.db, job.id, "gave up", Duration::from_millis(100)).await.unwrap());
+    assert_eq!(jobs::get(&env.db, job.id).await.unwrap().unwrap().status, "failed");
+    assert_eq!(
+        jobs::of_sweep(&env.db, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()).await.unwrap(),
+        Vec::<Uuid>::new()
+    );
+}

@@ -486,3 +486,23 @@ async fn a_trigger_for_a_busy_project_waits_for_the_active_job_instead_of_being_
     assert_eq!(second_job.memories_merged, 0, "the first job left nothing to merge");
     assert!(second_job.started_at.unwrap() >= first_job.completed_at.unwrap());
 }
+
+#[tokio::test]
+async fn a_trigger_for_a_disabled_project_fails_its_job_and_is_dead_lettered() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
+    let off = projects::ConsolidationSettings { enabled: false, threshold: 1, options: serde_json::json!({}) };
+    projects::update_settings(&env.db, project.id, &off).await.unwrap();
+    let worker = env.spawn_worker();
+    let command = trigger(project.id, serde_json::json!({}));
+
+    publish_trigger(&env.bus, &command).await;
+
+    let job = wait_for_status(&env, command.job_id, "failed", WAIT).await;
+    let letters = events_until::<DeadLetter>(&env.bus, env.bus.prefix.dead_letter("trigger"), WAIT, |_| true).await;
+    worker.stop().await;
+    assert!(job.error_message.unwrap().contains("disabled"));
+    assert_eq!(letters.len(), 1);
+    assert_eq!(projects::active_memory_count(&env.db, project.id).await.unwrap(), 8, "nothing consolidated");
+}
