@@ -45,20 +45,11 @@ mod tests {
     fn memory(days_old: i64, reused: i32, last_reuse_days: Option<i64>, now: DateTime<Utc>) -> MemorySnapshot {
         MemorySnapshot {
             id: Uuid::new_v4(),
-            version: 1,
             memory_type: MemoryType::Learning,
-            task_id: None,
-            execution_summary: "x".into(),
-            goal: None,
-            result: None,
-            feedback: None,
-            tags: vec![],
-            files: vec![],
-            embedding: None,
-            success: None,
             reused_count: reused,
             last_reused_at: last_reuse_days.map(|d| now - Duration::days(d)),
             learned_at: now - Duration::days(days_old),
+            ..MemorySnapshot::for_test(0, "x")
         }
     }
 

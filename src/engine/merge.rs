@@ -127,28 +127,16 @@ pub fn merge_members(members: &[&MemorySnapshot]) -> MergedFields {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use uuid::Uuid;
 
     use super::*;
-    use crate::engine::model::MemoryType;
 
     pub fn memory(id: u128, summary: &str) -> MemorySnapshot {
         MemorySnapshot {
-            id: Uuid::from_u128(id),
-            version: 1,
-            memory_type: MemoryType::ErrorFix,
             task_id: Some(format!("task-{id}")),
-            execution_summary: summary.to_owned(),
-            goal: None,
-            result: None,
-            feedback: None,
-            tags: vec![],
-            files: vec![],
-            embedding: None,
             success: Some(true),
             reused_count: 1,
-            last_reused_at: None,
             learned_at: Utc.with_ymd_and_hms(2025, 1, id as u32, 0, 0, 0).unwrap(),
+            ..MemorySnapshot::for_test(id, summary)
         }
     }
 

@@ -113,6 +113,30 @@ pub struct ProjectSnapshot {
 }
 
 #[cfg(test)]
+impl MemorySnapshot {
+    /// A plain memory for tests; set what a test is about with struct update syntax.
+    pub(crate) fn for_test(id: u128, summary: &str) -> Self {
+        MemorySnapshot {
+            id: Uuid::from_u128(id),
+            version: 1,
+            memory_type: MemoryType::ErrorFix,
+            task_id: None,
+            execution_summary: summary.to_owned(),
+            goal: None,
+            result: None,
+            feedback: None,
+            tags: vec![],
+            files: vec![],
+            embedding: None,
+            success: None,
+            reused_count: 0,
+            last_reused_at: None,
+            learned_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -223,23 +223,7 @@ mod tests {
     use crate::engine::model::MemoryType;
 
     fn member(id: u128, summary: &str) -> MemorySnapshot {
-        MemorySnapshot {
-            id: Uuid::from_u128(id),
-            version: 1,
-            memory_type: MemoryType::ErrorFix,
-            task_id: None,
-            execution_summary: summary.to_owned(),
-            goal: None,
-            result: None,
-            feedback: None,
-            tags: vec![],
-            files: vec![],
-            embedding: None,
-            success: None,
-            reused_count: 0,
-            last_reused_at: None,
-            learned_at: chrono::Utc::now(),
-        }
+        MemorySnapshot::for_test(id, summary)
     }
 
     fn cluster(cohesion: f32) -> Cluster {

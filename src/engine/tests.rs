@@ -23,21 +23,15 @@ fn run(snapshot: &ProjectSnapshot, options: &Options) -> Plan {
 
 fn memory(id: u128, memory_type: MemoryType, embedding: Vec<f32>, summary: &str) -> MemorySnapshot {
     MemorySnapshot {
-        id: Uuid::from_u128(id),
         version: 3,
         memory_type,
-        task_id: None,
-        execution_summary: summary.to_owned(),
-        goal: None,
-        result: None,
-        feedback: None,
         tags: vec![format!("tag-{id}")],
         files: vec![format!("src/file_{id}.rs")],
         embedding: Some(embedding),
         success: Some(true),
         reused_count: id as i32,
-        last_reused_at: None,
         learned_at: anchor() - Duration::days(10),
+        ..MemorySnapshot::for_test(id, summary)
     }
 }
 
