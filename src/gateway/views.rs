@@ -130,77 +130,20 @@ impl JobView {
     }
 }
 
+/// A memory as the API shows it: every column, and the embedding when asked for.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemoryView {
-    pub id: Uuid,
-    pub project_id: Uuid,
-    pub task_id: Option<String>,
-    pub execution_summary: String,
-    pub memory_type: String,
-    pub goal: Option<String>,
-    pub result: Option<String>,
-    pub feedback: Option<String>,
-    pub tags: Vec<String>,
-    pub files: Vec<String>,
+    #[serde(flatten)]
+    pub memory: MemoryRow,
     /// Only when asked for (`include_embedding=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context_embedding: Option<Vec<f32>>,
-    pub success: Option<bool>,
-    pub reused_count: i32,
-    pub last_reused_at: Option<DateTime<Utc>>,
-    pub learned_at: DateTime<Utc>,
-    pub is_duplicate: bool,
-    pub duplicate_of: Option<Uuid>,
-    /// Moves on every update.
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub consolidated_from: Option<Vec<Uuid>>,
-    pub consolidated_at: Option<DateTime<Utc>>,
-    pub synthesized_from: Option<Vec<Uuid>>,
-    pub synthesized_at: Option<DateTime<Utc>>,
-    pub synthesis_confidence: Option<f32>,
-    pub needs_review: bool,
-    pub is_archived: bool,
-    pub archived_at: Option<DateTime<Utc>>,
-    /// staleness, low_value or manual.
-    pub archive_reason: Option<String>,
 }
 
 impl MemoryView {
-    pub fn new(row: MemoryRow, with_embedding: bool) -> Result<Self, ApiError> {
-        let context_embedding = if with_embedding { row.embedding()? } else { None };
-        Ok(Self {
-            context_embedding,
-            id: row.id,
-            project_id: row.project_id,
-            task_id: row.task_id,
-            execution_summary: row.execution_summary,
-            memory_type: row.memory_type,
-            goal: row.goal,
-            result: row.result,
-            feedback: row.feedback,
-            tags: row.tags,
-            files: row.files,
-            success: row.success,
-            reused_count: row.reused_count,
-            last_reused_at: row.last_reused_at,
-            learned_at: row.learned_at,
-            is_duplicate: row.is_duplicate,
-            duplicate_of: row.duplicate_of,
-            version: row.version,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            consolidated_from: row.consolidated_from,
-            consolidated_at: row.consolidated_at,
-            synthesized_from: row.synthesized_from,
-            synthesized_at: row.synthesized_at,
-            synthesis_confidence: row.synthesis_confidence,
-            needs_review: row.needs_review,
-            is_archived: row.is_archived,
-            archived_at: row.archived_at,
-            archive_reason: row.archive_reason,
-        })
+    pub fn new(memory: MemoryRow, with_embedding: bool) -> Result<Self, ApiError> {
+        let context_embedding = if with_embedding { memory.embedding()? } else { None };
+        Ok(Self { memory, context_embedding })
     }
 }
 

@@ -37,18 +37,20 @@ pub struct Provenance {
     pub needs_review: bool,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct MemoryRow {
     pub id: Uuid,
     pub project_id: Uuid,
     pub task_id: Option<String>,
     pub execution_summary: String,
+    #[schema(schema_with = crate::interchange::memory_type_schema)]
     pub memory_type: String,
     pub goal: Option<String>,
     pub result: Option<String>,
     pub feedback: Option<String>,
     pub tags: Vec<String>,
     pub files: Vec<String>,
+    /// Raw little-endian f32; the API shows it decoded, and only when asked.
     #[serde(skip)]
     pub context_embedding: Option<Vec<u8>>,
     pub success: Option<bool>,
