@@ -28,6 +28,8 @@ pub const MAX_TAG_CHARS: usize = 128;
 pub const MAX_FILES: usize = 256;
 pub const MAX_PATH_CHARS: usize = 4096;
 pub const MAX_EMBEDDING_DIM: usize = 16_384;
+/// Far above any real count, far below where counting one more reuse would overflow.
+pub const MAX_REUSED_COUNT: i32 = 1_000_000_000;
 
 /// One memory as it arrives, from an import file or the ingest API. `id` and `learned_at`
 /// default to a new id and the time of arrival.
@@ -128,8 +130,8 @@ impl MemoryInput {
         if self.files.iter().any(|path| path.is_empty() || path.chars().count() > MAX_PATH_CHARS) {
             return Err(invalid("files", format!("each path must be 1 to {MAX_PATH_CHARS} characters")));
         }
-        if self.reused_count < 0 {
-            return Err(invalid("reused_count", "must not be negative"));
+        if !(0..=MAX_REUSED_COUNT).contains(&self.reused_count) {
+            return Err(invalid("reused_count", format!("must be 0 to {MAX_REUSED_COUNT}")));
         }
         if let Some(embedding) = &self.context_embedding {
             check_embedding(embedding, dim).map_err(|message| invalid("context_embedding", message))?;

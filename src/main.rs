@@ -214,8 +214,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench { kind } => bench(kind).await,
         Command::Token { jwt_secret, sub, projects, role, ttl_secs, issuer, audience } => {
             let exp = chrono::Utc::now().timestamp().max(0) as u64 + ttl_secs;
-            let claims =
-                auth::Claims { sub, exp, role: Some(role), roles: Vec::new(), projects, iss: issuer, aud: audience };
+            let claims = auth::Claims {
+                sub,
+                exp,
+                role: Some(role),
+                roles: Vec::new(),
+                projects,
+                iss: issuer,
+                aud: audience.map(serde_json::Value::String),
+            };
             println!("{}", auth::mint(&jwt_secret, &claims).context("signing the token")?);
             Ok(())
         }

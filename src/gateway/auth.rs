@@ -24,8 +24,9 @@ pub struct Claims {
     pub projects: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    /// One audience or several (RFC 7519 allows both); checked by the library when configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<serde_json::Value>,
 }
 
 impl Claims {
@@ -65,7 +66,11 @@ impl Auth {
             }
         };
         let mut validation = Validation::new(algorithm);
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // A configured issuer or audience must be present, not merely match when present.
+        let mut required = vec!["exp", "sub"];
+        required.extend(config.jwt_issuer.as_ref().map(|_| "iss"));
+        required.extend(config.jwt_audience.as_ref().map(|_| "aud"));
+        validation.set_required_spec_claims(&required);
         validation.leeway = 5;
         match &config.jwt_issuer {
             Some(issuer) => validation.set_issuer(&[issuer]),
@@ -101,8 +106,8 @@ impl Admin {
 
     /// 403 unless the token's project list holds this project or `*`.
     pub fn ensure_project(&self, project_id: Uuid) -> Result<(), ApiError> {
-        let id = project_id.to_string();
-        if self.0.projects.iter().any(|project| project == ALL_PROJECTS || *project == id) {
+        let granted = |project: &String| project == ALL_PROJECTS || project.parse::<Uuid>().ok() == Some(project_id);
+        if self.0.projects.iter().any(granted) {
             Ok(())
         } else {
             Err(ApiError::Forbidden(format!("the token does not grant access to project {project_id}")))
@@ -121,7 +126,9 @@ impl FromRequestParts<AppState> for Admin {
         let token = header
             .to_str()
             .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or_else(|| ApiError::Unauthorized("Authorization must be `Bearer <token>`".to_owned()))?;
         let claims = state.auth.verify(token.trim())?;
         // The subject is recorded as who triggered or rolled back a job; it must say someone.
@@ -132,5 +139,63 @@ impl FromRequestParts<AppState> for Admin {
             return Err(ApiError::Forbidden(format!("role {ADMIN_ROLE:?} required")));
         }
         Ok(Admin(claims))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "unit-secret";
+
+    fn auth(issuer: Option<&str>, audience: Option<&str>) -> Auth {
+        let config = GatewayConfig {
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            jwt_secret: Some(SECRET.to_owned()),
+            jwt_public_key: None,
+            jwt_issuer: issuer.map(str::to_owned),
+            jwt_audience: audience.map(str::to_owned),
+            request_timeout_secs: 10,
+            body_limit_bytes: 1024,
+            rollback_wait_ms: 1000,
+            rollback_window_days: 7,
+            ingest_max_batch: 10,
+        };
+        Auth::from_config(&config).unwrap()
+    }
+
+    fn token(iss: Option<&str>, aud: Option<serde_json::Value>) -> String {
+        let claims = Claims {
+            sub: "someone".into(),
+            exp: (chrono::Utc::now().timestamp() + 600) as u64,
+            role: Some(ADMIN_ROLE.into()),
+            roles: vec![],
+            projects: vec![ALL_PROJECTS.into()],
+            iss: iss.map(str::to_owned),
+            aud,
+        };
+        mint(SECRET, &claims).unwrap()
+    }
+
+    #[test]
+    fn a_configured_issuer_and_audience_are_required_not_just_matched() {
+        let strict = auth(Some("idp"), Some("consolidator"));
+        let audience = Some(serde_json::json!("consolidator"));
+        assert!(strict.verify(&token(Some("idp"), audience.clone())).is_ok());
+        assert!(strict.verify(&token(None, audience.clone())).is_err(), "missing iss");
+        assert!(strict.verify(&token(Some("idp"), None)).is_err(), "missing aud");
+        assert!(strict.verify(&token(Some("other"), audience)).is_err(), "wrong iss");
+        let several = Some(serde_json::json!(["another-api", "consolidator"]));
+        assert!(strict.verify(&token(Some("idp"), several)).is_ok(), "an audience list holding ours");
+        assert!(auth(None, None).verify(&token(None, None)).is_ok());
+    }
+
+    #[test]
+    fn project_scope_compares_ids_not_spellings() {
+        let id = Uuid::new_v4();
+        let mut claims = auth(None, None).verify(&token(None, None)).unwrap();
+        claims.projects = vec![id.to_string().to_uppercase()];
+        assert!(Admin(claims.clone()).ensure_project(id).is_ok());
+        assert!(Admin(claims).ensure_project(Uuid::new_v4()).is_err());
     }
 }
