@@ -1,6 +1,9 @@
 //! `POST /projects/{id}/memories/search`: the memories nearest to an embedding (cosine).
 
+use std::{cmp::Reverse, collections::BinaryHeap};
+
 use axum::extract::State;
+use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::Span;
 use utoipa::ToSchema;
@@ -15,10 +18,13 @@ use super::{
     projects,
     views::{MemoryView, memory_type_schema},
 };
-use crate::interchange::check_embedding;
 use crate::{
     engine::model::MemoryType,
-    store::memories::{self, MemoryRow},
+    interchange::check_embedding,
+    store::{
+        embedding,
+        memories::{self, MemoryRow},
+    },
 };
 
 const DEFAULT_RESULTS: u32 = 10;
@@ -97,47 +103,106 @@ pub async fn search(
     if project.embedding_dim.is_none() {
         return Ok(axum::Json(SearchResults { results: Vec::new() }));
     }
-    let rows =
-        memories::searchable(&state.db, project_id, request.include_archived, request.include_duplicates).await?;
-    let rows: Vec<MemoryRow> = match request.memory_type {
-        Some(wanted) => rows.into_iter().filter(|row| row.memory_type == wanted.as_str()).collect(),
-        None => rows,
-    };
-    let query = request.embedding;
-    let min_similarity = request.min_similarity.unwrap_or(-1.0);
-    // Scoring a large project is CPU work: off the request threads.
-    let ranked = tokio::task::spawn_blocking(move || rank(&query, rows, limit, min_similarity))
-        .await
-        .map_err(|error| ApiError::Internal(error.into()))??;
+    let mut candidates = memories::search_candidates(
+        &state.db,
+        project_id,
+        request.include_archived,
+        request.include_duplicates,
+        request.memory_type,
+    );
+    let mut best = TopK::new(limit, request.min_similarity.unwrap_or(-1.0), &request.embedding);
+    while let Some((id, bytes)) = candidates.try_next().await? {
+        best.offer(id, &embedding::decode(&bytes)?);
+    }
+    drop(candidates);
+    let ranked = best.into_sorted();
+    let ids: Vec<Uuid> = ranked.iter().map(|(_, id)| *id).collect();
+    let mut rows: std::collections::HashMap<Uuid, MemoryRow> =
+        memories::get_many(&state.db, &ids).await?.into_iter().map(|row| (row.id, row)).collect();
     let results = ranked
         .into_iter()
+        .filter_map(|(similarity, id)| rows.remove(&id).map(|row| (similarity, row)))
         .map(|(similarity, row)| Ok(SearchHit { similarity, memory: MemoryView::new(row, request.include_embedding)? }))
         .collect::<Result<_>>()?;
     Ok(axum::Json(SearchResults { results }))
 }
 
-fn rank(query: &[f32], rows: Vec<MemoryRow>, limit: usize, min_similarity: f32) -> Result<Vec<(f32, MemoryRow)>> {
-    let query_norm = norm(query);
-    let mut scored = Vec::with_capacity(rows.len());
-    for row in rows {
-        let Some(embedding) = row.embedding()? else { continue };
-        if embedding.len() != query.len() {
-            continue;
+/// The `limit` most similar memories seen so far, least similar on top of the heap.
+struct TopK<'q> {
+    limit: usize,
+    min_similarity: f32,
+    query: &'q [f32],
+    query_norm: f32,
+    heap: BinaryHeap<Reverse<Scored>>,
+}
+
+/// Similarity first, then the smaller id ranks higher (stable order for ties).
+#[derive(Debug, PartialEq)]
+struct Scored(f32, Reverse<Uuid>);
+
+impl Eq for Scored {}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then_with(|| self.1.cmp(&other.1))
+    }
+}
+
+impl<'q> TopK<'q> {
+    fn new(limit: usize, min_similarity: f32, query: &'q [f32]) -> Self {
+        Self { limit, min_similarity, query, query_norm: norm(query), heap: BinaryHeap::with_capacity(limit + 1) }
+    }
+
+    fn offer(&mut self, id: Uuid, embedding: &[f32]) {
+        let denominator = self.query_norm * norm(embedding);
+        if embedding.len() != self.query.len() || denominator == 0.0 {
+            return;
         }
-        let denominator = query_norm * norm(&embedding);
-        if denominator == 0.0 {
-            continue;
+        let similarity =
+            (self.query.iter().zip(embedding).map(|(a, b)| a * b).sum::<f32>() / denominator).clamp(-1.0, 1.0);
+        if similarity < self.min_similarity {
+            return;
         }
-        let similarity = query.iter().zip(&embedding).map(|(a, b)| a * b).sum::<f32>() / denominator;
-        if similarity >= min_similarity {
-            scored.push((similarity.clamp(-1.0, 1.0), row));
+        self.heap.push(Reverse(Scored(similarity, Reverse(id))));
+        if self.heap.len() > self.limit {
+            self.heap.pop();
         }
     }
-    scored.sort_by(|(a, left), (b, right)| b.total_cmp(a).then_with(|| left.id.cmp(&right.id)));
-    scored.truncate(limit);
-    Ok(scored)
+
+    /// Most similar first; ties in id order.
+    fn into_sorted(self) -> Vec<(f32, Uuid)> {
+        let mut ranked: Vec<Scored> = self.heap.into_iter().map(|Reverse(scored)| scored).collect();
+        ranked.sort_by(|a, b| b.cmp(a));
+        ranked.into_iter().map(|Scored(similarity, Reverse(id))| (similarity, id)).collect()
+    }
 }
 
 fn norm(vector: &[f32]) -> f32 {
     vector.iter().map(|value| value * value).sum::<f32>().sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_keeps_the_most_similar_in_order_with_ties_by_id() {
+        let query = [1.0, 0.0];
+        let mut best = TopK::new(2, 0.0, &query);
+        let (a, b, c, d) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3), Uuid::from_u128(4));
+        best.offer(c, &[1.0, 1.0]);
+        best.offer(b, &[2.0, 0.0]);
+        best.offer(a, &[3.0, 0.0]);
+        best.offer(d, &[-1.0, 0.0]);
+        best.offer(Uuid::from_u128(5), &[0.0, 0.0]);
+        let ranked = best.into_sorted();
+        assert_eq!(ranked.iter().map(|(_, id)| *id).collect::<Vec<_>>(), vec![a, b], "equal scores: smaller id first");
+        assert!((ranked[0].0 - 1.0).abs() < 1e-6);
+    }
 }

@@ -227,24 +227,25 @@ pub async fn get_many(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<Memor
     Ok(sqlx::query_as(&format!("{SELECT_MEMORY} WHERE m.id = ANY($1) ORDER BY m.id")).bind(ids).fetch_all(db).await?)
 }
 
-/// Memories a vector search ranks: those with an embedding, archived and duplicates only if asked.
-pub async fn searchable(
-    db: impl PgExecutor<'_>,
+/// The (id, embedding) of every memory a vector search ranks, streamed: only ids and vectors
+/// travel, and nothing holds the whole project. Archived and duplicates only if asked.
+pub fn search_candidates<'a>(
+    db: &'a sqlx::PgPool,
     project_id: Uuid,
     include_archived: bool,
     include_duplicates: bool,
-) -> Result<Vec<MemoryRow>> {
-    Ok(sqlx::query_as(&format!(
-        "{SELECT_MEMORY}
-         WHERE m.project_id = $1 AND m.context_embedding IS NOT NULL
-           AND ($2 OR NOT m.is_archived) AND ($3 OR NOT m.is_duplicate)
-         ORDER BY m.id"
-    ))
+    memory_type: Option<MemoryType>,
+) -> futures::stream::BoxStream<'a, Result<(Uuid, Vec<u8>), sqlx::Error>> {
+    sqlx::query_as(
+        "SELECT id, context_embedding FROM task_memories
+          WHERE project_id = $1 AND context_embedding IS NOT NULL
+            AND ($2 OR NOT is_archived) AND ($3 OR NOT is_duplicate) AND ($4::text IS NULL OR memory_type = $4)",
+    )
     .bind(project_id)
     .bind(include_archived)
     .bind(include_duplicates)
-    .fetch_all(db)
-    .await?)
+    .bind(memory_type.map(|t| t.as_str()))
+    .fetch(db)
 }
 
 /// Everything the engine plans from: active memories with their file links, and the active playbook.

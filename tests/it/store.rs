@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use futures::TryStreamExt;
+
 use chrono::{NaiveDate, Utc};
 use consolidator::{
     engine::model::MemoryType,
@@ -374,8 +376,12 @@ async fn memories_are_read_by_ids_locked_with_versions_and_listed_for_search() {
     let locked = memories::lock_versions(&mut conn, &[batch[0].id, batch[1].id]).await.unwrap();
     let archived = locked.iter().find(|row| row.0 == batch[0].id).unwrap();
     assert_eq!((archived.1, archived.2, archived.3), (2, true, false), "archiving moved the version");
-    assert_eq!(memories::searchable(&env.db, project.id, false, false).await.unwrap().len(), 2);
-    assert_eq!(memories::searchable(&env.db, project.id, true, false).await.unwrap().len(), 3);
+    let candidates = |archived, memory_type| {
+        memories::search_candidates(&env.db, project.id, archived, false, memory_type).try_collect::<Vec<_>>()
+    };
+    assert_eq!(candidates(false, None).await.unwrap().len(), 2, "no vector, or archived: not ranked");
+    assert_eq!(candidates(true, None).await.unwrap().len(), 3);
+    assert!(candidates(true, Some(MemoryType::Decision)).await.unwrap().is_empty());
 }
 
 #[tokio::test]
