@@ -6,11 +6,14 @@ use std::{convert::Infallible, pin::Pin, time::Duration};
 use async_nats::jetstream::{self, consumer::pull::Ordered};
 use axum::{
     extract::State,
-    http::HeaderMap,
-    response::sse::{Event, KeepAlive, Sse},
+    http::{HeaderMap, StatusCode},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
 };
 use chrono::Utc;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -49,6 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
            ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this stream sequence")),
     responses(
         (status = 200, description = "An event stream of JobEvent payloads", content_type = "text/event-stream", body = JobEvent),
+        (status = 204, description = "The job has ended and Last-Event-ID shows its end was seen"),
         (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 503, description = "NATS unavailable", body = ErrorBody),
@@ -59,9 +63,15 @@ pub async fn events(
     State(state): State<AppState>,
     Path(job_id): Path<Uuid>,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+) -> Result<Response> {
     let job = authorized_job(&state, &admin, job_id).await?;
     let last_seen = headers.get(LAST_EVENT_ID).and_then(|value| value.to_str().ok()).and_then(|id| id.parse().ok());
+    if let Some(last_seen) = last_seen {
+        if job.is_finished() && saw_the_end(&state, &job, last_seen).await {
+            // An EventSource reconnects whenever a stream closes; 204 is what tells it to stop.
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+    }
     let replay = state.bus.replay_events(state.bus.prefix.job_events_of(job.project_id, job.id)).await?;
     let follow = Follow {
         replay: Box::pin(replay),
@@ -73,9 +83,21 @@ pub async fn events(
         errors: 0,
     };
     let stream = futures::stream::unfold(follow, |mut follow| async move {
-        follow.next_event().await.map(|event| (Ok(event), follow))
+        follow.next_event().await.map(|event| (Ok::<_, Infallible>(event), follow))
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// Whether a client that saw event `last_seen` of a finished job has seen its end: the stored
+/// terminal event is not after it, or none was stored (the client was sent one made from the
+/// job row).
+async fn saw_the_end(state: &AppState, job: &Job, last_seen: u64) -> bool {
+    let Ok(stream) = state.bus.jetstream.get_stream(state.bus.prefix.events_stream()).await else { return false };
+    let subject = state.bus.prefix.job_event(job.project_id, job.id, terminal_kind(job));
+    match stream.get_last_raw_message_by_subject(&subject).await {
+        Ok(terminal) => terminal.sequence <= last_seen,
+        Err(_) => true,
+    }
 }
 
 struct Follow {

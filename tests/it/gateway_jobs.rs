@@ -287,6 +287,15 @@ async fn events_of_a_job_that_ended_without_its_event_are_told_from_the_database
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].0, "completed");
     assert_eq!(events[0].2["memories_after"], 8);
+
+    // An EventSource reconnects when the stream closes: told 204, it stops.
+    let again = gateway
+        .get(&format!("/api/v1/consolidation/status/{}/events", job.id))
+        .header("last-event-id", "1")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(again.status(), StatusCode::NO_CONTENT);
     gateway.stop().await;
 }
 
