@@ -152,11 +152,13 @@ async fn act(
         return Err(ApiError::Unprocessable(format!("reason: at most {MAX_REASON_CHARS} characters")));
     }
     let not_found = || ApiError::NotFound(format!("memory {id} does not exist"));
-    let before = memories::get(&state.db, id).await?.ok_or_else(not_found)?;
+    let mut tx = state.db.begin().await?;
+    // Locked before it is read, so the audit row's previous state is the one this change replaced.
+    memories::lock_versions(&mut tx, &[id]).await?;
+    let before = memories::get(&mut *tx, id).await?.ok_or_else(not_found)?;
     Span::current().record("project_id", tracing::field::display(before.project_id));
     admin.ensure_project(before.project_id)?;
 
-    let mut tx = state.db.begin().await?;
     let changed = match action {
         Action::Archive => memories::archive(&mut tx, &[id], MANUAL_ARCHIVE_REASON).await?,
         Action::Unarchive => memories::unarchive(&mut tx, &[id]).await?,
