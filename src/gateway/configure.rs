@@ -173,14 +173,17 @@ pub async fn put_configuration(
     admin.ensure_project(project_id)?;
     let threshold = update.threshold.map(check_threshold).transpose()?;
     let options = update.options.as_ref().map(|options| check_options(Some(options))).transpose()?;
-    let current = projects::get(&state.db, project_id).await?.ok_or_else(|| not_found(project_id))?;
+    // Read and written under the row lock: concurrent partial updates each keep their fields.
+    let mut tx = state.db.begin().await?;
+    let current = projects::get_for_update(&mut tx, project_id).await?.ok_or_else(|| not_found(project_id))?;
     let settings = ConsolidationSettings {
         enabled: update.enabled.unwrap_or(current.consolidation_enabled),
         threshold: threshold.unwrap_or(current.consolidation_threshold),
         options: options.unwrap_or(current.consolidation_options.0),
     };
     let project =
-        projects::update_settings(&state.db, project_id, &settings).await?.ok_or_else(|| not_found(project_id))?;
+        projects::update_settings(&mut *tx, project_id, &settings).await?.ok_or_else(|| not_found(project_id))?;
+    tx.commit().await?;
     tracing::info!(enabled = settings.enabled, threshold = settings.threshold, "consolidation settings changed");
     Ok(axum::Json(ConfigurationView::new(project)?))
 }

@@ -150,3 +150,8 @@ pub async fn trigger_context(db: impl PgExecutor<'_>, id: Uuid, recent: i64) -> 
     .fetch_optional(db)
     .await?)
 }
+
+/// The project row, locked until the transaction ends.
+pub async fn get_for_update(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<Project>> {
+    Ok(sqlx::query_as("SELECT * FROM projects WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(&mut *conn).await?)
+}
