@@ -129,6 +129,12 @@ pub struct WorkerConfig {
     /// Sweep fan-out rate: trigger commands published per second.
     #[arg(long, env = "SWEEP_RATE_PER_SEC", default_value_t = 20)]
     pub sweep_rate_per_sec: u32,
+    /// From this many clustering candidates on, HNSW proposes the pairs (verified exactly).
+    #[arg(long, env = "ANN_MIN_CANDIDATES", default_value_t = 20_000)]
+    pub ann_min_candidates: usize,
+    /// Clusters of at least this many memories also get a synthesis memory.
+    #[arg(long, env = "SYNTHESIS_MIN_CLUSTER", default_value_t = 3)]
+    pub synthesis_min_cluster: usize,
     /// Worker identity recorded on the jobs it runs (default: host name and process id).
     #[arg(long, env = "WORKER_ID")]
     pub worker_id: Option<String>,
@@ -167,6 +173,9 @@ impl WorkerConfig {
         }
         if self.sweep_rate_per_sec == 0 {
             return Err(ConfigError::new("SWEEP_RATE_PER_SEC", "must be at least 1"));
+        }
+        if self.synthesis_min_cluster < 2 {
+            return Err(ConfigError::new("SYNTHESIS_MIN_CLUSTER", "must be at least 2"));
         }
         Ok(())
     }

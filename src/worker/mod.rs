@@ -77,7 +77,12 @@ impl Worker {
                 Some(endpoint) => Arc::new(OpenAiEmbedder::new(endpoint)),
                 None => Arc::new(CentroidEmbedder),
             };
-        Self { db, bus, config, worker_id, engine: EngineConfig::default(), synthesizer, embedder }
+        let engine = EngineConfig {
+            ann_min_candidates: config.ann_min_candidates,
+            synthesis_min_cluster: config.synthesis_min_cluster,
+            ..EngineConfig::default()
+        };
+        Self { db, bus, config, worker_id, engine, synthesizer, embedder }
     }
 
     pub fn with_models(mut self, synthesizer: Arc<dyn Synthesizer>, embedder: Arc<dyn Embedder>) -> Self {

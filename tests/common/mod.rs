@@ -139,6 +139,8 @@ impl TestEnv {
             job_lease_secs: 4,
             rollback_window_days: 7,
             sweep_rate_per_sec: 200,
+            ann_min_candidates: 20_000,
+            synthesis_min_cluster: 3,
             worker_id: Some(format!("test-worker-{}", Uuid::new_v4().simple())),
             llm_base_url: None,
             llm_model: "none".to_owned(),

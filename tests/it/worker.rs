@@ -506,3 +506,20 @@ async fn a_trigger_for_a_disabled_project_fails_its_job_and_is_dead_lettered() {
     assert_eq!(letters.len(), 1);
     assert_eq!(projects::active_memory_count(&env.db, project.id).await.unwrap(), 8, "nothing consolidated");
 }
+
+#[tokio::test]
+async fn the_synthesis_cluster_size_is_configurable() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
+    let mut config = env.worker_config();
+    config.synthesis_min_cluster = 2;
+    let worker = env.spawn_worker_with(consolidator::worker::Worker::new(env.db.clone(), env.bus.clone(), config));
+    let command = trigger(project.id, serde_json::json!({}));
+
+    publish_trigger(&env.bus, &command).await;
+
+    let job = wait_for_status(&env, command.job_id, "completed", WAIT).await;
+    worker.stop().await;
+    assert_eq!(job.summaries_created, 2, "the pair is synthesized too");
+}
