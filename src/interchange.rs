@@ -204,6 +204,12 @@ pub fn parse(reader: impl BufRead, mut dim: Option<usize>) -> Result<Vec<NewMemo
 pub async fn import(db: &sqlx::PgPool, project_id: Uuid, reader: impl BufRead) -> Result<usize, InterchangeError> {
     let project = projects::get(db, project_id).await?.ok_or(InterchangeError::UnknownProject(project_id))?;
     let memories = parse(reader, project.embedding_dim.and_then(|dim| usize::try_from(dim).ok()))?;
+    load(db, project_id, &memories).await
+}
+
+/// Inserts validated memories into a project in one transaction, fixing its embedding
+/// dimension on first use (a different dimension in force refuses the whole load).
+pub async fn load(db: &sqlx::PgPool, project_id: Uuid, memories: &[NewMemory]) -> Result<usize, InterchangeError> {
     let mut tx = db.begin().await.map_err(StoreError::from)?;
     if let Some(dim) = memories.iter().find_map(|memory| memory.embedding.as_ref().map(Vec::len)) {
         let in_force = projects::fix_embedding_dim(&mut *tx, project_id, dim as i32).await?;

@@ -123,12 +123,8 @@ enum BenchKind {
     Gateway(consolidator::bench::gateway::GatewayBenchArgs),
     /// Plans a synthetic project with the engine alone: phase timings and peak memory.
     Engine {
-        #[arg(long, default_value_t = 1000)]
-        memories: usize,
-        #[arg(long, default_value_t = 1536)]
-        dim: usize,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
+        #[command(flatten)]
+        data: SyntheticData,
         /// Also measure the ANN path's recall of above-threshold pairs against exact search.
         #[arg(long)]
         check_recall: bool,
@@ -145,13 +141,20 @@ enum BenchKind {
         /// A memory interchange file (e.g. from ../shared/bench/gen_memories.py); else synthetic data.
         #[arg(long)]
         input: Option<std::path::PathBuf>,
-        #[arg(long, default_value_t = 1000)]
-        memories: usize,
-        #[arg(long, default_value_t = 1536)]
-        dim: usize,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
+        #[command(flatten)]
+        data: SyntheticData,
     },
+}
+
+/// The size and seed of a generated benchmark project.
+#[derive(clap::Args)]
+struct SyntheticData {
+    #[arg(long, default_value_t = 1000)]
+    memories: usize,
+    #[arg(long, default_value_t = 1536)]
+    dim: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
 }
 
 #[derive(Subcommand)]
@@ -248,12 +251,12 @@ async fn migrate(database: DatabaseConfig, action: MigrateAction) -> anyhow::Res
 
 async fn bench(kind: BenchKind) -> anyhow::Result<()> {
     let report = match kind {
-        BenchKind::Engine { memories, dim, seed, check_recall } => {
+        BenchKind::Engine { data: SyntheticData { memories, dim, seed }, check_recall } => {
             let args = consolidator::bench::engine::EngineBenchArgs { memories, dim, seed, check_recall };
             tokio::task::spawn_blocking(move || consolidator::bench::engine::run(&args)).await?
         }
         BenchKind::Gateway(args) => serde_json::to_value(consolidator::bench::gateway::run(args).await?)?,
-        BenchKind::E2e { database, nats, worker, input, memories, dim, seed } => {
+        BenchKind::E2e { database, nats, worker, input, data: SyntheticData { memories, dim, seed } } => {
             let seeded = match input {
                 Some(path) => {
                     let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;

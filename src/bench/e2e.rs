@@ -17,7 +17,7 @@ use crate::{
     store::{
         self,
         jobs::TriggerType,
-        memories::{self, NewMemory},
+        memories::NewMemory,
         projects::{self, NewProject},
     },
     worker::{self, Worker},
@@ -62,12 +62,7 @@ pub async fn run(
     let seeded = Instant::now();
     let count = memories.len();
     let dim = memories.iter().find_map(|m| m.embedding.as_ref().map(Vec::len)).unwrap_or(0);
-    let mut tx = db.begin().await.map_err(store::StoreError::from)?;
-    projects::fix_embedding_dim(&mut *tx, project_id, dim as i32).await?;
-    for batch in memories.chunks(1_000) {
-        memories::insert_batch(&mut tx, project_id, batch, &[]).await?;
-    }
-    tx.commit().await.map_err(store::StoreError::from)?;
+    crate::interchange::load(&db, project_id, &memories).await.map_err(|error| E2eError::Run(error.to_string()))?;
     let seed_ms = seeded.elapsed().as_secs_f64() * 1e3;
 
     let shutdown = CancellationToken::new();
@@ -119,6 +114,8 @@ pub async fn run(
         "counters": completed.counters,
         "memories_before": completed.memories_before,
         "memories_after": completed.memories_after,
+        // The whole process: the seeded memories are held in memory too.
+        "peak_rss_mib": super::engine::peak_rss_mib(),
     }))
 }
 

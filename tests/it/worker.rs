@@ -33,6 +33,11 @@ async fn count(env: &TestEnv, sql: &str, project_id: Uuid) -> i64 {
     sqlx::query_scalar(sql).bind(project_id).fetch_one(&env.db).await.unwrap()
 }
 
+async fn consolidated(env: &TestEnv, project_id: Uuid) -> i64 {
+    count(env, "SELECT count(*) FROM task_memories WHERE project_id = $1 AND memory_type = 'consolidated'", project_id)
+        .await
+}
+
 #[tokio::test]
 async fn a_trigger_runs_to_completed_with_rows_changes_and_events() {
     let env = TestEnv::new().await;
@@ -52,12 +57,7 @@ async fn a_trigger_runs_to_completed_with_rows_changes_and_events() {
     assert_eq!(job.memories_after, Some(8 - 5 - 1 + 2 + 1));
     assert_eq!(job.progress, 1.0);
 
-    let consolidated = count(
-        &env,
-        "SELECT count(*) FROM task_memories WHERE project_id = $1 AND memory_type = 'consolidated'",
-        project.id,
-    )
-    .await;
+    let consolidated = consolidated(&env, project.id).await;
     assert_eq!(consolidated, 2);
     let sources = memories::get(&env.db, scenario.triple[1].id).await.unwrap().unwrap();
     assert!(sources.is_duplicate);
@@ -131,12 +131,7 @@ async fn the_same_command_delivered_twice_applies_once() {
     worker.stop().await;
 
     assert!(drained.is_some(), "both deliveries were consumed");
-    let consolidated = count(
-        &env,
-        "SELECT count(*) FROM task_memories WHERE project_id = $1 AND memory_type = 'consolidated'",
-        project.id,
-    )
-    .await;
+    let consolidated = consolidated(&env, project.id).await;
     assert_eq!(consolidated, 2);
     let merges = count(
         &env,
@@ -218,12 +213,7 @@ async fn a_worker_killed_mid_job_loses_nothing_and_another_finishes_it_once() {
     survivor.stop().await;
     assert_eq!(job.attempts, 2, "the survivor took the job over");
     assert_ne!(job.worker_id, doomed.worker.worker_id.clone().into());
-    let consolidated = count(
-        &env,
-        "SELECT count(*) FROM task_memories WHERE project_id = $1 AND memory_type = 'consolidated'",
-        project.id,
-    )
-    .await;
+    let consolidated = consolidated(&env, project.id).await;
     assert_eq!(consolidated, 2);
     assert_eq!(
         count(
