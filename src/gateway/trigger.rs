@@ -23,8 +23,8 @@ use super::{
 };
 use crate::{
     bus::{
-        CommandKind,
-        messages::{SCHEMA_VERSION, TriggerCommand},
+        CommandKind, JobEventKind,
+        messages::{JobEvent, SCHEMA_VERSION, TriggerCommand},
     },
     engine::options::Options,
     store::{
@@ -128,6 +128,9 @@ pub async fn trigger(
         trigger_type: TriggerType::Manual,
         triggered_by: job.triggered_by.clone(),
     };
+    // Announced before the command goes out, so it precedes the worker's `started`.
+    let queued = JobEvent::new(JobEventKind::Queued.as_str(), job.id, project_id);
+    state.bus.job_progress_event(JobEventKind::Queued, &queued).await;
     if let Err(error) = state.bus.publish_command(CommandKind::Trigger, &job.id.to_string(), &command).await {
         // A job nobody will run must not block the project: it fails now, visibly.
         let reason = format!("the trigger command could not be published: {error}");

@@ -54,6 +54,7 @@ async fn ingest_trigger_follow_inspect_and_roll_back_leaves_the_memories_as_befo
     let names: Vec<&str> = events.iter().map(|(name, _, _)| name.as_str()).collect();
     assert_eq!(names.last(), Some(&"completed"), "{names:?}");
     assert!(names.contains(&"started"), "{names:?}");
+    assert_eq!(names.first(), Some(&"queued"), "the gateway announces the job it queued");
 
     let status =
         ok(gateway.get(&format!("/api/v1/consolidation/status/{job_id}")).send().await.expect("sent"), StatusCode::OK)

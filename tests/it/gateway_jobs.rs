@@ -239,7 +239,6 @@ async fn events_replay_what_happened_follow_live_and_close_after_the_end() {
         event.progress = Some(if kind == JobEventKind::Completed { 1.0 } else { 0.2 });
         event
     };
-    bus.job_progress_event(JobEventKind::Queued, &event(JobEventKind::Queued)).await;
     bus.job_progress_event(JobEventKind::Started, &event(JobEventKind::Started)).await;
 
     let response = gateway.get(&format!("/api/v1/consolidation/status/{job_id}/events")).send().await.expect("sent");
