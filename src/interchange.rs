@@ -64,6 +64,13 @@ pub struct MemoryInput {
     pub last_reused_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub learned_at: Option<DateTime<Utc>>,
+    /// Only for a consolidated memory: the memory_type its sources share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = memory_type_schema)]
+    pub source_type: Option<MemoryType>,
+    /// Only for a consolidated memory: the task ids of its sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_ids: Vec<String>,
 }
 
 /// The memory types, as a string enum (the engine's vocabulary, which has no schema of its own).
@@ -130,6 +137,23 @@ impl MemoryInput {
         if self.files.iter().any(|path| path.is_empty() || path.chars().count() > MAX_PATH_CHARS) {
             return Err(invalid("files", format!("each path must be 1 to {MAX_PATH_CHARS} characters")));
         }
+        if let Some(source_type) = self.source_type {
+            if self.memory_type != MemoryType::Consolidated {
+                return Err(invalid("source_type", "only a consolidated memory has a source type"));
+            }
+            if matches!(source_type, MemoryType::Consolidated | MemoryType::Synthesis) {
+                return Err(invalid(
+                    "source_type",
+                    format!("must be the type of original memories, got {source_type}"),
+                ));
+            }
+        }
+        if self.task_ids.len() > MAX_TAGS || self.task_ids.iter().any(|t| t.chars().count() > MAX_TASK_ID_CHARS) {
+            return Err(invalid(
+                "task_ids",
+                format!("at most {MAX_TAGS} task ids of at most {MAX_TASK_ID_CHARS} characters"),
+            ));
+        }
         if !(0..=MAX_REUSED_COUNT).contains(&self.reused_count) {
             return Err(invalid("reused_count", format!("must be 0 to {MAX_REUSED_COUNT}")));
         }
@@ -155,6 +179,8 @@ impl MemoryInput {
             reused_count: self.reused_count,
             last_reused_at: self.last_reused_at,
             learned_at: self.learned_at.unwrap_or(now),
+            source_type: self.source_type,
+            task_ids: self.task_ids,
         }
     }
 }
@@ -250,6 +276,8 @@ pub async fn export(db: &sqlx::PgPool, project_id: Uuid, mut out: impl Write) ->
                 reused_count: row.reused_count,
                 last_reused_at: row.last_reused_at,
                 learned_at: Some(row.learned_at),
+                source_type: row.source_type()?,
+                task_ids: row.task_ids.clone(),
             };
             serde_json::to_writer(&mut out, &memory).map_err(std::io::Error::from)?;
             out.write_all(b"\n")?;

@@ -144,6 +144,37 @@ enum BenchKind {
         #[command(flatten)]
         data: SyntheticData,
     },
+    /// Consolidates a project, then runs one job per day of new arrivals (a share re-learned
+    /// facts) end to end: per day the mode, duration, active memories and re-learned leftovers.
+    Lifecycle {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        nats: NatsConfig,
+        #[command(flatten)]
+        worker: WorkerConfig,
+        /// The initial project as a memory interchange file; else synthetic data.
+        #[arg(long)]
+        input: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        data: SyntheticData,
+        #[command(flatten)]
+        lifecycle: consolidator::bench::lifecycle::LifecycleArgs,
+    },
+}
+
+/// Memories from an interchange file, or the synthetic set.
+fn bench_memories(
+    input: Option<std::path::PathBuf>,
+    data: &SyntheticData,
+) -> anyhow::Result<Vec<consolidator::store::memories::NewMemory>> {
+    Ok(match input {
+        Some(path) => {
+            let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            interchange::parse(std::io::BufReader::new(file), None)?
+        }
+        None => consolidator::bench::e2e::synthetic_memories(data.memories, data.dim, data.seed),
+    })
 }
 
 /// The size and seed of a generated benchmark project.
@@ -256,15 +287,14 @@ async fn bench(kind: BenchKind) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || consolidator::bench::engine::run(&args)).await?
         }
         BenchKind::Gateway(args) => serde_json::to_value(consolidator::bench::gateway::run(args).await?)?,
-        BenchKind::E2e { database, nats, worker, input, data: SyntheticData { memories, dim, seed } } => {
-            let seeded = match input {
-                Some(path) => {
-                    let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-                    interchange::parse(std::io::BufReader::new(file), None)?
-                }
-                None => consolidator::bench::e2e::synthetic_memories(memories, dim, seed),
-            };
+        BenchKind::E2e { database, nats, worker, input, data } => {
+            let seeded = bench_memories(input, &data)?;
             consolidator::bench::e2e::run(&database.database_url, &nats, worker, seeded).await?
+        }
+        BenchKind::Lifecycle { database, nats, worker, input, data, lifecycle } => {
+            let seeded = bench_memories(input, &data)?;
+            consolidator::bench::lifecycle::run(&database.database_url, &nats, worker, seeded, &lifecycle, data.seed)
+                .await?
         }
     };
     println!("{}", serde_json::to_string_pretty(&report)?);

@@ -33,6 +33,108 @@ pub enum E2eError {
     Run(String),
 }
 
+/// A fresh database and subject prefix, one project in it and an in-process worker: what the
+/// end-to-end and lifecycle benchmarks run jobs against.
+pub struct Harness {
+    pub db: sqlx::PgPool,
+    pub bus: Bus,
+    pub project_id: Uuid,
+    database_url: String,
+    shutdown: CancellationToken,
+    running: tokio::task::JoinHandle<Result<(), crate::bus::BusError>>,
+}
+
+/// One job, from the publication of its trigger to its completed event.
+pub struct JobRun {
+    pub end_to_end_ms: f64,
+    pub phases: serde_json::Map<String, serde_json::Value>,
+    pub completed: JobEvent,
+}
+
+impl Harness {
+    /// Creates the database beside `database_url`, the streams, the project and the worker.
+    pub async fn start(
+        database_url: &str,
+        nats: &NatsConfig,
+        worker_config: WorkerConfig,
+    ) -> Result<Harness, E2eError> {
+        let run_id = Uuid::new_v4().simple().to_string();
+        let database_url = fresh_database_url(database_url, &run_id)?;
+        store::db::create_database_if_missing(&database_url).await?;
+        let db = store::connect(&database_url, 8).await?;
+        store::db::migrate_up(&db).await?;
+        let prefix = Prefix::new(&format!("bench{}", &run_id[..10])).map_err(E2eError::Run)?;
+        let bus = Bus::connect(nats, prefix, "consolidator-bench").await?;
+        bus.ensure_streams(std::time::Duration::from_secs(3600)).await?;
+        let project_id = Uuid::new_v4();
+        let project = NewProject {
+            id: project_id,
+            name: "bench".to_owned(),
+            consolidation_enabled: true,
+            consolidation_threshold: 1,
+            consolidation_options: json!({}),
+        };
+        projects::create(&db, &project).await?;
+        let shutdown = CancellationToken::new();
+        let worker = Arc::new(Worker::new(db.clone(), bus.clone(), worker_config));
+        let running = tokio::spawn(worker::run(worker, shutdown.clone()));
+        Ok(Harness { db, bus, project_id, database_url, shutdown, running })
+    }
+
+    /// Loads memories into the project; returns the milliseconds it took.
+    pub async fn load(&self, memories: &[NewMemory]) -> Result<f64, E2eError> {
+        let started = Instant::now();
+        crate::interchange::load(&self.db, self.project_id, memories)
+            .await
+            .map_err(|error| E2eError::Run(error.to_string()))?;
+        Ok(started.elapsed().as_secs_f64() * 1e3)
+    }
+
+    /// Publishes a trigger and waits for the job's completed event.
+    pub async fn run_job(&self, options: Option<serde_json::Value>) -> Result<JobRun, E2eError> {
+        let job_id = Uuid::new_v4();
+        let mut events = self
+            .bus
+            .client
+            .subscribe(self.bus.prefix.job_events_of(self.project_id, job_id))
+            .await
+            .map_err(|e| E2eError::Run(e.to_string()))?;
+        let command = TriggerCommand {
+            schema_version: SCHEMA_VERSION,
+            job_id,
+            project_id: self.project_id,
+            options,
+            trigger_type: TriggerType::Manual,
+            triggered_by: "bench".to_owned(),
+        };
+        let published = Instant::now();
+        self.bus.publish_command(CommandKind::Trigger, &job_id.to_string(), &command).await?;
+        let mut phases = serde_json::Map::new();
+        let completed = loop {
+            let message = events.next().await.ok_or_else(|| E2eError::Run("event subscription ended".to_owned()))?;
+            let event: JobEvent = serde_json::from_slice(&message.payload).map_err(|e| E2eError::Run(e.to_string()))?;
+            let at = published.elapsed().as_secs_f64() * 1e3;
+            let label =
+                event.phase.clone().map(|phase| format!("{}:{phase}", event.event)).unwrap_or(event.event.clone());
+            phases.insert(label, json!(at));
+            match event.event.as_str() {
+                "completed" => break event,
+                "failed" => return Err(E2eError::Run(format!("job failed: {:?}", event.error))),
+                _ => {}
+            }
+        };
+        Ok(JobRun { end_to_end_ms: published.elapsed().as_secs_f64() * 1e3, phases, completed })
+    }
+
+    /// Stops the worker and drops the database.
+    pub async fn stop(self) -> Result<(), E2eError> {
+        self.shutdown.cancel();
+        let _ = self.running.await;
+        self.db.close().await;
+        drop_database(&self.database_url).await
+    }
+}
+
 /// Runs the benchmark on `memories` against the database at `database_url` (a fresh database
 /// named after the run is created beside it) and the NATS of `nats`.
 pub async fn run(
@@ -41,76 +143,22 @@ pub async fn run(
     worker_config: WorkerConfig,
     memories: Vec<NewMemory>,
 ) -> Result<serde_json::Value, E2eError> {
-    let run_id = Uuid::new_v4().simple().to_string();
-    let database_url = fresh_database_url(database_url, &run_id)?;
-    store::db::create_database_if_missing(&database_url).await?;
-    let db = store::connect(&database_url, 8).await?;
-    store::db::migrate_up(&db).await?;
-    let prefix = Prefix::new(&format!("bench{}", &run_id[..10])).map_err(E2eError::Run)?;
-    let bus = Bus::connect(nats, prefix, "consolidator-bench").await?;
-    bus.ensure_streams(std::time::Duration::from_secs(3600)).await?;
-
-    let project_id = Uuid::new_v4();
-    let project = NewProject {
-        id: project_id,
-        name: "bench".to_owned(),
-        consolidation_enabled: true,
-        consolidation_threshold: 1,
-        consolidation_options: json!({}),
-    };
-    projects::create(&db, &project).await?;
-    let seeded = Instant::now();
+    let harness = Harness::start(database_url, nats, worker_config).await?;
     let count = memories.len();
     let dim = memories.iter().find_map(|m| m.embedding.as_ref().map(Vec::len)).unwrap_or(0);
-    crate::interchange::load(&db, project_id, &memories).await.map_err(|error| E2eError::Run(error.to_string()))?;
-    let seed_ms = seeded.elapsed().as_secs_f64() * 1e3;
-
-    let shutdown = CancellationToken::new();
-    let worker = Arc::new(Worker::new(db.clone(), bus.clone(), worker_config));
-    let running = tokio::spawn(worker::run(worker, shutdown.clone()));
-
-    let job_id = Uuid::new_v4();
-    let mut events = bus
-        .client
-        .subscribe(bus.prefix.job_events_of(project_id, job_id))
-        .await
-        .map_err(|e| E2eError::Run(e.to_string()))?;
-    let command = TriggerCommand {
-        schema_version: SCHEMA_VERSION,
-        job_id,
-        project_id,
-        options: None,
-        trigger_type: TriggerType::Manual,
-        triggered_by: "bench".to_owned(),
-    };
-    let published = Instant::now();
-    bus.publish_command(CommandKind::Trigger, &job_id.to_string(), &command).await?;
-    let mut phases = serde_json::Map::new();
-    let completed = loop {
-        let message = events.next().await.ok_or_else(|| E2eError::Run("event subscription ended".to_owned()))?;
-        let event: JobEvent = serde_json::from_slice(&message.payload).map_err(|e| E2eError::Run(e.to_string()))?;
-        let at = published.elapsed().as_secs_f64() * 1e3;
-        let label = event.phase.clone().map(|phase| format!("{}:{phase}", event.event)).unwrap_or(event.event.clone());
-        phases.insert(label, json!(at));
-        match event.event.as_str() {
-            "completed" => break event,
-            "failed" => return Err(E2eError::Run(format!("job failed: {:?}", event.error))),
-            _ => {}
-        }
-    };
-    let end_to_end_ms = published.elapsed().as_secs_f64() * 1e3;
-    shutdown.cancel();
-    let _ = running.await;
-    db.close().await;
-    drop_database(&database_url).await?;
+    let seed_ms = harness.load(&memories).await?;
+    let job = harness.run_job(None).await?;
+    harness.stop().await?;
+    let completed = job.completed;
     let result = completed.result.clone().unwrap_or_default();
     Ok(json!({
         "memories": count,
         "dim": dim,
         "seed_ms": seed_ms,
-        "end_to_end_ms": end_to_end_ms,
-        "events_ms_since_publish": phases,
+        "end_to_end_ms": job.end_to_end_ms,
+        "events_ms_since_publish": job.phases,
         "engine_timings_ms": result["timings_ms"],
+        "merge_quality": result["merge_quality"],
         "counters": completed.counters,
         "memories_before": completed.memories_before,
         "memories_after": completed.memories_after,
@@ -145,24 +193,5 @@ async fn drop_database(url: &str) -> Result<(), E2eError> {
 /// The engine benchmark's synthetic project, as memories to insert.
 pub fn synthetic_memories(memories: usize, dim: usize, seed: u64) -> Vec<NewMemory> {
     let (snapshot, _) = super::synthetic::generate(memories, dim, seed);
-    snapshot
-        .memories
-        .into_iter()
-        .map(|memory| NewMemory {
-            id: memory.id,
-            task_id: memory.task_id,
-            execution_summary: memory.execution_summary,
-            memory_type: memory.memory_type,
-            goal: memory.goal,
-            result: memory.result,
-            feedback: memory.feedback,
-            tags: memory.tags,
-            files: memory.files,
-            embedding: memory.embedding,
-            success: memory.success,
-            reused_count: memory.reused_count,
-            last_reused_at: memory.last_reused_at,
-            learned_at: memory.learned_at,
-        })
-        .collect()
+    snapshot.memories.into_iter().map(NewMemory::from).collect()
 }

@@ -3,4 +3,6 @@
 pub mod e2e;
 pub mod engine;
 pub mod gateway;
+pub mod in_memory;
+pub mod lifecycle;
 pub mod synthetic;

@@ -263,6 +263,10 @@ pub fn generate(n: usize, dim: usize, seed: u64) -> (ProjectSnapshot, Truth) {
                 reused_count,
                 last_reused_at: None,
                 learned_at: now - Duration::seconds((age_days * 86_400.0) as i64),
+                source_type: None,
+                consolidated_from: Vec::new(),
+                synthesized_from: Vec::new(),
+                task_ids: Vec::new(),
             });
         }
         match kind {
@@ -276,11 +280,6 @@ pub fn generate(n: usize, dim: usize, seed: u64) -> (ProjectSnapshot, Truth) {
         let j = rng.random_range(0..=i);
         memories.swap(i, j);
     }
-    let snapshot = ProjectSnapshot {
-        project_id: Uuid::from_u128(u128::from(seed)),
-        embedding_dim: Some(dim),
-        memories,
-        playbook: Vec::new(),
-    };
+    let snapshot = ProjectSnapshot::new(Uuid::from_u128(u128::from(seed)), Some(dim), memories);
     (snapshot, truth)
 }

@@ -8,8 +8,8 @@ use std::collections::{BTreeSet, BinaryHeap};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::model::{MemorySnapshot, MemoryType};
-use super::similarity::{ScoredPair, UnitMatrix};
+use super::model::MemoryType;
+use super::similarity::ScoredPair;
 
 /// Namespace of cluster ids (uuid v5 over the sorted member ids).
 const CLUSTER_NAMESPACE: Uuid = Uuid::from_u128(0x6c0e_7a1d_3b8f_4c52_9e0a_1f2d_3c4b_5a69);
@@ -83,6 +83,8 @@ struct Partition {
     groups: Vec<Vec<u32>>,
     group_of: Vec<usize>,
     version: Vec<u32>,
+    /// Nodes of a locked group never move.
+    locked: Vec<bool>,
 }
 
 impl Partition {
@@ -97,12 +99,30 @@ impl Partition {
 }
 
 /// Groups of at least two nodes (indices into the partition, each sorted) in which every pair is
-/// an edge of `pairs`. The result depends only on the node order and the pairs, so callers that
-/// order nodes canonically (by id) get the same groups for any input order.
-pub fn clique_groups(n: usize, pairs: &[ScoredPair]) -> Vec<Vec<u32>> {
+/// an edge of `pairs`. `locked` groups (each sorted, disjoint) start together and stay together:
+/// they are the original sources of a consolidated memory, so a node joins them only when it is
+/// an edge with every one of them. The result depends only on the node order, the pairs and the
+/// locked groups, so callers that order nodes canonically (by id) get the same groups for any
+/// input order.
+pub fn clique_groups(n: usize, pairs: &[ScoredPair], locked: &[Vec<u32>]) -> Vec<Vec<u32>> {
     let graph = Graph::new(n, pairs);
-    let mut part =
-        Partition { groups: (0..n as u32).map(|v| vec![v]).collect(), group_of: (0..n).collect(), version: vec![0; n] };
+    let mut part = Partition {
+        groups: (0..n as u32).map(|v| vec![v]).collect(),
+        group_of: (0..n).collect(),
+        version: vec![0; n],
+        locked: vec![false; n],
+    };
+    for group in locked.iter().filter(|g| g.len() > 1) {
+        let home = group[0] as usize;
+        for &v in &group[1..] {
+            part.groups[v as usize].clear();
+            part.group_of[v as usize] = home;
+        }
+        part.groups[home] = group.clone();
+        for &v in group {
+            part.locked[v as usize] = true;
+        }
+    }
     agglomerate(&graph, &mut part, pairs);
     refine(&graph, &mut part);
     let mut groups: Vec<Vec<u32>> = part
@@ -122,8 +142,21 @@ type HeapEntry = (u32, Reverse<(usize, usize)>, u32, u32);
 
 fn agglomerate(graph: &Graph, part: &mut Partition, pairs: &[ScoredPair]) {
     // Similarities are >= the threshold (> 0), so their bit patterns order like the floats.
-    let mut heap: BinaryHeap<HeapEntry> =
-        pairs.iter().map(|p| (p.similarity.to_bits(), Reverse((p.a as usize, p.b as usize)), 0, 0)).collect();
+    let mut heap: BinaryHeap<HeapEntry> = pairs
+        .iter()
+        .filter_map(|p| {
+            let (g, h) = (part.group_of[p.a as usize], part.group_of[p.b as usize]);
+            if g == h {
+                return None;
+            }
+            let link = if part.groups[g].len() == 1 && part.groups[h].len() == 1 {
+                Some(p.similarity)
+            } else {
+                graph.linkage(&part.groups[g], &part.groups[h])
+            };
+            link.map(|link| (link.to_bits(), Reverse((g.min(h), g.max(h))), 0, 0))
+        })
+        .collect();
     while let Some((_, Reverse((g, h)), vg, vh)) = heap.pop() {
         if part.version[g] != vg || part.version[h] != vh || part.groups[g].is_empty() || part.groups[h].is_empty() {
             continue;
@@ -149,6 +182,9 @@ fn refine(graph: &Graph, part: &mut Partition) {
     for _ in 0..MAX_REFINEMENT_PASSES {
         let mut moved_any = false;
         for v in 0..part.group_of.len() as u32 {
+            if part.locked[v as usize] {
+                continue;
+            }
             let from = part.group_of[v as usize];
             let kept_pairs = part.groups[from].len() - 1;
             let best = neighbour_groups_of_node(graph, part, v)
@@ -175,41 +211,6 @@ fn neighbour_groups_of_node(graph: &Graph, part: &Partition, v: u32) -> BTreeSet
     graph.neighbours[v as usize].iter().map(|&(j, _)| part.group_of[j as usize]).filter(|&g| g != own).collect()
 }
 
-/// Describes one group: sorted members, representative (highest reused_count, then highest
-/// centrality, then smallest id), cohesion and type. `members` index `memories` and `matrix` rows.
-pub fn describe(members: &[usize], memories: &[&MemorySnapshot], matrix: &UnitMatrix) -> Cluster {
-    let k = members.len();
-    let mut centrality = vec![0.0f32; k];
-    let mut total = 0.0f64;
-    for x in 0..k {
-        for y in x + 1..k {
-            let s = matrix.similarity(members[x], members[y]);
-            centrality[x] += s;
-            centrality[y] += s;
-            total += f64::from(s);
-        }
-    }
-    let pair_count = (k * (k - 1) / 2).max(1);
-    let representative = (0..k)
-        .max_by(|&x, &y| {
-            let (mx, my) = (memories[members[x]], memories[members[y]]);
-            mx.reused_count.cmp(&my.reused_count).then(centrality[x].total_cmp(&centrality[y])).then(my.id.cmp(&mx.id))
-        })
-        .map(|x| memories[members[x]].id)
-        .unwrap_or_default();
-    let mut ids: Vec<Uuid> = members.iter().map(|&i| memories[i].id).collect();
-    ids.sort_unstable();
-    let first_type = memories[members[0]].memory_type;
-    let same_type = members.iter().all(|&i| memories[i].memory_type == first_type);
-    Cluster {
-        id: cluster_id(&ids),
-        members: ids,
-        representative,
-        cohesion: (total / pair_count as f64) as f32,
-        memory_type: same_type.then_some(first_type),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,14 +222,14 @@ mod tests {
     #[test]
     fn a_chain_does_not_pull_its_ends_together() {
         // 0~1 and 1~2 above threshold, 0~2 not: only the stronger pair clusters.
-        let groups = clique_groups(3, &[pair(0, 1, 0.91), pair(1, 2, 0.92)]);
+        let groups = clique_groups(3, &[pair(0, 1, 0.91), pair(1, 2, 0.92)], &[]);
         assert_eq!(groups, vec![vec![1, 2]]);
     }
 
     #[test]
     fn a_full_clique_becomes_one_group() {
         let pairs = [pair(0, 1, 0.95), pair(0, 2, 0.93), pair(1, 2, 0.94), pair(2, 3, 0.91)];
-        assert_eq!(clique_groups(4, &pairs), vec![vec![0, 1, 2]]);
+        assert_eq!(clique_groups(4, &pairs, &[]), vec![vec![0, 1, 2]]);
     }
 
     #[test]
@@ -244,7 +245,45 @@ mod tests {
             pair(2, 4, 0.97),
             pair(3, 4, 0.97),
         ];
-        assert_eq!(clique_groups(5, &pairs), vec![vec![0, 2, 3, 4]]);
+        assert_eq!(clique_groups(5, &pairs, &[]), vec![vec![0, 2, 3, 4]]);
+    }
+
+    #[test]
+    fn a_node_joins_a_locked_group_only_when_it_is_an_edge_with_every_member() {
+        // {0,1} are the originals of a consolidated memory. 2 is close to both and joins; 3 is
+        // close to 0 only and stays out, even though 0~3 is the strongest pair.
+        let pairs = [pair(0, 1, 0.95), pair(0, 2, 0.92), pair(1, 2, 0.93), pair(0, 3, 0.99)];
+        assert_eq!(clique_groups(4, &pairs, &[vec![0, 1]]), vec![vec![0, 1, 2]]);
+    }
+
+    #[test]
+    fn locked_members_never_move_to_another_group() {
+        // 1 would complete more pairs with {2,3,4}, but it belongs to the locked group {0,1}.
+        let pairs = [
+            pair(0, 1, 0.91),
+            pair(1, 2, 0.99),
+            pair(1, 3, 0.99),
+            pair(1, 4, 0.99),
+            pair(2, 3, 0.97),
+            pair(2, 4, 0.97),
+            pair(3, 4, 0.97),
+        ];
+        assert_eq!(clique_groups(5, &pairs, &[vec![0, 1]]), vec![vec![0, 1], vec![2, 3, 4]]);
+    }
+
+    #[test]
+    fn two_locked_groups_fold_together_only_when_every_cross_pair_is_an_edge() {
+        let full = [
+            pair(0, 1, 0.95),
+            pair(2, 3, 0.95),
+            pair(0, 2, 0.93),
+            pair(0, 3, 0.92),
+            pair(1, 2, 0.94),
+            pair(1, 3, 0.91),
+        ];
+        assert_eq!(clique_groups(4, &full, &[vec![0, 1], vec![2, 3]]), vec![vec![0, 1, 2, 3]]);
+        let missing = &full[..5];
+        assert_eq!(clique_groups(4, missing, &[vec![0, 1], vec![2, 3]]), vec![vec![0, 1], vec![2, 3]]);
     }
 
     #[test]

@@ -12,6 +12,8 @@ use super::text::{Sentence, sentences};
 #[derive(Debug, Clone, PartialEq)]
 pub struct MergedFields {
     pub task_id: Option<String>,
+    /// Every member's task ids: the representative's first, deduplicated, in member order.
+    pub task_ids: Vec<String>,
     pub execution_summary: String,
     pub goal: Option<String>,
     pub result: Option<String>,
@@ -108,8 +110,13 @@ pub fn merge_members(members: &[&MemorySnapshot]) -> MergedFields {
     let preservation = if distinct == 0 { 1.0 } else { present as f32 / distinct as f32 };
 
     let representative = members[0];
+    let task_ids = union(
+        std::iter::once(representative.task_id.clone().into_iter().collect())
+            .chain(members.iter().map(|m| m.task_ids.iter().cloned().chain(m.task_id.clone()).collect())),
+    );
     MergedFields {
         task_id: representative.task_id.clone(),
+        task_ids,
         execution_summary: summary.into_text().unwrap_or_default(),
         goal: goal.into_text(),
         result: result.into_text(),

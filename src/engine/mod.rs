@@ -3,17 +3,23 @@
 
 pub mod ann;
 pub mod archive;
+pub mod audit;
 pub mod cluster;
+pub mod clustering;
 pub mod embed;
+pub mod incremental;
 pub mod merge;
 pub mod model;
 pub mod options;
 pub mod output;
+pub mod partition;
 pub mod plan;
 pub mod promote;
 pub mod similarity;
 pub mod synthesis;
 pub mod text;
 
+#[cfg(test)]
+mod steady_state_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -92,6 +92,35 @@ pub struct MemorySnapshot {
     pub reused_count: i32,
     pub last_reused_at: Option<DateTime<Utc>>,
     pub learned_at: DateTime<Utc>,
+    /// For a consolidated memory: the memory_type its sources share (`None` when they differ).
+    pub source_type: Option<MemoryType>,
+    /// For a consolidated memory: its original sources (never other consolidated memories).
+    pub consolidated_from: Vec<Uuid>,
+    /// For a synthesis memory: the original memories it summarizes.
+    pub synthesized_from: Vec<Uuid>,
+    /// Task ids a consolidated memory already carries; empty for plain memories.
+    pub task_ids: Vec<String>,
+}
+
+impl MemorySnapshot {
+    /// The type this memory clusters under when `cross_type` is off: its own, or for a
+    /// consolidated memory the type its sources share.
+    pub fn clustering_type(&self) -> Option<MemoryType> {
+        match self.memory_type {
+            MemoryType::Consolidated => self.source_type,
+            own => Some(own),
+        }
+    }
+}
+
+/// Which memories a job compares: all of them, or (incremental) only those new or changed since
+/// the base job against everything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Scope {
+    /// `None`: a full run. `Some(ids)`: the active memories new or changed since the base job.
+    pub fresh: Option<std::collections::BTreeSet<Uuid>>,
+    /// Why this scope was chosen, in words for the job result.
+    pub reason: String,
 }
 
 /// One active playbook entry, used to avoid promoting a near-identical entry twice.
@@ -101,6 +130,7 @@ pub struct PlaybookEntrySnapshot {
     pub content: String,
     pub category: String,
     pub embedding: Option<Vec<f32>>,
+    pub supporting_memory_ids: Vec<Uuid>,
 }
 
 /// Everything the planner reads about one project.
@@ -109,7 +139,25 @@ pub struct ProjectSnapshot {
     pub project_id: Uuid,
     pub embedding_dim: Option<usize>,
     pub memories: Vec<MemorySnapshot>,
+    /// The original sources of the active consolidated memories (duplicates themselves), with
+    /// their embeddings: a newcomer must be similar to every one of them to fold in.
+    pub originals: Vec<MemorySnapshot>,
     pub playbook: Vec<PlaybookEntrySnapshot>,
+    pub scope: Scope,
+}
+
+impl ProjectSnapshot {
+    /// A full-run snapshot of these memories, with no consolidated history and no playbook.
+    pub fn new(project_id: Uuid, embedding_dim: Option<usize>, memories: Vec<MemorySnapshot>) -> Self {
+        ProjectSnapshot {
+            project_id,
+            embedding_dim,
+            memories,
+            originals: Vec::new(),
+            playbook: Vec::new(),
+            scope: Scope::default(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -132,6 +180,10 @@ impl MemorySnapshot {
             reused_count: 0,
             last_reused_at: None,
             learned_at: DateTime::<Utc>::UNIX_EPOCH,
+            source_type: None,
+            consolidated_from: vec![],
+            synthesized_from: vec![],
+            task_ids: vec![],
         }
     }
 }

@@ -18,6 +18,48 @@ pub struct Options {
     pub archive_min_reuse: i32,
     pub promote_confidence_threshold: f32,
     pub dry_run: bool,
+    pub mode: Mode,
+}
+
+/// Which memories a job compares (DESIGN.md §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Incremental when the last completed job used the same clustering options, else full.
+    Auto,
+    /// Incremental when a base job exists at all (full otherwise, with the reason recorded).
+    Incremental,
+    /// Every pair, every time.
+    Full,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Incremental => "incremental",
+            Mode::Full => "full",
+        }
+    }
+}
+
+/// The options a clustering result depends on: an incremental run needs its base job to have
+/// clustered with the same ones.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClusteringOptions {
+    pub similarity_threshold: f32,
+    pub min_cluster_size: usize,
+    pub cross_type: bool,
+}
+
+impl Options {
+    pub fn clustering(&self) -> ClusteringOptions {
+        ClusteringOptions {
+            similarity_threshold: self.similarity_threshold,
+            min_cluster_size: self.min_cluster_size,
+            cross_type: self.cross_type,
+        }
+    }
 }
 
 impl Default for Options {
@@ -34,6 +76,7 @@ impl Default for Options {
             archive_min_reuse: 3,
             promote_confidence_threshold: 0.85,
             dry_run: false,
+            mode: Mode::Auto,
         }
     }
 }
@@ -56,10 +99,11 @@ enum Kind {
     Bool,
     Float { min: f64, max: f64 },
     Integer { min: i64, max: i64 },
+    Choice(&'static [&'static str]),
 }
 
 /// Every option with its JSON kind and allowed range (DESIGN.md §5).
-const FIELDS: [(&str, Kind); 11] = [
+const FIELDS: [(&str, Kind); 12] = [
     ("merge", Kind::Bool),
     ("summarize", Kind::Bool),
     ("archive", Kind::Bool),
@@ -71,6 +115,7 @@ const FIELDS: [(&str, Kind); 11] = [
     ("archive_min_reuse", Kind::Integer { min: 0, max: 1000 }),
     ("promote_confidence_threshold", Kind::Float { min: 0.50, max: 1.0 }),
     ("dry_run", Kind::Bool),
+    ("mode", Kind::Choice(&["auto", "incremental", "full"])),
 ];
 
 fn check_value(field: &str, kind: Kind, value: &Value) -> Result<(), OptionsError> {
@@ -91,6 +136,10 @@ fn check_value(field: &str, kind: Kind, value: &Value) -> Result<(), OptionsErro
             }
             Ok(())
         }
+        Kind::Choice(allowed) => match value.as_str() {
+            Some(text) if allowed.contains(&text) => Ok(()),
+            _ => Err(OptionsError::new(field, format!("must be one of {}, got {value}", allowed.join(", ")))),
+        },
     }
 }
 
@@ -262,6 +311,16 @@ mod tests {
         let options = Options { min_cluster_size: 1, ..Options::default() };
         assert_eq!(options.validate().unwrap_err().field, "min_cluster_size");
         assert!(Options::default().validate().is_ok());
+    }
+
+    #[test]
+    fn mode_accepts_its_three_values_and_names_them_when_wrong() {
+        for (text, mode) in [("auto", Mode::Auto), ("incremental", Mode::Incremental), ("full", Mode::Full)] {
+            assert_eq!(Options::resolve(&Value::Null, &json!({"mode": text})).unwrap().mode, mode);
+        }
+        let err = Options::resolve(&Value::Null, &json!({"mode": "fast"})).unwrap_err();
+        assert_eq!(err.to_string(), "mode: must be one of auto, incremental, full, got \"fast\"");
+        assert_eq!(Options::default().mode, Mode::Auto);
     }
 
     #[test]

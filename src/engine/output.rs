@@ -23,6 +23,19 @@ pub struct Plan {
     pub counters: Counters,
     pub warnings: Vec<String>,
     pub timings_ms: PhaseTimings,
+    pub scope: ScopeReport,
+}
+
+/// Which memories this plan compared, and why (DESIGN.md §11).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScopeReport {
+    /// `full` or `incremental`.
+    pub mode: String,
+    pub reason: String,
+    /// Clustering nodes: plain memories plus the original sources of consolidated ones.
+    pub candidates: usize,
+    /// Nodes compared against all others (every node in a full run; the fresh ones otherwise).
+    pub compared: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -37,6 +50,7 @@ pub struct NewMemory {
     pub id: Uuid,
     pub memory_type: MemoryType,
     pub task_id: Option<String>,
+    pub task_ids: Vec<String>,
     pub execution_summary: String,
     pub goal: Option<String>,
     pub result: Option<String>,
@@ -48,6 +62,9 @@ pub struct NewMemory {
     pub reused_count: i32,
     pub last_reused_at: Option<DateTime<Utc>>,
     pub learned_at: DateTime<Utc>,
+    /// For a consolidated memory: the type its sources share.
+    pub source_type: Option<MemoryType>,
+    /// The original memories (never other consolidated ones): the sources plus what folded in.
     pub consolidated_from: Vec<Uuid>,
     pub synthesized_from: Vec<Uuid>,
     pub synthesis_confidence: Option<f32>,
@@ -73,6 +90,8 @@ pub struct Synthesis {
     /// memory_type `synthesis`.
     pub memory: NewMemory,
     pub sources: Vec<SourceRef>,
+    /// Earlier syntheses of this cluster's memories, replaced by this one (marked duplicate of it).
+    pub supersedes: Vec<SourceRef>,
     pub confidence: f32,
     pub needs_review: bool,
     pub patterns: Vec<String>,

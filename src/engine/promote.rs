@@ -168,6 +168,7 @@ mod tests {
             content: content.into(),
             category: "general".into(),
             embedding,
+            supporting_memory_ids: vec![],
         };
         let playbook = [entry("Known by vector.", Some(vec![1.0, 0.0, 0.0])), entry("Known by text only.", None)];
         let (x, y, z) = ([0.999, 0.04, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]);

@@ -111,6 +111,36 @@ pub fn exact_pairs(matrix: &UnitMatrix, threshold: f32) -> Vec<ScoredPair> {
     pairs
 }
 
+/// Every (row of `left`, row of `right`, similarity) with similarity >= `threshold`, exactly,
+/// sorted. `right` is scanned in blocks in parallel, so memory stays bounded by the block size.
+pub fn cross_pairs(left: &UnitMatrix, right: &UnitMatrix, threshold: f32) -> Vec<(u32, u32, f32)> {
+    let (n, m) = (left.len(), right.len());
+    if n == 0 || m == 0 {
+        return Vec::new();
+    }
+    let tiles: Vec<(usize, usize)> =
+        (0..n.div_ceil(BLOCK_ROWS)).flat_map(|i| (0..m.div_ceil(BLOCK_ROWS)).map(move |j| (i, j))).collect();
+    let mut found: Vec<(u32, u32, f32)> = tiles
+        .par_iter()
+        .flat_map_iter(|&(bi, bj)| {
+            let (a0, a1) = (bi * BLOCK_ROWS, ((bi + 1) * BLOCK_ROWS).min(n));
+            let (b0, b1) = (bj * BLOCK_ROWS, ((bj + 1) * BLOCK_ROWS).min(m));
+            let product = left.block(a0, a1).dot(&right.block(b0, b1).t());
+            let mut out = Vec::new();
+            for (r, row) in product.rows().into_iter().enumerate() {
+                for (c, &s) in row.iter().enumerate() {
+                    if s >= threshold {
+                        out.push(((a0 + r) as u32, (b0 + c) as u32, s));
+                    }
+                }
+            }
+            out
+        })
+        .collect();
+    found.sort_by_key(|&(a, b, _)| (a, b));
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,7 +36,7 @@ fn memory(id: u128, memory_type: MemoryType, embedding: Vec<f32>, summary: &str)
 }
 
 fn snapshot(memories: Vec<MemorySnapshot>, dim: usize) -> ProjectSnapshot {
-    ProjectSnapshot { project_id: Uuid::from_u128(9), embedding_dim: Some(dim), memories, playbook: vec![] }
+    ProjectSnapshot::new(Uuid::from_u128(9), Some(dim), memories)
 }
 
 /// Three error fixes about one pool problem with near-identical embeddings, and their cluster.
@@ -115,7 +115,7 @@ fn realistic_fixture_finds_the_true_groups_and_merges_no_unrelated_pair() {
 fn the_ann_path_finds_the_same_clusters_as_the_exact_scan_on_the_fixture() {
     let (snap, _) = generate(3_000, 192, 5);
     let exact = run(&snap, &Options::default());
-    let config = EngineConfig { ann_min_candidates: 1, ann_min_partition: 1, ..EngineConfig::default() };
+    let config = EngineConfig { ann_min_candidates: 1, ..EngineConfig::default() };
     let ann = plan(&snap, &Options::default(), &config, JOB, anchor(), &ExtractiveSynthesizer, &CentroidEmbedder);
     let (e, a) = (cluster_sets(&exact), cluster_sets(&ann));
     let common = e.intersection(&a).count();
@@ -233,6 +233,7 @@ fn a_near_identical_playbook_entry_blocks_a_promotion() {
             content: p.content.clone(),
             category: p.category.clone(),
             embedding: Some(p.embedding.clone()),
+            supporting_memory_ids: vec![],
         })
         .collect();
     assert!(run(&snap, &Options::default()).promotions.is_empty());

@@ -287,12 +287,7 @@ mod tests {
         let server = FakeServer::start(vec![Reply::status(503, "down")]);
         let synthesizer = OpenAiSynthesizer::new(OpenAiConfig { max_retries: 1, ..config(server.base_url()) });
         let (_, members) = view_fixture();
-        let snapshot = crate::engine::model::ProjectSnapshot {
-            project_id: uuid::Uuid::nil(),
-            embedding_dim: Some(3),
-            memories: members,
-            playbook: vec![],
-        };
+        let snapshot = crate::engine::model::ProjectSnapshot::new(uuid::Uuid::nil(), Some(3), members);
         let now = chrono::Utc::now();
         let p = plan(
             &snapshot,

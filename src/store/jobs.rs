@@ -410,3 +410,34 @@ pub async fn of_sweep(db: impl PgExecutor<'_>, sweep_date: NaiveDate) -> Result<
         .fetch_all(db)
         .await?)
 }
+
+/// Records the instant the job reads its snapshot (before it reads it) and returns it.
+pub async fn record_snapshot_time(db: impl PgExecutor<'_>, id: Uuid) -> Result<DateTime<Utc>> {
+    Ok(sqlx::query_scalar("UPDATE consolidation_jobs SET snapshot_at = now() WHERE id = $1 RETURNING snapshot_at")
+        .bind(id)
+        .fetch_one(db)
+        .await?)
+}
+
+/// The job an incremental run builds on: the project's latest completed job that changed the
+/// store (not a dry run, not rolled back), other than `except`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BaseJob {
+    pub id: Uuid,
+    pub snapshot_at: Option<DateTime<Utc>>,
+    /// The clustering options it ran with (`result.clustering`), when it recorded them.
+    pub clustering: Option<Json<serde_json::Value>>,
+}
+
+pub async fn incremental_base(db: impl PgExecutor<'_>, project_id: Uuid, except: Uuid) -> Result<Option<BaseJob>> {
+    Ok(sqlx::query_as(
+        "SELECT id, snapshot_at, result -> 'clustering' AS clustering FROM consolidation_jobs
+          WHERE project_id = $1 AND status = 'completed' AND rolled_back_at IS NULL AND id <> $2
+            AND NOT COALESCE((result ->> 'dry_run')::boolean, false)
+          ORDER BY completed_at DESC LIMIT 1",
+    )
+    .bind(project_id)
+    .bind(except)
+    .fetch_optional(db)
+    .await?)
+}

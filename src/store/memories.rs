@@ -26,6 +26,33 @@ pub struct NewMemory {
     pub reused_count: i32,
     pub last_reused_at: Option<DateTime<Utc>>,
     pub learned_at: DateTime<Utc>,
+    /// For a consolidated memory: the type its sources share.
+    pub source_type: Option<MemoryType>,
+    /// For a consolidated memory: every source's task id.
+    pub task_ids: Vec<String>,
+}
+
+impl From<MemorySnapshot> for NewMemory {
+    fn from(memory: MemorySnapshot) -> Self {
+        NewMemory {
+            id: memory.id,
+            task_id: memory.task_id,
+            execution_summary: memory.execution_summary,
+            memory_type: memory.memory_type,
+            goal: memory.goal,
+            result: memory.result,
+            feedback: memory.feedback,
+            tags: memory.tags,
+            files: memory.files,
+            embedding: memory.embedding,
+            success: memory.success,
+            reused_count: memory.reused_count,
+            last_reused_at: memory.last_reused_at,
+            learned_at: memory.learned_at,
+            source_type: memory.source_type,
+            task_ids: memory.task_ids,
+        }
+    }
 }
 
 /// Consolidation columns of a memory created by a job.
@@ -71,6 +98,15 @@ pub struct MemoryRow {
     pub is_archived: bool,
     pub archived_at: Option<DateTime<Utc>>,
     pub archive_reason: Option<String>,
+    /// For a consolidated memory: the memory_type its sources share (null when they differ).
+    #[schema(schema_with = crate::interchange::memory_type_schema)]
+    pub source_type: Option<String>,
+    /// For a consolidated memory: the task ids of all its sources.
+    pub task_ids: Vec<String>,
+}
+
+fn parse_type(text: &str) -> Result<MemoryType> {
+    text.parse().map_err(|error: crate::engine::model::UnknownVariant| StoreError::Corrupt(error.to_string()))
 }
 
 impl MemoryRow {
@@ -79,15 +115,21 @@ impl MemoryRow {
     }
 
     pub fn memory_type(&self) -> Result<MemoryType> {
-        self.memory_type
-            .parse()
-            .map_err(|error: crate::engine::model::UnknownVariant| StoreError::Corrupt(error.to_string()))
+        parse_type(&self.memory_type)
     }
 
-    fn into_snapshot(self) -> Result<MemorySnapshot> {
+    pub fn source_type(&self) -> Result<Option<MemoryType>> {
+        self.source_type.as_deref().map(parse_type).transpose()
+    }
+
+    pub fn into_snapshot(self) -> Result<MemorySnapshot> {
         Ok(MemorySnapshot {
             embedding: self.embedding()?,
             memory_type: self.memory_type()?,
+            source_type: self.source_type()?,
+            consolidated_from: self.consolidated_from.unwrap_or_default(),
+            synthesized_from: self.synthesized_from.unwrap_or_default(),
+            task_ids: self.task_ids,
             id: self.id,
             version: self.version,
             task_id: self.task_id,
@@ -134,12 +176,14 @@ pub async fn insert_batch(
         (0..memories.len()).map(|i| provenance_of(i).synthesized_from.map(|ids| serde_json::json!(ids))).collect();
     let confidence: Vec<Option<f32>> = (0..memories.len()).map(|i| provenance_of(i).synthesis_confidence).collect();
     let review: Vec<bool> = (0..memories.len()).map(|i| provenance_of(i).needs_review).collect();
+    let source_types: Vec<Option<&str>> = memories.iter().map(|m| m.source_type.map(|t| t.as_str())).collect();
+    let task_ids: Vec<serde_json::Value> = memories.iter().map(|m| serde_json::json!(m.task_ids)).collect();
 
     let inserted = sqlx::query(
         "INSERT INTO task_memories (id, project_id, task_id, execution_summary, memory_type, goal, result, feedback,
                                    tags, context_embedding, success, reused_count, last_reused_at, learned_at,
                                    consolidated_from, consolidated_at, synthesized_from, synthesized_at,
-                                   synthesis_confidence, needs_review)
+                                   synthesis_confidence, needs_review, source_type, task_ids)
          SELECT r.id, $1, r.task_id, r.summary, r.memory_type, r.goal, r.result, r.feedback,
                 ARRAY(SELECT jsonb_array_elements_text(r.tags)), r.embedding, r.success, r.reused, r.last_reused,
                 r.learned,
@@ -147,12 +191,12 @@ pub async fn insert_batch(
                 CASE WHEN r.cfrom IS NULL THEN NULL ELSE now() END,
                 CASE WHEN r.sfrom IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text(r.sfrom)::uuid) END,
                 CASE WHEN r.sfrom IS NULL THEN NULL ELSE now() END,
-                r.confidence, r.review
+                r.confidence, r.review, r.source_type, ARRAY(SELECT jsonb_array_elements_text(r.task_ids))
          FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
                      $9::jsonb[], $10::bytea[], $11::bool[], $12::int[], $13::timestamptz[], $14::timestamptz[],
-                     $15::jsonb[], $16::jsonb[], $17::real[], $18::bool[])
+                     $15::jsonb[], $16::jsonb[], $17::real[], $18::bool[], $19::text[], $20::jsonb[])
               AS r(id, task_id, summary, memory_type, goal, result, feedback, tags, embedding, success, reused,
-                   last_reused, learned, cfrom, sfrom, confidence, review)",
+                   last_reused, learned, cfrom, sfrom, confidence, review, source_type, task_ids)",
     )
     .bind(project_id)
     .bind(&ids)
@@ -172,6 +216,8 @@ pub async fn insert_batch(
     .bind(&synthesized_from)
     .bind(&confidence)
     .bind(&review)
+    .bind(&source_types)
+    .bind(&task_ids)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -248,20 +294,101 @@ pub fn search_candidates<'a>(
     .fetch(db)
 }
 
-/// Everything the engine plans from: active memories with their file links, and the active playbook.
-pub async fn snapshot(conn: &mut PgConnection, project_id: Uuid) -> Result<ProjectSnapshot> {
+/// The columns clustering and archiving read: no texts, tags or files.
+#[derive(sqlx::FromRow)]
+struct PlanningRow {
+    id: Uuid,
+    version: i64,
+    memory_type: String,
+    source_type: Option<String>,
+    reused_count: i32,
+    last_reused_at: Option<DateTime<Utc>>,
+    learned_at: DateTime<Utc>,
+    context_embedding: Option<Vec<u8>>,
+    consolidated_from: Vec<Uuid>,
+    synthesized_from: Vec<Uuid>,
+    fresh: Option<bool>,
+}
+
+impl PlanningRow {
+    fn into_snapshot(self) -> Result<MemorySnapshot> {
+        Ok(MemorySnapshot {
+            id: self.id,
+            version: self.version,
+            memory_type: parse_type(&self.memory_type)?,
+            source_type: self.source_type.as_deref().map(parse_type).transpose()?,
+            task_id: None,
+            execution_summary: String::new(),
+            goal: None,
+            result: None,
+            feedback: None,
+            tags: Vec::new(),
+            files: Vec::new(),
+            embedding: self.context_embedding.as_deref().map(embedding::decode).transpose()?,
+            success: None,
+            reused_count: self.reused_count,
+            last_reused_at: self.last_reused_at,
+            learned_at: self.learned_at,
+            consolidated_from: self.consolidated_from,
+            synthesized_from: self.synthesized_from,
+            task_ids: Vec::new(),
+        })
+    }
+}
+
+/// What an incremental snapshot compares against: memories that moved after `since` and that
+/// the base job itself did not write are fresh.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FreshSince {
+    pub base_job: Uuid,
+    pub since: DateTime<Utc>,
+}
+
+/// Everything the engine clusters from: active memories (ids, versions, types, embeddings,
+/// provenance, reuse), the embeddings of the consolidated memories' original sources, and the
+/// active playbook. Texts are read later, only for what merges (`full_rows`). With `fresh`, the
+/// scope lists the memories new or changed since the base job; otherwise it is a full run.
+pub async fn snapshot(conn: &mut PgConnection, project_id: Uuid, fresh: Option<FreshSince>) -> Result<ProjectSnapshot> {
     let embedding_dim: Option<i32> = sqlx::query_scalar("SELECT embedding_dim FROM projects WHERE id = $1")
         .bind(project_id)
         .fetch_optional(&mut *conn)
         .await?
         .flatten();
-    let rows: Vec<MemoryRow> = sqlx::query_as(&format!(
-        "{SELECT_MEMORY} WHERE m.project_id = $1 AND NOT m.is_archived AND NOT m.is_duplicate ORDER BY m.id"
-    ))
+    let rows: Vec<PlanningRow> = sqlx::query_as(
+        "SELECT m.id, m.version, m.memory_type, m.source_type, m.reused_count, m.last_reused_at, m.learned_at,
+                m.context_embedding, COALESCE(m.consolidated_from, '{}') AS consolidated_from,
+                COALESCE(m.synthesized_from, '{}') AS synthesized_from,
+                CASE WHEN $2::timestamptz IS NULL THEN NULL
+                     ELSE m.updated_at > $2 AND NOT EXISTS (SELECT 1 FROM consolidation_changes c
+                                                             WHERE c.memory_id = m.id AND c.job_id = $3) END AS fresh
+           FROM task_memories m
+          WHERE m.project_id = $1 AND NOT m.is_archived AND NOT m.is_duplicate
+          ORDER BY m.id",
+    )
+    .bind(project_id)
+    .bind(fresh.map(|f| f.since))
+    .bind(fresh.map(|f| f.base_job))
+    .fetch_all(&mut *conn)
+    .await?;
+    let fresh_ids: Option<std::collections::BTreeSet<Uuid>> =
+        fresh.map(|_| rows.iter().filter(|r| r.fresh == Some(true)).map(|r| r.id).collect());
+    let memories = rows.into_iter().map(PlanningRow::into_snapshot).collect::<Result<Vec<_>>>()?;
+    let original_ids: Vec<Uuid> = memories
+        .iter()
+        .filter(|m| m.memory_type == MemoryType::Consolidated)
+        .flat_map(|m| m.consolidated_from.iter().copied())
+        .collect();
+    let originals: Vec<PlanningRow> = sqlx::query_as(
+        "SELECT id, version, memory_type, source_type, reused_count, last_reused_at, learned_at, context_embedding,
+                COALESCE(consolidated_from, '{}') AS consolidated_from,
+                COALESCE(synthesized_from, '{}') AS synthesized_from, NULL::bool AS fresh
+           FROM task_memories WHERE id = ANY($1) AND project_id = $2 ORDER BY id",
+    )
+    .bind(&original_ids)
     .bind(project_id)
     .fetch_all(&mut *conn)
     .await?;
-    let memories = rows.into_iter().map(MemoryRow::into_snapshot).collect::<Result<Vec<_>>>()?;
+    let originals = originals.into_iter().map(PlanningRow::into_snapshot).collect::<Result<Vec<_>>>()?;
     let playbook = super::playbook::active_entries(&mut *conn, project_id)
         .await?
         .into_iter()
@@ -271,6 +398,7 @@ pub async fn snapshot(conn: &mut PgConnection, project_id: Uuid) -> Result<Proje
                 id: entry.id,
                 content: entry.content,
                 category: entry.category,
+                supporting_memory_ids: entry.supporting_memory_ids,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -278,8 +406,15 @@ pub async fn snapshot(conn: &mut PgConnection, project_id: Uuid) -> Result<Proje
         project_id,
         embedding_dim: embedding_dim.and_then(|dim| usize::try_from(dim).ok()),
         memories,
+        originals,
         playbook,
+        scope: crate::engine::model::Scope { fresh: fresh_ids, reason: String::new() },
     })
+}
+
+/// Full rows (texts, tags, files) of the given memories, for the merges and syntheses of a plan.
+pub async fn full_rows(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<MemorySnapshot>> {
+    get_many(db, ids).await?.into_iter().map(MemoryRow::into_snapshot).collect()
 }
 
 /// Current versions of the given memories, locked for update until the transaction ends.

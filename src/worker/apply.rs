@@ -7,7 +7,10 @@ use uuid::Uuid;
 
 use super::Worker;
 use crate::{
-    engine::plan::{Merge, NewMemory as PlannedMemory, Plan, Synthesis},
+    engine::{
+        options::Options,
+        plan::{Merge, NewMemory as PlannedMemory, Plan, Synthesis},
+    },
     store::{
         Result, changes,
         changes::NewChange,
@@ -28,7 +31,13 @@ pub struct Applied {
 }
 
 /// Returns None (and changes nothing) when this worker no longer holds the job.
-pub async fn apply(worker: &Worker, job: &Job, plan: &Plan) -> Result<Option<Applied>> {
+/// The clustering options the next job compares with to run incrementally; none when this job
+/// did not merge (its clusters cannot serve as a base).
+pub fn clustering_of(options: &Options) -> serde_json::Value {
+    if options.merge { serde_json::json!(options.clustering()) } else { serde_json::Value::Null }
+}
+
+pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options) -> Result<Option<Applied>> {
     let mut tx = worker.db.begin().await?;
     let expected = expected_versions(plan);
     let ids: Vec<Uuid> = expected.keys().copied().collect();
@@ -55,6 +64,12 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan) -> Result<Option<App
     let (sources, targets): (Vec<Uuid>, Vec<Uuid>) =
         kept.merges.iter().flat_map(|merge| merge.sources.iter().map(|source| (source.id, merge.memory.id))).unzip();
     memories::mark_duplicates(&mut tx, &sources, &targets).await?;
+    let (replaced, replacements): (Vec<Uuid>, Vec<Uuid>) = kept
+        .syntheses
+        .iter()
+        .flat_map(|synthesis| synthesis.supersedes.iter().map(|old| (old.id, synthesis.memory.id)))
+        .unzip();
+    memories::mark_duplicates(&mut tx, &replaced, &replacements).await?;
 
     let mut archived = 0;
     for (reason, ids) in kept.archives_by_reason() {
@@ -111,6 +126,7 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan) -> Result<Option<App
             "cluster_id": merge.cluster_id,
             "memory_id": merge.memory.id,
             "sources": merge.sources.iter().map(|source| source.id).collect::<Vec<_>>(),
+            "source_type": merge.memory.source_type,
             "preservation": merge.preservation,
             "confidence": merge.confidence,
         })).collect::<Vec<_>>(),
@@ -119,11 +135,14 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan) -> Result<Option<App
             "memory_id": synthesis.memory.id,
             "confidence": synthesis.confidence,
             "needs_review": synthesis.needs_review,
+            "supersedes": synthesis.supersedes.iter().map(|old| old.id).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "playbook_entry_ids": entries.iter().map(|entry| entry.id).collect::<Vec<_>>(),
         "skipped_changed_memories": skipped_memories,
         "warnings": plan.warnings,
         "timings_ms": plan.timings_ms,
+        "scope": plan.scope,
+        "clustering": clustering_of(options),
     });
     let still_ours =
         jobs::complete(&mut *tx, job.id, &worker.worker_id, &counters, memories_before, memories_after, &result)
@@ -138,7 +157,8 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan) -> Result<Option<App
 /// The version each memory the plan changes had in the snapshot.
 fn expected_versions(plan: &Plan) -> HashMap<Uuid, i64> {
     let merge_sources = plan.merges.iter().flat_map(|merge| &merge.sources);
-    let synthesis_sources = plan.syntheses.iter().flat_map(|synthesis| &synthesis.sources);
+    let synthesis_sources =
+        plan.syntheses.iter().flat_map(|synthesis| synthesis.sources.iter().chain(&synthesis.supersedes));
     merge_sources
         .chain(synthesis_sources)
         .map(|source| (source.id, source.version))
@@ -163,7 +183,12 @@ impl<'a> Kept<'a> {
             .iter()
             .filter(|merge| !clean(&merge.sources))
             .map(|merge| merge.cluster_id.as_str())
-            .chain(plan.syntheses.iter().filter(|s| !clean(&s.sources)).map(|s| s.cluster_id.as_str()))
+            .chain(
+                plan.syntheses
+                    .iter()
+                    .filter(|s| !clean(&s.sources) || !clean(&s.supersedes))
+                    .map(|s| s.cluster_id.as_str()),
+            )
             .collect();
         let merges: Vec<&Merge> =
             plan.merges.iter().filter(|m| !skipped_clusters.contains(m.cluster_id.as_str())).collect();
@@ -176,7 +201,7 @@ impl<'a> Kept<'a> {
         let memory_ids = merges
             .iter()
             .flat_map(|m| m.sources.iter().map(|s| s.id))
-            .chain(syntheses.iter().flat_map(|s| s.sources.iter().map(|source| source.id)))
+            .chain(syntheses.iter().flat_map(|s| s.sources.iter().chain(&s.supersedes).map(|source| source.id)))
             .chain(created.iter().copied())
             .chain(archives.iter().map(|a| a.memory_id))
             .collect();
@@ -216,6 +241,8 @@ fn to_row(memory: &PlannedMemory) -> (NewMemory, Provenance) {
         reused_count: memory.reused_count,
         last_reused_at: memory.last_reused_at,
         learned_at: memory.learned_at,
+        source_type: memory.source_type,
+        task_ids: memory.task_ids.clone(),
     };
     let provenance = Provenance {
         consolidated_from: Some(memory.consolidated_from.clone()).filter(|ids| !ids.is_empty()),

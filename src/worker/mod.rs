@@ -11,6 +11,7 @@ pub(crate) mod failure;
 mod lease;
 pub mod outcome;
 mod rollback;
+mod scope;
 pub(crate) mod sweep;
 mod trigger;
 

@@ -195,7 +195,8 @@ impl Touched {
                     touched.created.push(row.memory_id);
                     touched.versions_after.insert(row.memory_id, 1);
                 }
-                ("merge", Some(version)) => {
+                // A merged source, or an earlier synthesis a grown cluster's synthesis replaced.
+                ("merge" | "summarize", Some(version)) => {
                     touched.sources.push(row.memory_id);
                     touched.versions_after.insert(row.memory_id, version + 1);
                 }

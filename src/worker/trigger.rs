@@ -6,7 +6,7 @@ use async_nats::jetstream::Message;
 use chrono::Utc;
 use tracing::Span;
 
-use super::{Outcome, Worker, apply, events::job_event, failure::Failure, lease::LeaseKeeper, sweep};
+use super::{Outcome, Worker, apply, events::job_event, failure::Failure, lease::LeaseKeeper, scope, sweep};
 use crate::{
     bus::{
         JobEventKind,
@@ -165,27 +165,37 @@ async fn execute(
     worker.bus.job_progress_event(JobEventKind::Started, &started).await;
 
     let mut conn = worker.db.acquire().await?;
-    let snapshot = memories::snapshot(&mut conn, job.project_id).await?;
+    let base = jobs::incremental_base(&mut *conn, job.project_id, job.id).await?;
+    let decision = scope::decide(options, base.as_ref());
+    jobs::record_snapshot_time(&mut *conn, job.id).await?;
+    let mut snapshot = memories::snapshot(&mut conn, job.project_id, decision.fresh).await?;
+    snapshot.scope.reason = decision.reason;
     drop(conn);
     worker.bus.job_progress_event(JobEventKind::Progress, &progress("planning", 0.2)).await;
 
     let plan = {
         let (options, engine, synthesizer, embedder) =
             (options.clone(), worker.engine.clone(), worker.synthesizer.clone(), worker.embedder.clone());
-        let job_id = job.id;
-        tokio::task::spawn_blocking(move || {
-            engine::plan::plan(
+        let (job_id, db, runtime) = (job.id, worker.db.clone(), tokio::runtime::Handle::current());
+        tokio::task::spawn_blocking(move || -> Result<engine::plan::Plan, Failure> {
+            let clustering = engine::plan::cluster(&snapshot, &options, &engine);
+            let needed = engine::plan::rows_needed(&clustering, &options, &engine);
+            let loaded = runtime.block_on(memories::full_rows(&db, &needed))?;
+            let rows: engine::plan::Rows<'_> = loaded.iter().map(|m| (m.id, m)).collect();
+            Ok(engine::plan::build(
                 &snapshot,
+                clustering,
+                &rows,
                 &options,
                 &engine,
                 job_id,
                 Utc::now(),
                 synthesizer.as_ref(),
                 embedder.as_ref(),
-            )
+            ))
         })
         .await
-        .map_err(|error| Failure::Transient(format!("planning task failed: {error}")))?
+        .map_err(|error| Failure::Transient(format!("planning task failed: {error}")))??
     };
     worker.bus.job_progress_event(JobEventKind::Progress, &progress("applying", 0.7)).await;
 
@@ -199,7 +209,7 @@ async fn execute(
             memories_promoted: plan.counters.memories_promoted,
             summaries_created: plan.counters.summaries_created,
         };
-        let result = serde_json::json!({ "dry_run": true, "plan": plan });
+        let result = serde_json::json!({ "dry_run": true, "plan": plan, "clustering": apply::clustering_of(options) });
         let before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
         let after = i32::try_from(plan.memories_after).unwrap_or(i32::MAX);
         if !jobs::complete(&worker.db, job.id, &worker.worker_id, &counters, before, after, &result).await? {
@@ -211,7 +221,7 @@ async fn execute(
         completed.result = Some(event_result(&result));
         return Ok(Some(completed));
     }
-    let Some(applied) = apply::apply(worker, job, &plan).await? else {
+    let Some(applied) = apply::apply(worker, job, &plan, options).await? else {
         return Ok(None);
     };
     tracing::info!(

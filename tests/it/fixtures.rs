@@ -53,6 +53,8 @@ pub fn memory(summary: &str, memory_type: MemoryType, embedding: Vec<f32>) -> Ne
         reused_count: 5,
         last_reused_at: Some(Utc::now()),
         learned_at: Utc::now() - Duration::days(1),
+        source_type: None,
+        task_ids: vec![],
     }
 }
 

@@ -1,0 +1,149 @@
+//! The clustering phase of a plan: partitions, above-threshold pairs (all of them, or in an
+//! incremental run those a fresh memory can take part in), clique groups over original memories,
+//! and each group described with its units (the active memories a merge marks duplicate).
+
+use std::time::Instant;
+
+use uuid::Uuid;
+
+use super::ann::approximate_pairs;
+use super::cluster::{Cluster, clique_groups, cluster_id};
+use super::incremental::fresh_pairs;
+use super::model::{MemorySnapshot, MemoryType, ProjectSnapshot};
+use super::options::Options;
+use super::partition::{Partition, partitions};
+use super::plan::EngineConfig;
+use super::similarity::exact_pairs;
+
+/// A group to act on: at least two units, at least `min_cluster_size` original memories.
+pub struct Found {
+    pub partition: usize,
+    /// Node indices into the partition, sorted.
+    pub nodes: Vec<usize>,
+    /// Unit indices into the partition: the lead first, then by descending similarity to it, then id.
+    pub units: Vec<usize>,
+    /// `members` are the original memories (node ids); `representative` is the lead unit.
+    pub cluster: Cluster,
+}
+
+pub struct Clustering<'a> {
+    pub parts: Vec<Partition<'a>>,
+    pub found: Vec<Found>,
+    pub incremental: bool,
+    /// Nodes compared against everything (all nodes in a full run).
+    pub compared_nodes: usize,
+    pub similarity_ms: f64,
+    pub clustering_ms: f64,
+    pub warnings: Vec<String>,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+pub fn cluster<'a>(snapshot: &'a ProjectSnapshot, options: &Options, config: &EngineConfig) -> Clustering<'a> {
+    let mut warnings = Vec::new();
+    let parts =
+        if options.merge || options.summarize { partitions(snapshot, options, &mut warnings) } else { Vec::new() };
+    let incremental = snapshot.scope.fresh.is_some();
+    let (mut similarity_ms, mut clustering_ms) = (0.0, 0.0);
+    let mut found = Vec::new();
+    let mut compared_nodes = 0;
+    for (index, part) in parts.iter().enumerate() {
+        let t = Instant::now();
+        let threshold = options.similarity_threshold;
+        let pairs = if incremental {
+            fresh_pairs(part, threshold)
+        } else if part.len() >= config.ann_min_candidates {
+            approximate_pairs(&part.matrix, threshold, &config.ann)
+        } else {
+            exact_pairs(&part.matrix, threshold)
+        };
+        compared_nodes += part.fresh.iter().filter(|&&f| f).count();
+        similarity_ms += ms(t);
+        let t = Instant::now();
+        for group in clique_groups(part.len(), &pairs, &part.locked_groups()) {
+            let nodes: Vec<usize> = group.iter().map(|&i| i as usize).collect();
+            let mut units: Vec<usize> = nodes.iter().map(|&n| part.unit_of[n] as usize).collect();
+            units.dedup();
+            units.sort_unstable();
+            units.dedup();
+            if units.len() < 2 || nodes.len() < options.min_cluster_size {
+                continue;
+            }
+            let (cluster, units) = describe(&nodes, units, part);
+            found.push(Found { partition: index, nodes, units, cluster });
+        }
+        clustering_ms += ms(t);
+    }
+    found.sort_by(|a, b| a.cluster.id.cmp(&b.cluster.id));
+    Clustering { parts, found, incremental, compared_nodes, similarity_ms, clustering_ms, warnings }
+}
+
+/// Sorted original ids, lead unit, cohesion (average pairwise similarity of the originals) and
+/// type. The lead is an existing consolidated memory when the group has one (its text already
+/// says what its sources said: the newcomers add to it), else the member with the highest
+/// reused_count, then the highest centrality, then the smallest id.
+fn describe(nodes: &[usize], units: Vec<usize>, part: &Partition<'_>) -> (Cluster, Vec<usize>) {
+    let k = nodes.len();
+    // `units` is sorted: a unit's centrality sits at its position there.
+    let position = |node: usize| units.binary_search(&(part.unit_of[node] as usize)).unwrap_or(0);
+    let mut centrality = vec![0.0f32; units.len()];
+    let mut total = 0.0f64;
+    for x in 0..k {
+        for y in x + 1..k {
+            let s = part.matrix.similarity(nodes[x], nodes[y]);
+            centrality[position(nodes[x])] += s;
+            centrality[position(nodes[y])] += s;
+            total += f64::from(s);
+        }
+    }
+    let pair_count = (k * (k - 1) / 2).max(1);
+    let consolidated = |m: &MemorySnapshot| m.memory_type == MemoryType::Consolidated;
+    let lead = (0..units.len())
+        .max_by(|&x, &y| {
+            let (mx, my) = (part.units[units[x]], part.units[units[y]]);
+            consolidated(mx)
+                .cmp(&consolidated(my))
+                .then(mx.reused_count.cmp(&my.reused_count))
+                .then(centrality[x].total_cmp(&centrality[y]))
+                .then(my.id.cmp(&mx.id))
+        })
+        .map_or(units[0], |x| units[x]);
+    let lead_nodes = &part.nodes_of[lead];
+    let closeness = |u: usize| -> f32 {
+        let own = &part.nodes_of[u];
+        let sum: f32 = own
+            .iter()
+            .flat_map(|&a| lead_nodes.iter().map(move |&b| (a, b)))
+            .map(|(a, b)| part.matrix.similarity(a as usize, b as usize))
+            .sum();
+        sum / (own.len() * lead_nodes.len()).max(1) as f32
+    };
+    let mut rest: Vec<(f32, Uuid, usize)> =
+        units.iter().copied().filter(|&u| u != lead).map(|u| (closeness(u), part.units[u].id, u)).collect();
+    rest.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let ordered: Vec<usize> = std::iter::once(lead).chain(rest.into_iter().map(|(_, _, u)| u)).collect();
+
+    let members: Vec<Uuid> = nodes.iter().map(|&n| part.node_ids[n]).collect();
+    let memory_type = part.memory_type.or_else(|| {
+        let first = part.units[ordered[0]].clustering_type();
+        ordered.iter().all(|&u| part.units[u].clustering_type() == first).then_some(first).flatten()
+    });
+    let cluster = Cluster {
+        id: cluster_id(&members),
+        members,
+        representative: part.units[lead].id,
+        cohesion: (total / pair_count as f64) as f32,
+        memory_type,
+    };
+    (cluster, ordered)
+}
+
+impl Found {
+    /// Ids of the units, lead first.
+    pub fn unit_ids(&self, parts: &[Partition<'_>]) -> Vec<Uuid> {
+        let part = &parts[self.partition];
+        self.units.iter().map(|&u| part.units[u].id).collect()
+    }
+}
