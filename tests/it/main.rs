@@ -13,6 +13,7 @@ mod gateway_rollback;
 mod migrations;
 mod private_nats;
 mod scheduler;
+mod steady_state;
 mod store;
 mod support;
 mod worker;

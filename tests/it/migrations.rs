@@ -172,3 +172,49 @@ async fn every_update_moves_a_memory_version() {
     assert_eq!(row.version, 3);
     assert_eq!(row.reused_count, 7);
 }
+
+#[tokio::test]
+async fn the_steady_state_migration_gives_existing_consolidated_memories_their_sources_type_and_task_ids() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let steady_state = db::migration_status(&env.db).await.unwrap()[3].version;
+    let before = db::migration_status(&env.db).await.unwrap()[2].version;
+    db::migrate_down(&env.db, before).await.expect("down to before the steady-state migration");
+    let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    for (id, task) in [(a, "t-1"), (b, "t-2")] {
+        sqlx::query(
+            "INSERT INTO task_memories (id, project_id, task_id, execution_summary, memory_type, is_duplicate)
+             VALUES ($1, $2, $3, 'a source', 'warning', true)",
+        )
+        .bind(id)
+        .bind(project.id)
+        .bind(task)
+        .execute(&env.db)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO task_memories (id, project_id, execution_summary, memory_type, consolidated_from)
+         VALUES ($1, $2, 'merged', 'consolidated', $3)",
+    )
+    .bind(c)
+    .bind(project.id)
+    .bind(vec![a, b])
+    .execute(&env.db)
+    .await
+    .unwrap();
+
+    db::migrate_up(&env.db).await.expect("up again");
+
+    assert_eq!(db::migration_status(&env.db).await.unwrap()[3].version, steady_state);
+    let (source_type, mut task_ids, version): (Option<String>, Vec<String>, i64) =
+        sqlx::query_as("SELECT source_type, task_ids, version FROM task_memories WHERE id = $1")
+            .bind(c)
+            .fetch_one(&env.db)
+            .await
+            .unwrap();
+    task_ids.sort();
+    assert_eq!(source_type.as_deref(), Some("warning"));
+    assert_eq!(task_ids, vec!["t-1", "t-2"]);
+    assert_eq!(version, 1, "filling the columns is not a change a rollback would see as a conflict");
+}

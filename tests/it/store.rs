@@ -130,12 +130,17 @@ async fn the_snapshot_holds_active_memories_with_files_and_the_active_playbook()
         .await
         .unwrap();
 
-    let snapshot = memories::snapshot(&mut conn, project.id).await.unwrap();
+    let snapshot = memories::snapshot(&mut conn, project.id, None).await.unwrap();
 
     assert_eq!(snapshot.embedding_dim, Some(fixtures::DIM));
     assert_eq!(snapshot.memories.len(), 1);
     assert_eq!(snapshot.memories[0].id, kept.id);
-    assert_eq!(snapshot.memories[0].files, vec!["a.rs".to_owned()]);
+    assert_eq!(snapshot.memories[0].embedding.as_deref(), kept.embedding.as_deref());
+    assert!(snapshot.memories[0].execution_summary.is_empty(), "texts are read only for what merges");
+    assert!(snapshot.scope.fresh.is_none(), "a full run");
+    let full = memories::full_rows(&env.db, &[kept.id]).await.unwrap();
+    assert_eq!(full[0].files, vec!["a.rs".to_owned()]);
+    assert_eq!(full[0].execution_summary, kept.execution_summary);
     assert_eq!(snapshot.playbook.len(), 1);
     assert_eq!(snapshot.playbook[0].embedding.as_deref(), entry.embedding.as_deref());
 
@@ -143,7 +148,45 @@ async fn the_snapshot_holds_active_memories_with_files_and_the_active_playbook()
     assert_eq!(playbook::deactivate(&mut conn, &[entry.id], "rollback", None, "tester").await.unwrap(), 0);
     let log = playbook::changes_for_entry(&env.db, entry.id).await.unwrap();
     assert_eq!(log.iter().map(|c| c.operation.as_str()).collect::<Vec<_>>(), ["add", "delete"]);
-    assert!(memories::snapshot(&mut conn, project.id).await.unwrap().playbook.is_empty());
+    assert!(memories::snapshot(&mut conn, project.id, None).await.unwrap().playbook.is_empty());
+}
+
+#[tokio::test]
+async fn an_incremental_snapshot_marks_only_what_moved_since_the_base_job_and_what_it_did_not_write() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let old = fixtures::memory("old", MemoryType::Warning, direction(1, 0.0));
+    fixtures::insert(&env.db, project.id, std::slice::from_ref(&old)).await;
+    let base = Uuid::new_v4();
+    let job = NewJob {
+        id: base,
+        project_id: project.id,
+        trigger_type: TriggerType::Manual,
+        options: serde_json::json!({}),
+        triggered_by: "tester".into(),
+        scheduled_for: None,
+    };
+    jobs::create(&env.db, &job).await.unwrap();
+    let since = jobs::record_snapshot_time(&env.db, base).await.unwrap();
+    let new = fixtures::memory("new", MemoryType::Warning, direction(2, 0.0));
+    let written = fixtures::memory("written by the base job", MemoryType::Warning, direction(3, 0.0));
+    fixtures::insert(&env.db, project.id, &[new.clone(), written.clone()]).await;
+    let mut conn = env.db.acquire().await.unwrap();
+    let change = NewChange {
+        operation: "merge".into(),
+        memory_id: written.id,
+        previous_state: None,
+        new_state: Some(serde_json::json!({"created": true})),
+        reason: "test".into(),
+        confidence: None,
+    };
+    changes::insert_batch(&mut conn, Some(base), project.id, "tester", &[change]).await.unwrap();
+
+    let fresh = memories::FreshSince { base_job: base, since };
+    let snapshot = memories::snapshot(&mut conn, project.id, Some(fresh)).await.unwrap();
+
+    assert_eq!(snapshot.memories.len(), 3);
+    assert_eq!(snapshot.scope.fresh, Some([new.id].into_iter().collect()));
 }
 
 #[tokio::test]

@@ -5,15 +5,49 @@ use std::time::Duration;
 use consolidator::{
     bus::{
         Bus, CommandKind,
-        messages::{JobEvent, SCHEMA_VERSION, TriggerCommand},
+        messages::{JobEvent, RollbackCommand, RollbackEvent, SCHEMA_VERSION, TriggerCommand},
     },
     engine::model::MemoryType,
-    store::{jobs::TriggerType, memories::NewMemory},
+    store::{
+        jobs::{self, TriggerType},
+        memories::NewMemory,
+    },
 };
 use futures::StreamExt;
 use uuid::Uuid;
 
-use crate::fixtures::{self, direction};
+use crate::{
+    common::{TestEnv, eventually},
+    fixtures::{self, direction},
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+pub async fn wait_for_status(env: &TestEnv, job_id: Uuid, status: &str, timeout: Duration) -> jobs::Job {
+    eventually(timeout, || async { jobs::get(&env.db, job_id).await.ok().flatten().filter(|job| job.status == status) })
+        .await
+        .unwrap_or_else(|| panic!("job {job_id} did not reach {status}"))
+}
+
+/// Publishes a rollback of `job_id` and waits for its result event.
+pub async fn rollback(env: &TestEnv, project_id: Uuid, job_id: Uuid, rollback_id: Uuid) -> RollbackEvent {
+    let command = RollbackCommand {
+        schema_version: SCHEMA_VERSION,
+        rollback_id,
+        consolidation_id: job_id,
+        reason: Some("test".to_owned()),
+        requested_by: "admin".to_owned(),
+    };
+    env.bus.publish_command(CommandKind::Rollback, &rollback_id.to_string(), &command).await.unwrap();
+    let events = events_until::<RollbackEvent>(
+        &env.bus,
+        env.bus.prefix.rollback_events_of(project_id, rollback_id),
+        WAIT,
+        |_| true,
+    )
+    .await;
+    events.into_iter().next().expect("a rollback result").1
+}
 
 pub fn trigger(project_id: Uuid, options: serde_json::Value) -> TriggerCommand {
     TriggerCommand {

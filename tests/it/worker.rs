@@ -5,7 +5,7 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 use consolidator::{
     bus::{
         CommandKind,
-        messages::{CheckCommand, DeadLetter, RollbackCommand, RollbackEvent, SCHEMA_VERSION},
+        messages::{CheckCommand, DeadLetter, SCHEMA_VERSION},
     },
     engine::{
         embed::CentroidEmbedder,
@@ -18,16 +18,10 @@ use uuid::Uuid;
 use crate::{
     common::{TestEnv, eventually},
     fixtures,
-    support::{Scenario, events_until, job_events, publish_trigger, trigger},
+    support::{Scenario, events_until, job_events, publish_trigger, rollback, trigger, wait_for_status},
 };
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn wait_for_status(env: &TestEnv, job_id: Uuid, status: &str, timeout: Duration) -> jobs::Job {
-    eventually(timeout, || async { jobs::get(&env.db, job_id).await.ok().flatten().filter(|job| job.status == status) })
-        .await
-        .unwrap_or_else(|| panic!("job {job_id} did not reach {status}"))
-}
 
 async fn count(env: &TestEnv, sql: &str, project_id: Uuid) -> i64 {
     sqlx::query_scalar(sql).bind(project_id).fetch_one(&env.db).await.unwrap()
@@ -309,25 +303,6 @@ async fn touched_columns(env: &TestEnv, project_id: Uuid) -> Snapshot {
         .await
         .unwrap(),
     )
-}
-
-async fn rollback(env: &TestEnv, project_id: Uuid, job_id: Uuid, rollback_id: Uuid) -> RollbackEvent {
-    let command = RollbackCommand {
-        schema_version: SCHEMA_VERSION,
-        rollback_id,
-        consolidation_id: job_id,
-        reason: Some("test".to_owned()),
-        requested_by: "admin".to_owned(),
-    };
-    env.bus.publish_command(CommandKind::Rollback, &rollback_id.to_string(), &command).await.unwrap();
-    let events = events_until::<RollbackEvent>(
-        &env.bus,
-        env.bus.prefix.rollback_events_of(project_id, rollback_id),
-        WAIT,
-        |_| true,
-    )
-    .await;
-    events.into_iter().next().expect("a rollback result").1
 }
 
 async fn completed_job(env: &TestEnv) -> (Uuid, Uuid, Scenario, Snapshot) {

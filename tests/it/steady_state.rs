@@ -1,0 +1,119 @@
+//! Repeated consolidation on the real services (DESIGN.md §11): the second job folds re-learned
+//! memories into the consolidated ones, runs incrementally, and rolls back exactly.
+
+use consolidator::store::{jobs, memories};
+use uuid::Uuid;
+
+use crate::{
+    common::TestEnv,
+    fixtures,
+    support::{Scenario, publish_trigger, rollback, trigger, wait_for_status},
+};
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn run_job(env: &TestEnv, project_id: Uuid, options: serde_json::Value) -> jobs::Job {
+    let command = trigger(project_id, options);
+    publish_trigger(&env.bus, &command).await;
+    wait_for_status(env, command.job_id, "completed", WAIT).await
+}
+
+/// New memories with the texts and embeddings of `originals`: the same facts learned again.
+fn relearned(originals: &[memories::NewMemory]) -> Vec<memories::NewMemory> {
+    originals
+        .iter()
+        .map(|m| memories::NewMemory { id: Uuid::new_v4(), task_id: Some(format!("again-{}", m.id)), ..m.clone() })
+        .collect()
+}
+
+async fn active_ids(env: &TestEnv, project_id: Uuid) -> Vec<Uuid> {
+    sqlx::query_scalar(
+        "SELECT id FROM task_memories WHERE project_id = $1 AND NOT is_duplicate AND NOT is_archived ORDER BY id",
+    )
+    .bind(project_id)
+    .fetch_all(&env.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_second_job_folds_relearned_memories_into_the_consolidated_ones_incrementally() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    let scenario = Scenario::new();
+    fixtures::insert(&env.db, project.id, &scenario.all()).await;
+    let _worker = env.spawn_worker();
+    let first = run_job(&env, project.id, serde_json::json!({})).await;
+    let triple_c = memories::get(&env.db, scenario.triple[0].id).await.unwrap().unwrap().duplicate_of.unwrap();
+    let pair_c = memories::get(&env.db, scenario.pair[0].id).await.unwrap().unwrap().duplicate_of.unwrap();
+    let c = memories::get(&env.db, triple_c).await.unwrap().unwrap();
+    assert_eq!(c.source_type.as_deref(), Some("error_fix"), "a consolidated memory keeps its sources' type");
+    assert_eq!(c.task_ids.len(), 3, "and every source's task id");
+    let copies: Vec<_> = relearned(&scenario.triple).into_iter().chain(relearned(&scenario.pair)).collect();
+    fixtures::insert(&env.db, project.id, &copies).await;
+    let before_second = active_ids(&env, project.id).await;
+
+    let second = run_job(&env, project.id, serde_json::json!({})).await;
+
+    assert_eq!(second.memories_merged, 5 + 2, "five copies and the two consolidated memories they repeat");
+    let result = &second.result.as_ref().unwrap().0;
+    assert_eq!(result["scope"]["mode"], "incremental", "{}", result["scope"]);
+    assert!(result["scope"]["reason"].as_str().unwrap().contains(&first.id.to_string()));
+    // The five copies, and the two unrelated memories: written within the freshness margin
+    // before the first job's snapshot, they are compared again. The consolidated memories the
+    // first job wrote are not.
+    assert_eq!(result["scope"]["compared"], 7, "{}", result["scope"]);
+    let old = memories::get(&env.db, triple_c).await.unwrap().unwrap();
+    assert!(old.is_duplicate, "the earlier consolidated memory is superseded, not deleted");
+    let grown = memories::get(&env.db, old.duplicate_of.unwrap()).await.unwrap().unwrap();
+    let mut from = grown.consolidated_from.clone().unwrap();
+    from.sort();
+    let mut expected: Vec<Uuid> = scenario.triple.iter().chain(&copies[..3]).map(|m| m.id).collect();
+    expected.sort();
+    assert_eq!(from, expected, "the original sources plus the copies, never a consolidated memory");
+    assert_eq!(grown.source_type.as_deref(), Some("error_fix"));
+    assert_eq!(grown.task_ids.len(), 6);
+    assert!(memories::get(&env.db, pair_c).await.unwrap().unwrap().is_duplicate);
+    for copy in &copies {
+        assert!(memories::get(&env.db, copy.id).await.unwrap().unwrap().is_duplicate, "copy {} folded in", copy.id);
+    }
+    let syntheses: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM task_memories WHERE project_id = $1 AND memory_type = 'synthesis' AND NOT is_duplicate",
+    )
+    .bind(project.id)
+    .fetch_one(&env.db)
+    .await
+    .unwrap();
+    assert_eq!(syntheses, 2, "one per grown cluster: the pair has four memories now");
+    let old_synthesis: Uuid =
+        serde_json::from_value(first.result.as_ref().unwrap().0["syntheses"][0]["memory_id"].clone()).unwrap();
+    assert!(memories::get(&env.db, old_synthesis).await.unwrap().unwrap().is_duplicate, "the old one is replaced");
+
+    let refused = rollback(&env, project.id, first.id, Uuid::new_v4()).await;
+    assert_eq!(refused.event, "refused");
+    assert!(refused.conflicts.contains(&triple_c), "the conflict is named: {:?}", refused.conflicts);
+
+    let undone = rollback(&env, project.id, second.id, Uuid::new_v4()).await;
+    assert_eq!(undone.event, "completed", "{:?}", undone.error);
+    assert_eq!(active_ids(&env, project.id).await, before_second, "the earlier state, exactly");
+    assert!(!memories::get(&env.db, triple_c).await.unwrap().unwrap().is_duplicate);
+}
+
+#[tokio::test]
+async fn mode_full_compares_every_pair_and_says_so() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    let scenario = Scenario::new();
+    fixtures::insert(&env.db, project.id, &scenario.all()).await;
+    let _worker = env.spawn_worker();
+    let first = run_job(&env, project.id, serde_json::json!({})).await;
+    assert_eq!(first.result.as_ref().unwrap().0["scope"]["mode"], "full");
+    fixtures::insert(&env.db, project.id, &relearned(&scenario.pair)).await;
+
+    let second = run_job(&env, project.id, serde_json::json!({"mode": "full"})).await;
+
+    let scope = &second.result.as_ref().unwrap().0["scope"];
+    assert_eq!(scope["mode"], "full");
+    assert_eq!(scope["reason"], "mode full: every pair compared");
+    assert_eq!(second.memories_merged, 3, "the pair's copies and its consolidated memory");
+}
