@@ -129,9 +129,14 @@ pub struct WorkerConfig {
     /// Sweep fan-out rate: trigger commands published per second.
     #[arg(long, env = "SWEEP_RATE_PER_SEC", default_value_t = 20)]
     pub sweep_rate_per_sec: u32,
-    /// From this many clustering candidates on, HNSW proposes the pairs (verified exactly).
-    #[arg(long, env = "ANN_MIN_CANDIDATES", default_value_t = 20_000)]
+    /// A clustering partition (one memory type) of at least this many memories has its pairs
+    /// proposed by HNSW in a full run (each verified exactly); smaller ones use the exact product.
+    #[arg(long, env = "ANN_MIN_CANDIDATES", default_value_t = 50_000)]
     pub ann_min_candidates: usize,
+    /// Memory for the embeddings kept between jobs (MiB; 0 turns the cache off). A project of
+    /// 100 000 memories of 1536 dimensions needs about 800 MiB to run incrementally from memory.
+    #[arg(long, env = "EMBEDDING_CACHE_MB", default_value_t = 1024)]
+    pub embedding_cache_mb: usize,
     /// Clusters of at least this many memories also get a synthesis memory.
     #[arg(long, env = "SYNTHESIS_MIN_CLUSTER", default_value_t = 3)]
     pub synthesis_min_cluster: usize,

@@ -2,6 +2,9 @@
 //! random projection, indexed with HNSW (hnsw_rs), and every proposed pair is then verified
 //! against the full vectors, so a reported pair is always exact; only recall is approximate.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use hnsw_rs::anndists::dist::Distance;
 use hnsw_rs::hnsw::Hnsw;
 use ndarray::{Array2, ArrayView2};
@@ -56,13 +59,15 @@ impl Distance<f32> for UnitCosine {
 
 const HNSW_MAX_LAYERS: usize = 16;
 
-fn project(matrix: &UnitMatrix, params: &AnnParams) -> UnitMatrix {
-    let k = params.projection_dim.min(matrix.dim);
-    let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
-    let projection = Array2::from_shape_fn((matrix.dim, k), |_| gaussian(&mut rng));
+/// The rows reduced to `k` dimensions by a Gaussian random projection seeded with `seed`, each
+/// normalized again (the cosine of two normalized projections estimates the original cosine
+/// with a spread of about (1 - cos²) / sqrt(k)).
+pub fn project(matrix: &UnitMatrix, k: usize, seed: u64) -> UnitMatrix {
+    let k = k.min(matrix.dim);
+    let projection = projection_matrix(matrix.dim, k, seed);
     let view = ArrayView2::from_shape((matrix.len(), matrix.dim), &matrix.data)
         .unwrap_or_else(|_| unreachable!("matrix data is rows * dim by construction"));
-    let reduced = view.dot(&projection);
+    let reduced = view.dot(projection.as_ref());
     let mut data = Vec::with_capacity(matrix.len() * k);
     for row in reduced.rows() {
         let row: Vec<f32> = row.iter().copied().collect();
@@ -70,6 +75,20 @@ fn project(matrix: &UnitMatrix, params: &AnnParams) -> UnitMatrix {
         data.extend(UnitMatrix::normalize(&row, k).unwrap_or(row));
     }
     UnitMatrix { dim: k, data }
+}
+
+/// The Gaussian projection matrix for (dim, k, seed), drawn once per process: drawing a
+/// 1536 x 256 matrix costs more than projecting a thousand rows with it.
+fn projection_matrix(dim: usize, k: usize, seed: u64) -> Arc<Array2<f32>> {
+    static DRAWN: OnceLock<Mutex<HashMap<(usize, usize, u64), Arc<Array2<f32>>>>> = OnceLock::new();
+    let draw = || {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Arc::new(Array2::from_shape_fn((dim, k), |_| gaussian(&mut rng)))
+    };
+    let Ok(mut drawn) = DRAWN.get_or_init(Default::default).lock() else {
+        return draw();
+    };
+    drawn.entry((dim, k, seed)).or_insert_with(draw).clone()
 }
 
 /// Standard normal draw (Box-Muller).
@@ -86,7 +105,7 @@ pub fn approximate_pairs(matrix: &UnitMatrix, threshold: f32, params: &AnnParams
     if n < 2 {
         return Vec::new();
     }
-    let reduced = project(matrix, params);
+    let reduced = project(matrix, params.projection_dim, params.seed);
     let index: Hnsw<'_, f32, UnitCosine> =
         Hnsw::new(params.max_connections, n, HNSW_MAX_LAYERS, params.ef_construction, UnitCosine);
     let items: Vec<(&[f32], usize)> = (0..n).map(|i| (reduced.row(i), i)).collect();

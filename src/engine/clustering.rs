@@ -13,7 +13,7 @@ use super::model::{MemorySnapshot, MemoryType, ProjectSnapshot};
 use super::options::Options;
 use super::partition::{Partition, partitions};
 use super::plan::EngineConfig;
-use super::similarity::exact_pairs;
+use super::prefilter::prefiltered_pairs;
 
 /// A group to act on: at least two units, at least `min_cluster_size` original memories.
 pub struct Found {
@@ -57,7 +57,7 @@ pub fn cluster<'a>(snapshot: &'a ProjectSnapshot, options: &Options, config: &En
         } else if part.len() >= config.ann_min_candidates {
             approximate_pairs(&part.matrix, threshold, &config.ann)
         } else {
-            exact_pairs(&part.matrix, threshold)
+            prefiltered_pairs(&part.matrix, threshold)
         };
         compared_nodes += part.fresh.iter().filter(|&&f| f).count();
         similarity_ms += ms(t);

@@ -14,6 +14,7 @@ pub mod options;
 pub mod output;
 pub mod partition;
 pub mod plan;
+pub mod prefilter;
 pub mod promote;
 pub mod similarity;
 pub mod synthesis;

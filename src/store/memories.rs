@@ -1,6 +1,8 @@
 //! Task memories: bulk ingest, listing, search input, the consolidation snapshot and manual
 //! archive/reuse.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
@@ -304,14 +306,58 @@ struct PlanningRow {
     reused_count: i32,
     last_reused_at: Option<DateTime<Utc>>,
     learned_at: DateTime<Utc>,
-    context_embedding: Option<Vec<u8>>,
+    has_embedding: bool,
     consolidated_from: Vec<Uuid>,
     synthesized_from: Vec<Uuid>,
     fresh: Option<bool>,
 }
 
+/// Embeddings a reader already holds, by memory id. A stored memory's embedding never changes
+/// (no statement updates it), so an id is a complete cache key.
+pub trait EmbeddingCache: Send + Sync {
+    fn get(&self, project_id: Uuid, id: Uuid) -> Option<Vec<f32>>;
+    fn put(&self, project_id: Uuid, id: Uuid, embedding: &[f32]);
+}
+
+/// Reads the embeddings of `rows` that `cache` does not hold (all of them without a cache).
+async fn embeddings_of(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+    rows: &[PlanningRow],
+    cache: Option<&dyn EmbeddingCache>,
+) -> Result<HashMap<Uuid, Vec<f32>>> {
+    let mut found: HashMap<Uuid, Vec<f32>> = HashMap::with_capacity(rows.len());
+    let mut missing = Vec::new();
+    for row in rows.iter().filter(|r| r.has_embedding) {
+        match cache.and_then(|c| c.get(project_id, row.id)) {
+            Some(vector) => {
+                found.insert(row.id, vector);
+            }
+            None => missing.push(row.id),
+        }
+    }
+    for chunk in missing.chunks(EMBEDDING_BATCH) {
+        let read: Vec<(Uuid, Vec<u8>)> =
+            sqlx::query_as("SELECT id, context_embedding FROM task_memories WHERE id = ANY($1) AND context_embedding IS NOT NULL")
+                .bind(chunk)
+                .fetch_all(&mut *conn)
+                .await?;
+        for (id, bytes) in read {
+            let vector = embedding::decode(&bytes)?;
+            if let Some(cache) = cache {
+                cache.put(project_id, id, &vector);
+            }
+            found.insert(id, vector);
+        }
+    }
+    Ok(found)
+}
+
+/// Embeddings read per statement when the cache misses.
+const EMBEDDING_BATCH: usize = 10_000;
+
 impl PlanningRow {
-    fn into_snapshot(self) -> Result<MemorySnapshot> {
+    fn into_snapshot(self, embeddings: &mut HashMap<Uuid, Vec<f32>>) -> Result<MemorySnapshot> {
         Ok(MemorySnapshot {
             id: self.id,
             version: self.version,
@@ -324,7 +370,7 @@ impl PlanningRow {
             feedback: None,
             tags: Vec::new(),
             files: Vec::new(),
-            embedding: self.context_embedding.as_deref().map(embedding::decode).transpose()?,
+            embedding: embeddings.remove(&self.id),
             success: None,
             reused_count: self.reused_count,
             last_reused_at: self.last_reused_at,
@@ -348,7 +394,12 @@ pub struct FreshSince {
 /// provenance, reuse), the embeddings of the consolidated memories' original sources, and the
 /// active playbook. Texts are read later, only for what merges (`full_rows`). With `fresh`, the
 /// scope lists the memories new or changed since the base job; otherwise it is a full run.
-pub async fn snapshot(conn: &mut PgConnection, project_id: Uuid, fresh: Option<FreshSince>) -> Result<ProjectSnapshot> {
+pub async fn snapshot(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+    fresh: Option<FreshSince>,
+    cache: Option<&dyn EmbeddingCache>,
+) -> Result<ProjectSnapshot> {
     let embedding_dim: Option<i32> = sqlx::query_scalar("SELECT embedding_dim FROM projects WHERE id = $1")
         .bind(project_id)
         .fetch_optional(&mut *conn)
@@ -356,7 +407,7 @@ pub async fn snapshot(conn: &mut PgConnection, project_id: Uuid, fresh: Option<F
         .flatten();
     let rows: Vec<PlanningRow> = sqlx::query_as(
         "SELECT m.id, m.version, m.memory_type, m.source_type, m.reused_count, m.last_reused_at, m.learned_at,
-                m.context_embedding, COALESCE(m.consolidated_from, '{}') AS consolidated_from,
+                m.context_embedding IS NOT NULL AS has_embedding, COALESCE(m.consolidated_from, '{}') AS consolidated_from,
                 COALESCE(m.synthesized_from, '{}') AS synthesized_from,
                 CASE WHEN $2::timestamptz IS NULL THEN NULL
                      ELSE m.updated_at > $2 AND NOT EXISTS (SELECT 1 FROM consolidation_changes c
@@ -372,14 +423,14 @@ pub async fn snapshot(conn: &mut PgConnection, project_id: Uuid, fresh: Option<F
     .await?;
     let fresh_ids: Option<std::collections::BTreeSet<Uuid>> =
         fresh.map(|_| rows.iter().filter(|r| r.fresh == Some(true)).map(|r| r.id).collect());
-    let memories = rows.into_iter().map(PlanningRow::into_snapshot).collect::<Result<Vec<_>>>()?;
-    let original_ids: Vec<Uuid> = memories
+    let original_ids: Vec<Uuid> = rows
         .iter()
-        .filter(|m| m.memory_type == MemoryType::Consolidated)
+        .filter(|m| m.memory_type == MemoryType::Consolidated.as_str())
         .flat_map(|m| m.consolidated_from.iter().copied())
         .collect();
     let originals: Vec<PlanningRow> = sqlx::query_as(
-        "SELECT id, version, memory_type, source_type, reused_count, last_reused_at, learned_at, context_embedding,
+        "SELECT id, version, memory_type, source_type, reused_count, last_reused_at, learned_at,
+                context_embedding IS NOT NULL AS has_embedding,
                 COALESCE(consolidated_from, '{}') AS consolidated_from,
                 COALESCE(synthesized_from, '{}') AS synthesized_from, NULL::bool AS fresh
            FROM task_memories WHERE id = ANY($1) AND project_id = $2 ORDER BY id",
@@ -388,7 +439,10 @@ pub async fn snapshot(conn: &mut PgConnection, project_id: Uuid, fresh: Option<F
     .bind(project_id)
     .fetch_all(&mut *conn)
     .await?;
-    let originals = originals.into_iter().map(PlanningRow::into_snapshot).collect::<Result<Vec<_>>>()?;
+    let mut embeddings = embeddings_of(&mut *conn, project_id, &rows, cache).await?;
+    embeddings.extend(embeddings_of(&mut *conn, project_id, &originals, cache).await?);
+    let memories = rows.into_iter().map(|r| r.into_snapshot(&mut embeddings)).collect::<Result<Vec<_>>>()?;
+    let originals = originals.into_iter().map(|r| r.into_snapshot(&mut embeddings)).collect::<Result<Vec<_>>>()?;
     let playbook = super::playbook::active_entries(&mut *conn, project_id)
         .await?
         .into_iter()
@@ -412,9 +466,23 @@ pub async fn snapshot(conn: &mut PgConnection, project_id: Uuid, fresh: Option<F
     })
 }
 
-/// Full rows (texts, tags, files) of the given memories, for the merges and syntheses of a plan.
+/// Full rows (texts, tags, files) of the given memories, for the merges and syntheses of a plan;
+/// without their embeddings, which the snapshot holds already.
 pub async fn full_rows(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<MemorySnapshot>> {
-    get_many(db, ids).await?.into_iter().map(MemoryRow::into_snapshot).collect()
+    let rows: Vec<MemoryRow> = sqlx::query_as(
+        "SELECT m.id, m.project_id, m.task_id, m.execution_summary, m.memory_type, m.goal, m.result, m.feedback,
+                m.tags, NULL::bytea AS context_embedding, m.success, m.reused_count, m.last_reused_at, m.learned_at,
+                m.is_duplicate, m.duplicate_of, m.version, m.created_at, m.updated_at, m.consolidated_from,
+                m.consolidated_at, m.synthesized_from, m.synthesized_at, m.synthesis_confidence, m.needs_review,
+                m.is_archived, m.archived_at, m.archive_reason, m.source_type, m.task_ids,
+                COALESCE((SELECT array_agg(f.path ORDER BY f.path) FROM memory_files f WHERE f.memory_id = m.id), '{}')
+                    AS files
+           FROM task_memories m WHERE m.id = ANY($1) ORDER BY m.id",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(MemoryRow::into_snapshot).collect()
 }
 
 /// Current versions of the given memories, locked for update until the transaction ends.

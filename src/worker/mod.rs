@@ -6,6 +6,7 @@
 
 mod apply;
 mod check;
+mod embedding_cache;
 mod events;
 pub(crate) mod failure;
 mod lease;
@@ -52,6 +53,8 @@ pub struct Worker {
     pub engine: EngineConfig,
     pub synthesizer: Arc<dyn Synthesizer>,
     pub embedder: Arc<dyn Embedder>,
+    /// Embeddings read by earlier jobs, so a steady-state job reads only what is new.
+    pub embeddings: Arc<embedding_cache::WorkerEmbeddingCache>,
 }
 
 impl Worker {
@@ -83,7 +86,8 @@ impl Worker {
             synthesis_min_cluster: config.synthesis_min_cluster,
             ..EngineConfig::default()
         };
-        Self { db, bus, config, worker_id, engine, synthesizer, embedder }
+        let embeddings = Arc::new(embedding_cache::WorkerEmbeddingCache::new(config.embedding_cache_mb * 1024 * 1024));
+        Self { db, bus, config, worker_id, engine, synthesizer, embedder, embeddings }
     }
 
     pub fn with_models(mut self, synthesizer: Arc<dyn Synthesizer>, embedder: Arc<dyn Embedder>) -> Self {

@@ -130,7 +130,7 @@ async fn the_snapshot_holds_active_memories_with_files_and_the_active_playbook()
         .await
         .unwrap();
 
-    let snapshot = memories::snapshot(&mut conn, project.id, None).await.unwrap();
+    let snapshot = memories::snapshot(&mut conn, project.id, None, None).await.unwrap();
 
     assert_eq!(snapshot.embedding_dim, Some(fixtures::DIM));
     assert_eq!(snapshot.memories.len(), 1);
@@ -148,7 +148,7 @@ async fn the_snapshot_holds_active_memories_with_files_and_the_active_playbook()
     assert_eq!(playbook::deactivate(&mut conn, &[entry.id], "rollback", None, "tester").await.unwrap(), 0);
     let log = playbook::changes_for_entry(&env.db, entry.id).await.unwrap();
     assert_eq!(log.iter().map(|c| c.operation.as_str()).collect::<Vec<_>>(), ["add", "delete"]);
-    assert!(memories::snapshot(&mut conn, project.id, None).await.unwrap().playbook.is_empty());
+    assert!(memories::snapshot(&mut conn, project.id, None, None).await.unwrap().playbook.is_empty());
 }
 
 #[tokio::test]
@@ -183,7 +183,7 @@ async fn an_incremental_snapshot_marks_only_what_moved_since_the_base_job_and_wh
     changes::insert_batch(&mut conn, Some(base), project.id, "tester", &[change]).await.unwrap();
 
     let fresh = memories::FreshSince { base_job: base, since };
-    let snapshot = memories::snapshot(&mut conn, project.id, Some(fresh)).await.unwrap();
+    let snapshot = memories::snapshot(&mut conn, project.id, Some(fresh), None).await.unwrap();
 
     assert_eq!(snapshot.memories.len(), 3);
     assert_eq!(snapshot.scope.fresh, Some([new.id].into_iter().collect()));

@@ -1,0 +1,95 @@
+//! The embeddings a worker has read, kept between jobs: a project consolidated again reads only
+//! the embeddings of memories new since (a stored embedding never changes). Bounded in bytes;
+//! when full, the least recently used project goes first.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use uuid::Uuid;
+
+use crate::store::memories::EmbeddingCache;
+
+struct ProjectVectors {
+    vectors: HashMap<Uuid, Arc<[f32]>>,
+    bytes: usize,
+    used: Instant,
+}
+
+pub struct WorkerEmbeddingCache {
+    budget_bytes: usize,
+    projects: Mutex<HashMap<Uuid, ProjectVectors>>,
+}
+
+impl WorkerEmbeddingCache {
+    pub fn new(budget_bytes: usize) -> Self {
+        WorkerEmbeddingCache { budget_bytes, projects: Mutex::new(HashMap::new()) }
+    }
+
+    fn total(projects: &HashMap<Uuid, ProjectVectors>) -> usize {
+        projects.values().map(|p| p.bytes).sum()
+    }
+}
+
+impl EmbeddingCache for WorkerEmbeddingCache {
+    fn get(&self, project_id: Uuid, id: Uuid) -> Option<Vec<f32>> {
+        let mut projects = self.projects.lock().ok()?;
+        let project = projects.get_mut(&project_id)?;
+        project.used = Instant::now();
+        project.vectors.get(&id).map(|v| v.to_vec())
+    }
+
+    fn put(&self, project_id: Uuid, id: Uuid, embedding: &[f32]) {
+        let size = std::mem::size_of_val(embedding);
+        if size > self.budget_bytes {
+            return;
+        }
+        let Ok(mut projects) = self.projects.lock() else { return };
+        while Self::total(&projects) + size > self.budget_bytes {
+            let oldest = projects.iter().filter(|(p, _)| **p != project_id).min_by_key(|(_, v)| v.used).map(|(p, _)| *p);
+            match oldest {
+                Some(p) => {
+                    projects.remove(&p);
+                }
+                // Only this project is cached and it is full: keep what it has.
+                None => return,
+            }
+        }
+        let project = projects.entry(project_id).or_insert_with(|| ProjectVectors {
+            vectors: HashMap::new(),
+            bytes: 0,
+            used: Instant::now(),
+        });
+        project.used = Instant::now();
+        if project.vectors.insert(id, Arc::from(embedding)).is_none() {
+            project.bytes += size;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vector_put_is_got_back_for_its_project_only() {
+        let cache = WorkerEmbeddingCache::new(1024);
+        let (p, q, id) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        cache.put(p, id, &[1.0, 2.0]);
+        assert_eq!(cache.get(p, id), Some(vec![1.0, 2.0]));
+        assert_eq!(cache.get(q, id), None);
+    }
+
+    #[test]
+    fn the_least_recently_used_project_leaves_when_the_budget_is_reached() {
+        let cache = WorkerEmbeddingCache::new(4 * 4);
+        let (old, new) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        cache.put(old, Uuid::from_u128(10), &[1.0, 1.0]);
+        cache.put(new, Uuid::from_u128(20), &[2.0, 2.0]);
+        cache.put(new, Uuid::from_u128(21), &[3.0, 3.0]);
+        assert_eq!(cache.get(old, Uuid::from_u128(10)), None);
+        assert_eq!(cache.get(new, Uuid::from_u128(20)), Some(vec![2.0, 2.0]));
+        cache.put(new, Uuid::from_u128(22), &[4.0, 4.0]);
+        assert_eq!(cache.get(new, Uuid::from_u128(22)), None, "a full single project keeps what it has");
+    }
+}
