@@ -150,6 +150,7 @@ fn day_report(day: usize, job: &super::e2e::JobRun, arrivals: usize, left_copies
         "compared": result["scope"]["compared"],
         "candidates": result["scope"]["candidates"],
         "end_to_end_ms": job.end_to_end_ms,
+        "events_ms_since_publish": job.phases,
         "engine_timings_ms": result["timings_ms"],
         "merged": job.completed.counters.as_ref().map(|c| c.memories_merged),
         "active_memories": job.completed.memories_after,

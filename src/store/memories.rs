@@ -410,7 +410,7 @@ pub async fn snapshot(
                 m.context_embedding IS NOT NULL AS has_embedding, COALESCE(m.consolidated_from, '{}') AS consolidated_from,
                 COALESCE(m.synthesized_from, '{}') AS synthesized_from,
                 CASE WHEN $2::timestamptz IS NULL THEN NULL
-                     ELSE m.updated_at > $2 AND NOT EXISTS (SELECT 1 FROM consolidation_changes c
+                     ELSE m.updated_at >= $2 AND NOT EXISTS (SELECT 1 FROM consolidation_changes c
                                                              WHERE c.memory_id = m.id AND c.job_id = $3) END AS fresh
            FROM task_memories m
           WHERE m.project_id = $1 AND NOT m.is_archived AND NOT m.is_duplicate

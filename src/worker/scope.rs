@@ -1,14 +1,8 @@
 //! Which memories a job compares (DESIGN.md §11): everything, or only what is new since the
 //! project's last completed job when that job clustered with the same options.
 
-use chrono::Duration;
-
 use crate::engine::options::{ClusteringOptions, Mode, Options};
 use crate::store::{jobs::BaseJob, memories::FreshSince};
-
-/// Memories written up to this long before the base job read its snapshot count as fresh again:
-/// a transaction that began before the snapshot and committed after it is not missed.
-pub const FRESHNESS_MARGIN: Duration = Duration::seconds(60);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
@@ -34,7 +28,7 @@ pub fn decide(options: &Options, base: Option<&BaseJob>) -> Decision {
             base.id
         ));
     };
-    let fresh = Some(FreshSince { base_job: base.id, since: snapshot_at - FRESHNESS_MARGIN });
+    let fresh = Some(FreshSince { base_job: base.id, since: snapshot_at });
     let current = options.clustering();
     if recorded == current {
         return Decision {
@@ -88,7 +82,7 @@ mod tests {
         let decision = decide(&options, Some(&base(Some(options.clustering()))));
         let fresh = decision.fresh.unwrap();
         assert_eq!(fresh.base_job, Uuid::from_u128(7));
-        assert_eq!(fresh.since, Utc.with_ymd_and_hms(2026, 11, 30, 1, 59, 0).unwrap());
+        assert_eq!(fresh.since, Utc.with_ymd_and_hms(2026, 11, 30, 2, 0, 0).unwrap());
         assert!(decision.reason.contains("same options"), "{}", decision.reason);
     }
 

@@ -264,6 +264,7 @@ fn event_result(result: &serde_json::Value) -> serde_json::Value {
         "promotions": count("playbook_entry_ids").max(plan_count("promotions")),
         "skipped_changed_memories": count("skipped_changed_memories"),
         "timings_ms": if plan.is_null() { result["timings_ms"].clone() } else { plan["timings_ms"].clone() },
+        "scope": if plan.is_null() { result["scope"].clone() } else { plan["scope"].clone() },
     })
 }
 

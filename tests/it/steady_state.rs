@@ -59,10 +59,7 @@ async fn a_second_job_folds_relearned_memories_into_the_consolidated_ones_increm
     let result = &second.result.as_ref().unwrap().0;
     assert_eq!(result["scope"]["mode"], "incremental", "{}", result["scope"]);
     assert!(result["scope"]["reason"].as_str().unwrap().contains(&first.id.to_string()));
-    // The five copies, and the two unrelated memories: written within the freshness margin
-    // before the first job's snapshot, they are compared again. The consolidated memories the
-    // first job wrote are not.
-    assert_eq!(result["scope"]["compared"], 7, "{}", result["scope"]);
+    assert_eq!(result["scope"]["compared"], 5, "only the copies are new: {}", result["scope"]);
     let old = memories::get(&env.db, triple_c).await.unwrap().unwrap();
     assert!(old.is_duplicate, "the earlier consolidated memory is superseded, not deleted");
     let grown = memories::get(&env.db, old.duplicate_of.unwrap()).await.unwrap().unwrap();
