@@ -3,4 +3,5 @@
 pub mod e2e;
 pub mod engine;
 pub mod gateway;
+pub mod realtext;
 pub mod synthetic;

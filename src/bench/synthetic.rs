@@ -252,6 +252,7 @@ pub fn generate(n: usize, dim: usize, seed: u64) -> (ProjectSnapshot, Truth) {
                 version: 1,
                 memory_type,
                 task_id: Some(format!("task-{}", rng.random_range(1..1_000_000))),
+                task_ids: vec![],
                 execution_summary: text,
                 goal,
                 result,

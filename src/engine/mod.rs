@@ -4,9 +4,12 @@
 pub mod ann;
 pub mod archive;
 pub mod cluster;
+pub mod cues;
 pub mod embed;
+pub mod extractive;
 pub mod merge;
 pub mod model;
+pub mod novelty;
 pub mod options;
 pub mod output;
 pub mod plan;
@@ -14,6 +17,7 @@ pub mod promote;
 pub mod similarity;
 pub mod synthesis;
 pub mod text;
+pub mod words;
 
 #[cfg(test)]
 pub(crate) mod tests;

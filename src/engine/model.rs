@@ -81,6 +81,8 @@ pub struct MemorySnapshot {
     pub version: i64,
     pub memory_type: MemoryType,
     pub task_id: Option<String>,
+    /// Task ids a consolidated memory already carries; empty for plain memories.
+    pub task_ids: Vec<String>,
     pub execution_summary: String,
     pub goal: Option<String>,
     pub result: Option<String>,
@@ -121,6 +123,7 @@ impl MemorySnapshot {
             version: 1,
             memory_type: MemoryType::ErrorFix,
             task_id: None,
+            task_ids: vec![],
             execution_summary: summary.to_owned(),
             goal: None,
             result: None,

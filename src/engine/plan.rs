@@ -19,7 +19,7 @@ use super::options::Options;
 pub use super::output::*;
 use super::promote::{category_and_base_priority, novel_candidates, priority};
 use super::similarity::{UnitMatrix, exact_pairs};
-use super::synthesis::{ClusterView, ExtractiveSynthesizer, Synthesizer, render, validate_draft};
+use super::synthesis::{ClusterView, ExtractiveSynthesizer, SynthesisError, Synthesizer, render, validate_draft};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
@@ -271,6 +271,7 @@ fn build_merge(f: &Found, part: &Partition<'_>, job_id: Uuid, embedder: &dyn Emb
         id: Uuid::new_v5(&job_id, format!("merge:{}", f.cluster.id).as_bytes()),
         memory_type: MemoryType::Consolidated,
         task_id: fields.task_id,
+        task_ids: fields.task_ids,
         execution_summary: fields.execution_summary,
         goal: fields.goal,
         result: fields.result,
@@ -291,7 +292,9 @@ fn build_merge(f: &Found, part: &Partition<'_>, job_id: Uuid, embedder: &dyn Emb
         cluster_id: f.cluster.id.clone(),
         memory,
         sources: sources(f, part),
-        preservation: fields.preservation,
+        coverage: fields.coverage,
+        compression: fields.compression,
+        length_vs_longest: fields.length_vs_longest,
         confidence: f.cluster.cohesion,
         embedder: embedder_name,
     };
@@ -312,6 +315,7 @@ fn build_synthesis(
     let mut used = synthesizer.name().to_owned();
     let draft = match synthesizer.synthesize(&view).and_then(|d| validate_draft(&d).map(|_| d)) {
         Ok(d) => d,
+        Err(SynthesisError::NothingToAdd) => return (None, vec![]),
         Err(e) => {
             warnings.push(format!(
                 "cluster {}: synthesizer {} failed ({e}); used extractive",
@@ -321,6 +325,7 @@ fn build_synthesis(
             used = ExtractiveSynthesizer.name().to_owned();
             match ExtractiveSynthesizer.synthesize(&view).and_then(|d| validate_draft(&d).map(|_| d)) {
                 Ok(d) => d,
+                Err(SynthesisError::NothingToAdd) => return (None, warnings),
                 Err(e) => {
                     warnings.push(format!("cluster {}: no synthesis ({e})", f.cluster.id));
                     return (None, warnings);
@@ -350,6 +355,7 @@ fn build_synthesis(
         id: Uuid::new_v5(&job_id, format!("synthesis:{}", f.cluster.id).as_bytes()),
         memory_type: MemoryType::Synthesis,
         task_id: None,
+        task_ids: Vec::new(),
         execution_summary: text,
         goal: None,
         result: None,
@@ -465,7 +471,9 @@ fn audit_rows(
                 "cluster_id": m.cluster_id,
                 "representative": representative.get(m.cluster_id.as_str()),
                 "consolidated_from": m.memory.consolidated_from,
-                "preservation": m.preservation,
+                "coverage": m.coverage,
+                "compression": m.compression,
+                "length_vs_longest": m.length_vs_longest,
             }),
             reason: format!("consolidated {} near-duplicate memories", m.sources.len()),
             confidence: Some(m.confidence),

@@ -91,6 +91,7 @@ impl MemoryRow {
             id: self.id,
             version: self.version,
             task_id: self.task_id,
+            task_ids: vec![],
             execution_summary: self.execution_summary,
             goal: self.goal,
             result: self.result,

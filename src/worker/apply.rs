@@ -111,7 +111,9 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan) -> Result<Option<App
             "cluster_id": merge.cluster_id,
             "memory_id": merge.memory.id,
             "sources": merge.sources.iter().map(|source| source.id).collect::<Vec<_>>(),
-            "preservation": merge.preservation,
+            "coverage": merge.coverage,
+            "compression": merge.compression,
+            "length_vs_longest": merge.length_vs_longest,
             "confidence": merge.confidence,
         })).collect::<Vec<_>>(),
         "syntheses": kept.syntheses.iter().map(|synthesis| serde_json::json!({

@@ -1,0 +1,327 @@
+//! What a sentence says, as sets: its values (numbers, versions, identifiers, paths, commands,
+//! code spans, URLs), which are facts and compared exactly, and its content words (English
+//! Snowball stems, stop words removed), which paraphrases mostly share.
+
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+use rust_stemmers::{Algorithm, Stemmer};
+
+static STEMMER: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::English));
+
+/// Function words, and the reporting words agents wrap every fact in ("fixed", "issue",
+/// "successfully"): neither tells one memory's content from another's.
+const STOP_WORDS: &[&str] = &[
+    "a",
+    "about",
+    "above",
+    "after",
+    "again",
+    "all",
+    "also",
+    "am",
+    "an",
+    "and",
+    "any",
+    "are",
+    "as",
+    "at",
+    "be",
+    "because",
+    "been",
+    "before",
+    "being",
+    "below",
+    "between",
+    "both",
+    "but",
+    "by",
+    "can",
+    "could",
+    "did",
+    "do",
+    "does",
+    "doing",
+    "down",
+    "during",
+    "each",
+    "few",
+    "for",
+    "from",
+    "further",
+    "had",
+    "has",
+    "have",
+    "having",
+    "he",
+    "her",
+    "here",
+    "hers",
+    "him",
+    "his",
+    "how",
+    "i",
+    "if",
+    "in",
+    "into",
+    "is",
+    "it",
+    "its",
+    "itself",
+    "just",
+    "me",
+    "more",
+    "most",
+    "my",
+    "no",
+    "nor",
+    "not",
+    "now",
+    "of",
+    "off",
+    "on",
+    "once",
+    "only",
+    "or",
+    "other",
+    "our",
+    "ours",
+    "out",
+    "over",
+    "own",
+    "same",
+    "she",
+    "should",
+    "so",
+    "some",
+    "such",
+    "than",
+    "that",
+    "the",
+    "their",
+    "them",
+    "then",
+    "there",
+    "these",
+    "they",
+    "this",
+    "those",
+    "through",
+    "to",
+    "too",
+    "under",
+    "until",
+    "up",
+    "very",
+    "was",
+    "we",
+    "were",
+    "what",
+    "when",
+    "where",
+    "which",
+    "while",
+    "who",
+    "whom",
+    "why",
+    "will",
+    "with",
+    "would",
+    "you",
+    "your",
+    "yours",
+    "via",
+    "per",
+    "within",
+    "without",
+    "already",
+    "still",
+    "yet",
+    "ever",
+    "even",
+    "may",
+    "might",
+    "must",
+    "shall",
+    "let",
+    "lets",
+    "get",
+    "got",
+    "make",
+    "made",
+    "fixed",
+    "fix",
+    "fixes",
+    "resolved",
+    "resolve",
+    "issue",
+    "issues",
+    "problem",
+    "successfully",
+    "done",
+    "work",
+    "worked",
+    "works",
+    "thing",
+];
+
+fn is_stop_word(word: &str) -> bool {
+    STOP_WORDS.contains(&word)
+}
+
+/// A token is a value when it carries a digit, a path or identifier character, an interior dot
+/// (`db.py`, `std::fs`), a flag dash, or an inner capital (`QueuePool`).
+fn is_value(token: &str) -> bool {
+    let inner_capital = token.chars().skip(1).any(char::is_uppercase) && token.chars().any(char::is_lowercase);
+    token.chars().any(|c| c.is_ascii_digit() || matches!(c, '_' | '/' | '\\' | '=' | '#' | '@' | '$' | '<' | '>'))
+        || token.contains("::")
+        || token.trim_matches('.').contains('.')
+        || (token.starts_with('-') && token.len() > 1)
+        || inner_capital
+}
+
+/// Whitespace-separated tokens with surrounding punctuation removed; code spans are taken out
+/// first and returned whole.
+fn raw_tokens(text: &str) -> (Vec<String>, Vec<String>) {
+    let mut spans = Vec::new();
+    let mut rest = String::with_capacity(text.len());
+    let mut parts = text.split('`');
+    if let Some(first) = parts.next() {
+        rest.push_str(first);
+    }
+    let pieces: Vec<&str> = parts.collect();
+    // An unmatched final backtick leaves its tail as prose.
+    let paired = pieces.len() - pieces.len() % 2;
+    for (i, piece) in pieces.iter().enumerate() {
+        if i < paired && i % 2 == 0 {
+            let span = piece.split_whitespace().collect::<Vec<_>>().join(" ");
+            if !span.is_empty() {
+                spans.push(span);
+            }
+            rest.push(' ');
+        } else {
+            rest.push(' ');
+            rest.push_str(piece);
+        }
+    }
+    let tokens = rest
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '[' | ']' | '{' | '}' | '"' | '*'))
+        .map(|t| t.trim_matches(|c: char| matches!(c, '.' | ':' | '!' | '?' | '\'' | '|' | '~' | '&')))
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (spans, tokens)
+}
+
+/// What a piece of text says: its values and its content-word stems.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Content {
+    pub values: BTreeSet<String>,
+    pub words: BTreeSet<String>,
+}
+
+impl Content {
+    pub fn of(text: &str) -> Content {
+        let (spans, tokens) = raw_tokens(text);
+        let mut content = Content::default();
+        for span in spans {
+            content.values.insert(format!("`{span}`"));
+        }
+        for token in tokens {
+            if is_value(&token) {
+                content.values.insert(token.to_lowercase());
+                continue;
+            }
+            let lower = token.to_lowercase();
+            for word in lower.split(|c: char| !c.is_alphabetic()).filter(|w| w.chars().count() >= 2) {
+                if !is_stop_word(word) {
+                    content.words.insert(STEMMER.stem(word).into_owned());
+                }
+            }
+        }
+        content
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len() + self.words.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn extend(&mut self, other: &Content) {
+        self.values.extend(other.values.iter().cloned());
+        self.words.extend(other.words.iter().cloned());
+    }
+
+    /// How many of `other`'s items this content holds.
+    pub fn shared_with(&self, other: &Content) -> usize {
+        other.values.iter().filter(|v| self.values.contains(*v)).count()
+            + other.words.iter().filter(|w| self.words.contains(*w)).count()
+    }
+
+    /// `other`'s items this content lacks, as (values, words).
+    pub fn missing_from(&self, other: &Content) -> (usize, usize) {
+        (
+            other.values.iter().filter(|v| !self.values.contains(*v)).count(),
+            other.words.iter().filter(|w| !self.words.contains(*w)).count(),
+        )
+    }
+
+    /// Jaccard overlap of values and words together.
+    pub fn overlap(&self, other: &Content) -> f64 {
+        let union = self.len() + other.len() - self.shared_with(other);
+        if union == 0 { 1.0 } else { self.shared_with(other) as f64 / union as f64 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn values_are_numbers_versions_paths_identifiers_flags_urls_and_code_spans() {
+        let c = Content::of(
+            "Bumped pydantic to 2.7.1 in backend/app/db.py, set pool_size=20, ran `cargo test -q` with --locked; see https://x.org/a and QueuePool.",
+        );
+        assert_eq!(
+            c.values,
+            set(&[
+                "2.7.1",
+                "backend/app/db.py",
+                "pool_size=20",
+                "`cargo test -q`",
+                "--locked",
+                "https://x.org/a",
+                "queuepool"
+            ])
+        );
+    }
+
+    #[test]
+    fn content_words_are_stemmed_and_drop_stop_words() {
+        let c = Content::of("The connections were leaking because sessions stayed open.");
+        assert_eq!(c.words, set(&["connect", "leak", "session", "stay", "open"]));
+        assert_eq!(Content::of("Connection leaks.").words, set(&["connect", "leak"]));
+    }
+
+    #[test]
+    fn an_unmatched_backtick_leaves_the_rest_as_prose() {
+        let c = Content::of("Quoted ` half a span");
+        assert!(c.values.is_empty());
+        assert_eq!(c.words, set(&["quot", "half", "span"]));
+    }
+
+    #[test]
+    fn overlap_counts_values_and_words_together() {
+        let a = Content::of("Raised pool_size to 20 for the service.");
+        let b = Content::of("Raised pool_size to 30 for the service.");
+        assert!(a.overlap(&b) > 0.5 && a.overlap(&b) < 1.0);
+        assert_eq!(a.missing_from(&b), (1, 0));
+    }
+}
