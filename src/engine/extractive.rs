@@ -47,16 +47,18 @@ fn claims(members: &[&MemorySnapshot]) -> Vec<Claim> {
             if content.len() < MIN_CLAIM_ITEMS {
                 continue;
             }
+            let sentence_role = role(&unit.text);
+            // An instruction and a description of the same things are different claims.
             let best = claims
                 .iter_mut()
-                .filter(|c| same_claim(&c.content, &content))
+                .filter(|c| c.role == sentence_role && same_claim(&c.content, &content))
                 .max_by(|a, b| a.content.overlap(&content).total_cmp(&b.content.overlap(&content)));
             match best {
                 Some(claim) => {
                     claim.members.insert(index);
                 }
                 None => claims.push(Claim {
-                    role: role(&unit.text),
+                    role: sentence_role,
                     text: unit.text,
                     content,
                     members: BTreeSet::from([index]),

@@ -81,7 +81,7 @@ pub fn merge_members(members: &[&MemorySnapshot]) -> MergedFields {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use chrono::TimeZone;
     use proptest::prelude::*;
 
@@ -143,7 +143,7 @@ mod tests {
     }
 
     /// Five wordings of one fix, as five agents wrote them; the first holds the one gotcha.
-    fn five_wordings() -> Vec<MemorySnapshot> {
+    pub fn five_wordings() -> Vec<MemorySnapshot> {
         [
             "Fixed the QueuePool limit error in backend/app/db/session.py. Sessions were held open during slow HTTP calls to the billing API. Released the session before the HTTP call and set pool_size=20. Gotcha: the pool fails when a background task keeps a session across an await.",
             "Fixed QueuePool limit errors in backend/app/db/session.py: sessions were held open during slow HTTP calls to the billing API. Released the session before the HTTP call and set pool_size=20.",

@@ -2,7 +2,7 @@
 //! code spans, URLs), which are facts and compared exactly, and its content words (English
 //! Snowball stems, stop words removed), which paraphrases mostly share.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::LazyLock;
 
 use rust_stemmers::{Algorithm, Stemmer};
@@ -11,162 +11,21 @@ static STEMMER: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::
 
 /// Function words, and the reporting words agents wrap every fact in ("fixed", "issue",
 /// "successfully"): neither tells one memory's content from another's.
-const STOP_WORDS: &[&str] = &[
-    "a",
-    "about",
-    "above",
-    "after",
-    "again",
-    "all",
-    "also",
-    "am",
-    "an",
-    "and",
-    "any",
-    "are",
-    "as",
-    "at",
-    "be",
-    "because",
-    "been",
-    "before",
-    "being",
-    "below",
-    "between",
-    "both",
-    "but",
-    "by",
-    "can",
-    "could",
-    "did",
-    "do",
-    "does",
-    "doing",
-    "down",
-    "during",
-    "each",
-    "few",
-    "for",
-    "from",
-    "further",
-    "had",
-    "has",
-    "have",
-    "having",
-    "he",
-    "her",
-    "here",
-    "hers",
-    "him",
-    "his",
-    "how",
-    "i",
-    "if",
-    "in",
-    "into",
-    "is",
-    "it",
-    "its",
-    "itself",
-    "just",
-    "me",
-    "more",
-    "most",
-    "my",
-    "no",
-    "nor",
-    "not",
-    "now",
-    "of",
-    "off",
-    "on",
-    "once",
-    "only",
-    "or",
-    "other",
-    "our",
-    "ours",
-    "out",
-    "over",
-    "own",
-    "same",
-    "she",
-    "should",
-    "so",
-    "some",
-    "such",
-    "than",
-    "that",
-    "the",
-    "their",
-    "them",
-    "then",
-    "there",
-    "these",
-    "they",
-    "this",
-    "those",
-    "through",
-    "to",
-    "too",
-    "under",
-    "until",
-    "up",
-    "very",
-    "was",
-    "we",
-    "were",
-    "what",
-    "when",
-    "where",
-    "which",
-    "while",
-    "who",
-    "whom",
-    "why",
-    "will",
-    "with",
-    "would",
-    "you",
-    "your",
-    "yours",
-    "via",
-    "per",
-    "within",
-    "without",
-    "already",
-    "still",
-    "yet",
-    "ever",
-    "even",
-    "may",
-    "might",
-    "must",
-    "shall",
-    "let",
-    "lets",
-    "get",
-    "got",
-    "make",
-    "made",
-    "fixed",
-    "fix",
-    "fixes",
-    "resolved",
-    "resolve",
-    "issue",
-    "issues",
-    "problem",
-    "successfully",
-    "done",
-    "work",
-    "worked",
-    "works",
-    "thing",
-];
+const STOP_WORDS: &str = "\
+    a about above after again all also am an and any are as at be because been before being \
+    below between both but by can could did do does doing down during each few for from further \
+    had has have having he her here hers him his how i if in into is it its itself just me more \
+    most my no nor not now of off on once only or other our ours out over own same she should so \
+    some such than that the their them then there these they this those through to too under \
+    until up very was we were what when where which while who whom why will with would you your \
+    yours via per within without already still yet ever even may might must shall let lets get \
+    got make made fixed fix fixes resolved resolve issue issues problem successfully done work \
+    worked works thing came come comes back";
+
+static STOP_SET: LazyLock<HashSet<&str>> = LazyLock::new(|| STOP_WORDS.split_whitespace().collect());
 
 fn is_stop_word(word: &str) -> bool {
-    STOP_WORDS.contains(&word)
+    STOP_SET.contains(word)
 }
 
 /// A token is a value when it carries a digit, a path or identifier character, an interior dot
@@ -255,17 +114,27 @@ impl Content {
         self.words.extend(other.words.iter().cloned());
     }
 
+    /// A value is held as a value; an identifier spelled as a plain word elsewhere
+    /// ("QueuePool", "queuepool") is held either way.
+    fn holds_value(&self, value: &str) -> bool {
+        self.values.contains(value) || (value.chars().all(char::is_alphabetic) && self.words.contains(value))
+    }
+
+    fn holds_word(&self, word: &str) -> bool {
+        self.words.contains(word) || self.values.contains(word)
+    }
+
     /// How many of `other`'s items this content holds.
     pub fn shared_with(&self, other: &Content) -> usize {
-        other.values.iter().filter(|v| self.values.contains(*v)).count()
-            + other.words.iter().filter(|w| self.words.contains(*w)).count()
+        other.values.iter().filter(|v| self.holds_value(v)).count()
+            + other.words.iter().filter(|w| self.holds_word(w)).count()
     }
 
     /// `other`'s items this content lacks, as (values, words).
     pub fn missing_from(&self, other: &Content) -> (usize, usize) {
         (
-            other.values.iter().filter(|v| !self.values.contains(*v)).count(),
-            other.words.iter().filter(|w| !self.words.contains(*w)).count(),
+            other.values.iter().filter(|v| !self.holds_value(v)).count(),
+            other.words.iter().filter(|w| !self.holds_word(w)).count(),
         )
     }
 
