@@ -45,13 +45,13 @@ EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 REF_LINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
 REF_DEF = re.compile(r"^\s*\[[^\]]+\]:\s*\S+")
-TAG = re.compile(r"<[^>]+>")
+TAG = re.compile(r"</?[A-Za-z][^>]*>", re.S)
 COMMENT = re.compile(r"<!--.*?-->", re.S)
 DIR_NAME = re.compile(r"^(?P<name>.+?)-(?P<version>\d+\.\d+\.\d+.*)$")
 
 
 def clean(markdown):
-    markdown = COMMENT.sub("", markdown)
+    markdown = TAG.sub("", COMMENT.sub("", markdown))
     lines = []
     for line in markdown.splitlines():
         if "![" in line or REF_DEF.match(line) or line.strip().startswith("<"):
@@ -95,13 +95,20 @@ def opening(text):
     taken, size, title = [], 0, None
     for kind, block in blocks(clean(text)):
         stripped = block.strip()
+        lines = stripped.splitlines()
+        if kind == "text" and len(lines) >= 2 and set(lines[1].strip()) <= {"=", "-"}:
+            # A setext heading: the title, then its underline.
+            stripped = "# " + lines[0] + ("\n" + "\n".join(lines[2:]) if len(lines) > 2 else "")
+            block = stripped
         if kind == "text" and stripped.startswith("#"):
-            if title is None and not taken:
-                title = stripped.splitlines()[0].lstrip("#").strip()
-                continue
             if taken:
                 break
-            continue
+            heading, _, rest = stripped.partition("\n")
+            if title is None:
+                title = heading.lstrip("#").strip()
+            if not rest.strip():
+                continue
+            block = stripped = rest.strip()
         if kind == "text" and (stripped.startswith("|") or stripped.startswith("---") or len(stripped) < 3):
             continue
         if kind == "code":

@@ -162,3 +162,36 @@ fn example(merge: &Merge, by_id: &HashMap<Uuid, &MemorySnapshot>) -> Value {
         "length_vs_longest": merge.length_vs_longest,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory(id: u128, embedding: Vec<f32>, summary: &str) -> MemorySnapshot {
+        MemorySnapshot {
+            embedding: Some(embedding),
+            task_id: Some(format!("crate@{id}")),
+            ..MemorySnapshot::for_test(id, summary)
+        }
+    }
+
+    #[test]
+    fn pairs_are_scored_against_the_truth_and_must_not_pairs_counted() {
+        let (a, b, c, d) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3), Uuid::from_u128(4));
+        let memories = vec![
+            memory(1, vec![1.0, 0.0, 0.0], "Serde 1.0.1 serializes data."),
+            memory(2, vec![1.0, 0.01, 0.0], "Serde 1.0.2 serializes data."),
+            memory(3, vec![0.0, 1.0, 0.0], "Tokio is a runtime."),
+            memory(4, vec![0.0, 1.0, 0.01], "Tokio-util has codecs."),
+        ];
+        let truth = Truth { groups: vec![vec![a, b]], must_not: vec![(c, d)] };
+        let report = evaluate(memories, &truth, 0.9, 1);
+        assert_eq!(report["pairs"]["predicted"], 2);
+        assert_eq!(report["pairs"]["correct"], 1);
+        assert_eq!(report["pairs"]["precision"], 0.5);
+        assert_eq!(report["pairs"]["recall"], 1.0);
+        assert_eq!(report["pairs"]["must_not_merged"], 1);
+        assert_eq!(report["examples"].as_array().map(Vec::len), Some(1));
+        assert!(report["merge_text"]["min_coverage"].as_f64().is_some_and(|c| c >= 0.95));
+    }
+}

@@ -280,6 +280,24 @@ fn a_failing_synthesizer_or_invalid_embedder_falls_back_with_a_warning() {
 }
 
 #[test]
+fn a_cluster_that_only_describes_gets_no_synthesis_and_no_warning() {
+    let members = vec![
+        memory(1, MemoryType::Learning, vec![1.0, 0.02, 0.0], "Tokio is a runtime for asynchronous Rust applications."),
+        memory(
+            2,
+            MemoryType::Learning,
+            vec![1.0, 0.0, 0.02],
+            "Tokio is an asynchronous runtime for Rust applications.",
+        ),
+        memory(3, MemoryType::Learning, vec![1.0, 0.01, 0.01], "A runtime for asynchronous applications in Rust."),
+    ];
+    let p = run(&snapshot(members, 3), &Options::default());
+    assert_eq!(p.merges.len(), 1);
+    assert!(p.syntheses.is_empty());
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+}
+
+#[test]
 fn low_confidence_syntheses_need_review() {
     let (_, members) = three_similar_memories();
     let config = EngineConfig { review_confidence: 0.999, ..EngineConfig::default() };

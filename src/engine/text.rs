@@ -86,7 +86,12 @@ pub fn units(text: &str) -> Vec<Unit> {
             if !out.is_empty() {
                 next_sep = Sep::Paragraph;
             }
-        } else if is_list_item(trimmed) || stands_alone(trimmed, lines.get(i + 1).map(|l| l.trim())) {
+        } else if continues_item(lines[i], &out, &paragraph) {
+            if let Some(item) = out.last_mut() {
+                item.text.push('\n');
+                item.text.push_str(lines[i].trim_end());
+            }
+        } else if is_list_item(trimmed) || stands_alone(trimmed, &lines[i + 1..], paragraph.is_empty()) {
             flush_paragraph(&mut paragraph, paragraph_sep, &mut out, &mut next_sep);
             let kind = if is_list_item(trimmed) { UnitKind::Item } else { UnitKind::Line };
             // A list item is one unit, whatever punctuation it contains.
@@ -106,18 +111,30 @@ pub fn units(text: &str) -> Vec<Unit> {
     out
 }
 
-/// A heading, or a line without closing punctuation followed by a line that starts anew (a
-/// capital, a digit, a heading): a title, not the first half of a wrapped sentence.
-fn stands_alone(line: &str, next: Option<&str>) -> bool {
+/// A heading, or a line without closing punctuation that a line starting anew (a capital, a
+/// digit, a heading) follows, or that is a paragraph of its own with more text after it: a
+/// title, not the first half of a wrapped sentence.
+fn stands_alone(line: &str, rest: &[&str], starts_paragraph: bool) -> bool {
     if line.starts_with('#') {
         return true;
     }
-    let Some(next) = next.filter(|n| !n.is_empty()) else {
+    if line.ends_with(['.', '!', '?', ',', ';', ':', '-', '(', '&']) {
         return false;
-    };
-    let open_ended = line.ends_with(['.', '!', '?', ',', ';', ':', '-', '(', '&']);
-    let starts_anew = next.chars().next().is_some_and(|c| c.is_uppercase() || c.is_ascii_digit() || c == '#');
-    !open_ended && starts_anew
+    }
+    match rest.first().map(|l| l.trim()) {
+        Some(next) if !next.is_empty() => {
+            next.chars().next().is_some_and(|c| c.is_uppercase() || c.is_ascii_digit() || c == '#')
+        }
+        _ => starts_paragraph && rest.iter().any(|l| !l.trim().is_empty()),
+    }
+}
+
+/// An indented line right after a list item continues it.
+fn continues_item(line: &str, out: &[Unit], paragraph: &str) -> bool {
+    paragraph.is_empty()
+        && line.starts_with([' ', '\t'])
+        && !is_list_item(line.trim())
+        && out.last().is_some_and(|u| u.kind == UnitKind::Item)
 }
 
 fn flush_paragraph(paragraph: &mut String, sep: Sep, out: &mut Vec<Unit>, next_sep: &mut Sep) {
@@ -342,6 +359,21 @@ mod tests {
                 ("# Title", Sep::Paragraph, UnitKind::Line),
                 ("A sentence that is wrapped here.", Sep::Line, UnitKind::Prose),
                 ("Next paragraph.", Sep::Paragraph, UnitKind::Prose),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_wrapped_list_item_stays_one_unit_and_a_title_paragraph_stands_alone() {
+        let u = units("Data for the crate\n\n- **Data** - a tree that\n  spans lines\n- Next\n\nLast words");
+        let shape: Vec<(&str, UnitKind)> = u.iter().map(|u| (u.text.as_str(), u.kind)).collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("Data for the crate", UnitKind::Line),
+                ("- **Data** - a tree that\n  spans lines", UnitKind::Item),
+                ("- Next", UnitKind::Item),
+                ("Last words", UnitKind::Prose),
             ]
         );
     }

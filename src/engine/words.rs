@@ -66,10 +66,21 @@ fn raw_tokens(text: &str) -> (Vec<String>, Vec<String>) {
     let tokens = rest
         .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '[' | ']' | '{' | '}' | '"' | '*'))
         .map(|t| t.trim_matches(|c: char| matches!(c, '.' | ':' | '!' | '?' | '\'' | '|' | '~' | '&')))
+        .map(strip_emphasis)
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
         .collect();
     (spans, tokens)
+}
+
+/// `_word_` and `**word**` are emphasis, not identifiers.
+fn strip_emphasis(token: &str) -> &str {
+    let inner = token.trim_matches(['_', '*']);
+    if token.len() - inner.len() >= 2 && !inner.is_empty() {
+        inner.trim_matches(['.', ',', ':', '!', '?'])
+    } else {
+        token
+    }
 }
 
 /// What a piece of text says: its values and its content-word stems.
@@ -169,6 +180,14 @@ mod tests {
                 "https://x.org/a",
                 "queuepool"
             ])
+        );
+    }
+
+    #[test]
+    fn markdown_emphasis_is_not_an_identifier() {
+        assert_eq!(
+            Content::of("It aims to be _minimal_ and **fast**."),
+            Content::of("It aims to be minimal and fast.")
         );
     }
 
