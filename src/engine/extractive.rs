@@ -88,7 +88,7 @@ impl Synthesizer for ExtractiveSynthesizer {
         }
         let mut all = claims(&view.members);
         // Most supported first; among equals, the order in which the members said them.
-        all.sort_by(|a, b| b.members.len().cmp(&a.members.len()));
+        all.sort_by_key(|c| std::cmp::Reverse(c.members.len()));
         let pick = |wanted: Role, shared_only: bool| -> Vec<&Claim> {
             all.iter()
                 .filter(|c| c.role == wanted && (!shared_only || c.members.len() >= 2))
