@@ -133,6 +133,12 @@ pub fn evaluate(memories: Vec<MemorySnapshot>, truth: &Truth, threshold: f32, ex
         },
         "merge_text": merge_stats(&result.merges),
         "syntheses": result.syntheses.len(),
+        "synthesis_examples": result
+            .syntheses
+            .iter()
+            .take(examples)
+            .map(|s| json!({"confidence": s.confidence, "text": s.memory.execution_summary}))
+            .collect::<Vec<_>>(),
         "promotions": result.promotions.len(),
         "examples": shown.iter().take(examples).map(|m| example(m, &by_id)).collect::<Vec<_>>(),
     })

@@ -123,7 +123,7 @@ fn stands_alone(line: &str, rest: &[&str], starts_paragraph: bool) -> bool {
     }
     match rest.first().map(|l| l.trim()) {
         Some(next) if !next.is_empty() => {
-            next.chars().next().is_some_and(|c| c.is_uppercase() || c.is_ascii_digit() || c == '#')
+            next.chars().next().is_some_and(|c| c.is_uppercase() || c.is_ascii_digit() || matches!(c, '#' | '`'))
         }
         _ => starts_paragraph && rest.iter().any(|l| !l.trim().is_empty()),
     }
