@@ -77,6 +77,7 @@ pub fn merge_stats(merges: &[Merge]) -> Value {
         "mean_compression": mean(|m| m.compression),
         "mean_length_vs_longest": mean(|m| m.length_vs_longest),
         "max_length_vs_longest": merges.iter().map(|m| m.length_vs_longest).fold(0.0f32, f32::max),
+        "merges_over_1_5x_longest": merges.iter().filter(|m| m.length_vs_longest > 1.5).count(),
     })
 }
 

@@ -37,6 +37,7 @@ pub struct NewMemory {
     pub id: Uuid,
     pub memory_type: MemoryType,
     pub task_id: Option<String>,
+    /// Every source's task id, the representative's first (merges); empty otherwise.
     pub task_ids: Vec<String>,
     pub execution_summary: String,
     pub goal: Option<String>,

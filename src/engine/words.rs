@@ -39,21 +39,15 @@ fn is_value(token: &str) -> bool {
         || inner_capital
 }
 
-/// Whitespace-separated tokens with surrounding punctuation removed; code spans are taken out
-/// first and returned whole.
-fn raw_tokens(text: &str) -> (Vec<String>, Vec<String>) {
-    let mut spans = Vec::new();
+/// Takes the spans between pairs of `delimiter` out of `text`; an unmatched last delimiter
+/// leaves its tail as prose.
+fn take_spans(text: &str, delimiter: char, spans: &mut Vec<String>) -> String {
     let mut rest = String::with_capacity(text.len());
-    let mut parts = text.split('`');
-    if let Some(first) = parts.next() {
-        rest.push_str(first);
-    }
-    let pieces: Vec<&str> = parts.collect();
-    // An unmatched final backtick leaves its tail as prose.
-    let paired = pieces.len() - pieces.len() % 2;
+    let pieces: Vec<&str> = text.split(delimiter).collect();
+    let paired = pieces.len() - (pieces.len() - 1) % 2;
     for (i, piece) in pieces.iter().enumerate() {
-        if i < paired && i % 2 == 0 {
-            let span = piece.split_whitespace().collect::<Vec<_>>().join(" ");
+        if i % 2 == 1 && i < paired {
+            let span = piece.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
             if !span.is_empty() {
                 spans.push(span);
             }
@@ -63,14 +57,29 @@ fn raw_tokens(text: &str) -> (Vec<String>, Vec<String>) {
             rest.push_str(piece);
         }
     }
+    rest
+}
+
+/// Code spans and quoted strings (error messages), whole, then the other tokens with
+/// surrounding punctuation removed.
+fn raw_tokens(text: &str) -> (Vec<String>, Vec<String>) {
+    let mut spans = Vec::new();
+    let rest = take_spans(text, '`', &mut spans);
+    let rest = take_spans(&rest, '"', &mut spans);
     let tokens = rest
-        .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '[' | ']' | '{' | '}' | '"' | '*'))
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '[' | ']' | '{' | '}' | '*'))
         .map(|t| t.trim_matches(|c: char| matches!(c, '.' | ':' | '!' | '?' | '\'' | '|' | '~' | '&')))
         .map(strip_emphasis)
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
         .collect();
     (spans, tokens)
+}
+
+/// The parts of a compound value: `ingest.py:293` is `ingest.py` and `293`, `pool_size=20` is
+/// `pool_size` and `20`.
+fn atoms(value: &str) -> impl Iterator<Item = &str> {
+    value.split(['=', ',']).flat_map(|part| part.split(':').filter(|p| !p.is_empty()))
 }
 
 /// `_word_` and `**word**` are emphasis, not identifiers.
@@ -88,6 +97,8 @@ fn strip_emphasis(token: &str) -> &str {
 pub struct Content {
     pub values: BTreeSet<String>,
     pub words: BTreeSet<String>,
+    /// The parts of the compound values, so that `a.py:12` and `a.py (line 12)` say the same.
+    atoms: BTreeSet<String>,
 }
 
 impl Content {
@@ -95,11 +106,13 @@ impl Content {
         let (spans, tokens) = raw_tokens(text);
         let mut content = Content::default();
         for span in spans {
-            content.values.insert(format!("`{span}`"));
+            content.values.insert(span);
         }
         for token in tokens {
             if is_value(&token) {
-                content.values.insert(token.to_lowercase());
+                let value = token.to_lowercase();
+                content.atoms.extend(atoms(&value).map(str::to_owned));
+                content.values.insert(value);
                 continue;
             }
             let lower = token.to_lowercase();
@@ -123,12 +136,16 @@ impl Content {
     pub fn extend(&mut self, other: &Content) {
         self.values.extend(other.values.iter().cloned());
         self.words.extend(other.words.iter().cloned());
+        self.atoms.extend(other.atoms.iter().cloned());
     }
 
     /// A value is held as a value; an identifier spelled as a plain word elsewhere
     /// ("QueuePool", "queuepool") is held either way.
     fn holds_value(&self, value: &str) -> bool {
-        self.values.contains(value) || (value.chars().all(char::is_alphabetic) && self.words.contains(value))
+        let held = |v: &str| self.values.contains(v) || self.atoms.contains(v);
+        held(value)
+            || (value.chars().all(char::is_alphabetic) && self.words.contains(value))
+            || (atoms(value).count() > 1 && atoms(value).all(held))
     }
 
     fn holds_word(&self, word: &str) -> bool {
@@ -175,12 +192,20 @@ mod tests {
                 "2.7.1",
                 "backend/app/db.py",
                 "pool_size=20",
-                "`cargo test -q`",
+                "cargo test -q",
                 "--locked",
                 "https://x.org/a",
                 "queuepool"
             ])
         );
+    }
+
+    #[test]
+    fn a_quoted_message_and_a_code_span_are_one_value_and_a_path_with_its_line_is_its_parts() {
+        let a = Content::of("Fixed `Input should be a valid datetime` in api/ingest.py (line 293).");
+        let b = Content::of("The error \"Input should be a valid datetime\" raised at api/ingest.py:293.");
+        assert_eq!(a.missing_from(&b), (0, 2), "only the words error and raise are new");
+        assert_eq!(Content::of("Set pool_size=20.").missing_from(&Content::of("Set pool_size=30.")), (1, 0));
     }
 
     #[test]
