@@ -9,8 +9,8 @@ use rust_stemmers::{Algorithm, Stemmer};
 
 static STEMMER: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::English));
 
-/// Function words, and the reporting words agents wrap every fact in ("fixed", "issue",
-/// "successfully"): neither tells one memory's content from another's.
+/// Function words, and the reporting words agents wrap every fact in ("fixed", "root cause",
+/// "it took ... to track down"): neither tells one memory's content from another's.
 const STOP_WORDS: &str = "\
     a about above after again all also am an and any are as at be because been before being \
     below between both but by can could did do does doing down during each few for from further \
@@ -20,7 +20,8 @@ const STOP_WORDS: &str = "\
     until up very was we were what when where which while who whom why will with would you your \
     yours via per within without already still yet ever even may might must shall let lets get \
     got make made fixed fix fixes resolved resolve issue issues problem successfully done work \
-    worked works thing came come comes back";
+    worked works thing came come comes back happen happened happens occurred solution cause \
+    caused root error errors raise raised track tracked down took take around line";
 
 static STOP_SET: LazyLock<HashSet<&str>> = LazyLock::new(|| STOP_WORDS.split_whitespace().collect());
 
@@ -203,8 +204,8 @@ mod tests {
     #[test]
     fn a_quoted_message_and_a_code_span_are_one_value_and_a_path_with_its_line_is_its_parts() {
         let a = Content::of("Fixed `Input should be a valid datetime` in api/ingest.py (line 293).");
-        let b = Content::of("The error \"Input should be a valid datetime\" raised at api/ingest.py:293.");
-        assert_eq!(a.missing_from(&b), (0, 2), "only the words error and raise are new");
+        let b = Content::of("The parser rejected \"Input should be a valid datetime\" at api/ingest.py:293.");
+        assert_eq!(a.missing_from(&b), (0, 2), "only parser and rejected are new");
         assert_eq!(Content::of("Set pool_size=20.").missing_from(&Content::of("Set pool_size=30.")), (1, 0));
     }
 
@@ -232,8 +233,8 @@ mod tests {
 
     #[test]
     fn overlap_counts_values_and_words_together() {
-        let a = Content::of("Raised pool_size to 20 for the service.");
-        let b = Content::of("Raised pool_size to 30 for the service.");
+        let a = Content::of("Doubled pool_size to 20 for the service.");
+        let b = Content::of("Doubled pool_size to 30 for the service.");
         assert!(a.overlap(&b) > 0.5 && a.overlap(&b) < 1.0);
         assert_eq!(a.missing_from(&b), (1, 0));
     }
