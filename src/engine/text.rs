@@ -1,6 +1,7 @@
-//! Sentence splitting and normalization for merging memory texts. The splitter never breaks
-//! inside inline or fenced code, file paths, version numbers, decimals, abbreviations or list
-//! markers; each bullet or numbered list item is one unit.
+//! Splitting memory texts into units (sentences, standalone lines, list items, code blocks)
+//! that remember what separated them, so a merged text keeps its line structure. The splitter
+//! never breaks inside inline or fenced code, file paths, version numbers, decimals,
+//! abbreviations or list markers; each bullet or numbered list item is one unit.
 
 use std::collections::BTreeSet;
 
