@@ -161,6 +161,19 @@ enum BenchKind {
         #[command(flatten)]
         lifecycle: consolidator::bench::lifecycle::LifecycleArgs,
     },
+    /// Plans the real-text set (scripts/realtext/build.py) with the engine: pair precision and
+    /// recall against its truth, merged-text coverage and compression, example merges.
+    Realtext {
+        #[arg(long, default_value = "testdata/realtext/memories.jsonl")]
+        input: std::path::PathBuf,
+        #[arg(long, default_value = "testdata/realtext/truth.json")]
+        truth: std::path::PathBuf,
+        #[arg(long, default_value_t = 0.90)]
+        threshold: f32,
+        /// How many merges to print whole.
+        #[arg(long, default_value_t = 3)]
+        examples: usize,
+    },
 }
 
 /// Memories from an interchange file, or the synthetic set.
@@ -285,6 +298,10 @@ async fn bench(kind: BenchKind) -> anyhow::Result<()> {
         BenchKind::Engine { data: SyntheticData { memories, dim, seed }, check_recall } => {
             let args = consolidator::bench::engine::EngineBenchArgs { memories, dim, seed, check_recall };
             tokio::task::spawn_blocking(move || consolidator::bench::engine::run(&args)).await?
+        }
+        BenchKind::Realtext { input, truth, threshold, examples } => {
+            let args = consolidator::bench::realtext::RealtextArgs { input, truth, threshold, examples };
+            tokio::task::spawn_blocking(move || consolidator::bench::realtext::run(&args)).await??
         }
         BenchKind::Gateway(args) => serde_json::to_value(consolidator::bench::gateway::run(args).await?)?,
         BenchKind::E2e { database, nats, worker, input, data } => {

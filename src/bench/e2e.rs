@@ -158,13 +158,28 @@ pub async fn run(
         "end_to_end_ms": job.end_to_end_ms,
         "events_ms_since_publish": job.phases,
         "engine_timings_ms": result["timings_ms"],
-        "merge_quality": result["merge_quality"],
+        "merge_text": merge_stats(&result["merges"]),
         "counters": completed.counters,
         "memories_before": completed.memories_before,
         "memories_after": completed.memories_after,
         // The whole process: the seeded memories are held in memory too.
         "peak_rss_mib": super::engine::peak_rss_mib(),
     }))
+}
+
+/// Coverage and compression over the merges the job result lists (as the worker stores them).
+fn merge_stats(merges: &serde_json::Value) -> serde_json::Value {
+    let merges = merges.as_array().map(Vec::as_slice).unwrap_or_default();
+    let values = |key: &str| merges.iter().filter_map(|m| m[key].as_f64()).collect::<Vec<f64>>();
+    let mean = |v: &[f64]| if v.is_empty() { None } else { Some(v.iter().sum::<f64>() / v.len() as f64) };
+    let (coverage, compression, length) = (values("coverage"), values("compression"), values("length_vs_longest"));
+    json!({
+        "merges": merges.len(),
+        "min_coverage": coverage.iter().copied().reduce(f64::min),
+        "mean_coverage": mean(&coverage),
+        "mean_compression": mean(&compression),
+        "max_length_vs_longest": length.iter().copied().reduce(f64::max),
+    })
 }
 
 fn fresh_database_url(url: &str, run_id: &str) -> Result<String, E2eError> {

@@ -11,7 +11,7 @@ use crate::engine::ann::{approximate_pairs, pair_recall};
 use crate::engine::embed::CentroidEmbedder;
 use crate::engine::model::MemoryType;
 use crate::engine::options::Options;
-use crate::engine::plan::{EngineConfig, plan};
+use crate::engine::plan::{EngineConfig, Merge, plan};
 use crate::engine::similarity::{UnitMatrix, exact_pairs};
 use crate::engine::synthesis::ExtractiveSynthesizer;
 
@@ -41,7 +41,6 @@ pub fn run(args: &EngineBenchArgs) -> Value {
     let result =
         plan(&snapshot, &options, &config, Uuid::from_u128(1), anchor(), &ExtractiveSynthesizer, &CentroidEmbedder);
     let plan_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let min_preservation = result.merges.iter().map(|m| m.preservation).fold(1.0f32, f32::min);
     let mut report = json!({
         "memories": args.memories,
         "dim": args.dim,
@@ -55,7 +54,7 @@ pub fn run(args: &EngineBenchArgs) -> Value {
         "syntheses": result.syntheses.len(),
         "archives": result.archives.len(),
         "promotions": result.promotions.len(),
-        "min_preservation": min_preservation,
+        "merge_text": merge_stats(&result.merges),
         "truth_groups": truth.groups.len(),
         "truth_chains": truth.chains.len(),
         "peak_rss_mib": peak_rss_mib(),
@@ -64,6 +63,22 @@ pub fn run(args: &EngineBenchArgs) -> Value {
         report["recall"] = recall(&snapshot, &options, &config);
     }
     report
+}
+
+/// Coverage and compression over a plan's merges: min and mean coverage, mean compression,
+/// mean and max merged summary length against the longest source summary.
+pub fn merge_stats(merges: &[Merge]) -> Value {
+    let n = merges.len().max(1) as f64;
+    let mean = |f: fn(&Merge) -> f32| merges.iter().map(|m| f64::from(f(m))).sum::<f64>() / n;
+    json!({
+        "merges": merges.len(),
+        "min_coverage": merges.iter().map(|m| m.coverage).fold(1.0f32, f32::min),
+        "mean_coverage": mean(|m| m.coverage),
+        "mean_compression": mean(|m| m.compression),
+        "mean_length_vs_longest": mean(|m| m.length_vs_longest),
+        "max_length_vs_longest": merges.iter().map(|m| m.length_vs_longest).fold(0.0f32, f32::max),
+        "merges_over_1_5x_longest": merges.iter().filter(|m| m.length_vs_longest > 1.5).count(),
+    })
 }
 
 /// Recall of above-threshold pairs, ANN vs exact, per memory-type partition and overall.

@@ -5,4 +5,5 @@ pub mod engine;
 pub mod gateway;
 pub mod in_memory;
 pub mod lifecycle;
+pub mod realtext;
 pub mod synthetic;

@@ -1,18 +1,18 @@
-//! Merging a cluster into one consolidated memory: the representative's text plus every
-//! sentence of the other members it does not already say, the union of tags and files, summed
-//! reuse and the earliest learned_at, with a preservation score.
+//! Merging a cluster into one consolidated memory: each text field says once what its members
+//! say (see `novelty`), tags, files and task ids are the union, reuse is summed and learned_at
+//! is the earliest; coverage and compression say what the merge kept and how much it shrank.
 
 use chrono::{DateTime, Utc};
 
 use super::model::MemorySnapshot;
-use super::text::{Sentence, sentences};
+use super::novelty::{MergedField, merge_texts};
 
 /// The text and bookkeeping fields of a consolidated memory (the planner adds ids, embedding
 /// and provenance).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MergedFields {
     pub task_id: Option<String>,
-    /// Every member's task ids: the representative's first, deduplicated, in member order.
+    /// The representative's task id, then every member's task ids and task id, each once.
     pub task_ids: Vec<String>,
     pub execution_summary: String,
     pub goal: Option<String>,
@@ -24,118 +24,69 @@ pub struct MergedFields {
     pub reused_count: i32,
     pub last_reused_at: Option<DateTime<Utc>>,
     pub learned_at: DateTime<Utc>,
-    /// Share of the sources' distinct sentences (all text fields) present in the result.
-    pub preservation: f32,
+    /// Share of the sources' distinct values and content words (per text field, all four
+    /// fields counted together) that the merged fields hold.
+    pub coverage: f32,
+    /// Merged length / total source length, in characters over all four text fields.
+    pub compression: f32,
+    /// Merged execution_summary length / the longest source execution_summary.
+    pub length_vs_longest: f32,
 }
 
-/// Text accumulated sentence by sentence, skipping what it already says.
-struct MergedText {
-    parts: Vec<String>,
-    said: Vec<Sentence>,
-}
-
-impl MergedText {
-    fn new() -> MergedText {
-        MergedText { parts: Vec::new(), said: Vec::new() }
-    }
-
-    fn add(&mut self, text: &str) {
-        for sentence in sentences(text) {
-            if !self.says(&sentence) {
-                self.parts.push(sentence.text.clone());
-                self.said.push(sentence);
-            }
-        }
-    }
-
-    fn says(&self, sentence: &Sentence) -> bool {
-        self.said.iter().any(|s| s.says_the_same_as(sentence))
-    }
-
-    fn into_text(self) -> Option<String> {
-        (!self.parts.is_empty()).then(|| self.parts.join(" "))
-    }
-}
-
-fn merge_field<'a>(values: impl Iterator<Item = Option<&'a str>>) -> MergedText {
-    let mut merged = MergedText::new();
-    for value in values.flatten() {
-        merged.add(value);
-    }
-    merged
-}
-
-fn union(lists: impl Iterator<Item = Vec<String>>) -> Vec<String> {
+fn union<'a>(lists: impl Iterator<Item = &'a String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for item in lists.flatten() {
-        if seen.insert(item.clone()) {
-            out.push(item);
-        }
-    }
-    out
+    lists.filter(move |&item| seen.insert(item)).cloned().collect()
 }
 
-/// Reads one text field of a memory.
-type FieldOf = fn(&MemorySnapshot) -> Option<&str>;
+fn ratio(numerator: usize, denominator: usize) -> f32 {
+    if denominator == 0 { 1.0 } else { numerator as f32 / denominator as f32 }
+}
 
-/// Merges `members`, whose first element is the representative; the others follow in the order
-/// their sentences are appended.
+/// Merges `members`, whose first element is the representative (possibly a consolidated
+/// memory a newcomer folds into); the others follow in the order their units are appended.
 pub fn merge_members(members: &[&MemorySnapshot]) -> MergedFields {
-    let summary = merge_field(members.iter().map(|m| Some(m.execution_summary.as_str())));
-    let goal = merge_field(members.iter().map(|m| m.goal.as_deref()));
-    let result = merge_field(members.iter().map(|m| m.result.as_deref()));
-    let feedback = merge_field(members.iter().map(|m| m.feedback.as_deref()));
-
-    let mut distinct = 0usize;
-    let mut present = 0usize;
-    let fields: [(&MergedText, FieldOf); 4] = [
-        (&summary, |m| Some(m.execution_summary.as_str())),
-        (&goal, |m| m.goal.as_deref()),
-        (&result, |m| m.result.as_deref()),
-        (&feedback, |m| m.feedback.as_deref()),
-    ];
-    for (merged, field) in fields {
-        let mut source_sentences: Vec<Sentence> = Vec::new();
-        for text in members.iter().filter_map(|m| field(m)) {
-            for s in sentences(text) {
-                if !source_sentences.iter().any(|o| o.normalized == s.normalized) {
-                    source_sentences.push(s);
-                }
-            }
-        }
-        distinct += source_sentences.len();
-        present += source_sentences.iter().filter(|s| merged.says(s)).count();
-    }
-    let preservation = if distinct == 0 { 1.0 } else { present as f32 / distinct as f32 };
+    let field = |read: fn(&MemorySnapshot) -> Option<&str>| -> MergedField {
+        merge_texts(&members.iter().map(|m| read(m)).collect::<Vec<_>>())
+    };
+    let summary = field(|m| Some(m.execution_summary.as_str()));
+    let goal = field(|m| m.goal.as_deref());
+    let result = field(|m| m.result.as_deref());
+    let feedback = field(|m| m.feedback.as_deref());
+    let all = [&summary, &goal, &result, &feedback];
+    let coverage = ratio(all.iter().map(|f| f.present_items).sum(), all.iter().map(|f| f.source_items).sum());
+    let compression = ratio(all.iter().map(|f| f.chars()).sum(), all.iter().map(|f| f.source_chars).sum());
+    let length_vs_longest = ratio(summary.chars(), summary.longest_source_chars);
 
     let representative = members[0];
     let task_ids = union(
-        std::iter::once(representative.task_id.clone().into_iter().collect())
-            .chain(members.iter().map(|m| m.task_ids.iter().cloned().chain(m.task_id.clone()).collect())),
+        representative.task_id.iter().chain(members.iter().flat_map(|m| m.task_ids.iter().chain(m.task_id.iter()))),
     );
     MergedFields {
         task_id: representative.task_id.clone(),
         task_ids,
-        execution_summary: summary.into_text().unwrap_or_default(),
-        goal: goal.into_text(),
-        result: result.into_text(),
-        feedback: feedback.into_text(),
-        tags: union(members.iter().map(|m| m.tags.clone())),
-        files: union(members.iter().map(|m| m.files.clone())),
+        execution_summary: summary.text.unwrap_or_default(),
+        goal: goal.text,
+        result: result.text,
+        feedback: feedback.text,
+        tags: union(members.iter().flat_map(|m| m.tags.iter())),
+        files: union(members.iter().flat_map(|m| m.files.iter())),
         success: representative.success.or_else(|| members.iter().find_map(|m| m.success)),
         reused_count: members.iter().fold(0i32, |acc, m| acc.saturating_add(m.reused_count.max(0))),
         last_reused_at: members.iter().filter_map(|m| m.last_reused_at).max(),
         learned_at: members.iter().map(|m| m.learned_at).min().unwrap_or(representative.learned_at),
-        preservation,
+        coverage,
+        compression,
+        length_vs_longest,
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use chrono::TimeZone;
+    use proptest::prelude::*;
 
     use super::*;
+    use crate::engine::words::Content;
 
     pub fn memory(id: u128, summary: &str) -> MemorySnapshot {
         MemorySnapshot {
@@ -156,7 +107,7 @@ mod tests {
             merged.execution_summary,
             "Fixed the pool timeout in db.py. Raised pool_size to 20. Verified with `pytest tests/ -q`."
         );
-        assert_eq!(merged.preservation, 1.0);
+        assert_eq!(merged.coverage, 1.0);
     }
 
     #[test]
@@ -189,5 +140,150 @@ mod tests {
         assert_eq!(merged.result.as_deref(), Some("Set pool_recycle=280. The error no longer occurs."));
         assert_eq!(merged.goal, None);
         assert_eq!(merged.feedback, None);
+    }
+
+    /// Five wordings of one fix, as five agents wrote them; the first holds the one gotcha.
+    pub fn five_wordings() -> Vec<MemorySnapshot> {
+        [
+            "Fixed the QueuePool limit error in backend/app/db/session.py. Sessions were held open during slow HTTP calls to the billing API. Released the session before the HTTP call and set pool_size=20. Gotcha: the pool fails when a background task keeps a session across an await.",
+            "Fixed QueuePool limit errors in backend/app/db/session.py: sessions were held open during slow HTTP calls to the billing API. Released the session before the HTTP call and set pool_size=20.",
+            "QueuePool limit error again in backend/app/db/session.py. Sessions held open during the slow billing API HTTP calls. Fix: release the session before the HTTP call, set pool_size=20.",
+            "The QueuePool limit error came back in backend/app/db/session.py because sessions were held open during slow HTTP calls to the billing API. Releasing the session before the HTTP call and setting pool_size=20 fixed it.",
+            "Fixed QueuePool limit errors: the session is now released before the slow HTTP call to the billing API, and pool_size=20 is set in backend/app/db/session.py.",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, text)| memory(i as u128 + 1, text))
+        .collect()
+    }
+
+    #[test]
+    fn five_wordings_of_one_fix_collapse_to_about_one_and_keep_the_gotcha() {
+        let members = five_wordings();
+        let merged = merge_members(&members.iter().collect::<Vec<_>>());
+        assert!(merged.length_vs_longest <= 1.5, "{} {}", merged.length_vs_longest, merged.execution_summary);
+        assert!(merged.compression <= 0.4, "{}", merged.compression);
+        assert!(merged.coverage >= 0.95, "{}", merged.coverage);
+        assert!(merged.execution_summary.starts_with(&members[0].execution_summary));
+        assert!(merged.execution_summary.contains("fails when a background task keeps a session across an await"));
+    }
+
+    #[test]
+    fn a_wording_that_differs_only_by_a_version_survives() {
+        let a = memory(1, "Pinned sqlalchemy to 2.0.29 to stop the QueuePool errors.");
+        let b = memory(2, "Pinned sqlalchemy to 2.0.29 to stop QueuePool errors.");
+        let c = memory(3, "Pinned sqlalchemy to 2.0.30 to stop the QueuePool errors.");
+        let merged = merge_members(&[&a, &b, &c]);
+        assert_eq!(
+            merged.execution_summary,
+            "Pinned sqlalchemy to 2.0.29 to stop the QueuePool errors. Pinned sqlalchemy to 2.0.30 to stop the QueuePool errors."
+        );
+    }
+
+    #[test]
+    fn goals_merge_as_separate_sentences_not_run_together() {
+        let mut a = memory(1, "A.");
+        let mut b = memory(2, "B.");
+        let mut c = memory(3, "C.");
+        a.goal = Some("Stop the QueuePool timeouts".into());
+        b.goal = Some("stop the queuepool timeouts".into());
+        c.goal = Some("Make uploads to S3 resumable".into());
+        let merged = merge_members(&[&a, &b, &c]);
+        assert_eq!(merged.goal.as_deref(), Some("Stop the QueuePool timeouts. Make uploads to S3 resumable"));
+    }
+
+    #[test]
+    fn every_task_id_is_kept_once_the_representatives_first() {
+        let a = memory(3, "A.");
+        let b = memory(1, "B.");
+        let c = MemorySnapshot { task_id: Some("task-3".into()), ..memory(2, "C.") };
+        let merged = merge_members(&[&a, &b, &c]);
+        assert_eq!(merged.task_id.as_deref(), Some("task-3"));
+        assert_eq!(merged.task_ids, vec!["task-3", "task-1"]);
+    }
+
+    #[test]
+    fn a_newcomer_folds_into_a_consolidated_memory_adding_only_what_is_new() {
+        let consolidated = MemorySnapshot {
+            task_ids: vec!["task-1".into(), "task-2".into()],
+            ..memory(1, "Raised pool_size to 20 after QueuePool timeouts.")
+        };
+        let newcomer = memory(3, "After QueuePool timeouts, raised pool_size to 20. Also set pool_recycle=280.");
+        let merged = merge_members(&[&consolidated, &newcomer]);
+        assert_eq!(
+            merged.execution_summary,
+            "Raised pool_size to 20 after QueuePool timeouts. Also set pool_recycle=280."
+        );
+        assert_eq!(merged.task_ids, vec!["task-1", "task-2", "task-3"]);
+    }
+
+    fn sentence() -> impl Strategy<Value = String> {
+        let words = prop::sample::select(vec![
+            "pool", "session", "timeout", "upload", "retry", "cache", "worker", "queue", "billing", "schema", "index",
+            "lock", "release", "raise", "held", "slow", "stale", "token",
+        ]);
+        let value = prop::sample::select(vec!["2.0.29", "2.0.30", "pool_size=20", "src/db.rs", "`cargo test`", "#42"]);
+        (prop::collection::vec(words, 2..7), prop::option::of(value), 0usize..3).prop_map(|(words, value, shape)| {
+            let mut s = words.join(" ");
+            if let Some(v) = value {
+                s.push_str(&format!(" {v}"));
+            }
+            match shape {
+                0 => format!("{s}."),
+                1 => format!("- {s}"),
+                _ => format!("Title {s}\n"),
+            }
+        })
+    }
+
+    fn member_strategy() -> impl Strategy<Value = (Vec<String>, Vec<String>, Option<String>)> {
+        (
+            prop::collection::vec(sentence(), 1..5),
+            prop::collection::vec(prop::sample::select(vec!["db", "perf", "bug", "s3"]).prop_map(String::from), 0..3),
+            prop::option::of((0u8..4).prop_map(|t| format!("task-{t}"))),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn merges_cover_the_sources_and_lose_no_tag_file_or_task_id(
+            specs in prop::collection::vec(member_strategy(), 2..7)
+        ) {
+            let members: Vec<MemorySnapshot> = specs
+                .iter()
+                .enumerate()
+                .map(|(i, (sentences, tags, task_id))| MemorySnapshot {
+                    tags: tags.clone(),
+                    files: vec![format!("src/m{}.rs", i % 3)],
+                    task_id: task_id.clone(),
+                    goal: sentences.first().cloned(),
+                    ..memory(i as u128 + 1, &sentences.join(" "))
+                })
+                .collect();
+            let refs: Vec<&MemorySnapshot> = members.iter().collect();
+            let merged = merge_members(&refs);
+            prop_assert!(merged.coverage >= 0.95, "{}", merged.coverage);
+            let held = content_of(&merged.execution_summary);
+            let sources = members.iter().fold(Content::default(), |mut acc, m| {
+                acc.extend(&content_of(&m.execution_summary));
+                acc
+            });
+            prop_assert!(held.shared_with(&sources) as f64 >= 0.95 * sources.len() as f64);
+            for m in &members {
+                prop_assert!(m.tags.iter().all(|t| merged.tags.contains(t)));
+                prop_assert!(m.files.iter().all(|f| merged.files.contains(f)));
+                prop_assert!(m.task_id.iter().all(|t| merged.task_ids.contains(t)));
+            }
+            let distinct: std::collections::HashSet<&String> = merged.task_ids.iter().collect();
+            prop_assert_eq!(distinct.len(), merged.task_ids.len());
+        }
+    }
+
+    fn content_of(text: &str) -> Content {
+        let mut c = Content::default();
+        for unit in crate::engine::text::units(text) {
+            c.extend(&Content::of(&unit.text));
+        }
+        c
     }
 }

@@ -6,10 +6,13 @@ pub mod archive;
 pub mod audit;
 pub mod cluster;
 pub mod clustering;
+pub mod cues;
 pub mod embed;
+pub mod extractive;
 pub mod incremental;
 pub mod merge;
 pub mod model;
+pub mod novelty;
 pub mod options;
 pub mod output;
 pub mod partition;
@@ -19,6 +22,7 @@ pub mod promote;
 pub mod similarity;
 pub mod synthesis;
 pub mod text;
+pub mod words;
 
 #[cfg(test)]
 mod steady_state_tests;

@@ -50,6 +50,7 @@ pub struct NewMemory {
     pub id: Uuid,
     pub memory_type: MemoryType,
     pub task_id: Option<String>,
+    /// Every source's task id, the representative's first (merges); empty otherwise.
     pub task_ids: Vec<String>,
     pub execution_summary: String,
     pub goal: Option<String>,
@@ -77,7 +78,9 @@ pub struct Merge {
     /// memory_type `consolidated`.
     pub memory: NewMemory,
     pub sources: Vec<SourceRef>,
-    pub preservation: f32,
+    pub coverage: f32,
+    pub compression: f32,
+    pub length_vs_longest: f32,
     /// The cluster's cohesion.
     pub confidence: f32,
     /// Name of the embedder that produced `memory.embedding`.
@@ -127,7 +130,7 @@ pub struct Promotion {
 /// | operation   | memory_id          | previous_state | new_state |
 /// |-------------|--------------------|----------------|-----------|
 /// | `merge`     | each source        | `{"is_duplicate":false,"duplicate_of":null,"version":v}` | `{"is_duplicate":true,"duplicate_of":<new id>}` |
-/// | `merge`     | created memory     | `null` | `{"created":true,"memory_type":"consolidated","cluster_id":..,"representative":..,"consolidated_from":[..],"preservation":p}` |
+/// | `merge`     | created memory     | `null` | `{"created":true,"memory_type":"consolidated","cluster_id":..,"representative":..,"consolidated_from":[..],"coverage":c,"compression":r,"length_vs_longest":l}` |
 /// | `summarize` | created memory     | `null` | `{"created":true,"memory_type":"synthesis","cluster_id":..,"synthesized_from":[..],"synthesis_confidence":c,"needs_review":b,"synthesizer":name}` |
 /// | `archive`   | archived memory    | `{"is_archived":false,"archived_at":null,"archive_reason":null,"version":v}` | `{"is_archived":true,"archived_at":<now RFC 3339>,"archive_reason":"staleness"}` |
 /// | `promote`   | promoted (created) memory | `null` | `{"entry_id":..,"category":..,"priority":..,"content":..,"supporting_memory_ids":[..]}` |

@@ -21,7 +21,7 @@ use super::options::Options;
 pub use super::output::*;
 use super::partition::Partition;
 use super::promote::{category_and_base_priority, novel_candidates, priority};
-use super::synthesis::{ClusterView, ExtractiveSynthesizer, Synthesizer, render, validate_draft};
+use super::synthesis::{ClusterView, ExtractiveSynthesizer, SynthesisError, Synthesizer, render, validate_draft};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
@@ -296,7 +296,9 @@ fn build_merge(
         cluster_id: f.cluster.id.clone(),
         memory,
         sources: sources(f, part),
-        preservation: fields.preservation,
+        coverage: fields.coverage,
+        compression: fields.compression,
+        length_vs_longest: fields.length_vs_longest,
         confidence: f.cluster.cohesion,
         embedder: embedder_name,
     };
@@ -326,6 +328,7 @@ fn build_synthesis(
     let mut used = synthesizer.name().to_owned();
     let draft = match synthesizer.synthesize(&view).and_then(|d| validate_draft(&d).map(|_| d)) {
         Ok(d) => d,
+        Err(SynthesisError::NothingToAdd) => return (None, vec![]),
         Err(e) => {
             warnings.push(format!(
                 "cluster {}: synthesizer {} failed ({e}); used extractive",
@@ -335,6 +338,7 @@ fn build_synthesis(
             used = ExtractiveSynthesizer.name().to_owned();
             match ExtractiveSynthesizer.synthesize(&view).and_then(|d| validate_draft(&d).map(|_| d)) {
                 Ok(d) => d,
+                Err(SynthesisError::NothingToAdd) => return (None, warnings),
                 Err(e) => {
                     warnings.push(format!("cluster {}: no synthesis ({e})", f.cluster.id));
                     return (None, warnings);

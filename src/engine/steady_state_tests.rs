@@ -163,10 +163,21 @@ fn a_consolidated_memory_of_mixed_types_meets_nothing_without_cross_type() {
 #[test]
 fn a_grown_cluster_gets_a_fresh_synthesis_and_keeps_its_one_playbook_entry() {
     let mut facts = Facts::new(4, 1);
-    let originals: Vec<MemorySnapshot> = (0..3).map(|_| facts.memory(0, 0.01, MemoryType::Warning)).collect();
+    let texts = [
+        "The pool times out when a session is held across the HTTP call. Always release the session first.",
+        "Holding the session during the HTTP call exhausts the pool. Never keep it open across network calls.",
+        "QueuePool limit reached: the session stayed open over an HTTP call. Release it before calling out.",
+    ];
+    let originals: Vec<MemorySnapshot> = texts
+        .iter()
+        .map(|text| MemorySnapshot {
+            execution_summary: (*text).to_owned(),
+            ..facts.memory(0, 0.01, MemoryType::Warning)
+        })
+        .collect();
     let mut state = snapshot(originals.clone());
     let first = run(&state, &no_archive());
-    assert_eq!((first.merges.len(), first.syntheses.len()), (1, 1));
+    assert_eq!((first.merges.len(), first.syntheses.len()), (1, 1), "{:?}", first.warnings);
     let old_synthesis = first.syntheses[0].memory.id;
     state.playbook = first
         .promotions

@@ -1,12 +1,9 @@
 //! Synthesis of a cluster of 3+ memories into patterns, best practices and gotchas. The default
-//! `ExtractiveSynthesizer` is deterministic and offline: it picks the sentences most members
-//! support and sorts them into the three lists by cue words.
-
-use std::collections::BTreeSet;
+//! synthesizer is the deterministic, offline `ExtractiveSynthesizer` (see `extractive`).
 
 use super::cluster::Cluster;
+pub use super::extractive::ExtractiveSynthesizer;
 use super::model::MemorySnapshot;
-use super::text::{Sentence, sentences, tokens};
 
 /// A cluster and its member memories, in the cluster's member order.
 #[derive(Debug, Clone)]
@@ -32,6 +29,9 @@ pub enum SynthesisError {
     Status { status: u16, body: String },
     #[error("invalid synthesis answer: {0}")]
     InvalidAnswer(String),
+    /// Not a failure: the cluster holds nothing a synthesis would add to its merged memory.
+    #[error("synthesis would only restate the consolidated memory")]
+    NothingToAdd,
 }
 
 pub trait Synthesizer: Send + Sync {
@@ -57,146 +57,6 @@ pub fn validate_draft(draft: &SynthesisDraft) -> Result<(), SynthesisError> {
         return invalid("a list item is blank");
     }
     Ok(())
-}
-
-/// Share of a sentence's tokens a member must contain to count as supporting it.
-const SUPPORT_CONTAINMENT: f64 = 0.6;
-const MAX_ITEMS_PER_LIST: usize = 4;
-const SUMMARY_SENTENCES: usize = 2;
-
-const GOTCHA_CUES: [&str; 22] = [
-    "warning",
-    "watch out",
-    "gotcha",
-    "error",
-    "fail",
-    "cause",
-    "because",
-    "never",
-    "leak",
-    "deadlock",
-    "cannot",
-    "lost",
-    "deprecated",
-    "removed",
-    "blocked",
-    "exception",
-    "timeout",
-    "timed out",
-    "not ",
-    "n't",
-    "unexpected",
-    "too ",
-];
-const PRACTICE_CUES: [&str; 18] = [
-    "fix",
-    "use ",
-    "should",
-    "always",
-    "set ",
-    "add ",
-    "prefer",
-    "avoid",
-    "make ",
-    "instead",
-    "next time",
-    "going forward",
-    "solution",
-    "workaround",
-    "to avoid",
-    "decided",
-    "chose",
-    "so ",
-];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Bucket {
-    Pattern,
-    BestPractice,
-    Gotcha,
-}
-
-fn bucket(sentence: &str) -> Bucket {
-    let lower = sentence.to_lowercase();
-    let has = |cues: &[&str]| cues.iter().any(|c| lower.contains(c));
-    if has(&PRACTICE_CUES) {
-        Bucket::BestPractice
-    } else if has(&GOTCHA_CUES) {
-        Bucket::Gotcha
-    } else {
-        Bucket::Pattern
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ExtractiveSynthesizer;
-
-struct Scored {
-    sentence: Sentence,
-    support: usize,
-    first_seen: usize,
-}
-
-impl Synthesizer for ExtractiveSynthesizer {
-    fn name(&self) -> &str {
-        "extractive"
-    }
-
-    fn synthesize(&self, view: &ClusterView<'_>) -> Result<SynthesisDraft, SynthesisError> {
-        let n = view.members.len();
-        if n == 0 {
-            return Err(SynthesisError::InvalidAnswer("cluster has no members".into()));
-        }
-        let member_tokens: Vec<BTreeSet<String>> = view
-            .members
-            .iter()
-            .map(|m| tokens(&format!("{} {}", m.execution_summary, m.result.as_deref().unwrap_or(""))))
-            .collect();
-        let mut scored: Vec<Scored> = Vec::new();
-        for member in &view.members {
-            let texts = [Some(member.execution_summary.as_str()), member.result.as_deref()];
-            for sentence in texts.into_iter().flatten().flat_map(sentences) {
-                if sentence.tokens.is_empty() || scored.iter().any(|s| s.sentence.says_the_same_as(&sentence)) {
-                    continue;
-                }
-                let support = member_tokens.iter().filter(|t| supports(t, &sentence)).count();
-                let first_seen = scored.len();
-                scored.push(Scored { sentence, support, first_seen });
-            }
-        }
-        scored.sort_by(|a, b| b.support.cmp(&a.support).then(a.first_seen.cmp(&b.first_seen)));
-
-        let (mut patterns, mut best_practices, mut gotchas) = (Vec::new(), Vec::new(), Vec::new());
-        let mut selected: Vec<&Scored> = Vec::new();
-        for s in &scored {
-            let list = match bucket(&s.sentence.text) {
-                Bucket::Pattern => &mut patterns,
-                Bucket::BestPractice => &mut best_practices,
-                Bucket::Gotcha => &mut gotchas,
-            };
-            if list.len() < MAX_ITEMS_PER_LIST {
-                list.push(s.sentence.text.clone());
-                selected.push(s);
-            }
-        }
-        let covered = member_tokens.iter().filter(|t| selected.iter().any(|s| supports(t, &s.sentence))).count();
-        let coverage = covered as f32 / n as f32;
-        let support_share = if selected.is_empty() {
-            0.0
-        } else {
-            selected.iter().map(|s| s.support as f32 / n as f32).sum::<f32>() / selected.len() as f32
-        };
-        let confidence = (0.5 * view.cluster.cohesion + 0.3 * coverage + 0.2 * support_share).clamp(0.0, 1.0);
-        let kind = view.cluster.memory_type.map_or("related", |t| t.as_str());
-        let central: Vec<&str> = scored.iter().take(SUMMARY_SENTENCES).map(|s| s.sentence.text.as_str()).collect();
-        let summary = format!("Synthesis of {n} {kind} memories: {}", central.join(" "));
-        Ok(SynthesisDraft { summary, patterns, best_practices, gotchas, confidence })
-    }
-}
-
-fn supports(member_tokens: &BTreeSet<String>, sentence: &Sentence) -> bool {
-    let common = sentence.tokens.iter().filter(|t| member_tokens.contains(*t)).count();
-    common as f64 / sentence.tokens.len() as f64 >= SUPPORT_CONTAINMENT
 }
 
 /// The text stored as a synthesis memory's execution_summary.
@@ -261,17 +121,49 @@ mod tests {
         assert!(a.confidence >= 0.8, "{}", a.confidence);
     }
 
+    fn synthesize(cohesion: f32, ms: &[MemorySnapshot]) -> Result<SynthesisDraft, SynthesisError> {
+        let c = cluster(cohesion);
+        ExtractiveSynthesizer.synthesize(&ClusterView { cluster: &c, members: ms.iter().collect() })
+    }
+
     #[test]
-    fn unrelated_texts_in_a_loose_cluster_give_low_confidence() {
+    fn members_that_only_describe_give_nothing_to_add() {
         let ms = [
-            member(1, "Alpha beta gamma delta."),
-            member(2, "Epsilon zeta eta theta."),
-            member(3, "Iota kappa lambda mu."),
+            member(1, "Tokio is a runtime for asynchronous Rust applications."),
+            member(2, "Tokio is an asynchronous runtime for Rust applications."),
+            member(3, "A runtime for asynchronous applications in Rust."),
         ];
-        let c = cluster(0.6);
-        let draft =
-            ExtractiveSynthesizer.synthesize(&ClusterView { cluster: &c, members: ms.iter().collect() }).unwrap();
+        assert_eq!(synthesize(0.97, &ms), Err(SynthesisError::NothingToAdd));
+    }
+
+    #[test]
+    fn a_tight_cluster_whose_members_agree_on_nothing_stays_below_promotion() {
+        let ms = [
+            member(1, "Pin serde to 1.0.200 in Cargo.toml."),
+            member(2, "The build fails when openssl headers are missing."),
+            member(3, "Run cargo update before releasing."),
+        ];
+        let draft = synthesize(0.98, &ms).unwrap();
         assert!(draft.confidence < 0.8, "{}", draft.confidence);
+    }
+
+    #[test]
+    fn shared_content_is_a_pattern_stated_once_and_a_lone_claim_is_attributed() {
+        let ms = [
+            MemorySnapshot {
+                task_id: Some("t-1".into()),
+                ..member(1, "Uploads stall on the S3 client. Set the timeout to 30s.")
+            },
+            MemorySnapshot { task_id: Some("t-2".into()), ..member(2, "Uploads stall on the S3 client again.") },
+            MemorySnapshot {
+                task_id: Some("t-3".into()),
+                ..member(3, "The S3 client uploads stall. Beware: retries are not idempotent.")
+            },
+        ];
+        let draft = synthesize(0.95, &ms).unwrap();
+        assert_eq!(draft.patterns, vec!["Uploads stall on the S3 client."]);
+        assert_eq!(draft.best_practices, vec!["Set the timeout to 30s (only in t-1)."]);
+        assert_eq!(draft.gotchas, vec!["Beware: retries are not idempotent (only in t-3)."]);
     }
 
     #[test]

@@ -104,7 +104,7 @@ fn realistic_fixture_finds_the_true_groups_and_merges_no_unrelated_pair() {
         assert_eq!(in_clusters[0].members.len(), 2, "a chain must not merge whole");
     }
     assert_eq!(p.clusters.len(), truth.groups.len() + truth.chains.len());
-    assert!(p.merges.iter().all(|m| m.preservation >= 0.95));
+    assert!(p.merges.iter().all(|m| m.coverage >= 0.95));
     let clustered: HashSet<Uuid> = p.clusters.iter().flat_map(|c| c.members.iter().copied()).collect();
     let expected_archive: BTreeSet<Uuid> = truth.stale.iter().filter(|id| !clustered.contains(id)).copied().collect();
     let archived: BTreeSet<Uuid> = p.archives.iter().map(|a| a.memory_id).collect();
@@ -281,6 +281,24 @@ fn a_failing_synthesizer_or_invalid_embedder_falls_back_with_a_warning() {
 }
 
 #[test]
+fn a_cluster_that_only_describes_gets_no_synthesis_and_no_warning() {
+    let members = vec![
+        memory(1, MemoryType::Learning, vec![1.0, 0.02, 0.0], "Tokio is a runtime for asynchronous Rust applications."),
+        memory(
+            2,
+            MemoryType::Learning,
+            vec![1.0, 0.0, 0.02],
+            "Tokio is an asynchronous runtime for Rust applications.",
+        ),
+        memory(3, MemoryType::Learning, vec![1.0, 0.01, 0.01], "A runtime for asynchronous applications in Rust."),
+    ];
+    let p = run(&snapshot(members, 3), &Options::default());
+    assert_eq!(p.merges.len(), 1);
+    assert!(p.syntheses.is_empty());
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+}
+
+#[test]
 fn low_confidence_syntheses_need_review() {
     let (_, members) = three_similar_memories();
     let config = EngineConfig { review_confidence: 0.999, ..EngineConfig::default() };
@@ -312,6 +330,7 @@ fn arbitrary_snapshot() -> impl Strategy<Value = (ProjectSnapshot, Vec<usize>)> 
                     MemorySnapshot {
                         tags: vec![format!("t{}", i % 3), format!("u{i}")],
                         files: vec![format!("f{}.rs", i % 4)],
+                        task_id: Some(format!("task-{}", i % 5)),
                         reused_count: reuse,
                         learned_at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() - Duration::days(age),
                         ..memory(
@@ -376,15 +395,16 @@ proptest! {
     }
 
     #[test]
-    fn merges_keep_every_tag_and_file((snap, _) in arbitrary_snapshot()) {
+    fn merges_keep_every_tag_file_and_task_id_and_cover_their_sources((snap, _) in arbitrary_snapshot()) {
         let p = run(&snap, &Options::default());
         let by_id: HashMap<Uuid, &MemorySnapshot> = snap.memories.iter().map(|m| (m.id, m)).collect();
         for m in &p.merges {
             for s in &m.sources {
                 for t in &by_id[&s.id].tags { prop_assert!(m.memory.tags.contains(t)); }
                 for f in &by_id[&s.id].files { prop_assert!(m.memory.files.contains(f)); }
+                if let Some(t) = &by_id[&s.id].task_id { prop_assert!(m.memory.task_ids.contains(t)); }
             }
-            prop_assert!(m.preservation >= 0.95);
+            prop_assert!(m.coverage >= 0.95);
         }
     }
 

@@ -1,6 +1,7 @@
-//! Sentence splitting and normalization for merging memory texts. The splitter never breaks
-//! inside inline or fenced code, file paths, version numbers, decimals, abbreviations or list
-//! markers; each bullet or numbered list item is one unit.
+//! Splitting memory texts into units (sentences, standalone lines, list items, code blocks)
+//! that remember what separated them, so a merged text keeps its line structure. The splitter
+//! never breaks inside inline or fenced code, file paths, version numbers, decimals,
+//! abbreviations or list markers; each bullet or numbered list item is one unit.
 
 use std::collections::BTreeSet;
 
@@ -12,52 +13,150 @@ const ABBREVIATIONS: [&str; 22] = [
     "inc", "ltd", "co", "dept", "al",
 ];
 
+/// What separates a unit from the one before it in its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Sep {
+    Space,
+    Line,
+    Paragraph,
+}
+
+impl Sep {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sep::Space => " ",
+            Sep::Line => "\n",
+            Sep::Paragraph => "\n\n",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitKind {
+    /// A sentence of a paragraph.
+    Prose,
+    /// A line that stands alone: a heading or a title line without a full stop.
+    Line,
+    /// A bullet or numbered list item.
+    Item,
+    /// A fenced code block.
+    Code,
+}
+
+/// One sentence, line, list item or code block of a text, with what preceded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    pub text: String,
+    pub sep: Sep,
+    pub kind: UnitKind,
+}
+
 /// Splits text into sentences, trimmed, never empty.
 pub fn split_sentences(text: &str) -> Vec<String> {
+    units(text).into_iter().map(|u| u.text).collect()
+}
+
+/// Splits text into units, keeping its line structure: fenced code blocks whole, each list
+/// item and each standalone line (heading, title) on its own, paragraphs split into sentences.
+pub fn units(text: &str) -> Vec<Unit> {
+    let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::new();
-    let mut in_fence = false;
+    let mut next_sep = Sep::Paragraph;
     let mut paragraph = String::new();
-    for line in text.lines() {
-        let trimmed = line.trim();
+    let mut paragraph_sep = Sep::Paragraph;
+    let mut i = 0;
+    while i < lines.len() {
+        let trimmed = lines[i].trim();
         if trimmed.starts_with("```") {
-            if in_fence {
-                paragraph.push_str(line);
-                push_trimmed(&mut out, &paragraph);
-                paragraph.clear();
+            flush_paragraph(&mut paragraph, paragraph_sep, &mut out, &mut next_sep);
+            let mut block = vec![lines[i].trim_end()];
+            i += 1;
+            while i < lines.len() {
+                block.push(lines[i].trim_end());
+                i += 1;
+                if block.last().is_some_and(|l| l.trim().starts_with("```")) {
+                    break;
+                }
+            }
+            push_unit(&mut out, &block.join("\n"), next_sep, UnitKind::Code);
+            next_sep = Sep::Line;
+            continue;
+        }
+        if trimmed.is_empty() {
+            flush_paragraph(&mut paragraph, paragraph_sep, &mut out, &mut next_sep);
+            if !out.is_empty() {
+                next_sep = Sep::Paragraph;
+            }
+        } else if continues_item(lines[i], &out, &paragraph) {
+            if let Some(item) = out.last_mut() {
+                item.text.push('\n');
+                item.text.push_str(lines[i].trim_end());
+            }
+        } else if is_list_item(trimmed) || stands_alone(trimmed, &lines[i + 1..], paragraph.is_empty()) {
+            flush_paragraph(&mut paragraph, paragraph_sep, &mut out, &mut next_sep);
+            let kind = if is_list_item(trimmed) { UnitKind::Item } else { UnitKind::Line };
+            // A list item is one unit, whatever punctuation it contains.
+            push_unit(&mut out, trimmed, next_sep, kind);
+            next_sep = Sep::Line;
+        } else {
+            if paragraph.is_empty() {
+                paragraph_sep = next_sep;
             } else {
-                split_prose(&paragraph, &mut out);
-                paragraph.clear();
-                paragraph.push_str(line);
-                paragraph.push('\n');
+                paragraph.push(' ');
             }
-            in_fence = !in_fence;
-            continue;
+            paragraph.push_str(trimmed);
         }
-        if in_fence {
-            paragraph.push_str(line);
-            paragraph.push('\n');
-            continue;
-        }
-        if trimmed.is_empty() || is_list_item(trimmed) {
-            split_prose(&paragraph, &mut out);
-            paragraph.clear();
-            if !trimmed.is_empty() {
-                // A list item is one unit, whatever punctuation it contains.
-                push_trimmed(&mut out, trimmed);
-            }
-            continue;
-        }
-        if !paragraph.is_empty() {
-            paragraph.push(' ');
-        }
-        paragraph.push_str(trimmed);
+        i += 1;
     }
-    if in_fence {
-        push_trimmed(&mut out, &paragraph);
-    } else {
-        split_prose(&paragraph, &mut out);
-    }
+    flush_paragraph(&mut paragraph, paragraph_sep, &mut out, &mut next_sep);
     out
+}
+
+/// A heading, or a line without closing punctuation that a line starting anew (a capital, a
+/// digit, a heading) follows, or that is a paragraph of its own with more text after it: a
+/// title, not the first half of a wrapped sentence.
+fn stands_alone(line: &str, rest: &[&str], starts_paragraph: bool) -> bool {
+    if line.starts_with('#') {
+        return true;
+    }
+    if line.ends_with(['.', '!', '?', ',', ';', ':', '-', '(', '&']) {
+        return false;
+    }
+    match rest.first().map(|l| l.trim()) {
+        Some(next) if !next.is_empty() => {
+            next.chars().next().is_some_and(|c| c.is_uppercase() || c.is_ascii_digit() || matches!(c, '#' | '`'))
+        }
+        _ => starts_paragraph && rest.iter().any(|l| !l.trim().is_empty()),
+    }
+}
+
+/// An indented line right after a list item continues it.
+fn continues_item(line: &str, out: &[Unit], paragraph: &str) -> bool {
+    paragraph.is_empty()
+        && line.starts_with([' ', '\t'])
+        && !is_list_item(line.trim())
+        && out.last().is_some_and(|u| u.kind == UnitKind::Item)
+}
+
+fn flush_paragraph(paragraph: &mut String, sep: Sep, out: &mut Vec<Unit>, next_sep: &mut Sep) {
+    if paragraph.trim().is_empty() {
+        paragraph.clear();
+        return;
+    }
+    let mut sentences = Vec::new();
+    split_prose(paragraph, &mut sentences);
+    for (k, sentence) in sentences.iter().enumerate() {
+        push_unit(out, sentence, if k == 0 { sep } else { Sep::Space }, UnitKind::Prose);
+    }
+    paragraph.clear();
+    *next_sep = Sep::Line;
+}
+
+fn push_unit(out: &mut Vec<Unit>, text: &str, sep: Sep, kind: UnitKind) {
+    let t = text.trim();
+    if !t.is_empty() {
+        out.push(Unit { text: t.to_owned(), sep, kind });
+    }
 }
 
 fn push_trimmed(out: &mut Vec<String>, s: &str) {
@@ -234,6 +333,50 @@ mod tests {
     fn each_list_item_is_one_unit() {
         let s = split_sentences("Steps:\n- Stop the server. Then wait.\n- Restart it\n1. First. Second.\n2) Last");
         assert_eq!(s, vec!["Steps:", "- Stop the server. Then wait.", "- Restart it", "1. First. Second.", "2) Last"]);
+    }
+
+    #[test]
+    fn a_title_line_without_a_full_stop_is_not_fused_into_the_next_sentence() {
+        let u = units("Internet Storage Name Service - development files\nOpen-iSNS is an implementation. It works.");
+        assert_eq!(
+            u[0],
+            Unit {
+                text: "Internet Storage Name Service - development files".into(),
+                sep: Sep::Paragraph,
+                kind: UnitKind::Line
+            }
+        );
+        assert_eq!(u[1].text, "Open-iSNS is an implementation.");
+        assert_eq!((u[1].sep, u[2].sep), (Sep::Line, Sep::Space));
+    }
+
+    #[test]
+    fn wrapped_prose_lines_join_and_blank_lines_separate_paragraphs() {
+        let u = units("# Title\nA sentence that is\nwrapped here.\n\nNext paragraph.");
+        let shape: Vec<(&str, Sep, UnitKind)> = u.iter().map(|u| (u.text.as_str(), u.sep, u.kind)).collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("# Title", Sep::Paragraph, UnitKind::Line),
+                ("A sentence that is wrapped here.", Sep::Line, UnitKind::Prose),
+                ("Next paragraph.", Sep::Paragraph, UnitKind::Prose),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_wrapped_list_item_stays_one_unit_and_a_title_paragraph_stands_alone() {
+        let u = units("Data for the crate\n\n- **Data** - a tree that\n  spans lines\n- Next\n\nLast words");
+        let shape: Vec<(&str, UnitKind)> = u.iter().map(|u| (u.text.as_str(), u.kind)).collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("Data for the crate", UnitKind::Line),
+                ("- **Data** - a tree that\n  spans lines", UnitKind::Item),
+                ("- Next", UnitKind::Item),
+                ("Last words", UnitKind::Prose),
+            ]
+        );
     }
 
     #[test]

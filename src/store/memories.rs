@@ -57,6 +57,33 @@ impl From<MemorySnapshot> for NewMemory {
     }
 }
 
+/// A memory about to be stored, as the engine plans from it (version 1, no provenance).
+impl From<NewMemory> for MemorySnapshot {
+    fn from(m: NewMemory) -> Self {
+        MemorySnapshot {
+            id: m.id,
+            version: 1,
+            memory_type: m.memory_type,
+            task_id: m.task_id,
+            execution_summary: m.execution_summary,
+            goal: m.goal,
+            result: m.result,
+            feedback: m.feedback,
+            tags: m.tags,
+            files: m.files,
+            embedding: m.embedding,
+            success: m.success,
+            reused_count: m.reused_count,
+            last_reused_at: m.last_reused_at,
+            learned_at: m.learned_at,
+            source_type: m.source_type,
+            consolidated_from: Vec::new(),
+            synthesized_from: Vec::new(),
+            task_ids: m.task_ids,
+        }
+    }
+}
+
 /// Consolidation columns of a memory created by a job.
 #[derive(Debug, Clone, Default)]
 pub struct Provenance {
@@ -337,11 +364,12 @@ async fn embeddings_of(
         }
     }
     for chunk in missing.chunks(EMBEDDING_BATCH) {
-        let read: Vec<(Uuid, Vec<u8>)> =
-            sqlx::query_as("SELECT id, context_embedding FROM task_memories WHERE id = ANY($1) AND context_embedding IS NOT NULL")
-                .bind(chunk)
-                .fetch_all(&mut *conn)
-                .await?;
+        let read: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, context_embedding FROM task_memories WHERE id = ANY($1) AND context_embedding IS NOT NULL",
+        )
+        .bind(chunk)
+        .fetch_all(&mut *conn)
+        .await?;
         for (id, bytes) in read {
             let vector = embedding::decode(&bytes)?;
             if let Some(cache) = cache {

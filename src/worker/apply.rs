@@ -127,7 +127,9 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options) -
             "memory_id": merge.memory.id,
             "sources": merge.sources.iter().map(|source| source.id).collect::<Vec<_>>(),
             "source_type": merge.memory.source_type,
-            "preservation": merge.preservation,
+            "coverage": merge.coverage,
+            "compression": merge.compression,
+            "length_vs_longest": merge.length_vs_longest,
             "confidence": merge.confidence,
         })).collect::<Vec<_>>(),
         "syntheses": kept.syntheses.iter().map(|synthesis| serde_json::json!({

@@ -46,7 +46,8 @@ impl EmbeddingCache for WorkerEmbeddingCache {
         }
         let Ok(mut projects) = self.projects.lock() else { return };
         while Self::total(&projects) + size > self.budget_bytes {
-            let oldest = projects.iter().filter(|(p, _)| **p != project_id).min_by_key(|(_, v)| v.used).map(|(p, _)| *p);
+            let oldest =
+                projects.iter().filter(|(p, _)| **p != project_id).min_by_key(|(_, v)| v.used).map(|(p, _)| *p);
             match oldest {
                 Some(p) => {
                     projects.remove(&p);

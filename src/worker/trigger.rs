@@ -168,7 +168,8 @@ async fn execute(
     let base = jobs::incremental_base(&mut *conn, job.project_id, job.id).await?;
     let decision = scope::decide(options, base.as_ref());
     jobs::record_snapshot_time(&mut *conn, job.id).await?;
-    let mut snapshot = memories::snapshot(&mut conn, job.project_id, decision.fresh, Some(worker.embeddings.as_ref())).await?;
+    let mut snapshot =
+        memories::snapshot(&mut conn, job.project_id, decision.fresh, Some(worker.embeddings.as_ref())).await?;
     snapshot.scope.reason = decision.reason;
     drop(conn);
     worker.bus.job_progress_event(JobEventKind::Progress, &progress("planning", 0.2)).await;

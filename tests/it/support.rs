@@ -125,12 +125,12 @@ impl Scenario {
         ];
         let pair = vec![
             fixtures::memory(
-                "Decided to use JetStream work queues for commands.",
+                "Decided to use JetStream work queues for commands. Always ack only after the database commit.",
                 MemoryType::Decision,
                 direction(4, 0.0),
             ),
             fixtures::memory(
-                "We chose JetStream work-queue streams to carry commands.",
+                "We chose JetStream work-queue streams to carry commands. Never ack before the commit: a crash loses the job.",
                 MemoryType::Decision,
                 direction(4, 0.08),
             ),

@@ -1,0 +1,181 @@
+//! `consolidator bench realtext`: plans the real-text set (`scripts/realtext/build.py`) with the
+//! engine and reports clustering precision and recall of pairs against the set's truth, the
+//! merged texts' coverage and compression, and a few merges to read.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::engine::merge_stats;
+use super::synthetic::anchor;
+use crate::engine::embed::CentroidEmbedder;
+use crate::engine::model::{MemorySnapshot, ProjectSnapshot};
+use crate::engine::options::Options;
+use crate::engine::plan::{EngineConfig, Merge, plan};
+use crate::engine::synthesis::ExtractiveSynthesizer;
+use crate::interchange::{self, InterchangeError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RealtextArgs {
+    pub input: PathBuf,
+    pub truth: PathBuf,
+    pub threshold: f32,
+    pub examples: usize,
+}
+
+/// Groups that should merge and pairs (of sibling crates) that must not.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Truth {
+    pub groups: Vec<Vec<Uuid>>,
+    pub must_not: Vec<(Uuid, Uuid)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RealtextError {
+    #[error("reading {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Truth { path: String, source: serde_json::Error },
+    #[error("{path}: {source}")]
+    Memories { path: String, source: InterchangeError },
+}
+
+pub fn run(args: &RealtextArgs) -> Result<Value, RealtextError> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|source| RealtextError::Read { path: path.display().to_string(), source })
+    };
+    let memories = interchange::parse(read(&args.input)?.as_slice(), None)
+        .map_err(|source| RealtextError::Memories { path: args.input.display().to_string(), source })?;
+    let truth: Truth = serde_json::from_slice(&read(&args.truth)?)
+        .map_err(|source| RealtextError::Truth { path: args.truth.display().to_string(), source })?;
+    Ok(evaluate(memories.into_iter().map(MemorySnapshot::from).collect(), &truth, args.threshold, args.examples))
+}
+
+fn pair(a: Uuid, b: Uuid) -> (Uuid, Uuid) {
+    if a < b { (a, b) } else { (b, a) }
+}
+
+fn pairs_of<'a>(groups: impl Iterator<Item = &'a Vec<Uuid>>) -> BTreeSet<(Uuid, Uuid)> {
+    let mut out = BTreeSet::new();
+    for group in groups {
+        for (i, a) in group.iter().enumerate() {
+            for b in &group[i + 1..] {
+                out.insert(pair(*a, *b));
+            }
+        }
+    }
+    out
+}
+
+pub fn evaluate(memories: Vec<MemorySnapshot>, truth: &Truth, threshold: f32, examples: usize) -> Value {
+    let dim = memories.iter().find_map(|m| m.embedding.as_ref().map(Vec::len));
+    let snapshot = ProjectSnapshot::new(Uuid::nil(), dim, memories);
+    let options = Options { similarity_threshold: threshold, archive: false, ..Options::default() };
+    let started = Instant::now();
+    let result = plan(
+        &snapshot,
+        &options,
+        &EngineConfig::default(),
+        Uuid::from_u128(1),
+        anchor(),
+        &ExtractiveSynthesizer,
+        &CentroidEmbedder,
+    );
+    let plan_ms = started.elapsed().as_secs_f64() * 1e3;
+
+    let predicted = pairs_of(result.clusters.iter().map(|c| &c.members));
+    let expected = pairs_of(truth.groups.iter());
+    let must_not: BTreeSet<(Uuid, Uuid)> = truth.must_not.iter().map(|(a, b)| pair(*a, *b)).collect();
+    let hits = predicted.intersection(&expected).count();
+    let ratio = |n: usize, d: usize| if d == 0 { 1.0 } else { n as f64 / d as f64 };
+    let by_id: HashMap<Uuid, &MemorySnapshot> = snapshot.memories.iter().map(|m| (m.id, m)).collect();
+    let mut shown: Vec<&Merge> = result.merges.iter().collect();
+    shown.sort_by(|a, b| b.sources.len().cmp(&a.sources.len()).then(a.cluster_id.cmp(&b.cluster_id)));
+    json!({
+        "memories": snapshot.memories.len(),
+        "threshold": threshold,
+        "plan_ms": plan_ms,
+        "clusters": result.clusters.len(),
+        "pairs": {
+            "predicted": predicted.len(),
+            "truth": expected.len(),
+            "correct": hits,
+            "precision": ratio(hits, predicted.len()),
+            "recall": ratio(hits, expected.len()),
+            "must_not_merged": predicted.intersection(&must_not).count(),
+            "must_not_total": must_not.len(),
+        },
+        "merge_text": merge_stats(&result.merges),
+        "syntheses": result.syntheses.len(),
+        "synthesis_examples": result
+            .syntheses
+            .iter()
+            .take(examples)
+            .map(|s| json!({"confidence": s.confidence, "text": s.memory.execution_summary}))
+            .collect::<Vec<_>>(),
+        "promotions": result.promotions.len(),
+        "examples": shown.iter().take(examples).map(|m| example(m, &by_id)).collect::<Vec<_>>(),
+    })
+}
+
+fn example(merge: &Merge, by_id: &HashMap<Uuid, &MemorySnapshot>) -> Value {
+    let members: Vec<Value> = merge
+        .memory
+        .consolidated_from
+        .iter()
+        .filter_map(|id| by_id.get(id))
+        .map(|m| {
+            json!({
+                "task_id": m.task_id,
+                "first_line": m.execution_summary.lines().next().unwrap_or_default(),
+                "chars": m.execution_summary.chars().count(),
+            })
+        })
+        .collect();
+    json!({
+        "cluster_id": merge.cluster_id,
+        "members": members,
+        "merged": merge.memory.execution_summary,
+        "task_ids": merge.memory.task_ids,
+        "coverage": merge.coverage,
+        "compression": merge.compression,
+        "length_vs_longest": merge.length_vs_longest,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory(id: u128, embedding: Vec<f32>, summary: &str) -> MemorySnapshot {
+        MemorySnapshot {
+            embedding: Some(embedding),
+            task_id: Some(format!("crate@{id}")),
+            ..MemorySnapshot::for_test(id, summary)
+        }
+    }
+
+    #[test]
+    fn pairs_are_scored_against_the_truth_and_must_not_pairs_counted() {
+        let (a, b, c, d) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3), Uuid::from_u128(4));
+        let memories = vec![
+            memory(1, vec![1.0, 0.0, 0.0], "Serde 1.0.1 serializes data."),
+            memory(2, vec![1.0, 0.01, 0.0], "Serde 1.0.2 serializes data."),
+            memory(3, vec![0.0, 1.0, 0.0], "Tokio is a runtime."),
+            memory(4, vec![0.0, 1.0, 0.01], "Tokio-util has codecs."),
+        ];
+        let truth = Truth { groups: vec![vec![a, b]], must_not: vec![(c, d)] };
+        let report = evaluate(memories, &truth, 0.9, 1);
+        assert_eq!(report["pairs"]["predicted"], 2);
+        assert_eq!(report["pairs"]["correct"], 1);
+        assert_eq!(report["pairs"]["precision"], 0.5);
+        assert_eq!(report["pairs"]["recall"], 1.0);
+        assert_eq!(report["pairs"]["must_not_merged"], 1);
+        assert_eq!(report["examples"].as_array().map(Vec::len), Some(1));
+        assert!(report["merge_text"]["min_coverage"].as_f64().is_some_and(|c| c >= 0.95));
+    }
+}

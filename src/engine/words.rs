@@ -1,0 +1,241 @@
+//! What a sentence says, as sets: its values (numbers, versions, identifiers, paths, commands,
+//! code spans, URLs), which are facts and compared exactly, and its content words (English
+//! Snowball stems, stop words removed), which paraphrases mostly share.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::LazyLock;
+
+use rust_stemmers::{Algorithm, Stemmer};
+
+static STEMMER: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::English));
+
+/// Function words, and the reporting words agents wrap every fact in ("fixed", "root cause",
+/// "it took ... to track down"): neither tells one memory's content from another's.
+const STOP_WORDS: &str = "\
+    a about above after again all also am an and any are as at be because been before being \
+    below between both but by can could did do does doing down during each few for from further \
+    had has have having he her here hers him his how i if in into is it its itself just me more \
+    most my no nor not now of off on once only or other our ours out over own same she should so \
+    some such than that the their them then there these they this those through to too under \
+    until up very was we were what when where which while who whom why will with would you your \
+    yours via per within without already still yet ever even may might must shall let lets get \
+    got make made fixed fix fixes resolved resolve issue issues problem successfully done work \
+    worked works thing came come comes back happen happened happens occurred solution cause \
+    caused root error errors raise raised track tracked down took take around line";
+
+static STOP_SET: LazyLock<HashSet<&str>> = LazyLock::new(|| STOP_WORDS.split_whitespace().collect());
+
+fn is_stop_word(word: &str) -> bool {
+    STOP_SET.contains(word)
+}
+
+/// A token is a value when it carries a digit, a path or identifier character, an interior dot
+/// (`db.py`, `std::fs`), a flag dash, or an inner capital (`QueuePool`).
+fn is_value(token: &str) -> bool {
+    let inner_capital = token.chars().skip(1).any(char::is_uppercase) && token.chars().any(char::is_lowercase);
+    token.chars().any(|c| c.is_ascii_digit() || matches!(c, '_' | '/' | '\\' | '=' | '#' | '@' | '$' | '<' | '>'))
+        || token.contains("::")
+        || token.trim_matches('.').contains('.')
+        || (token.starts_with('-') && token.len() > 1)
+        || inner_capital
+}
+
+/// Takes the spans between pairs of `delimiter` out of `text`; an unmatched last delimiter
+/// leaves its tail as prose.
+fn take_spans(text: &str, delimiter: char, spans: &mut Vec<String>) -> String {
+    let mut rest = String::with_capacity(text.len());
+    let pieces: Vec<&str> = text.split(delimiter).collect();
+    let paired = pieces.len() - (pieces.len() - 1) % 2;
+    for (i, piece) in pieces.iter().enumerate() {
+        if i % 2 == 1 && i < paired {
+            let span = piece.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+            if !span.is_empty() {
+                spans.push(span);
+            }
+            rest.push(' ');
+        } else {
+            rest.push(' ');
+            rest.push_str(piece);
+        }
+    }
+    rest
+}
+
+/// Code spans and quoted strings (error messages), whole, then the other tokens with
+/// surrounding punctuation removed.
+fn raw_tokens(text: &str) -> (Vec<String>, Vec<String>) {
+    let mut spans = Vec::new();
+    let rest = take_spans(text, '`', &mut spans);
+    let rest = take_spans(&rest, '"', &mut spans);
+    let tokens = rest
+        .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '[' | ']' | '{' | '}' | '*'))
+        .map(|t| t.trim_matches(|c: char| matches!(c, '.' | ':' | '!' | '?' | '\'' | '|' | '~' | '&')))
+        .map(strip_emphasis)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (spans, tokens)
+}
+
+/// The parts of a compound value: `ingest.py:293` is `ingest.py` and `293`, `pool_size=20` is
+/// `pool_size` and `20`.
+fn atoms(value: &str) -> impl Iterator<Item = &str> {
+    value.split(['=', ',']).flat_map(|part| part.split(':').filter(|p| !p.is_empty()))
+}
+
+/// `_word_` and `**word**` are emphasis, not identifiers.
+fn strip_emphasis(token: &str) -> &str {
+    let inner = token.trim_matches(['_', '*']);
+    if token.len() - inner.len() >= 2 && !inner.is_empty() {
+        inner.trim_matches(['.', ',', ':', '!', '?'])
+    } else {
+        token
+    }
+}
+
+/// What a piece of text says: its values and its content-word stems.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Content {
+    pub values: BTreeSet<String>,
+    pub words: BTreeSet<String>,
+    /// The parts of the compound values, so that `a.py:12` and `a.py (line 12)` say the same.
+    atoms: BTreeSet<String>,
+}
+
+impl Content {
+    pub fn of(text: &str) -> Content {
+        let (spans, tokens) = raw_tokens(text);
+        let mut content = Content::default();
+        for span in spans {
+            content.values.insert(span);
+        }
+        for token in tokens {
+            if is_value(&token) {
+                let value = token.to_lowercase();
+                content.atoms.extend(atoms(&value).map(str::to_owned));
+                content.values.insert(value);
+                continue;
+            }
+            let lower = token.to_lowercase();
+            for word in lower.split(|c: char| !c.is_alphabetic()).filter(|w| w.chars().count() >= 2) {
+                if !is_stop_word(word) {
+                    content.words.insert(STEMMER.stem(word).into_owned());
+                }
+            }
+        }
+        content
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len() + self.words.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn extend(&mut self, other: &Content) {
+        self.values.extend(other.values.iter().cloned());
+        self.words.extend(other.words.iter().cloned());
+        self.atoms.extend(other.atoms.iter().cloned());
+    }
+
+    /// A value is held as a value; an identifier spelled as a plain word elsewhere
+    /// ("QueuePool", "queuepool") is held either way.
+    fn holds_value(&self, value: &str) -> bool {
+        let held = |v: &str| self.values.contains(v) || self.atoms.contains(v);
+        held(value)
+            || (value.chars().all(char::is_alphabetic) && self.words.contains(value))
+            || (atoms(value).count() > 1 && atoms(value).all(held))
+    }
+
+    fn holds_word(&self, word: &str) -> bool {
+        self.words.contains(word) || self.values.contains(word)
+    }
+
+    /// How many of `other`'s items this content holds.
+    pub fn shared_with(&self, other: &Content) -> usize {
+        other.values.iter().filter(|v| self.holds_value(v)).count()
+            + other.words.iter().filter(|w| self.holds_word(w)).count()
+    }
+
+    /// `other`'s items this content lacks, as (values, words).
+    pub fn missing_from(&self, other: &Content) -> (usize, usize) {
+        (
+            other.values.iter().filter(|v| !self.holds_value(v)).count(),
+            other.words.iter().filter(|w| !self.holds_word(w)).count(),
+        )
+    }
+
+    /// Jaccard overlap of values and words together.
+    pub fn overlap(&self, other: &Content) -> f64 {
+        let union = self.len() + other.len() - self.shared_with(other);
+        if union == 0 { 1.0 } else { self.shared_with(other) as f64 / union as f64 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn values_are_numbers_versions_paths_identifiers_flags_urls_and_code_spans() {
+        let c = Content::of(
+            "Bumped pydantic to 2.7.1 in backend/app/db.py, set pool_size=20, ran `cargo test -q` with --locked; see https://x.org/a and QueuePool.",
+        );
+        assert_eq!(
+            c.values,
+            set(&[
+                "2.7.1",
+                "backend/app/db.py",
+                "pool_size=20",
+                "cargo test -q",
+                "--locked",
+                "https://x.org/a",
+                "queuepool"
+            ])
+        );
+    }
+
+    #[test]
+    fn a_quoted_message_and_a_code_span_are_one_value_and_a_path_with_its_line_is_its_parts() {
+        let a = Content::of("Fixed `Input should be a valid datetime` in api/ingest.py (line 293).");
+        let b = Content::of("The parser rejected \"Input should be a valid datetime\" at api/ingest.py:293.");
+        assert_eq!(a.missing_from(&b), (0, 2), "only parser and rejected are new");
+        assert_eq!(Content::of("Set pool_size=20.").missing_from(&Content::of("Set pool_size=30.")), (1, 0));
+    }
+
+    #[test]
+    fn markdown_emphasis_is_not_an_identifier() {
+        assert_eq!(
+            Content::of("It aims to be _minimal_ and **fast**."),
+            Content::of("It aims to be minimal and fast.")
+        );
+    }
+
+    #[test]
+    fn content_words_are_stemmed_and_drop_stop_words() {
+        let c = Content::of("The connections were leaking because sessions stayed open.");
+        assert_eq!(c.words, set(&["connect", "leak", "session", "stay", "open"]));
+        assert_eq!(Content::of("Connection leaks.").words, set(&["connect", "leak"]));
+    }
+
+    #[test]
+    fn an_unmatched_backtick_leaves_the_rest_as_prose() {
+        let c = Content::of("Quoted ` half a span");
+        assert!(c.values.is_empty());
+        assert_eq!(c.words, set(&["quot", "half", "span"]));
+    }
+
+    #[test]
+    fn overlap_counts_values_and_words_together() {
+        let a = Content::of("Doubled pool_size to 20 for the service.");
+        let b = Content::of("Doubled pool_size to 30 for the service.");
+        assert!(a.overlap(&b) > 0.5 && a.overlap(&b) < 1.0);
+        assert_eq!(a.missing_from(&b), (1, 0));
+    }
+}
