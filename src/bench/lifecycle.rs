@@ -142,7 +142,7 @@ pub async fn run(
 }
 
 fn day_report(day: usize, job: &super::e2e::JobRun, arrivals: usize, left_copies: i64, left_paraphrases: i64) -> Value {
-    let result = job.completed.result.clone().unwrap_or_default();
+    let result = &job.result;
     json!({
         "day": day,
         "arrivals": arrivals,

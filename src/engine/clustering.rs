@@ -32,6 +32,7 @@ pub struct Clustering<'a> {
     pub incremental: bool,
     /// Nodes compared against everything (all nodes in a full run).
     pub compared_nodes: usize,
+    pub partitions_ms: f64,
     pub similarity_ms: f64,
     pub clustering_ms: f64,
     pub warnings: Vec<String>,
@@ -43,8 +44,10 @@ fn ms(since: Instant) -> f64 {
 
 pub fn cluster<'a>(snapshot: &'a ProjectSnapshot, options: &Options, config: &EngineConfig) -> Clustering<'a> {
     let mut warnings = Vec::new();
+    let t = Instant::now();
     let parts =
         if options.merge || options.summarize { partitions(snapshot, options, &mut warnings) } else { Vec::new() };
+    let partitions_ms = ms(t);
     let incremental = snapshot.scope.fresh.is_some();
     let (mut similarity_ms, mut clustering_ms) = (0.0, 0.0);
     let mut found = Vec::new();
@@ -77,7 +80,7 @@ pub fn cluster<'a>(snapshot: &'a ProjectSnapshot, options: &Options, config: &En
         clustering_ms += ms(t);
     }
     found.sort_by(|a, b| a.cluster.id.cmp(&b.cluster.id));
-    Clustering { parts, found, incremental, compared_nodes, similarity_ms, clustering_ms, warnings }
+    Clustering { parts, found, incremental, compared_nodes, partitions_ms, similarity_ms, clustering_ms, warnings }
 }
 
 /// Sorted original ids, lead unit, cohesion (average pairwise similarity of the originals) and

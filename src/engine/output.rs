@@ -161,6 +161,11 @@ pub struct Counters {
 /// Milliseconds per phase.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct PhaseTimings {
+    /// Filled by the worker: reading the snapshot, and the full rows of what merges.
+    pub load_snapshot: f64,
+    pub load_rows: f64,
+    /// Building the partitions (nodes, unit vectors).
+    pub partitions: f64,
     pub similarity: f64,
     pub clustering: f64,
     pub merge: f64,

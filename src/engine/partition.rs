@@ -5,11 +5,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rayon::prelude::*;
 use uuid::Uuid;
 
 use super::model::{MemorySnapshot, MemoryType, ProjectSnapshot};
 use super::options::Options;
-use super::similarity::UnitMatrix;
+use super::similarity::{UnitMatrix, dot};
 
 /// Candidates sharing a clustering partition (one memory type, or all with cross_type).
 pub struct Partition<'a> {
@@ -48,17 +49,14 @@ impl Partition<'_> {
     }
 }
 
-/// One node before sorting: its id, unit id and unit vector.
-type PendingNode<'a> = (Uuid, &'a MemorySnapshot, Vec<f32>);
+/// One node before sorting: its id, its unit and its raw embedding (normalized on the way into
+/// the partition's matrix, so no vector is copied twice).
+type PendingNode<'a> = (Uuid, &'a MemorySnapshot, &'a [f32]);
 
 /// Builds the partitions of a snapshot. Synthesis memories never cluster (they summarize
 /// clusters whose sources are already duplicates). A consolidated memory whose sources differ in
 /// type clusters only with cross_type.
-pub fn partitions<'a>(
-    snapshot: &'a ProjectSnapshot,
-    options: &Options,
-    warnings: &mut Vec<String>,
-) -> Vec<Partition<'a>> {
+pub fn partitions<'a>(snapshot: &'a ProjectSnapshot, options: &Options, warnings: &mut Vec<String>) -> Vec<Partition<'a>> {
     let Some(dim) = snapshot.embedding_dim else {
         if !snapshot.memories.is_empty() {
             warnings.push("project has no embedding dimension: nothing clustered".into());
@@ -85,8 +83,7 @@ pub fn partitions<'a>(
             skipped += 1;
             continue;
         }
-        let entry = groups.entry(key).or_default();
-        entry.extend(nodes.into_iter().map(|(id, unit)| (id, memory, unit)));
+        groups.entry(key).or_default().extend(nodes.into_iter().map(|(id, raw)| (id, memory, raw)));
     }
     if skipped > 0 {
         warnings.push(format!("{skipped} memories have no usable embedding of dimension {dim} and were not clustered"));
@@ -94,28 +91,32 @@ pub fn partitions<'a>(
     groups.into_iter().map(|(key, rows)| build(key, rows, dim, snapshot)).collect()
 }
 
+/// An embedding `UnitMatrix::normalize_into` accepts.
+fn usable(embedding: Option<&[f32]>, dim: usize) -> Option<&[f32]> {
+    embedding.filter(|e| e.len() == dim && e.iter().all(|x| x.is_finite()) && dot(e, e).sqrt() > f32::EPSILON)
+}
+
 /// A plain memory is its own node; a consolidated memory's nodes are its originals with a
 /// usable embedding, or itself when none has one.
-fn nodes_of(memory: &MemorySnapshot, originals: &HashMap<Uuid, &MemorySnapshot>, dim: usize) -> Vec<(Uuid, Vec<f32>)> {
-    let own = || memory.embedding.as_deref().and_then(|e| UnitMatrix::normalize(e, dim)).map(|u| (memory.id, u));
+fn nodes_of<'a>(
+    memory: &'a MemorySnapshot,
+    originals: &HashMap<Uuid, &'a MemorySnapshot>,
+    dim: usize,
+) -> Vec<(Uuid, &'a [f32])> {
+    let own = || usable(memory.embedding.as_deref(), dim).map(|e| (memory.id, e));
     if memory.memory_type != MemoryType::Consolidated {
         return own().into_iter().collect();
     }
-    let from_originals: Vec<(Uuid, Vec<f32>)> = memory
+    let from_originals: Vec<(Uuid, &[f32])> = memory
         .consolidated_from
         .iter()
         .filter_map(|id| originals.get(id))
-        .filter_map(|o| o.embedding.as_deref().and_then(|e| UnitMatrix::normalize(e, dim)).map(|u| (o.id, u)))
+        .filter_map(|o| usable(o.embedding.as_deref(), dim).map(|e| (o.id, e)))
         .collect();
     if from_originals.is_empty() { own().into_iter().collect() } else { from_originals }
 }
 
-fn build<'a>(
-    key: Option<MemoryType>,
-    mut rows: Vec<PendingNode<'a>>,
-    dim: usize,
-    snapshot: &ProjectSnapshot,
-) -> Partition<'a> {
+fn build<'a>(key: Option<MemoryType>, mut rows: Vec<PendingNode<'a>>, dim: usize, snapshot: &ProjectSnapshot) -> Partition<'a> {
     rows.sort_by_key(|(id, unit, _)| (*id, unit.id));
     // An original listed by two consolidated memories (only after manual repairs) counts once.
     rows.dedup_by_key(|(id, _, _)| *id);
@@ -132,11 +133,19 @@ fn build<'a>(
         .iter()
         .map(|&u| snapshot.scope.fresh.as_ref().is_none_or(|fresh| fresh.contains(&units[u as usize].id)))
         .collect();
-    let matrix = UnitMatrix::from_rows(rows.iter().map(|(_, _, e)| e.as_slice()), dim);
+    // Each raw embedding was checked usable when its node was listed.
+    let data: Vec<f32> = rows
+        .par_iter()
+        .flat_map_iter(|(_, _, raw)| {
+            let mut unit = Vec::with_capacity(dim);
+            UnitMatrix::normalize_into(raw, dim, &mut unit);
+            unit
+        })
+        .collect();
     Partition {
         memory_type: key,
         node_ids: rows.into_iter().map(|(id, _, _)| id).collect(),
-        matrix,
+        matrix: UnitMatrix { dim, data },
         unit_of,
         units,
         nodes_of,

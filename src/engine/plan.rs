@@ -185,7 +185,7 @@ pub fn build(
     let memories_after = memories_before - merged_sources as i64 + merges.len() as i64 + syntheses.len() as i64
         - superseded as i64
         - archives.len() as i64;
-    timings.total = timings.similarity + timings.clustering + ms(started);
+    timings.total = timings.partitions + timings.similarity + timings.clustering + ms(started);
     Plan {
         memories_before,
         memories_after,

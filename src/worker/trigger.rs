@@ -168,10 +168,12 @@ async fn execute(
     let base = jobs::incremental_base(&mut *conn, job.project_id, job.id).await?;
     let decision = scope::decide(options, base.as_ref());
     jobs::record_snapshot_time(&mut *conn, job.id).await?;
+    let loading = std::time::Instant::now();
     let mut snapshot =
         memories::snapshot(&mut conn, job.project_id, decision.fresh, Some(worker.embeddings.as_ref())).await?;
     snapshot.scope.reason = decision.reason;
     drop(conn);
+    let load_snapshot = loading.elapsed().as_secs_f64() * 1e3;
     worker.bus.job_progress_event(JobEventKind::Progress, &progress("planning", 0.2)).await;
 
     let plan = {
@@ -181,9 +183,11 @@ async fn execute(
         tokio::task::spawn_blocking(move || -> Result<engine::plan::Plan, Failure> {
             let clustering = engine::plan::cluster(&snapshot, &options, &engine);
             let needed = engine::plan::rows_needed(&clustering, &options, &engine);
+            let loading = std::time::Instant::now();
             let loaded = runtime.block_on(memories::full_rows(&db, &needed))?;
+            let load_rows = loading.elapsed().as_secs_f64() * 1e3;
             let rows: engine::plan::Rows<'_> = loaded.iter().map(|m| (m.id, m)).collect();
-            Ok(engine::plan::build(
+            let mut plan = engine::plan::build(
                 &snapshot,
                 clustering,
                 &rows,
@@ -193,7 +197,10 @@ async fn execute(
                 Utc::now(),
                 synthesizer.as_ref(),
                 embedder.as_ref(),
-            ))
+            );
+            plan.timings_ms.load_snapshot = load_snapshot;
+            plan.timings_ms.load_rows = load_rows;
+            Ok(plan)
         })
         .await
         .map_err(|error| Failure::Transient(format!("planning task failed: {error}")))??
