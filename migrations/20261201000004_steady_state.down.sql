@@ -1,4 +1,3 @@
 DROP INDEX consolidation_jobs_completed_idx;
-DROP INDEX task_memories_active_updated_idx;
 ALTER TABLE consolidation_jobs DROP COLUMN snapshot_at;
 ALTER TABLE task_memories DROP COLUMN task_ids, DROP COLUMN source_type;

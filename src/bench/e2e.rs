@@ -126,7 +126,8 @@ impl Harness {
             }
         };
         let end_to_end_ms = published.elapsed().as_secs_f64() * 1e3;
-        let result = store::jobs::get(&self.db, job_id).await?.and_then(|job| job.result).map(|r| r.0).unwrap_or_default();
+        let result =
+            store::jobs::get(&self.db, job_id).await?.and_then(|job| job.result).map(|r| r.0).unwrap_or_default();
         Ok(JobRun { end_to_end_ms, phases, completed, result })
     }
 

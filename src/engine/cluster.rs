@@ -142,19 +142,17 @@ type HeapEntry = (u32, Reverse<(usize, usize)>, u32, u32);
 
 fn agglomerate(graph: &Graph, part: &mut Partition, pairs: &[ScoredPair]) {
     // Similarities are >= the threshold (> 0), so their bit patterns order like the floats.
-    let mut heap: BinaryHeap<HeapEntry> = pairs
+    // Each pair of starting groups once: a locked group meets a neighbour through many pairs.
+    let starting: BTreeSet<(usize, usize)> = pairs
         .iter()
-        .filter_map(|p| {
-            let (g, h) = (part.group_of[p.a as usize], part.group_of[p.b as usize]);
-            if g == h {
-                return None;
-            }
-            let link = if part.groups[g].len() == 1 && part.groups[h].len() == 1 {
-                Some(p.similarity)
-            } else {
-                graph.linkage(&part.groups[g], &part.groups[h])
-            };
-            link.map(|link| (link.to_bits(), Reverse((g.min(h), g.max(h))), 0, 0))
+        .map(|p| (part.group_of[p.a as usize], part.group_of[p.b as usize]))
+        .filter(|(g, h)| g != h)
+        .map(|(g, h)| (g.min(h), g.max(h)))
+        .collect();
+    let mut heap: BinaryHeap<HeapEntry> = starting
+        .into_iter()
+        .filter_map(|(g, h)| {
+            graph.linkage(&part.groups[g], &part.groups[h]).map(|link| (link.to_bits(), Reverse((g, h)), 0, 0))
         })
         .collect();
     while let Some((_, Reverse((g, h)), vg, vh)) = heap.pop() {

@@ -38,6 +38,12 @@ pub struct Clustering<'a> {
     pub warnings: Vec<String>,
 }
 
+/// An incremental partition with more than 1/FULL_PATH_FRESH_SHARE of its nodes fresh runs the
+/// full product instead.
+const FULL_PATH_FRESH_SHARE: usize = 4;
+/// Below this many nodes the choice does not matter.
+const FULL_PATH_MIN_NODES: usize = 2048;
+
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
@@ -55,14 +61,19 @@ pub fn cluster<'a>(snapshot: &'a ProjectSnapshot, options: &Options, config: &En
     for (index, part) in parts.iter().enumerate() {
         let t = Instant::now();
         let threshold = options.similarity_threshold;
-        let pairs = if incremental {
+        let fresh = part.fresh.iter().filter(|&&f| f).count();
+        // Past a share of fresh nodes (a bulk import), scoring them against all costs more than
+        // the full product.
+        let scored_fresh =
+            incremental && (fresh * FULL_PATH_FRESH_SHARE < part.len() || part.len() < FULL_PATH_MIN_NODES);
+        let pairs = if scored_fresh {
             fresh_pairs(part, threshold)
         } else if part.len() >= config.ann_min_candidates {
             approximate_pairs(&part.matrix, threshold, &config.ann)
         } else {
             prefiltered_pairs(&part.matrix, threshold)
         };
-        compared_nodes += part.fresh.iter().filter(|&&f| f).count();
+        compared_nodes += if scored_fresh { fresh } else { part.len() };
         similarity_ms += ms(t);
         let t = Instant::now();
         for group in clique_groups(part.len(), &pairs, &part.locked_groups()) {

@@ -40,7 +40,10 @@ pub fn fresh_pairs(part: &Partition<'_>, threshold: f32) -> Vec<ScoredPair> {
         .collect();
     for pair in exact_pairs(&sub_matrix(part, &old), threshold) {
         let (a, b) = (old[pair.a as usize], old[pair.b as usize]);
-        pairs.push(ScoredPair { a: a.min(b), b: a.max(b), similarity: pair.similarity });
+        // Pairs inside one consolidated memory's originals hold it together already.
+        if part.unit_of[a as usize] != part.unit_of[b as usize] {
+            pairs.push(ScoredPair { a: a.min(b), b: a.max(b), similarity: pair.similarity });
+        }
     }
     pairs.sort_by_key(|p| (p.a, p.b));
     pairs.dedup_by_key(|p| (p.a, p.b));

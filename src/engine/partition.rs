@@ -3,7 +3,7 @@
 //! only when it is similar to every original (the clique rule holds across jobs). The *units* are
 //! what a merge marks duplicate: the active memories themselves.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rayon::prelude::*;
 use uuid::Uuid;
@@ -56,7 +56,11 @@ type PendingNode<'a> = (Uuid, &'a MemorySnapshot, &'a [f32]);
 /// Builds the partitions of a snapshot. Synthesis memories never cluster (they summarize
 /// clusters whose sources are already duplicates). A consolidated memory whose sources differ in
 /// type clusters only with cross_type.
-pub fn partitions<'a>(snapshot: &'a ProjectSnapshot, options: &Options, warnings: &mut Vec<String>) -> Vec<Partition<'a>> {
+pub fn partitions<'a>(
+    snapshot: &'a ProjectSnapshot,
+    options: &Options,
+    warnings: &mut Vec<String>,
+) -> Vec<Partition<'a>> {
     let Some(dim) = snapshot.embedding_dim else {
         if !snapshot.memories.is_empty() {
             warnings.push("project has no embedding dimension: nothing clustered".into());
@@ -96,6 +100,24 @@ fn usable(embedding: Option<&[f32]>, dim: usize) -> Option<&[f32]> {
     embedding.filter(|e| e.len() == dim && e.iter().all(|x| x.is_finite()) && dot(e, e).sqrt() > f32::EPSILON)
 }
 
+/// The plain memories at the bottom of a consolidated memory's provenance, each once, in order.
+/// (Before source types existed, consolidated memories could be merged into one another.)
+pub fn leaf_originals(memory: &MemorySnapshot, originals: &HashMap<Uuid, &MemorySnapshot>) -> Vec<Uuid> {
+    let mut leaves = Vec::new();
+    let mut seen = HashSet::new();
+    let mut pending: Vec<Uuid> = memory.consolidated_from.iter().rev().copied().collect();
+    while let Some(id) = pending.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        match originals.get(&id) {
+            Some(o) if o.memory_type == MemoryType::Consolidated => pending.extend(o.consolidated_from.iter().rev()),
+            _ => leaves.push(id),
+        }
+    }
+    leaves
+}
+
 /// A plain memory is its own node; a consolidated memory's nodes are its originals with a
 /// usable embedding, or itself when none has one.
 fn nodes_of<'a>(
@@ -107,8 +129,7 @@ fn nodes_of<'a>(
     if memory.memory_type != MemoryType::Consolidated {
         return own().into_iter().collect();
     }
-    let from_originals: Vec<(Uuid, &[f32])> = memory
-        .consolidated_from
+    let from_originals: Vec<(Uuid, &[f32])> = leaf_originals(memory, originals)
         .iter()
         .filter_map(|id| originals.get(id))
         .filter_map(|o| usable(o.embedding.as_deref(), dim).map(|e| (o.id, e)))
@@ -116,7 +137,12 @@ fn nodes_of<'a>(
     if from_originals.is_empty() { own().into_iter().collect() } else { from_originals }
 }
 
-fn build<'a>(key: Option<MemoryType>, mut rows: Vec<PendingNode<'a>>, dim: usize, snapshot: &ProjectSnapshot) -> Partition<'a> {
+fn build<'a>(
+    key: Option<MemoryType>,
+    mut rows: Vec<PendingNode<'a>>,
+    dim: usize,
+    snapshot: &ProjectSnapshot,
+) -> Partition<'a> {
     rows.sort_by_key(|(id, unit, _)| (*id, unit.id));
     // An original listed by two consolidated memories (only after manual repairs) counts once.
     rows.dedup_by_key(|(id, _, _)| *id);

@@ -19,7 +19,7 @@ use super::merge::merge_members;
 use super::model::{ArchiveReason, MemorySnapshot, MemoryType, ProjectSnapshot};
 use super::options::Options;
 pub use super::output::*;
-use super::partition::Partition;
+use super::partition::{Partition, leaf_originals};
 use super::promote::{category_and_base_priority, novel_candidates, priority};
 use super::synthesis::{ClusterView, ExtractiveSynthesizer, SynthesisError, Synthesizer, render, validate_draft};
 
@@ -107,11 +107,16 @@ pub fn build(
 ) -> Plan {
     let started = Instant::now();
     let mut timings = PhaseTimings {
+        partitions: clustering.partitions_ms,
         similarity: clustering.similarity_ms,
         clustering: clustering.clustering_ms,
         ..PhaseTimings::default()
     };
-    let Clustering { parts, found, incremental, compared_nodes, mut warnings, .. } = clustering;
+    let Clustering { parts, mut found, incremental, compared_nodes, mut warnings, .. } = clustering;
+    let originals: Originals<'_> = snapshot.originals.iter().map(|o| (o.id, o)).collect();
+    for f in &mut found {
+        f.cluster.members = provenance(f, &parts[f.partition], &originals);
+    }
     let t = Instant::now();
     let merges: Vec<(Option<Merge>, Vec<String>)> = if options.merge {
         found.par_iter().map(|f| build_merge(f, &parts[f.partition], rows, job_id, embedder)).collect()
@@ -129,8 +134,8 @@ pub fn build(
         found
             .par_iter()
             .filter(|f| f.nodes.len() >= config.synthesis_min_cluster)
-            .map(|f| {
-                let superseded = superseded_syntheses(f, &parts[f.partition], &by_original);
+            .filter_map(|f| superseded_syntheses(f, &by_original).map(|superseded| (f, superseded)))
+            .map(|(f, superseded)| {
                 build_synthesis(f, &parts[f.partition], rows, superseded, job_id, now, config, synthesizer, embedder)
             })
             .collect()
@@ -207,6 +212,28 @@ pub fn build(
     }
 }
 
+/// The original memories a cluster stands for: each consolidated unit's provenance (down to
+/// plain memories, whether or not their embeddings took part) and each plain unit, sorted.
+fn provenance(f: &Found, part: &Partition<'_>, originals: &Originals<'_>) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = f
+        .units
+        .iter()
+        .flat_map(|&u| {
+            let unit = part.units[u];
+            match unit.memory_type {
+                MemoryType::Consolidated => leaf_originals(unit, originals),
+                _ => vec![unit.id],
+            }
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// The snapshot's original memories by id.
+type Originals<'a> = HashMap<Uuid, &'a MemorySnapshot>;
+
 fn sources(f: &Found, part: &Partition<'_>) -> Vec<SourceRef> {
     let mut refs: Vec<SourceRef> =
         f.units.iter().map(|&u| SourceRef { id: part.units[u].id, version: part.units[u].version }).collect();
@@ -219,22 +246,24 @@ fn unit_rows<'r>(f: &Found, part: &Partition<'_>, rows: &Rows<'r>) -> Option<Vec
     f.units.iter().map(|&u| rows.get(&part.units[u].id).copied()).collect()
 }
 
-/// Active syntheses of the memories in this cluster: the refreshed synthesis replaces them.
-fn superseded_syntheses(
-    f: &Found,
-    part: &Partition<'_>,
-    by_original: &HashMap<Uuid, Vec<&MemorySnapshot>>,
-) -> Vec<SourceRef> {
-    let mut refs: Vec<SourceRef> = f
-        .nodes
-        .iter()
-        .filter_map(|&n| by_original.get(&part.node_ids[n]))
-        .flatten()
-        .map(|s| SourceRef { id: s.id, version: s.version })
-        .collect();
+/// The active syntheses this cluster's new synthesis replaces: those of a part of its memories.
+/// `None` when one already summarizes exactly these memories (nothing to refresh). A synthesis
+/// that also covers memories outside the cluster is left alone.
+fn superseded_syntheses(f: &Found, by_original: &HashMap<Uuid, Vec<&MemorySnapshot>>) -> Option<Vec<SourceRef>> {
+    let members: HashSet<Uuid> = f.cluster.members.iter().copied().collect();
+    let mut refs: Vec<SourceRef> = Vec::new();
+    for synthesis in f.cluster.members.iter().filter_map(|id| by_original.get(id)).flatten() {
+        if !synthesis.synthesized_from.iter().all(|id| members.contains(id)) {
+            continue;
+        }
+        if synthesis.synthesized_from.len() == members.len() {
+            return None;
+        }
+        refs.push(SourceRef { id: synthesis.id, version: synthesis.version });
+    }
     refs.sort_by_key(|r| r.id);
     refs.dedup();
-    refs
+    Some(refs)
 }
 
 /// Embeds with the configured embedder, falling back to the centroid on any error or invalid

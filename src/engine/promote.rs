@@ -199,16 +199,22 @@ mod tests {
         // The same answer from the candidates-only scoring a large playbook takes.
         let dim = 80;
         let widen = |v: &[f32]| -> Vec<f32> { (0..dim).map(|k| v.get(k).copied().unwrap_or(0.0)).collect() };
-        let mut large: Vec<PlaybookEntrySnapshot> =
-            playbook.iter().map(|e| PlaybookEntrySnapshot { embedding: e.embedding.as_deref().map(widen), ..e.clone() }).collect();
+        let mut large: Vec<PlaybookEntrySnapshot> = playbook
+            .iter()
+            .map(|e| PlaybookEntrySnapshot { embedding: e.embedding.as_deref().map(widen), ..e.clone() })
+            .collect();
         large.extend((10..dim).map(|k| {
             let mut v = vec![0.0; dim];
             v[k] = 1.0;
             entry(&format!("Filler {k}."), Some(v))
         }));
         let wide: Vec<Vec<f32>> = candidates.iter().map(|c| widen(c.1)).collect();
-        let wide_candidates: Vec<(&str, &[f32])> = candidates.iter().zip(&wide).map(|(c, v)| (c.0, v.as_slice())).collect();
-        assert!(wide_candidates.len() * CROSS_SHARE < large.len() + wide_candidates.len(), "fixture takes the cross path");
+        let wide_candidates: Vec<(&str, &[f32])> =
+            candidates.iter().zip(&wide).map(|(c, v)| (c.0, v.as_slice())).collect();
+        assert!(
+            wide_candidates.len() * CROSS_SHARE < large.len() + wide_candidates.len(),
+            "fixture takes the cross path"
+        );
         let novel = novel_candidates(&large, &wide_candidates, dim, false, &AnnParams::default());
         assert_eq!(novel, vec![false, true, false, false, true]);
     }

@@ -412,28 +412,23 @@ pub async fn of_sweep(db: impl PgExecutor<'_>, sweep_date: NaiveDate) -> Result<
 }
 
 /// Records, just before the job reads its snapshot, the instant from which every write counts as
-/// new for the next job, and returns it: the start of the oldest transaction still running on
-/// this database (its rows carry that start as `updated_at` and may commit after the snapshot is
-/// read), or now. Sessions of other roles whose transactions this role may not see push it a
-/// further `HIDDEN_SESSIONS_MARGIN` back.
-pub async fn record_snapshot_time(db: impl PgExecutor<'_>, id: Uuid) -> Result<DateTime<Utc>> {
+/// new for the next job, and returns it: the start of the oldest client transaction still running
+/// on this database (its rows carry that start as `updated_at` and may commit after the snapshot
+/// is read), or now. When this role cannot see another role's session (no `pg_read_all_stats`),
+/// nothing is recorded and the next job runs full.
+pub async fn record_snapshot_time(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<DateTime<Utc>>> {
     Ok(sqlx::query_scalar(
         "UPDATE consolidation_jobs SET snapshot_at = (
-             SELECT LEAST(now(), min(a.xact_start))
-                    - CASE WHEN bool_or(a.state IS NULL AND a.backend_type = 'client backend')
-                           THEN make_interval(secs => $2) ELSE interval '0' END
+             SELECT CASE WHEN bool_or(a.state IS NULL) THEN NULL ELSE LEAST(now(), min(a.xact_start)) END
                FROM pg_stat_activity a
-              WHERE a.datname = current_database() AND a.pid <> pg_backend_pid())
+              WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+                AND a.backend_type = 'client backend')
           WHERE id = $1 RETURNING snapshot_at",
     )
     .bind(id)
-    .bind(HIDDEN_SESSIONS_MARGIN.as_secs_f64())
     .fetch_one(db)
     .await?)
 }
-
-/// How far back the freshness horizon moves when some sessions' transactions are not visible.
-pub const HIDDEN_SESSIONS_MARGIN: Duration = Duration::from_secs(600);
 
 /// The job an incremental run builds on: the project's latest completed job that changed the
 /// store (not a dry run, not rolled back), other than `except`.

@@ -456,12 +456,21 @@ pub async fn snapshot(
         .filter(|m| m.memory_type == MemoryType::Consolidated.as_str())
         .flat_map(|m| m.consolidated_from.iter().copied())
         .collect();
+    // Down to plain memories: a consolidated memory written before source types existed may list
+    // consolidated memories among its sources.
     let originals: Vec<PlanningRow> = sqlx::query_as(
-        "SELECT id, version, memory_type, source_type, reused_count, last_reused_at, learned_at,
-                context_embedding IS NOT NULL AS has_embedding,
-                COALESCE(consolidated_from, '{}') AS consolidated_from,
-                COALESCE(synthesized_from, '{}') AS synthesized_from, NULL::bool AS fresh
-           FROM task_memories WHERE id = ANY($1) AND project_id = $2 ORDER BY id",
+        "WITH RECURSIVE provenance (id) AS (
+             SELECT unnest($1::uuid[])
+             UNION
+             SELECT unnest(m.consolidated_from) FROM task_memories m JOIN provenance p ON m.id = p.id
+              WHERE m.memory_type = 'consolidated' AND m.project_id = $2
+         )
+         SELECT m.id, m.version, m.memory_type, m.source_type, m.reused_count, m.last_reused_at, m.learned_at,
+                m.context_embedding IS NOT NULL AS has_embedding,
+                COALESCE(m.consolidated_from, '{}') AS consolidated_from,
+                COALESCE(m.synthesized_from, '{}') AS synthesized_from, NULL::bool AS fresh
+           FROM task_memories m JOIN provenance p ON m.id = p.id
+          WHERE m.project_id = $2 ORDER BY m.id",
     )
     .bind(&original_ids)
     .bind(project_id)

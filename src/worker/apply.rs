@@ -31,13 +31,20 @@ pub struct Applied {
 }
 
 /// Returns None (and changes nothing) when this worker no longer holds the job.
-/// The clustering options the next job compares with to run incrementally; none when this job
-/// did not merge (its clusters cannot serve as a base).
-pub fn clustering_of(options: &Options) -> serde_json::Value {
-    if options.merge { serde_json::json!(options.clustering()) } else { serde_json::Value::Null }
+/// The clustering options the next job compares with to run incrementally. None when this job
+/// cannot serve as a base: it did not merge, or it did not judge every pair under its options
+/// (`complete` false: an incremental run forced over different options).
+pub fn clustering_of(options: &Options, complete: bool) -> serde_json::Value {
+    if options.merge && complete { serde_json::json!(options.clustering()) } else { serde_json::Value::Null }
 }
 
-pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options) -> Result<Option<Applied>> {
+pub async fn apply(
+    worker: &Worker,
+    job: &Job,
+    plan: &Plan,
+    options: &Options,
+    complete: bool,
+) -> Result<Option<Applied>> {
     let mut tx = worker.db.begin().await?;
     let expected = expected_versions(plan);
     let ids: Vec<Uuid> = expected.keys().copied().collect();
@@ -144,7 +151,8 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options) -
         "warnings": plan.warnings,
         "timings_ms": plan.timings_ms,
         "scope": plan.scope,
-        "clustering": clustering_of(options),
+        // A cluster left out because a member changed is judged again only by a full run.
+        "clustering": clustering_of(options, complete && skipped_memories.is_empty()),
     });
     let still_ours =
         jobs::complete(&mut *tx, job.id, &worker.worker_id, &counters, memories_before, memories_after, &result)

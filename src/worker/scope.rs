@@ -8,10 +8,13 @@ use crate::store::{jobs::BaseJob, memories::FreshSince};
 pub struct Decision {
     pub fresh: Option<FreshSince>,
     pub reason: String,
+    /// Whether the run judges every pair its options allow (a full run, or an incremental one on
+    /// a base with the same options): only such a job may be the base of the next one.
+    pub complete: bool,
 }
 
 fn full(reason: String) -> Decision {
-    Decision { fresh: None, reason }
+    Decision { fresh: None, reason, complete: true }
 }
 
 pub fn decide(options: &Options, base: Option<&BaseJob>) -> Decision {
@@ -38,6 +41,7 @@ pub fn decide(options: &Options, base: Option<&BaseJob>) -> Decision {
                  its snapshot compared against all",
                 base.id
             ),
+            complete: true,
         };
     }
     let differs = format!(
@@ -54,7 +58,11 @@ pub fn decide(options: &Options, base: Option<&BaseJob>) -> Decision {
     match options.mode {
         Mode::Incremental => Decision {
             fresh,
-            reason: format!("mode incremental requested although {differs}: older pairs are not compared again"),
+            reason: format!(
+                "mode incremental requested although {differs}: older pairs are not compared again, and the \
+                 next job runs full"
+            ),
+            complete: false,
         },
         _ => full(format!("{differs}: every pair compared")),
     }
@@ -106,5 +114,7 @@ mod tests {
         let decision = decide(&forced, Some(&same));
         assert!(decision.fresh.is_some());
         assert!(decision.reason.contains("mode incremental requested"), "{}", decision.reason);
+        assert!(!decision.complete, "a forced run over other options cannot be the next one's base");
+        assert!(decide(&Options::default(), Some(&same)).complete);
     }
 }

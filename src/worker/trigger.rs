@@ -167,6 +167,7 @@ async fn execute(
     let mut conn = worker.db.acquire().await?;
     let base = jobs::incremental_base(&mut *conn, job.project_id, job.id).await?;
     let decision = scope::decide(options, base.as_ref());
+    let complete = decision.complete;
     jobs::record_snapshot_time(&mut *conn, job.id).await?;
     let loading = std::time::Instant::now();
     let mut snapshot =
@@ -217,7 +218,8 @@ async fn execute(
             memories_promoted: plan.counters.memories_promoted,
             summaries_created: plan.counters.summaries_created,
         };
-        let result = serde_json::json!({ "dry_run": true, "plan": plan, "clustering": apply::clustering_of(options) });
+        let result =
+            serde_json::json!({ "dry_run": true, "plan": plan, "clustering": apply::clustering_of(options, complete) });
         let before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
         let after = i32::try_from(plan.memories_after).unwrap_or(i32::MAX);
         if !jobs::complete(&worker.db, job.id, &worker.worker_id, &counters, before, after, &result).await? {
@@ -229,7 +231,7 @@ async fn execute(
         completed.result = Some(event_result(&result));
         return Ok(Some(completed));
     }
-    let Some(applied) = apply::apply(worker, job, &plan, options).await? else {
+    let Some(applied) = apply::apply(worker, job, &plan, options, complete).await? else {
         return Ok(None);
     };
     tracing::info!(

@@ -180,8 +180,8 @@ async fn the_steady_state_migration_gives_existing_consolidated_memories_their_s
     let steady_state = db::migration_status(&env.db).await.unwrap()[3].version;
     let before = db::migration_status(&env.db).await.unwrap()[2].version;
     db::migrate_down(&env.db, before).await.expect("down to before the steady-state migration");
-    let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    for (id, task) in [(a, "t-1"), (b, "t-2")] {
+    let (a, b, c, d, top) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    for (id, task) in [(a, "t-1"), (b, "t-2"), (d, "t-3")] {
         sqlx::query(
             "INSERT INTO task_memories (id, project_id, task_id, execution_summary, memory_type, is_duplicate)
              VALUES ($1, $2, $3, 'a source', 'warning', true)",
@@ -203,8 +203,27 @@ async fn the_steady_state_migration_gives_existing_consolidated_memories_their_s
     .execute(&env.db)
     .await
     .unwrap();
+    // Before source types, consolidated memories could be merged into one another.
+    sqlx::query(
+        "INSERT INTO task_memories (id, project_id, execution_summary, memory_type, consolidated_from)
+         VALUES ($1, $2, 'merged twice', 'consolidated', $3)",
+    )
+    .bind(top)
+    .bind(project.id)
+    .bind(vec![c, d])
+    .execute(&env.db)
+    .await
+    .unwrap();
 
     db::migrate_up(&env.db).await.expect("up again");
+    let (top_type, top_tasks): (Option<String>, Vec<String>) =
+        sqlx::query_as("SELECT source_type, task_ids FROM task_memories WHERE id = $1")
+            .bind(top)
+            .fetch_one(&env.db)
+            .await
+            .unwrap();
+    assert_eq!(top_type.as_deref(), Some("warning"), "resolved down to the plain memories");
+    assert_eq!(top_tasks.len(), 3);
 
     assert_eq!(db::migration_status(&env.db).await.unwrap()[3].version, steady_state);
     let (source_type, mut task_ids, version): (Option<String>, Vec<String>, i64) =

@@ -94,6 +94,35 @@ async fn a_second_job_folds_relearned_memories_into_the_consolidated_ones_increm
     assert_eq!(undone.event, "completed", "{:?}", undone.error);
     assert_eq!(active_ids(&env, project.id).await, before_second, "the earlier state, exactly");
     assert!(!memories::get(&env.db, triple_c).await.unwrap().unwrap().is_duplicate);
+
+    // The next job builds on the first one again and finds what the rollback put back.
+    let third = run_job(&env, project.id, serde_json::json!({})).await;
+    let scope = &third.result.as_ref().unwrap().0["scope"];
+    assert_eq!(scope["mode"], "incremental");
+    assert!(scope["reason"].as_str().unwrap().contains(&first.id.to_string()), "{scope}");
+    assert_eq!(third.memories_merged, 7, "the restored copies fold in again");
+}
+
+#[tokio::test]
+async fn a_forced_incremental_run_over_other_options_is_never_the_base_of_the_next() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    let scenario = Scenario::new();
+    fixtures::insert(&env.db, project.id, &scenario.all()).await;
+    let _worker = env.spawn_worker();
+    run_job(&env, project.id, serde_json::json!({})).await;
+    fixtures::insert(&env.db, project.id, &relearned(&scenario.pair)).await;
+
+    let forced =
+        run_job(&env, project.id, serde_json::json!({"mode": "incremental", "similarity_threshold": 0.85})).await;
+    let next = run_job(&env, project.id, serde_json::json!({"similarity_threshold": 0.85})).await;
+
+    let forced_result = &forced.result.as_ref().unwrap().0;
+    assert_eq!(forced_result["scope"]["mode"], "incremental");
+    assert!(forced_result["clustering"].is_null(), "it did not judge the older pairs at 0.85");
+    let scope = &next.result.as_ref().unwrap().0["scope"];
+    assert_eq!(scope["mode"], "full", "{scope}");
+    assert!(scope["reason"].as_str().unwrap().contains("recorded no clustering snapshot"), "{scope}");
 }
 
 #[tokio::test]

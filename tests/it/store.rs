@@ -167,7 +167,8 @@ async fn an_incremental_snapshot_marks_only_what_moved_since_the_base_job_and_wh
         scheduled_for: None,
     };
     jobs::create(&env.db, &job).await.unwrap();
-    let since = jobs::record_snapshot_time(&env.db, base).await.unwrap();
+    let since =
+        jobs::record_snapshot_time(&env.db, base).await.unwrap().expect("every session is visible to this role");
     let new = fixtures::memory("new", MemoryType::Warning, direction(2, 0.0));
     let written = fixtures::memory("written by the base job", MemoryType::Warning, direction(3, 0.0));
     fixtures::insert(&env.db, project.id, &[new.clone(), written.clone()]).await;
