@@ -77,10 +77,13 @@ pub fn project(matrix: &UnitMatrix, k: usize, seed: u64) -> UnitMatrix {
     UnitMatrix { dim: k, data }
 }
 
+/// Projection matrices by (dim, k, seed).
+type Drawn = HashMap<(usize, usize, u64), Arc<Array2<f32>>>;
+
 /// The Gaussian projection matrix for (dim, k, seed), drawn once per process: drawing a
 /// 1536 x 256 matrix costs more than projecting a thousand rows with it.
 fn projection_matrix(dim: usize, k: usize, seed: u64) -> Arc<Array2<f32>> {
-    static DRAWN: OnceLock<Mutex<HashMap<(usize, usize, u64), Arc<Array2<f32>>>>> = OnceLock::new();
+    static DRAWN: OnceLock<Mutex<Drawn>> = OnceLock::new();
     let draw = || {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         Arc::new(Array2::from_shape_fn((dim, k), |_| gaussian(&mut rng)))
