@@ -95,7 +95,7 @@ pub fn partitions<'a>(
     groups.into_iter().map(|(key, rows)| build(key, rows, dim, snapshot)).collect()
 }
 
-/// An embedding `UnitMatrix::normalize_into` accepts.
+/// An embedding `UnitMatrix::normalize` accepts (right length, finite, not zero).
 fn usable(embedding: Option<&[f32]>, dim: usize) -> Option<&[f32]> {
     embedding.filter(|e| e.len() == dim && e.iter().all(|x| x.is_finite()) && dot(e, e).sqrt() > f32::EPSILON)
 }
@@ -160,14 +160,13 @@ fn build<'a>(
         .map(|&u| snapshot.scope.fresh.as_ref().is_none_or(|fresh| fresh.contains(&units[u as usize].id)))
         .collect();
     // Each raw embedding was checked usable when its node was listed.
-    let data: Vec<f32> = rows
-        .par_iter()
-        .flat_map_iter(|(_, _, raw)| {
-            let mut unit = Vec::with_capacity(dim);
-            UnitMatrix::normalize_into(raw, dim, &mut unit);
-            unit
-        })
-        .collect();
+    let mut data = vec![0.0f32; rows.len() * dim];
+    data.par_chunks_mut(dim.max(1)).zip(rows.par_iter()).for_each(|(unit, (_, _, raw))| {
+        let norm = dot(raw, raw).sqrt();
+        for (u, x) in unit.iter_mut().zip(raw.iter()) {
+            *u = x / norm;
+        }
+    });
     Partition {
         memory_type: key,
         node_ids: rows.into_iter().map(|(id, _, _)| id).collect(),

@@ -37,20 +37,6 @@ impl UnitMatrix {
         Some(vector.iter().map(|x| x / norm).collect())
     }
 
-    /// Appends the normalized `vector` to `out`; false (and nothing appended) when `normalize`
-    /// would refuse it. Lets a caller fill one contiguous matrix without a vector per row.
-    pub fn normalize_into(vector: &[f32], dim: usize, out: &mut Vec<f32>) -> bool {
-        if vector.len() != dim || vector.iter().any(|x| !x.is_finite()) {
-            return false;
-        }
-        let norm = dot(vector, vector).sqrt();
-        if norm <= f32::EPSILON {
-            return false;
-        }
-        out.extend(vector.iter().map(|x| x / norm));
-        true
-    }
-
     pub fn from_rows<'a>(rows: impl IntoIterator<Item = &'a [f32]>, dim: usize) -> UnitMatrix {
         let mut data = Vec::new();
         for row in rows {
