@@ -153,7 +153,9 @@ pub async fn run(
     let dim = memories.iter().find_map(|m| m.embedding.as_ref().map(Vec::len)).unwrap_or(0);
     let seed_ms = harness.load(&memories).await?;
     // The parsed file is not the service's memory: measure the job without it.
+    let load_peak_rss_mib = super::engine::peak_rss_mib();
     drop(memories);
+    let job_peak_measured = super::engine::reset_peak_rss();
     let job = harness.run_job(None).await?;
     harness.stop().await?;
     let completed = job.completed;
@@ -169,8 +171,9 @@ pub async fn run(
         "counters": completed.counters,
         "memories_before": completed.memories_before,
         "memories_after": completed.memories_after,
-        // The whole process, the parsing and loading of the file included.
-        "peak_rss_mib": super::engine::peak_rss_mib(),
+        // Parsing and loading the file, then the job alone (the input dropped, the peak reset).
+        "load_peak_rss_mib": load_peak_rss_mib,
+        "job_peak_rss_mib": if job_peak_measured { super::engine::peak_rss_mib() } else { None },
     }))
 }
 
