@@ -344,6 +344,9 @@ struct PlanningRow {
 pub trait EmbeddingCache: Send + Sync {
     fn get(&self, project_id: Uuid, id: Uuid) -> Option<Vec<f32>>;
     fn put(&self, project_id: Uuid, id: Uuid, embedding: &[f32]);
+    /// Forgets the project's embeddings of memories no longer among `live` (merged away,
+    /// archived, deleted by a rollback), so the budget holds what the next job reads.
+    fn retain(&self, project_id: Uuid, live: &std::collections::HashSet<Uuid>);
 }
 
 /// Reads the embeddings of `rows` that `cache` does not hold (all of them without a cache).
@@ -476,6 +479,9 @@ pub async fn snapshot(
     .bind(project_id)
     .fetch_all(&mut *conn)
     .await?;
+    if let Some(cache) = cache {
+        cache.retain(project_id, &rows.iter().chain(&originals).map(|r| r.id).collect());
+    }
     let mut embeddings = embeddings_of(&mut *conn, project_id, &rows, cache).await?;
     embeddings.extend(embeddings_of(&mut *conn, project_id, &originals, cache).await?);
     let memories = rows.into_iter().map(|r| r.into_snapshot(&mut embeddings)).collect::<Result<Vec<_>>>()?;

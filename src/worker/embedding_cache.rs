@@ -2,7 +2,7 @@
 //! the embeddings of memories new since (a stored embedding never changes). Bounded in bytes;
 //! when full, the least recently used project goes first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -66,6 +66,14 @@ impl EmbeddingCache for WorkerEmbeddingCache {
             project.bytes += size;
         }
     }
+
+    fn retain(&self, project_id: Uuid, live: &HashSet<Uuid>) {
+        let Ok(mut projects) = self.projects.lock() else { return };
+        if let Some(project) = projects.get_mut(&project_id) {
+            project.vectors.retain(|id, _| live.contains(id));
+            project.bytes = project.vectors.values().map(|v| std::mem::size_of_val(v.as_ref())).sum();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -79,6 +87,19 @@ mod tests {
         cache.put(p, id, &[1.0, 2.0]);
         assert_eq!(cache.get(p, id), Some(vec![1.0, 2.0]));
         assert_eq!(cache.get(q, id), None);
+    }
+
+    #[test]
+    fn retain_forgets_what_left_the_project_and_frees_its_budget() {
+        let cache = WorkerEmbeddingCache::new(4 * 4);
+        let (p, kept, gone) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        cache.put(p, kept, &[1.0, 1.0]);
+        cache.put(p, gone, &[2.0, 2.0]);
+        cache.retain(p, &[kept].into_iter().collect());
+        assert_eq!(cache.get(p, gone), None);
+        cache.put(p, Uuid::from_u128(4), &[3.0, 3.0]);
+        assert_eq!(cache.get(p, Uuid::from_u128(4)), Some(vec![3.0, 3.0]), "room again");
+        assert_eq!(cache.get(p, kept), Some(vec![1.0, 1.0]));
     }
 
     #[test]
