@@ -20,6 +20,8 @@ const SAME_CLAIM_CONTAINMENT: f64 = 0.75;
 const MIN_CLAIM_ITEMS: usize = 2;
 const MAX_ITEMS_PER_LIST: usize = 5;
 const SUMMARY_SENTENCES: usize = 2;
+/// Units of one member a synthesis reads (a memory's gist is in its opening, not its 500th line).
+const MAX_UNITS_PER_MEMBER: usize = 64;
 
 struct Claim {
     text: String,
@@ -29,6 +31,10 @@ struct Claim {
 }
 
 fn same_claim(a: &Content, b: &Content) -> bool {
+    // "Pin serde to 1.0.200" and "Pin serde to 1.0.201" disagree: different values, two claims.
+    if a.missing_from(b).0 > 0 && b.missing_from(a).0 > 0 {
+        return false;
+    }
     let shared = a.shared_with(b) as f64;
     let smaller = a.len().min(b.len()).max(1) as f64;
     a.overlap(b) >= SAME_CLAIM_JACCARD || shared / smaller >= SAME_CLAIM_CONTAINMENT
@@ -38,7 +44,8 @@ fn claims(members: &[&MemorySnapshot]) -> Vec<Claim> {
     let mut claims: Vec<Claim> = Vec::new();
     for (index, member) in members.iter().enumerate() {
         let texts = [Some(member.execution_summary.as_str()), member.result.as_deref(), member.feedback.as_deref()];
-        for unit in texts.into_iter().flatten().flat_map(units) {
+        // Bounded, since every unit is compared with every claim so far.
+        for unit in texts.into_iter().flatten().flat_map(units).take(MAX_UNITS_PER_MEMBER) {
             // Titles and code blocks are material, not claims.
             if matches!(unit.kind, UnitKind::Line | UnitKind::Code) {
                 continue;

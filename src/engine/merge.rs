@@ -44,6 +44,7 @@ fn ratio(numerator: usize, denominator: usize) -> f32 {
 
 /// Merges `members`, whose first element is the representative (possibly a consolidated
 /// memory a newcomer folds into); the others follow in the order their units are appended.
+/// `members` is never empty (a cluster).
 pub fn merge_members(members: &[&MemorySnapshot]) -> MergedFields {
     let field = |read: fn(&MemorySnapshot) -> Option<&str>| -> MergedField {
         merge_texts(&members.iter().map(|m| read(m)).collect::<Vec<_>>())
@@ -222,7 +223,17 @@ pub(crate) mod tests {
             "pool", "session", "timeout", "upload", "retry", "cache", "worker", "queue", "billing", "schema", "index",
             "lock", "release", "raise", "held", "slow", "stale", "token",
         ]);
-        let value = prop::sample::select(vec!["2.0.29", "2.0.30", "pool_size=20", "src/db.rs", "`cargo test`", "#42"]);
+        let value = prop::sample::select(vec![
+            "2.0.29",
+            "2.0.30",
+            "pool_size=20",
+            "pool_size=30",
+            "retries=20",
+            "src/db.rs",
+            "`cargo test`",
+            "#42",
+            "27\"",
+        ]);
         (prop::collection::vec(words, 2..7), prop::option::of(value), 0usize..3).prop_map(|(words, value, shape)| {
             let mut s = words.join(" ");
             if let Some(v) = value {
@@ -269,6 +280,13 @@ pub(crate) mod tests {
                 acc
             });
             prop_assert!(held.shared_with(&sources) as f64 >= 0.95 * sources.len() as f64);
+            // Independently of how values are recognized: every value a member states is in the text.
+            let text = merged.execution_summary.to_lowercase();
+            for value in ["2.0.29", "2.0.30", "pool_size=20", "pool_size=30", "retries=20", "src/db.rs", "#42", "27\""] {
+                if members.iter().any(|m| m.execution_summary.contains(value)) {
+                    prop_assert!(text.contains(value), "{value} lost from {text:?}");
+                }
+            }
             for m in &members {
                 prop_assert!(m.tags.iter().all(|t| merged.tags.contains(t)));
                 prop_assert!(m.files.iter().all(|f| merged.files.contains(f)));

@@ -71,17 +71,28 @@ pub fn merge_texts(texts: &[Option<&str>]) -> MergedField {
             candidate.kept = true;
         }
     }
-    while (said.shared_with(&sources) as f64) < COVERAGE_TARGET * sources.len() as f64 {
+    for _ in 0..MAX_TOP_UP_ROUNDS {
+        if (said.shared_with(&sources) as f64) >= COVERAGE_TARGET * sources.len() as f64 {
+            break;
+        }
         let Some(best) = most_missing(&said, &members) else { break };
         let candidate = &mut members[best.0][best.1];
         said.extend(&candidate.content);
         candidate.kept = true;
     }
-
-    let text = render(lead, &members);
-    let mut held = Content::default();
-    for unit in units(&text) {
-        held.extend(&Content::of(&unit.text));
+    // Measured again on the rendered text, where units meet (a quote opened in one can pair with
+    // one in the next): whatever it lacks is added until the target holds, and past a bound every
+    // remaining unit is kept, so the target holds whenever the sources allow it.
+    let (mut text, mut held) = rendered(lead, &members);
+    let mut rounds = 0;
+    while (held.shared_with(&sources) as f64) < COVERAGE_TARGET * sources.len() as f64 {
+        match most_missing(&held, &members) {
+            Some((m, k)) if rounds < MAX_TOP_UP_ROUNDS => members[m][k].kept = true,
+            _ if members.iter().flatten().any(|c| !c.kept) => members.iter_mut().flatten().for_each(|c| c.kept = true),
+            _ => break,
+        }
+        rounds += 1;
+        (text, held) = rendered(lead, &members);
     }
     MergedField {
         text: Some(text),
@@ -90,6 +101,19 @@ pub fn merge_texts(texts: &[Option<&str>]) -> MergedField {
         source_chars,
         longest_source_chars,
     }
+}
+
+/// Rounds of adding one unit to the rendered text before every remaining unit is added at once.
+const MAX_TOP_UP_ROUNDS: usize = 16;
+
+/// The merged text and what it holds, measured unit by unit as a reader would split it.
+fn rendered(lead: &str, members: &[Vec<Candidate>]) -> (String, Content) {
+    let text = render(lead, members);
+    let mut held = Content::default();
+    for unit in units(&text) {
+        held.extend(&Content::of(&unit.text));
+    }
+    (text, held)
 }
 
 /// A new value is a fact; otherwise enough new content words make a new statement, and a

@@ -187,7 +187,7 @@ fn split_prose(text: &str, out: &mut Vec<String>) {
         let c = chars[i];
         if c == '`' {
             in_code = !in_code;
-        } else if c == '"' {
+        } else if c == '"' && !in_code && !super::words::is_inch_mark(i.checked_sub(1).map(|p| chars[p])) {
             quote_open = !quote_open;
         } else if !in_code && !quote_open && matches!(c, '.' | '!' | '?') && ends_sentence(&chars, start, i) {
             let mut end = i + 1;

@@ -61,12 +61,31 @@ fn take_spans(text: &str, delimiter: char, spans: &mut Vec<String>) -> String {
     rest
 }
 
+/// A `"` right after a digit (`27"`) is an inch mark, not a quote: it must not pair with the
+/// next quote and swallow the text between them.
+pub fn is_inch_mark(previous: Option<char>) -> bool {
+    previous.is_some_and(|c| c.is_ascii_digit())
+}
+
+fn inch_marks_apart(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut previous = None;
+    for c in text.chars() {
+        out.push(if c == '"' && is_inch_mark(previous) { INCH } else { c });
+        previous = Some(c);
+    }
+    out
+}
+
+/// What an inch mark is read as (the double prime), so it stays part of its value.
+const INCH: char = '\u{2033}';
+
 /// Code spans and quoted strings (error messages), whole, then the other tokens with
 /// surrounding punctuation removed.
 fn raw_tokens(text: &str) -> (Vec<String>, Vec<String>) {
     let mut spans = Vec::new();
     let rest = take_spans(text, '`', &mut spans);
-    let rest = take_spans(&rest, '"', &mut spans);
+    let rest = take_spans(&inch_marks_apart(&rest), '"', &mut spans);
     let tokens = rest
         .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '(' | ')' | '[' | ']' | '{' | '}' | '*'))
         .map(|t| t.trim_matches(|c: char| matches!(c, '.' | ':' | '!' | '?' | '\'' | '|' | '~' | '&')))
@@ -77,10 +96,17 @@ fn raw_tokens(text: &str) -> (Vec<String>, Vec<String>) {
     (spans, tokens)
 }
 
-/// The parts of a compound value: `ingest.py:293` is `ingest.py` and `293`, `pool_size=20` is
-/// `pool_size` and `20`.
-fn atoms(value: &str) -> impl Iterator<Item = &str> {
-    value.split(['=', ',']).flat_map(|part| part.split(':').filter(|p| !p.is_empty()))
+/// The parts of a source location: `ingest.py:293` is `ingest.py` and `293` (and
+/// `a.rs:12:5` three parts). Any other value (`pool_size=20`, a URL) is one fact, compared
+/// whole: `pool_size=20` is not held by `pool_size=30` and `retries=20` together.
+fn atoms(value: &str) -> Vec<&str> {
+    let mut parts = value.split(':');
+    let Some(path) = parts.next().filter(|p| !p.is_empty()) else { return Vec::new() };
+    let numbers: Vec<&str> = parts.collect();
+    if numbers.is_empty() || !numbers.iter().all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())) {
+        return Vec::new();
+    }
+    std::iter::once(path).chain(numbers).collect()
 }
 
 /// `_word_` and `**word**` are emphasis, not identifiers.
@@ -112,7 +138,7 @@ impl Content {
         for token in tokens {
             if is_value(&token) {
                 let value = token.to_lowercase();
-                content.atoms.extend(atoms(&value).map(str::to_owned));
+                content.atoms.extend(atoms(&value).into_iter().map(str::to_owned));
                 content.values.insert(value);
                 continue;
             }
@@ -144,9 +170,10 @@ impl Content {
     /// ("QueuePool", "queuepool") is held either way.
     fn holds_value(&self, value: &str) -> bool {
         let held = |v: &str| self.values.contains(v) || self.atoms.contains(v);
-        held(value)
-            || (value.chars().all(char::is_alphabetic) && self.words.contains(value))
-            || (atoms(value).count() > 1 && atoms(value).all(held))
+        held(value) || (value.chars().all(char::is_alphabetic) && self.words.contains(value)) || {
+            let parts = atoms(value);
+            parts.len() > 1 && parts.into_iter().all(held)
+        }
     }
 
     fn holds_word(&self, word: &str) -> bool {
@@ -207,6 +234,11 @@ mod tests {
         let b = Content::of("The parser rejected \"Input should be a valid datetime\" at api/ingest.py:293.");
         assert_eq!(a.missing_from(&b), (0, 2), "only parser and rejected are new");
         assert_eq!(Content::of("Set pool_size=20.").missing_from(&Content::of("Set pool_size=30.")), (1, 0));
+        let both = Content::of("Set pool_size=30 and max_overflow=20.");
+        assert_eq!(both.missing_from(&Content::of("Set pool_size=20.")), (1, 0), "a key=value is one fact");
+        let two_places = Content::of("Seen in a.py:12 and b.py:40.");
+        assert_eq!(two_places.missing_from(&Content::of("Seen in a.py (line 12).")), (0, 0));
+        assert_eq!(Content::of("See https://x.io/a.").missing_from(&Content::of("See http://x.io/a.")), (1, 0));
     }
 
     #[test]
