@@ -140,9 +140,42 @@ pub fn is_imperative(sentence: &str) -> bool {
     match words.first().map(String::as_str) {
         Some("don't" | "never" | "always") => verb(1),
         Some("do") if words.get(1).is_some_and(|w| w == "not") => verb(2),
-        Some(_) => verb(0),
+        // "Log shows a deadlock", "Test coverage is 80%": a noun that is also a verb, then the
+        // sentence's own verb.
+        Some(_) => verb(0) && !words.iter().skip(1).take(2).any(|w| FINITE_VERBS.contains(&w.as_str())),
         None => false,
     }
+}
+
+/// Verbs that make the word before them a subject, not an instruction.
+const FINITE_VERBS: &[&str] = &[
+    "is",
+    "are",
+    "was",
+    "were",
+    "has",
+    "had",
+    "have",
+    "shows",
+    "showed",
+    "seems",
+    "seemed",
+    "looks",
+    "looked",
+    "took",
+    "takes",
+    "gets",
+    "got",
+    "returns",
+    "returned",
+    "contains",
+    "contained",
+];
+
+/// A cue at the start of a word ("fail" in "failed", not "error" in "terror"); cues of several
+/// words or ending in a space match as written.
+fn has_cue(lower: &str, cue: &str) -> bool {
+    lower.match_indices(cue).any(|(at, _)| lower[..at].chars().next_back().is_none_or(|c| !c.is_alphanumeric()))
 }
 
 /// "always" or "never" right before an instruction verb, anywhere: "we always run migrations".
@@ -153,7 +186,7 @@ fn states_a_rule(sentence: &str) -> bool {
 
 pub fn role(sentence: &str) -> Role {
     let lower = format!("{} ", sentence.to_lowercase());
-    let has = |cues: &[&str]| cues.iter().any(|c| lower.contains(c));
+    let has = |cues: &[&str]| cues.iter().any(|c| has_cue(&lower, c));
     if has(GOTCHA_CUES) {
         Role::Gotcha
     } else if is_imperative(sentence) || states_a_rule(sentence) || has(PRACTICE_CUES) {
@@ -168,6 +201,16 @@ pub fn role(sentence: &str) -> Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_noun_that_is_also_a_verb_does_not_make_an_instruction_and_cues_start_words() {
+        for s in ["Cache keys are per user.", "Test coverage is 80%.", "Return value was null."] {
+            assert_eq!(role(s), Role::Statement, "{s}");
+        }
+        assert_eq!(role("Log shows a deadlock in the pool."), Role::Gotcha);
+        assert!(has_cue("it failed twice", "fail") && has_cue("(error) at boot", "error"));
+        assert!(!has_cue("a terror", "error"), "a cue starts a word");
+    }
 
     #[test]
     fn imperatives_and_always_never_prefer_avoid_are_practices() {

@@ -124,7 +124,14 @@ fn stands_alone(line: &str, rest: &[&str], starts_paragraph: bool) -> bool {
     }
     match rest.first().map(|l| l.trim()) {
         Some(next) if !next.is_empty() => {
-            next.chars().next().is_some_and(|c| c.is_uppercase() || c.is_ascii_digit() || matches!(c, '#' | '`'))
+            next.chars().next().is_some_and(|c| {
+                c.is_uppercase()
+                    || c.is_ascii_digit()
+                    || matches!(c, '#' | '`')
+                    // Markdown that opens a paragraph ("**Serde JSON** is", "[![badge]", "<img"),
+                    // after a first line that is a paragraph's start: a title.
+                    || (starts_paragraph && matches!(c, '*' | '_' | '[' | '!' | '<'))
+            })
         }
         _ => starts_paragraph && rest.iter().any(|l| !l.trim().is_empty()),
     }
@@ -294,6 +301,13 @@ pub fn sentences(text: &str) -> Vec<Sentence> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_title_line_before_markdown_emphasis_stands_alone() {
+        let parts: Vec<String> =
+            units("serde_json\n**Serde JSON** is a fast JSON library.").into_iter().map(|u| u.text).collect();
+        assert_eq!(parts, vec!["serde_json", "**Serde JSON** is a fast JSON library."]);
+    }
 
     #[test]
     fn splits_plain_sentences() {
