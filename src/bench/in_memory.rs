@@ -10,25 +10,9 @@ use crate::engine::plan::{NewMemory, Plan};
 
 fn created(memory: &NewMemory) -> MemorySnapshot {
     MemorySnapshot {
-        id: memory.id,
-        version: 1,
-        memory_type: memory.memory_type,
-        task_id: memory.task_id.clone(),
-        execution_summary: memory.execution_summary.clone(),
-        goal: memory.goal.clone(),
-        result: memory.result.clone(),
-        feedback: memory.feedback.clone(),
-        tags: memory.tags.clone(),
-        files: memory.files.clone(),
-        embedding: Some(memory.embedding.clone()),
-        success: memory.success,
-        reused_count: memory.reused_count,
-        last_reused_at: memory.last_reused_at,
-        learned_at: memory.learned_at,
-        source_type: memory.source_type,
         consolidated_from: memory.consolidated_from.clone(),
         synthesized_from: memory.synthesized_from.clone(),
-        task_ids: memory.task_ids.clone(),
+        ..MemorySnapshot::from(crate::store::memories::NewMemory::from(memory))
     }
 }
 

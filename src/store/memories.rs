@@ -57,6 +57,30 @@ impl From<MemorySnapshot> for NewMemory {
     }
 }
 
+/// A memory a plan creates, as a row to insert (its provenance goes separately).
+impl From<&crate::engine::output::NewMemory> for NewMemory {
+    fn from(memory: &crate::engine::output::NewMemory) -> Self {
+        NewMemory {
+            id: memory.id,
+            task_id: memory.task_id.clone(),
+            execution_summary: memory.execution_summary.clone(),
+            memory_type: memory.memory_type,
+            goal: memory.goal.clone(),
+            result: memory.result.clone(),
+            feedback: memory.feedback.clone(),
+            tags: memory.tags.clone(),
+            files: memory.files.clone(),
+            embedding: Some(memory.embedding.clone()),
+            success: memory.success,
+            reused_count: memory.reused_count,
+            last_reused_at: memory.last_reused_at,
+            learned_at: memory.learned_at,
+            source_type: memory.source_type,
+            task_ids: memory.task_ids.clone(),
+        }
+    }
+}
+
 /// A memory about to be stored, as the engine plans from it (version 1, no provenance).
 impl From<NewMemory> for MemorySnapshot {
     fn from(m: NewMemory) -> Self {

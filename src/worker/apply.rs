@@ -236,24 +236,7 @@ impl<'a> Kept<'a> {
 }
 
 fn to_row(memory: &PlannedMemory) -> (NewMemory, Provenance) {
-    let row = NewMemory {
-        id: memory.id,
-        task_id: memory.task_id.clone(),
-        execution_summary: memory.execution_summary.clone(),
-        memory_type: memory.memory_type,
-        goal: memory.goal.clone(),
-        result: memory.result.clone(),
-        feedback: memory.feedback.clone(),
-        tags: memory.tags.clone(),
-        files: memory.files.clone(),
-        embedding: Some(memory.embedding.clone()),
-        success: memory.success,
-        reused_count: memory.reused_count,
-        last_reused_at: memory.last_reused_at,
-        learned_at: memory.learned_at,
-        source_type: memory.source_type,
-        task_ids: memory.task_ids.clone(),
-    };
+    let row = NewMemory::from(memory);
     let provenance = Provenance {
         consolidated_from: Some(memory.consolidated_from.clone()).filter(|ids| !ids.is_empty()),
         synthesized_from: Some(memory.synthesized_from.clone()).filter(|ids| !ids.is_empty()),

@@ -26,6 +26,16 @@ fn relearned(originals: &[memories::NewMemory]) -> Vec<memories::NewMemory> {
         .collect()
 }
 
+/// A project with the standard scenario, a worker, and its first job run.
+async fn consolidated_once(env: &TestEnv) -> (Uuid, Scenario, jobs::Job, crate::common::RunningWorker) {
+    let project = fixtures::project(&env.db, 1).await;
+    let scenario = Scenario::new();
+    fixtures::insert(&env.db, project.id, &scenario.all()).await;
+    let worker = env.spawn_worker();
+    let first = run_job(env, project.id, serde_json::json!({})).await;
+    (project.id, scenario, first, worker)
+}
+
 async fn active_ids(env: &TestEnv, project_id: Uuid) -> Vec<Uuid> {
     sqlx::query_scalar(
         "SELECT id FROM task_memories WHERE project_id = $1 AND NOT is_duplicate AND NOT is_archived ORDER BY id",
@@ -39,21 +49,17 @@ async fn active_ids(env: &TestEnv, project_id: Uuid) -> Vec<Uuid> {
 #[tokio::test]
 async fn a_second_job_folds_relearned_memories_into_the_consolidated_ones_incrementally() {
     let env = TestEnv::new().await;
-    let project = fixtures::project(&env.db, 1).await;
-    let scenario = Scenario::new();
-    fixtures::insert(&env.db, project.id, &scenario.all()).await;
-    let _worker = env.spawn_worker();
-    let first = run_job(&env, project.id, serde_json::json!({})).await;
+    let (project_id, scenario, first, _worker) = consolidated_once(&env).await;
     let triple_c = memories::get(&env.db, scenario.triple[0].id).await.unwrap().unwrap().duplicate_of.unwrap();
     let pair_c = memories::get(&env.db, scenario.pair[0].id).await.unwrap().unwrap().duplicate_of.unwrap();
     let c = memories::get(&env.db, triple_c).await.unwrap().unwrap();
     assert_eq!(c.source_type.as_deref(), Some("error_fix"), "a consolidated memory keeps its sources' type");
     assert_eq!(c.task_ids.len(), 3, "and every source's task id");
     let copies: Vec<_> = relearned(&scenario.triple).into_iter().chain(relearned(&scenario.pair)).collect();
-    fixtures::insert(&env.db, project.id, &copies).await;
-    let before_second = active_ids(&env, project.id).await;
+    fixtures::insert(&env.db, project_id, &copies).await;
+    let before_second = active_ids(&env, project_id).await;
 
-    let second = run_job(&env, project.id, serde_json::json!({})).await;
+    let second = run_job(&env, project_id, serde_json::json!({})).await;
 
     assert_eq!(second.memories_merged, 5 + 2, "five copies and the two consolidated memories they repeat");
     let result = &second.result.as_ref().unwrap().0;
@@ -77,7 +83,7 @@ async fn a_second_job_folds_relearned_memories_into_the_consolidated_ones_increm
     let syntheses: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM task_memories WHERE project_id = $1 AND memory_type = 'synthesis' AND NOT is_duplicate",
     )
-    .bind(project.id)
+    .bind(project_id)
     .fetch_one(&env.db)
     .await
     .unwrap();
@@ -86,17 +92,17 @@ async fn a_second_job_folds_relearned_memories_into_the_consolidated_ones_increm
         serde_json::from_value(first.result.as_ref().unwrap().0["syntheses"][0]["memory_id"].clone()).unwrap();
     assert!(memories::get(&env.db, old_synthesis).await.unwrap().unwrap().is_duplicate, "the old one is replaced");
 
-    let refused = rollback(&env, project.id, first.id, Uuid::new_v4()).await;
+    let refused = rollback(&env, project_id, first.id, Uuid::new_v4()).await;
     assert_eq!(refused.event, "refused");
     assert!(refused.conflicts.contains(&triple_c), "the conflict is named: {:?}", refused.conflicts);
 
-    let undone = rollback(&env, project.id, second.id, Uuid::new_v4()).await;
+    let undone = rollback(&env, project_id, second.id, Uuid::new_v4()).await;
     assert_eq!(undone.event, "completed", "{:?}", undone.error);
-    assert_eq!(active_ids(&env, project.id).await, before_second, "the earlier state, exactly");
+    assert_eq!(active_ids(&env, project_id).await, before_second, "the earlier state, exactly");
     assert!(!memories::get(&env.db, triple_c).await.unwrap().unwrap().is_duplicate);
 
     // The next job builds on the first one again and finds what the rollback put back.
-    let third = run_job(&env, project.id, serde_json::json!({})).await;
+    let third = run_job(&env, project_id, serde_json::json!({})).await;
     let scope = &third.result.as_ref().unwrap().0["scope"];
     assert_eq!(scope["mode"], "incremental");
     assert!(scope["reason"].as_str().unwrap().contains(&first.id.to_string()), "{scope}");
@@ -106,16 +112,12 @@ async fn a_second_job_folds_relearned_memories_into_the_consolidated_ones_increm
 #[tokio::test]
 async fn a_forced_incremental_run_over_other_options_is_never_the_base_of_the_next() {
     let env = TestEnv::new().await;
-    let project = fixtures::project(&env.db, 1).await;
-    let scenario = Scenario::new();
-    fixtures::insert(&env.db, project.id, &scenario.all()).await;
-    let _worker = env.spawn_worker();
-    run_job(&env, project.id, serde_json::json!({})).await;
-    fixtures::insert(&env.db, project.id, &relearned(&scenario.pair)).await;
+    let (project_id, scenario, _first, _worker) = consolidated_once(&env).await;
+    fixtures::insert(&env.db, project_id, &relearned(&scenario.pair)).await;
 
     let forced =
-        run_job(&env, project.id, serde_json::json!({"mode": "incremental", "similarity_threshold": 0.85})).await;
-    let next = run_job(&env, project.id, serde_json::json!({"similarity_threshold": 0.85})).await;
+        run_job(&env, project_id, serde_json::json!({"mode": "incremental", "similarity_threshold": 0.85})).await;
+    let next = run_job(&env, project_id, serde_json::json!({"similarity_threshold": 0.85})).await;
 
     let forced_result = &forced.result.as_ref().unwrap().0;
     assert_eq!(forced_result["scope"]["mode"], "incremental");
@@ -128,15 +130,11 @@ async fn a_forced_incremental_run_over_other_options_is_never_the_base_of_the_ne
 #[tokio::test]
 async fn mode_full_compares_every_pair_and_says_so() {
     let env = TestEnv::new().await;
-    let project = fixtures::project(&env.db, 1).await;
-    let scenario = Scenario::new();
-    fixtures::insert(&env.db, project.id, &scenario.all()).await;
-    let _worker = env.spawn_worker();
-    let first = run_job(&env, project.id, serde_json::json!({})).await;
+    let (project_id, scenario, first, _worker) = consolidated_once(&env).await;
     assert_eq!(first.result.as_ref().unwrap().0["scope"]["mode"], "full");
-    fixtures::insert(&env.db, project.id, &relearned(&scenario.pair)).await;
+    fixtures::insert(&env.db, project_id, &relearned(&scenario.pair)).await;
 
-    let second = run_job(&env, project.id, serde_json::json!({"mode": "full"})).await;
+    let second = run_job(&env, project_id, serde_json::json!({"mode": "full"})).await;
 
     let scope = &second.result.as_ref().unwrap().0["scope"];
     assert_eq!(scope["mode"], "full");
