@@ -166,6 +166,15 @@ impl Content {
         self.atoms.extend(other.atoms.iter().cloned());
     }
 
+    /// This content with only the words `keep` accepts; every value stays.
+    pub fn with_words(&self, keep: impl Fn(&str) -> bool) -> Content {
+        Content {
+            values: self.values.clone(),
+            words: self.words.iter().filter(|w| keep(w)).cloned().collect(),
+            atoms: self.atoms.clone(),
+        }
+    }
+
     /// A value is held as a value; an identifier spelled as a plain word elsewhere
     /// ("QueuePool", "queuepool") is held either way.
     fn holds_value(&self, value: &str) -> bool {
@@ -192,6 +201,12 @@ impl Content {
             other.values.iter().filter(|v| !self.holds_value(v)).count(),
             other.words.iter().filter(|w| !self.holds_word(w)).count(),
         )
+    }
+
+    /// How many of `other`'s values, and of its words that `wanted` lists, this content lacks.
+    pub fn lacks_of(&self, other: &Content, wanted: &BTreeSet<String>) -> usize {
+        other.values.iter().filter(|v| !self.holds_value(v)).count()
+            + other.words.iter().filter(|w| wanted.contains(*w) && !self.holds_word(w)).count()
     }
 
     /// Jaccard overlap of values and words together.

@@ -14,7 +14,7 @@ use super::{
     extract::{Json, Path},
 };
 use crate::{
-    engine::options::{Options, OptionsError},
+    engine::options::{Mode, Options, OptionsError},
     store::projects::{self, ConsolidationSettings, Project},
 };
 
@@ -54,6 +54,18 @@ pub struct ConsolidationOptions {
     /// Compute and report the plan, change nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
+    /// `auto` (incremental when the last completed job clustered with the same options),
+    /// `incremental` or `full`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = mode_schema)]
+    pub mode: Option<Mode>,
+}
+
+fn mode_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some([Mode::Auto, Mode::Incremental, Mode::Full].iter().map(|mode| mode.as_str())))
+        .build()
 }
 
 impl ConsolidationOptions {

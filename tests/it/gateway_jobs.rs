@@ -83,7 +83,9 @@ async fn a_trigger_writes_a_pending_job_publishes_its_command_and_answers_202() 
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
 
-    let response = trigger(&gateway, json!({"project_id": project, "options": {"similarity_threshold": 0.95}})).await;
+    let response =
+        trigger(&gateway, json!({"project_id": project, "options": {"similarity_threshold": 0.95, "mode": "full"}}))
+            .await;
     let location = response.headers()["location"].to_str().expect("ascii").to_owned();
     let body = ok(response, StatusCode::ACCEPTED).await;
     let job_id: Uuid = body["job_id"].as_str().and_then(|id| id.parse().ok()).expect("job id");
@@ -98,6 +100,7 @@ async fn a_trigger_writes_a_pending_job_publishes_its_command_and_answers_202() 
     assert_eq!(job.triggered_by, "tester@example.com");
     assert!((job.options.0["similarity_threshold"].as_f64().expect("resolved") - 0.95).abs() < 1e-6);
     assert_eq!(job.options.0["merge"], true, "the options are stored resolved");
+    assert_eq!(job.options.0["mode"], "full");
 
     let prefix = &gateway.env.bus.prefix;
     let stream = gateway.env.bus.jetstream.get_stream(prefix.commands_stream()).await.expect("stream");
@@ -140,6 +143,7 @@ async fn a_trigger_is_refused_for_a_disabled_unknown_or_foreign_project_and_for_
         (json!({"similarity_threshold": 1.5}), "options.similarity_threshold"),
         (json!({"min_cluster_size": 1}), "options.min_cluster_size"),
         (json!({"merge": "yes"}), "merge"),
+        (json!({"mode": "fast"}), "mode"),
         (json!({"aggressive": true}), "aggressive"),
     ] {
         let response = trigger(&gateway, json!({"project_id": project, "options": options})).await;
