@@ -131,33 +131,12 @@ enum BenchKind {
     },
     /// Seeds a project in a fresh database, publishes a trigger to an in-process worker and
     /// waits for the completed event.
-    E2e {
-        #[command(flatten)]
-        database: DatabaseConfig,
-        #[command(flatten)]
-        nats: NatsConfig,
-        #[command(flatten)]
-        worker: WorkerConfig,
-        /// A memory interchange file (e.g. from ../shared/bench/gen_memories.py); else synthetic data.
-        #[arg(long)]
-        input: Option<std::path::PathBuf>,
-        #[command(flatten)]
-        data: SyntheticData,
-    },
+    E2e(EndToEnd),
     /// Consolidates a project, then runs one job per day of new arrivals (a share re-learned
     /// facts) end to end: per day the mode, duration, active memories and re-learned leftovers.
     Lifecycle {
         #[command(flatten)]
-        database: DatabaseConfig,
-        #[command(flatten)]
-        nats: NatsConfig,
-        #[command(flatten)]
-        worker: WorkerConfig,
-        /// The initial project as a memory interchange file; else synthetic data.
-        #[arg(long)]
-        input: Option<std::path::PathBuf>,
-        #[command(flatten)]
-        data: SyntheticData,
+        run: EndToEnd,
         #[command(flatten)]
         lifecycle: consolidator::bench::lifecycle::LifecycleArgs,
     },
@@ -176,18 +155,33 @@ enum BenchKind {
     },
 }
 
-/// Memories from an interchange file, or the synthetic set.
-fn bench_memories(
+/// What an end-to-end benchmark runs against, and on which memories.
+#[derive(clap::Args)]
+struct EndToEnd {
+    #[command(flatten)]
+    database: DatabaseConfig,
+    #[command(flatten)]
+    nats: NatsConfig,
+    #[command(flatten)]
+    worker: WorkerConfig,
+    /// A memory interchange file (e.g. from ../shared/bench/gen_memories.py); else synthetic data.
+    #[arg(long)]
     input: Option<std::path::PathBuf>,
-    data: &SyntheticData,
-) -> anyhow::Result<Vec<consolidator::store::memories::NewMemory>> {
-    Ok(match input {
-        Some(path) => {
-            let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-            interchange::parse(std::io::BufReader::new(file), None)?
-        }
-        None => consolidator::bench::e2e::synthetic_memories(data.memories, data.dim, data.seed),
-    })
+    #[command(flatten)]
+    data: SyntheticData,
+}
+
+impl EndToEnd {
+    /// Memories from the interchange file, or the synthetic set.
+    fn memories(&self) -> anyhow::Result<Vec<consolidator::store::memories::NewMemory>> {
+        Ok(match &self.input {
+            Some(path) => {
+                let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+                interchange::parse(std::io::BufReader::new(file), None)?
+            }
+            None => consolidator::bench::e2e::synthetic_memories(self.data.memories, self.data.dim, self.data.seed),
+        })
+    }
 }
 
 /// The size and seed of a generated benchmark project.
@@ -304,14 +298,14 @@ async fn bench(kind: BenchKind) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || consolidator::bench::realtext::run(&args)).await??
         }
         BenchKind::Gateway(args) => serde_json::to_value(consolidator::bench::gateway::run(args).await?)?,
-        BenchKind::E2e { database, nats, worker, input, data } => {
-            let seeded = bench_memories(input, &data)?;
-            consolidator::bench::e2e::run(&database.database_url, &nats, worker, seeded).await?
+        BenchKind::E2e(run) => {
+            let seeded = run.memories()?;
+            consolidator::bench::e2e::run(&run.database.database_url, &run.nats, run.worker, seeded).await?
         }
-        BenchKind::Lifecycle { database, nats, worker, input, data, lifecycle } => {
-            let seeded = bench_memories(input, &data)?;
-            consolidator::bench::lifecycle::run(&database.database_url, &nats, worker, seeded, &lifecycle, data.seed)
-                .await?
+        BenchKind::Lifecycle { run, lifecycle } => {
+            let seeded = run.memories()?;
+            let url = &run.database.database_url;
+            consolidator::bench::lifecycle::run(url, &run.nats, run.worker, seeded, &lifecycle, run.data.seed).await?
         }
     };
     println!("{}", serde_json::to_string_pretty(&report)?);

@@ -167,7 +167,10 @@ pub async fn run(
         "end_to_end_ms": job.end_to_end_ms,
         "events_ms_since_publish": job.phases,
         "engine_timings_ms": result["timings_ms"],
-        "merge_text": merge_stats(&result["merges"]),
+        // The merges the job result lists, as the worker stores them.
+        "merge_text": super::engine::merge_stats(
+            &serde_json::from_value::<Vec<super::engine::MergeFigures>>(result["merges"].clone()).unwrap_or_default(),
+        ),
         "counters": completed.counters,
         "memories_before": completed.memories_before,
         "memories_after": completed.memories_after,
@@ -175,21 +178,6 @@ pub async fn run(
         "load_peak_rss_mib": load_peak_rss_mib,
         "job_peak_rss_mib": if job_peak_measured { super::engine::peak_rss_mib() } else { None },
     }))
-}
-
-/// Coverage and compression over the merges the job result lists (as the worker stores them).
-fn merge_stats(merges: &serde_json::Value) -> serde_json::Value {
-    let merges = merges.as_array().map(Vec::as_slice).unwrap_or_default();
-    let values = |key: &str| merges.iter().filter_map(|m| m[key].as_f64()).collect::<Vec<f64>>();
-    let mean = |v: &[f64]| if v.is_empty() { None } else { Some(v.iter().sum::<f64>() / v.len() as f64) };
-    let (coverage, compression, length) = (values("coverage"), values("compression"), values("length_vs_longest"));
-    json!({
-        "merges": merges.len(),
-        "min_coverage": coverage.iter().copied().reduce(f64::min),
-        "mean_coverage": mean(&coverage),
-        "mean_compression": mean(&compression),
-        "max_length_vs_longest": length.iter().copied().reduce(f64::max),
-    })
 }
 
 fn fresh_database_url(url: &str, run_id: &str) -> Result<String, E2eError> {

@@ -60,7 +60,7 @@ pub fn run(args: &EngineBenchArgs) -> Value {
         "syntheses": result.syntheses.len(),
         "archives": result.archives.len(),
         "promotions": result.promotions.len(),
-        "merge_text": merge_stats(&result.merges),
+        "merge_text": merge_stats(&figures_of(&result.merges)),
         "truth_groups": truth.groups.len(),
         "truth_chains": truth.chains.len(),
         "peak_rss_mib": peak_rss_mib(),
@@ -71,11 +71,25 @@ pub fn run(args: &EngineBenchArgs) -> Value {
     report
 }
 
-/// Coverage and compression over a plan's merges: min and mean coverage, mean compression,
-/// mean and max merged summary length against the longest source summary.
-pub fn merge_stats(merges: &[Merge]) -> Value {
+/// One merge's text figures, from a plan or from a stored job result.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub struct MergeFigures {
+    pub coverage: f32,
+    pub compression: f32,
+    pub length_vs_longest: f32,
+}
+
+impl From<&Merge> for MergeFigures {
+    fn from(m: &Merge) -> Self {
+        MergeFigures { coverage: m.coverage, compression: m.compression, length_vs_longest: m.length_vs_longest }
+    }
+}
+
+/// Coverage and compression over merges: min and mean coverage, mean compression, mean and max
+/// merged summary length against the longest source summary.
+pub fn merge_stats(merges: &[MergeFigures]) -> Value {
     let n = merges.len().max(1) as f64;
-    let mean = |f: fn(&Merge) -> f32| merges.iter().map(|m| f64::from(f(m))).sum::<f64>() / n;
+    let mean = |f: fn(&MergeFigures) -> f32| merges.iter().map(|m| f64::from(f(m))).sum::<f64>() / n;
     json!({
         "merges": merges.len(),
         "min_coverage": merges.iter().map(|m| m.coverage).fold(1.0f32, f32::min),
@@ -85,6 +99,11 @@ pub fn merge_stats(merges: &[Merge]) -> Value {
         "max_length_vs_longest": merges.iter().map(|m| m.length_vs_longest).fold(0.0f32, f32::max),
         "merges_over_1_5x_longest": merges.iter().filter(|m| m.length_vs_longest > 1.5).count(),
     })
+}
+
+/// The figures of a plan's merges.
+pub fn figures_of(merges: &[Merge]) -> Vec<MergeFigures> {
+    merges.iter().map(MergeFigures::from).collect()
 }
 
 /// Recall of above-threshold pairs, ANN vs exact, per memory-type partition and overall.

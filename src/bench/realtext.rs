@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::engine::merge_stats;
+use super::engine::{figures_of, merge_stats};
 use super::synthetic::anchor;
 use crate::engine::embed::CentroidEmbedder;
 use crate::engine::model::{MemorySnapshot, ProjectSnapshot};
@@ -109,7 +109,7 @@ pub fn evaluate(memories: Vec<MemorySnapshot>, truth: &Truth, threshold: f32, ex
             "must_not_merged": predicted.intersection(&must_not).count(),
             "must_not_total": must_not.len(),
         },
-        "merge_text": merge_stats(&result.merges),
+        "merge_text": merge_stats(&figures_of(&result.merges)),
         "syntheses": result.syntheses.len(),
         "synthesis_examples": result
             .syntheses

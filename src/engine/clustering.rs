@@ -79,7 +79,6 @@ pub fn cluster<'a>(snapshot: &'a ProjectSnapshot, options: &Options, config: &En
         for group in clique_groups(part.len(), &pairs, &part.locked_groups()) {
             let nodes: Vec<usize> = group.iter().map(|&i| i as usize).collect();
             let mut units: Vec<usize> = nodes.iter().map(|&n| part.unit_of[n] as usize).collect();
-            units.dedup();
             units.sort_unstable();
             units.dedup();
             if units.len() < 2 || nodes.len() < options.min_cluster_size {

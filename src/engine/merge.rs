@@ -251,7 +251,7 @@ pub(crate) mod tests {
         for value in ["0.11.27", "=0.11.27", "0.12.0", "Cargo.toml"] {
             assert!(merged.execution_summary.contains(value), "{value}");
         }
-        assert!(merged.length_vs_longest <= 1.5, "{}: {}", merged.length_vs_longest, merged.execution_summary);
+        assert!(merged.length_vs_longest <= 1.1, "{}: {}", merged.length_vs_longest, merged.execution_summary);
     }
 
     fn sentence() -> impl Strategy<Value = String> {

@@ -49,9 +49,9 @@ impl Partition<'_> {
     }
 }
 
-/// One node before sorting: its id, its unit and its raw embedding (normalized on the way into
-/// the partition's matrix, so no vector is copied twice).
-type PendingNode<'a> = (Uuid, &'a MemorySnapshot, &'a [f32]);
+/// One node before sorting: its id, its unit, its raw embedding and that embedding's norm
+/// (normalized on the way into the partition's matrix, so no vector is copied twice).
+type PendingNode<'a> = (Uuid, &'a MemorySnapshot, &'a [f32], f32);
 
 /// Builds the partitions of a snapshot. Synthesis memories never cluster (they summarize
 /// clusters whose sources are already duplicates). A consolidated memory whose sources differ in
@@ -87,7 +87,7 @@ pub fn partitions<'a>(
             skipped += 1;
             continue;
         }
-        groups.entry(key).or_default().extend(nodes.into_iter().map(|(id, raw)| (id, memory, raw)));
+        groups.entry(key).or_default().extend(nodes.into_iter().map(|(id, raw, norm)| (id, memory, raw, norm)));
     }
     if skipped > 0 {
         warnings.push(format!("{skipped} memories have no usable embedding of dimension {dim} and were not clustered"));
@@ -95,9 +95,11 @@ pub fn partitions<'a>(
     groups.into_iter().map(|(key, rows)| build(key, rows, dim, snapshot)).collect()
 }
 
-/// An embedding `UnitMatrix::normalize` accepts (right length, finite, not zero).
-fn usable(embedding: Option<&[f32]>, dim: usize) -> Option<&[f32]> {
-    embedding.filter(|e| e.len() == dim && e.iter().all(|x| x.is_finite()) && dot(e, e).sqrt() > f32::EPSILON)
+/// An embedding `UnitMatrix::normalize` accepts (right length, finite, not zero), with its norm.
+fn usable(embedding: Option<&[f32]>, dim: usize) -> Option<(&[f32], f32)> {
+    let e = embedding.filter(|e| e.len() == dim && e.iter().all(|x| x.is_finite()))?;
+    let norm = dot(e, e).sqrt();
+    (norm > f32::EPSILON).then_some((e, norm))
 }
 
 /// The plain memories at the bottom of a consolidated memory's provenance, each once, in order.
@@ -124,15 +126,15 @@ fn nodes_of<'a>(
     memory: &'a MemorySnapshot,
     originals: &HashMap<Uuid, &'a MemorySnapshot>,
     dim: usize,
-) -> Vec<(Uuid, &'a [f32])> {
-    let own = || usable(memory.embedding.as_deref(), dim).map(|e| (memory.id, e));
+) -> Vec<(Uuid, &'a [f32], f32)> {
+    let own = || usable(memory.embedding.as_deref(), dim).map(|(e, norm)| (memory.id, e, norm));
     if memory.memory_type != MemoryType::Consolidated {
         return own().into_iter().collect();
     }
-    let from_originals: Vec<(Uuid, &[f32])> = leaf_originals(memory, originals)
+    let from_originals: Vec<(Uuid, &[f32], f32)> = leaf_originals(memory, originals)
         .iter()
         .filter_map(|id| originals.get(id))
-        .filter_map(|o| usable(o.embedding.as_deref(), dim).map(|e| (o.id, e)))
+        .filter_map(|o| usable(o.embedding.as_deref(), dim).map(|(e, norm)| (o.id, e, norm)))
         .collect();
     if from_originals.is_empty() { own().into_iter().collect() } else { from_originals }
 }
@@ -143,14 +145,14 @@ fn build<'a>(
     dim: usize,
     snapshot: &ProjectSnapshot,
 ) -> Partition<'a> {
-    rows.sort_by_key(|(id, unit, _)| (*id, unit.id));
+    rows.sort_by_key(|(id, unit, _, _)| (*id, unit.id));
     // An original listed by two consolidated memories (only after manual repairs) counts once.
-    rows.dedup_by_key(|(id, _, _)| *id);
-    let mut units: Vec<&MemorySnapshot> = rows.iter().map(|(_, unit, _)| *unit).collect();
+    rows.dedup_by_key(|(id, _, _, _)| *id);
+    let mut units: Vec<&MemorySnapshot> = rows.iter().map(|(_, unit, _, _)| *unit).collect();
     units.sort_by_key(|m| m.id);
     units.dedup_by_key(|m| m.id);
     let unit_index: HashMap<Uuid, u32> = units.iter().enumerate().map(|(i, m)| (m.id, i as u32)).collect();
-    let unit_of: Vec<u32> = rows.iter().map(|(_, unit, _)| unit_index[&unit.id]).collect();
+    let unit_of: Vec<u32> = rows.iter().map(|(_, unit, _, _)| unit_index[&unit.id]).collect();
     let mut nodes_of = vec![Vec::new(); units.len()];
     for (node, &unit) in unit_of.iter().enumerate() {
         nodes_of[unit as usize].push(node as u32);
@@ -161,15 +163,14 @@ fn build<'a>(
         .collect();
     // Each raw embedding was checked usable when its node was listed.
     let mut data = vec![0.0f32; rows.len() * dim];
-    data.par_chunks_mut(dim.max(1)).zip(rows.par_iter()).for_each(|(unit, (_, _, raw))| {
-        let norm = dot(raw, raw).sqrt();
+    data.par_chunks_mut(dim.max(1)).zip(rows.par_iter()).for_each(|(unit, (_, _, raw, norm))| {
         for (u, x) in unit.iter_mut().zip(raw.iter()) {
             *u = x / norm;
         }
     });
     Partition {
         memory_type: key,
-        node_ids: rows.into_iter().map(|(id, _, _)| id).collect(),
+        node_ids: rows.into_iter().map(|(id, _, _, _)| id).collect(),
         matrix: UnitMatrix { dim, data },
         unit_of,
         units,

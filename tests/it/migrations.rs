@@ -173,6 +173,20 @@ async fn every_update_moves_a_memory_version() {
     assert_eq!(row.reused_count, 7);
 }
 
+/// A consolidated memory as the schema before the steady-state migration held it.
+async fn insert_consolidated(env: &TestEnv, project_id: Uuid, id: Uuid, from: &[Uuid]) {
+    sqlx::query(
+        "INSERT INTO task_memories (id, project_id, execution_summary, memory_type, consolidated_from)
+         VALUES ($1, $2, 'merged', 'consolidated', $3)",
+    )
+    .bind(id)
+    .bind(project_id)
+    .bind(from)
+    .execute(&env.db)
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn the_steady_state_migration_gives_existing_consolidated_memories_their_sources_type_and_task_ids() {
     let env = TestEnv::new().await;
@@ -193,27 +207,9 @@ async fn the_steady_state_migration_gives_existing_consolidated_memories_their_s
         .await
         .unwrap();
     }
-    sqlx::query(
-        "INSERT INTO task_memories (id, project_id, execution_summary, memory_type, consolidated_from)
-         VALUES ($1, $2, 'merged', 'consolidated', $3)",
-    )
-    .bind(c)
-    .bind(project.id)
-    .bind(vec![a, b])
-    .execute(&env.db)
-    .await
-    .unwrap();
+    insert_consolidated(&env, project.id, c, &[a, b]).await;
     // Before source types, consolidated memories could be merged into one another.
-    sqlx::query(
-        "INSERT INTO task_memories (id, project_id, execution_summary, memory_type, consolidated_from)
-         VALUES ($1, $2, 'merged twice', 'consolidated', $3)",
-    )
-    .bind(top)
-    .bind(project.id)
-    .bind(vec![c, d])
-    .execute(&env.db)
-    .await
-    .unwrap();
+    insert_consolidated(&env, project.id, top, &[c, d]).await;
 
     db::migrate_up(&env.db).await.expect("up again");
     let (top_type, top_tasks): (Option<String>, Vec<String>) =
