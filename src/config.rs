@@ -120,6 +120,14 @@ pub struct WorkerConfig {
     /// Deliveries of one command before it is given up and dead-lettered.
     #[arg(long, env = "MAX_DELIVERIES", default_value_t = 5)]
     pub max_deliveries: i64,
+    /// Seconds after its publication that a command may keep waiting out an outage of
+    /// PostgreSQL or NATS (outage deliveries do not count against MAX_DELIVERIES).
+    #[arg(long, env = "RETRY_BUDGET_SECS", default_value_t = 3600)]
+    pub retry_budget_secs: u64,
+    /// JetStream's own limit on deliveries of one command (default: enough for the retry budget
+    /// at the longest backoff); when it is reached the worker turns the advisory into a dead letter.
+    #[arg(long, env = "JETSTREAM_MAX_DELIVER")]
+    pub jetstream_max_deliver: Option<i64>,
     /// Seconds after which a running job whose worker stopped heartbeating may be taken over.
     #[arg(long, env = "JOB_LEASE_SECS", default_value_t = 60)]
     pub job_lease_secs: u64,
@@ -170,6 +178,9 @@ impl WorkerConfig {
         if self.max_deliveries < 1 {
             return Err(ConfigError::new("MAX_DELIVERIES", "must be at least 1"));
         }
+        if self.jetstream_max_deliver.is_some_and(|max| max < 1) {
+            return Err(ConfigError::new("JETSTREAM_MAX_DELIVER", "must be at least 1"));
+        }
         if self.job_lease_secs < 2 {
             return Err(ConfigError::new("JOB_LEASE_SECS", "must be at least 2"));
         }
@@ -201,11 +212,16 @@ pub struct SchedulerConfig {
     /// Days audit rows are kept (never less than the rollback window).
     #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = 90)]
     pub audit_retention_days: u32,
-    /// Seconds a job may stay `pending` before maintenance re-publishes its command.
-    #[arg(long, env = "PENDING_GRACE_SECS", default_value_t = 300)]
+    /// Seconds between maintenance passes (every replica runs them; one at a time does the work).
+    #[arg(long, env = "MAINTENANCE_INTERVAL_SECS", default_value_t = 60)]
+    pub maintenance_interval_secs: u64,
+    /// Seconds a job or rollback may stay `pending` (since it was created or last re-published)
+    /// before maintenance publishes its command again under a fresh message id.
+    #[arg(long, env = "PENDING_GRACE_SECS", default_value_t = 60)]
     pub pending_grace_secs: u64,
-    /// Seconds after its last heartbeat that a running job counts as abandoned and is failed.
-    #[arg(long, env = "ABANDONED_JOB_SECS", default_value_t = 3600)]
+    /// Seconds after its last heartbeat that a running job counts as abandoned: maintenance
+    /// publishes its command again, and fails it if no worker took it that long after.
+    #[arg(long, env = "ABANDONED_JOB_SECS", default_value_t = 120)]
     pub abandoned_job_secs: u64,
 }
 

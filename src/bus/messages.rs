@@ -39,14 +39,22 @@ pub struct RollbackCommand {
 pub struct SweepCommand {
     #[serde(default = "schema_version")]
     pub schema_version: u32,
-    pub sweep_date: NaiveDate,
+    /// The schedule's instant this sweep belongs to (UTC): its identity.
+    pub tick: DateTime<Utc>,
+    /// When it was published (a catch-up or retry publishes an older tick later).
     pub scheduled_at: DateTime<Utc>,
 }
 
 impl SweepCommand {
+    /// Every replica publishing the same tick yields one command.
     pub fn idempotency_key(&self) -> String {
-        format!("sweep:{}", self.sweep_date)
+        format!("sweep:{}", tick_token(self.tick))
     }
+}
+
+/// A tick as a subject- and id-safe token: `20261202T020000Z`.
+pub fn tick_token(tick: DateTime<Utc>) -> String {
+    tick.format("%Y%m%dT%H%M%SZ").to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,10 +131,11 @@ pub struct RollbackEvent {
     pub error: Option<String>,
 }
 
-/// The sweep's closing notification on `<prefix>.evt.sweep.<date>.completed`.
+/// The sweep's closing notification on `<prefix>.evt.sweep.<tick token>.completed`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SweepSummary {
     pub schema_version: u32,
+    pub tick: Option<DateTime<Utc>>,
     pub sweep_date: Option<NaiveDate>,
     pub projects_considered: i32,
     pub projects_triggered: i32,
@@ -163,27 +172,104 @@ pub enum DecodeError {
     Invalid(String),
 }
 
-/// Parses a command and checks its schema version.
+/// Longest `triggered_by`, `requested_by` or `reason` a command may carry, in characters.
+pub const MAX_ACTOR_CHARS: usize = 256;
+
+/// Parses a command, checks its schema version and bounds its text fields.
 pub fn decode<T: serde::de::DeserializeOwned + Versioned>(payload: &[u8]) -> Result<T, DecodeError> {
     let command: T = serde_json::from_slice(payload)?;
     if command.schema_version() != SCHEMA_VERSION {
         return Err(DecodeError::SchemaVersion(command.schema_version()));
     }
+    for (field, text) in command.texts() {
+        check_text(field, text)?;
+    }
+    if let Some(options) = command.options() {
+        check_json_text("options", options)?;
+    }
     Ok(command)
+}
+
+fn check_text(field: &str, text: &str) -> Result<(), DecodeError> {
+    if text.contains('\0') {
+        return Err(DecodeError::Invalid(format!("{field}: must not contain a NUL character (U+0000)")));
+    }
+    let chars = text.chars().count();
+    if chars > MAX_ACTOR_CHARS {
+        return Err(DecodeError::Invalid(format!("{field}: at most {MAX_ACTOR_CHARS} characters, got {chars}")));
+    }
+    Ok(())
+}
+
+/// PostgreSQL's jsonb cannot hold U+0000 in a string or a key.
+fn check_json_text(field: &str, value: &serde_json::Value) -> Result<(), DecodeError> {
+    let nul = |text: &str| text.contains('\0');
+    let found = match value {
+        serde_json::Value::String(text) => nul(text),
+        serde_json::Value::Array(items) => return items.iter().try_for_each(|item| check_json_text(field, item)),
+        serde_json::Value::Object(entries) => {
+            for (key, item) in entries {
+                if nul(key) {
+                    return Err(DecodeError::Invalid(format!("{field}: must not contain a NUL character (U+0000)")));
+                }
+                check_json_text(field, item)?;
+            }
+            false
+        }
+        _ => false,
+    };
+    if found {
+        return Err(DecodeError::Invalid(format!("{field}: must not contain a NUL character (U+0000)")));
+    }
+    Ok(())
 }
 
 pub trait Versioned {
     fn schema_version(&self) -> u32;
+    /// The free-text fields a sender chooses, by name.
+    fn texts(&self) -> Vec<(&'static str, &str)>;
+    fn options(&self) -> Option<&serde_json::Value> {
+        None
+    }
 }
 
-macro_rules! versioned {
-    ($($command:ty),+) => {$(
-        impl Versioned for $command {
-            fn schema_version(&self) -> u32 {
-                self.schema_version
-            }
-        }
-    )+};
+impl Versioned for TriggerCommand {
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn texts(&self) -> Vec<(&'static str, &str)> {
+        vec![("triggered_by", &self.triggered_by)]
+    }
+    fn options(&self) -> Option<&serde_json::Value> {
+        self.options.as_ref()
+    }
 }
 
-versioned!(TriggerCommand, RollbackCommand, SweepCommand, CheckCommand);
+impl Versioned for RollbackCommand {
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn texts(&self) -> Vec<(&'static str, &str)> {
+        let mut texts = vec![("requested_by", self.requested_by.as_str())];
+        texts.extend(self.reason.as_deref().map(|reason| ("reason", reason)));
+        texts
+    }
+}
+
+impl Versioned for SweepCommand {
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn texts(&self) -> Vec<(&'static str, &str)> {
+        Vec::new()
+    }
+}
+
+impl Versioned for CheckCommand {
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn texts(&self) -> Vec<(&'static str, &str)> {
+        vec![("requested_by", &self.requested_by)]
+    }
+}

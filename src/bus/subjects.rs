@@ -56,6 +56,16 @@ impl Prefix {
         format!("{}_worker_{}", self.0, kind.as_str())
     }
 
+    /// JetStream's advisories that a command consumer stopped redelivering a message.
+    pub fn max_deliveries_advisories(&self) -> String {
+        format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.*", self.commands_stream())
+    }
+
+    /// The command kind whose durable consumer is named `consumer`.
+    pub fn kind_of_consumer(&self, consumer: &str) -> Option<CommandKind> {
+        CommandKind::ALL.into_iter().find(|kind| self.consumer(*kind) == consumer)
+    }
+
     pub fn job_event(&self, project_id: Uuid, job_id: Uuid, kind: JobEventKind) -> String {
         format!("{}.evt.job.{project_id}.{job_id}.{}", self.0, kind.as_str())
     }
@@ -73,8 +83,8 @@ impl Prefix {
         format!("{}.evt.rollback.{project_id}.{rollback_id}.*", self.0)
     }
 
-    pub fn sweep_completed(&self, sweep_date: chrono::NaiveDate) -> String {
-        format!("{}.evt.sweep.{sweep_date}.completed", self.0)
+    pub fn sweep_completed(&self, tick: chrono::DateTime<chrono::Utc>) -> String {
+        format!("{}.evt.sweep.{}.completed", self.0, super::messages::tick_token(tick))
     }
 
     pub fn dead_letter(&self, kind: &str) -> String {

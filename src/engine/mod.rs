@@ -17,6 +17,7 @@ pub mod options;
 pub mod output;
 pub mod partition;
 pub mod plan;
+pub mod plan_report;
 pub mod prefilter;
 pub mod promote;
 pub mod similarity;

@@ -425,3 +425,20 @@ proptest! {
         prop_assert!(p.promotions.iter().all(|x| created.contains(&x.memory_id)));
     }
 }
+
+#[test]
+fn a_dry_run_report_is_bounded_and_carries_no_embeddings() {
+    let (_, members) = three_similar_memories();
+    let plan = run(&snapshot(members, 3), &Options::default());
+    assert!(!plan.merges.is_empty() && plan.changes.len() > 1);
+    let whole = super::plan_report::report(&plan, 100);
+    assert_eq!(whole["truncated"], false);
+    assert_eq!(whole["totals"]["changes"], plan.changes.len());
+    assert!(!serde_json::to_string(&whole).unwrap().contains("\"embedding\""), "no embeddings: {whole}");
+    assert!(serde_json::to_string(&plan).unwrap().contains("\"embedding\""), "the plan itself has them");
+
+    let bounded = super::plan_report::report(&plan, 1);
+    assert_eq!(bounded["truncated"], true);
+    assert_eq!(bounded["changes"].as_array().unwrap().len(), 1);
+    assert_eq!(bounded["totals"]["changes"], plan.changes.len(), "the total is kept beside the kept entries");
+}

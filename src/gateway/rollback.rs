@@ -134,15 +134,16 @@ pub async fn request_rollback(
     }
 
     let rollback_id = Uuid::new_v4();
-    rollbacks::create(&state.db, rollback_id, job.id, job.project_id, request.reason.as_deref(), admin.subject())
-        .await?;
-    // Subscribed before publishing, so the result cannot slip past.
+    // Subscribed before the row exists and before publishing: a failed subscription leaves
+    // nothing pending, and the result cannot slip past.
     let mut results = state
         .bus
         .client
         .subscribe(state.bus.prefix.rollback_events_of(job.project_id, rollback_id))
         .await
         .map_err(|error| ApiError::Unavailable(format!("the message bus is unavailable: {error}")))?;
+    rollbacks::create(&state.db, rollback_id, job.id, job.project_id, request.reason.as_deref(), admin.subject())
+        .await?;
     let command = RollbackCommand {
         schema_version: SCHEMA_VERSION,
         rollback_id,

@@ -1,6 +1,9 @@
-//! Publishes one sweep command per tick of a cron schedule, and runs maintenance on the same
-//! schedule. Any number of replicas may run: the command's message id (`sweep:<date>`) and the
-//! tick's row in `consolidation_sweeps` make each tick happen once.
+//! Publishes one sweep command per tick of a cron schedule, and runs maintenance every minute.
+//! Any number of replicas may run: the command's message id (`sweep:<tick>`) and the tick's row
+//! in `consolidation_sweeps` make each tick happen once, and an advisory lock lets one replica
+//! at a time do a maintenance pass.
+
+mod maintenance;
 
 use std::time::Duration;
 
@@ -9,18 +12,18 @@ use croner::Cron;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+pub use maintenance::MaintenanceReport;
+
 use crate::{
     bus::{
-        Bus, BusError, CommandKind, JobEventKind,
-        messages::{JobEvent, SCHEMA_VERSION, SweepCommand, TriggerCommand},
+        Bus, BusError, CommandKind,
+        messages::{SCHEMA_VERSION, SweepCommand},
     },
     config::{ConfigError, SchedulerConfig},
-    store::{StoreError, changes, jobs, sweeps},
+    store::{StoreError, sweeps},
 };
 
-/// Upcoming ticks inspected to make sure the schedule ticks at most once a day.
-const TICKS_CHECKED: usize = 8;
-/// How far back the start-up catch-up looks for a missed tick, widening until one is found.
+/// How far back the catch-up looks for a missed tick, widening until one is found.
 const CATCH_UP_WINDOWS_DAYS: [i64; 3] = [1, 8, 32];
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,12 @@ pub enum SchedulerError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Bus(#[from] BusError),
+}
+
+impl From<sqlx::Error> for SchedulerError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Store(error.into())
+    }
 }
 
 pub struct Scheduler {
@@ -40,22 +49,14 @@ pub struct Scheduler {
     pub rollback_window_days: u32,
 }
 
-/// A cron expression with at most one tick per UTC day: a sweep is keyed by its date.
+/// Any cron expression (seconds field optional) that ticks at all.
 pub fn parse_schedule(expression: &str) -> Result<Cron, ConfigError> {
     let schedule = Cron::new(expression)
         .with_seconds_optional()
         .parse()
         .map_err(|error| ConfigError::new("SCHEDULE", format!("{expression:?} is not a cron expression: {error}")))?;
-    let mut ticks = schedule.iter_after(Utc::now()).take(TICKS_CHECKED);
-    let mut previous = ticks.next();
-    for tick in ticks {
-        if previous.is_some_and(|previous| previous.date_naive() == tick.date_naive()) {
-            return Err(ConfigError::new(
-                "SCHEDULE",
-                format!("{expression:?} ticks more than once a day; a sweep is keyed by its UTC date"),
-            ));
-        }
-        previous = Some(tick);
+    if schedule.find_next_occurrence(&Utc::now(), false).is_err() {
+        return Err(ConfigError::new("SCHEDULE", format!("{expression:?} never ticks")));
     }
     Ok(schedule)
 }
@@ -74,18 +75,16 @@ impl Scheduler {
 
     /// Publishes the sweep of `tick`; every replica publishing the same tick yields one command.
     pub async fn publish_sweep(&self, tick: DateTime<Utc>) -> Result<(), SchedulerError> {
-        let command =
-            SweepCommand { schema_version: SCHEMA_VERSION, sweep_date: tick.date_naive(), scheduled_at: tick };
+        let command = SweepCommand { schema_version: SCHEMA_VERSION, tick, scheduled_at: Utc::now() };
         let duplicate = self.bus.publish_command(CommandKind::Sweep, &command.idempotency_key(), &command).await?;
-        tracing::info!(sweep_date = %command.sweep_date, duplicate, "sweep published");
+        tracing::info!(%tick, duplicate, "sweep published");
         Ok(())
     }
 
-    /// A tick missed while every scheduler was down is published once at the next start.
+    /// The latest tick missed while every scheduler was down is published once at start.
     pub async fn catch_up(&self, now: DateTime<Utc>) -> Result<bool, SchedulerError> {
         let Some(tick) = self.previous_tick(now) else { return Ok(false) };
-        let latest = sweeps::latest_date(&self.db).await?;
-        if latest.is_some_and(|date| date >= tick.date_naive()) {
+        if sweeps::latest_tick(&self.db).await?.is_some_and(|latest| latest >= tick) {
             return Ok(false);
         }
         tracing::info!(%tick, "catching up a missed sweep");
@@ -93,85 +92,39 @@ impl Scheduler {
         Ok(true)
     }
 
-    /// Retention, re-publication of stranded pending jobs, and failing abandoned ones.
-    pub async fn maintain(&self, now: DateTime<Utc>) -> Result<MaintenanceReport, SchedulerError> {
-        let keep_days = self.config.audit_retention_days.max(self.rollback_window_days);
-        let deleted_changes =
-            changes::delete_older_than(&self.db, now - chrono::Duration::days(i64::from(keep_days))).await?;
-
-        let mut republished = 0;
-        for job in jobs::stale_pending(&self.db, Duration::from_secs(self.config.pending_grace_secs)).await? {
-            let command = TriggerCommand {
-                schema_version: SCHEMA_VERSION,
-                job_id: job.id,
-                project_id: job.project_id,
-                options: None,
-                trigger_type: serde_json::from_value(serde_json::json!(job.trigger_type))
-                    .unwrap_or(jobs::TriggerType::Manual),
-                triggered_by: job.triggered_by.clone(),
-            };
-            // The job id is the message id: if the first publish did arrive, this one is dropped.
-            self.bus.publish_command(CommandKind::Trigger, &job.id.to_string(), &command).await?;
-            republished += 1;
-        }
-
-        let mut failed = 0;
-        for job in jobs::abandoned(&self.db, Duration::from_secs(self.config.abandoned_job_secs)).await? {
-            let reason = format!(
-                "worker {} stopped heartbeating at {:?} and the command was not redelivered",
-                job.worker_id.as_deref().unwrap_or("?"),
-                job.heartbeat_at
-            );
-            if jobs::fail(&self.db, job.id, &reason).await? {
-                failed += 1;
-                let mut event = JobEvent::new(JobEventKind::Failed.as_str(), job.id, job.project_id);
-                event.error = Some(reason);
-                self.bus.job_terminal_event(JobEventKind::Failed, &event).await?;
-            }
-        }
-        // A sweep whose last job was failed here (or whose closing event was lost) closes now.
-        for sweep in sweeps::running(&self.db).await? {
-            if let Err(failure) = crate::worker::sweep::complete_if_done(&self.db, &self.bus, sweep.sweep_date).await {
-                tracing::warn!(?failure, sweep_date = %sweep.sweep_date, "sweep completion check failed");
-            }
-        }
-        let report = MaintenanceReport { deleted_changes, republished, failed };
-        tracing::info!(?report, "maintenance done");
-        Ok(report)
+    fn maintenance_interval(&self) -> Duration {
+        Duration::from_secs(self.config.maintenance_interval_secs.max(1))
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MaintenanceReport {
-    pub deleted_changes: u64,
-    pub republished: u64,
-    pub failed: u64,
-}
-
-/// Catches up, then publishes a sweep and runs maintenance at every tick until `shutdown`.
+/// Catches up, then publishes a sweep at every tick and runs maintenance every interval until
+/// `shutdown`.
 pub async fn run(scheduler: Scheduler, shutdown: CancellationToken) {
     if let Err(error) = scheduler.catch_up(Utc::now()).await {
-        tracing::warn!(%error, "catch-up failed");
+        tracing::warn!(%error, "catch-up failed; maintenance retries it");
     }
-    if let Err(error) = scheduler.maintain(Utc::now()).await {
-        tracing::warn!(%error, "maintenance failed");
-    }
+    let mut maintenance = tokio::time::interval(scheduler.maintenance_interval());
+    maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next = scheduler.next_tick(Utc::now());
     loop {
-        let now = Utc::now();
-        let Some(tick) = scheduler.next_tick(now) else {
+        let Some(tick) = next else {
             tracing::error!("the schedule has no next tick; scheduler stops");
             return;
         };
-        let wait = (tick - now).to_std().unwrap_or_default();
+        let wait = (tick - Utc::now()).to_std().unwrap_or_default();
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        if let Err(error) = scheduler.publish_sweep(tick).await {
-            tracing::error!(%error, %tick, "sweep not published; the next start catches it up");
-        }
-        if let Err(error) = scheduler.maintain(Utc::now()).await {
-            tracing::warn!(%error, "maintenance failed");
+            _ = tokio::time::sleep(wait) => {
+                if let Err(error) = scheduler.publish_sweep(tick).await {
+                    tracing::error!(%error, %tick, "sweep not published; maintenance retries it");
+                }
+                next = scheduler.next_tick(tick);
+            }
+            _ = maintenance.tick() => {
+                if let Err(error) = scheduler.maintain(Utc::now()).await {
+                    tracing::warn!(%error, "maintenance failed; the next pass retries");
+                }
+            }
         }
     }
 }

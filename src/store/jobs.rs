@@ -68,6 +68,10 @@ pub struct Job {
     pub worker_id: Option<String>,
     pub heartbeat_at: Option<DateTime<Utc>>,
     pub scheduled_for: Option<NaiveDate>,
+    /// The sweep tick that created a scheduled job.
+    pub sweep_tick: Option<DateTime<Utc>>,
+    /// When maintenance last published the job's command again.
+    pub published_at: Option<DateTime<Utc>>,
     pub rolled_back_at: Option<DateTime<Utc>>,
     pub result: Option<Json<serde_json::Value>>,
     pub started_at: Option<DateTime<Utc>>,
@@ -90,7 +94,8 @@ pub struct NewJob {
     pub trigger_type: TriggerType,
     pub options: serde_json::Value,
     pub triggered_by: String,
-    pub scheduled_for: Option<NaiveDate>,
+    /// The sweep tick of a scheduled job.
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug)]
@@ -106,14 +111,15 @@ pub enum CreateOutcome {
 
 pub async fn create(db: &sqlx::PgPool, job: &NewJob) -> Result<CreateOutcome> {
     let inserted = sqlx::query_as::<_, Job>(
-        "INSERT INTO consolidation_jobs (id, project_id, trigger_type, options, triggered_by, scheduled_for)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING *",
+        "INSERT INTO consolidation_jobs (id, project_id, trigger_type, options, triggered_by, scheduled_for, sweep_tick)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING RETURNING *",
     )
     .bind(job.id)
     .bind(job.project_id)
     .bind(job.trigger_type.as_str())
     .bind(Json(&job.options))
     .bind(&job.triggered_by)
+    .bind(job.scheduled_for.map(|tick| tick.date_naive()))
     .bind(job.scheduled_for)
     .fetch_optional(db)
     .await;
@@ -179,20 +185,41 @@ pub async fn claim(db: &sqlx::PgPool, id: Uuid, worker_id: &str, lease: Duration
     })
 }
 
-/// Renews the lease and records progress; false when the lease was lost to another worker.
-pub async fn heartbeat(db: impl PgExecutor<'_>, id: Uuid, worker_id: &str, phase: &str, progress: f32) -> Result<bool> {
-    let updated = sqlx::query(
-        "UPDATE consolidation_jobs SET heartbeat_at = now(), phase = $3, progress = GREATEST(progress, $4)
-          WHERE id = $1 AND worker_id = $2 AND status = 'running'",
+/// What a heartbeat found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heartbeat {
+    Renewed,
+    /// The job ended (this worker's own commit may have ended it): nothing to keep alive.
+    Finished,
+    /// Another worker holds the job now.
+    Lost,
+}
+
+/// Renews the lease and records progress.
+pub async fn heartbeat(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    worker_id: &str,
+    phase: &str,
+    progress: f32,
+) -> Result<Heartbeat> {
+    let (renewed, status): (bool, Option<String>) = sqlx::query_as(
+        "WITH renewed AS (
+             UPDATE consolidation_jobs SET heartbeat_at = now(), phase = $3, progress = GREATEST(progress, $4)
+              WHERE id = $1 AND worker_id = $2 AND status = 'running' RETURNING id)
+         SELECT EXISTS (SELECT 1 FROM renewed), (SELECT status FROM consolidation_jobs WHERE id = $1)",
     )
     .bind(id)
     .bind(worker_id)
     .bind(phase)
     .bind(progress.clamp(0.0, 1.0))
-    .execute(db)
-    .await?
-    .rows_affected();
-    Ok(updated == 1)
+    .fetch_one(db)
+    .await?;
+    Ok(match (renewed, status.as_deref()) {
+        (true, _) => Heartbeat::Renewed,
+        (false, Some("completed" | "failed")) => Heartbeat::Finished,
+        (false, _) => Heartbeat::Lost,
+    })
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -304,11 +331,12 @@ pub async fn recent_durations(db: impl PgExecutor<'_>, project_id: Uuid, limit: 
     .await?)
 }
 
-/// Jobs left pending longer than `grace`: their command may never have been published.
+/// Jobs left pending longer than `grace` since they were created or last re-published: their
+/// command may never have been published, or may be gone.
 pub async fn stale_pending(db: impl PgExecutor<'_>, grace: Duration) -> Result<Vec<Job>> {
     Ok(sqlx::query_as(
         "SELECT * FROM consolidation_jobs
-          WHERE status = 'pending' AND created_at < now() - $1 * interval '1 millisecond'
+          WHERE status = 'pending' AND COALESCE(published_at, created_at) < now() - $1 * interval '1 millisecond'
           ORDER BY created_at",
     )
     .bind(grace.as_millis() as f64)
@@ -326,6 +354,31 @@ pub async fn abandoned(db: impl PgExecutor<'_>, age: Duration) -> Result<Vec<Job
     .bind(age.as_millis() as f64)
     .fetch_all(db)
     .await?)
+}
+
+/// Records that maintenance published the job's command again.
+pub async fn mark_published(db: impl PgExecutor<'_>, id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE consolidation_jobs SET published_at = now() WHERE id = $1").bind(id).execute(db).await?;
+    Ok(())
+}
+
+/// Fails an abandoned job, checking inside the statement that it is still abandoned (no lease
+/// renewed within `age`, not re-published within `age`): a worker that claimed it a moment ago
+/// keeps it.
+pub async fn fail_abandoned(db: impl PgExecutor<'_>, id: Uuid, error: &str, age: Duration) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE consolidation_jobs SET status = 'failed', phase = 'failed', completed_at = now(), error_message = $2
+          WHERE id = $1 AND status = 'running'
+            AND heartbeat_at < now() - $3 * interval '1 millisecond'
+            AND published_at < now() - $3 * interval '1 millisecond'",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(age.as_millis() as f64)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
 }
 
 pub async fn count_by_status(db: impl PgExecutor<'_>) -> Result<Vec<(String, i64)>> {
@@ -404,9 +457,9 @@ pub async fn fail_unless_held(db: impl PgExecutor<'_>, id: Uuid, error: &str, le
 }
 
 /// The jobs a sweep tick created.
-pub async fn of_sweep(db: impl PgExecutor<'_>, sweep_date: NaiveDate) -> Result<Vec<Uuid>> {
-    Ok(sqlx::query_scalar("SELECT id FROM consolidation_jobs WHERE scheduled_for = $1 ORDER BY id")
-        .bind(sweep_date)
+pub async fn of_sweep(db: impl PgExecutor<'_>, tick: DateTime<Utc>) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar("SELECT id FROM consolidation_jobs WHERE sweep_tick = $1 ORDER BY id")
+        .bind(tick)
         .fetch_all(db)
         .await?)
 }

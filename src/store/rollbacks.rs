@@ -33,6 +33,22 @@ impl Rollback {
 
 /// Records the request; a repeated id returns the existing row unchanged.
 pub async fn create(
+    db: &sqlx::PgPool,
+    id: Uuid,
+    job_id: Uuid,
+    project_id: Uuid,
+    reason: Option<&str>,
+    requested_by: &str,
+) -> Result<Rollback> {
+    match insert(db, id, job_id, project_id, reason, requested_by).await {
+        Err(super::StoreError::Database(sqlx::Error::RowNotFound)) => {
+            get(db, id).await?.ok_or(super::StoreError::Database(sqlx::Error::RowNotFound))
+        }
+        other => other,
+    }
+}
+
+async fn insert(
     db: impl PgExecutor<'_>,
     id: Uuid,
     job_id: Uuid,
@@ -51,8 +67,10 @@ pub async fn create(
     .bind(project_id)
     .bind(reason)
     .bind(requested_by)
-    .fetch_one(db)
-    .await?)
+    .fetch_optional(db)
+    .await?
+    // A concurrent insert of the same id committed after this statement's snapshot was taken.
+    .ok_or(sqlx::Error::RowNotFound)?)
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Rollback>> {
@@ -89,15 +107,16 @@ pub async fn complete(
     Ok(())
 }
 
-/// Ends the request without changing anything: `refused` (a rule said no) or `failed`.
+/// Ends the request without changing anything: `refused` (a rule said no) or `failed`; false
+/// when it had ended already.
 pub async fn finish_unsuccessful(
     db: impl PgExecutor<'_>,
     id: Uuid,
     status: &str,
     error: &str,
     conflicts: &[Uuid],
-) -> Result<()> {
-    sqlx::query(
+) -> Result<bool> {
+    let updated = sqlx::query(
         "UPDATE consolidation_rollbacks
             SET status = $2, error = $3, conflicts = $4, completed_at = now()
           WHERE id = $1 AND status IN ('pending', 'running')",
@@ -107,6 +126,34 @@ pub async fn finish_unsuccessful(
     .bind(error)
     .bind(Json(conflicts))
     .execute(db)
-    .await?;
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// The rollback row, locked until the transaction ends: a redelivery waits for the run that
+/// holds it and then finds it finished.
+pub async fn lock(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<Rollback>> {
+    Ok(sqlx::query_as("SELECT * FROM consolidation_rollbacks WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?)
+}
+
+/// Rollbacks still pending `grace` after they were requested or last re-published.
+pub async fn stale_pending(db: impl PgExecutor<'_>, grace: std::time::Duration) -> Result<Vec<Rollback>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM consolidation_rollbacks
+          WHERE status IN ('pending', 'running')
+            AND COALESCE(published_at, created_at) < now() - $1 * interval '1 millisecond'
+          ORDER BY created_at",
+    )
+    .bind(grace.as_millis() as f64)
+    .fetch_all(db)
+    .await?)
+}
+
+pub async fn mark_published(db: impl PgExecutor<'_>, id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE consolidation_rollbacks SET published_at = now() WHERE id = $1").bind(id).execute(db).await?;
     Ok(())
 }

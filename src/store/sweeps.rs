@@ -1,4 +1,4 @@
-//! One row per schedule tick: the tick's date makes it happen once.
+//! One row per schedule tick: the tick's instant makes it happen once.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -9,6 +9,8 @@ use super::Result;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Sweep {
+    pub tick: DateTime<Utc>,
+    /// The tick's UTC date.
     pub sweep_date: NaiveDate,
     pub scheduled_at: DateTime<Utc>,
     pub status: String,
@@ -23,40 +25,34 @@ pub struct Sweep {
 }
 
 /// Claims the tick; None when another replica (or an earlier delivery) claimed it first.
-pub async fn start(
-    db: impl PgExecutor<'_>,
-    sweep_date: NaiveDate,
-    scheduled_at: DateTime<Utc>,
-) -> Result<Option<Sweep>> {
+pub async fn start(db: impl PgExecutor<'_>, tick: DateTime<Utc>, scheduled_at: DateTime<Utc>) -> Result<Option<Sweep>> {
     Ok(sqlx::query_as(
-        "INSERT INTO consolidation_sweeps (sweep_date, scheduled_at) VALUES ($1, $2)
-         ON CONFLICT (sweep_date) DO NOTHING RETURNING *",
+        "INSERT INTO consolidation_sweeps (tick, sweep_date, scheduled_at) VALUES ($1, $2, $3)
+         ON CONFLICT (tick) DO NOTHING RETURNING *",
     )
-    .bind(sweep_date)
+    .bind(tick)
+    .bind(tick.date_naive())
     .bind(scheduled_at)
     .fetch_optional(db)
     .await?)
 }
 
-pub async fn get(db: impl PgExecutor<'_>, sweep_date: NaiveDate) -> Result<Option<Sweep>> {
-    Ok(sqlx::query_as("SELECT * FROM consolidation_sweeps WHERE sweep_date = $1")
-        .bind(sweep_date)
-        .fetch_optional(db)
-        .await?)
+pub async fn get(db: impl PgExecutor<'_>, tick: DateTime<Utc>) -> Result<Option<Sweep>> {
+    Ok(sqlx::query_as("SELECT * FROM consolidation_sweeps WHERE tick = $1").bind(tick).fetch_optional(db).await?)
 }
 
 pub async fn record_fan_out(
     db: impl PgExecutor<'_>,
-    sweep_date: NaiveDate,
+    tick: DateTime<Utc>,
     considered: i32,
     job_ids: &[Uuid],
 ) -> Result<()> {
     sqlx::query(
         "UPDATE consolidation_sweeps SET projects_considered = $2, projects_triggered = $3, job_ids = $4,
                 fanned_out_at = now()
-          WHERE sweep_date = $1",
+          WHERE tick = $1",
     )
-    .bind(sweep_date)
+    .bind(tick)
     .bind(considered)
     .bind(job_ids.len() as i32)
     .bind(job_ids)
@@ -66,12 +62,12 @@ pub async fn record_fan_out(
 }
 
 /// Marks the sweep completed with its summary; false if it was completed already.
-pub async fn complete(db: impl PgExecutor<'_>, sweep_date: NaiveDate, summary: &serde_json::Value) -> Result<bool> {
+pub async fn complete(db: impl PgExecutor<'_>, tick: DateTime<Utc>, summary: &serde_json::Value) -> Result<bool> {
     let updated = sqlx::query(
         "UPDATE consolidation_sweeps SET status = 'completed', summary = $2, completed_at = now()
-          WHERE sweep_date = $1 AND status = 'running'",
+          WHERE tick = $1 AND status = 'running'",
     )
-    .bind(sweep_date)
+    .bind(tick)
     .bind(Json(summary))
     .execute(db)
     .await?
@@ -80,11 +76,11 @@ pub async fn complete(db: impl PgExecutor<'_>, sweep_date: NaiveDate, summary: &
 }
 
 pub async fn running(db: impl PgExecutor<'_>) -> Result<Vec<Sweep>> {
-    Ok(sqlx::query_as("SELECT * FROM consolidation_sweeps WHERE status = 'running' ORDER BY sweep_date")
+    Ok(sqlx::query_as("SELECT * FROM consolidation_sweeps WHERE status = 'running' ORDER BY tick")
         .fetch_all(db)
         .await?)
 }
 
-pub async fn latest_date(db: impl PgExecutor<'_>) -> Result<Option<NaiveDate>> {
-    Ok(sqlx::query_scalar("SELECT max(sweep_date) FROM consolidation_sweeps").fetch_one(db).await?)
+pub async fn latest_tick(db: impl PgExecutor<'_>) -> Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar("SELECT max(tick) FROM consolidation_sweeps").fetch_one(db).await?)
 }

@@ -23,13 +23,28 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
         Err(error) => return Outcome::Poison { reason: error.to_string() },
     };
     Span::current().record("project_id", command.project_id.to_string());
-    match run(worker, &command).await {
+    match run(worker, &command, check_job_id(message, command.project_id)).await {
         Ok(outcome) => outcome,
         Err(failure) => failure.into(),
     }
 }
 
-async fn run(worker: &Worker, command: &CheckCommand) -> Result<Outcome, Failure> {
+/// The job a check creates is named by the command: a redelivered check finds its own job
+/// instead of creating a second one. Its Nats-Msg-Id, or else its place in the stream.
+pub fn check_job_id(message: &Message, project_id: Uuid) -> Uuid {
+    let message_id = message
+        .headers
+        .as_ref()
+        .and_then(|headers| headers.get(async_nats::header::NATS_MESSAGE_ID))
+        .map(|id| id.as_str().to_owned());
+    let key = message_id.unwrap_or_else(|| {
+        let sequence = message.info().map(|info| info.stream_sequence).unwrap_or_default();
+        format!("{}#{sequence}", message.subject)
+    });
+    Uuid::new_v5(&project_id, format!("check:{key}").as_bytes())
+}
+
+async fn run(worker: &Worker, command: &CheckCommand, job_id: Uuid) -> Result<Outcome, Failure> {
     let project = projects::get(&worker.db, command.project_id)
         .await?
         .ok_or_else(|| Failure::Rejected(format!("project {} does not exist", command.project_id)))?;
@@ -42,25 +57,26 @@ async fn run(worker: &Worker, command: &CheckCommand) -> Result<Outcome, Failure
         return Ok(Outcome::Done);
     }
     let job = NewJob {
-        id: Uuid::new_v4(),
+        id: job_id,
         project_id: project.id,
         trigger_type: TriggerType::Threshold,
         options: serde_json::json!({}),
         triggered_by: command.requested_by.clone(),
         scheduled_for: None,
     };
-    match jobs::create(&worker.db, &job).await? {
+    let created = match jobs::create(&worker.db, &job).await? {
         CreateOutcome::Created(created) => {
             tracing::info!(job_id = %created.id, active, threshold = project.consolidation_threshold, "threshold job created");
-            if let Err(failure) = publish_trigger(worker, &job).await {
-                // The redelivery makes a job of its own; this one must not block the project.
-                jobs::fail(&worker.db, job.id, &format!("the trigger could not be published: {failure:?}")).await?;
-                return Err(failure);
-            }
-            Ok(Outcome::Done)
+            created
         }
-        CreateOutcome::Existing(_) | CreateOutcome::ProjectBusy { .. } => Ok(Outcome::Done),
-    }
+        // This check's own job, left pending by a delivery whose publish failed: publish again.
+        CreateOutcome::Existing(existing) if existing.status == jobs::JobStatus::Pending.as_str() => existing,
+        CreateOutcome::Existing(_) | CreateOutcome::ProjectBusy { .. } => return Ok(Outcome::Done),
+    };
+    // On failure the job stays pending: the redelivery (or maintenance) publishes it.
+    publish_trigger(worker, &job).await?;
+    tracing::debug!(job_id = %created.id, "threshold job published");
+    Ok(Outcome::Done)
 }
 
 /// Publishes the trigger of a job this worker created, and its `queued` event.

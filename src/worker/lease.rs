@@ -51,8 +51,9 @@ impl LeaseKeeper {
                     }
                     let current = updates.borrow_and_update().clone();
                     match jobs::heartbeat(&db, job_id, &worker_id, current.phase, current.progress).await {
-                        Ok(true) => {}
-                        Ok(false) => {
+                        Ok(jobs::Heartbeat::Renewed) => {}
+                        Ok(jobs::Heartbeat::Finished) => return,
+                        Ok(jobs::Heartbeat::Lost) => {
                             tracing::warn!(%job_id, "lease lost to another worker");
                             lost.cancel();
                             return;

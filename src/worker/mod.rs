@@ -4,6 +4,7 @@
 //! consolidation never delays the rollbacks or sweeps queued behind it. [`process_one`] is the
 //! single step the loop repeats; tests call it directly.
 
+pub mod advisories;
 mod apply;
 mod check;
 mod embedding_cache;
@@ -34,7 +35,7 @@ use crate::{
     },
     llm::{OpenAiConfig, OpenAiEmbedder, OpenAiSynthesizer},
 };
-pub use outcome::{Outcome, Settled};
+pub use outcome::{Outcome, RetryPolicy, Settled};
 
 /// How long one pull request waits for a message before the loop looks at shutdown again.
 const PULL_EXPIRY: Duration = Duration::from_secs(2);
@@ -100,6 +101,22 @@ impl Worker {
         Duration::from_secs(self.config.job_lease_secs)
     }
 
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_deliveries: self.config.max_deliveries,
+            budget: Duration::from_secs(self.config.retry_budget_secs),
+        }
+    }
+
+    /// JetStream's own delivery limit: room for the counted failures plus an outage as long as
+    /// the retry budget at the longest backoff, with a margin for ack-wait redeliveries.
+    pub fn jetstream_max_deliver(&self) -> i64 {
+        self.config.jetstream_max_deliver.unwrap_or_else(|| {
+            let outage = self.config.retry_budget_secs / outcome::MAX_RETRY_DELAY.as_secs().max(1);
+            self.config.max_deliveries + i64::try_from(outage).unwrap_or(i64::MAX / 2) + 16
+        })
+    }
+
     pub fn consumer_settings(&self, kind: CommandKind) -> ConsumerSettings {
         let in_flight = match kind {
             CommandKind::Trigger => self.config.worker_concurrency,
@@ -107,7 +124,7 @@ impl Worker {
         };
         ConsumerSettings {
             ack_wait: Duration::from_secs(self.config.ack_wait_secs),
-            max_deliver: self.config.max_deliveries,
+            max_deliver: self.jetstream_max_deliver(),
             // Room for several replicas' in-flight messages.
             max_ack_pending: (in_flight * 64) as i64,
         }
@@ -139,21 +156,21 @@ pub async fn process_one(worker: &Worker, kind: CommandKind, message: Message) -
     )
     .await;
     let settled = tracing::Instrument::instrument(
-        outcome::settle(&worker.bus, &message, kind.as_str(), result, worker.config.max_deliveries),
+        outcome::settle(&worker.bus, &message, kind.as_str(), result, worker.retry_policy()),
         span.clone(),
     )
     .await;
     if let Settled::GaveUp(reason) = &settled {
-        tracing::Instrument::instrument(give_up(worker, kind, &message, reason), span).await;
+        tracing::Instrument::instrument(give_up(worker, kind, &message.payload, reason), span).await;
     }
     settled
 }
 
-/// Records the final failure of a command whose deliveries ran out.
-async fn give_up(worker: &Worker, kind: CommandKind, message: &Message, reason: &str) {
+/// Records the final failure of a command that will not be delivered again.
+async fn give_up(worker: &Worker, kind: CommandKind, payload: &[u8], reason: &str) {
     match kind {
-        CommandKind::Trigger => trigger::give_up(worker, message, reason).await,
-        CommandKind::Rollback => rollback::give_up(worker, message, reason).await,
+        CommandKind::Trigger => trigger::give_up(worker, payload, reason).await,
+        CommandKind::Rollback => rollback::give_up(worker, payload, reason).await,
         CommandKind::Sweep | CommandKind::Check => {}
     }
 }
@@ -169,6 +186,8 @@ pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(),
         };
         loops.spawn(consume(worker.clone(), kind, consumer, limit, shutdown.clone()));
     }
+    let advisories = advisories::subscribe(&worker.bus).await?;
+    loops.spawn(advisories::listen(worker.clone(), advisories, shutdown.clone()));
     tracing::info!(worker_id = %worker.worker_id, prefix = %worker.bus.prefix, "worker consuming commands");
     while loops.join_next().await.is_some() {}
     tracing::info!(worker_id = %worker.worker_id, "worker drained and stopped");

@@ -16,8 +16,10 @@ use crate::bus::{
 pub enum Outcome {
     /// Applied (or found applied already): ack.
     Done,
-    /// A transient failure: redeliver later, with backoff.
-    Retry { reason: String },
+    /// A failure worth retrying: redeliver later, with backoff. `counted` failures give up after
+    /// the configured deliveries; the others (outages, a busy project) only after the retry
+    /// budget, measured from the command's publication.
+    Retry { reason: String, counted: bool },
     /// Someone else is on it: look again after `delay` without counting it as a failure.
     Wait { delay: Duration },
     /// Malformed or impossible: never redeliver; dead-letter with the reason.
@@ -34,48 +36,84 @@ pub enum Settled {
     DeadLettered,
 }
 
-/// Exponential backoff with jitter: 1 s, 2 s, 4 s ... capped at 60 s.
+/// The longest wait between two deliveries of a failing command: after an outage ends, every
+/// waiting command is tried again within this.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+
+/// When a failing delivery gives up.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Deliveries a failure that is not an outage may use.
+    pub max_deliveries: i64,
+    /// How long after its publication a command may keep waiting out an outage.
+    pub budget: Duration,
+}
+
+/// Exponential backoff with jitter: 1 s, 2 s, 4 s ... capped at [`MAX_RETRY_DELAY`].
 pub fn retry_delay(delivery: i64) -> Duration {
     let attempt = usize::try_from(delivery.max(1) - 1).unwrap_or(0);
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_secs(1))
-        .with_max_delay(Duration::from_secs(60))
+        .with_max_delay(MAX_RETRY_DELAY)
         .with_jitter()
         .without_max_times()
         .build()
         .nth(attempt)
-        .unwrap_or(Duration::from_secs(60))
+        .unwrap_or(MAX_RETRY_DELAY)
+}
+
+/// How long ago the command was first published (redeliveries keep that instant).
+pub fn age(message: &Message) -> Duration {
+    let Ok(info) = message.info() else { return Duration::ZERO };
+    let now = Utc::now().timestamp_nanos_opt().map_or(i128::MAX, i128::from);
+    let nanos = now.saturating_sub(info.published.unix_timestamp_nanos()).max(0);
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
 pub fn deliveries(message: &Message) -> i64 {
     message.info().map(|info| info.delivered).unwrap_or(1)
 }
 
+/// What to do with a failed delivery: retry after the delay, or give up with the reason.
+pub fn retry_or_give_up(
+    reason: &str,
+    counted: bool,
+    delivered: i64,
+    age: Duration,
+    policy: RetryPolicy,
+) -> Result<Duration, String> {
+    if counted && delivered >= policy.max_deliveries {
+        return Err(format!("gave up after {delivered} deliveries: {reason}"));
+    }
+    if !counted && age > policy.budget {
+        return Err(format!(
+            "gave up {} s after the command was published (retry budget {} s): {reason}",
+            age.as_secs(),
+            policy.budget.as_secs()
+        ));
+    }
+    Ok(retry_delay(delivered))
+}
+
 /// Answers NATS for `outcome`; a poison message is published as a dead letter before it is
-/// terminated, and a retry on the last allowed delivery gives up the same way.
-pub async fn settle(bus: &Bus, message: &Message, command: &str, outcome: Outcome, max_deliver: i64) -> Settled {
+/// terminated, and a retry past its policy gives up the same way.
+pub async fn settle(bus: &Bus, message: &Message, command: &str, outcome: Outcome, policy: RetryPolicy) -> Settled {
     let delivered = deliveries(message);
     let (kind, settled) = match outcome {
         Outcome::Done => (AckKind::Ack, Settled::Acked),
-        Outcome::Wait { delay } if delivered < max_deliver => (AckKind::Nak(Some(delay)), Settled::Redelivering),
-        Outcome::Wait { .. } => {
-            let reason = format!(
-                "the job was still held by another worker after {delivered} deliveries; if that worker \
-                 died, maintenance fails the job once its lease is long expired"
-            );
-            dead_letter(bus, message, command, &reason).await;
-            (AckKind::Term, Settled::DeadLettered)
-        }
-        Outcome::Retry { reason } if delivered < max_deliver => {
-            let delay = retry_delay(delivered);
-            tracing::warn!(%reason, delivered, ?delay, "transient failure, will retry");
-            (AckKind::Nak(Some(delay)), Settled::Redelivering)
-        }
-        Outcome::Retry { reason } => {
-            let reason = format!("gave up after {delivered} deliveries: {reason}");
-            dead_letter(bus, message, command, &reason).await;
-            (AckKind::Term, Settled::GaveUp(reason))
-        }
+        // Bounded by the consumer's own max_deliver; its advisory turns the end into a dead letter.
+        Outcome::Wait { delay } => (AckKind::Nak(Some(delay)), Settled::Redelivering),
+        Outcome::Retry { reason, counted } => match retry_or_give_up(&reason, counted, delivered, age(message), policy)
+        {
+            Ok(delay) => {
+                tracing::warn!(%reason, counted, delivered, ?delay, "delivery failed, will retry");
+                (AckKind::Nak(Some(delay)), Settled::Redelivering)
+            }
+            Err(reason) => {
+                dead_letter(bus, message, command, &reason).await;
+                (AckKind::Term, Settled::GaveUp(reason))
+            }
+        },
         Outcome::Poison { reason } => {
             dead_letter(bus, message, command, &reason).await;
             (AckKind::Term, Settled::DeadLettered)
@@ -100,8 +138,13 @@ async fn dead_letter(bus: &Bus, message: &Message, command: &str, reason: &str) 
         deliveries: info.as_ref().map(|info| info.delivered),
         at: Utc::now(),
     };
+    publish_dead_letter(bus, &letter).await;
+}
+
+pub async fn publish_dead_letter(bus: &Bus, letter: &DeadLetter) {
+    let (reason, command) = (&letter.reason, &letter.command);
     tracing::error!(%reason, command, "dead-lettering command");
-    if let Err(error) = bus.publish_event(bus.prefix.dead_letter(command), &letter).await {
+    if let Err(error) = bus.publish_event(bus.prefix.dead_letter(command), letter).await {
         tracing::error!(%error, "could not publish the dead letter");
     }
 }
@@ -114,6 +157,17 @@ mod tests {
     fn retry_delay_grows_and_stays_capped() {
         assert!(retry_delay(1) <= Duration::from_secs(2));
         assert!(retry_delay(4) >= Duration::from_secs(8));
-        assert!(retry_delay(40) <= Duration::from_secs(120));
+        assert!(retry_delay(40) <= 2 * MAX_RETRY_DELAY);
+    }
+
+    #[test]
+    fn an_outage_never_uses_up_deliveries_only_the_budget() {
+        let policy = RetryPolicy { max_deliveries: 5, budget: Duration::from_secs(3600) };
+        let minute = Duration::from_secs(60);
+        assert!(retry_or_give_up("db down", false, 500, 50 * minute, policy).is_ok(), "500 deliveries of an outage");
+        let gave_up = retry_or_give_up("db down", false, 3, 61 * minute, policy).unwrap_err();
+        assert!(gave_up.contains("retry budget 3600 s") && gave_up.contains("db down"), "{gave_up}");
+        assert!(retry_or_give_up("bad row", true, 4, minute, policy).is_ok());
+        assert!(retry_or_give_up("bad row", true, 5, minute, policy).unwrap_err().contains("after 5 deliveries"));
     }
 }

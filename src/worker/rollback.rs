@@ -26,8 +26,17 @@ use crate::{
 const CHANGES_PAGE: i64 = 10_000;
 
 enum Decision {
-    Completed { restored: i32, deleted: i32, warnings: Vec<String> },
-    Refused { reason: String, conflicts: Vec<Uuid> },
+    Completed {
+        restored: i32,
+        deleted: i32,
+        warnings: Vec<String>,
+    },
+    /// This rollback's own result is in its row already (an earlier delivery wrote it).
+    AlreadyRecorded,
+    Refused {
+        reason: String,
+        conflicts: Vec<Uuid>,
+    },
 }
 
 pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
@@ -38,7 +47,7 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
     Span::current().record("job_id", command.consolidation_id.to_string());
     if command.requested_by.trim().is_empty() {
         let reason = "requested_by must not be empty";
-        give_up(worker, message, reason).await;
+        give_up(worker, &message.payload, reason).await;
         return Outcome::Poison { reason: reason.to_owned() };
     }
     match run(worker, &command).await {
@@ -47,12 +56,17 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
     }
 }
 
-pub async fn give_up(worker: &Worker, message: &Message, reason: &str) {
-    let Ok(command) = decode::<RollbackCommand>(&message.payload) else { return };
+/// Deliveries ran out: the rollback fails with the reason, unless it had ended already.
+pub async fn give_up(worker: &Worker, payload: &[u8], reason: &str) {
+    let Ok(command) = decode::<RollbackCommand>(payload) else { return };
     let Ok(Some(rollback)) = rollbacks::get(&worker.db, command.rollback_id).await else { return };
-    if let Err(error) = rollbacks::finish_unsuccessful(&worker.db, rollback.id, "failed", reason, &[]).await {
-        tracing::error!(%error, "could not record the rollback's failure");
-        return;
+    match rollbacks::finish_unsuccessful(&worker.db, rollback.id, "failed", reason, &[]).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(error) => {
+            tracing::error!(%error, "could not record the rollback's failure");
+            return;
+        }
     }
     let mut event = event_of(&rollback, "failed");
     event.error = Some(reason.to_owned());
@@ -96,6 +110,13 @@ async fn run(worker: &Worker, command: &RollbackCommand) -> Result<Outcome, Fail
 
 async fn decide_and_restore(worker: &Worker, job: &Job, rollback: &Rollback) -> Result<Decision, Failure> {
     let mut tx = worker.db.begin().await?;
+    // A redelivery that arrives while the first run holds this row waits here, then finds the
+    // rollback finished and leaves its result alone.
+    match rollbacks::lock(&mut tx, rollback.id).await? {
+        Some(current) if current.is_finished() => return Ok(Decision::AlreadyRecorded),
+        Some(_) => {}
+        None => return Err(Failure::Transient(format!("rollback {} vanished", rollback.id))),
+    }
     let Some(job) = jobs::lock(&mut tx, job.id).await? else {
         return Ok(refused(format!("consolidation job {} does not exist", job.id)));
     };
@@ -107,6 +128,9 @@ async fn decide_and_restore(worker: &Worker, job: &Job, rollback: &Rollback) -> 
         let Some(first) = rollbacks::completed_for_job(&mut *tx, job.id).await? else {
             return Ok(refused(format!("job {} was already rolled back", job.id)));
         };
+        if first.id == rollback.id {
+            return Ok(Decision::AlreadyRecorded);
+        }
         let warnings = vec![format!("job {} was already rolled back by rollback {}", job.id, first.id)];
         rollbacks::complete(&mut *tx, rollback.id, first.memories_restored, first.memories_deleted, &warnings).await?;
         tx.commit().await?;
@@ -274,6 +298,7 @@ async fn record(worker: &Worker, rollback: &Rollback, decision: &Decision) -> Re
         Decision::Completed { restored, deleted, warnings } => {
             tracing::info!(restored, deleted, ?warnings, "rollback completed");
         }
+        Decision::AlreadyRecorded => tracing::info!("rollback already finished by an earlier delivery"),
         Decision::Refused { reason, conflicts } => {
             tracing::info!(%reason, "rollback refused");
             rollbacks::finish_unsuccessful(&worker.db, rollback.id, "refused", reason, conflicts).await?;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
-use chrono::NaiveDate;
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -12,7 +12,7 @@ use super::{Outcome, Worker, check::publish_trigger, failure::Failure};
 use crate::{
     bus::{
         Bus,
-        messages::{SCHEMA_VERSION, SweepCommand, SweepSummary, decode},
+        messages::{SCHEMA_VERSION, SweepCommand, SweepSummary, decode, tick_token},
     },
     store::{
         jobs::{self, CreateOutcome, NewJob, TriggerType},
@@ -32,17 +32,17 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
 }
 
 /// The job id of a project's sweep job: the same tick can never create a second one.
-pub fn sweep_job_id(project_id: Uuid, sweep_date: NaiveDate) -> Uuid {
-    Uuid::new_v5(&project_id, format!("sweep:{sweep_date}").as_bytes())
+pub fn sweep_job_id(project_id: Uuid, tick: DateTime<Utc>) -> Uuid {
+    Uuid::new_v5(&project_id, format!("sweep:{}", tick_token(tick)).as_bytes())
 }
 
 async fn run(worker: &Worker, message: &Message, command: &SweepCommand) -> Result<Outcome, Failure> {
-    let date = command.sweep_date;
+    let tick = command.tick;
     // The first delivery claims the tick; a redelivery of an unfinished fan-out repeats it
     // harmlessly (job ids are derived from the tick, triggers are deduplicated by job id).
-    let sweep = match sweeps::start(&worker.db, date, command.scheduled_at).await? {
+    let sweep = match sweeps::start(&worker.db, tick, command.scheduled_at).await? {
         Some(sweep) => sweep,
-        None => sweeps::get(&worker.db, date).await?.ok_or_else(|| Failure::Transient("sweep row vanished".into()))?,
+        None => sweeps::get(&worker.db, tick).await?.ok_or_else(|| Failure::Transient("sweep row vanished".into()))?,
     };
     if sweep.status == "completed" {
         return Ok(Outcome::Done);
@@ -52,12 +52,12 @@ async fn run(worker: &Worker, message: &Message, command: &SweepCommand) -> Resu
     let pause = Duration::from_secs(1) / worker.config.sweep_rate_per_sec;
     for candidate in candidates.iter().filter(|c| c.active_memories > i64::from(c.consolidation_threshold)) {
         let job = NewJob {
-            id: sweep_job_id(candidate.id, date),
+            id: sweep_job_id(candidate.id, tick),
             project_id: candidate.id,
             trigger_type: TriggerType::Scheduled,
             options: serde_json::json!({}),
-            triggered_by: format!("scheduler:{date}"),
-            scheduled_for: Some(date),
+            triggered_by: format!("scheduler:{}", tick.to_rfc3339()),
+            scheduled_for: Some(tick),
         };
         match jobs::create(&worker.db, &job).await? {
             CreateOutcome::Created(_) => {}
@@ -77,31 +77,32 @@ async fn run(worker: &Worker, message: &Message, command: &SweepCommand) -> Resu
     }
     // Read back rather than accumulated: a redelivered fan-out skips the projects whose tick job
     // is already active, and must still count them.
-    let job_ids = jobs::of_sweep(&worker.db, date).await?;
-    sweeps::record_fan_out(&worker.db, date, considered, &job_ids).await?;
-    tracing::info!(%date, considered, triggered = job_ids.len(), "sweep fanned out");
-    complete_if_done(&worker.db, &worker.bus, date).await?;
+    let job_ids = jobs::of_sweep(&worker.db, tick).await?;
+    sweeps::record_fan_out(&worker.db, tick, considered, &job_ids).await?;
+    tracing::info!(%tick, considered, triggered = job_ids.len(), "sweep fanned out");
+    complete_if_done(&worker.db, &worker.bus, tick).await?;
     Ok(Outcome::Done)
 }
 
 /// Called when a job ends: completes its sweep if that was the sweep's last job.
 pub async fn on_job_finished(worker: &Worker, job_id: Uuid) {
     let Ok(Some(job)) = jobs::get(&worker.db, job_id).await else { return };
-    let Some(date) = job.scheduled_for else { return };
-    if let Err(failure) = complete_if_done(&worker.db, &worker.bus, date).await {
-        tracing::warn!(?failure, %date, "sweep completion check failed");
+    let Some(tick) = job.sweep_tick else { return };
+    if let Err(failure) = complete_if_done(&worker.db, &worker.bus, tick).await {
+        tracing::warn!(?failure, %tick, "sweep completion check failed");
     }
 }
 
-/// Completes the sweep of `date` and publishes its summary once every job it triggered ended.
-pub async fn complete_if_done(db: &PgPool, bus: &Bus, date: NaiveDate) -> Result<(), Failure> {
-    let Some(sweep) = sweeps::get(db, date).await? else { return Ok(()) };
+/// Completes the sweep of `tick` and publishes its summary once every job it triggered ended.
+pub async fn complete_if_done(db: &PgPool, bus: &Bus, tick: DateTime<Utc>) -> Result<(), Failure> {
+    let Some(sweep) = sweeps::get(db, tick).await? else { return Ok(()) };
     if sweep.status == "completed" || sweep.fanned_out_at.is_none() {
         return Ok(());
     }
     let mut summary = SweepSummary {
         schema_version: SCHEMA_VERSION,
-        sweep_date: Some(date),
+        tick: Some(tick),
+        sweep_date: Some(sweep.sweep_date),
         projects_considered: sweep.projects_considered,
         projects_triggered: sweep.projects_triggered,
         job_ids: sweep.job_ids.clone(),
@@ -122,10 +123,10 @@ pub async fn complete_if_done(db: &PgPool, bus: &Bus, date: NaiveDate) -> Result
     let value = serde_json::to_value(&summary).map_err(|error| Failure::Transient(error.to_string()))?;
     // Published before the row is closed: a failure leaves the sweep open for the next job's
     // end or a redelivery, and concurrent closers are deduplicated by the message id.
-    let subject = bus.prefix.sweep_completed(date);
-    bus.publish_event_once(subject, &format!("sweep:{date}.completed"), &summary).await?;
-    if sweeps::complete(db, date, &value).await? {
-        tracing::info!(%date, completed = summary.jobs_completed, failed = summary.jobs_failed, "sweep completed");
+    let subject = bus.prefix.sweep_completed(tick);
+    bus.publish_event_once(subject, &format!("sweep:{}.completed", tick_token(tick)), &summary).await?;
+    if sweeps::complete(db, tick, &value).await? {
+        tracing::info!(%tick, completed = summary.jobs_completed, failed = summary.jobs_failed, "sweep completed");
     }
     Ok(())
 }

@@ -40,9 +40,9 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
     }
 }
 
-/// Deliveries ran out on transient errors: the job fails with the reason.
-pub async fn give_up(worker: &Worker, message: &Message, reason: &str) {
-    if let Ok(command) = decode::<TriggerCommand>(&message.payload) {
+/// Deliveries ran out: the job fails with the reason (unless a worker holds it alive).
+pub async fn give_up(worker: &Worker, payload: &[u8], reason: &str) {
+    if let Ok(command) = decode::<TriggerCommand>(payload) {
         fail_job(worker, &command, reason).await;
     }
 }
@@ -67,7 +67,9 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
         .await?
         .ok_or_else(|| Failure::Rejected(format!("project {} does not exist", command.project_id)))?;
     let job = ensure_job(worker, command).await?;
-    if !project.consolidation_enabled {
+    // Only a job nobody started is refused: one running since before the project was disabled is
+    // left to its worker (or taken over below), and a finished one answers as finished.
+    if !project.consolidation_enabled && job.status == jobs::JobStatus::Pending.as_str() {
         return Err(Failure::Impossible(format!("consolidation is disabled for project {}", project.id)));
     }
     let options = Options::resolve(&project.consolidation_options.0, &job.options.0)
@@ -88,23 +90,21 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
     let result = execute(worker, &job, &options, &keeper).await;
     let lost = keeper.lost.is_cancelled();
     keeper.stop().await;
-    if lost {
-        return Ok(Outcome::Done);
-    }
+    // The commit decides, not the keeper: a heartbeat that lands after this worker's own commit
+    // finds the job finished, and the completed event must still go out.
     let finished = match result {
-        Ok(finished) => finished,
+        Ok(Some(finished)) => finished,
+        // Another worker took the job over meanwhile; its run decides.
+        Ok(None) => return Ok(Outcome::Done),
+        Err(_) if lost => return Ok(Outcome::Done),
         Err(failure) => {
-            if let Failure::Transient(reason) = &failure {
+            if let Failure::Transient(reason) | Failure::Outage(reason) = &failure {
                 if let Err(error) = jobs::release(&worker.db, job.id, &worker.worker_id, reason).await {
-                    tracing::warn!(%error, "could not release the job after a transient failure");
+                    tracing::warn!(%error, "could not release the job after a failure");
                 }
             }
             return Err(failure);
         }
-    };
-    let Some(finished) = finished else {
-        // Another worker took the job over meanwhile; its run decides.
-        return Ok(Outcome::Done);
     };
     worker.bus.job_terminal_event(JobEventKind::Completed, &finished).await?;
     sweep::on_job_finished(worker, job.id).await;
@@ -138,7 +138,7 @@ async fn ensure_job(worker: &Worker, command: &TriggerCommand) -> Result<Job, Fa
         }
         CreateOutcome::Existing(job) => Ok(job),
         // A valid command that came too early: retried with backoff until the active job ends.
-        CreateOutcome::ProjectBusy { active_job_id } => Err(Failure::Transient(format!(
+        CreateOutcome::ProjectBusy { active_job_id } => Err(Failure::Busy(format!(
             "project {} already has an active job{}",
             command.project_id,
             active_job_id.map(|id| format!(" {id}")).unwrap_or_default()
@@ -218,8 +218,11 @@ async fn execute(
             memories_promoted: plan.counters.memories_promoted,
             summaries_created: plan.counters.summaries_created,
         };
-        let result =
-            serde_json::json!({ "dry_run": true, "plan": plan, "clustering": apply::clustering_of(options, complete) });
+        let result = serde_json::json!({
+            "dry_run": true,
+            "plan": engine::plan_report::report(&plan, engine::plan_report::PLAN_REPORT_LIMIT),
+            "clustering": apply::clustering_of(options, complete),
+        });
         let before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
         let after = i32::try_from(plan.memories_after).unwrap_or(i32::MAX);
         if !jobs::complete(&worker.db, job.id, &worker.worker_id, &counters, before, after, &result).await? {

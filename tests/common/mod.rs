@@ -136,6 +136,8 @@ impl TestEnv {
             worker_concurrency: 4,
             ack_wait_secs: 5,
             max_deliveries: 4,
+            retry_budget_secs: 3600,
+            jetstream_max_deliver: None,
             job_lease_secs: 4,
             rollback_window_days: 7,
             sweep_rate_per_sec: 200,

@@ -12,6 +12,7 @@ mod gateway_projects;
 mod gateway_rollback;
 mod migrations;
 mod private_nats;
+mod recovery;
 mod scheduler;
 mod steady_state;
 mod store;

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use consolidator::{
     bus::{
         CommandKind,
-        messages::{SCHEMA_VERSION, SweepCommand, SweepSummary},
+        messages::{SCHEMA_VERSION, SweepCommand, SweepSummary, TriggerCommand, tick_token},
     },
     config::SchedulerConfig,
     scheduler::{self, Scheduler},
@@ -36,6 +36,7 @@ fn scheduler(env: &TestEnv, schedule: &str) -> Scheduler {
         config: SchedulerConfig {
             schedule: schedule.to_owned(),
             audit_retention_days: 90,
+            maintenance_interval_secs: 60,
             pending_grace_secs: 0,
             abandoned_job_secs: 3600,
         },
@@ -43,8 +44,8 @@ fn scheduler(env: &TestEnv, schedule: &str) -> Scheduler {
     }
 }
 
-async fn sweep_summary(env: &TestEnv, date: NaiveDate) -> Vec<SweepSummary> {
-    events_until::<SweepSummary>(&env.bus, env.bus.prefix.sweep_completed(date), Duration::from_secs(3), |_| false)
+async fn sweep_summary(env: &TestEnv, tick: DateTime<Utc>) -> Vec<SweepSummary> {
+    events_until::<SweepSummary>(&env.bus, env.bus.prefix.sweep_completed(tick), Duration::from_secs(3), |_| false)
         .await
         .into_iter()
         .map(|(_, summary)| summary)
@@ -67,7 +68,7 @@ async fn three_scheduler_replicas_yield_one_sweep_per_tick() {
     let replicas: Vec<_> =
         (0..3).map(|_| tokio::spawn(scheduler::run(scheduler(&env, "0 2 * * *"), shutdown.clone()))).collect();
     let first_tick = scheduler(&env, "0 2 * * *").previous_tick(Utc::now()).unwrap();
-    let first = wait_for_sweep(&env, first_tick.date_naive()).await;
+    let first = wait_for_sweep(&env, first_tick).await;
     shutdown.cancel();
     for replica in replicas {
         replica.await.unwrap();
@@ -83,7 +84,7 @@ async fn three_scheduler_replicas_yield_one_sweep_per_tick() {
     for publish in publishing {
         publish.await.unwrap();
     }
-    let second = wait_for_sweep(&env, next_tick.date_naive()).await;
+    let second = wait_for_sweep(&env, next_tick).await;
     worker.stop().await;
 
     assert_eq!((first.job_ids.len(), second.job_ids.len()), (1, 1));
@@ -93,16 +94,16 @@ async fn three_scheduler_replicas_yield_one_sweep_per_tick() {
     let history = jobs::history(&env.db, over, &jobs::HistoryFilter { limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(history.len(), 2, "one scheduled job per tick");
     assert!(history.iter().all(|job| job.trigger_type == "scheduled" && job.status == "completed"));
-    let events = sweep_summary(&env, first_tick.date_naive()).await;
+    let events = sweep_summary(&env, first_tick).await;
     assert_eq!(events.len(), 1);
     assert_eq!((events[0].projects_triggered, events[0].jobs_completed, events[0].memories_merged), (1, 1, 5));
-    assert_eq!(sweep_summary(&env, next_tick.date_naive()).await.len(), 1);
+    assert_eq!(sweep_summary(&env, next_tick).await.len(), 1);
 }
 
-async fn wait_for_sweep(env: &TestEnv, date: NaiveDate) -> sweeps::Sweep {
-    eventually(WAIT, || async { sweeps::get(&env.db, date).await.ok()?.filter(|sweep| sweep.status == "completed") })
+async fn wait_for_sweep(env: &TestEnv, tick: DateTime<Utc>) -> sweeps::Sweep {
+    eventually(WAIT, || async { sweeps::get(&env.db, tick).await.ok()?.filter(|sweep| sweep.status == "completed") })
         .await
-        .unwrap_or_else(|| panic!("the sweep of {date} did not complete"))
+        .unwrap_or_else(|| panic!("the sweep of {tick} did not complete"))
 }
 
 #[tokio::test]
@@ -123,13 +124,13 @@ async fn a_sweep_selects_only_enabled_idle_projects_over_their_threshold_and_nev
         scheduled_for: None,
     };
     jobs::create(&env.db, &busy_job).await.unwrap();
-    let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-    let command = SweepCommand { schema_version: SCHEMA_VERSION, sweep_date: date, scheduled_at: Utc::now() };
+    let tick = Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0).unwrap();
+    let command = SweepCommand { schema_version: SCHEMA_VERSION, tick, scheduled_at: Utc::now() };
     let worker = env.spawn_worker();
 
     env.bus.publish_command(CommandKind::Sweep, &command.idempotency_key(), &command).await.unwrap();
     let sweep = eventually(WAIT, || async {
-        sweeps::get(&env.db, date).await.ok()?.filter(|sweep| sweep.status == "completed")
+        sweeps::get(&env.db, tick).await.ok()?.filter(|sweep| sweep.status == "completed")
     })
     .await
     .expect("sweep completed");
@@ -139,7 +140,7 @@ async fn a_sweep_selects_only_enabled_idle_projects_over_their_threshold_and_nev
     worker.stop().await;
 
     assert_eq!(sweep.projects_considered, 3, "enabled projects");
-    assert_eq!(sweep.job_ids, vec![scheduler_job(over, date)]);
+    assert_eq!(sweep.job_ids, vec![scheduler_job(over, tick)]);
     let db = env.db.clone();
     let history = |project| {
         let db = db.clone();
@@ -147,15 +148,15 @@ async fn a_sweep_selects_only_enabled_idle_projects_over_their_threshold_and_nev
     };
     let over_jobs = history(over).await;
     assert_eq!(over_jobs.len(), 1);
-    assert_eq!(over_jobs[0].scheduled_for, Some(date));
+    assert_eq!((over_jobs[0].sweep_tick, over_jobs[0].scheduled_for), (Some(tick), Some(tick.date_naive())));
     assert!(history(under).await.is_empty());
     assert!(history(disabled).await.is_empty());
     assert_eq!(history(busy).await.len(), 1, "only the job it already had");
-    assert_eq!(sweep_summary(&env, date).await.len(), 1);
+    assert_eq!(sweep_summary(&env, tick).await.len(), 1);
 }
 
-fn scheduler_job(project_id: Uuid, date: NaiveDate) -> Uuid {
-    Uuid::new_v5(&project_id, format!("sweep:{date}").as_bytes())
+fn scheduler_job(project_id: Uuid, tick: DateTime<Utc>) -> Uuid {
+    Uuid::new_v5(&project_id, format!("sweep:{}", tick_token(tick)).as_bytes())
 }
 
 #[tokio::test]
@@ -168,9 +169,9 @@ async fn a_missed_tick_is_caught_up_once_whatever_the_number_of_replicas() {
         assert!(replica.catch_up(now).await.unwrap(), "no sweep yet: every replica publishes the missed tick");
     }
     let worker = env.spawn_worker();
-    let date = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
-    let sweep = eventually(WAIT, || async { sweeps::get(&env.db, date).await.ok()? }).await.expect("caught up");
-    assert_eq!(sweep.scheduled_at, Utc.with_ymd_and_hms(2026, 11, 21, 2, 0, 0).unwrap());
+    let tick = Utc.with_ymd_and_hms(2026, 11, 21, 2, 0, 0).unwrap();
+    let sweep = eventually(WAIT, || async { sweeps::get(&env.db, tick).await.ok()? }).await.expect("caught up");
+    assert_eq!(sweep.sweep_date, tick.date_naive());
     for replica in &replicas {
         assert!(!replica.catch_up(now).await.unwrap(), "the tick has its sweep");
     }
@@ -182,7 +183,7 @@ async fn a_missed_tick_is_caught_up_once_whatever_the_number_of_replicas() {
     .await;
     worker.stop().await;
     assert_eq!(drained, Some(1), "the three publications were stored as one command, and consumed");
-    assert_eq!(sweeps::latest_date(&env.db).await.unwrap(), Some(date));
+    assert_eq!(sweeps::latest_tick(&env.db).await.unwrap(), Some(tick));
 }
 
 #[tokio::test]
@@ -220,48 +221,155 @@ async fn retention_deletes_exactly_the_audit_rows_older_than_the_retention_perio
     assert_eq!(left, ["in window", "recent"]);
 }
 
-#[tokio::test]
-async fn a_job_left_pending_is_republished_and_completes_and_an_abandoned_one_fails() {
-    let env = TestEnv::new().await;
-    let stranded = project_with_memories(&env, 3).await;
-    let job = NewJob {
+fn stranded_job(project_id: Uuid) -> NewJob {
+    NewJob {
         id: Uuid::new_v4(),
-        project_id: stranded,
+        project_id,
         trigger_type: TriggerType::Manual,
         options: serde_json::json!({}),
         triggered_by: "gateway that died".into(),
         scheduled_for: None,
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_pending_job_whose_command_was_lost_is_published_again_under_a_fresh_id_and_completes() {
+    let env = TestEnv::new().await;
+    let job = stranded_job(project_with_memories(&env, 3).await);
     jobs::create(&env.db, &job).await.unwrap();
-    let abandoned_project = fixtures::project(&env.db, 3).await;
-    let abandoned = NewJob { id: Uuid::new_v4(), project_id: abandoned_project.id, ..job.clone() };
-    jobs::create(&env.db, &abandoned).await.unwrap();
-    jobs::claim(&env.db, abandoned.id, "ghost", Duration::from_secs(1)).await.unwrap();
-    sqlx::query("UPDATE consolidation_jobs SET heartbeat_at = now() - interval '2 hours' WHERE id = $1")
-        .bind(abandoned.id)
-        .execute(&env.db)
-        .await
-        .unwrap();
+    // Its first command reached the stream under the job id and was lost there (JetStream gave
+    // up on it): a re-publication under that id would be dropped by the duplicate window.
+    let command = TriggerCommand {
+        schema_version: SCHEMA_VERSION,
+        job_id: job.id,
+        project_id: job.project_id,
+        options: None,
+        trigger_type: TriggerType::Manual,
+        triggered_by: job.triggered_by.clone(),
+    };
+    env.bus.publish_command(CommandKind::Trigger, &job.id.to_string(), &command).await.unwrap();
+    let stream = env.bus.jetstream.get_stream(env.bus.prefix.commands_stream()).await.unwrap();
+    assert!(stream.delete_message(1).await.unwrap());
     let worker = env.spawn_worker();
 
     let report = scheduler(&env, "0 2 * * *").maintain(Utc::now()).await.unwrap();
 
-    assert_eq!((report.republished, report.failed), (1, 1));
+    assert_eq!((report.ran, report.republished_jobs, report.failed_jobs), (true, 1, 0));
     let done =
         eventually(WAIT, || async { jobs::get(&env.db, job.id).await.ok()?.filter(|job| job.status == "completed") })
             .await;
     worker.stop().await;
     assert_eq!(done.expect("the stranded job completed").memories_merged, 5);
-    let failed = jobs::get(&env.db, abandoned.id).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_abandoned_job_is_published_again_first_and_failed_only_if_still_abandoned_after() {
+    let env = TestEnv::new().await;
+    let job = stranded_job(fixtures::project(&env.db, 3).await.id);
+    jobs::create(&env.db, &job).await.unwrap();
+    jobs::claim(&env.db, job.id, "ghost", Duration::from_secs(1)).await.unwrap();
+    let backdate = |column: &'static str, age: &'static str| {
+        let db = env.db.clone();
+        async move {
+            sqlx::query(&format!("UPDATE consolidation_jobs SET {column} = now() - interval '{age}' WHERE id = $1"))
+                .bind(job.id)
+                .execute(&db)
+                .await
+                .unwrap();
+        }
+    };
+    backdate("heartbeat_at", "3 hours").await;
+    let scheduler = scheduler(&env, "0 2 * * *");
+
+    let first = scheduler.maintain(Utc::now()).await.unwrap();
+    assert_eq!((first.republished_jobs, first.failed_jobs), (1, 0), "published again, not failed");
+    let second = scheduler.maintain(Utc::now()).await.unwrap();
+    assert_eq!((second.republished_jobs, second.failed_jobs), (0, 0), "within the grace after re-publication");
+
+    // A worker that claims it between maintenance's read and its update keeps it.
+    backdate("published_at", "2 hours").await;
+    jobs::claim(&env.db, job.id, "alive", Duration::from_secs(1)).await.unwrap();
+    backdate("heartbeat_at", "0 seconds").await;
+    assert!(!jobs::fail_abandoned(&env.db, job.id, "late", Duration::from_secs(3600)).await.unwrap());
+
+    backdate("heartbeat_at", "3 hours").await;
+    let third = scheduler.maintain(Utc::now()).await.unwrap();
+    assert_eq!(third.failed_jobs, 1);
+    let failed = jobs::get(&env.db, job.id).await.unwrap().unwrap();
     assert_eq!(failed.status, "failed");
-    assert!(failed.error_message.unwrap().contains("ghost"));
+    assert!(failed.error_message.unwrap().contains("published again"));
+}
+
+#[tokio::test]
+async fn one_replica_at_a_time_maintains() {
+    let env = TestEnv::new().await;
+    let mut held = env.db.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(format!("consolidator:maintenance:{}", env.bus.prefix))
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let scheduler = scheduler(&env, "0 2 * * *");
+    assert!(!scheduler.maintain(Utc::now()).await.unwrap().ran, "the other replica holds the lock");
+    held.commit().await.unwrap();
+    assert!(scheduler.maintain(Utc::now()).await.unwrap().ran);
+}
+
+#[tokio::test]
+async fn maintenance_publishes_the_latest_tick_that_has_no_sweep_once() {
+    let env = TestEnv::new().await;
+    project_with_memories(&env, 3).await;
+    let scheduler = scheduler(&env, "0 2 * * *");
+    let tick = scheduler.previous_tick(Utc::now()).unwrap();
+    let worker = env.spawn_worker();
+
+    let report = scheduler.maintain(Utc::now()).await.unwrap();
+
+    assert_eq!(report.republished_sweeps, 1);
+    let sweep = wait_for_sweep(&env, tick).await;
+    assert_eq!(sweep.job_ids.len(), 1);
+    assert_eq!(scheduler.maintain(Utc::now()).await.unwrap().republished_sweeps, 0, "the tick has its sweep");
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn every_tick_of_a_seconds_field_schedule_is_one_sweep_whatever_the_number_of_replicas() {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker();
+    let shutdown = CancellationToken::new();
+    let every_second = "* * * * * *";
+    let started = Utc::now();
+    let replicas: Vec<_> =
+        (0..3).map(|_| tokio::spawn(scheduler::run(scheduler(&env, every_second), shutdown.clone()))).collect();
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let until = Utc::now() - chrono::Duration::milliseconds(300);
+    shutdown.cancel();
+    for replica in replicas {
+        replica.await.unwrap();
+    }
+    let expected: Vec<DateTime<Utc>> =
+        scheduler(&env, every_second).schedule.iter_after(started).take_while(|tick| *tick <= until).collect();
+    let stored = eventually(WAIT, || async {
+        let ticks: Vec<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT tick FROM consolidation_sweeps WHERE tick > $1 AND tick <= $2 ORDER BY tick")
+                .bind(started)
+                .bind(until)
+                .fetch_all(&env.db)
+                .await
+                .ok()?;
+        (ticks.len() >= expected.len()).then_some(ticks)
+    })
+    .await;
+    worker.stop().await;
+    assert!(expected.len() >= 4, "{expected:?}");
+    assert_eq!(stored.expect("every tick swept"), expected, "one sweep per tick, none skipped");
 }
 
 #[test]
-fn an_invalid_schedule_is_refused_naming_the_setting() {
+fn any_cron_schedule_is_accepted_and_an_invalid_one_is_refused_naming_the_setting() {
     let error = scheduler::parse_schedule("every day at two").unwrap_err();
     assert_eq!(error.name, "SCHEDULE");
-    let twice_a_day = scheduler::parse_schedule("0 2,14 * * *").unwrap_err();
-    assert!(twice_a_day.message.contains("more than once a day"), "{}", twice_a_day.message);
-    assert!(scheduler::parse_schedule("30 3 * * 1").is_ok(), "weekly is fine");
+    for schedule in ["0 2,14 * * *", "*/10 * * * *", "*/15 * * * * *", "30 3 * * 1"] {
+        assert!(scheduler::parse_schedule(schedule).is_ok(), "{schedule}");
+    }
 }

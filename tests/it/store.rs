@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 
-use chrono::{NaiveDate, Utc};
+use chrono::{TimeZone, Utc};
 use consolidator::{
     engine::model::MemoryType,
     store::{
@@ -216,13 +216,17 @@ async fn a_job_is_claimed_once_until_its_lease_goes_stale_then_completes_once() 
 
     assert!(matches!(jobs::claim(&env.db, job.id, "w1", lease).await.unwrap(), ClaimOutcome::Claimed(_)));
     assert!(matches!(jobs::claim(&env.db, job.id, "w2", lease).await.unwrap(), ClaimOutcome::HeldElsewhere(_)));
-    assert!(jobs::heartbeat(&env.db, job.id, "w1", "planning", 0.3).await.unwrap());
+    assert_eq!(jobs::heartbeat(&env.db, job.id, "w1", "planning", 0.3).await.unwrap(), jobs::Heartbeat::Renewed);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let ClaimOutcome::Claimed(taken) = jobs::claim(&env.db, job.id, "w2", lease).await.unwrap() else {
         panic!("not taken over")
     };
     assert_eq!(taken.attempts, 2);
-    assert!(!jobs::heartbeat(&env.db, job.id, "w1", "applying", 0.5).await.unwrap(), "w1 lost the lease");
+    assert_eq!(
+        jobs::heartbeat(&env.db, job.id, "w1", "applying", 0.5).await.unwrap(),
+        jobs::Heartbeat::Lost,
+        "w1 lost the lease"
+    );
 
     let counters = JobCounters { memories_merged: 3, memories_archived: 1, memories_promoted: 0, summaries_created: 1 };
     let result = serde_json::json!({"ok": true});
@@ -344,21 +348,21 @@ async fn rollbacks_are_idempotent_by_id_and_record_their_end() {
 #[tokio::test]
 async fn a_sweep_tick_is_claimed_once_and_completed_once() {
     let env = TestEnv::new().await;
-    let date = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+    let tick = Utc.with_ymd_and_hms(2026, 11, 21, 2, 0, 0).unwrap();
     let at = Utc::now();
 
-    assert!(sweeps::start(&env.db, date, at).await.unwrap().is_some());
-    assert!(sweeps::start(&env.db, date, at).await.unwrap().is_none());
+    assert!(sweeps::start(&env.db, tick, at).await.unwrap().is_some());
+    assert!(sweeps::start(&env.db, tick, at).await.unwrap().is_none());
     let job_ids = vec![Uuid::new_v4()];
-    sweeps::record_fan_out(&env.db, date, 5, &job_ids).await.unwrap();
-    let sweep = sweeps::get(&env.db, date).await.unwrap().unwrap();
+    sweeps::record_fan_out(&env.db, tick, 5, &job_ids).await.unwrap();
+    let sweep = sweeps::get(&env.db, tick).await.unwrap().unwrap();
     assert_eq!((sweep.projects_considered, sweep.projects_triggered, sweep.job_ids), (5, 1, job_ids));
     assert!(sweep.fanned_out_at.is_some());
     assert_eq!(sweeps::running(&env.db).await.unwrap().len(), 1);
 
-    assert!(sweeps::complete(&env.db, date, &serde_json::json!({"done": 1})).await.unwrap());
-    assert!(!sweeps::complete(&env.db, date, &serde_json::json!({"done": 2})).await.unwrap());
-    assert_eq!(sweeps::latest_date(&env.db).await.unwrap(), Some(date));
+    assert!(sweeps::complete(&env.db, tick, &serde_json::json!({"done": 1})).await.unwrap());
+    assert!(!sweeps::complete(&env.db, tick, &serde_json::json!({"done": 2})).await.unwrap());
+    assert_eq!(sweeps::latest_tick(&env.db).await.unwrap(), Some(tick));
 }
 
 #[tokio::test]
@@ -466,7 +470,26 @@ async fn giving_up_never_fails_a_job_another_worker_holds_alive() {
     assert!(jobs::fail_unless_held(&env.db, job.id, "gave up", Duration::from_millis(100)).await.unwrap());
     assert_eq!(jobs::get(&env.db, job.id).await.unwrap().unwrap().status, "failed");
     assert_eq!(
-        jobs::of_sweep(&env.db, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()).await.unwrap(),
+        jobs::of_sweep(&env.db, Utc.with_ymd_and_hms(2026, 1, 1, 2, 0, 0).unwrap()).await.unwrap(),
         Vec::<Uuid>::new()
     );
+}
+
+#[tokio::test]
+async fn a_heartbeat_after_the_workers_own_commit_finds_the_job_finished_not_lost() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let job = new_job(project.id);
+    jobs::create(&env.db, &job).await.unwrap();
+    jobs::claim(&env.db, job.id, "me", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(jobs::heartbeat(&env.db, job.id, "me", "planning", 0.2).await.unwrap(), jobs::Heartbeat::Renewed);
+
+    let counters = jobs::JobCounters::default();
+    assert!(jobs::complete(&env.db, job.id, "me", &counters, 1, 1, &serde_json::json!({})).await.unwrap());
+    assert_eq!(jobs::heartbeat(&env.db, job.id, "me", "applying", 0.7).await.unwrap(), jobs::Heartbeat::Finished);
+
+    let other = new_job(project.id);
+    jobs::create(&env.db, &other).await.unwrap();
+    jobs::claim(&env.db, other.id, "someone else", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(jobs::heartbeat(&env.db, other.id, "me", "planning", 0.2).await.unwrap(), jobs::Heartbeat::Lost);
 }

@@ -1,0 +1,370 @@
+//! The fault suite: 32 projects in flight through the service's real processes while a fault
+//! hits (worker kill -9, nats-server kill -9, NATS and PostgreSQL outages, a PostgreSQL
+//! immediate restart), on servers of its own. Each scenario checks from the database that every
+//! job completed exactly once and left what a fault-free reference run left, that no project is
+//! blocked, and reports the time from recovery to all-terminal as one JSON line.
+//!
+//! `cargo test --test faults` runs the short form (CI, shortened maintenance intervals);
+//! `cargo test --test faults -- --long` the long one (a 60 s NATS outage, 90 s and 5 min
+//! PostgreSQL outages, the default maintenance settings).
+
+mod services;
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use consolidator::{
+    bench::e2e::synthetic_memories,
+    bus::{
+        Bus, CommandKind, Prefix,
+        messages::{SCHEMA_VERSION, TriggerCommand},
+    },
+    config::NatsConfig,
+    store::{
+        self,
+        jobs::{self, NewJob, TriggerType},
+        memories,
+        projects::{self, NewProject},
+    },
+};
+use services::{Nats, Postgres, Process};
+use uuid::Uuid;
+
+const PROJECTS: usize = 32;
+const MEMORIES_PER_PROJECT: usize = 150;
+const DIMENSION: usize = 64;
+/// Triggers are published one after another over this long, so the fault meets work in flight.
+const PUBLISH_SPREAD: Duration = Duration::from_secs(4);
+const FAULT_AT: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    None,
+    WorkerKill,
+    NatsKill,
+    NatsOutage(Duration),
+    PostgresRestart,
+    PostgresOutage(Duration),
+}
+
+impl Fault {
+    fn name(self) -> String {
+        match self {
+            Fault::None => "reference".into(),
+            Fault::WorkerKill => "worker_kill_9".into(),
+            Fault::NatsKill => "nats_kill_9_restart".into(),
+            Fault::NatsOutage(d) => format!("nats_outage_{}s", d.as_secs()),
+            Fault::PostgresRestart => "postgres_immediate_restart".into(),
+            Fault::PostgresOutage(d) => format!("postgres_outage_{}s", d.as_secs()),
+        }
+    }
+}
+
+/// What one project's job left, comparable across runs (ids differ, texts do not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProjectOutcome {
+    jobs: Vec<(String, i32, i32, i32, i32, Option<i32>)>,
+    audit_rows_by_operation: BTreeMap<String, i64>,
+    active_texts: Vec<String>,
+    active_job: bool,
+}
+
+struct Stack {
+    postgres: Postgres,
+    nats: Nats,
+    _root: tempdir::Root,
+}
+
+mod tempdir {
+    pub struct Root(pub std::path::PathBuf);
+    impl Root {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir().join(format!("consolidator-faults-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&path).expect("temp dir");
+            Self(path)
+        }
+    }
+    impl Drop for Root {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn main() {
+    let long = std::env::args().any(|arg| arg == "--long");
+    // `cargo test -- <filter>` passes a filter: run only when it names this suite.
+    let filtered_out = std::env::args().skip(1).any(|arg| !arg.starts_with('-') && !"faults".contains(&*arg));
+    if filtered_out || std::env::args().any(|arg| arg == "--list") {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let failures = runtime.block_on(suite(long));
+    if failures > 0 {
+        eprintln!("fault suite: {failures} scenario(s) failed");
+        std::process::exit(1);
+    }
+}
+
+async fn suite(long: bool) -> usize {
+    let root = tempdir::Root::new();
+    let postgres = Postgres::start(&root.0);
+    let nats = Nats::start(&root.0);
+    let mut stack = Stack { postgres, nats, _root: root };
+    let faults = if long {
+        vec![
+            Fault::WorkerKill,
+            Fault::NatsKill,
+            Fault::NatsOutage(Duration::from_secs(60)),
+            Fault::PostgresRestart,
+            Fault::PostgresOutage(Duration::from_secs(90)),
+            Fault::PostgresOutage(Duration::from_secs(300)),
+        ]
+    } else {
+        vec![
+            Fault::WorkerKill,
+            Fault::NatsKill,
+            Fault::NatsOutage(Duration::from_secs(12)),
+            Fault::PostgresRestart,
+            Fault::PostgresOutage(Duration::from_secs(20)),
+        ]
+    };
+    let reference = scenario(&mut stack, Fault::None, long).await.expect("the fault-free reference run");
+    let mut failures = 0;
+    for fault in faults {
+        match scenario(&mut stack, fault, long).await {
+            Ok(outcomes) if outcomes == reference => {}
+            Ok(outcomes) => {
+                failures += 1;
+                let differing = outcomes.iter().zip(&reference).position(|(a, b)| a != b).unwrap_or(0);
+                eprintln!(
+                    "{}: project {differing} differs from the reference:\n  got      {:?}\n  expected {:?}",
+                    fault.name(),
+                    outcomes.get(differing),
+                    reference.get(differing)
+                );
+            }
+            Err(error) => {
+                failures += 1;
+                eprintln!("{}: {error}", fault.name());
+            }
+        }
+    }
+    failures
+}
+
+fn service_env(stack: &Stack, database: &str, prefix: &str, long: bool) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("DATABASE_URL", stack.postgres.url(database)),
+        ("NATS_URL", stack.nats.url()),
+        ("CONSOLIDATION_PREFIX", prefix.to_owned()),
+        ("SKIP_MIGRATIONS", "true".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+        // No sweep may add jobs of its own: once a year, and thresholds are far above the load.
+        ("SCHEDULE", "0 0 3 1 1 *".to_owned()),
+    ];
+    if !long {
+        for (name, value) in [
+            ("MAINTENANCE_INTERVAL_SECS", "5"),
+            ("PENDING_GRACE_SECS", "10"),
+            ("ABANDONED_JOB_SECS", "20"),
+            ("JOB_LEASE_SECS", "8"),
+            ("ACK_WAIT_SECS", "10"),
+        ] {
+            env.push((name, value.to_owned()));
+        }
+    }
+    env.into_iter().map(|(name, value)| (name.to_owned(), value)).collect()
+}
+
+async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<ProjectOutcome>, String> {
+    let name = fault.name();
+    let database = format!("faults_{name}");
+    let prefix = format!("f{}", &Uuid::new_v4().simple().to_string()[..10]);
+    let url = stack.postgres.url(&database);
+    store::db::create_database_if_missing(&url).await.map_err(|e| e.to_string())?;
+    let db = store::connect(&url, 4).await.map_err(|e| e.to_string())?;
+    store::db::migrate_up(&db).await.map_err(|e| e.to_string())?;
+    let nats = NatsConfig {
+        nats_url: stack.nats.url(),
+        nats_creds: None,
+        nats_user: None,
+        nats_password: None,
+        prefix: prefix.clone(),
+        events_max_age_hours: 1,
+    };
+    let bus = Bus::connect(&nats, Prefix::new(&prefix).map_err(|e| e.to_string())?, "fault-suite")
+        .await
+        .map_err(|e| e.to_string())?;
+    bus.ensure_streams(Duration::from_secs(3600)).await.map_err(|e| e.to_string())?;
+
+    let mut job_ids = Vec::new();
+    for index in 0..PROJECTS {
+        let project = projects::create(
+            &db,
+            &NewProject {
+                id: Uuid::new_v4(),
+                name: format!("project {index}"),
+                consolidation_enabled: true,
+                consolidation_threshold: 1_000_000,
+                consolidation_options: serde_json::json!({}),
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let rows = synthetic_memories(MEMORIES_PER_PROJECT, DIMENSION, 1000 + index as u64);
+        let mut conn = db.acquire().await.map_err(|e| e.to_string())?;
+        memories::insert_batch(&mut conn, project.id, &rows, &[]).await.map_err(|e| e.to_string())?;
+        let job = NewJob {
+            id: Uuid::new_v4(),
+            project_id: project.id,
+            trigger_type: TriggerType::Manual,
+            options: serde_json::json!({}),
+            triggered_by: "fault-suite".into(),
+            scheduled_for: None,
+        };
+        jobs::create(&db, &job).await.map_err(|e| e.to_string())?;
+        job_ids.push((project.id, job.id));
+    }
+
+    let env = service_env(stack, &database, &prefix, long);
+    let logs = std::env::temp_dir();
+    let mut workers: Vec<Process> = (0..2)
+        .map(|i| Process::spawn(&["worker"], &env, logs.join(format!("consolidator-faults-{name}-worker{i}.log"))))
+        .collect();
+    let _scheduler =
+        Process::spawn(&["scheduler"], &env, logs.join(format!("consolidator-faults-{name}-scheduler.log")));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let started = Instant::now();
+    let publisher = tokio::spawn({
+        let (bus, job_ids) = (bus.clone(), job_ids.clone());
+        async move {
+            let pause = PUBLISH_SPREAD / PROJECTS as u32;
+            for (project_id, job_id) in job_ids {
+                let command = TriggerCommand {
+                    schema_version: SCHEMA_VERSION,
+                    job_id,
+                    project_id,
+                    options: None,
+                    trigger_type: TriggerType::Manual,
+                    triggered_by: "fault-suite".into(),
+                };
+                // Like the gateway: a failed publish leaves the job pending, for maintenance.
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    bus.publish_command(CommandKind::Trigger, &job_id.to_string(), &command),
+                )
+                .await;
+                tokio::time::sleep(pause).await;
+            }
+        }
+    });
+    tokio::time::sleep(FAULT_AT).await;
+    inject(stack, &mut workers, fault).await;
+    let recovered = Instant::now();
+    let _ = publisher.await;
+
+    let limit = if long { Duration::from_secs(900) } else { Duration::from_secs(180) };
+    let all_terminal = loop {
+        let open: Option<i64> =
+            sqlx::query_scalar("SELECT count(*) FROM consolidation_jobs WHERE status NOT IN ('completed', 'failed')")
+                .fetch_one(&db)
+                .await
+                .ok();
+        if open == Some(0) {
+            break recovered.elapsed();
+        }
+        if recovered.elapsed() > limit {
+            return Err(format!("jobs still not terminal {} s after recovery ({open:?} open)", limit.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    drop(workers);
+
+    let mut outcomes = Vec::new();
+    for (project_id, _) in &job_ids {
+        outcomes.push(outcome(&db, *project_id).await.map_err(|e| e.to_string())?);
+    }
+    let completed = outcomes.iter().filter(|o| o.jobs.len() == 1 && o.jobs[0].0 == "completed").count();
+    let blocked = outcomes.iter().filter(|o| o.active_job).count();
+    println!(
+        "{}",
+        serde_json::json!({
+            "scenario": name,
+            "projects": PROJECTS,
+            "memories_per_project": MEMORIES_PER_PROJECT,
+            "fault_at_s": FAULT_AT.as_secs_f64(),
+            "fault_to_recovery_s": (recovered - started).as_secs_f64() - FAULT_AT.as_secs_f64(),
+            "recovery_to_all_terminal_s": (all_terminal.as_secs_f64() * 10.0).round() / 10.0,
+            "projects_completed_exactly_once": completed,
+            "projects_blocked": blocked,
+        })
+    );
+    db.close().await;
+    Ok(outcomes)
+}
+
+async fn inject(stack: &mut Stack, workers: &mut [Process], fault: Fault) {
+    match fault {
+        Fault::None => {}
+        Fault::WorkerKill => {
+            workers[0].kill();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            workers[0].start_again();
+        }
+        Fault::NatsKill => {
+            stack.nats.kill();
+            stack.nats.start_again();
+        }
+        Fault::NatsOutage(length) => {
+            stack.nats.kill();
+            tokio::time::sleep(length).await;
+            stack.nats.start_again();
+        }
+        Fault::PostgresRestart => {
+            stack.postgres.stop_immediate();
+            stack.postgres.start_again();
+        }
+        Fault::PostgresOutage(length) => {
+            stack.postgres.stop_immediate();
+            tokio::time::sleep(length).await;
+            stack.postgres.start_again();
+        }
+    }
+}
+
+async fn outcome(db: &sqlx::PgPool, project_id: Uuid) -> Result<ProjectOutcome, sqlx::Error> {
+    let jobs: Vec<(String, i32, i32, i32, i32, Option<i32>)> = sqlx::query_as(
+        "SELECT status, memories_merged, memories_archived, memories_promoted, summaries_created, memories_after
+           FROM consolidation_jobs WHERE project_id = $1 ORDER BY created_at",
+    )
+    .bind(project_id)
+    .fetch_all(db)
+    .await?;
+    let audit: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT operation, count(*) FROM consolidation_changes WHERE project_id = $1 GROUP BY 1 ORDER BY 1",
+    )
+    .bind(project_id)
+    .fetch_all(db)
+    .await?;
+    let active_texts: Vec<String> = sqlx::query_scalar(
+        "SELECT execution_summary FROM task_memories
+          WHERE project_id = $1 AND NOT is_duplicate AND NOT is_archived ORDER BY execution_summary",
+    )
+    .bind(project_id)
+    .fetch_all(db)
+    .await?;
+    let active_job = jobs::active_for_project(db, project_id).await.map_err(|e| match e {
+        store::StoreError::Database(error) => error,
+        other => sqlx::Error::Protocol(other.to_string()),
+    })?;
+    Ok(ProjectOutcome {
+        jobs,
+        audit_rows_by_operation: audit.into_iter().collect(),
+        active_texts,
+        active_job: active_job.is_some(),
+    })
+}

@@ -1,0 +1,183 @@
+//! Servers of the fault suite's own: a PostgreSQL cluster and a nats-server on free loopback
+//! ports, and the service's processes, each of which the suite may kill and start again
+//! without touching the machine's services.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn pg_bin(tool: &str) -> PathBuf {
+    let versions = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL is installed under /usr/lib/postgresql");
+    let mut found: Vec<PathBuf> = versions.filter_map(|v| v.ok()).map(|v| v.path().join("bin").join(tool)).collect();
+    found.sort();
+    found.pop().expect("a PostgreSQL version")
+}
+
+/// Runs a PostgreSQL tool as the `postgres` user when this process is root (initdb refuses root).
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}
+
+fn as_postgres(tool: &str) -> Command {
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(pg_bin(tool));
+        command
+    } else {
+        Command::new(pg_bin(tool))
+    }
+}
+
+fn run(command: &mut Command, what: &str) {
+    let output = command.output().unwrap_or_else(|error| panic!("{what}: {error}"));
+    assert!(output.status.success(), "{what} failed: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+pub struct Postgres {
+    pub port: u16,
+    data: PathBuf,
+}
+
+impl Postgres {
+    pub fn start(root: &Path) -> Self {
+        let data = root.join("pg");
+        std::fs::create_dir_all(&data).expect("pg dir");
+        if is_root() {
+            run(Command::new("chown").arg("-R").arg("postgres").arg(root), "chown");
+        }
+        let mut init = as_postgres("initdb");
+        init.args(["-A", "trust", "-U", "postgres", "-D"]).arg(&data).stdout(Stdio::null());
+        run(&mut init, "initdb");
+        let pg = Self { port: free_port(), data };
+        pg.start_again();
+        pg
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    pub fn start_again(&self) {
+        let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.data.display());
+        let mut start = as_postgres("pg_ctl");
+        start.args(["-w", "-D"]).arg(&self.data).args(["-o", &options, "-l"]).arg(self.data.join("log")).arg("start");
+        run(start.stdout(Stdio::null()), "pg_ctl start");
+    }
+
+    /// Like a crash: no checkpoint, every connection cut.
+    pub fn stop_immediate(&self) {
+        let mut stop = as_postgres("pg_ctl");
+        stop.args(["-w", "-m", "immediate", "-D"]).arg(&self.data).arg("stop");
+        run(stop.stdout(Stdio::null()), "pg_ctl stop");
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let mut stop = as_postgres("pg_ctl");
+        stop.args(["-m", "immediate", "-D"]).arg(&self.data).arg("stop").stdout(Stdio::null()).stderr(Stdio::null());
+        let _ = stop.status();
+    }
+}
+
+pub struct Nats {
+    pub port: u16,
+    store: PathBuf,
+    child: Option<Child>,
+}
+
+impl Nats {
+    pub fn start(root: &Path) -> Self {
+        let mut nats = Self { port: free_port(), store: root.join("nats"), child: None };
+        nats.start_again();
+        nats
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn start_again(&mut self) {
+        let child = Command::new("/usr/sbin/nats-server")
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.child = Some(child);
+        wait_for_port(self.port);
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nothing listens on port {port}");
+}
+
+/// One process of the service (`worker` or `scheduler`), its output in a log file.
+pub struct Process {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Process {
+    pub fn spawn(args: &[&str], env: &[(String, String)], log: PathBuf) -> Self {
+        let mut process =
+            Self { args: args.iter().map(|a| a.to_string()).collect(), env: env.to_vec(), log, child: None };
+        process.start_again();
+        process
+    }
+
+    pub fn start_again(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_consolidator"))
+            .args(&self.args)
+            .envs(self.env.iter().cloned())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("the service starts");
+        self.child = Some(child);
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
