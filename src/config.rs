@@ -54,11 +54,37 @@ pub struct NatsConfig {
     /// How long the event stream keeps events, in hours.
     #[arg(long, env = "EVENTS_MAX_AGE_HOURS", default_value_t = 168)]
     pub events_max_age_hours: u64,
+    /// Replicas of both streams and the durable consumers (1 on a single server, 3 on a
+    /// three-node cluster; at most 5, and at most the cluster's JetStream servers).
+    #[arg(long, env = "STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
 }
 
 impl NatsConfig {
     pub fn prefix(&self) -> Result<Prefix, ConfigError> {
         Prefix::new(&self.prefix).map_err(|message| ConfigError::new("CONSOLIDATION_PREFIX", message))
+    }
+
+    /// `NATS_URL` split into its servers; a client connected to one learns the cluster's others.
+    pub fn servers(&self) -> Result<Vec<async_nats::ServerAddr>, ConfigError> {
+        let servers = self
+            .nats_url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(|url| url.parse().map_err(|error| ConfigError::new("NATS_URL", format!("{url:?}: {error}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if servers.is_empty() {
+            return Err(ConfigError::new("NATS_URL", "names no server"));
+        }
+        Ok(servers)
+    }
+
+    pub fn replicas(&self) -> Result<usize, ConfigError> {
+        if !(1..=5).contains(&self.stream_replicas) {
+            return Err(ConfigError::new("STREAM_REPLICAS", "must be between 1 and 5 (JetStream's limit)"));
+        }
+        Ok(self.stream_replicas)
     }
 
     pub fn events_max_age(&self) -> Result<Duration, ConfigError> {

@@ -7,6 +7,7 @@ pub mod subjects;
 use std::time::Duration;
 
 use async_nats::{HeaderMap, jetstream};
+use backon::Retryable;
 use serde::Serialize;
 
 use crate::config::NatsConfig;
@@ -32,13 +33,22 @@ pub struct Bus {
     pub client: async_nats::Client,
     pub jetstream: jetstream::Context,
     pub prefix: Prefix,
+    /// Replicas of the streams and durable consumers this process creates or updates.
+    pub replicas: usize,
 }
 
 /// How long a publish waits for JetStream's acknowledgement.
 const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Retries of a publish that failed (0.2 s, 0.4 s ... 2 s apart): a cluster elects a new stream
+/// leader within seconds.
+const PUBLISH_RETRIES: usize = 4;
+/// The most a publish may take, retries included.
+const PUBLISH_BUDGET: Duration = Duration::from_secs(8);
 
 impl Bus {
     pub async fn connect(config: &NatsConfig, prefix: Prefix, name: &str) -> Result<Self, BusError> {
+        let servers = config.servers().map_err(|error| BusError::Setup(error.to_string()))?;
+        let replicas = config.replicas().map_err(|error| BusError::Setup(error.to_string()))?;
         let mut options = async_nats::ConnectOptions::new()
             .name(name)
             .retry_on_initial_connect()
@@ -49,13 +59,13 @@ impl Bus {
         if let (Some(user), Some(password)) = (&config.nats_user, &config.nats_password) {
             options = options.user_and_password(user.clone(), password.clone());
         }
-        let client = tokio::time::timeout(Duration::from_secs(15), options.connect(config.nats_url.as_str()))
+        let client = tokio::time::timeout(Duration::from_secs(15), options.connect(servers))
             .await
             .map_err(|_| BusError::Setup(format!("no answer from NATS at {} within 15 s", config.nats_url)))?
             .map_err(|source| BusError::Connect { url: config.nats_url.clone(), source })?;
         let mut jetstream = jetstream::new(client.clone());
         jetstream.set_timeout(PUBLISH_ACK_TIMEOUT);
-        Ok(Self { client, jetstream, prefix })
+        Ok(Self { client, jetstream, prefix, replicas })
     }
 
     /// Publishes a command with its idempotency key; JetStream drops a repeat inside the
@@ -89,15 +99,31 @@ impl Bus {
         self.publish_acked(subject, headers, serde_json::to_vec(event)?).await.map(|_| ())
     }
 
+    /// Publishes and waits for the stream's acknowledgement, retrying for a few seconds with the
+    /// same headers: a reconnect to another server or a stream leader election in a cluster is
+    /// ridden out, and the message id keeps a retried command or terminal event single.
     async fn publish_acked(&self, subject: String, headers: HeaderMap, payload: Vec<u8>) -> Result<bool, BusError> {
-        let failed = |message: String| BusError::Publish { subject: subject.clone(), message };
-        let ack = self
-            .jetstream
-            .publish_with_headers(subject.clone(), headers, payload.into())
+        let attempt = || async {
+            self.jetstream
+                .publish_with_headers(subject.clone(), headers.clone(), payload.clone().into())
+                .await
+                .map_err(|error| error.to_string())?
+                .await
+                .map_err(|error| error.to_string())
+        };
+        let retried = attempt
+            .retry(
+                backon::ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(2))
+                    .with_max_times(PUBLISH_RETRIES),
+            )
+            .notify(|error, delay| tracing::debug!(%error, ?delay, subject = %subject, "publish failed; retrying"));
+        let ack = tokio::time::timeout(PUBLISH_BUDGET, retried)
             .await
-            .map_err(|error| failed(error.to_string()))?
-            .await
-            .map_err(|error| failed(error.to_string()))?;
+            .map_err(|_| format!("no acknowledgement within {} s", PUBLISH_BUDGET.as_secs()))
+            .and_then(|result| result)
+            .map_err(|message| BusError::Publish { subject: subject.clone(), message })?;
         Ok(ack.duplicate)
     }
 }

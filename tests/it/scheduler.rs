@@ -14,7 +14,7 @@ use consolidator::{
         changes::{self, NewChange},
         jobs::{self, NewJob, TriggerType},
         projects::{self, ConsolidationSettings},
-        sweeps,
+        rollbacks, sweeps,
     },
 };
 use tokio_util::sync::CancellationToken;
@@ -372,4 +372,62 @@ fn any_cron_schedule_is_accepted_and_an_invalid_one_is_refused_naming_the_settin
     for schedule in ["0 2,14 * * *", "*/10 * * * *", "*/15 * * * * *", "30 3 * * 1"] {
         assert!(scheduler::parse_schedule(schedule).is_ok(), "{schedule}");
     }
+}
+
+#[tokio::test]
+async fn a_rollback_left_pending_without_its_command_is_published_again_and_completes() {
+    let env = TestEnv::new().await;
+    let project = project_with_memories(&env, 3).await;
+    let worker = env.spawn_worker();
+    let job = stranded_job(project);
+    jobs::create(&env.db, &job).await.unwrap();
+    let command = TriggerCommand {
+        schema_version: SCHEMA_VERSION,
+        job_id: job.id,
+        project_id: project,
+        options: None,
+        trigger_type: TriggerType::Manual,
+        triggered_by: "t".into(),
+    };
+    env.bus.publish_command(CommandKind::Trigger, &job.id.to_string(), &command).await.unwrap();
+    eventually(WAIT, || async { jobs::get(&env.db, job.id).await.ok()?.filter(|job| job.status == "completed") })
+        .await
+        .expect("job completed");
+    // The gateway wrote the row, then could not publish (and could not record that either).
+    let rollback_id = Uuid::new_v4();
+    rollbacks::create(&env.db, rollback_id, job.id, project, Some("undo"), "admin").await.unwrap();
+
+    let report = scheduler(&env, "0 2 * * *").maintain(Utc::now()).await.unwrap();
+
+    assert_eq!(report.republished_rollbacks, 1);
+    let done = eventually(WAIT, || async {
+        rollbacks::get(&env.db, rollback_id).await.ok()?.filter(|rollback| rollback.is_finished())
+    })
+    .await;
+    worker.stop().await;
+    assert_eq!(done.expect("the rollback ran").status, "completed");
+    assert!(jobs::get(&env.db, job.id).await.unwrap().unwrap().rolled_back_at.is_some());
+}
+
+#[tokio::test]
+async fn a_sweep_whose_fan_out_stopped_half_way_is_finished_by_maintenance() {
+    let env = TestEnv::new().await;
+    let over = project_with_memories(&env, 3).await;
+    let scheduler = scheduler(&env, "0 2 * * *");
+    let tick = scheduler.previous_tick(Utc::now()).unwrap();
+    // The worker that claimed the tick died before it recorded the fan-out.
+    sweeps::start(&env.db, tick, tick).await.unwrap();
+    sqlx::query("UPDATE consolidation_sweeps SET created_at = now() - interval '2 hours' WHERE tick = $1")
+        .bind(tick)
+        .execute(&env.db)
+        .await
+        .unwrap();
+    let worker = env.spawn_worker();
+
+    let report = scheduler.maintain(Utc::now()).await.unwrap();
+
+    assert_eq!(report.republished_sweeps, 1, "only the interrupted fan-out, the tick has its row");
+    let sweep = wait_for_sweep(&env, tick).await;
+    worker.stop().await;
+    assert_eq!(sweep.job_ids, vec![scheduler_job(over, tick)]);
 }
