@@ -10,9 +10,84 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     bus::Bus,
-    config::{DatabaseConfig, GatewayConfig, NatsConfig, SchedulerConfig, WorkerConfig},
-    gateway, scheduler, store, worker,
+    config::{DatabaseConfig, GatewayConfig, LocalSecretConfig, NatsConfig, SchedulerConfig, WorkerConfig},
+    gateway::{self, API_PREFIX, auth, local_secret},
+    scheduler, store, worker,
 };
+
+/// Lifetime of the admin token `all` prints when it runs on the local development secret.
+pub const LOCAL_TOKEN_TTL_SECS: u64 = 24 * 3600;
+
+/// What `all` on loopback without a configured key runs on: the local secret and a ready token.
+pub struct LocalAccess {
+    pub secret_file: std::path::PathBuf,
+    pub created: bool,
+    pub token: String,
+    pub base_url: String,
+}
+
+/// When neither JWT_SECRET nor JWT_PUBLIC_KEY is set and the gateway listens on a loopback
+/// address only, signs with the local development secret (made on first use) and returns it
+/// with an admin token. Anywhere else nothing changes: the gateway then refuses to start.
+pub fn local_development_access(
+    gateway: &mut GatewayConfig,
+    secret: &LocalSecretConfig,
+) -> anyhow::Result<Option<LocalAccess>> {
+    let configured = gateway.jwt_secret.as_deref().is_some_and(|s| !s.is_empty())
+        || gateway.jwt_public_key.as_deref().is_some_and(|k| !k.is_empty());
+    if configured || !gateway.http_addr.ip().is_loopback() {
+        return Ok(None);
+    }
+    let path = &secret.local_secret_file;
+    let (value, created) =
+        local_secret::load_or_create(path).context("the local development secret (LOCAL_SECRET_FILE)")?;
+    let claims = auth::Claims::admin("local-admin", vec![auth::ALL_PROJECTS.to_owned()], LOCAL_TOKEN_TTL_SECS);
+    let token = auth::mint(&value, &claims).context("signing the local admin token")?;
+    gateway.jwt_secret = Some(value);
+    let base_url = format!("http://{}", gateway.http_addr);
+    Ok(Some(LocalAccess { secret_file: path.clone(), created, token, base_url }))
+}
+
+impl LocalAccess {
+    /// What the person who started `all` needs to use it at once.
+    pub fn announcement(&self) -> String {
+        let made = if self.created { "created now" } else { "made earlier" };
+        // The program as it was started, so the printed command works as pasted.
+        let program = std::env::args().next().unwrap_or_else(|| "consolidator".to_owned());
+        format!(
+            "No JWT_SECRET or JWT_PUBLIC_KEY set and the gateway listens on loopback only: tokens are signed with \
+             the development secret in {file} ({made}, mode 0600).\n\
+             Admin token for every project, valid {hours} h:\n\n{token}\n\n\
+             API: {base}{API_PREFIX}  OpenAPI document: {base}/openapi.json\n\
+             In another terminal (from this directory; `token` reads the same secret file):\n  \
+             export TOKEN=$({program} token)\n  \
+             curl -H \"Authorization: Bearer $TOKEN\" {base}{API_PREFIX}/projects\n",
+            file = self.secret_file.display(),
+            hours = LOCAL_TOKEN_TTL_SECS / 3600,
+            token = self.token,
+            base = self.base_url,
+        )
+    }
+}
+
+/// The secret `consolidator token` signs with: JWT_SECRET, else the local development secret.
+pub fn token_secret(jwt_secret: Option<String>, secret: &LocalSecretConfig) -> anyhow::Result<String> {
+    match jwt_secret.filter(|s| !s.is_empty()) {
+        Some(value) if value.len() < auth::MIN_SECRET_BYTES => Err(anyhow::anyhow!(
+            "invalid setting JWT_SECRET: {} bytes; the gateway accepts only secrets of at least {} bytes",
+            value.len(),
+            auth::MIN_SECRET_BYTES
+        )),
+        Some(value) => Ok(value),
+        None => local_secret::read(&secret.local_secret_file).with_context(|| {
+            format!(
+                "no JWT_SECRET set, and no local development secret in {} (LOCAL_SECRET_FILE): \
+                 start `consolidator all` once on a loopback address, or set JWT_SECRET",
+                secret.local_secret_file.display()
+            )
+        }),
+    }
+}
 
 /// Which components this process runs.
 pub struct Components {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::{
     AppState,
     auth::Admin,
-    error::{ApiError, ErrorBody, Result},
+    error::{ErrorBody, Result},
     extract::{Path, Query},
     page,
     status::authorized_job,
@@ -51,6 +51,7 @@ impl Operation {
 pub struct ChangesQuery {
     pub operation: Option<Operation>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -119,15 +120,7 @@ pub async fn job_changes(
     Query(query): Query<ChangesQuery>,
 ) -> Result<axum::Json<ChangesPage>> {
     let limit = page::limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
-    let after = query
-        .cursor
-        .as_deref()
-        .map(|cursor| {
-            cursor
-                .parse::<i64>()
-                .map_err(|_| ApiError::BadRequest(format!("cursor {cursor:?} is not one this API handed out")))
-        })
-        .transpose()?;
+    let after = query.cursor.as_deref().map(page::decode_id_cursor).transpose()?;
     let job = authorized_job(&state, &admin, job_id).await?;
     let operation = query.operation.map(Operation::as_str);
     let rows = changes::for_job(&state.db, job.id, operation, after, limit + 1).await?;
