@@ -212,7 +212,60 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::*;
+
+    fn gateway(addr: &str) -> GatewayConfig {
+        GatewayConfig {
+            http_addr: addr.parse().unwrap(),
+            jwt_secret: None,
+            jwt_public_key: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            request_timeout_secs: 10,
+            body_limit_bytes: 1024 * 1024,
+            rollback_wait_ms: 1000,
+            rollback_window_days: 7,
+            ingest_max_batch: 10,
+            sse_max_streams: 4,
+            search_max_concurrent: 2,
+            search_max_candidates: 100,
+        }
+    }
+
+    fn secret_file() -> LocalSecretConfig {
+        let dir = std::env::temp_dir().join(format!("consolidator-app-{}", uuid::Uuid::new_v4().simple()));
+        LocalSecretConfig { local_secret_file: dir.join("jwt-secret") }
+    }
+
+    #[test]
+    fn all_on_loopback_without_a_key_signs_with_the_local_secret_and_hands_out_a_working_token() {
+        let file = secret_file();
+        let mut config = gateway("127.0.0.1:8080");
+        let access = local_development_access(&mut config, &file).unwrap().expect("local access");
+        assert!(access.created && access.announcement().contains(&access.token));
+        let auth = auth::Auth::from_config(&config).expect("the gateway starts on the local secret");
+        let claims = auth.verify(&access.token).expect("the printed token is accepted");
+        assert_eq!(claims.projects, vec![auth::ALL_PROJECTS.to_owned()]);
+        let token_secret = token_secret(None, &file).expect("`token` reads the same file");
+        assert_eq!(Some(token_secret), config.jwt_secret);
+        let again = local_development_access(&mut gateway("[::1]:8080"), &file).unwrap().expect("local access");
+        assert!(!again.created, "the file is made once");
+        let _ = std::fs::remove_dir_all(file.local_secret_file.parent().unwrap());
+    }
+
+    #[test]
+    fn a_configured_key_or_a_public_address_gets_no_local_secret() {
+        let file = secret_file();
+        let mut public = gateway("0.0.0.0:8080");
+        assert!(local_development_access(&mut public, &file).unwrap().is_none());
+        assert!(auth::Auth::from_config(&public).is_err(), "a public gateway without a key refuses to start");
+        let mut configured = gateway("127.0.0.1:8080");
+        configured.jwt_secret = Some("s".repeat(40));
+        assert!(local_development_access(&mut configured, &file).unwrap().is_none());
+        assert!(!file.local_secret_file.exists());
+        assert!(token_secret(Some("short".to_owned()), &file).is_err(), "a secret the gateway would refuse");
+        assert!(token_secret(None, &file).is_err(), "no secret anywhere");
+    }
 
     #[test]
     fn redact_hides_only_the_password() {

@@ -66,3 +66,25 @@ async fn a_search_that_would_rank_more_than_the_cap_is_503_and_a_narrower_one_ru
     assert_eq!(found["results"].as_array().map(Vec::len), Some(2));
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn searches_beyond_the_concurrency_cap_get_429_while_one_runs() {
+    let gateway = TestGateway::start_with(|config| config.search_max_concurrent = 1).await;
+    let project = gateway.project().await;
+    ingest(&gateway, project, &[memory("one", "learning", direction(0, 0.0))]).await;
+    let path = format!("/api/v1/projects/{project}/memories/search");
+    // Holds the first search inside its read, as a search over a huge project would be.
+    let mut blocker = gateway.env.db.begin().await.expect("transaction");
+    sqlx::query("LOCK TABLE task_memories IN ACCESS EXCLUSIVE MODE").execute(&mut *blocker).await.expect("locked");
+
+    let first = tokio::spawn(gateway.post(&path, &json!({"embedding": direction(0, 0.0)})).send());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = gateway.post(&path, &json!({"embedding": direction(0, 0.0)})).send().await.expect("sent");
+    assert!(second.headers().contains_key("retry-after"));
+    let message = error(second, StatusCode::TOO_MANY_REQUESTS, "too_many_requests").await;
+    assert!(message.contains("SEARCH_MAX_CONCURRENT"), "{message}");
+    blocker.rollback().await.expect("released");
+    let first = first.await.expect("joined").expect("sent");
+    assert_eq!(ok(first, StatusCode::OK).await["results"].as_array().map(Vec::len), Some(1));
+    gateway.stop().await;
+}
