@@ -176,18 +176,21 @@ impl Follow {
     }
 
     /// The message's stream sequence and event, unless it was seen already or is no JobEvent.
-    fn decode(&self, message: &jetstream::Message) -> Option<(Option<u64>, JobEvent)> {
-        let sequence = message.info().ok().map(|info| info.stream_sequence);
-        if sequence.zip(self.last_seen).is_some_and(|(sequence, last)| sequence <= last) {
-            return None;
-        }
-        match serde_json::from_slice(&message.payload) {
-            Ok(event) => Some((sequence, event)),
+    fn decode(&mut self, message: &jetstream::Message) -> Option<(Option<u64>, JobEvent)> {
+        let event: JobEvent = match serde_json::from_slice(&message.payload) {
+            Ok(event) => event,
             Err(error) => {
                 tracing::warn!(%error, subject = %message.subject, "skipping an event that is not a JobEvent");
-                None
+                return None;
             }
+        };
+        let sequence = message.info().ok().map(|info| info.stream_sequence);
+        if sequence.zip(self.last_seen).is_some_and(|(sequence, last)| sequence <= last) {
+            // A reconnecting client saw it; it still counts, so `completed` is not told twice.
+            self.completed_sent |= event.event == JobEventKind::Completed.as_str();
+            return None;
         }
+        Some((sequence, event))
     }
 
     async fn accept(&mut self, sequence: Option<u64>, event: JobEvent) -> Option<Event> {

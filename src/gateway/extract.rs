@@ -18,14 +18,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !declares_json(request.headers()) {
-            return Err(ApiError::UnsupportedMediaType(
-                "expected a request body with `Content-Type: application/json`".to_owned(),
-            ));
+            return Err(not_json());
         }
         let bytes = body(request, state).await?;
         refuse_nul(&bytes)?;
         parse(&bytes).map(Json)
     }
+}
+
+fn not_json() -> ApiError {
+    ApiError::UnsupportedMediaType("expected a request body with `Content-Type: application/json`".to_owned())
 }
 
 /// `application/json` or any `application/*+json`, parameters aside.
@@ -97,16 +99,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// A JSON body that may be left out entirely (an empty body is None).
+/// A JSON body that may be left out entirely (an empty body is None, whatever its type).
 pub struct OptionalJson<T>(pub Option<T>);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared = declares_json(request.headers());
         let bytes = body(request, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(None));
+        }
+        if !declared {
+            return Err(not_json());
         }
         refuse_nul(&bytes)?;
         parse(&bytes).map(|value| OptionalJson(Some(value)))
