@@ -14,36 +14,12 @@ use super::{
     extract::{Path, Query},
     page,
     status::authorized_job,
+    views::Operation,
 };
 use crate::store::changes::{self, ChangeRow};
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
-
-/// The operations a job's audit rows carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Operation {
-    Merge,
-    Archive,
-    Promote,
-    Summarize,
-    Rollback,
-}
-
-impl Operation {
-    pub const ALL: [Operation; 5] = [Self::Merge, Self::Archive, Self::Promote, Self::Summarize, Self::Rollback];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Merge => "merge",
-            Self::Archive => "archive",
-            Self::Promote => "promote",
-            Self::Summarize => "summarize",
-            Self::Rollback => "rollback",
-        }
-    }
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -10,7 +10,11 @@ use serde_json::{Value, json};
 use utoipa::{OpenApi, openapi};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{API_PREFIX, AppState, changes::Operation, error::ErrorBody, views::JobState};
+use super::{
+    API_PREFIX, AppState,
+    error::ErrorBody,
+    views::{JobState, Operation},
+};
 use crate::{bus::messages::JobEvent, config::GatewayConfig, store::jobs::TriggerType};
 
 const BEARER: &str = "bearer";
@@ -78,6 +82,13 @@ fn complete_operation(path: &str, operation: &mut Value, config: &GatewayConfig)
         operation["security"] = json!([{BEARER: []}]);
     }
     let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else { return };
+    // OpenAPI 3.1 has no field for the items of a stream; this names the schema of each event's
+    // `data` for tools that read it (3.2 calls it `itemSchema`).
+    for response in responses.values_mut() {
+        if let Some(stream) = response.pointer_mut("/content/text~1event-stream") {
+            stream["x-event-data"] = json!({"$ref": "#/components/schemas/JobEvent"});
+        }
+    }
     let mut add = |status: &str, answer: Value| {
         responses.entry(status.to_owned()).or_insert(answer);
     };

@@ -7,9 +7,35 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{API_PREFIX, changes::Operation, error::ApiError};
+use super::{API_PREFIX, error::ApiError};
 use crate::store::jobs::TriggerType;
 use crate::store::{jobs::Job, memories::MemoryRow};
+
+// Here rather than in `changes`, which uses these views: the module graph stays a tree.
+/// The operations a job's audit rows carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Merge,
+    Archive,
+    Promote,
+    Summarize,
+    Rollback,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 5] = [Self::Merge, Self::Archive, Self::Promote, Self::Summarize, Self::Rollback];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Merge => "merge",
+            Self::Archive => "archive",
+            Self::Promote => "promote",
+            Self::Summarize => "summarize",
+            Self::Rollback => "rollback",
+        }
+    }
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Counters {

@@ -212,7 +212,7 @@ async fn the_served_document_is_valid_openapi_and_states_every_answer_and_limit(
         }
     }
     let events = &spec["paths"]["/api/v1/consolidation/status/{job_id}/events"]["get"]["responses"];
-    assert!(events["200"]["content"]["text/event-stream"].is_object(), "{events}");
+    assert_eq!(events["200"]["content"]["text/event-stream"]["x-event-data"]["$ref"], "#/components/schemas/JobEvent");
     assert!(events["200"]["description"].as_str().is_some_and(|d| d.contains("JobEvent")));
     assert!(events["429"].is_object());
     let schemas = &spec["components"]["schemas"];
