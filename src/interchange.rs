@@ -335,6 +335,23 @@ mod tests {
     const LINE: &str = r#"{"id":"53dbddf1-7b5c-4b88-a1f8-95be0f98b3fd","execution_summary":"x","memory_type":"warning","tags":["a"],"files":[],"context_embedding":[0.5,0.5],"reused_count":1,"learned_at":"2026-11-01T00:00:00Z"}"#;
 
     #[test]
+    fn a_nul_character_in_any_text_is_refused_naming_the_field() {
+        for (field, nul_line) in [
+            ("execution_summary", LINE.replace(r#""x""#, r#""x\u0000""#)),
+            ("tags", LINE.replace(r#"["a"]"#, r#"["a\u0000"]"#)),
+            ("files", LINE.replace(r#""files":[]"#, r#""files":["src/\u0000"]"#)),
+        ] {
+            match parse(format!("{LINE}\n{nul_line}\n").as_bytes(), None) {
+                Err(InterchangeError::Line { line, message }) => {
+                    assert_eq!(line, 2);
+                    assert!(message.contains(field) && message.contains("NUL"), "{message}");
+                }
+                other => panic!("{field}: expected a line error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn a_bad_line_is_reported_with_its_number() {
         let input = format!("{LINE}\n{}\n", LINE.replace("warning", "rumour"));
         match parse(input.as_bytes(), None) {

@@ -96,7 +96,8 @@ impl Auth {
             (None, None) => {
                 return Err(ConfigError::new(
                     "JWT_SECRET",
-                    "the gateway needs JWT_SECRET (HS256, at least 32 bytes) or JWT_PUBLIC_KEY (RS256); there is no default",
+                    "the gateway needs JWT_SECRET (HS256, at least 32 bytes) or JWT_PUBLIC_KEY (RS256); there is no \
+                     default (only `all` on a loopback HTTP_ADDR makes a development secret of its own)",
                 ));
             }
         };
