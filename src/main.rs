@@ -169,7 +169,7 @@ struct EndToEnd {
     nats: NatsConfig,
     #[command(flatten)]
     worker: WorkerConfig,
-    /// A memory interchange file (e.g. from ../shared/bench/gen_memories.py); else synthetic data.
+    /// A memory interchange file (e.g. from scripts/bench/gen_memories.py); else synthetic data.
     #[arg(long)]
     input: Option<std::path::PathBuf>,
     #[command(flatten)]
