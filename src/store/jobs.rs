@@ -290,6 +290,8 @@ pub struct HistoryFilter {
     pub to: Option<DateTime<Utc>>,
     pub status: Option<JobStatus>,
     pub trigger_type: Option<TriggerType>,
+    /// Some(true): only jobs rolled back since; Some(false): only jobs not rolled back.
+    pub rolled_back: Option<bool>,
     /// Cursor: (created_at, id) of the previous page's last job.
     pub before: Option<(DateTime<Utc>, Uuid)>,
     pub limit: i64,
@@ -303,6 +305,7 @@ pub async fn history(db: impl PgExecutor<'_>, project_id: Uuid, filter: &History
             AND ($2::timestamptz IS NULL OR created_at >= $2) AND ($3::timestamptz IS NULL OR created_at < $3)
             AND ($4::text IS NULL OR status = $4) AND ($5::text IS NULL OR trigger_type = $5)
             AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7))
+            AND ($9::boolean IS NULL OR (rolled_back_at IS NOT NULL) = $9)
           ORDER BY created_at DESC, id DESC LIMIT $8",
     )
     .bind(project_id)
@@ -313,6 +316,7 @@ pub async fn history(db: impl PgExecutor<'_>, project_id: Uuid, filter: &History
     .bind(filter.before.map(|(at, _)| at))
     .bind(filter.before.map(|(_, id)| id))
     .bind(filter.limit)
+    .bind(filter.rolled_back)
     .fetch_all(db)
     .await?)
 }

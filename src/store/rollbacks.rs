@@ -85,6 +85,16 @@ pub async fn completed_for_job(db: impl PgExecutor<'_>, job_id: Uuid) -> Result<
         .await?)
 }
 
+/// Whether a rollback of the job is pending or running.
+pub async fn active_for_job(db: impl PgExecutor<'_>, job_id: Uuid) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM consolidation_rollbacks WHERE job_id = $1 AND status IN ('pending', 'running'))",
+    )
+    .bind(job_id)
+    .fetch_one(db)
+    .await?)
+}
+
 pub async fn complete(
     db: impl PgExecutor<'_>,
     id: Uuid,

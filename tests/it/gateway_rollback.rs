@@ -83,7 +83,7 @@ async fn rollback_refuses_malformed_requests_and_foreign_tokens() {
     let foreign = gateway
         .scoped(Method::POST, "/api/v1/consolidation/rollback", Uuid::new_v4())
         .json(&json!({"consolidation_id": job.id}));
-    error(foreign.send().await.expect("sent"), StatusCode::FORBIDDEN, "forbidden").await;
+    error(foreign.send().await.expect("sent"), StatusCode::NOT_FOUND, "not_found").await;
     gateway.stop().await;
 }
 
@@ -135,7 +135,7 @@ async fn rolling_back_a_rolled_back_job_answers_the_first_result() {
 }
 
 #[tokio::test]
-async fn rollback_status_answers_404_and_403() {
+async fn rollback_status_answers_404_for_unknown_and_foreign_ids() {
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
     let job = finished_job(&gateway, project, TriggerType::Manual, true, json!({"dry_run": false})).await;
@@ -151,7 +151,7 @@ async fn rollback_status_answers_404_and_403() {
     error(unknown, StatusCode::NOT_FOUND, "not_found").await;
     let foreign =
         gateway.scoped(Method::GET, &format!("/api/v1/consolidation/rollback/{id}"), Uuid::new_v4()).send().await;
-    error(foreign.expect("sent"), StatusCode::FORBIDDEN, "forbidden").await;
+    error(foreign.expect("sent"), StatusCode::NOT_FOUND, "not_found").await;
     error(
         gateway.get("/api/v1/consolidation/rollback/abc").send().await.expect("sent"),
         StatusCode::BAD_REQUEST,
