@@ -33,6 +33,20 @@ async fn next_delivery(consumer: &PullConsumer) -> Message {
     batch.next().await.expect("a delivery").unwrap()
 }
 
+/// The job row the gateway writes before it publishes `command`.
+async fn job_row_of(env: &TestEnv, command: &TriggerCommand) -> jobs::NewJob {
+    let job = jobs::NewJob {
+        id: command.job_id,
+        project_id: command.project_id,
+        trigger_type: jobs::TriggerType::Manual,
+        options: serde_json::json!({}),
+        triggered_by: command.triggered_by.clone(),
+        scheduled_for: None,
+    };
+    jobs::create(&env.db, &job).await.unwrap();
+    job
+}
+
 async fn dead_letters(env: &TestEnv, command: &str, timeout: Duration) -> Vec<DeadLetter> {
     events_until::<DeadLetter>(&env.bus, env.bus.prefix.dead_letter(command), timeout, |_| false)
         .await
@@ -88,15 +102,7 @@ async fn jetstreams_own_give_up_becomes_a_dead_letter_and_a_failed_job() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let listener = tokio::spawn(advisories::listen(worker.clone(), listening, shutdown.clone()));
     let command = trigger(project.id, serde_json::json!({}));
-    let job = jobs::NewJob {
-        id: command.job_id,
-        project_id: project.id,
-        trigger_type: jobs::TriggerType::Manual,
-        options: serde_json::json!({}),
-        triggered_by: "tester".into(),
-        scheduled_for: None,
-    };
-    jobs::create(&env.db, &job).await.unwrap();
+    job_row_of(&env, &command).await;
     publish_trigger(&env.bus, &command).await;
 
     // Two workers that crash on it: delivered, never answered.
@@ -155,15 +161,7 @@ async fn a_redelivered_trigger_of_a_running_job_in_a_since_disabled_project_wait
     let consumer = consumer(&worker, CommandKind::Trigger).await;
     let command = trigger(project.id, serde_json::json!({}));
     publish_trigger(&env.bus, &command).await;
-    let job = jobs::NewJob {
-        id: command.job_id,
-        project_id: project.id,
-        trigger_type: jobs::TriggerType::Manual,
-        options: serde_json::json!({}),
-        triggered_by: "tester".into(),
-        scheduled_for: None,
-    };
-    jobs::create(&env.db, &job).await.unwrap();
+    let job = job_row_of(&env, &command).await;
     jobs::claim(&env.db, job.id, "the worker running it", Duration::from_secs(60)).await.unwrap();
     let off = projects::ConsolidationSettings { enabled: false, threshold: 1, options: serde_json::json!({}) };
     projects::update_settings(&env.db, project.id, &off).await.unwrap();
