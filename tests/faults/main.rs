@@ -20,6 +20,7 @@ use consolidator::{
     bus::{
         Bus, CommandKind, Prefix,
         messages::{SCHEMA_VERSION, TriggerCommand},
+        streams::ConsumerSettings,
     },
     config::NatsConfig,
     store::{
@@ -234,16 +235,18 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
     let bus = Bus::connect(&nats, Prefix::new(&prefix).map_err(|e| e.to_string())?, "fault-suite")
         .await
         .map_err(|e| e.to_string())?;
-    // A cluster that just started elects its JetStream meta leader within seconds.
-    let mut ensured = bus.ensure_streams(Duration::from_secs(3600)).await;
-    for _ in 0..60 {
-        if ensured.is_ok() {
-            break;
+    if replicas > 1 {
+        // A deployment that grows from one replica to three: the setup updates streams and
+        // consumers in place (the workers, starting with STREAM_REPLICAS=3, update the consumers).
+        let single = NatsConfig { stream_replicas: 1, ..nats.clone() };
+        let grown_from = Bus::connect(&single, bus.prefix.clone(), "fault-suite").await.map_err(|e| e.to_string())?;
+        ensure_streams(&grown_from).await?;
+        let settings = ConsumerSettings { ack_wait: Duration::from_secs(30), max_deliver: 10, max_ack_pending: 64 };
+        for kind in CommandKind::ALL {
+            grown_from.command_consumer(kind, &settings).await.map_err(|e| e.to_string())?;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        ensured = bus.ensure_streams(Duration::from_secs(3600)).await;
     }
-    ensured.map_err(|e| e.to_string())?;
+    ensure_streams(&bus).await?;
 
     let mut job_ids = Vec::new();
     for index in 0..PROJECTS {
@@ -361,6 +364,19 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
     );
     db.close().await;
     Ok(outcomes)
+}
+
+/// A cluster that just started elects its JetStream meta leader within seconds.
+async fn ensure_streams(bus: &Bus) -> Result<(), String> {
+    let mut ensured = bus.ensure_streams(Duration::from_secs(3600)).await;
+    for _ in 0..60 {
+        if ensured.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        ensured = bus.ensure_streams(Duration::from_secs(3600)).await;
+    }
+    ensured.map_err(|e| e.to_string())
 }
 
 fn round(seconds: f64) -> f64 {
