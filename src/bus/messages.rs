@@ -172,6 +172,13 @@ pub enum DecodeError {
     Invalid(String),
 }
 
+/// The id a payload names under `field`, even when the rest of it is invalid: the job or
+/// rollback of a command that fails to decode can still be failed with the reason.
+pub fn named_id(payload: &[u8], field: &str) -> Option<Uuid> {
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    value.get(field)?.as_str()?.parse().ok()
+}
+
 /// Longest `triggered_by`, `requested_by` or `reason` a command may carry, in characters.
 pub const MAX_ACTOR_CHARS: usize = 256;
 

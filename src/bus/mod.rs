@@ -27,6 +27,14 @@ pub enum BusError {
     Encode(#[from] serde_json::Error),
 }
 
+/// Where JetStream stored a published message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// Dropped as a repeat inside the duplicate window (`sequence` is then the first one's).
+    pub duplicate: bool,
+    pub sequence: u64,
+}
+
 /// The NATS connection, its JetStream context and the deployment's prefix.
 #[derive(Clone, Debug)]
 pub struct Bus {
@@ -76,10 +84,49 @@ impl Bus {
         idempotency_key: &str,
         command: &T,
     ) -> Result<bool, BusError> {
+        Ok(self.publish_command_stored(kind, idempotency_key, command).await?.duplicate)
+    }
+
+    /// Like [`Bus::publish_command`], with where the stream stored it.
+    pub async fn publish_command_stored<T: Serialize>(
+        &self,
+        kind: CommandKind,
+        idempotency_key: &str,
+        command: &T,
+    ) -> Result<Stored, BusError> {
         let subject = self.prefix.command(kind);
         let mut headers = HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, idempotency_key);
         self.publish_acked(subject, headers, serde_json::to_vec(command)?).await
+    }
+
+    /// Whether the command stored at `sequence` is still in the work queue (not yet acked or
+    /// removed); an error answers "don't know".
+    pub async fn command_still_queued(&self, sequence: u64) -> Result<bool, BusError> {
+        let stream = self
+            .jetstream
+            .get_stream(self.prefix.commands_stream())
+            .await
+            .map_err(|error| BusError::Setup(format!("stream {}: {error}", self.prefix.commands_stream())))?;
+        match stream.get_raw_message(sequence).await {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => Ok(false),
+            Err(error) => Err(BusError::Setup(format!("message {sequence}: {error}"))),
+        }
+    }
+
+    /// Whether a command of `kind` waits in the work queue.
+    pub async fn command_queued(&self, kind: CommandKind) -> Result<bool, BusError> {
+        let stream = self
+            .jetstream
+            .get_stream(self.prefix.commands_stream())
+            .await
+            .map_err(|error| BusError::Setup(format!("stream {}: {error}", self.prefix.commands_stream())))?;
+        match stream.get_last_raw_message_by_subject(&self.prefix.command(kind)).await {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => Ok(false),
+            Err(error) => Err(BusError::Setup(format!("last {} command: {error}", kind.as_str()))),
+        }
     }
 
     /// Publishes an event into the event stream and waits for it to be stored.
@@ -102,7 +149,7 @@ impl Bus {
     /// Publishes and waits for the stream's acknowledgement, retrying for a few seconds with the
     /// same headers: a reconnect to another server or a stream leader election in a cluster is
     /// ridden out, and the message id keeps a retried command or terminal event single.
-    async fn publish_acked(&self, subject: String, headers: HeaderMap, payload: Vec<u8>) -> Result<bool, BusError> {
+    async fn publish_acked(&self, subject: String, headers: HeaderMap, payload: Vec<u8>) -> Result<Stored, BusError> {
         let attempt = || async {
             self.jetstream
                 .publish_with_headers(subject.clone(), headers.clone(), payload.clone().into())
@@ -124,6 +171,6 @@ impl Bus {
             .map_err(|_| format!("no acknowledgement within {} s", PUBLISH_BUDGET.as_secs()))
             .and_then(|result| result)
             .map_err(|message| BusError::Publish { subject: subject.clone(), message })?;
-        Ok(ack.duplicate)
+        Ok(Stored { duplicate: ack.duplicate, sequence: ack.sequence })
     }
 }

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{AppState, error::ApiError};
-use crate::config::{ConfigError, GatewayConfig};
+use crate::{
+    bus::messages::MAX_ACTOR_CHARS,
+    config::{ConfigError, GatewayConfig},
+};
 
 pub const ADMIN_ROLE: &str = "admin";
 pub const ALL_PROJECTS: &str = "*";
@@ -191,6 +194,12 @@ impl FromRequestParts<AppState> for Admin {
         // Stored as who triggered or changed something; PostgreSQL cannot store a NUL.
         if claims.sub.contains('\0') {
             return Err(ApiError::Unprocessable(super::nul::message("the token's sub claim")));
+        }
+        // It travels on the bus as `triggered_by` / `requested_by`, which are bounded there.
+        if claims.sub.chars().count() > MAX_ACTOR_CHARS {
+            return Err(ApiError::Unprocessable(format!(
+                "the token's sub claim: at most {MAX_ACTOR_CHARS} characters"
+            )));
         }
         if !claims.is_admin() {
             return Err(ApiError::Forbidden(format!("role {ADMIN_ROLE:?} required")));

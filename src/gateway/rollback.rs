@@ -37,7 +37,8 @@ use crate::{
     },
 };
 
-const MAX_REASON_CHARS: usize = 2000;
+/// A rollback's reason travels on the bus, where it is bounded.
+const MAX_REASON_CHARS: usize = crate::bus::messages::MAX_ACTOR_CHARS;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -45,8 +46,8 @@ pub struct RollbackRequest {
     /// The job to undo (`job_id` is accepted too).
     #[serde(alias = "job_id")]
     pub consolidation_id: Uuid,
-    /// Why; kept with the rollback and in its audit rows (at most 2000 characters).
-    #[schema(max_length = 2000)]
+    /// Why; kept with the rollback and in its audit rows (at most 256 characters).
+    #[schema(max_length = 256)]
     pub reason: Option<String>,
 }
 

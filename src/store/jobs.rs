@@ -70,8 +70,11 @@ pub struct Job {
     pub scheduled_for: Option<NaiveDate>,
     /// The sweep tick that created a scheduled job.
     pub sweep_tick: Option<DateTime<Utc>>,
-    /// When maintenance last published the job's command again.
+    /// When maintenance last published the job's command again, and where the stream stored it.
     pub published_at: Option<DateTime<Utc>>,
+    pub published_seq: Option<i64>,
+    /// Deliveries that failed for a reason other than an outage.
+    pub failures: i32,
     pub rolled_back_at: Option<DateTime<Utc>>,
     pub result: Option<Json<serde_json::Value>>,
     pub started_at: Option<DateTime<Utc>>,
@@ -360,10 +363,23 @@ pub async fn abandoned(db: impl PgExecutor<'_>, age: Duration) -> Result<Vec<Job
     .await?)
 }
 
-/// Records that maintenance published the job's command again.
-pub async fn mark_published(db: impl PgExecutor<'_>, id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE consolidation_jobs SET published_at = now() WHERE id = $1").bind(id).execute(db).await?;
+/// Records that maintenance published the job's command again, stored at `sequence`.
+pub async fn mark_published(db: impl PgExecutor<'_>, id: Uuid, sequence: u64) -> Result<()> {
+    sqlx::query("UPDATE consolidation_jobs SET published_at = now(), published_seq = $2 WHERE id = $1")
+        .bind(id)
+        .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+        .execute(db)
+        .await?;
     Ok(())
+}
+
+/// Counts one delivery that failed for a reason other than an outage; the new count, or None
+/// when the job has no row.
+pub async fn count_failure(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<i32>> {
+    Ok(sqlx::query_scalar("UPDATE consolidation_jobs SET failures = failures + 1 WHERE id = $1 RETURNING failures")
+        .bind(id)
+        .fetch_optional(db)
+        .await?)
 }
 
 /// Fails an abandoned job, checking inside the statement that it is still abandoned (no lease
@@ -400,11 +416,12 @@ pub async fn lock(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<Job>
 }
 
 /// Hands a running job back to `pending` after a transient failure, so the redelivery can claim
-/// it at once instead of waiting for the lease to expire.
+/// it at once instead of waiting for the lease to expire. The claim is not counted as an attempt:
+/// `attempts` counts the runs that ended with their worker gone (or done).
 pub async fn release(db: impl PgExecutor<'_>, id: Uuid, worker_id: &str, error: &str) -> Result<bool> {
     let updated = sqlx::query(
         "UPDATE consolidation_jobs SET status = 'pending', phase = 'queued', worker_id = NULL, heartbeat_at = NULL,
-                error_message = $3
+                error_message = $3, attempts = GREATEST(attempts - 1, 0)
           WHERE id = $1 AND worker_id = $2 AND status = 'running'",
     )
     .bind(id)

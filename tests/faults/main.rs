@@ -320,7 +320,8 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
     let recovered = Instant::now();
     let _ = publisher.await;
 
-    let limit = if long { Duration::from_secs(900) } else { Duration::from_secs(180) };
+    // DESIGN §4: every job terminal within two minutes of recovery.
+    let limit = Duration::from_secs(120);
     let all_terminal = loop {
         let open: Option<i64> =
             sqlx::query_scalar("SELECT count(*) FROM consolidation_jobs WHERE status NOT IN ('completed', 'failed')")

@@ -87,3 +87,23 @@ async fn a_token_whose_subject_holds_a_nul_is_refused_naming_the_claim() {
     assert!(message.contains("sub") && message.contains("NUL"), "{message}");
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn a_token_whose_subject_is_longer_than_the_bus_takes_is_refused_naming_the_claim() {
+    let gateway = TestGateway::start().await;
+    let mut claims = Claims::admin("admin", vec!["*".to_owned()], 600);
+    claims.sub = "a".repeat(257);
+    let token = auth::mint(SECRET, &claims).expect("signed");
+
+    let response = gateway
+        .client
+        .post(gateway.url("/api/v1/projects"))
+        .bearer_auth(token)
+        .json(&json!({"name": "fine"}))
+        .send()
+        .await
+        .expect("sent");
+    let message = error(response, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity").await;
+    assert!(message.contains("sub claim: at most 256"), "{message}");
+    gateway.stop().await;
+}

@@ -286,3 +286,59 @@ async fn commands_with_overlong_actors_or_reasons_or_a_nul_are_dead_lettered_nam
     assert!(jobs::get(&env.db, long.job_id).await.unwrap().is_none(), "nothing created");
     assert!(rollbacks::get(&env.db, reason.rollback_id).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_command_that_fails_to_decode_fails_the_job_it_names_instead_of_leaving_it_pending() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    let mut command = trigger(project.id, serde_json::json!({}));
+    job_row_of(&env, &command).await;
+    command.triggered_by = "y".repeat(300);
+    let worker = env.spawn_worker();
+
+    publish_trigger(&env.bus, &command).await;
+
+    let failed = wait_for_status(&env, command.job_id, "failed", WAIT).await;
+    worker.stop().await;
+    assert!(failed.error_message.unwrap().contains("triggered_by: at most 256 characters"));
+}
+
+#[tokio::test]
+async fn a_job_whose_runs_keep_ending_with_their_worker_gone_is_failed_not_retried_forever() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
+    let worker = env.worker();
+    let consumer = consumer(&worker, CommandKind::Trigger).await;
+    let command = trigger(project.id, serde_json::json!({}));
+    job_row_of(&env, &command).await;
+    // Four runs so far, each ended by its worker dying (crash, out-of-memory kill).
+    sqlx::query(
+        "UPDATE consolidation_jobs SET status = 'running', attempts = 4, worker_id = 'dead',
+                heartbeat_at = now() - interval '1 hour' WHERE id = $1",
+    )
+    .bind(command.job_id)
+    .execute(&env.db)
+    .await
+    .unwrap();
+    publish_trigger(&env.bus, &command).await;
+
+    let settled = worker::process_one(&worker, CommandKind::Trigger, next_delivery(&consumer).await).await;
+
+    assert_eq!(settled, Settled::DeadLettered);
+    let job = jobs::get(&env.db, command.job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, "failed");
+    assert!(job.error_message.unwrap().contains("claimed 4 times and no run finished"));
+    assert_eq!(projects::active_memory_count(&env.db, project.id).await.unwrap(), 8, "nothing applied");
+}
+
+#[tokio::test]
+async fn failures_that_are_not_outages_are_counted_on_the_row() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    let command = trigger(project.id, serde_json::json!({}));
+    job_row_of(&env, &command).await;
+    assert_eq!(jobs::count_failure(&env.db, command.job_id).await.unwrap(), Some(1));
+    assert_eq!(jobs::count_failure(&env.db, command.job_id).await.unwrap(), Some(2));
+    assert_eq!(jobs::count_failure(&env.db, Uuid::new_v4()).await.unwrap(), None, "no row, no count");
+}

@@ -285,6 +285,14 @@ async fn an_abandoned_job_is_published_again_first_and_failed_only_if_still_aban
     assert_eq!((first.republished_jobs, first.failed_jobs), (1, 0), "published again, not failed");
     let second = scheduler.maintain(Utc::now()).await.unwrap();
     assert_eq!((second.republished_jobs, second.failed_jobs), (0, 0), "within the grace after re-publication");
+    // Long after, but its command still waits in the queue (every worker busy, or none up).
+    backdate("published_at", "2 hours").await;
+    let waiting = scheduler.maintain(Utc::now()).await.unwrap();
+    assert_eq!((waiting.republished_jobs, waiting.failed_jobs), (0, 0), "a queued command is not given up on");
+    // Then the message goes (JetStream gave up on it) and the job is still abandoned.
+    let sequence = jobs::get(&env.db, job.id).await.unwrap().unwrap().published_seq.unwrap();
+    let stream = env.bus.jetstream.get_stream(env.bus.prefix.commands_stream()).await.unwrap();
+    assert!(stream.delete_message(u64::try_from(sequence).unwrap()).await.unwrap());
 
     // A worker that claims it between maintenance's read and its update keeps it.
     backdate("published_at", "2 hours").await;
@@ -298,6 +306,22 @@ async fn an_abandoned_job_is_published_again_first_and_failed_only_if_still_aban
     let failed = jobs::get(&env.db, job.id).await.unwrap().unwrap();
     assert_eq!(failed.status, "failed");
     assert!(failed.error_message.unwrap().contains("published again"));
+}
+
+#[tokio::test]
+async fn a_pending_job_whose_command_still_waits_in_the_queue_is_not_published_again() {
+    let env = TestEnv::new().await;
+    let job = stranded_job(fixtures::project(&env.db, 3).await.id);
+    jobs::create(&env.db, &job).await.unwrap();
+    let scheduler = scheduler(&env, "0 2 * * *");
+
+    assert_eq!(scheduler.maintain(Utc::now()).await.unwrap().republished_jobs, 1, "its first command is unknown");
+    let published = jobs::get(&env.db, job.id).await.unwrap().unwrap().published_seq;
+    for _ in 0..3 {
+        assert_eq!(scheduler.maintain(Utc::now()).await.unwrap().republished_jobs, 0, "no copies pile up");
+    }
+    assert!(published.is_some());
+    assert_eq!(jobs::get(&env.db, job.id).await.unwrap().unwrap().published_seq, published);
 }
 
 #[tokio::test]
