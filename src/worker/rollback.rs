@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use tracing::Span;
 use uuid::Uuid;
 
-use super::{Outcome, Worker, events::job_event, failure::Failure};
+use super::{Outcome, Worker, events::job_event, failure::Failure, lease::InProgress};
 use crate::{
     bus::{
         JobEventKind, RollbackEventKind,
@@ -54,6 +54,7 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
         give_up(worker, &message.payload, reason).await;
         return Outcome::Poison { reason: reason.to_owned() };
     }
+    let _alive = InProgress::start(worker, message);
     match run(worker, &command).await {
         Ok(outcome) => outcome,
         Err(failure) => failure.into(),
