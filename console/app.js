@@ -1,6 +1,6 @@
 // The console's entry: the token, the hash router, and one page module per view.
 import { token } from './api.js';
-import { errorBox, fill, h } from './dom.js';
+import { errorBox, fill, h, notify } from './dom.js';
 import * as projects from './projects.js';
 import * as project from './project.js';
 import * as job from './job.js';
@@ -56,6 +56,7 @@ function tokenForm(main) {
 async function route() {
   current?.abort();
   current = new AbortController();
+  notify('');
   const main = document.getElementById('main');
   session();
   if (!token.get()) {

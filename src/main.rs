@@ -310,7 +310,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Watch { nats, job_id, json, timeout_secs } => {
             let bus = app::connect_bus(&nats, "consolidator-watch").await?;
             let patience = timeout_secs.map(std::time::Duration::from_secs);
-            let end = watch::run(&bus, job_id, json, patience, &mut std::io::stdout().lock()).await?;
+            let end = match watch::run(&bus, job_id, json, patience, &mut std::io::stdout().lock()).await {
+                // The reader went away (`watch --json ID | head`): nothing left to tell.
+                Err(watch::WatchError::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+                    return Ok(());
+                }
+                ended => ended?,
+            };
             if end.event != JobEventKind::Completed.as_str() {
                 anyhow::bail!("{}", watch::summary(&end));
             }

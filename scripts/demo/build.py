@@ -90,10 +90,6 @@ PARAPHRASES = {
 AGENTS = ["planner", "coder", "reviewer", "tester", "ops"]
 
 
-def cap(text):
-    return text[:1].upper() + text[1:]
-
-
 def fact_list():
     """Every fact as (kind, crate, slots, goal)."""
     out = []
@@ -113,7 +109,8 @@ def fact_list():
 
 
 def render(template, crate, slots):
-    values = dict(slots, crate=crate, Crate=cap(crate))
+    # Crate and tool names keep their own spelling (sqlx, tokio), even at the start of a sentence.
+    values = dict(slots, crate=crate, Crate=crate)
     if "fact" in slots:
         values["fact_lc"] = slots["fact"][:1].lower() + slots["fact"][1:]
     return template.format(**values)

@@ -87,7 +87,7 @@ pub async fn run(db: &sqlx::PgPool, bus: &Bus, options: &DemoOptions) -> Result<
         },
     )
     .await?;
-    let loaded = interchange::import(db, project_id, DATA.as_bytes()).await?;
+    let loaded = interchange::load(db, project_id, &memories_for(project_id)?).await?;
 
     let job_id = Uuid::new_v4();
     let command = TriggerCommand {
@@ -113,6 +113,16 @@ pub async fn run(db: &sqlx::PgPool, bus: &Bus, options: &DemoOptions) -> Result<
     }
     let report = Report::gather(db, job_id).await?;
     Ok(DemoRun { project_id, job_id, loaded, end, report })
+}
+
+/// The data set parsed as `consolidator import` parses a file, each id made the project's own
+/// (uuid v5 of the project and the file's id), so the demo runs again and again on one database.
+pub fn memories_for(project_id: Uuid) -> Result<Vec<crate::store::memories::NewMemory>, InterchangeError> {
+    let mut memories = interchange::parse(DATA.as_bytes(), None)?;
+    for memory in &mut memories {
+        memory.id = Uuid::new_v5(&project_id, memory.id.as_bytes());
+    }
+    Ok(memories)
 }
 
 impl DemoRun {
@@ -155,5 +165,9 @@ mod tests {
         assert!(stale >= 10, "{stale} memories nobody reused");
         let ids: BTreeSet<Uuid> = memories.iter().map(|m| m.id).collect();
         assert_eq!(ids.len(), memories.len(), "ids are unique");
+        let (first, second) = (Uuid::new_v4(), Uuid::new_v4());
+        let (a, b) = (memories_for(first).expect("parsed"), memories_for(second).expect("parsed"));
+        assert!(a.iter().zip(&b).all(|(a, b)| a.id != b.id), "each project gets ids of its own");
+        assert_eq!(a[0].id, memories_for(first).expect("parsed")[0].id, "the same ids for the same project");
     }
 }

@@ -51,3 +51,16 @@ async fn a_dry_run_demo_reports_the_plan_and_changes_nothing() {
     assert!(!run.next_steps("http://x").contains("rollback"), "nothing to roll back");
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn the_demo_runs_twice_on_one_database() {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker();
+
+    let first = demo::run(&env.db, &env.bus, &options(true)).await.expect("the first demo ran");
+    let second = demo::run(&env.db, &env.bus, &options(true)).await.expect("the second demo ran");
+
+    assert_ne!(first.project_id, second.project_id);
+    assert_eq!(first.loaded, second.loaded);
+    worker.stop().await;
+}
