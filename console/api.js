@@ -75,6 +75,9 @@ export async function followEvents(jobId, onEvent, signal) {
       if (data.length === 0) continue;
       let parsed;
       try { parsed = JSON.parse(data.join('\n')); } catch { continue; }
+      // Counted on the page, so a test can tell live events from a reload.
+      const root = document.documentElement;
+      root.dataset.sseEvents = String(Number(root.dataset.sseEvents ?? 0) + 1);
       onEvent(kind, parsed);
     }
   }

@@ -96,6 +96,24 @@ impl Browser {
         panic!("{selector} never showed what was expected; last text: {:?}; the page: {}", cut(&last), cut(&page));
     }
 
+    /// The job the trigger form created last, from its "Open its result" link, once it is not
+    /// `previous` (the form's answer to an earlier trigger).
+    async fn triggered_job(&self, previous: Option<Uuid>) -> Uuid {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::time::Instant::now() < deadline {
+            // Read in one script: the answer is re-rendered, so a found element may go stale.
+            let script =
+                "const a = document.querySelector('#trigger-result a'); return a ? a.getAttribute('href') : ''";
+            let link = self.client.execute(script, vec![]).await.expect("script ran");
+            let job = link.as_str().unwrap_or_default().trim_start_matches("#/jobs/").parse().ok();
+            if job.is_some() && job != previous {
+                return job.unwrap_or_default();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the trigger form never named a new job");
+    }
+
     async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("screenshot");
         assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
@@ -152,17 +170,22 @@ async fn an_admin_follows_a_dry_run_and_a_real_run_in_the_console_and_rolls_the_
     // A dry run (the form's default), followed live to 100 %.
     browser.css("#trigger").await.click().await.expect("dry run triggered");
     browser.text_until("#trigger-result", |text| text.contains("dry run")).await;
-    browser.text_until("#jobs tbody tr:first-child", |text| text.contains("completed") && text.contains("100%")).await;
+    let dry_run = browser.triggered_job(None).await;
+    let row = format!("#jobs tr[data-job='{dry_run}']");
+    browser.text_until(&row, |text| text.contains("completed") && text.contains("100%")).await;
     assert_eq!(active_memories(&gateway, project).await, loaded as i64, "a dry run changes nothing");
+    let live = client.execute("return Number(document.documentElement.dataset.sseEvents ?? 0)", vec![]).await;
+    let live = live.expect("script ran").as_u64().unwrap_or(0);
+    assert!(live >= 3, "the progress came from the event stream ({live} events read)");
 
     // A real run.
     browser.css("#opt-dry_run").await.click().await.expect("dry run off");
     browser.css("#trigger").await.click().await.expect("real run triggered");
-    let triggered = browser.text_until("#trigger-result", |text| text.contains("Open its result")).await;
+    let real_run = browser.triggered_job(Some(dry_run)).await;
+    let triggered = browser.css("#trigger-result").await.text().await.expect("text");
     assert!(!triggered.contains("dry run"), "{triggered}");
-    let row = browser
-        .text_until("#jobs tbody tr:first-child", |text| text.contains("completed") && text.contains("100%"))
-        .await;
+    let row = format!("#jobs tr[data-job='{real_run}']");
+    let row = browser.text_until(&row, |text| text.contains("completed") && text.contains("100%")).await;
     assert!(!row.contains("dry run"), "{row}");
     let after = active_memories(&gateway, project).await;
     assert!(after < loaded as i64, "the job merged and archived: {after} of {loaded} left");
