@@ -1,7 +1,7 @@
 // The buttons that change a job: cancel (pending or running) and roll back (completed, not a
 // dry run). Each shows the API's answer, its error words included, in `out`.
 import { api } from './api.js';
-import { errorBox, fill, h, notify, successBox } from './dom.js';
+import { errorBox, fill, h, memoryLink, notify, successBox } from './dom.js';
 
 const ROLLBACK_POLL_MS = 500;
 const ROLLBACK_POLLS = 60;
@@ -54,6 +54,10 @@ export function rollbackControl(job, onDone, out) {
               ? `Rolled back: ${result.memories_restored} memories restored, ${result.memories_deleted} deleted.`
               : `Rollback ${result.status}${result.error ? `: ${result.error}` : ''}`;
             fill(out, result.status === 'completed' ? successBox(text) : errorBox({ message: text }));
+            if (result.conflicts?.length) {
+              out.append(h('p', {}, 'Changed since the job (the conflicts): ',
+                result.conflicts.map((id, i) => [i ? ', ' : '', memoryLink(id)])));
+            }
             if (result.warnings?.length) out.append(h('ul', {}, result.warnings.map((w) => h('li', {}, w))));
             notify(text);
             onDone();

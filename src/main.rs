@@ -304,7 +304,8 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("loading {} memories into a new project and triggering a job...", demo::DATA.lines().count());
             let run = demo::run(&db, &bus, &options).await?;
             println!("\n{}", run.report);
-            println!("{}", run.next_steps(&base_url));
+            let program = std::env::args().next().unwrap_or_else(|| "consolidator".to_owned());
+            println!("{}", run.next_steps(&base_url, &program));
             Ok(())
         }
         Command::Watch { nats, job_id, json, timeout_secs } => {

@@ -126,20 +126,21 @@ pub fn memories_for(project_id: Uuid) -> Result<Vec<crate::store::memories::NewM
 }
 
 impl DemoRun {
-    /// Where to look next: the console, and how to undo the job.
-    pub fn next_steps(&self, base_url: &str) -> String {
+    /// Where to look next: the console, and how to undo the job (`program` is how the
+    /// consolidator binary was started, so the printed commands work as pasted).
+    pub fn next_steps(&self, base_url: &str, program: &str) -> String {
         let job = self.job_id;
         let mut text = format!(
             "Project {project}: {loaded} memories loaded; job {job}.\n\n\
              See it in the console: {base_url}/console#/jobs/{job}\n\
-             (paste the admin token that `consolidator all` printed, or the output of `consolidator token`)\n",
+             (paste the admin token that `{program} all` printed, or the output of `{program} token`)\n",
             project = self.project_id,
             loaded = self.loaded,
         );
         if !self.report.dry_run {
             text.push_str(&format!(
                 "\nRoll the job back (restores every memory it changed):\n  \
-                 export TOKEN=$(consolidator token)\n  \
+                 export TOKEN=$({program} token)\n  \
                  curl -s -X POST {base_url}{API_PREFIX}/consolidation/rollback -H \"Authorization: Bearer $TOKEN\" \
                  -H 'Content-Type: application/json' -d '{{\"consolidation_id\": \"{job}\", \"reason\": \"demo\"}}'\n"
             ));

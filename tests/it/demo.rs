@@ -30,8 +30,9 @@ async fn the_demo_loads_its_data_set_and_reports_merges_syntheses_archives_and_p
     assert!(after < run.loaded as i32, "{after} active after");
     let text = report.to_string();
     assert!(text.contains("Clusters (") && text.contains("=> ") && text.contains("Archived (16)"), "{text}");
-    let steps = run.next_steps("http://127.0.0.1:8080");
+    let steps = run.next_steps("http://127.0.0.1:8080", "consolidator");
     assert!(steps.contains(&format!("/console#/jobs/{}", run.job_id)) && steps.contains("/consolidation/rollback"));
+    assert!(steps.contains("export TOKEN=$(consolidator token)"), "{steps}");
     worker.stop().await;
 }
 
@@ -48,7 +49,7 @@ async fn a_dry_run_demo_reports_the_plan_and_changes_nothing() {
     let active = consolidator::store::projects::active_memory_count(&env.db, run.project_id).await.expect("count");
     assert_eq!(active, run.loaded as i64, "a dry run changes nothing");
     assert!(report.to_string().starts_with("Dry run (nothing changed)."));
-    assert!(!run.next_steps("http://x").contains("rollback"), "nothing to roll back");
+    assert!(!run.next_steps("http://x", "consolidator").contains("rollback"), "nothing to roll back");
     worker.stop().await;
 }
 
