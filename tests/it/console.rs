@@ -191,8 +191,16 @@ async fn an_admin_follows_a_dry_run_and_a_real_run_in_the_console_and_rolls_the_
     assert!(after < loaded as i64, "the job merged and archived: {after} of {loaded} left");
     browser.screenshot("project").await;
 
+    // The playbook holds what the job promoted, each entry with its supporting memories.
+    browser.css(&format!("a[href='#/projects/{project}/playbook']")).await.click().await.expect("playbook opened");
+    let playbook = browser.text_until("#playbook", |text| text.contains("supporting memories")).await;
+    assert!(playbook.contains("priority"), "{playbook}");
+    browser.screenshot("playbook").await;
+    client.back().await.expect("back to the project");
+    browser.css("#trigger-result").await;
+
     // The job's before/after: a cluster opened from the keyboard shows its members and the merge.
-    browser.css("#trigger-result a").await.click().await.expect("job opened");
+    client.goto(&gateway.url(&format!("/console#/jobs/{real_run}"))).await.expect("job opened");
     browser.css("#clusters details summary").await.send_keys(&Key::Enter.to_string()).await.expect("opened");
     let merged = browser.text_until("#clusters details[open] .merged", |text| !text.is_empty()).await;
     let members = client
