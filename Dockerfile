@@ -5,6 +5,9 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
 COPY benches ./benches
+# Compiled into the binary: the console's files and the demo's data set.
+COPY console ./console
+COPY testdata/demo ./testdata/demo
 RUN cargo build --release --locked --bin consolidator
 
 FROM debian:bookworm-slim

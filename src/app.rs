@@ -58,6 +58,7 @@ impl LocalAccess {
             "No JWT_SECRET or JWT_PUBLIC_KEY set and the gateway listens on loopback only: tokens are signed with \
              the development secret in {file} ({made}, mode 0600).\n\
              Admin token for every project, valid {hours} h:\n\n{token}\n\n\
+             Console: {base}/console (paste the token above)\n\
              API: {base}{API_PREFIX}  OpenAPI document: {base}/openapi.json\n\
              In another terminal (from this directory; `token` reads the same secret file):\n  \
              export TOKEN=$({program} token)\n  \
@@ -243,6 +244,7 @@ mod tests {
         let mut config = gateway("127.0.0.1:8080");
         let access = local_development_access(&mut config, &file).unwrap().expect("local access");
         assert!(access.created && access.announcement().contains(&access.token));
+        assert!(access.announcement().contains("Console: http://127.0.0.1:8080/console"));
         let auth = auth::Auth::from_config(&config).expect("the gateway starts on the local secret");
         let claims = auth.verify(&access.token).expect("the printed token is accepted");
         assert_eq!(claims.projects, vec![auth::ALL_PROJECTS.to_owned()]);

@@ -4,9 +4,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use consolidator::{
     app::{self, Components},
+    bus::JobEventKind,
     config::{DatabaseConfig, GatewayConfig, LocalSecretConfig, LogConfig, NatsConfig, SchedulerConfig, WorkerConfig},
+    demo,
     gateway::auth,
-    interchange, store, telemetry,
+    interchange, store, telemetry, watch,
 };
 
 #[derive(Parser)]
@@ -90,6 +92,36 @@ enum Command {
         project: uuid::Uuid,
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+    },
+    /// Loads a bundled set of several hundred agent memories into a new project, runs one job
+    /// (a worker must be running: `consolidator all`) with a live progress bar, and prints a
+    /// before/after report, the console URL and the rollback command.
+    Demo {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        nats: NatsConfig,
+        /// Plan only: report what the job would do, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The gateway's address, for the console URL and the rollback command.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        gateway_url: String,
+        /// Seconds to wait for the job's first event before giving up (no worker running?).
+        #[arg(long, default_value_t = 30)]
+        timeout_secs: u64,
+    },
+    /// Follows a job's events until it ends: a progress bar, or the events as JSON lines.
+    Watch {
+        #[command(flatten)]
+        nats: NatsConfig,
+        job_id: uuid::Uuid,
+        /// Print each event as one JSON line instead of the progress bar.
+        #[arg(long)]
+        json: bool,
+        /// Give up after this many seconds without an event (default: wait as long as it takes).
+        #[arg(long)]
+        timeout_secs: Option<u64>,
     },
     /// Benchmarks that print JSON.
     Bench {
@@ -258,6 +290,37 @@ async fn main() -> anyhow::Result<()> {
                 None => interchange::export(&db, project, std::io::stdout().lock()).await?,
             };
             eprintln!("exported {count} memories of project {project}");
+            Ok(())
+        }
+        Command::Demo { database, nats, dry_run, gateway_url, timeout_secs } => {
+            let db = app::connect_database(&database).await?;
+            let bus = app::connect_bus(&nats, "consolidator-demo").await?;
+            let base_url = gateway_url.trim_end_matches('/').to_owned();
+            let options = demo::DemoOptions {
+                dry_run,
+                progress_bar: true,
+                patience: std::time::Duration::from_secs(timeout_secs),
+            };
+            eprintln!("loading {} memories into a new project and triggering a job...", demo::DATA.lines().count());
+            let run = demo::run(&db, &bus, &options).await?;
+            println!("\n{}", run.report);
+            let program = std::env::args().next().unwrap_or_else(|| "consolidator".to_owned());
+            println!("{}", run.next_steps(&base_url, &program));
+            Ok(())
+        }
+        Command::Watch { nats, job_id, json, timeout_secs } => {
+            let bus = app::connect_bus(&nats, "consolidator-watch").await?;
+            let patience = timeout_secs.map(std::time::Duration::from_secs);
+            let end = match watch::run(&bus, job_id, json, patience, &mut std::io::stdout().lock()).await {
+                // The reader went away (`watch --json ID | head`): nothing left to tell.
+                Err(watch::WatchError::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+                    return Ok(());
+                }
+                ended => ended?,
+            };
+            if end.event != JobEventKind::Completed.as_str() {
+                anyhow::bail!("{}", watch::summary(&end));
+            }
             Ok(())
         }
         Command::Bench { kind } => bench(kind).await,

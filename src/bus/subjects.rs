@@ -75,6 +75,11 @@ impl Prefix {
         format!("{}.evt.job.{project_id}.{job_id}.*", self.0)
     }
 
+    /// Every event of one job, for a follower that knows the job but not its project.
+    pub fn job_events_of_any_project(&self, job_id: Uuid) -> String {
+        format!("{}.evt.job.*.{job_id}.*", self.0)
+    }
+
     pub fn rollback_event(&self, project_id: Uuid, rollback_id: Uuid, kind: RollbackEventKind) -> String {
         format!("{}.evt.rollback.{project_id}.{rollback_id}.{}", self.0, kind.as_str())
     }

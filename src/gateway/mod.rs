@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod changes;
 pub mod configure;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -137,6 +138,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(playbook::router());
     OpenApiRouter::with_openapi(openapi::base())
         .nest(API_PREFIX, admin)
+        .merge(console::router())
         .merge(health::router())
         .merge(metrics::router())
         .merge(openapi::router())

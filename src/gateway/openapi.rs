@@ -35,6 +35,7 @@ const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "op
         (name = "projects", description = "Projects, their consolidation settings and playbooks"),
         (name = "memories", description = "Ingest, list, read, search, archive, restore, count reuse, audit trail"),
         (name = "health", description = "Liveness, readiness, metrics, this document"),
+        (name = "console", description = "The admin console: static files; the page calls the API with the token it is given"),
     )
 )]
 struct ApiDoc;

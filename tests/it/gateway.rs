@@ -167,7 +167,7 @@ fn operations(spec: &Value) -> BTreeSet<(String, String)> {
 }
 
 /// DESIGN.md §7, route by route.
-const DESIGNED_ROUTES: [(&str, &str); 25] = [
+const DESIGNED_ROUTES: [(&str, &str); 27] = [
     ("POST", "/api/v1/consolidation/trigger"),
     ("GET", "/api/v1/consolidation/status/{job_id}"),
     ("GET", "/api/v1/consolidation/status/{job_id}/events"),
@@ -193,6 +193,8 @@ const DESIGNED_ROUTES: [(&str, &str); 25] = [
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+    ("GET", "/console"),
+    ("GET", "/console/{file}"),
 ];
 
 #[tokio::test]

@@ -3,6 +3,8 @@
 mod bus;
 #[path = "../common/mod.rs"]
 mod common;
+mod console;
+mod demo;
 mod fixtures;
 mod gateway;
 mod gateway_e2e;
@@ -22,4 +24,5 @@ mod scheduler;
 mod steady_state;
 mod store;
 mod support;
+mod watch;
 mod worker;

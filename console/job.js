@@ -1,0 +1,178 @@
+// One job: live progress, then its result as before/after — each cluster's members beside the
+// merged text — syntheses, archives, promotions and the audit rows.
+import { api, followEvents } from './api.js';
+import { TERMINAL, canRollBack, cancelButton, isActive, rollbackControl } from './actions.js';
+import { badge, errorBox, fill, firstLine, h, memoryLink, notify, progressBar, shortId, when } from './dom.js';
+
+const CHANGES_PAGE = 100;
+const MEMORIES_SHOWN = 100;
+
+const fixed = (value, digits = 2) => (value === undefined || value === null ? '—' : Number(value).toFixed(digits));
+
+async function memoryText(id) {
+  const detail = await api('GET', `/memories/${id}`);
+  return detail;
+}
+
+function memoryBlock(memory, id) {
+  return h('div', { class: 'member' },
+    h('div', { class: 'muted' }, memoryLink(id ?? memory.id), ' ', memory.memory_type ?? ''),
+    h('p', { class: 'text' }, memory.execution_summary ?? ''));
+}
+
+/** A cluster, closed until opened; opening it reads the member texts. */
+function cluster(merge, index) {
+  const sources = (merge.sources ?? []).map((source) => (typeof source === 'string' ? source : source.id));
+  const figures = [
+    merge.coverage !== undefined ? `coverage ${fixed(merge.coverage)}` : null,
+    merge.compression !== undefined ? `compression ${fixed(merge.compression)}` : null,
+    merge.length_vs_longest !== undefined ? `length vs longest ${fixed(merge.length_vs_longest)}` : null,
+  ].filter(Boolean).join(', ');
+  const body = h('div', { class: 'compare' });
+  const details = h('details', { class: 'cluster', 'data-cluster': index },
+    h('summary', {}, h('b', {}, `Cluster ${index + 1}`), `: ${sources.length} memories → 1`, figures ? h('span', { class: 'muted' }, ` (${figures})`) : ''),
+    body);
+  let loaded = false;
+  details.addEventListener('toggle', async () => {
+    if (!details.open || loaded) return;
+    loaded = true;
+    fill(body, h('p', { class: 'muted' }, 'Loading the texts…'));
+    try {
+      const members = await Promise.all(sources.map((id) => memoryText(id)));
+      const merged = merge.memory?.execution_summary !== undefined
+        ? merge.memory
+        : await memoryText(merge.memory_id);
+      fill(body,
+        h('section', { 'aria-label': 'Before' }, h('h3', {}, `Before: ${members.length} memories`), members.map((m, i) => memoryBlock(m, sources[i]))),
+        h('section', { 'aria-label': 'After' }, h('h3', {}, 'After: the merged memory'),
+          merge.memory_id ? h('div', { class: 'muted' }, memoryLink(merge.memory_id)) : h('div', { class: 'muted' }, 'not written (dry run)'),
+          h('p', { class: 'text merged' }, merged.execution_summary ?? ''),
+          figures ? h('p', { class: 'muted' }, `Kept: ${figures}`) : ''));
+    } catch (error) {
+      fill(body, errorBox(error));
+      loaded = false;
+    }
+  });
+  return details;
+}
+
+function synthesis(item) {
+  const text = item.memory?.execution_summary;
+  const lists = ['patterns', 'best_practices', 'gotchas'].filter((key) => item[key]?.length)
+    .map((key) => h('div', {}, h('h3', {}, key.replace('_', ' ')), h('ul', {}, item[key].map((line) => h('li', {}, line)))));
+  const body = h('div', {}, text ? h('p', { class: 'text' }, text) : '', lists);
+  const details = h('details', { class: 'cluster' },
+    h('summary', {}, `confidence ${fixed(item.confidence)}`, item.needs_review ? h('b', {}, ' · needs review') : '',
+      item.memory_id ? [' · ', memoryLink(item.memory_id)] : ''),
+    body);
+  if (!text && item.memory_id) {
+    details.addEventListener('toggle', async () => {
+      if (!details.open || body.dataset.loaded) return;
+      body.dataset.loaded = 'yes';
+      try { fill(body, h('p', { class: 'text' }, (await memoryText(item.memory_id)).execution_summary)); } catch (error) { fill(body, errorBox(error)); }
+    });
+  }
+  return details;
+}
+
+async function memoryList(ids) {
+  const shown = ids.slice(0, MEMORIES_SHOWN);
+  const memories = await Promise.all(shown.map((id) => memoryText(id).catch(() => ({ id, execution_summary: '' }))));
+  return h('ul', { class: 'plain' }, memories.map((m, i) => h('li', {}, memoryLink(shown[i]), ' ', firstLine(m.execution_summary))),
+    ids.length > shown.length ? h('li', { class: 'muted' }, `and ${ids.length - shown.length} more`) : '');
+}
+
+function auditTable(jobId) {
+  const section = h('section', { 'aria-labelledby': 'audit-heading' }, h('h2', { id: 'audit-heading' }, 'Audit rows'));
+  const tbody = h('tbody', {});
+  const more = h('div', {});
+  async function page(cursor) {
+    try {
+      const answer = await api('GET', `/consolidation/jobs/${jobId}/changes?limit=${CHANGES_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      for (const change of answer.changes) {
+        tbody.append(h('tr', {},
+          h('td', {}, change.operation), h('td', {}, memoryLink(change.memory_id)),
+          h('td', {}, change.reason ?? ''), h('td', { class: 'num' }, fixed(change.confidence)),
+          h('td', {}, when(change.changed_at)), h('td', { class: 'muted' }, change.changed_by)));
+      }
+      fill(more, answer.next_cursor
+        ? h('button', { type: 'button', class: 'secondary', onclick: () => page(answer.next_cursor) }, 'More audit rows')
+        : '');
+    } catch (error) {
+      fill(more, errorBox(error));
+    }
+  }
+  section.append(h('table', { id: 'audit' },
+    h('thead', {}, h('tr', {}, ['Operation', 'Memory', 'Reason', 'Confidence', 'When', 'By'].map((t) => h('th', { scope: 'col' }, t)))),
+    tbody), more);
+  return { section, load: () => page(null) };
+}
+
+async function changesOf(jobId, operation) {
+  const answer = await api('GET', `/consolidation/jobs/${jobId}/changes?operation=${operation}&limit=1000`);
+  return answer.changes;
+}
+
+async function result(job, target) {
+  const data = job.result ?? {};
+  const dry = Boolean(data.dry_run);
+  const plan = dry ? data.plan ?? {} : data;
+  const merges = plan.merges ?? [];
+  const syntheses = plan.syntheses ?? [];
+  const archives = dry ? (plan.archives ?? []).map((a) => a.memory_id) : (await changesOf(job.job_id, 'archive')).map((c) => c.memory_id);
+  const promotions = dry
+    ? (plan.promotions ?? []).map((p) => ({ category: p.category, content: p.content, memory_id: p.memory_id }))
+    : (await changesOf(job.job_id, 'promote')).map((c) => ({ ...(c.new_state ?? {}), memory_id: c.memory_id }));
+  const audit = auditTable(job.job_id);
+  fill(target,
+    h('h2', { id: 'clusters-heading' }, `Before / after: ${merges.length} clusters${dry ? ' (planned, nothing written)' : ''}`),
+    merges.length ? h('div', { id: 'clusters' }, merges.map(cluster)) : h('p', { class: 'muted' }, 'No cluster merged.'),
+    h('h2', {}, `Syntheses: ${syntheses.length}`),
+    syntheses.length ? syntheses.map(synthesis) : h('p', { class: 'muted' }, 'None.'),
+    h('h2', {}, `Archived: ${archives.length}`),
+    archives.length ? await memoryList(archives) : h('p', { class: 'muted' }, 'None.'),
+    h('h2', {}, `Promoted to the playbook: ${promotions.length}`),
+    promotions.length
+      ? h('ul', { class: 'plain' }, promotions.map((p) => h('li', {}, h('b', {}, `[${p.category ?? ''}] `), firstLine(p.content, 200), ' ', p.memory_id ? memoryLink(p.memory_id) : '')))
+      : h('p', { class: 'muted' }, 'None.'),
+    dry ? h('p', { class: 'muted' }, 'A dry run writes no audit rows.') : audit.section);
+  if (!dry) await audit.load();
+}
+
+export async function render(page, { id, signal }) {
+  const job = await api('GET', `/consolidation/status/${id}`);
+  const out = h('div', { id: 'job-actions-result', 'aria-live': 'polite' });
+  const rerender = () => {
+    if (signal.aborted) return;
+    page.replaceChildren();
+    render(page, { id, signal }).catch((error) => page.append(errorBox(error)));
+  };
+  const bar = progressBar(job.progress, `Progress of job ${shortId(id)}`);
+  bar.update(job.progress, job.phase);
+  const actions = h('div', { class: 'actions' });
+  if (isActive(job)) actions.append(cancelButton(job, rerender, out));
+  if (canRollBack(job)) actions.append(rollbackControl(job, rerender, out));
+  const c = job.counters;
+  page.append(
+    h('h1', {}, `Job ${shortId(id)}`),
+    h('p', {}, badge(job.status), job.dry_run ? ' dry run · ' : ' ', `${job.trigger_type} by ${job.triggered_by} · `,
+      h('a', { href: `#/projects/${job.project_id}` }, 'project'), ` · created ${when(job.created_at)}`),
+    h('div', { class: 'card', id: 'job-progress' }, bar.element),
+    h('div', { class: 'stats card' },
+      [['Merged', c.memories_merged], ['Archived', c.memories_archived], ['Promoted', c.memories_promoted], ['Syntheses', c.summaries_created],
+      ['Active before', job.memories_before ?? '—'], ['Active after', job.memories_after ?? '—']].map(([label, value]) =>
+      h('div', {}, h('span', { class: 'muted' }, label), h('b', {}, value)))),
+    job.error ? errorBox({ code: 'job', message: job.error }) : '',
+    actions, out);
+  const resultSection = h('section', { id: 'result' });
+  page.append(resultSection);
+  if (isActive(job)) {
+    fill(resultSection, h('p', { class: 'muted' }, 'The result appears when the job ends.'));
+    followEvents(id, (kind, event) => {
+      bar.update(event.progress, event.phase ? `${kind}: ${event.phase}` : kind);
+      if (TERMINAL.has(kind)) notify(`Job ${shortId(id)} ${kind}`);
+    }, signal).catch((error) => { if (!signal.aborted) out.append(errorBox(error)); }).finally(rerender);
+    return;
+  }
+  if (job.status === 'completed' || job.status === 'rolled_back') await result(job, resultSection);
+}

@@ -1,0 +1,196 @@
+// One project: its counts, the trigger form, its jobs with live progress, the review queue.
+import { api, followEvents } from './api.js';
+import { TERMINAL, canRollBack, cancelButton, isActive, rollbackControl } from './actions.js';
+import { badge, errorBox, fill, h, memoryLink, notify, progressBar, shortId, successBox, when } from './dom.js';
+
+const JOBS_SHOWN = 25;
+
+// The trigger options, with the API's bounds (DESIGN.md §5): checked here, checked again there.
+const NUMBERS = [
+  ['similarity_threshold', 'Similarity threshold', 0.5, 0.99, 0.01],
+  ['min_cluster_size', 'Minimum cluster size', 2, 50, 1],
+  ['archive_stale_days', 'Archive after days unused', 1, 3650, 1],
+  ['archive_min_reuse', 'Archive below reuse count', 0, 1000, 1],
+  ['promote_confidence_threshold', 'Promotion confidence', 0.5, 1, 0.01],
+];
+const SWITCHES = [
+  ['merge', 'Merge near-duplicates'],
+  ['summarize', 'Write syntheses'],
+  ['archive', 'Archive stale memories'],
+  ['promote', 'Promote to the playbook'],
+  ['cross_type', 'Cluster across memory types'],
+];
+const MODES = ['auto', 'incremental', 'full'];
+
+/** The options the form holds, or the list of what is wrong with them. */
+export function readOptions(form) {
+  const options = {};
+  const problems = [];
+  for (const [name, label, min, max, step] of NUMBERS) {
+    const input = form.elements[name];
+    input.removeAttribute('aria-invalid');
+    const raw = input.value.trim();
+    if (raw === '') continue;
+    const value = Number(raw);
+    const whole = step === 1;
+    if (!Number.isFinite(value) || value < min || value > max || (whole && !Number.isInteger(value))) {
+      problems.push([input, `${label} (${name}) must be ${whole ? 'a whole number' : 'a number'} from ${min} to ${max}`]);
+      input.setAttribute('aria-invalid', 'true');
+      continue;
+    }
+    options[name] = value;
+  }
+  for (const [name] of SWITCHES) options[name] = form.elements[name].checked;
+  options.mode = form.elements.mode.value;
+  options.dry_run = form.elements.dry_run.checked;
+  return { options, problems };
+}
+
+function triggerForm(project, effective, onTriggered) {
+  const out = h('div', { id: 'trigger-result', 'aria-live': 'polite' });
+  const numbers = NUMBERS.map(([name, label, min, max, step]) => h('label', { for: `opt-${name}` },
+    `${label} (${min}–${max})`,
+    h('input', { id: `opt-${name}`, name, type: 'number', min, max, step, inputmode: 'decimal',
+      placeholder: effective[name] ?? '' })));
+  const switches = SWITCHES.map(([name, label]) => h('label', { class: 'check', for: `opt-${name}` },
+    h('input', { id: `opt-${name}`, name, type: 'checkbox', checked: effective[name] ?? name !== 'cross_type' }), label));
+  const mode = h('label', { for: 'opt-mode' }, 'Mode',
+    h('select', { id: 'opt-mode', name: 'mode' }, MODES.map((m) => h('option', { value: m, selected: (effective.mode ?? 'auto') === m }, m))));
+  const dryRun = h('label', { class: 'check', for: 'opt-dry_run' },
+    h('input', { id: 'opt-dry_run', name: 'dry_run', type: 'checkbox', checked: true }), h('b', {}, 'Dry run'), ' (plan only, change nothing)');
+  const form = h('form', { class: 'options', id: 'trigger-form', novalidate: true, 'aria-labelledby': 'trigger-heading' },
+    dryRun, switches, mode, numbers,
+    h('div', { class: 'actions' }, h('button', { type: 'submit', id: 'trigger' }, 'Trigger job')));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const { options, problems } = readOptions(form);
+    if (problems.length) {
+      fill(out, h('div', { class: 'error', role: 'alert' }, h('ul', {}, problems.map(([, text]) => h('li', {}, text)))));
+      problems[0][0].focus();
+      return;
+    }
+    const button = form.querySelector('button[type=submit]');
+    button.disabled = true;
+    try {
+      const answer = await api('POST', '/consolidation/trigger', { project_id: project.id, options });
+      fill(out, successBox(`Job ${shortId(answer.job_id)} ${answer.status}${options.dry_run ? ' (dry run)' : ''}. `),
+        h('a', { href: `#/jobs/${answer.job_id}` }, 'Open its result'));
+      notify(`Job ${shortId(answer.job_id)} triggered`);
+      onTriggered();
+    } catch (error) {
+      fill(out, errorBox(error));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h('section', { 'aria-labelledby': 'trigger-heading', class: 'card' },
+    h('h2', { id: 'trigger-heading' }, 'Trigger a job'),
+    h('p', { class: 'muted' }, 'Empty fields use the project\'s defaults (shown greyed). The API checks every option again.'),
+    form, out);
+}
+
+function jobsTable(project, signal) {
+  const section = h('section', { 'aria-labelledby': 'jobs-heading' });
+  const out = h('div', { 'aria-live': 'polite' });
+  const bars = new Map();
+  const following = new Set();
+
+  function follow(jobId) {
+    following.add(jobId);
+    followEvents(jobId, (kind, event) => {
+      bars.get(jobId)?.update(event.progress, event.phase ? `${kind}: ${event.phase}` : kind);
+      if (TERMINAL.has(kind)) notify(`Job ${shortId(jobId)} ${kind}`);
+    }, signal)
+      .catch((error) => { if (!signal.aborted) out.append(errorBox(error)); })
+      .finally(() => { following.delete(jobId); if (!signal.aborted) refresh(); });
+  }
+
+  async function refresh() {
+    let history;
+    try {
+      history = await api('GET', `/consolidation/history/${project.id}?limit=${JOBS_SHOWN}`);
+    } catch (error) {
+      fill(out, errorBox(error));
+      return;
+    }
+    const rows = history.jobs.map((job) => {
+      const bar = progressBar(job.progress, `Progress of job ${shortId(job.job_id)}`);
+      bar.update(job.progress, job.phase);
+      bars.set(job.job_id, bar);
+      const actions = h('td', {});
+      if (isActive(job)) actions.append(cancelButton(job, refresh, out));
+      if (canRollBack(job)) actions.append(rollbackControl(job, refresh, out));
+      const c = job.counters;
+      return h('tr', { 'data-job': job.job_id, 'data-status': job.status },
+        h('td', {}, h('a', { href: `#/jobs/${job.job_id}`, class: 'mono' }, shortId(job.job_id))),
+        h('td', {}, badge(job.status), job.dry_run ? h('span', { class: 'muted' }, ' dry run') : ''),
+        h('td', {}, job.trigger_type),
+        h('td', {}, when(job.created_at)),
+        h('td', {}, bar.element),
+        h('td', { class: 'num' }, `${c.memories_merged} / ${c.memories_archived} / ${c.memories_promoted} / ${c.summaries_created}`),
+        h('td', { class: 'num' }, job.memories_before ?? '', job.memories_after !== null ? ` → ${job.memories_after}` : ''),
+        actions);
+    });
+    fill(section,
+      h('h2', { id: 'jobs-heading' }, 'Jobs'),
+      history.jobs.length === 0 ? h('p', { class: 'muted' }, 'No job yet.') : h('table', { id: 'jobs' },
+        h('thead', {}, h('tr', {}, ['Job', 'Status', 'Trigger', 'Created', 'Progress', 'Merged / archived / promoted / syntheses', 'Active before → after', 'Actions']
+          .map((title) => h('th', { scope: 'col' }, title)))),
+        h('tbody', {}, rows)),
+      out);
+    for (const job of history.jobs) if (isActive(job) && !following.has(job.job_id)) follow(job.job_id);
+  }
+  return { section, refresh };
+}
+
+async function reviews(project, section) {
+  const heading = h('h2', { id: 'reviews-heading' }, 'Open reviews');
+  let page;
+  try {
+    page = await api('GET', `/projects/${project.id}/reviews?status=open`);
+  } catch (error) {
+    fill(section, heading, errorBox(error));
+    return;
+  }
+  const out = h('div', { 'aria-live': 'polite' });
+  const decide = (review, verdict) => h('button', {
+    type: 'button', class: verdict === 'approve' ? '' : 'secondary', 'data-action': verdict,
+    onclick: async () => {
+      try {
+        await api('POST', `/reviews/${review.review_id}/${verdict}`);
+        notify(`Review ${verdict === 'approve' ? 'approved' : 'rejected'}`);
+        await reviews(project, section);
+      } catch (error) {
+        fill(out, errorBox(error));
+      }
+    },
+  }, verdict === 'approve' ? 'Approve' : 'Reject');
+  const items = (page.reviews ?? []).map((review) => h('li', { 'data-review': review.review_id },
+    h('b', {}, review.kind), ` (similarity ${Number(review.similarity).toFixed(3)}): `, review.suggestion, ' — older ',
+    memoryLink(review.older_memory_id), ', newer ', memoryLink(review.newer_memory_id),
+    review.difference ? h('span', { class: 'muted' }, ` ${JSON.stringify(review.difference.left ?? '')} → ${JSON.stringify(review.difference.right ?? '')}`) : '',
+    ' ', decide(review, 'approve'), ' ', decide(review, 'reject')));
+  fill(section, heading, items.length ? h('ul', { class: 'plain' }, items) : h('p', { class: 'muted' }, 'Nothing to review.'), out);
+}
+
+export async function render(page, { id, signal }) {
+  const [project, settings] = await Promise.all([
+    api('GET', `/projects/${id}`),
+    api('GET', `/consolidation/configure/${id}`).catch(() => ({ effective_options: {} })),
+  ]);
+  const jobs = jobsTable(project, signal);
+  const reviewSection = h('section', { 'aria-labelledby': 'reviews-heading' });
+  page.append(
+    h('h1', {}, project.name),
+    h('p', { class: 'muted mono' }, project.id),
+    h('div', { class: 'stats card' },
+      h('div', {}, h('span', { class: 'muted' }, 'Active memories'), h('b', { id: 'active-memories' }, project.active_memories)),
+      h('div', {}, h('span', { class: 'muted' }, 'Embedding dimension'), h('b', {}, project.embedding_dim ?? '—')),
+      h('div', {}, h('span', { class: 'muted' }, 'Sweep threshold'), h('b', {}, project.consolidation_threshold)),
+      h('div', {}, h('span', { class: 'muted' }, 'Consolidation'), h('b', {}, project.consolidation_enabled ? 'enabled' : 'disabled')),
+      h('div', {}, h('span', { class: 'muted' }, 'Playbook'), h('a', { href: `#/projects/${id}/playbook` }, 'Open the playbook'))),
+    triggerForm(project, settings.effective_options ?? {}, () => jobs.refresh()),
+    jobs.section,
+    reviewSection);
+  await Promise.all([jobs.refresh(), reviews(project, reviewSection)]);
+}

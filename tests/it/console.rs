@@ -1,0 +1,262 @@
+//! The console in a real headless Chromium (Debian's `chromium` and `chromium-driver`; `.ci/run`
+//! installs them), driven over WebDriver against a live gateway and worker: token, project,
+//! a dry run and a real run followed to 100 %, a cluster's before/after, a rollback that
+//! restores the memories. Screenshots of the main pages go to CONSOLE_SCREENSHOTS (default
+//! target/console-screenshots).
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use consolidator::demo;
+use fantoccini::{Client, ClientBuilder, Locator, key::Key};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+use uuid::Uuid;
+
+use crate::gateway::{TestGateway, ok, token};
+
+const WAIT: Duration = Duration::from_secs(30);
+const WINDOW: (u32, u32) = (1366, 900);
+
+/// chromedriver on a free port, and a WebDriver session of a headless Chromium in a fresh profile.
+struct Browser {
+    client: Client,
+    _driver: Child,
+    profile: PathBuf,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver runs (apt-get install chromium chromium-driver; .ci/run does)");
+        let profile = std::env::temp_dir().join(format!("consolidator-chromium-{}", Uuid::new_v4().simple()));
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_owned(),
+            json!({"args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage",
+                format!("--user-data-dir={}", profile.display()),
+                format!("--window-size={},{}", WINDOW.0, WINDOW.1),
+            ]}),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let mut attempt = 0;
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector).capabilities(capabilities.clone()).connect(&url).await {
+                Ok(client) => break client,
+                Err(error) if attempt < 50 => {
+                    attempt += 1;
+                    tracing::debug!(%error, "chromedriver not ready");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => panic!("no WebDriver session: {error}"),
+            }
+        };
+        client.set_window_size(WINDOW.0, WINDOW.1).await.expect("window size");
+        Self { client, _driver: driver, profile }
+    }
+
+    async fn css(&self, selector: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(selector))
+            .await
+            .unwrap_or_else(|error| panic!("no {selector} on the page: {error}"))
+    }
+
+    /// Waits until the text of the first element matching `selector` satisfies `check`.
+    async fn text_until(&self, selector: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut last = String::new();
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(element) = self.client.find(Locator::Css(selector)).await {
+                if let Ok(text) = element.text().await {
+                    if check(&text) {
+                        return text;
+                    }
+                    last = text;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let page = match self.client.find(Locator::Css("main")).await {
+            Ok(main) => main.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let cut = |text: &str| text.chars().take(600).collect::<String>();
+        panic!("{selector} never showed what was expected; last text: {:?}; the page: {}", cut(&last), cut(&page));
+    }
+
+    /// The job the trigger form created last, from its "Open its result" link, once it is not
+    /// `previous` (the form's answer to an earlier trigger).
+    async fn triggered_job(&self, previous: Option<Uuid>) -> Uuid {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::time::Instant::now() < deadline {
+            // Read in one script: the answer is re-rendered, so a found element may go stale.
+            let script =
+                "const a = document.querySelector('#trigger-result a'); return a ? a.getAttribute('href') : ''";
+            let link = self.client.execute(script, vec![]).await.expect("script ran");
+            let job = link.as_str().unwrap_or_default().trim_start_matches("#/jobs/").parse().ok();
+            if job.is_some() && job != previous {
+                return job.unwrap_or_default();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the trigger form never named a new job");
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "{name} is a PNG");
+        let dir = std::env::var_os("CONSOLE_SCREENSHOTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots"));
+        std::fs::create_dir_all(&dir).expect("screenshot folder");
+        std::fs::write(dir.join(format!("console-{name}.png")), png).expect("screenshot written");
+    }
+
+    async fn stop(self) {
+        let _ = self.client.close().await;
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+async fn active_memories(gateway: &TestGateway, project: Uuid) -> i64 {
+    let body =
+        ok(gateway.get(&format!("/api/v1/projects/{project}")).send().await.expect("sent"), StatusCode::OK).await;
+    body["active_memories"].as_i64().expect("count")
+}
+
+#[tokio::test]
+async fn an_admin_follows_a_dry_run_and_a_real_run_in_the_console_and_rolls_the_job_back() {
+    let gateway = TestGateway::start().await;
+    let worker = gateway.env.spawn_worker();
+    let project = gateway.project().await;
+    let loaded =
+        consolidator::interchange::import(&gateway.env.db, project, demo::DATA.as_bytes()).await.expect("data");
+    let browser = Browser::start().await;
+    let client = &browser.client;
+
+    // No token yet: the sign-in form. The token goes in, never into the URL.
+    client.goto(&gateway.url("/console")).await.expect("console opens");
+    let admin = token(&["*".to_owned()], "admin");
+    browser.css("#token").await.send_keys(&admin).await.expect("typed");
+    browser.css("#token-form button[type=submit]").await.click().await.expect("signed in");
+    let projects = browser.text_until("#projects", |text| text.contains("gateway test")).await;
+    assert!(projects.contains(&loaded.to_string()), "the active count is listed: {projects}");
+    assert!(!client.current_url().await.expect("url").as_str().contains(&admin), "no token in the URL");
+    browser.screenshot("projects").await;
+
+    // The project; its review queue answers with the API's own words when the route is absent.
+    browser.css(&format!("a[href='#/projects/{project}']")).await.click().await.expect("project opened");
+    browser.css("#trigger-form").await;
+
+    // The form checks an option before the API does, naming it.
+    browser.css("#opt-similarity_threshold").await.send_keys("2").await.expect("typed");
+    browser.css("#trigger").await.click().await.expect("submitted");
+    let refused = browser.text_until("#trigger-result", |text| !text.is_empty()).await;
+    assert!(refused.contains("similarity_threshold") && refused.contains("0.99"), "{refused}");
+    browser.css("#opt-similarity_threshold").await.clear().await.expect("cleared");
+
+    // A dry run (the form's default), followed live to 100 %.
+    browser.css("#trigger").await.click().await.expect("dry run triggered");
+    browser.text_until("#trigger-result", |text| text.contains("dry run")).await;
+    let dry_run = browser.triggered_job(None).await;
+    let row = format!("#jobs tr[data-job='{dry_run}']");
+    browser.text_until(&row, |text| text.contains("completed") && text.contains("100%")).await;
+    assert_eq!(active_memories(&gateway, project).await, loaded as i64, "a dry run changes nothing");
+    let live = client.execute("return Number(document.documentElement.dataset.sseEvents ?? 0)", vec![]).await;
+    let live = live.expect("script ran").as_u64().unwrap_or(0);
+    assert!(live >= 3, "the progress came from the event stream ({live} events read)");
+
+    // A real run.
+    browser.css("#opt-dry_run").await.click().await.expect("dry run off");
+    browser.css("#trigger").await.click().await.expect("real run triggered");
+    let real_run = browser.triggered_job(Some(dry_run)).await;
+    let triggered = browser.css("#trigger-result").await.text().await.expect("text");
+    assert!(!triggered.contains("dry run"), "{triggered}");
+    let row = format!("#jobs tr[data-job='{real_run}']");
+    let row = browser.text_until(&row, |text| text.contains("completed") && text.contains("100%")).await;
+    assert!(!row.contains("dry run"), "{row}");
+    let after = active_memories(&gateway, project).await;
+    assert!(after < loaded as i64, "the job merged and archived: {after} of {loaded} left");
+    browser.screenshot("project").await;
+
+    // The playbook holds what the job promoted, each entry with its supporting memories.
+    browser.css(&format!("a[href='#/projects/{project}/playbook']")).await.click().await.expect("playbook opened");
+    let playbook = browser.text_until("#playbook", |text| text.contains("supporting memories")).await;
+    assert!(playbook.contains("priority"), "{playbook}");
+    browser.screenshot("playbook").await;
+    client.back().await.expect("back to the project");
+    browser.css("#trigger-result").await;
+
+    // The job's before/after: a cluster opened from the keyboard shows its members and the merge.
+    client.goto(&gateway.url(&format!("/console#/jobs/{real_run}"))).await.expect("job opened");
+    browser.css("#clusters details summary").await.send_keys(&Key::Enter.to_string()).await.expect("opened");
+    let merged = browser.text_until("#clusters details[open] .merged", |text| !text.is_empty()).await;
+    let members = client
+        .find_all(Locator::Css("#clusters details[open] section[aria-label=Before] .member"))
+        .await
+        .expect("members");
+    assert!(members.len() >= 2, "{} members beside the merged text", members.len());
+    let mut texts = Vec::new();
+    for member in &members {
+        texts.push(member.text().await.expect("member text").lines().last().unwrap_or_default().to_owned());
+    }
+    assert!(texts.iter().any(|text| merged.contains(text.as_str())), "a member is kept verbatim: {merged} / {texts:?}");
+    browser.text_until("#audit tbody", |text| text.contains("merge") && text.contains("consolidated")).await;
+    browser.screenshot("job").await;
+
+    // A memory's provenance: the merged memory lists its sources.
+    browser.css("#clusters details[open] section[aria-label=After] a").await.click().await.expect("memory opened");
+    let provenance = browser.text_until("#provenance", |text| text.contains("Consolidated from")).await;
+    assert!(!provenance.lines().nth(1).unwrap_or_default().contains("none"), "{provenance}");
+    browser.text_until("#history", |text| text.contains("merge")).await;
+    browser.screenshot("memory").await;
+    client.back().await.expect("back to the job");
+
+    // Roll back: a reason, a confirmation, and the memories are restored.
+    browser.css("button[data-action=rollback]").await.click().await.expect("rollback opened");
+    browser.css("input[name=reason]").await.send_keys("trying the console").await.expect("typed");
+    browser.css("button[data-action=confirm-rollback]").await.click().await.expect("rollback confirmed");
+    browser.text_until("main", |text| text.contains("rolled back")).await;
+    assert_eq!(active_memories(&gateway, project).await, loaded as i64, "every memory is back");
+    client.goto(&gateway.url(&format!("/console#/projects/{project}"))).await.expect("project again");
+    browser.text_until("#active-memories", |text| text == loaded.to_string()).await;
+    let reviews = browser.text_until("main", |text| text.contains("Open reviews")).await;
+    assert!(reviews.contains("Nothing to review") || reviews.contains("no route"), "{reviews}");
+
+    browser.stop().await;
+    worker.stop().await;
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn the_console_is_served_from_the_binary_with_a_strict_content_policy() {
+    let gateway = TestGateway::start().await;
+
+    let page = gateway.client.get(gateway.url("/console")).send().await.expect("sent");
+    assert_eq!(page.status(), StatusCode::OK);
+    let policy = page.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
+    assert!(policy.contains("script-src 'self'") && policy.contains("connect-src 'self'"), "{policy}");
+    assert!(page.headers()["content-type"].to_str().expect("ascii").starts_with("text/html"));
+    let html = page.text().await.expect("body");
+    assert!(html.contains("/console/app.js") && !html.contains("http"), "same origin only: {html}");
+
+    let script = gateway.client.get(gateway.url("/console/api.js")).send().await.expect("sent");
+    assert!(script.headers()["content-type"].to_str().expect("ascii").starts_with("text/javascript"));
+    assert!(script.text().await.expect("body").contains("Authorization"));
+    let missing = gateway.client.get(gateway.url("/console/secrets.txt")).send().await.expect("sent");
+    let body: Value = missing.json().await.expect("JSON error");
+    assert_eq!(body["error"], "not_found", "{body}");
+    gateway.stop().await;
+}

@@ -1,0 +1,67 @@
+//! `consolidator demo`: the bundled data set loaded, one job through NATS, the report.
+
+use std::time::Duration;
+
+use consolidator::demo::{self, DemoOptions};
+
+use crate::common::TestEnv;
+
+fn options(dry_run: bool) -> DemoOptions {
+    DemoOptions { dry_run, progress_bar: false, patience: Duration::from_secs(60) }
+}
+
+#[tokio::test]
+async fn the_demo_loads_its_data_set_and_reports_merges_syntheses_archives_and_promotions() {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker();
+
+    let run = demo::run(&env.db, &env.bus, &options(false)).await.expect("the demo ran");
+
+    assert_eq!(run.loaded, demo::DATA.lines().count());
+    assert_eq!(run.end.event, "completed");
+    let report = &run.report;
+    assert_eq!(report.memories_before, Some(run.loaded as i32));
+    assert!(report.merges.len() >= 40, "{} clusters merged", report.merges.len());
+    assert!(report.merges.iter().all(|merge| merge.members.len() >= 2 && !merge.merged_text.is_empty()));
+    assert!(report.merges.iter().all(|merge| merge.coverage.is_some_and(|coverage| coverage >= 0.95)));
+    assert_eq!(report.archived.len(), 16, "the stale memories: {:?}", report.archived);
+    assert!(!report.syntheses.is_empty() && !report.promoted.is_empty());
+    let after = report.memories_after.expect("counted after");
+    assert!(after < run.loaded as i32, "{after} active after");
+    let text = report.to_string();
+    assert!(text.contains("Clusters (") && text.contains("=> ") && text.contains("Archived (16)"), "{text}");
+    let steps = run.next_steps("http://127.0.0.1:8080", "consolidator");
+    assert!(steps.contains(&format!("/console#/jobs/{}", run.job_id)) && steps.contains("/consolidation/rollback"));
+    assert!(steps.contains("export TOKEN=$(consolidator token)"), "{steps}");
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_dry_run_demo_reports_the_plan_and_changes_nothing() {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker();
+
+    let run = demo::run(&env.db, &env.bus, &options(true)).await.expect("the demo ran");
+
+    let report = &run.report;
+    assert!(report.dry_run && report.merges.len() >= 40);
+    assert!(report.merges.iter().all(|merge| merge.members.len() >= 2 && !merge.merged_text.is_empty()));
+    let active = consolidator::store::projects::active_memory_count(&env.db, run.project_id).await.expect("count");
+    assert_eq!(active, run.loaded as i64, "a dry run changes nothing");
+    assert!(report.to_string().starts_with("Dry run (nothing changed)."));
+    assert!(!run.next_steps("http://x", "consolidator").contains("rollback"), "nothing to roll back");
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn the_demo_runs_twice_on_one_database() {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker();
+
+    let first = demo::run(&env.db, &env.bus, &options(true)).await.expect("the first demo ran");
+    let second = demo::run(&env.db, &env.bus, &options(true)).await.expect("the second demo ran");
+
+    assert_ne!(first.project_id, second.project_id);
+    assert_eq!(first.loaded, second.loaded);
+    worker.stop().await;
+}
