@@ -13,8 +13,9 @@ use uuid::Uuid;
 use super::ann::AnnParams;
 use super::archive::stale_memories;
 use super::audit::audit_rows;
-pub use super::clustering::{Clustering, Found, cluster};
+pub use super::clustering::{Clustering, Found, Paired, cluster, group, pairs};
 use super::embed::{CentroidEmbedder, Embedder, validate_embedding};
+pub use super::held::Texts;
 use super::merge::merge_members;
 use super::model::{ArchiveReason, MemorySnapshot, MemoryType, ProjectSnapshot};
 use super::options::Options;
@@ -112,7 +113,7 @@ pub fn build(
         clustering: clustering.clustering_ms,
         ..PhaseTimings::default()
     };
-    let Clustering { parts, mut found, incremental, compared_nodes, mut warnings, .. } = clustering;
+    let Clustering { parts, mut found, incremental, compared_nodes, mut warnings, guard, .. } = clustering;
     let originals: Originals<'_> = snapshot.originals.iter().map(|o| (o.id, o)).collect();
     for f in &mut found {
         f.cluster.members = provenance(f, &parts[f.partition], &originals);
@@ -156,6 +157,7 @@ pub fn build(
             .iter()
             .flat_map(|m| m.sources.iter().map(|s| s.id))
             .chain(syntheses.iter().flat_map(|s| s.sources.iter().chain(&s.supersedes).map(|s| s.id)))
+            .chain(guard.superseded.iter().map(|s| s.memory.id))
             .collect();
         stale_memories(&snapshot.memories, &in_plan, options, now)
             .into_iter()
@@ -174,8 +176,16 @@ pub fn build(
     };
     timings.promote = ms(t);
 
-    let changes = audit_rows(&found, &merges, &syntheses, &archives, &promotions, options, now);
-    let archives: Vec<Archive> = archives.into_iter().map(|(a, _)| a).collect();
+    let changes = audit_rows(&found, &merges, &syntheses, &archives, &guard.superseded, &promotions, options, now);
+    let archives: Vec<Archive> = archives
+        .into_iter()
+        .map(|(a, _)| a)
+        .chain(guard.superseded.iter().map(|s| Archive {
+            memory_id: s.memory.id,
+            version: s.memory.version,
+            reason: ArchiveReason::Superseded,
+        }))
+        .collect();
     let merged_sources: usize = merges.iter().map(|m| m.sources.len()).sum();
     let counters = Counters {
         clusters_found: found.len() as i32,
@@ -209,6 +219,7 @@ pub fn build(
             candidates: parts.iter().map(Partition::len).sum(),
             compared: compared_nodes,
         },
+        guard,
     }
 }
 

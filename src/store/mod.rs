@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod memories;
 pub mod playbook;
 pub mod projects;
+pub mod reviews;
 pub mod rollbacks;
 pub mod sweeps;
 

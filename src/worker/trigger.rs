@@ -182,11 +182,16 @@ async fn execute(
             (options.clone(), worker.engine.clone(), worker.synthesizer.clone(), worker.embedder.clone());
         let (job_id, db, runtime) = (job.id, worker.db.clone(), tokio::runtime::Handle::current());
         tokio::task::spawn_blocking(move || -> Result<engine::plan::Plan, Failure> {
-            let clustering = engine::plan::cluster(&snapshot, &options, &engine);
+            let paired = engine::plan::pairs(&snapshot, &options, &engine);
+            let loading = std::time::Instant::now();
+            let summaries = runtime.block_on(memories::summaries(&db, &paired.guarded_ids(&options)))?;
+            let mut load_rows = loading.elapsed().as_secs_f64() * 1e3;
+            let texts: engine::plan::Texts<'_> = summaries.iter().map(|(id, text)| (*id, text.as_str())).collect();
+            let clustering = engine::plan::group(&snapshot, paired, &texts, &options);
             let needed = engine::plan::rows_needed(&clustering, &options, &engine);
             let loading = std::time::Instant::now();
             let loaded = runtime.block_on(memories::full_rows(&db, &needed))?;
-            let load_rows = loading.elapsed().as_secs_f64() * 1e3;
+            load_rows += loading.elapsed().as_secs_f64() * 1e3;
             let rows: engine::plan::Rows<'_> = loaded.iter().map(|m| (m.id, m)).collect();
             let mut plan = engine::plan::build(
                 &snapshot,
