@@ -4,6 +4,7 @@
 pub mod ann;
 pub mod archive;
 pub mod audit;
+pub mod blast;
 pub mod cluster;
 pub mod clustering;
 pub mod cues;

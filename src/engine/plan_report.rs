@@ -22,6 +22,14 @@ pub fn report(plan: &Plan, limit: usize) -> Value {
             strip_embeddings(item);
         }
     }
+    if let Some(guard) = value.get_mut("guard") {
+        for list in ["reviews", "superseded"] {
+            let Some(items) = guard.get_mut(list).and_then(Value::as_array_mut) else { continue };
+            totals.insert(format!("guard.{list}"), json!(items.len()));
+            truncated |= items.len() > limit;
+            items.truncate(limit);
+        }
+    }
     if let Some(object) = value.as_object_mut() {
         object.insert("totals".to_owned(), Value::Object(totals));
         object.insert("limit".to_owned(), json!(limit));

@@ -28,7 +28,7 @@ use super::{
 };
 use crate::{
     bus::{JobEventKind, messages::JobEvent},
-    store::jobs::{self, Job, JobCounters, JobStatus},
+    store::jobs::{self, Job, JobCounters},
 };
 
 /// Silence after which the database is asked whether the job ended without its event reaching us.
@@ -190,7 +190,7 @@ impl Follow {
 }
 
 fn terminal_kind(job: &Job) -> JobEventKind {
-    if job.status == JobStatus::Completed.as_str() { JobEventKind::Completed } else { JobEventKind::Failed }
+    JobEventKind::of_finished_status(&job.status)
 }
 
 fn terminal_event(job: &Job) -> JobEvent {

@@ -5,6 +5,7 @@
 //! OpenAPI document is built from the same handler annotations, so the two cannot drift apart.
 
 pub mod auth;
+pub mod cancel;
 pub mod changes;
 pub mod configure;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod page;
 pub mod projects;
+pub mod reviews;
 pub mod rollback;
 pub mod search;
 pub mod status;
@@ -110,7 +112,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(projects::router())
         .merge(memories::router())
         .merge(search::router())
-        .merge(memory_actions::router());
+        .merge(memory_actions::router())
+        .merge(cancel::router())
+        .merge(reviews::router());
     OpenApiRouter::with_openapi(openapi::base())
         .nest(API_PREFIX, admin)
         .merge(health::router())

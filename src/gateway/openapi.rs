@@ -30,6 +30,7 @@ const BEARER: &str = "bearer";
         (name = "rollback", description = "Undo a completed job"),
         (name = "projects", description = "Projects and their consolidation settings"),
         (name = "memories", description = "Ingest, list, search, archive, restore, count reuse"),
+        (name = "reviews", description = "The value guard's review queue: possible updates to approve or reject"),
         (name = "health", description = "Liveness, readiness, metrics, this document"),
     )
 )]

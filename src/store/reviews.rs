@@ -63,16 +63,23 @@ pub struct NewReview {
     pub suggestion: String,
 }
 
-/// Opens the reviews whose pair has none yet (open, approved or rejected); returns the ids of
-/// those it opened.
+/// What proposing reviews did: rows opened, and open rows of the same pairs brought up to date
+/// (versions, similarity, values), so that an open review can always be approved against the
+/// memories as the latest job saw them. A pair already judged is left alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Proposed {
+    pub opened: Vec<Uuid>,
+    pub refreshed: Vec<Uuid>,
+}
+
 pub async fn open_batch(
     conn: &mut PgConnection,
     project_id: Uuid,
     job_id: Uuid,
     reviews: &[NewReview],
-) -> Result<Vec<Uuid>> {
+) -> Result<Proposed> {
     if reviews.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Proposed::default());
     }
     let column = |f: fn(&NewReview) -> Uuid| reviews.iter().map(f).collect::<Vec<Uuid>>();
     let versions = |f: fn(&NewReview) -> i64| reviews.iter().map(f).collect::<Vec<i64>>();
@@ -80,7 +87,7 @@ pub async fn open_batch(
     let suggestions: Vec<&str> = reviews.iter().map(|r| r.suggestion.as_str()).collect();
     let similarity: Vec<f32> = reviews.iter().map(|r| r.similarity).collect();
     let differences: Vec<serde_json::Value> = reviews.iter().map(|r| r.difference.clone()).collect();
-    Ok(sqlx::query_scalar(
+    let rows: Vec<(Uuid, bool)> = sqlx::query_as(
         "INSERT INTO consolidation_reviews (id, project_id, job_id, kind, older_memory_id, newer_memory_id,
                                             older_version, newer_version, similarity, difference, suggestion)
          SELECT r.id, $1, $2, r.kind, r.older, r.newer, r.older_version, r.newer_version, r.similarity,
@@ -88,8 +95,13 @@ pub async fn open_batch(
            FROM UNNEST($3::uuid[], $4::text[], $5::uuid[], $6::uuid[], $7::bigint[], $8::bigint[], $9::real[],
                        $10::jsonb[], $11::text[])
                 AS r(id, kind, older, newer, older_version, newer_version, similarity, difference, suggestion)
-         ON CONFLICT DO NOTHING
-         RETURNING id",
+         ON CONFLICT (project_id, LEAST(older_memory_id, newer_memory_id), GREATEST(older_memory_id, newer_memory_id))
+         DO UPDATE SET job_id = EXCLUDED.job_id, older_memory_id = EXCLUDED.older_memory_id,
+                       newer_memory_id = EXCLUDED.newer_memory_id, older_version = EXCLUDED.older_version,
+                       newer_version = EXCLUDED.newer_version, similarity = EXCLUDED.similarity,
+                       difference = EXCLUDED.difference
+                 WHERE consolidation_reviews.status = 'open'
+         RETURNING id, xmax = 0 AS inserted",
     )
     .bind(project_id)
     .bind(job_id)
@@ -103,7 +115,12 @@ pub async fn open_batch(
     .bind(&differences)
     .bind(&suggestions)
     .fetch_all(&mut *conn)
-    .await?)
+    .await?;
+    let (opened, refreshed): (Vec<(Uuid, bool)>, Vec<(Uuid, bool)>) = rows.into_iter().partition(|(_, new)| *new);
+    Ok(Proposed {
+        opened: opened.into_iter().map(|(id, _)| id).collect(),
+        refreshed: refreshed.into_iter().map(|(id, _)| id).collect(),
+    })
 }
 
 /// Pairs (smaller id first) a person approved or rejected: the value guard proposes them no more.

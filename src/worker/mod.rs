@@ -6,10 +6,13 @@
 
 pub mod advisories;
 mod apply;
+mod boundary;
+mod cancel;
 mod check;
 mod embedding_cache;
 mod events;
 pub(crate) mod failure;
+mod guards;
 mod lease;
 pub mod outcome;
 mod rollback;
@@ -150,6 +153,7 @@ pub async fn process_one(worker: &Worker, kind: CommandKind, message: Message) -
                 CommandKind::Rollback => rollback::handle(worker, &message).await,
                 CommandKind::Check => check::handle(worker, &message).await,
                 CommandKind::Sweep => sweep::handle(worker, &message).await,
+                CommandKind::Cancel => cancel::handle(worker, &message).await,
             }
         },
         span.clone(),
@@ -171,7 +175,7 @@ async fn give_up(worker: &Worker, kind: CommandKind, payload: &[u8], reason: &st
     match kind {
         CommandKind::Trigger => trigger::give_up(worker, payload, reason).await,
         CommandKind::Rollback => rollback::give_up(worker, payload, reason).await,
-        CommandKind::Sweep | CommandKind::Check => {}
+        CommandKind::Sweep | CommandKind::Check | CommandKind::Cancel => {}
     }
 }
 

@@ -10,6 +10,8 @@ mod gateway_jobs;
 mod gateway_memories;
 mod gateway_projects;
 mod gateway_rollback;
+mod guards_bus;
+mod guards_http;
 mod migrations;
 mod private_nats;
 mod recovery;
