@@ -89,7 +89,7 @@ impl JobEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobEvent {
     pub schema_version: u32,
-    /// queued, started, progress, completed, failed or rolled_back.
+    /// queued, started, progress, completed, failed, cancelled or rolled_back.
     pub event: String,
     pub job_id: Uuid,
     pub project_id: Uuid,

@@ -81,6 +81,12 @@ pub async fn cancel_job(
             {
                 tracing::warn!(%error, "cancelled event not published");
             }
+            // The last job of a sweep to end closes the sweep, whoever ends it.
+            if let Some(tick) = job.sweep_tick {
+                if let Err(failure) = crate::worker::sweep::complete_if_done(&state.db, &state.bus, tick).await {
+                    tracing::warn!(?failure, %tick, "sweep completion check failed");
+                }
+            }
             tracing::info!("pending job cancelled");
             Ok((StatusCode::OK, axum::Json(job.into())))
         }

@@ -53,7 +53,7 @@ pub fn status_location(job_id: Uuid) -> String {
 pub struct JobView {
     pub job_id: Uuid,
     pub project_id: Uuid,
-    /// pending, running, completed or failed.
+    /// pending, running, completed, failed or cancelled.
     pub status: String,
     /// manual, scheduled or threshold.
     pub trigger_type: String,
