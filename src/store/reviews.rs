@@ -116,11 +116,11 @@ pub async fn open_batch(
     .bind(&suggestions)
     .fetch_all(&mut *conn)
     .await?;
-    let (opened, refreshed): (Vec<(Uuid, bool)>, Vec<(Uuid, bool)>) = rows.into_iter().partition(|(_, new)| *new);
-    Ok(Proposed {
-        opened: opened.into_iter().map(|(id, _)| id).collect(),
-        refreshed: refreshed.into_iter().map(|(id, _)| id).collect(),
-    })
+    let mut proposed = Proposed::default();
+    for (id, inserted) in rows {
+        if inserted { proposed.opened.push(id) } else { proposed.refreshed.push(id) }
+    }
+    Ok(proposed)
 }
 
 /// Pairs (smaller id first) a person approved or rejected: the value guard proposes them no more.

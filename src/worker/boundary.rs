@@ -17,7 +17,7 @@ pub struct End {
 pub enum Step {
     Continue,
     /// Stop here: `None` when this worker lost the job meanwhile (its new holder decides).
-    Stop(Option<End>),
+    Stop(Option<Box<End>>),
 }
 
 /// The cancelled end of a job whose cancel request `requested_by` made before `phase`.
@@ -37,6 +37,6 @@ pub async fn cancelled(worker: &Worker, job: &Job, requested_by: &str, phase: &s
 pub async fn check(worker: &Worker, job: &Job, phase: &str) -> Result<Step, Failure> {
     match cancel::requested_by(&worker.db, job.id).await? {
         None => Ok(Step::Continue),
-        Some(by) => Ok(Step::Stop(cancelled(worker, job, &by, phase).await?)),
+        Some(by) => Ok(Step::Stop(cancelled(worker, job, &by, phase).await?.map(Box::new))),
     }
 }

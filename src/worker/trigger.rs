@@ -170,7 +170,7 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
     started.phase = Some("loading".to_owned());
     worker.bus.job_progress_event(JobEventKind::Started, &started).await;
     if let Step::Stop(end) = boundary::check(worker, job, "loading").await? {
-        return Ok(end);
+        return Ok(end.map(|end| *end));
     }
 
     let mut conn = worker.db.acquire().await?;
@@ -185,7 +185,7 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
     drop(conn);
     let load_snapshot = loading.elapsed().as_secs_f64() * 1e3;
     if let Step::Stop(end) = boundary::check(worker, job, "planning").await? {
-        return Ok(end);
+        return Ok(end.map(|end| *end));
     }
     worker.bus.job_progress_event(JobEventKind::Progress, &progress("planning", 0.2)).await;
 
@@ -224,7 +224,7 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
         .map_err(|error| Failure::Transient(format!("planning task failed: {error}")))??
     };
     if let Step::Stop(end) = boundary::check(worker, job, "applying").await? {
-        return Ok(end);
+        return Ok(end.map(|end| *end));
     }
     let blast = BlastRadius::of(&plan, options.max_changed_share);
     if blast.exceeded && !options.dry_run {
