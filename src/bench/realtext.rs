@@ -211,4 +211,18 @@ mod tests {
         assert_eq!(report["examples"].as_array().map(Vec::len), Some(1));
         assert!(report["merge_text"]["min_coverage"].as_f64().is_some_and(|c| c >= 0.95));
     }
+
+    #[test]
+    fn with_the_value_guard_two_versions_are_held_apart_and_counted() {
+        let memories = vec![
+            memory(1, vec![1.0, 0.0, 0.0], "Serde 1.0.1 serializes data."),
+            memory(2, vec![1.0, 0.01, 0.0], "Serde 1.0.2 serializes data."),
+        ];
+        let truth = Truth { groups: vec![vec![Uuid::from_u128(1), Uuid::from_u128(2)]], must_not: vec![] };
+        let report = evaluate(memories, &truth, 0.9, ValueGuard::Review, 1);
+        assert_eq!(report["pairs"]["predicted"], 0);
+        assert_eq!(report["guard"]["held_pairs"], 1);
+        assert_eq!(report["guard"]["held_truth_pairs"], 1);
+        assert_eq!(report["value_guard"], "review");
+    }
 }

@@ -48,12 +48,26 @@ fn review_keeps_a_changed_address_out_of_the_cluster_and_proposes_the_update() {
     assert_eq!(p.clusters.len(), 1);
     assert_eq!(p.clusters[0].members, vec![Uuid::from_u128(1), Uuid::from_u128(2)], "the paraphrases still merge");
     assert_eq!(p.guard.held_pairs, 2);
-    let proposed: Vec<(u128, u128)> =
-        p.guard.reviews.iter().map(|r| (r.older.id.as_u128(), r.newer.id.as_u128())).collect();
-    assert_eq!(proposed, vec![(1, 3), (2, 3)], "newer supersedes older");
+    // Both held pairs name the memory the paraphrases merge into: one review, newer supersedes older.
+    let merged = p.merges[0].memory.id;
+    let proposed: Vec<(Uuid, Uuid)> = p.guard.reviews.iter().map(|r| (r.older.id, r.newer.id)).collect();
+    assert_eq!(proposed, vec![(merged, Uuid::from_u128(3))]);
+    assert_eq!(p.guard.reviews[0].older.version, super::plan::NEW_MEMORY_VERSION);
     assert_eq!(p.guard.reviews[0].difference.left, vec!["192.168.7.1".to_owned()]);
     assert_eq!(p.guard.reviews[0].difference.right, vec!["192.168.9.1".to_owned()]);
     assert!(p.archives.is_empty(), "review changes nothing by itself");
+}
+
+#[test]
+fn without_a_merge_the_review_names_the_memories_themselves() {
+    let mut snapshot = router_addresses();
+    snapshot.memories.remove(1);
+    let p = run(&snapshot, ValueGuard::Review);
+    assert!(p.clusters.is_empty());
+    let proposed: Vec<(u128, u128)> =
+        p.guard.reviews.iter().map(|r| (r.older.id.as_u128(), r.newer.id.as_u128())).collect();
+    assert_eq!(proposed, vec![(1, 3)]);
+    assert_eq!(p.guard.reviews[0].older.version, 1);
 }
 
 #[test]
@@ -88,9 +102,8 @@ fn a_pair_someone_judged_is_still_kept_apart_but_not_proposed_again() {
     let p = run(&snapshot, ValueGuard::Review);
     assert_eq!(p.clusters[0].members, vec![Uuid::from_u128(1), Uuid::from_u128(2)]);
     assert_eq!(p.guard.judged_pairs, 1);
-    let proposed: Vec<(u128, u128)> =
-        p.guard.reviews.iter().map(|r| (r.older.id.as_u128(), r.newer.id.as_u128())).collect();
-    assert_eq!(proposed, vec![(2, 3)]);
+    let proposed: Vec<(Uuid, Uuid)> = p.guard.reviews.iter().map(|r| (r.older.id, r.newer.id)).collect();
+    assert_eq!(proposed, vec![(p.merges[0].memory.id, Uuid::from_u128(3))], "only the unjudged pair (2, 3)");
     let auto = run(&snapshot, ValueGuard::Auto);
     assert_eq!(auto.guard.superseded.iter().map(|s| s.memory.id.as_u128()).collect::<Vec<_>>(), vec![2]);
 }

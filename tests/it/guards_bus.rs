@@ -83,6 +83,14 @@ async fn a_changed_address_is_never_merged_and_opens_one_review_that_a_rerun_doe
     assert_eq!(event.event, "completed");
     assert_eq!(event.result.expect("result in the event")["reviews"].as_array().map(Vec::len), Some(1));
     assert_eq!(open_reviews(&env, project.id).await, 1);
+    let (older_id, older_version): (Uuid, i64) =
+        sqlx::query_as("SELECT older_memory_id, older_version FROM consolidation_reviews WHERE project_id = $1")
+            .bind(project.id)
+            .fetch_one(&env.db)
+            .await
+            .unwrap();
+    let merged = memories::get(&env.db, older_id).await.unwrap().expect("the review names the merged memory");
+    assert_eq!((merged.memory_type.as_str(), merged.version), ("consolidated", older_version));
 
     let second = trigger(project.id, json!({"mode": "full"}));
     publish_trigger(&env.bus, &second).await;
