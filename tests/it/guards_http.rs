@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::{
     fixtures,
     gateway::{TestGateway, error, ok},
+    gateway_jobs::read_sse,
     guards_bus::router_addresses,
     support::{Scenario, wait_for_status},
 };
@@ -47,6 +48,10 @@ async fn cancel_ends_a_pending_job_at_once_and_answers_409_once_it_has_ended_and
     assert!(cancelled["cancel_requested_by"].as_str().is_some_and(|by| !by.is_empty()), "{cancelled}");
     let message = error(cancel(&gateway, job_id).await, StatusCode::CONFLICT, "conflict").await;
     assert!(message.contains("already ended (cancelled)"), "{message}");
+    let events = gateway.get(&format!("/api/v1/consolidation/status/{job_id}/events")).send().await.expect("sent");
+    let (events, ended) = read_sse(events, WAIT).await;
+    assert!(ended, "the event stream of a cancelled job ends");
+    assert_eq!(events.last().map(|(name, _, _)| name.as_str()), Some("cancelled"), "{events:?}");
     error(cancel(&gateway, Uuid::new_v4()).await, StatusCode::NOT_FOUND, "not_found").await;
     error(
         gateway.post("/api/v1/consolidation/jobs/not-a-uuid/cancel", &json!({})).send().await.expect("sent"),

@@ -12,6 +12,7 @@ mod gateway_projects;
 mod gateway_rollback;
 mod guards_bus;
 mod guards_http;
+mod guards_schema;
 mod migrations;
 mod private_nats;
 mod recovery;
