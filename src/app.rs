@@ -10,9 +10,84 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     bus::Bus,
-    config::{DatabaseConfig, GatewayConfig, NatsConfig, SchedulerConfig, WorkerConfig},
-    gateway, scheduler, store, worker,
+    config::{DatabaseConfig, GatewayConfig, LocalSecretConfig, NatsConfig, SchedulerConfig, WorkerConfig},
+    gateway::{self, API_PREFIX, auth, local_secret},
+    scheduler, store, worker,
 };
+
+/// Lifetime of the admin token `all` prints when it runs on the local development secret.
+pub const LOCAL_TOKEN_TTL_SECS: u64 = 24 * 3600;
+
+/// What `all` on loopback without a configured key runs on: the local secret and a ready token.
+pub struct LocalAccess {
+    pub secret_file: std::path::PathBuf,
+    pub created: bool,
+    pub token: String,
+    pub base_url: String,
+}
+
+/// When neither JWT_SECRET nor JWT_PUBLIC_KEY is set and the gateway listens on a loopback
+/// address only, signs with the local development secret (made on first use) and returns it
+/// with an admin token. Anywhere else nothing changes: the gateway then refuses to start.
+pub fn local_development_access(
+    gateway: &mut GatewayConfig,
+    secret: &LocalSecretConfig,
+) -> anyhow::Result<Option<LocalAccess>> {
+    let configured = gateway.jwt_secret.as_deref().is_some_and(|s| !s.is_empty())
+        || gateway.jwt_public_key.as_deref().is_some_and(|k| !k.is_empty());
+    if configured || !gateway.http_addr.ip().is_loopback() {
+        return Ok(None);
+    }
+    let path = &secret.local_secret_file;
+    let (value, created) =
+        local_secret::load_or_create(path).context("the local development secret (LOCAL_SECRET_FILE)")?;
+    let claims = auth::Claims::admin("local-admin", vec![auth::ALL_PROJECTS.to_owned()], LOCAL_TOKEN_TTL_SECS);
+    let token = auth::mint(&value, &claims).context("signing the local admin token")?;
+    gateway.jwt_secret = Some(value);
+    let base_url = format!("http://{}", gateway.http_addr);
+    Ok(Some(LocalAccess { secret_file: path.clone(), created, token, base_url }))
+}
+
+impl LocalAccess {
+    /// What the person who started `all` needs to use it at once.
+    pub fn announcement(&self) -> String {
+        let made = if self.created { "created now" } else { "made earlier" };
+        // The program as it was started, so the printed command works as pasted.
+        let program = std::env::args().next().unwrap_or_else(|| "consolidator".to_owned());
+        format!(
+            "No JWT_SECRET or JWT_PUBLIC_KEY set and the gateway listens on loopback only: tokens are signed with \
+             the development secret in {file} ({made}, mode 0600).\n\
+             Admin token for every project, valid {hours} h:\n\n{token}\n\n\
+             API: {base}{API_PREFIX}  OpenAPI document: {base}/openapi.json\n\
+             In another terminal (from this directory; `token` reads the same secret file):\n  \
+             export TOKEN=$({program} token)\n  \
+             curl -H \"Authorization: Bearer $TOKEN\" {base}{API_PREFIX}/projects\n",
+            file = self.secret_file.display(),
+            hours = LOCAL_TOKEN_TTL_SECS / 3600,
+            token = self.token,
+            base = self.base_url,
+        )
+    }
+}
+
+/// The secret `consolidator token` signs with: JWT_SECRET, else the local development secret.
+pub fn token_secret(jwt_secret: Option<String>, secret: &LocalSecretConfig) -> anyhow::Result<String> {
+    match jwt_secret.filter(|s| !s.is_empty()) {
+        Some(value) if value.len() < auth::MIN_SECRET_BYTES => Err(anyhow::anyhow!(
+            "invalid setting JWT_SECRET: {} bytes; the gateway accepts only secrets of at least {} bytes",
+            value.len(),
+            auth::MIN_SECRET_BYTES
+        )),
+        Some(value) => Ok(value),
+        None => local_secret::read(&secret.local_secret_file).with_context(|| {
+            format!(
+                "no JWT_SECRET set, and no local development secret in {} (LOCAL_SECRET_FILE): \
+                 start `consolidator all` once on a loopback address, or set JWT_SECRET",
+                secret.local_secret_file.display()
+            )
+        }),
+    }
+}
 
 /// Which components this process runs.
 pub struct Components {
@@ -137,7 +212,60 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::*;
+
+    fn gateway(addr: &str) -> GatewayConfig {
+        GatewayConfig {
+            http_addr: addr.parse().unwrap(),
+            jwt_secret: None,
+            jwt_public_key: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            request_timeout_secs: 10,
+            body_limit_bytes: 1024 * 1024,
+            rollback_wait_ms: 1000,
+            rollback_window_days: 7,
+            ingest_max_batch: 10,
+            sse_max_streams: 4,
+            search_max_concurrent: 2,
+            search_max_candidates: 100,
+        }
+    }
+
+    fn secret_file() -> LocalSecretConfig {
+        let dir = std::env::temp_dir().join(format!("consolidator-app-{}", uuid::Uuid::new_v4().simple()));
+        LocalSecretConfig { local_secret_file: dir.join("jwt-secret") }
+    }
+
+    #[test]
+    fn all_on_loopback_without_a_key_signs_with_the_local_secret_and_hands_out_a_working_token() {
+        let file = secret_file();
+        let mut config = gateway("127.0.0.1:8080");
+        let access = local_development_access(&mut config, &file).unwrap().expect("local access");
+        assert!(access.created && access.announcement().contains(&access.token));
+        let auth = auth::Auth::from_config(&config).expect("the gateway starts on the local secret");
+        let claims = auth.verify(&access.token).expect("the printed token is accepted");
+        assert_eq!(claims.projects, vec![auth::ALL_PROJECTS.to_owned()]);
+        let token_secret = token_secret(None, &file).expect("`token` reads the same file");
+        assert_eq!(Some(token_secret), config.jwt_secret);
+        let again = local_development_access(&mut gateway("[::1]:8080"), &file).unwrap().expect("local access");
+        assert!(!again.created, "the file is made once");
+        let _ = std::fs::remove_dir_all(file.local_secret_file.parent().unwrap());
+    }
+
+    #[test]
+    fn a_configured_key_or_a_public_address_gets_no_local_secret() {
+        let file = secret_file();
+        let mut public = gateway("0.0.0.0:8080");
+        assert!(local_development_access(&mut public, &file).unwrap().is_none());
+        assert!(auth::Auth::from_config(&public).is_err(), "a public gateway without a key refuses to start");
+        let mut configured = gateway("127.0.0.1:8080");
+        configured.jwt_secret = Some("s".repeat(40));
+        assert!(local_development_access(&mut configured, &file).unwrap().is_none());
+        assert!(!file.local_secret_file.exists());
+        assert!(token_secret(Some("short".to_owned()), &file).is_err(), "a secret the gateway would refuse");
+        assert!(token_secret(None, &file).is_err(), "no secret anywhere");
+    }
 
     #[test]
     fn redact_hides_only_the_password() {

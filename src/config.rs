@@ -54,11 +54,37 @@ pub struct NatsConfig {
     /// How long the event stream keeps events, in hours.
     #[arg(long, env = "EVENTS_MAX_AGE_HOURS", default_value_t = 168)]
     pub events_max_age_hours: u64,
+    /// Replicas of both streams and the durable consumers (1 on a single server, 3 on a
+    /// three-node cluster; at most 5, and at most the cluster's JetStream servers).
+    #[arg(long, env = "STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
 }
 
 impl NatsConfig {
     pub fn prefix(&self) -> Result<Prefix, ConfigError> {
         Prefix::new(&self.prefix).map_err(|message| ConfigError::new("CONSOLIDATION_PREFIX", message))
+    }
+
+    /// `NATS_URL` split into its servers; a client connected to one learns the cluster's others.
+    pub fn servers(&self) -> Result<Vec<async_nats::ServerAddr>, ConfigError> {
+        let servers = self
+            .nats_url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(|url| url.parse().map_err(|error| ConfigError::new("NATS_URL", format!("{url:?}: {error}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if servers.is_empty() {
+            return Err(ConfigError::new("NATS_URL", "names no server"));
+        }
+        Ok(servers)
+    }
+
+    pub fn replicas(&self) -> Result<usize, ConfigError> {
+        if !(1..=5).contains(&self.stream_replicas) {
+            return Err(ConfigError::new("STREAM_REPLICAS", "must be between 1 and 5 (JetStream's limit)"));
+        }
+        Ok(self.stream_replicas)
     }
 
     pub fn events_max_age(&self) -> Result<Duration, ConfigError> {
@@ -74,10 +100,11 @@ pub struct GatewayConfig {
     /// Address the HTTP API listens on.
     #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
-    /// HS256 secret that signs admin tokens (this or JWT_PUBLIC_KEY is required).
+    /// HS256 secret that signs admin tokens, at least 32 bytes (this or JWT_PUBLIC_KEY is
+    /// required; `all` on a loopback address makes one in LOCAL_SECRET_FILE when neither is set).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
-    /// RS256 public key (PEM text or a path to a PEM file).
+    /// RS256 public key (PEM text or a path to a PEM file); not together with JWT_SECRET.
     #[arg(long, env = "JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<String>,
     /// Required `iss` claim, if set.
@@ -107,6 +134,25 @@ pub struct GatewayConfig {
     /// Most memories accepted in one ingest request (more answer 413).
     #[arg(long, env = "INGEST_MAX_BATCH", default_value_t = 1000)]
     pub ingest_max_batch: usize,
+    /// Most Server-Sent Event streams open at once (more answer 429).
+    #[arg(long, env = "SSE_MAX_STREAMS", default_value_t = 256)]
+    pub sse_max_streams: usize,
+    /// Most vector searches running at once (more answer 429).
+    #[arg(long, env = "SEARCH_MAX_CONCURRENT", default_value_t = 4)]
+    pub search_max_concurrent: usize,
+    /// Most embeddings one search may rank (a search over more answers 503: narrow it with
+    /// `memory_type`, or raise this).
+    #[arg(long, env = "SEARCH_MAX_CANDIDATES", default_value_t = 100_000)]
+    pub search_max_candidates: usize,
+}
+
+/// Where `all` on a loopback address keeps the development secret it generates when no
+/// JWT_SECRET or JWT_PUBLIC_KEY is set, and where `token` reads it.
+#[derive(Args, Debug, Clone)]
+pub struct LocalSecretConfig {
+    /// File holding the generated development secret (created with mode 0600).
+    #[arg(long, env = "LOCAL_SECRET_FILE", default_value = ".consolidator/jwt-secret")]
+    pub local_secret_file: std::path::PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -38,27 +38,41 @@ pub const MAX_REUSED_COUNT: i32 = 1_000_000_000;
 pub struct MemoryInput {
     #[serde(default)]
     pub id: Option<Uuid>,
+    /// At most 256 characters.
     #[serde(default)]
+    #[schema(max_length = 256)]
     pub task_id: Option<String>,
+    /// Required, not blank; at most 65 536 bytes (as are goal, result and feedback).
+    #[schema(min_length = 1, max_length = 65536)]
     pub execution_summary: String,
     #[schema(schema_with = memory_type_schema)]
     pub memory_type: MemoryType,
     #[serde(default)]
+    #[schema(max_length = 65536)]
     pub goal: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 65536)]
     pub result: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 65536)]
     pub feedback: Option<String>,
+    /// At most 64 tags of 1 to 128 characters.
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub tags: Vec<String>,
+    /// At most 256 paths of 1 to 4096 characters.
     #[serde(default)]
+    #[schema(max_items = 256)]
     pub files: Vec<String>,
+    /// Finite numbers, not all zero; the project's dimension (fixed by its first embedding,
+    /// 1 to 16 384).
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 16384)]
     pub context_embedding: Option<Vec<f32>>,
     #[serde(default)]
     pub success: Option<bool>,
     #[serde(default)]
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub reused_count: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reused_at: Option<DateTime<Utc>>,
@@ -137,6 +151,7 @@ impl MemoryInput {
         if self.files.iter().any(|path| path.is_empty() || path.chars().count() > MAX_PATH_CHARS) {
             return Err(invalid("files", format!("each path must be 1 to {MAX_PATH_CHARS} characters")));
         }
+        self.refuse_nul()?;
         if let Some(source_type) = self.source_type {
             if self.memory_type != MemoryType::Consolidated {
                 return Err(invalid("source_type", "only a consolidated memory has a source type"));
@@ -161,6 +176,28 @@ impl MemoryInput {
             check_embedding(embedding, dim).map_err(|message| invalid("context_embedding", message))?;
         }
         Ok(())
+    }
+
+    /// PostgreSQL cannot store a NUL character (U+0000) in text: refused, naming the field.
+    fn refuse_nul(&self) -> Result<(), FieldError> {
+        let has_nul = |text: &String| text.contains('\0');
+        let single = [
+            ("execution_summary", Some(&self.execution_summary)),
+            ("task_id", self.task_id.as_ref()),
+            ("goal", self.goal.as_ref()),
+            ("result", self.result.as_ref()),
+            ("feedback", self.feedback.as_ref()),
+        ];
+        let lists = [("tags", &self.tags), ("files", &self.files), ("task_ids", &self.task_ids)];
+        let field = single
+            .into_iter()
+            .find(|(_, text)| text.is_some_and(has_nul))
+            .map(|(field, _)| field)
+            .or_else(|| lists.into_iter().find(|(_, list)| list.iter().any(has_nul)).map(|(field, _)| field));
+        match field {
+            Some(field) => Err(invalid(field, "contains a NUL character (U+0000), which cannot be stored")),
+            None => Ok(()),
+        }
     }
 
     pub fn into_new_memory(self, now: DateTime<Utc>) -> NewMemory {
@@ -296,6 +333,23 @@ mod tests {
     use super::*;
 
     const LINE: &str = r#"{"id":"53dbddf1-7b5c-4b88-a1f8-95be0f98b3fd","execution_summary":"x","memory_type":"warning","tags":["a"],"files":[],"context_embedding":[0.5,0.5],"reused_count":1,"learned_at":"2026-11-01T00:00:00Z"}"#;
+
+    #[test]
+    fn a_nul_character_in_any_text_is_refused_naming_the_field() {
+        for (field, nul_line) in [
+            ("execution_summary", LINE.replace(r#""x""#, r#""x\u0000""#)),
+            ("tags", LINE.replace(r#"["a"]"#, r#"["a\u0000"]"#)),
+            ("files", LINE.replace(r#""files":[]"#, r#""files":["src/\u0000"]"#)),
+        ] {
+            match parse(format!("{LINE}\n{nul_line}\n").as_bytes(), None) {
+                Err(InterchangeError::Line { line, message }) => {
+                    assert_eq!(line, 2);
+                    assert!(message.contains(field) && message.contains("NUL"), "{message}");
+                }
+                other => panic!("{field}: expected a line error, got {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn a_bad_line_is_reported_with_its_number() {

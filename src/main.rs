@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use consolidator::{
     app::{self, Components},
-    config::{DatabaseConfig, GatewayConfig, LogConfig, NatsConfig, SchedulerConfig, WorkerConfig},
+    config::{DatabaseConfig, GatewayConfig, LocalSecretConfig, LogConfig, NatsConfig, SchedulerConfig, WorkerConfig},
     gateway::auth,
     interchange, store, telemetry,
 };
@@ -64,6 +64,8 @@ enum Command {
         worker: WorkerConfig,
         #[command(flatten)]
         scheduler: SchedulerConfig,
+        #[command(flatten)]
+        local_secret: LocalSecretConfig,
     },
     /// Applies, reverts or lists the SQL migrations.
     Migrate {
@@ -94,10 +96,13 @@ enum Command {
         #[command(subcommand)]
         kind: BenchKind,
     },
-    /// Mints a development admin token signed with JWT_SECRET.
+    /// Mints an admin token signed with JWT_SECRET, or else with the local development secret
+    /// that `all` made.
     Token {
         #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
-        jwt_secret: String,
+        jwt_secret: Option<String>,
+        #[command(flatten)]
+        local_secret: LocalSecretConfig,
         /// Subject (who the token speaks for).
         #[arg(long, default_value = "dev-admin")]
         sub: String,
@@ -174,7 +179,7 @@ struct EndToEnd {
     nats: NatsConfig,
     #[command(flatten)]
     worker: WorkerConfig,
-    /// A memory interchange file (e.g. from ../shared/bench/gen_memories.py); else synthetic data.
+    /// A memory interchange file (e.g. from scripts/bench/gen_memories.py); else synthetic data.
     #[arg(long)]
     input: Option<std::path::PathBuf>,
     #[command(flatten)]
@@ -234,7 +239,10 @@ async fn main() -> anyhow::Result<()> {
                 Components { gateway: None, worker: None, scheduler: Some((scheduler, rollback_window_days)) };
             app::run(database, nats, components).await
         }
-        Command::All { database, nats, gateway, worker, scheduler } => {
+        Command::All { database, nats, mut gateway, worker, scheduler, local_secret } => {
+            if let Some(access) = app::local_development_access(&mut gateway, &local_secret)? {
+                eprintln!("{}", access.announcement());
+            }
             let window = worker.rollback_window_days;
             let components =
                 Components { gateway: Some(gateway), worker: Some(worker), scheduler: Some((scheduler, window)) };
@@ -263,18 +271,15 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { kind } => bench(kind).await,
-        Command::Token { jwt_secret, sub, projects, role, ttl_secs, issuer, audience } => {
-            let exp = chrono::Utc::now().timestamp().max(0) as u64 + ttl_secs;
+        Command::Token { jwt_secret, local_secret, sub, projects, role, ttl_secs, issuer, audience } => {
+            let secret = app::token_secret(jwt_secret, &local_secret)?;
             let claims = auth::Claims {
-                sub,
-                exp,
                 role: Some(role),
-                roles: Vec::new(),
-                projects,
                 iss: issuer,
                 aud: audience.map(serde_json::Value::String),
+                ..auth::Claims::admin(&sub, projects, ttl_secs)
             };
-            println!("{}", auth::mint(&jwt_secret, &claims).context("signing the token")?);
+            println!("{}", auth::mint(&secret, &claims).context("signing the token")?);
             Ok(())
         }
     }

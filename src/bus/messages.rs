@@ -194,6 +194,13 @@ pub enum DecodeError {
     Invalid(String),
 }
 
+/// The id a payload names under `field`, even when the rest of it is invalid: the job or
+/// rollback of a command that fails to decode can still be failed with the reason.
+pub fn named_id(payload: &[u8], field: &str) -> Option<Uuid> {
+    let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    value.get(field)?.as_str()?.parse().ok()
+}
+
 /// Longest `triggered_by`, `requested_by` or `reason` a command may carry, in characters.
 pub const MAX_ACTOR_CHARS: usize = 256;
 
@@ -302,5 +309,43 @@ impl Versioned for CancelCommand {
     }
     fn texts(&self) -> Vec<(&'static str, &str)> {
         vec![("requested_by", &self.requested_by)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trigger_with(triggered_by: &str, options: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "schema_version": 1,
+            "job_id": Uuid::nil(),
+            "project_id": Uuid::nil(),
+            "trigger_type": "manual",
+            "triggered_by": triggered_by,
+            "options": options,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn text_fields_are_bounded_and_free_of_nul() {
+        let ok = "a".repeat(MAX_ACTOR_CHARS);
+        assert!(decode::<TriggerCommand>(&trigger_with(&ok, serde_json::json!({}))).is_ok());
+        let long = decode::<TriggerCommand>(&trigger_with(&format!("{ok}é"), serde_json::json!({}))).unwrap_err();
+        assert_eq!(long.to_string(), "triggered_by: at most 256 characters, got 257");
+        let nul = decode::<TriggerCommand>(&trigger_with("a\u{0}b", serde_json::json!({}))).unwrap_err();
+        assert!(nul.to_string().starts_with("triggered_by: must not contain a NUL"), "{nul}");
+        let in_options = trigger_with("agent", serde_json::json!({"mode": ["x\u{0}"]}));
+        assert!(decode::<TriggerCommand>(&in_options).unwrap_err().to_string().starts_with("options:"));
+        let in_key = trigger_with("agent", serde_json::json!({"mo\u{0}de": 1}));
+        assert!(decode::<TriggerCommand>(&in_key).is_err());
+
+        let rollback = serde_json::json!({
+            "rollback_id": Uuid::nil(), "consolidation_id": Uuid::nil(),
+            "requested_by": "admin", "reason": "r".repeat(300),
+        });
+        let error = decode::<RollbackCommand>(&serde_json::to_vec(&rollback).unwrap()).unwrap_err();
+        assert!(error.to_string().starts_with("reason: at most 256"), "{error}");
     }
 }

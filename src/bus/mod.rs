@@ -7,6 +7,7 @@ pub mod subjects;
 use std::time::Duration;
 
 use async_nats::{HeaderMap, jetstream};
+use backon::Retryable;
 use serde::Serialize;
 
 use crate::config::NatsConfig;
@@ -26,19 +27,36 @@ pub enum BusError {
     Encode(#[from] serde_json::Error),
 }
 
+/// Where JetStream stored a published message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// Dropped as a repeat inside the duplicate window (`sequence` is then the first one's).
+    pub duplicate: bool,
+    pub sequence: u64,
+}
+
 /// The NATS connection, its JetStream context and the deployment's prefix.
 #[derive(Clone, Debug)]
 pub struct Bus {
     pub client: async_nats::Client,
     pub jetstream: jetstream::Context,
     pub prefix: Prefix,
+    /// Replicas of the streams and durable consumers this process creates or updates.
+    pub replicas: usize,
 }
 
 /// How long a publish waits for JetStream's acknowledgement.
 const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Retries of a publish that failed (0.2 s, 0.4 s ... 2 s apart): a cluster elects a new stream
+/// leader within seconds.
+const PUBLISH_RETRIES: usize = 4;
+/// The most a publish may take, retries included.
+const PUBLISH_BUDGET: Duration = Duration::from_secs(8);
 
 impl Bus {
     pub async fn connect(config: &NatsConfig, prefix: Prefix, name: &str) -> Result<Self, BusError> {
+        let servers = config.servers().map_err(|error| BusError::Setup(error.to_string()))?;
+        let replicas = config.replicas().map_err(|error| BusError::Setup(error.to_string()))?;
         let mut options = async_nats::ConnectOptions::new()
             .name(name)
             .retry_on_initial_connect()
@@ -49,13 +67,13 @@ impl Bus {
         if let (Some(user), Some(password)) = (&config.nats_user, &config.nats_password) {
             options = options.user_and_password(user.clone(), password.clone());
         }
-        let client = tokio::time::timeout(Duration::from_secs(15), options.connect(config.nats_url.as_str()))
+        let client = tokio::time::timeout(Duration::from_secs(15), options.connect(servers))
             .await
             .map_err(|_| BusError::Setup(format!("no answer from NATS at {} within 15 s", config.nats_url)))?
             .map_err(|source| BusError::Connect { url: config.nats_url.clone(), source })?;
         let mut jetstream = jetstream::new(client.clone());
         jetstream.set_timeout(PUBLISH_ACK_TIMEOUT);
-        Ok(Self { client, jetstream, prefix })
+        Ok(Self { client, jetstream, prefix, replicas })
     }
 
     /// Publishes a command with its idempotency key; JetStream drops a repeat inside the
@@ -66,10 +84,49 @@ impl Bus {
         idempotency_key: &str,
         command: &T,
     ) -> Result<bool, BusError> {
+        Ok(self.publish_command_stored(kind, idempotency_key, command).await?.duplicate)
+    }
+
+    /// Like [`Bus::publish_command`], with where the stream stored it.
+    pub async fn publish_command_stored<T: Serialize>(
+        &self,
+        kind: CommandKind,
+        idempotency_key: &str,
+        command: &T,
+    ) -> Result<Stored, BusError> {
         let subject = self.prefix.command(kind);
         let mut headers = HeaderMap::new();
         headers.insert(async_nats::header::NATS_MESSAGE_ID, idempotency_key);
         self.publish_acked(subject, headers, serde_json::to_vec(command)?).await
+    }
+
+    /// Whether the command stored at `sequence` is still in the work queue (not yet acked or
+    /// removed); an error answers "don't know".
+    pub async fn command_still_queued(&self, sequence: u64) -> Result<bool, BusError> {
+        let stream = self
+            .jetstream
+            .get_stream(self.prefix.commands_stream())
+            .await
+            .map_err(|error| BusError::Setup(format!("stream {}: {error}", self.prefix.commands_stream())))?;
+        match stream.get_raw_message(sequence).await {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => Ok(false),
+            Err(error) => Err(BusError::Setup(format!("message {sequence}: {error}"))),
+        }
+    }
+
+    /// Whether a command of `kind` waits in the work queue.
+    pub async fn command_queued(&self, kind: CommandKind) -> Result<bool, BusError> {
+        let stream = self
+            .jetstream
+            .get_stream(self.prefix.commands_stream())
+            .await
+            .map_err(|error| BusError::Setup(format!("stream {}: {error}", self.prefix.commands_stream())))?;
+        match stream.get_last_raw_message_by_subject(&self.prefix.command(kind)).await {
+            Ok(_) => Ok(true),
+            Err(error) if error.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => Ok(false),
+            Err(error) => Err(BusError::Setup(format!("last {} command: {error}", kind.as_str()))),
+        }
     }
 
     /// Publishes an event into the event stream and waits for it to be stored.
@@ -89,15 +146,31 @@ impl Bus {
         self.publish_acked(subject, headers, serde_json::to_vec(event)?).await.map(|_| ())
     }
 
-    async fn publish_acked(&self, subject: String, headers: HeaderMap, payload: Vec<u8>) -> Result<bool, BusError> {
-        let failed = |message: String| BusError::Publish { subject: subject.clone(), message };
-        let ack = self
-            .jetstream
-            .publish_with_headers(subject.clone(), headers, payload.into())
+    /// Publishes and waits for the stream's acknowledgement, retrying for a few seconds with the
+    /// same headers: a reconnect to another server or a stream leader election in a cluster is
+    /// ridden out, and the message id keeps a retried command or terminal event single.
+    async fn publish_acked(&self, subject: String, headers: HeaderMap, payload: Vec<u8>) -> Result<Stored, BusError> {
+        let attempt = || async {
+            self.jetstream
+                .publish_with_headers(subject.clone(), headers.clone(), payload.clone().into())
+                .await
+                .map_err(|error| error.to_string())?
+                .await
+                .map_err(|error| error.to_string())
+        };
+        let retried = attempt
+            .retry(
+                backon::ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(2))
+                    .with_max_times(PUBLISH_RETRIES),
+            )
+            .notify(|error, delay| tracing::debug!(%error, ?delay, subject = %subject, "publish failed; retrying"));
+        let ack = tokio::time::timeout(PUBLISH_BUDGET, retried)
             .await
-            .map_err(|error| failed(error.to_string()))?
-            .await
-            .map_err(|error| failed(error.to_string()))?;
-        Ok(ack.duplicate)
+            .map_err(|_| format!("no acknowledgement within {} s", PUBLISH_BUDGET.as_secs()))
+            .and_then(|result| result)
+            .map_err(|message| BusError::Publish { subject: subject.clone(), message })?;
+        Ok(Stored { duplicate: ack.duplicate, sequence: ack.sequence })
     }
 }

@@ -34,6 +34,7 @@ impl Bus {
             storage: StorageType::File,
             duplicate_window: COMMAND_DUPLICATE_WINDOW,
             discard: DiscardPolicy::Old,
+            num_replicas: self.replicas,
             ..Default::default()
         };
         let events = Config {
@@ -43,14 +44,35 @@ impl Bus {
             storage: StorageType::File,
             max_age: events_max_age,
             duplicate_window: EVENT_DUPLICATE_WINDOW.min(events_max_age),
+            num_replicas: self.replicas,
             ..Default::default()
         };
         for config in [commands, events] {
             let name = config.name.clone();
-            self.jetstream
-                .create_or_update_stream(config)
-                .await
-                .map_err(|error| BusError::Setup(format!("stream {name}: {error}")))?;
+            let too_few = || {
+                format!(
+                    "STREAM_REPLICAS={} needs a NATS cluster of at least that many JetStream servers",
+                    self.replicas
+                )
+            };
+            let info = self.jetstream.create_or_update_stream(config).await.map_err(|error| {
+                let error = error.to_string();
+                let hint = if self.replicas > 1 && replicas_unavailable(&error) {
+                    format!("; {}", too_few())
+                } else {
+                    String::new()
+                };
+                BusError::Setup(format!("stream {name}: {error}{hint}"))
+            })?;
+            // A single server accepts the setting and keeps one copy: count the copies it keeps.
+            let copies = info.cluster.as_ref().map_or(1, |cluster| 1 + cluster.replicas.len());
+            if copies < self.replicas {
+                return Err(BusError::Setup(format!(
+                    "stream {name} has {copies} replica(s) where {} were asked for: {}",
+                    self.replicas,
+                    too_few()
+                )));
+            }
         }
         Ok(())
     }
@@ -72,6 +94,7 @@ impl Bus {
             max_deliver: settings.max_deliver,
             max_ack_pending: settings.max_ack_pending,
             deliver_policy: DeliverPolicy::All,
+            num_replicas: self.replicas,
             ..Default::default()
         };
         let stream = self
@@ -98,5 +121,21 @@ impl Bus {
             .await
             .map_err(|error| BusError::Setup(format!("replay of {filter}: {error}")))?;
         consumer.messages().await.map_err(|error| BusError::Setup(format!("replay of {filter}: {error}")))
+    }
+}
+
+/// What the server answers when a stream asks for more replicas than it has peers.
+fn replicas_unavailable(error: &str) -> bool {
+    let error = error.to_ascii_lowercase();
+    ["insufficient resources", "replicas > 1 not supported", "no suitable peers"].iter().any(|m| error.contains(m))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_servers_answers_to_too_many_replicas_are_recognised() {
+        assert!(super::replicas_unavailable("insufficient resources (code 503, error code 10023)"));
+        assert!(super::replicas_unavailable("replicas > 1 not supported in non-clustered mode"));
+        assert!(!super::replicas_unavailable("stream name already in use"));
     }
 }

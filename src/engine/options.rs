@@ -11,11 +11,13 @@ pub struct Options {
     pub summarize: bool,
     pub archive: bool,
     pub promote: bool,
+    #[serde(serialize_with = "shortest_f32")]
     pub similarity_threshold: f32,
     pub min_cluster_size: usize,
     pub cross_type: bool,
     pub archive_stale_days: u32,
     pub archive_min_reuse: i32,
+    #[serde(serialize_with = "shortest_f32")]
     pub promote_confidence_threshold: f32,
     pub dry_run: bool,
     pub mode: Mode,
@@ -75,9 +77,17 @@ impl Mode {
 /// clustered with the same ones.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ClusteringOptions {
+    #[serde(serialize_with = "shortest_f32")]
     pub similarity_threshold: f32,
     pub min_cluster_size: usize,
     pub cross_type: bool,
+}
+
+/// Writes an f32 as the shortest decimal that reads back as it (0.85, not the widened
+/// 0.8500000238418579), so options come back as they were given.
+fn shortest_f32<S: serde::Serializer>(value: &f32, serializer: S) -> Result<S::Ok, S::Error> {
+    let shortest = value.to_string().parse::<f64>().unwrap_or(f64::from(*value));
+    serializer.serialize_f64(shortest)
 }
 
 impl Options {
@@ -227,8 +237,7 @@ impl Options {
         for (field, kind) in FIELDS {
             let field_value = value.get(field).unwrap_or(&Value::Null);
             match (kind, field_value.as_f64()) {
-                // Serialising an f32 widens it (0.99f32 -> 0.9900000095), so floats are checked
-                // on the struct's own value rather than on the JSON.
+                // Floats are checked on the struct's own f32, the precision they are used in.
                 (Kind::Float { min, max }, _) => {
                     let x = match field {
                         "similarity_threshold" => self.similarity_threshold,
@@ -249,6 +258,17 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn floats_serialize_as_given_and_read_back_to_the_same_f32() {
+        let options = Options::resolve(&json!({"similarity_threshold": 0.87}), &json!({})).unwrap();
+        let value = serde_json::to_value(&options).unwrap();
+        assert_eq!(value["similarity_threshold"], json!(0.87));
+        assert_eq!(value["promote_confidence_threshold"], json!(0.85));
+        assert_eq!(serde_json::to_value(options.clustering()).unwrap()["similarity_threshold"], json!(0.87));
+        let back: Options = serde_json::from_value(value).unwrap();
+        assert_eq!(back, options);
+    }
 
     #[test]
     fn resolve_without_inputs_gives_the_documented_defaults() {

@@ -505,3 +505,25 @@ fn a_dry_run_report_is_bounded_and_carries_no_embeddings() {
     assert_eq!(bounded["changes"].as_array().unwrap().len(), 1);
     assert_eq!(bounded["totals"]["changes"], plan.changes.len(), "the total is kept beside the kept entries");
 }
+
+#[test]
+fn a_dry_run_report_cuts_the_lists_inside_an_entry_too() {
+    let mut entry = serde_json::json!({
+        "members": (0..250).collect::<Vec<_>>(),
+        "memory": {"embedding": [1.0], "consolidated_from": (0..101).collect::<Vec<_>>()},
+    });
+    super::plan_report::bound_entry(&mut entry);
+    assert_eq!(entry["members"].as_array().unwrap().len(), super::plan_report::NESTED_LIMIT);
+    assert_eq!(
+        (entry["members_total"].as_u64(), entry["memory"]["consolidated_from_total"].as_u64()),
+        (Some(250), Some(101))
+    );
+    assert!(entry["memory"].get("embedding").is_none());
+
+    let (_, members) = three_similar_memories();
+    let mut plan = run(&snapshot(members, 3), &Options::default());
+    plan.warnings = (0..5).map(|i| format!("warning {i}")).collect();
+    let report = super::plan_report::report(&plan, 2);
+    assert_eq!(report["warnings"].as_array().unwrap().len(), 2);
+    assert_eq!((report["totals"]["warnings"].as_u64(), report["truncated"].as_bool()), (Some(5), Some(true)));
+}

@@ -7,10 +7,15 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{AppState, error::ApiError};
-use crate::config::{ConfigError, GatewayConfig};
+use crate::{
+    bus::messages::MAX_ACTOR_CHARS,
+    config::{ConfigError, GatewayConfig},
+};
 
 pub const ADMIN_ROLE: &str = "admin";
 pub const ALL_PROJECTS: &str = "*";
+/// The shortest HS256 secret accepted: RFC 7518 asks for a key as long as the hash (256 bits).
+pub const MIN_SECRET_BYTES: usize = 32;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -30,6 +35,19 @@ pub struct Claims {
 }
 
 impl Claims {
+    /// An admin token's claims for `projects`, expiring `ttl_secs` from now.
+    pub fn admin(sub: &str, projects: Vec<String>, ttl_secs: u64) -> Self {
+        Self {
+            sub: sub.to_owned(),
+            exp: chrono::Utc::now().timestamp().max(0) as u64 + ttl_secs,
+            role: Some(ADMIN_ROLE.to_owned()),
+            roles: Vec::new(),
+            projects,
+            iss: None,
+            aud: None,
+        }
+    }
+
     fn is_admin(&self) -> bool {
         self.role.as_deref() == Some(ADMIN_ROLE) || self.roles.iter().any(|role| role == ADMIN_ROLE)
     }
@@ -43,11 +61,31 @@ pub struct Auth {
 
 impl Auth {
     pub fn from_config(config: &GatewayConfig) -> Result<Self, ConfigError> {
-        let (key, algorithm) = match (&config.jwt_secret, &config.jwt_public_key) {
-            (Some(secret), _) if !secret.is_empty() => (DecodingKey::from_secret(secret.as_bytes()), Algorithm::HS256),
-            (_, Some(public_key)) => {
+        let secret = config.jwt_secret.as_deref().filter(|secret| !secret.is_empty());
+        let public_key = config.jwt_public_key.as_deref().filter(|key| !key.is_empty());
+        let (key, algorithm) = match (secret, public_key) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "JWT_SECRET",
+                    "set JWT_SECRET (HS256) or JWT_PUBLIC_KEY (RS256), not both: which tokens to trust must be one choice",
+                ));
+            }
+            (Some(secret), None) => {
+                if secret.len() < MIN_SECRET_BYTES {
+                    return Err(ConfigError::new(
+                        "JWT_SECRET",
+                        format!(
+                            "{} bytes is too short to sign admin tokens; use at least {MIN_SECRET_BYTES} random bytes \
+                             (e.g. `openssl rand -hex 32`)",
+                            secret.len()
+                        ),
+                    ));
+                }
+                (DecodingKey::from_secret(secret.as_bytes()), Algorithm::HS256)
+            }
+            (None, Some(public_key)) => {
                 let pem = if public_key.contains("-----BEGIN") {
-                    public_key.clone()
+                    public_key.to_owned()
                 } else {
                     std::fs::read_to_string(public_key).map_err(|error| {
                         ConfigError::new("JWT_PUBLIC_KEY", format!("cannot read {public_key}: {error}"))
@@ -58,10 +96,11 @@ impl Auth {
                 })?;
                 (key, Algorithm::RS256)
             }
-            _ => {
+            (None, None) => {
                 return Err(ConfigError::new(
                     "JWT_SECRET",
-                    "the gateway needs JWT_SECRET (HS256) or JWT_PUBLIC_KEY (RS256)",
+                    "the gateway needs JWT_SECRET (HS256, at least 32 bytes) or JWT_PUBLIC_KEY (RS256); there is no \
+                     default (only `all` on a loopback HTTP_ADDR makes a development secret of its own)",
                 ));
             }
         };
@@ -104,14 +143,31 @@ impl Admin {
         &self.0.sub
     }
 
-    /// 403 unless the token's project list holds this project or `*`.
+    /// Whether the token's project list holds this project or `*`.
+    pub fn may_see(&self, project_id: Uuid) -> bool {
+        self.0
+            .projects
+            .iter()
+            .any(|project| project == ALL_PROJECTS || project.parse::<Uuid>().ok() == Some(project_id))
+    }
+
+    /// 403 unless the token covers this project. For routes named by a project id, which the
+    /// token's own claim decides before anything is read: the answer says nothing about what
+    /// exists. Routes named by another id (job, memory, rollback) answer a foreign one as unknown.
     pub fn ensure_project(&self, project_id: Uuid) -> Result<(), ApiError> {
-        let granted = |project: &String| project == ALL_PROJECTS || project.parse::<Uuid>().ok() == Some(project_id);
-        if self.0.projects.iter().any(granted) {
+        if self.may_see(project_id) {
             Ok(())
         } else {
             Err(ApiError::Forbidden(format!("the token does not grant access to project {project_id}")))
         }
+    }
+
+    /// The projects the token may see: None for all (`*`), else the ids it names.
+    pub fn project_scope(&self) -> Option<Vec<Uuid>> {
+        if self.0.projects.iter().any(|project| project == ALL_PROJECTS) {
+            return None;
+        }
+        Some(self.0.projects.iter().filter_map(|project| project.parse::<Uuid>().ok()).collect())
     }
 }
 
@@ -135,6 +191,16 @@ impl FromRequestParts<AppState> for Admin {
         if claims.sub.trim().is_empty() {
             return Err(ApiError::Unauthorized("the token's `sub` claim is empty".to_owned()));
         }
+        // Stored as who triggered or changed something; PostgreSQL cannot store a NUL.
+        if claims.sub.contains('\0') {
+            return Err(ApiError::Unprocessable(super::nul::message("the token's sub claim")));
+        }
+        // It travels on the bus as `triggered_by` / `requested_by`, which are bounded there.
+        if claims.sub.chars().count() > MAX_ACTOR_CHARS {
+            return Err(ApiError::Unprocessable(format!(
+                "the token's sub claim: at most {MAX_ACTOR_CHARS} characters"
+            )));
+        }
         if !claims.is_admin() {
             return Err(ApiError::Forbidden(format!("role {ADMIN_ROLE:?} required")));
         }
@@ -146,22 +212,45 @@ impl FromRequestParts<AppState> for Admin {
 mod tests {
     use super::*;
 
-    const SECRET: &str = "unit-secret";
+    const SECRET: &str = "unit-secret-of-at-least-32-bytes-long";
 
-    fn auth(issuer: Option<&str>, audience: Option<&str>) -> Auth {
-        let config = GatewayConfig {
+    fn config() -> GatewayConfig {
+        GatewayConfig {
             http_addr: "127.0.0.1:0".parse().unwrap(),
             jwt_secret: Some(SECRET.to_owned()),
             jwt_public_key: None,
-            jwt_issuer: issuer.map(str::to_owned),
-            jwt_audience: audience.map(str::to_owned),
+            jwt_issuer: None,
+            jwt_audience: None,
             request_timeout_secs: 10,
             body_limit_bytes: 1024,
             rollback_wait_ms: 1000,
             rollback_window_days: 7,
             ingest_max_batch: 10,
+            sse_max_streams: 4,
+            search_max_concurrent: 2,
+            search_max_candidates: 1000,
+        }
+    }
+
+    fn auth(issuer: Option<&str>, audience: Option<&str>) -> Auth {
+        let config = GatewayConfig {
+            jwt_issuer: issuer.map(str::to_owned),
+            jwt_audience: audience.map(str::to_owned),
+            ..config()
         };
         Auth::from_config(&config).unwrap()
+    }
+
+    #[test]
+    fn a_missing_short_or_doubled_key_is_refused_naming_the_setting() {
+        let refused = |config: GatewayConfig| Auth::from_config(&config).err().map(|error| error.name);
+        assert_eq!(refused(GatewayConfig { jwt_secret: None, ..config() }), Some("JWT_SECRET"));
+        assert_eq!(refused(GatewayConfig { jwt_secret: Some(String::new()), ..config() }), Some("JWT_SECRET"));
+        assert_eq!(refused(GatewayConfig { jwt_secret: Some("x".repeat(31)), ..config() }), Some("JWT_SECRET"));
+        assert!(refused(GatewayConfig { jwt_secret: Some("x".repeat(32)), ..config() }).is_none());
+        let both = GatewayConfig { jwt_public_key: Some("/etc/key.pem".to_owned()), ..config() };
+        let error = Auth::from_config(&both).err().expect("both refused");
+        assert!(error.message.contains("not both"), "{error}");
     }
 
     fn token(iss: Option<&str>, aud: Option<serde_json::Value>) -> String {

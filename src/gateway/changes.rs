@@ -10,40 +10,16 @@ use uuid::Uuid;
 use super::{
     AppState,
     auth::Admin,
-    error::{ApiError, ErrorBody, Result},
+    error::{ErrorBody, Result},
     extract::{Path, Query},
     page,
     status::authorized_job,
+    views::Operation,
 };
 use crate::store::changes::{self, ChangeRow};
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
-
-/// The operations a job's audit rows carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Operation {
-    Merge,
-    Archive,
-    Promote,
-    Summarize,
-    Rollback,
-}
-
-impl Operation {
-    pub const ALL: [Operation; 5] = [Self::Merge, Self::Archive, Self::Promote, Self::Summarize, Self::Rollback];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Merge => "merge",
-            Self::Archive => "archive",
-            Self::Promote => "promote",
-            Self::Summarize => "summarize",
-            Self::Rollback => "rollback",
-        }
-    }
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -51,6 +27,7 @@ impl Operation {
 pub struct ChangesQuery {
     pub operation: Option<Operation>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -119,15 +96,7 @@ pub async fn job_changes(
     Query(query): Query<ChangesQuery>,
 ) -> Result<axum::Json<ChangesPage>> {
     let limit = page::limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
-    let after = query
-        .cursor
-        .as_deref()
-        .map(|cursor| {
-            cursor
-                .parse::<i64>()
-                .map_err(|_| ApiError::BadRequest(format!("cursor {cursor:?} is not one this API handed out")))
-        })
-        .transpose()?;
+    let after = query.cursor.as_deref().map(page::decode_id_cursor).transpose()?;
     let job = authorized_job(&state, &admin, job_id).await?;
     let operation = query.operation.map(Operation::as_str);
     let rows = changes::for_job(&state.db, job.id, operation, after, limit + 1).await?;

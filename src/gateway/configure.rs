@@ -20,7 +20,7 @@ use crate::{
 
 pub const THRESHOLD_RANGE: std::ops::RangeInclusive<i64> = 1..=1_000_000;
 
-/// Consolidation options (DESIGN.md §5); every field optional: an absent one falls back to the
+/// Consolidation options (README, "Options"); every field optional: an absent one falls back to the
 /// project's default, then to the built-in default.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

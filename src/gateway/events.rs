@@ -15,6 +15,7 @@ use axum::{
 use chrono::Utc;
 use futures::StreamExt;
 use sqlx::PgPool;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -22,17 +23,23 @@ use uuid::Uuid;
 use super::{
     AppState,
     auth::Admin,
-    error::{ErrorBody, Result},
+    error::{ApiError, ErrorBody, Result},
     extract::Path,
     status::authorized_job,
 };
 use crate::{
     bus::{JobEventKind, messages::JobEvent},
-    store::jobs::{self, Job, JobCounters},
+    store::{
+        jobs::{self, Job, JobCounters},
+        rollbacks,
+    },
 };
 
-/// Silence after which the database is asked whether the job ended without its event reaching us.
+/// Silence after which the database is first asked whether the job ended without its event
+/// reaching us; each further silent check waits twice as long, up to [`MAX_IDLE_CHECK`], so an
+/// idle stream costs the database little.
 const IDLE_CHECK: Duration = Duration::from_secs(2);
+const MAX_IDLE_CHECK: Duration = Duration::from_secs(30);
 /// Replay errors in a row after which the stream gives up (the client may reconnect).
 const MAX_CONSECUTIVE_ERRORS: u32 = 5;
 const LAST_EVENT_ID: &str = "last-event-id";
@@ -44,17 +51,23 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The job's events as Server-Sent Events.
 ///
 /// Each SSE event is named after the job event's kind (`queued`, `started`, `progress`,
-/// `completed`, `failed`), carries its JSON payload, and has the stream sequence as its id: a
-/// client reconnecting with `Last-Event-ID` resumes after it. The stream ends after `completed`
-/// or `failed`.
+/// `completed`, `failed`, `rolled_back`), its `data` is the JobEvent as JSON, and its id is the
+/// stream sequence: a client reconnecting with `Last-Event-ID` resumes after it. The stream ends
+/// after `failed`, after `rolled_back`, or after `completed` unless the job is being (or has
+/// been) rolled back, in which case it stays open for `rolled_back`. At most SSE_MAX_STREAMS
+/// streams are open at once; beyond that the answer is 429.
 #[utoipa::path(get, path = "/consolidation/status/{job_id}/events", tag = "consolidation",
     params(("job_id" = Uuid, Path),
            ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this stream sequence")),
     responses(
-        (status = 200, description = "An event stream of JobEvent payloads", content_type = "text/event-stream", body = JobEvent),
+        (status = 200, description = "A `text/event-stream` of Server-Sent Events; each event's `data` is a JobEvent \
+                                       (components/schemas/JobEvent) as JSON, its `event` the JobEvent's kind, its `id` the stream sequence",
+            content_type = "text/event-stream", body = String),
         (status = 204, description = "The job has ended and Last-Event-ID shows its end was seen"),
         (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
+        (status = 429, description = "SSE_MAX_STREAMS event streams are open already", body = ErrorBody,
+            headers(("retry-after" = u32, description = "Seconds to wait"))),
         (status = 503, description = "NATS unavailable", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(job_id, project_id))]
@@ -65,9 +78,16 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Response> {
     let job = authorized_job(&state, &admin, job_id).await?;
+    let permit = state.sse_streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::TooManyRequests(format!(
+            "{} event streams are open, the most SSE_MAX_STREAMS allows; retry later",
+            state.config.sse_max_streams
+        ))
+    })?;
     let last_seen = headers.get(LAST_EVENT_ID).and_then(|value| value.to_str().ok()).and_then(|id| id.parse().ok());
     if let Some(last_seen) = last_seen {
-        if job.is_finished() && saw_the_end(&state, &job, last_seen).await {
+        let rollback_pending = rollbacks::active_for_job(&state.db, job.id).await?;
+        if job.is_finished() && !rollback_pending && saw_the_end(&state, &job, last_seen).await {
             // An EventSource reconnects whenever a stream closes; 204 is what tells it to stop.
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
@@ -80,7 +100,10 @@ pub async fn events(
         shutdown: state.shutdown.clone(),
         last_seen,
         done: false,
+        completed_sent: false,
         errors: 0,
+        idle: IDLE_CHECK,
+        _permit: permit,
     };
     let stream = futures::stream::unfold(follow, |mut follow| async move {
         follow.next_event().await.map(|event| (Ok::<_, Infallible>(event), follow))
@@ -88,9 +111,9 @@ pub async fn events(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 
-/// Whether a client that saw event `last_seen` of a finished job has seen its end: the stored
-/// terminal event is not after it, or none was stored (the client was sent one made from the
-/// job row).
+/// Whether a client that saw event `last_seen` of a finished job has seen its end (for a job
+/// rolled back, `rolled_back`): the stored terminal event is not after it, or none was stored
+/// (the client was sent one made from the job row).
 async fn saw_the_end(state: &AppState, job: &Job, last_seen: u64) -> bool {
     let Ok(stream) = state.bus.jetstream.get_stream(state.bus.prefix.events_stream()).await else { return false };
     let subject = state.bus.prefix.job_event(job.project_id, job.id, terminal_kind(job));
@@ -107,7 +130,13 @@ struct Follow {
     shutdown: CancellationToken,
     last_seen: Option<u64>,
     done: bool,
+    /// `completed` went out; the stream stays open only while a rollback may follow.
+    completed_sent: bool,
     errors: u32,
+    /// The current wait before asking the database (doubles while nothing arrives).
+    idle: Duration,
+    /// Held while the stream lives: SSE_MAX_STREAMS counts it.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Follow {
@@ -115,12 +144,15 @@ impl Follow {
         while !self.done {
             let next = tokio::select! {
                 _ = self.shutdown.cancelled() => return None,
-                next = tokio::time::timeout(IDLE_CHECK, self.replay.next()) => next,
+                next = tokio::time::timeout(self.idle, self.replay.next()) => next,
             };
             match next {
                 Ok(Some(Ok(message))) => {
                     self.errors = 0;
-                    if let Some(event) = self.accept(&message) {
+                    self.idle = IDLE_CHECK;
+                    let Some((sequence, event)) = self.decode(&message) else { continue };
+                    drop(message);
+                    if let Some(event) = self.accept(sequence, event).await {
                         return Some(event);
                     }
                 }
@@ -136,17 +168,15 @@ impl Follow {
                     if let Some(event) = self.ended_without_event().await {
                         return Some(event);
                     }
+                    self.idle = (self.idle * 2).min(MAX_IDLE_CHECK);
                 }
             }
         }
         None
     }
 
-    fn accept(&mut self, message: &jetstream::Message) -> Option<Event> {
-        let sequence = message.info().ok().map(|info| info.stream_sequence);
-        if sequence.zip(self.last_seen).is_some_and(|(sequence, last)| sequence <= last) {
-            return None;
-        }
+    /// The message's stream sequence and event, unless it was seen already or is no JobEvent.
+    fn decode(&mut self, message: &jetstream::Message) -> Option<(Option<u64>, JobEvent)> {
         let event: JobEvent = match serde_json::from_slice(&message.payload) {
             Ok(event) => event,
             Err(error) => {
@@ -154,8 +184,23 @@ impl Follow {
                 return None;
             }
         };
-        if JobEventKind::parse(&event.event).is_some_and(JobEventKind::is_terminal) {
-            self.done = true;
+        let sequence = message.info().ok().map(|info| info.stream_sequence);
+        if sequence.zip(self.last_seen).is_some_and(|(sequence, last)| sequence <= last) {
+            // A reconnecting client saw it; it still counts, so `completed` is not told twice.
+            self.completed_sent |= event.event == JobEventKind::Completed.as_str();
+            return None;
+        }
+        Some((sequence, event))
+    }
+
+    async fn accept(&mut self, sequence: Option<u64>, event: JobEvent) -> Option<Event> {
+        match JobEventKind::parse(&event.event) {
+            Some(JobEventKind::Completed) => {
+                self.completed_sent = true;
+                self.done = !rollback_may_follow(&self.db, self.job_id).await;
+            }
+            Some(JobEventKind::Failed | JobEventKind::Cancelled | JobEventKind::RolledBack) => self.done = true,
+            _ => {}
         }
         let named = Event::default().event(event.event.as_str());
         let named = match sequence {
@@ -179,23 +224,54 @@ impl Follow {
                 return None;
             }
         };
-        let finished_at = job.completed_at.unwrap_or(job.created_at);
-        let settled = (Utc::now() - finished_at).to_std().is_ok_and(|age| age >= IDLE_CHECK);
-        if !job.is_finished() || !settled {
+        let settled = |at: chrono::DateTime<Utc>| (Utc::now() - at).to_std().is_ok_and(|age| age >= IDLE_CHECK);
+        if !job.is_finished() || !settled(job.completed_at.unwrap_or(job.created_at)) {
             return None;
         }
-        self.done = true;
-        Event::default().event(terminal_kind(&job).as_str()).json_data(terminal_event(&job)).ok()
+        if !self.completed_sent {
+            let kind = JobEventKind::of_finished_status(&job.status);
+            self.completed_sent = true;
+            // Only a completed job can be rolled back later.
+            self.done = kind != JobEventKind::Completed || !rollback_may_follow(&self.db, self.job_id).await;
+            return Event::default().event(kind.as_str()).json_data(terminal_event(&job, kind)).ok();
+        }
+        match job.rolled_back_at {
+            Some(at) if settled(at) => {
+                self.done = true;
+                let kind = JobEventKind::RolledBack;
+                Event::default().event(kind.as_str()).json_data(terminal_event(&job, kind)).ok()
+            }
+            Some(_) => None,
+            None => {
+                // The rollback ended without undoing the job (refused or failed): nothing follows.
+                self.done = !rollbacks::active_for_job(&self.db, self.job_id).await.unwrap_or(false);
+                None
+            }
+        }
     }
 }
 
-fn terminal_kind(job: &Job) -> JobEventKind {
-    JobEventKind::of_finished_status(&job.status)
+/// Whether the completed job has been rolled back (its event may still be on its way) or a
+/// rollback of it is under way. A database error says no: the stream then simply ends.
+async fn rollback_may_follow(db: &PgPool, job_id: Uuid) -> bool {
+    match jobs::get(db, job_id).await {
+        Ok(Some(job)) if job.rolled_back_at.is_some() => true,
+        Ok(Some(_)) => rollbacks::active_for_job(db, job_id).await.unwrap_or(false),
+        _ => false,
+    }
 }
 
-fn terminal_event(job: &Job) -> JobEvent {
-    let mut event = JobEvent::new(terminal_kind(job).as_str(), job.id, job.project_id);
-    event.at = job.completed_at.unwrap_or(event.at);
+/// The job's last event: `rolled_back` for a job rolled back, else `completed`, `failed` or
+/// `cancelled`.
+fn terminal_kind(job: &Job) -> JobEventKind {
+    if job.rolled_back_at.is_some() { JobEventKind::RolledBack } else { JobEventKind::of_finished_status(&job.status) }
+}
+
+/// A terminal event of `kind` told from the job row.
+fn terminal_event(job: &Job, kind: JobEventKind) -> JobEvent {
+    let mut event = JobEvent::new(kind.as_str(), job.id, job.project_id);
+    let at = if kind == JobEventKind::RolledBack { job.rolled_back_at } else { job.completed_at };
+    event.at = at.unwrap_or(event.at);
     event.phase = Some(job.phase.clone());
     event.progress = Some(job.progress);
     event.counters = Some(JobCounters {

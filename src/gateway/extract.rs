@@ -1,14 +1,15 @@
 //! Axum's extractors with their rejections turned into the JSON error body: a malformed body or
-//! query is 400, a well-formed body with a wrong field is 422 (naming the field), an oversized
-//! body 413.
+//! query is 400, a body that is not declared JSON 415, a well-formed body with a wrong field (or
+//! a NUL character in any text) 422 naming the field, an oversized body 413.
 
 use axum::{
-    extract::{FromRequest, FromRequestParts, Request, rejection::JsonRejection},
-    http::{StatusCode, request::Parts},
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{HeaderMap, StatusCode, header, request::Parts},
 };
 use serde::de::DeserializeOwned;
 
-use super::error::ApiError;
+use super::{error::ApiError, nul};
 
 pub struct Json<T>(pub T);
 
@@ -16,20 +17,60 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !declares_json(request.headers()) {
+            return Err(not_json());
         }
+        let bytes = body(request, state).await?;
+        refuse_nul(&bytes)?;
+        parse(&bytes).map(Json)
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    let message = rejection.body_text();
-    match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(message),
-        StatusCode::UNPROCESSABLE_ENTITY => ApiError::Unprocessable(message),
-        _ => ApiError::BadRequest(message),
+fn not_json() -> ApiError {
+    ApiError::UnsupportedMediaType("expected a request body with `Content-Type: application/json`".to_owned())
+}
+
+/// `application/json` or any `application/*+json`, parameters aside.
+fn declares_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()) else { return false };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+async fn body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(rejection.body_text())
+        } else {
+            ApiError::BadRequest(rejection.body_text())
+        }
+    })
+}
+
+/// 422 naming the field when any text of the body holds a NUL character.
+fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
+    if !nul::may_contain(bytes) {
+        return Ok(());
     }
+    // Only bodies that spell `\u0000` somewhere pay for the second parse.
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(value) => match nul::find(&value) {
+            Some(path) => Err(ApiError::Unprocessable(nul::message(&path))),
+            None => Ok(()),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
+/// Axum's own parse, whose message names the path to a wrong field (`memories[1].memory_type`).
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    axum::Json::<T>::from_bytes(bytes).map(|axum::Json(value)| value).map_err(|rejection| {
+        let message = rejection.body_text();
+        match rejection.status() {
+            StatusCode::UNPROCESSABLE_ENTITY => ApiError::Unprocessable(message),
+            _ => ApiError::BadRequest(message),
+        }
+    })
 }
 
 pub struct Path<T>(pub T);
@@ -58,26 +99,51 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// A JSON body that may be left out entirely (an empty body is None).
+/// A JSON body that may be left out entirely (an empty body is None, whatever its type).
 pub struct OptionalJson<T>(pub Option<T>);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(rejection.body_text())
-            } else {
-                ApiError::BadRequest(rejection.body_text())
-            }
-        })?;
+        let declared = declares_json(request.headers());
+        let bytes = body(request, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(None));
         }
-        serde_json::from_slice(&bytes).map(|value| OptionalJson(Some(value))).map_err(|error| match error.classify() {
-            serde_json::error::Category::Data => ApiError::Unprocessable(format!("invalid body: {error}")),
-            _ => ApiError::BadRequest(format!("body is not valid JSON: {error}")),
-        })
+        if !declared {
+            return Err(not_json());
+        }
+        refuse_nul(&bytes)?;
+        parse(&bytes).map(|value| OptionalJson(Some(value)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn json_media_types_are_recognized_with_parameters_and_suffixes() {
+        let declared = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
+            declares_json(&headers)
+        };
+        assert!(declared("application/json"));
+        assert!(declared("Application/JSON; charset=utf-8"));
+        assert!(declared("application/merge-patch+json"));
+        assert!(!declared("text/plain"));
+        assert!(!declared("application/jsonx"));
+        assert!(!declares_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn a_nul_anywhere_is_a_422_naming_the_field() {
+        let error = refuse_nul(br#"{"name": "a\u0000b"}"#).unwrap_err();
+        assert!(matches!(&error, ApiError::Unprocessable(message) if message.starts_with("name:")), "{error}");
+        assert!(refuse_nul(br#"{"name": "a\\u0000b"}"#).is_ok());
     }
 }

@@ -14,7 +14,7 @@ use super::{
     error::{ApiError, ErrorBody, Result},
     extract::{Path, Query},
     page,
-    views::JobView,
+    views::{JobState, JobView},
 };
 use crate::store::{
     jobs::{self, HistoryFilter, JobStatus, TriggerType},
@@ -32,9 +32,11 @@ pub struct HistoryQuery {
     pub from: Option<DateTime<Utc>>,
     /// Jobs created before this instant (RFC 3339).
     pub to: Option<DateTime<Utc>>,
-    pub status: Option<JobStatus>,
+    /// `completed` leaves out jobs rolled back since; `rolled_back` lists only those.
+    pub status: Option<JobState>,
     pub trigger_type: Option<TriggerType>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -81,7 +83,18 @@ pub async fn history(
     let filter = HistoryFilter {
         from: query.from,
         to: query.to,
-        status: query.status,
+        status: query.status.map(|state| match state {
+            JobState::Pending => JobStatus::Pending,
+            JobState::Running => JobStatus::Running,
+            JobState::Completed | JobState::RolledBack => JobStatus::Completed,
+            JobState::Failed => JobStatus::Failed,
+            JobState::Cancelled => JobStatus::Cancelled,
+        }),
+        rolled_back: match query.status {
+            Some(JobState::RolledBack) => Some(true),
+            Some(JobState::Completed) => Some(false),
+            _ => None,
+        },
         trigger_type: query.trigger_type,
         before,
         limit: limit + 1,

@@ -27,15 +27,14 @@ use crate::{
     },
 };
 
-/// Largest text field (summary, goal, result, feedback), in bytes.
-/// The schema's bound on `embedding_dim`.
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestRequest {
-    /// At most INGEST_MAX_BATCH (default 1000) memories; more answer 413.
+    /// 1 to INGEST_MAX_BATCH (default 1000) memories; more answer 413.
+    #[schema(min_items = 1)]
     pub memories: Vec<MemoryInput>,
 }
 
@@ -61,6 +60,7 @@ pub struct ListQuery {
     /// Include each memory's embedding (default false).
     pub include_embedding: Option<bool>,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
@@ -124,6 +124,15 @@ pub async fn ingest(
             )));
         }
         embedding_dim = Some(in_force);
+    }
+    // An id taken by any memory is answered the same way whichever project holds it, so a
+    // caller learns nothing about other projects; a race past this check still ends in a 409.
+    let ids: Vec<Uuid> = batch.iter().map(|memory| memory.id).collect();
+    if let Some(taken) = memories::existing_ids(&mut *tx, &ids).await?.first() {
+        let index = ids.iter().position(|id| id == taken).unwrap_or_default();
+        return Err(ApiError::Conflict(format!(
+            "memories[{index}].id: {taken} is taken; choose another id or leave it out"
+        )));
     }
     let inserted = memories::insert_batch(&mut tx, project_id, &batch, &[]).await?;
     tx.commit().await?;

@@ -27,7 +27,8 @@ const MAX_REASON_CHARS: usize = 2000;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
-    /// Kept in the audit row.
+    /// Kept in the audit row (at most 2000 characters).
+    #[schema(max_length = 2000)]
     pub reason: Option<String>,
 }
 
@@ -92,6 +93,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 400, description = "Malformed id or body", body = ErrorBody),
         (status = 404, description = "No such memory", body = ErrorBody),
         (status = 409, description = "Archived already", body = ErrorBody),
+        (status = 422, description = "An invalid reason (too long, or holding a NUL character)", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(job_id, project_id))]
 pub async fn archive(
@@ -111,6 +113,7 @@ pub async fn archive(
         (status = 400, description = "Malformed id or body", body = ErrorBody),
         (status = 404, description = "No such memory", body = ErrorBody),
         (status = 409, description = "Not archived", body = ErrorBody),
+        (status = 422, description = "An invalid reason (too long, or holding a NUL character)", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(job_id, project_id))]
 pub async fn unarchive(
@@ -129,6 +132,7 @@ pub async fn unarchive(
         (status = 200, description = "The memory after the change", body = MemoryView),
         (status = 400, description = "Malformed id or body", body = ErrorBody),
         (status = 404, description = "No such memory", body = ErrorBody),
+        (status = 422, description = "An invalid reason (too long, or holding a NUL character)", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(job_id, project_id))]
 pub async fn reuse(
@@ -152,12 +156,15 @@ async fn act(
         return Err(ApiError::Unprocessable(format!("reason: at most {MAX_REASON_CHARS} characters")));
     }
     let not_found = || ApiError::NotFound(format!("memory {id} does not exist"));
+    // Scope first, without a lock: a token must not be able to lock (or learn of) another
+    // project's memory. A memory never changes project, so the check holds under the lock.
+    let project_id = memories::project_of(&state.db, id).await?.filter(|project| admin.may_see(*project));
+    let project_id = project_id.ok_or_else(not_found)?;
+    Span::current().record("project_id", tracing::field::display(project_id));
     let mut tx = state.db.begin().await?;
     // Locked before it is read, so the audit row's previous state is the one this change replaced.
     memories::lock_versions(&mut tx, &[id]).await?;
     let before = memories::get(&mut *tx, id).await?.ok_or_else(not_found)?;
-    Span::current().record("project_id", tracing::field::display(before.project_id));
-    admin.ensure_project(before.project_id)?;
 
     let changed = match action {
         Action::Archive => memories::archive(&mut tx, &[id], MANUAL_ARCHIVE_REASON).await?,

@@ -13,11 +13,15 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod history;
+pub mod local_secret;
 pub mod memories;
 pub mod memory_actions;
+pub mod memory_detail;
 pub mod metrics;
+pub mod nul;
 pub mod openapi;
 pub mod page;
+pub mod playbook;
 pub mod projects;
 pub mod reviews;
 pub mod rollback;
@@ -37,6 +41,7 @@ use axum::{
     serve::ListenerExt,
 };
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
@@ -61,6 +66,10 @@ pub struct AppState {
     pub config: Arc<GatewayConfig>,
     pub auth: Arc<auth::Auth>,
     pub metrics: Arc<metrics::Metrics>,
+    /// One permit per open event stream (SSE_MAX_STREAMS).
+    pub sse_streams: Arc<Semaphore>,
+    /// One permit per running vector search (SEARCH_MAX_CONCURRENT).
+    pub searches: Arc<Semaphore>,
     /// Cancelled when the server stops: long-lived responses (SSE) end with it.
     pub shutdown: CancellationToken,
 }
@@ -72,6 +81,8 @@ impl AppState {
         Ok(Self {
             db,
             bus,
+            sse_streams: Arc::new(Semaphore::new(config.sse_max_streams)),
+            searches: Arc::new(Semaphore::new(config.search_max_concurrent)),
             config: Arc::new(config),
             auth,
             metrics: Arc::new(metrics::Metrics::new()),
@@ -96,6 +107,17 @@ fn validate(config: &GatewayConfig) -> Result<(), ConfigError> {
     if config.ingest_max_batch == 0 {
         return Err(ConfigError::new("INGEST_MAX_BATCH", "must be at least 1"));
     }
+    // Semaphore::new panics above this; no deployment needs anywhere near it.
+    let most = Semaphore::MAX_PERMITS;
+    if !(1..=most).contains(&config.sse_max_streams) {
+        return Err(ConfigError::new("SSE_MAX_STREAMS", format!("must be 1 to {most}")));
+    }
+    if !(1..=most).contains(&config.search_max_concurrent) {
+        return Err(ConfigError::new("SEARCH_MAX_CONCURRENT", format!("must be 1 to {most}")));
+    }
+    if config.search_max_candidates == 0 {
+        return Err(ConfigError::new("SEARCH_MAX_CANDIDATES", "must be at least 1"));
+    }
     Ok(())
 }
 
@@ -113,6 +135,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(memories::router())
         .merge(search::router())
         .merge(memory_actions::router())
+        .merge(memory_detail::router())
+        .merge(playbook::router())
         .merge(cancel::router())
         .merge(reviews::router());
     OpenApiRouter::with_openapi(openapi::base())
@@ -124,7 +148,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 pub fn router(state: AppState) -> Router {
     let (routes, spec) = api().split_for_parts();
-    let spec = Arc::new(openapi::finish(spec));
+    let spec = Arc::new(openapi::finish(spec, &state.config));
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
         let request_id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok());
@@ -132,6 +156,7 @@ pub fn router(state: AppState) -> Router {
     });
     routes
         .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(axum::Extension(spec))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .layer(middleware::from_fn_with_state(timeout, enforce_timeout))
@@ -144,6 +169,10 @@ pub fn router(state: AppState) -> Router {
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no route for {method} {}", uri.path()))
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
 /// Bounds the time to the response head; a streaming body (SSE) is not cut by it.

@@ -34,6 +34,15 @@ pub fn decode_job_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError
     Ok((at, id))
 }
 
+/// An audit-row cursor: the id of the previous page's last row.
+pub fn decode_id_cursor(cursor: &str) -> Result<i64, ApiError> {
+    cursor
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id >= 0)
+        .ok_or_else(|| ApiError::BadRequest(format!("cursor {cursor:?} is not one this API handed out")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-//! `POST /projects`, `GET /projects/{id}`.
+//! `POST /projects`, `GET /projects` (the projects the token may see) and `GET /projects/{id}`.
 
 use axum::{
     extract::State,
@@ -7,7 +7,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::Span;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -16,10 +16,12 @@ use super::{
     auth::Admin,
     configure::{ConsolidationOptions, check_options, check_threshold},
     error::{ApiError, ErrorBody, Result},
-    extract::{Json, Path},
-    views::Located,
+    extract::{Json, Path, Query},
+    page,
+    views::{JobState, Located, status_location},
 };
-use crate::store::projects::{self, NewProject, Project};
+use crate::store::jobs::TriggerType;
+use crate::store::projects::{self, NewProject, Project, ProjectSummary};
 
 const MAX_NAME_CHARS: usize = 200;
 const DEFAULT_THRESHOLD: i64 = 1000;
@@ -29,7 +31,8 @@ const DEFAULT_THRESHOLD: i64 = 1000;
 pub struct CreateProject {
     /// Chosen by the caller, or generated. A token limited to some projects must name one of them.
     pub id: Option<Uuid>,
-    /// 1 to 200 characters.
+    /// 1 to 200 characters (surrounding blanks are trimmed).
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Default true.
     pub consolidation_enabled: Option<bool>,
@@ -72,7 +75,99 @@ impl ProjectView {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create_project)).routes(routes!(get_project))
+    OpenApiRouter::new().routes(routes!(create_project, list_projects)).routes(routes!(get_project))
+}
+
+const DEFAULT_PAGE: u32 = 20;
+const MAX_PAGE: u32 = 100;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectListQuery {
+    /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+}
+
+/// A project's most recent job, in brief (its status URL has the rest).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LastJob {
+    pub job_id: Uuid,
+    pub status: JobState,
+    #[schema(value_type = TriggerType)]
+    pub trigger_type: String,
+    pub dry_run: bool,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub location: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectSummaryView {
+    #[serde(flatten)]
+    pub project: ProjectView,
+    /// Marked a duplicate of another memory (archived or not).
+    pub duplicate_memories: i64,
+    /// Archived and not a duplicate.
+    pub archived_memories: i64,
+    /// Absent when the project has had no job yet.
+    pub last_job: Option<LastJob>,
+}
+
+impl From<ProjectSummary> for ProjectSummaryView {
+    fn from(row: ProjectSummary) -> Self {
+        let last_job = match (row.last_job_id, row.last_job_status, row.last_job_trigger_type, row.last_job_created_at)
+        {
+            (Some(job_id), Some(status), Some(trigger_type), Some(created_at)) => Some(LastJob {
+                job_id,
+                status: JobState::from_row(&status, row.last_job_rolled_back_at.is_some()),
+                trigger_type,
+                dry_run: row.last_job_dry_run.unwrap_or(false),
+                created_at,
+                completed_at: row.last_job_completed_at,
+                location: status_location(job_id),
+            }),
+            _ => None,
+        };
+        Self {
+            project: ProjectView::new(row.project, row.active_memories),
+            duplicate_memories: row.duplicate_memories,
+            archived_memories: row.archived_memories,
+            last_job,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectPage {
+    /// In id order.
+    pub projects: Vec<ProjectSummaryView>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    pub next_cursor: Option<Uuid>,
+}
+
+/// The projects the token may see (all for `*`), with memory counts and the latest job.
+#[utoipa::path(get, path = "/projects", tag = "projects",
+    params(ProjectListQuery),
+    responses(
+        (status = 200, body = ProjectPage),
+        (status = 400, description = "Malformed limit or cursor", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(job_id, project_id))]
+pub async fn list_projects(
+    admin: Admin,
+    State(state): State<AppState>,
+    Query(query): Query<ProjectListQuery>,
+) -> Result<axum::Json<ProjectPage>> {
+    let limit = page::limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
+    let scope = admin.project_scope();
+    let rows = projects::list_summaries(&state.db, scope.as_deref(), query.cursor, limit + 1).await?;
+    let (rows, more) = page::split(rows, limit);
+    let next_cursor = if more { rows.last().map(|row| row.project.id) } else { None };
+    Ok(axum::Json(ProjectPage { projects: rows.into_iter().map(ProjectSummaryView::from).collect(), next_cursor }))
 }
 
 /// Creates a project.

@@ -37,7 +37,8 @@ use crate::{
     },
 };
 
-const MAX_REASON_CHARS: usize = 2000;
+/// A rollback's reason travels on the bus, where it is bounded.
+const MAX_REASON_CHARS: usize = crate::bus::messages::MAX_ACTOR_CHARS;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -45,7 +46,8 @@ pub struct RollbackRequest {
     /// The job to undo (`job_id` is accepted too).
     #[serde(alias = "job_id")]
     pub consolidation_id: Uuid,
-    /// Why; kept with the rollback and in its audit rows.
+    /// Why; kept with the rollback and in its audit rows (at most 256 characters).
+    #[schema(max_length = 256)]
     pub reason: Option<String>,
 }
 
@@ -240,12 +242,14 @@ pub async fn get_rollback(
     State(state): State<AppState>,
     Path(rollback_id): Path<Uuid>,
 ) -> Result<axum::Json<RollbackView>> {
-    let rollback = rollbacks::get(&state.db, rollback_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("rollback {rollback_id} does not exist")))?;
+    let not_found = || ApiError::NotFound(format!("rollback {rollback_id} does not exist"));
+    let rollback = rollbacks::get(&state.db, rollback_id).await?.ok_or_else(not_found)?;
+    // Another project's rollback is answered as an unknown one.
+    if !admin.may_see(rollback.project_id) {
+        return Err(not_found());
+    }
     Span::current()
         .record("job_id", tracing::field::display(rollback.job_id))
         .record("project_id", tracing::field::display(rollback.project_id));
-    admin.ensure_project(rollback.project_id)?;
     Ok(axum::Json(RollbackView::from(rollback)))
 }

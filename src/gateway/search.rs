@@ -33,9 +33,11 @@ const MAX_RESULTS: u32 = 100;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
-    /// Of the project's embedding dimension.
+    /// Of the project's embedding dimension: finite numbers, not all zero.
+    #[schema(min_items = 1, max_items = 16384)]
     pub embedding: Vec<f32>,
     /// Results, 1 to 100 (default 10).
+    #[schema(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Rank archived memories too (default false).
     #[serde(default)]
@@ -46,6 +48,7 @@ pub struct SearchRequest {
     #[schema(schema_with = memory_type_schema)]
     pub memory_type: Option<MemoryType>,
     /// Leave out results less similar than this (-1 to 1).
+    #[schema(minimum = -1, maximum = 1)]
     pub min_similarity: Option<f32>,
     /// Include each result's embedding (default false).
     #[serde(default)]
@@ -77,6 +80,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 400, description = "Malformed id or body", body = ErrorBody),
         (status = 404, description = "No such project", body = ErrorBody),
         (status = 422, description = "Wrong dimension or an invalid field", body = ErrorBody),
+        (status = 429, description = "SEARCH_MAX_CONCURRENT searches are running already", body = ErrorBody,
+            headers(("retry-after" = u32, description = "Seconds to wait"))),
+        (status = 503, description = "The search would rank more than SEARCH_MAX_CANDIDATES embeddings, \
+                                       or the database is unavailable", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(job_id, project_id))]
 pub async fn search(
@@ -102,6 +109,29 @@ pub async fn search(
         .map_err(|message| ApiError::Unprocessable(format!("embedding: {message}")))?;
     if project.embedding_dim.is_none() {
         return Ok(axum::Json(SearchResults { results: Vec::new() }));
+    }
+    let _permit = state.searches.try_acquire().map_err(|_| {
+        ApiError::TooManyRequests(format!(
+            "{} searches are running, the most SEARCH_MAX_CONCURRENT allows; retry later",
+            state.config.search_max_concurrent
+        ))
+    })?;
+    let cap = state.config.search_max_candidates;
+    let cap_i64 = i64::try_from(cap).unwrap_or(i64::MAX);
+    let count = memories::count_search_candidates(
+        &state.db,
+        project_id,
+        request.include_archived,
+        request.include_duplicates,
+        request.memory_type,
+        cap_i64,
+    )
+    .await?;
+    if count > cap_i64 {
+        return Err(ApiError::Unavailable(format!(
+            "this search would rank more than {cap} embeddings (SEARCH_MAX_CANDIDATES); narrow it with memory_type \
+             or leave out archived and duplicate memories"
+        )));
     }
     let mut candidates = memories::search_candidates(
         &state.db,

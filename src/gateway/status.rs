@@ -18,14 +18,17 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(status))
 }
 
-/// The job, once the token is known to cover its project: 404, then 403.
+/// The job, if it exists and the token covers its project. A job of a project the token does
+/// not cover is answered exactly as an unknown one (404), so a token cannot probe which ids
+/// exist elsewhere.
 pub async fn authorized_job(state: &AppState, admin: &Admin, job_id: Uuid) -> Result<Job> {
     Span::current().record("job_id", tracing::field::display(job_id));
-    let job = jobs::get(&state.db, job_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("consolidation job {job_id} does not exist")))?;
+    let not_found = || ApiError::NotFound(format!("consolidation job {job_id} does not exist"));
+    let job = jobs::get(&state.db, job_id).await?.ok_or_else(not_found)?;
+    if !admin.may_see(job.project_id) {
+        return Err(not_found());
+    }
     Span::current().record("project_id", tracing::field::display(job.project_id));
-    admin.ensure_project(job.project_id)?;
     Ok(job)
 }
 

@@ -3,12 +3,39 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{API_PREFIX, changes::Operation, error::ApiError};
+use super::{API_PREFIX, error::ApiError};
+use crate::store::jobs::TriggerType;
 use crate::store::{jobs::Job, memories::MemoryRow};
+
+// Here rather than in `changes`, which uses these views: the module graph stays a tree.
+/// The operations a job's audit rows carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Merge,
+    Archive,
+    Promote,
+    Summarize,
+    Rollback,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 5] = [Self::Merge, Self::Archive, Self::Promote, Self::Summarize, Self::Rollback];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Merge => "merge",
+            Self::Archive => "archive",
+            Self::Promote => "promote",
+            Self::Summarize => "summarize",
+            Self::Rollback => "rollback",
+        }
+    }
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Counters {
@@ -49,15 +76,51 @@ pub fn status_location(job_id: Uuid) -> String {
     format!("{API_PREFIX}/consolidation/status/{job_id}")
 }
 
+/// A job's state as the API shows it: the stored status, except that a completed job rolled
+/// back since is `rolled_back`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    RolledBack,
+}
+
+impl JobState {
+    pub fn of(job: &Job) -> Self {
+        Self::from_row(&job.status, job.rolled_back_at.is_some())
+    }
+
+    /// From the stored status and whether the job was rolled back.
+    pub fn from_row(status: &str, rolled_back: bool) -> Self {
+        if rolled_back {
+            return Self::RolledBack;
+        }
+        match status {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "completed" => Self::Completed,
+            "cancelled" => Self::Cancelled,
+            // The status column's CHECK allows nothing else.
+            _ => Self::Failed,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobView {
     pub job_id: Uuid,
     pub project_id: Uuid,
-    /// pending, running, completed, failed or cancelled.
-    pub status: String,
-    /// manual, scheduled or threshold.
+    /// `rolled_back` once a rollback of the completed job has succeeded.
+    pub status: JobState,
+    #[schema(value_type = TriggerType)]
     pub trigger_type: String,
-    /// queued, loading, planning, applying, done or failed.
+    /// Whether the job only planned (option `dry_run`): it changed nothing.
+    pub dry_run: bool,
+    /// queued, loading, planning, applying, done, failed or cancelled.
     pub phase: String,
     /// 0 to 1.
     pub progress: f32,
@@ -88,6 +151,7 @@ pub struct JobView {
 
 impl JobView {
     pub fn new(job: Job, with_result: bool) -> Self {
+        let status = JobState::of(&job);
         let result = job.result.map(|result| result.0);
         let created_memory_ids = result
             .as_ref()
@@ -98,11 +162,13 @@ impl JobView {
             (Some(started), Some(completed)) => Some((completed - started).num_milliseconds() as f64 / 1000.0),
             _ => None,
         };
+        let dry_run = job.options.0.get("dry_run").and_then(serde_json::Value::as_bool).unwrap_or(false);
         Self {
             links: JobLinks::of(job.id, job.project_id),
+            status,
+            dry_run,
             job_id: job.id,
             project_id: job.project_id,
-            status: job.status,
             trigger_type: job.trigger_type,
             phase: job.phase,
             progress: job.progress,

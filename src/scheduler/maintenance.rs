@@ -77,14 +77,29 @@ impl Scheduler {
                 .unwrap_or(jobs::TriggerType::Manual),
             triggered_by: job.triggered_by.clone(),
         };
-        self.bus.publish_command(CommandKind::Trigger, &fresh_message_id(&job.id.to_string()), &command).await?;
-        jobs::mark_published(&self.db, job.id).await?;
+        let stored = self
+            .bus
+            .publish_command_stored(CommandKind::Trigger, &fresh_message_id(&job.id.to_string()), &command)
+            .await?;
+        jobs::mark_published(&self.db, job.id, stored.sequence).await?;
         Ok(())
+    }
+
+    /// Whether the command maintenance last published for a row still waits in the work queue
+    /// (its workers are busy, or down): then there is nothing to recover yet.
+    async fn still_queued(&self, published_seq: Option<i64>) -> Result<bool, SchedulerError> {
+        match published_seq.and_then(|sequence| u64::try_from(sequence).ok()) {
+            Some(sequence) => Ok(self.bus.command_still_queued(sequence).await?),
+            None => Ok(false),
+        }
     }
 
     /// Pending jobs whose command may never have reached the stream, or is gone from it.
     async fn republish_pending_jobs(&self, report: &mut MaintenanceReport) -> Result<(), SchedulerError> {
         for job in jobs::stale_pending(&self.db, self.pending_grace()).await? {
+            if self.still_queued(job.published_seq).await? {
+                continue;
+            }
             self.republish_trigger(&job).await?;
             report.republished_jobs += 1;
         }
@@ -92,9 +107,13 @@ impl Scheduler {
     }
 
     /// A running job nobody renews: published again first (any worker takes over a stale lease);
-    /// failed, with the reason, if it is still abandoned that long after.
+    /// failed, with the reason, only once that message is gone from the queue (a worker took it,
+    /// or JetStream gave up on it) and the job is still abandoned that long after.
     async fn recover_abandoned_jobs(&self, report: &mut MaintenanceReport) -> Result<(), SchedulerError> {
         for job in jobs::abandoned(&self.db, self.abandoned_after()).await? {
+            if self.still_queued(job.published_seq).await? {
+                continue;
+            }
             let republished_since_lease_died =
                 job.published_at.zip(job.heartbeat_at).is_some_and(|(published, heartbeat)| published > heartbeat);
             if !republished_since_lease_died {
@@ -121,6 +140,9 @@ impl Scheduler {
 
     async fn republish_pending_rollbacks(&self, report: &mut MaintenanceReport) -> Result<(), SchedulerError> {
         for rollback in rollbacks::stale_pending(&self.db, self.pending_grace()).await? {
+            if self.still_queued(rollback.published_seq).await? {
+                continue;
+            }
             let command = RollbackCommand {
                 schema_version: SCHEMA_VERSION,
                 rollback_id: rollback.id,
@@ -129,8 +151,8 @@ impl Scheduler {
                 requested_by: rollback.requested_by.clone(),
             };
             let message_id = fresh_message_id(&rollback.id.to_string());
-            self.bus.publish_command(CommandKind::Rollback, &message_id, &command).await?;
-            rollbacks::mark_published(&self.db, rollback.id).await?;
+            let stored = self.bus.publish_command_stored(CommandKind::Rollback, &message_id, &command).await?;
+            rollbacks::mark_published(&self.db, rollback.id, stored.sequence).await?;
             report.republished_rollbacks += 1;
         }
         Ok(())
@@ -141,7 +163,9 @@ impl Scheduler {
     async fn recover_sweeps(&self, now: DateTime<Utc>, report: &mut MaintenanceReport) -> Result<(), SchedulerError> {
         let grace = chrono::Duration::from_std(self.pending_grace()).unwrap_or_default();
         if let Some(tick) = self.previous_tick(now).filter(|tick| *tick <= now - grace) {
-            if sweeps::latest_tick(&self.db).await?.is_none_or(|latest| latest < tick) {
+            let swept = sweeps::latest_tick(&self.db).await?.is_some_and(|latest| latest >= tick);
+            // A sweep command still in the queue will create the row: don't add another.
+            if !swept && !self.bus.command_queued(CommandKind::Sweep).await? {
                 tracing::info!(%tick, "publishing a missed sweep again");
                 self.republish_sweep(tick).await?;
                 report.republished_sweeps += 1;
@@ -149,7 +173,11 @@ impl Scheduler {
         }
         let stalled_after = chrono::Duration::from_std(self.abandoned_after()).unwrap_or_default();
         for sweep in sweeps::running(&self.db).await? {
-            if sweep.fanned_out_at.is_none() && sweep.created_at < now - stalled_after {
+            let last_sign_of_life = sweep.progress_at.unwrap_or(sweep.created_at);
+            if sweep.fanned_out_at.is_none()
+                && last_sign_of_life < now - stalled_after
+                && !self.bus.command_queued(CommandKind::Sweep).await?
+            {
                 tracing::info!(tick = %sweep.tick, "finishing an interrupted sweep fan-out");
                 self.republish_sweep(sweep.tick).await?;
                 report.republished_sweeps += 1;

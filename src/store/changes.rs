@@ -118,3 +118,18 @@ pub async fn delete_older_than(db: impl PgExecutor<'_>, cutoff: DateTime<Utc>) -
         .await?
         .rows_affected())
 }
+
+/// One page of every audit row that touched a memory (job or manual), in write order.
+pub async fn for_memory(
+    db: impl PgExecutor<'_>,
+    memory_id: Uuid,
+    after_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<ChangeRow>> {
+    Ok(sqlx::query_as("SELECT * FROM consolidation_changes WHERE memory_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+        .bind(memory_id)
+        .bind(after_id.unwrap_or(0))
+        .bind(limit)
+        .fetch_all(db)
+        .await?)
+}

@@ -75,8 +75,11 @@ pub struct Job {
     pub scheduled_for: Option<NaiveDate>,
     /// The sweep tick that created a scheduled job.
     pub sweep_tick: Option<DateTime<Utc>>,
-    /// When maintenance last published the job's command again.
+    /// When maintenance last published the job's command again, and where the stream stored it.
     pub published_at: Option<DateTime<Utc>>,
+    pub published_seq: Option<i64>,
+    /// Deliveries that failed for a reason other than an outage.
+    pub failures: i32,
     pub rolled_back_at: Option<DateTime<Utc>>,
     pub result: Option<Json<serde_json::Value>>,
     pub started_at: Option<DateTime<Utc>>,
@@ -298,6 +301,8 @@ pub struct HistoryFilter {
     pub to: Option<DateTime<Utc>>,
     pub status: Option<JobStatus>,
     pub trigger_type: Option<TriggerType>,
+    /// Some(true): only jobs rolled back since; Some(false): only jobs not rolled back.
+    pub rolled_back: Option<bool>,
     /// Cursor: (created_at, id) of the previous page's last job.
     pub before: Option<(DateTime<Utc>, Uuid)>,
     pub limit: i64,
@@ -311,6 +316,7 @@ pub async fn history(db: impl PgExecutor<'_>, project_id: Uuid, filter: &History
             AND ($2::timestamptz IS NULL OR created_at >= $2) AND ($3::timestamptz IS NULL OR created_at < $3)
             AND ($4::text IS NULL OR status = $4) AND ($5::text IS NULL OR trigger_type = $5)
             AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7))
+            AND ($9::boolean IS NULL OR (rolled_back_at IS NOT NULL) = $9)
           ORDER BY created_at DESC, id DESC LIMIT $8",
     )
     .bind(project_id)
@@ -321,6 +327,7 @@ pub async fn history(db: impl PgExecutor<'_>, project_id: Uuid, filter: &History
     .bind(filter.before.map(|(at, _)| at))
     .bind(filter.before.map(|(_, id)| id))
     .bind(filter.limit)
+    .bind(filter.rolled_back)
     .fetch_all(db)
     .await?)
 }
@@ -364,10 +371,23 @@ pub async fn abandoned(db: impl PgExecutor<'_>, age: Duration) -> Result<Vec<Job
     .await?)
 }
 
-/// Records that maintenance published the job's command again.
-pub async fn mark_published(db: impl PgExecutor<'_>, id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE consolidation_jobs SET published_at = now() WHERE id = $1").bind(id).execute(db).await?;
+/// Records that maintenance published the job's command again, stored at `sequence`.
+pub async fn mark_published(db: impl PgExecutor<'_>, id: Uuid, sequence: u64) -> Result<()> {
+    sqlx::query("UPDATE consolidation_jobs SET published_at = now(), published_seq = $2 WHERE id = $1")
+        .bind(id)
+        .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+        .execute(db)
+        .await?;
     Ok(())
+}
+
+/// Counts one delivery that failed for a reason other than an outage; the new count, or None
+/// when the job has no row.
+pub async fn count_failure(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<i32>> {
+    Ok(sqlx::query_scalar("UPDATE consolidation_jobs SET failures = failures + 1 WHERE id = $1 RETURNING failures")
+        .bind(id)
+        .fetch_optional(db)
+        .await?)
 }
 
 /// Fails an abandoned job, checking inside the statement that it is still abandoned (no lease
@@ -404,11 +424,12 @@ pub async fn lock(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<Job>
 }
 
 /// Hands a running job back to `pending` after a transient failure, so the redelivery can claim
-/// it at once instead of waiting for the lease to expire.
+/// it at once instead of waiting for the lease to expire. The claim is not counted as an attempt:
+/// `attempts` counts the runs that ended with their worker gone (or done).
 pub async fn release(db: impl PgExecutor<'_>, id: Uuid, worker_id: &str, error: &str) -> Result<bool> {
     let updated = sqlx::query(
         "UPDATE consolidation_jobs SET status = 'pending', phase = 'queued', worker_id = NULL, heartbeat_at = NULL,
-                error_message = $3
+                error_message = $3, attempts = GREATEST(attempts - 1, 0)
           WHERE id = $1 AND worker_id = $2 AND status = 'running'",
     )
     .bind(id)

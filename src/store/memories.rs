@@ -322,8 +322,72 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<MemoryRow>>
     Ok(sqlx::query_as(&format!("{SELECT_MEMORY} WHERE m.id = $1")).bind(id).fetch_optional(db).await?)
 }
 
+/// The project a memory belongs to (which never changes), without reading or locking the row's data.
+pub async fn project_of(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar("SELECT project_id FROM task_memories WHERE id = $1").bind(id).fetch_optional(db).await?)
+}
+
+/// The consolidated memory that lists `id` among its sources, newest first (a memory folded
+/// into a later consolidated memory is listed by both).
+pub async fn consolidated_into(db: impl PgExecutor<'_>, project_id: Uuid, id: Uuid) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM task_memories
+          WHERE project_id = $1 AND memory_type = 'consolidated' AND $2 = ANY(consolidated_from)
+          ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .bind(project_id)
+    .bind(id)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// The synthesis memories written from `id`.
+pub async fn syntheses_of(db: impl PgExecutor<'_>, project_id: Uuid, id: Uuid) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM task_memories
+          WHERE project_id = $1 AND memory_type = 'synthesis' AND $2 = ANY(synthesized_from) ORDER BY id",
+    )
+    .bind(project_id)
+    .bind(id)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Which of `ids` are taken by any memory, of any project.
+pub async fn existing_ids(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar("SELECT id FROM task_memories WHERE id = ANY($1) ORDER BY id")
+        .bind(ids)
+        .fetch_all(db)
+        .await?)
+}
+
 pub async fn get_many(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<MemoryRow>> {
     Ok(sqlx::query_as(&format!("{SELECT_MEMORY} WHERE m.id = ANY($1) ORDER BY m.id")).bind(ids).fetch_all(db).await?)
+}
+
+/// How many memories a vector search would rank, counted up to `cap + 1` only (so the count of
+/// a huge project costs no more than the cap).
+pub async fn count_search_candidates(
+    db: impl PgExecutor<'_>,
+    project_id: Uuid,
+    include_archived: bool,
+    include_duplicates: bool,
+    memory_type: Option<MemoryType>,
+    cap: i64,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT 1 FROM task_memories
+          WHERE project_id = $1 AND context_embedding IS NOT NULL
+            AND ($2 OR NOT is_archived) AND ($3 OR NOT is_duplicate) AND ($4::text IS NULL OR memory_type = $4)
+          LIMIT $5) AS candidates",
+    )
+    .bind(project_id)
+    .bind(include_archived)
+    .bind(include_duplicates)
+    .bind(memory_type.map(|t| t.as_str()))
+    .bind(cap.saturating_add(1))
+    .fetch_one(db)
+    .await?)
 }
 
 /// The (id, embedding) of every memory a vector search ranks, streamed: only ids and vectors

@@ -43,6 +43,27 @@ pub async fn active_entries(db: impl PgExecutor<'_>, project_id: Uuid) -> Result
         .await?)
 }
 
+/// One page of a project's entries in id order: active ones only unless `include_inactive`.
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    project_id: Uuid,
+    include_inactive: bool,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<PlaybookEntry>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM playbook_entries
+          WHERE project_id = $1 AND ($2 OR is_active) AND ($3::uuid IS NULL OR id > $3)
+          ORDER BY id LIMIT $4",
+    )
+    .bind(project_id)
+    .bind(include_inactive)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
 pub async fn get_many(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<PlaybookEntry>> {
     Ok(sqlx::query_as("SELECT * FROM playbook_entries WHERE id = ANY($1) ORDER BY id").bind(ids).fetch_all(db).await?)
 }

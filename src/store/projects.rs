@@ -155,3 +155,55 @@ pub async fn trigger_context(db: impl PgExecutor<'_>, id: Uuid, recent: i64) -> 
 pub async fn get_for_update(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<Project>> {
     Ok(sqlx::query_as("SELECT * FROM projects WHERE id = $1 FOR UPDATE").bind(id).fetch_optional(&mut *conn).await?)
 }
+
+/// A project with its memory counts and its latest job, as `GET /projects` lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProjectSummary {
+    #[sqlx(flatten)]
+    pub project: Project,
+    /// Neither archived nor a duplicate.
+    pub active_memories: i64,
+    /// Marked a duplicate of another memory (archived or not).
+    pub duplicate_memories: i64,
+    /// Archived and not a duplicate.
+    pub archived_memories: i64,
+    pub last_job_id: Option<Uuid>,
+    pub last_job_status: Option<String>,
+    pub last_job_trigger_type: Option<String>,
+    pub last_job_dry_run: Option<bool>,
+    pub last_job_created_at: Option<DateTime<Utc>>,
+    pub last_job_completed_at: Option<DateTime<Utc>>,
+    pub last_job_rolled_back_at: Option<DateTime<Utc>>,
+}
+
+/// One page of projects in id order: those in `only` (all when None), after `after`.
+pub async fn list_summaries(
+    db: impl PgExecutor<'_>,
+    only: Option<&[Uuid]>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<ProjectSummary>> {
+    Ok(sqlx::query_as(
+        "SELECT p.*, c.active AS active_memories, c.duplicates AS duplicate_memories, c.archived AS archived_memories,
+                j.id AS last_job_id, j.status AS last_job_status, j.trigger_type AS last_job_trigger_type,
+                COALESCE((j.options ->> 'dry_run')::boolean, false) AS last_job_dry_run,
+                j.created_at AS last_job_created_at, j.completed_at AS last_job_completed_at,
+                j.rolled_back_at AS last_job_rolled_back_at
+           FROM projects p
+           CROSS JOIN LATERAL (
+                SELECT count(*) FILTER (WHERE NOT m.is_archived AND NOT m.is_duplicate) AS active,
+                       count(*) FILTER (WHERE m.is_duplicate) AS duplicates,
+                       count(*) FILTER (WHERE m.is_archived AND NOT m.is_duplicate) AS archived
+                  FROM task_memories m WHERE m.project_id = p.id) c
+           LEFT JOIN LATERAL (
+                SELECT * FROM consolidation_jobs j WHERE j.project_id = p.id
+                 ORDER BY j.created_at DESC, j.id DESC LIMIT 1) j ON true
+          WHERE ($1::uuid[] IS NULL OR p.id = ANY($1)) AND ($2::uuid IS NULL OR p.id > $2)
+          ORDER BY p.id LIMIT $3",
+    )
+    .bind(only)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}

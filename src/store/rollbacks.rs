@@ -23,6 +23,8 @@ pub struct Rollback {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    pub published_seq: Option<i64>,
+    pub failures: i32,
 }
 
 impl Rollback {
@@ -83,6 +85,16 @@ pub async fn completed_for_job(db: impl PgExecutor<'_>, job_id: Uuid) -> Result<
         .bind(job_id)
         .fetch_optional(db)
         .await?)
+}
+
+/// Whether a rollback of the job is pending or running.
+pub async fn active_for_job(db: impl PgExecutor<'_>, job_id: Uuid) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM consolidation_rollbacks WHERE job_id = $1 AND status IN ('pending', 'running'))",
+    )
+    .bind(job_id)
+    .fetch_one(db)
+    .await?)
 }
 
 pub async fn complete(
@@ -153,7 +165,22 @@ pub async fn stale_pending(db: impl PgExecutor<'_>, grace: std::time::Duration) 
     .await?)
 }
 
-pub async fn mark_published(db: impl PgExecutor<'_>, id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE consolidation_rollbacks SET published_at = now() WHERE id = $1").bind(id).execute(db).await?;
+/// Records that maintenance published the rollback's command again, stored at `sequence`.
+pub async fn mark_published(db: impl PgExecutor<'_>, id: Uuid, sequence: u64) -> Result<()> {
+    sqlx::query("UPDATE consolidation_rollbacks SET published_at = now(), published_seq = $2 WHERE id = $1")
+        .bind(id)
+        .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+        .execute(db)
+        .await?;
     Ok(())
+}
+
+/// Counts one delivery that failed for a reason other than an outage.
+pub async fn count_failure(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<i32>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE consolidation_rollbacks SET failures = failures + 1 WHERE id = $1 RETURNING failures",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?)
 }

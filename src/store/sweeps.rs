@@ -22,6 +22,8 @@ pub struct Sweep {
     pub fanned_out_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// The last sign of life of the fan-out.
+    pub progress_at: Option<DateTime<Utc>>,
 }
 
 /// Claims the tick; None when another replica (or an earlier delivery) claimed it first.
@@ -83,4 +85,10 @@ pub async fn running(db: impl PgExecutor<'_>) -> Result<Vec<Sweep>> {
 
 pub async fn latest_tick(db: impl PgExecutor<'_>) -> Result<Option<DateTime<Utc>>> {
     Ok(sqlx::query_scalar("SELECT max(tick) FROM consolidation_sweeps").fetch_one(db).await?)
+}
+
+/// A sign of life from the fan-out, so maintenance does not take a long one for a dead one.
+pub async fn record_progress(db: impl PgExecutor<'_>, tick: DateTime<Utc>) -> Result<()> {
+    sqlx::query("UPDATE consolidation_sweeps SET progress_at = now() WHERE tick = $1").bind(tick).execute(db).await?;
+    Ok(())
 }

@@ -81,9 +81,10 @@ pub async fn handle(worker: &Worker, advisory: &MaxDeliveriesAdvisory) {
         deliveries: Some(advisory.deliveries),
         at: Utc::now(),
     };
-    publish_dead_letter(&worker.bus, &letter).await;
+    let lettered = publish_dead_letter(&worker.bus, &letter).await;
     give_up(worker, kind, &payload, &reason).await;
-    if stored.is_some() {
+    // Kept while its dead letter is not stored: the payload must not be lost.
+    if stored.is_some() && lettered {
         if let Err(error) = stream.delete_message(advisory.stream_seq).await {
             tracing::warn!(%error, sequence = advisory.stream_seq, "given-up message not removed");
         }

@@ -83,3 +83,40 @@ impl Drop for LeaseKeeper {
         self.stop.cancel();
     }
 }
+
+/// In-progress acks for a command without a job lease (a rollback): its message stays with this
+/// worker while it runs, instead of being redelivered to wait on the rollback's row lock.
+pub struct InProgress {
+    stop: CancellationToken,
+}
+
+impl InProgress {
+    pub fn start(worker: &Worker, message: &Message) -> Self {
+        let stop = CancellationToken::new();
+        let every = Duration::from_secs(worker.config.ack_wait_secs) / 3;
+        let message = message.clone();
+        tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let mut ticker = tokio::time::interval(every);
+                ticker.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = ticker.tick() => {}
+                    }
+                    if let Err(error) = message.ack_with(AckKind::Progress).await {
+                        tracing::warn!(%error, "in-progress ack failed");
+                    }
+                }
+            }
+        });
+        Self { stop }
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

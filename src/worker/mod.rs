@@ -29,7 +29,7 @@ use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    bus::{Bus, BusError, CommandKind, streams::ConsumerSettings},
+    bus::{Bus, BusError, CommandKind, messages::named_id, streams::ConsumerSettings},
     config::WorkerConfig,
     engine::{
         embed::{CentroidEmbedder, Embedder},
@@ -37,6 +37,7 @@ use crate::{
         synthesis::{ExtractiveSynthesizer, Synthesizer},
     },
     llm::{OpenAiConfig, OpenAiEmbedder, OpenAiSynthesizer},
+    store::{jobs, rollbacks},
 };
 pub use outcome::{Outcome, RetryPolicy, Settled};
 
@@ -159,8 +160,12 @@ pub async fn process_one(worker: &Worker, kind: CommandKind, message: Message) -
         span.clone(),
     )
     .await;
+    let failures = match &result {
+        Outcome::Retry { counted: true, .. } => count_failure(worker, kind, &message.payload).await,
+        _ => None,
+    };
     let settled = tracing::Instrument::instrument(
-        outcome::settle(&worker.bus, &message, kind.as_str(), result, worker.retry_policy()),
+        outcome::settle(&worker.bus, &message, kind.as_str(), result, worker.retry_policy(), failures),
         span.clone(),
     )
     .await;
@@ -168,6 +173,17 @@ pub async fn process_one(worker: &Worker, kind: CommandKind, message: Message) -
         tracing::Instrument::instrument(give_up(worker, kind, &message.payload, reason), span).await;
     }
     settled
+}
+
+/// Counts a failure that is not an outage on the row the command names, so outage deliveries
+/// never use up its tries; None (count the deliveries instead) when it names no row.
+async fn count_failure(worker: &Worker, kind: CommandKind, payload: &[u8]) -> Option<i64> {
+    let counted = match kind {
+        CommandKind::Trigger => jobs::count_failure(&worker.db, named_id(payload, "job_id")?).await,
+        CommandKind::Rollback => rollbacks::count_failure(&worker.db, named_id(payload, "rollback_id")?).await,
+        CommandKind::Sweep | CommandKind::Check | CommandKind::Cancel => return None,
+    };
+    counted.ok().flatten().map(i64::from)
 }
 
 /// Records the final failure of a command that will not be delivered again.
@@ -235,7 +251,10 @@ async fn consume(
                     drop(permit);
                 });
             }
-            Some(Err(error)) => tracing::debug!(%error, command = kind.as_str(), "pull ended without a message"),
+            Some(Err(error)) => {
+                tracing::debug!(%error, command = kind.as_str(), "pull ended without a message");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
             None => {}
         }
         while in_flight.try_join_next().is_some() {}

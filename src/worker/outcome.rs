@@ -33,12 +33,16 @@ pub enum Settled {
     Redelivering,
     /// Deliveries are exhausted: the caller records the failure with this reason.
     GaveUp(String),
+    /// An outage outlasted the retry budget: dead-lettered, and the job or rollback is left
+    /// unfinished for maintenance to publish again (an outage never fails it).
+    Expired,
     DeadLettered,
 }
 
-/// The longest wait between two deliveries of a failing command: after an outage ends, every
-/// waiting command is tried again within this.
-pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+/// The longest backoff between two deliveries of a failing command, before jitter (which adds
+/// up to as much again): after an outage ends, every waiting command is tried again within
+/// twice this.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(15);
 
 /// When a failing delivery gives up.
 #[derive(Debug, Clone, Copy)]
@@ -74,46 +78,72 @@ pub fn deliveries(message: &Message) -> i64 {
     message.info().map(|info| info.delivered).unwrap_or(1)
 }
 
-/// What to do with a failed delivery: retry after the delay, or give up with the reason.
+/// What became of a failed delivery's retry.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Retry {
+    After(Duration),
+    /// Counted failures ran out: the job or rollback fails with the reason.
+    GiveUp(String),
+    /// The outage outlasted the budget: the message goes, the job stays for maintenance.
+    Expire(String),
+}
+
+/// What to do with a failed delivery. `failures` is the count of failures that were not
+/// outages (kept on the job's or rollback's row; the delivery count when it has none).
 pub fn retry_or_give_up(
     reason: &str,
     counted: bool,
+    failures: i64,
     delivered: i64,
     age: Duration,
     policy: RetryPolicy,
-) -> Result<Duration, String> {
-    if counted && delivered >= policy.max_deliveries {
-        return Err(format!("gave up after {delivered} deliveries: {reason}"));
+) -> Retry {
+    if counted && failures >= policy.max_deliveries {
+        return Retry::GiveUp(format!("gave up after {failures} failed deliveries: {reason}"));
     }
     if !counted && age > policy.budget {
-        return Err(format!(
-            "gave up {} s after the command was published (retry budget {} s): {reason}",
+        return Retry::Expire(format!(
+            "still failing {} s after the command was published (retry budget {} s): {reason}; \
+             maintenance publishes it again",
             age.as_secs(),
             policy.budget.as_secs()
         ));
     }
-    Ok(retry_delay(delivered))
+    Retry::After(retry_delay(delivered))
 }
 
 /// Answers NATS for `outcome`; a poison message is published as a dead letter before it is
 /// terminated, and a retry past its policy gives up the same way.
-pub async fn settle(bus: &Bus, message: &Message, command: &str, outcome: Outcome, policy: RetryPolicy) -> Settled {
+pub async fn settle(
+    bus: &Bus,
+    message: &Message,
+    command: &str,
+    outcome: Outcome,
+    policy: RetryPolicy,
+    failures: Option<i64>,
+) -> Settled {
     let delivered = deliveries(message);
+    let failures = failures.unwrap_or(delivered);
     let (kind, settled) = match outcome {
         Outcome::Done => (AckKind::Ack, Settled::Acked),
         // Bounded by the consumer's own max_deliver; its advisory turns the end into a dead letter.
         Outcome::Wait { delay } => (AckKind::Nak(Some(delay)), Settled::Redelivering),
-        Outcome::Retry { reason, counted } => match retry_or_give_up(&reason, counted, delivered, age(message), policy)
-        {
-            Ok(delay) => {
-                tracing::warn!(%reason, counted, delivered, ?delay, "delivery failed, will retry");
-                (AckKind::Nak(Some(delay)), Settled::Redelivering)
+        Outcome::Retry { reason, counted } => {
+            match retry_or_give_up(&reason, counted, failures, delivered, age(message), policy) {
+                Retry::After(delay) => {
+                    tracing::warn!(%reason, counted, delivered, ?delay, "delivery failed, will retry");
+                    (AckKind::Nak(Some(delay)), Settled::Redelivering)
+                }
+                Retry::GiveUp(reason) => {
+                    dead_letter(bus, message, command, &reason).await;
+                    (AckKind::Term, Settled::GaveUp(reason))
+                }
+                Retry::Expire(reason) => {
+                    dead_letter(bus, message, command, &reason).await;
+                    (AckKind::Term, Settled::Expired)
+                }
             }
-            Err(reason) => {
-                dead_letter(bus, message, command, &reason).await;
-                (AckKind::Term, Settled::GaveUp(reason))
-            }
-        },
+        }
         Outcome::Poison { reason } => {
             dead_letter(bus, message, command, &reason).await;
             (AckKind::Term, Settled::DeadLettered)
@@ -141,11 +171,16 @@ async fn dead_letter(bus: &Bus, message: &Message, command: &str, reason: &str) 
     publish_dead_letter(bus, &letter).await;
 }
 
-pub async fn publish_dead_letter(bus: &Bus, letter: &DeadLetter) {
+/// Publishes the dead letter; false if it could not be stored.
+pub async fn publish_dead_letter(bus: &Bus, letter: &DeadLetter) -> bool {
     let (reason, command) = (&letter.reason, &letter.command);
     tracing::error!(%reason, command, "dead-lettering command");
-    if let Err(error) = bus.publish_event(bus.prefix.dead_letter(command), letter).await {
-        tracing::error!(%error, "could not publish the dead letter");
+    match bus.publish_event(bus.prefix.dead_letter(command), letter).await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::error!(%error, "could not publish the dead letter");
+            false
+        }
     }
 }
 
@@ -164,10 +199,17 @@ mod tests {
     fn an_outage_never_uses_up_deliveries_only_the_budget() {
         let policy = RetryPolicy { max_deliveries: 5, budget: Duration::from_secs(3600) };
         let minute = Duration::from_secs(60);
-        assert!(retry_or_give_up("db down", false, 500, 50 * minute, policy).is_ok(), "500 deliveries of an outage");
-        let gave_up = retry_or_give_up("db down", false, 3, 61 * minute, policy).unwrap_err();
-        assert!(gave_up.contains("retry budget 3600 s") && gave_up.contains("db down"), "{gave_up}");
-        assert!(retry_or_give_up("bad row", true, 4, minute, policy).is_ok());
-        assert!(retry_or_give_up("bad row", true, 5, minute, policy).unwrap_err().contains("after 5 deliveries"));
+        let retries = |retry| matches!(retry, Retry::After(_));
+        assert!(retries(retry_or_give_up("db down", false, 0, 500, 50 * minute, policy)), "500 outage deliveries");
+        let Retry::Expire(expired) = retry_or_give_up("db down", false, 0, 3, 61 * minute, policy) else {
+            panic!("the budget is spent")
+        };
+        assert!(expired.contains("retry budget 3600 s") && expired.contains("db down"), "{expired}");
+        // After a long outage the delivery count is high; only the counted failures matter.
+        assert!(retries(retry_or_give_up("bad row", true, 4, 300, minute, policy)));
+        let Retry::GiveUp(reason) = retry_or_give_up("bad row", true, 5, 300, minute, policy) else {
+            panic!("counted failures ran out")
+        };
+        assert!(reason.contains("after 5 failed deliveries"), "{reason}");
     }
 }

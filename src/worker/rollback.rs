@@ -8,11 +8,11 @@ use sqlx::PgConnection;
 use tracing::Span;
 use uuid::Uuid;
 
-use super::{Outcome, Worker, events::job_event, failure::Failure};
+use super::{Outcome, Worker, events::job_event, failure::Failure, lease::InProgress};
 use crate::{
     bus::{
         JobEventKind, RollbackEventKind,
-        messages::{RollbackCommand, RollbackEvent, SCHEMA_VERSION, decode},
+        messages::{RollbackCommand, RollbackEvent, SCHEMA_VERSION, decode, named_id},
     },
     store::{
         changes::{self, ChangeRow, NewChange},
@@ -42,7 +42,11 @@ enum Decision {
 pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
     let command: RollbackCommand = match decode(&message.payload) {
         Ok(command) => command,
-        Err(error) => return Outcome::Poison { reason: error.to_string() },
+        Err(error) => {
+            let reason = error.to_string();
+            give_up(worker, &message.payload, &reason).await;
+            return Outcome::Poison { reason };
+        }
     };
     Span::current().record("job_id", command.consolidation_id.to_string());
     if command.requested_by.trim().is_empty() {
@@ -50,6 +54,7 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
         give_up(worker, &message.payload, reason).await;
         return Outcome::Poison { reason: reason.to_owned() };
     }
+    let _alive = InProgress::start(worker, message);
     match run(worker, &command).await {
         Ok(outcome) => outcome,
         Err(failure) => failure.into(),
@@ -58,8 +63,8 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
 
 /// Deliveries ran out: the rollback fails with the reason, unless it had ended already.
 pub async fn give_up(worker: &Worker, payload: &[u8], reason: &str) {
-    let Ok(command) = decode::<RollbackCommand>(payload) else { return };
-    let Ok(Some(rollback)) = rollbacks::get(&worker.db, command.rollback_id).await else { return };
+    let Some(rollback_id) = named_id(payload, "rollback_id") else { return };
+    let Ok(Some(rollback)) = rollbacks::get(&worker.db, rollback_id).await else { return };
     match rollbacks::finish_unsuccessful(&worker.db, rollback.id, "failed", reason, &[]).await {
         Ok(true) => {}
         Ok(false) => return,

@@ -69,10 +69,12 @@ async fn run(worker: &Worker, message: &Message, command: &SweepCommand) -> Resu
             // maintenance pass re-publishes it.
             tracing::warn!(project_id = %job.project_id, ?failure, "sweep trigger not published");
         }
-        // A fan-out over many projects outlasts the ack wait; keep the sweep's message alive.
+        // A fan-out over many projects outlasts the ack wait; keep the sweep's message alive, and
+        // show maintenance that it is not a dead one.
         if let Err(error) = message.ack_with(AckKind::Progress).await {
             tracing::warn!(%error, "in-progress ack failed");
         }
+        sweeps::record_progress(&worker.db, tick).await?;
         tokio::time::sleep(pause).await;
     }
     // Read back rather than accumulated: a redelivered fan-out skips the projects whose tick job

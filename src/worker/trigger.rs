@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_nats::jetstream::Message;
 use chrono::Utc;
 use tracing::Span;
+use uuid::Uuid;
 
 use super::{
     Outcome, Worker, apply,
@@ -19,7 +20,7 @@ use super::{
 use crate::{
     bus::{
         JobEventKind,
-        messages::{TriggerCommand, decode},
+        messages::{TriggerCommand, decode, named_id},
     },
     engine::{self, blast::BlastRadius, options::Options},
     store::{
@@ -31,7 +32,12 @@ use crate::{
 pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
     let command: TriggerCommand = match decode(&message.payload) {
         Ok(command) => command,
-        Err(error) => return Outcome::Poison { reason: error.to_string() },
+        Err(error) => {
+            // The job it names (if any) fails with the reason rather than waiting for maintenance.
+            let reason = error.to_string();
+            give_up(worker, &message.payload, &reason).await;
+            return Outcome::Poison { reason };
+        }
     };
     Span::current().record("job_id", command.job_id.to_string()).record("project_id", command.project_id.to_string());
     let result = if command.triggered_by.trim().is_empty() {
@@ -42,33 +48,37 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
     match result {
         Ok(outcome) => outcome,
         Err(Failure::Impossible(reason)) => {
-            fail_job(worker, &command, &reason).await;
+            fail_job(worker, command.job_id, &reason).await;
             Outcome::Poison { reason }
         }
         Err(failure) => failure.into(),
     }
 }
 
-/// Deliveries ran out: the job fails with the reason (unless a worker holds it alive).
+/// The command will not be delivered again: the job it names fails with the reason (unless a
+/// worker holds it alive).
 pub async fn give_up(worker: &Worker, payload: &[u8], reason: &str) {
-    if let Ok(command) = decode::<TriggerCommand>(payload) {
-        fail_job(worker, &command, reason).await;
+    if let Some(job_id) = named_id(payload, "job_id") {
+        fail_job(worker, job_id, reason).await;
     }
 }
 
-async fn fail_job(worker: &Worker, command: &TriggerCommand, reason: &str) {
-    match jobs::fail_unless_held(&worker.db, command.job_id, reason, worker.lease()).await {
-        Ok(true) => {
-            let mut event = job_event(JobEventKind::Failed, command.job_id, command.project_id);
-            event.error = Some(reason.to_owned());
-            if let Err(error) = worker.bus.job_terminal_event(JobEventKind::Failed, &event).await {
-                tracing::warn!(%error, "failed event not published");
-            }
-            sweep::on_job_finished(worker, command.job_id).await;
-        }
+async fn fail_job(worker: &Worker, job_id: Uuid, reason: &str) {
+    match jobs::fail_unless_held(&worker.db, job_id, reason, worker.lease()).await {
+        Ok(true) => announce_failure(worker, job_id, reason).await,
         Ok(false) => {}
         Err(error) => tracing::error!(%error, "could not record the job's failure"),
     }
+}
+
+async fn announce_failure(worker: &Worker, job_id: Uuid, reason: &str) {
+    let Ok(Some(job)) = jobs::get(&worker.db, job_id).await else { return };
+    let mut event = job_event(JobEventKind::Failed, job.id, job.project_id);
+    event.error = Some(reason.to_owned());
+    if let Err(error) = worker.bus.job_terminal_event(JobEventKind::Failed, &event).await {
+        tracing::warn!(%error, "failed event not published");
+    }
+    sweep::on_job_finished(worker, job.id).await;
 }
 
 async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Result<Outcome, Failure> {
@@ -94,6 +104,15 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
         ClaimOutcome::HeldElsewhere(_) => return Ok(Outcome::Wait { delay: worker.lease() }),
         ClaimOutcome::NotFound => return Err(Failure::Impossible(format!("job {} vanished", job.id))),
     };
+    if i64::from(job.attempts) > worker.config.max_deliveries {
+        // Each earlier run ended with its worker gone (a crash, an out-of-memory kill): stop here
+        // rather than take down worker after worker.
+        let reason = format!("claimed {} times and no run finished: each ended with its worker gone", job.attempts - 1);
+        if jobs::fail(&worker.db, job.id, &reason).await? {
+            announce_failure(worker, job.id, &reason).await;
+        }
+        return Ok(Outcome::Poison { reason });
+    }
     tracing::info!(attempt = job.attempts, dry_run = options.dry_run, "job claimed");
     let keeper = LeaseKeeper::start(worker, Arc::new(message.clone()), job.id);
     let result = execute(worker, &job, &options, &keeper).await;

@@ -123,6 +123,7 @@ impl TestEnv {
             nats_password: None,
             prefix: format!("t{}", &id[..12]),
             events_max_age_hours: 1,
+            stream_replicas: 1,
         };
         let bus = Bus::connect(&nats, Prefix::new(&nats.prefix).expect("valid prefix"), "consolidator-test")
             .await

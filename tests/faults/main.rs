@@ -20,6 +20,7 @@ use consolidator::{
     bus::{
         Bus, CommandKind, Prefix,
         messages::{SCHEMA_VERSION, TriggerCommand},
+        streams::ConsumerSettings,
     },
     config::NatsConfig,
     store::{
@@ -33,7 +34,7 @@ use services::{Nats, Postgres, Process};
 use uuid::Uuid;
 
 const PROJECTS: usize = 32;
-const MEMORIES_PER_PROJECT: usize = 150;
+const MEMORIES_PER_PROJECT: usize = 300;
 const DIMENSION: usize = 64;
 /// Triggers are published one after another over this long, so the fault meets work in flight.
 const PUBLISH_SPREAD: Duration = Duration::from_secs(4);
@@ -47,6 +48,10 @@ enum Fault {
     NatsOutage(Duration),
     PostgresRestart,
     PostgresOutage(Duration),
+    /// On a three-node cluster with R3 streams: kill -9 of the commands stream leader's node.
+    ClusterLeaderKill,
+    /// On the cluster: kill -9 of the node the workers are connected to.
+    ClusterWorkerNodeKill,
 }
 
 impl Fault {
@@ -58,9 +63,18 @@ impl Fault {
             Fault::NatsOutage(d) => format!("nats_outage_{}s", d.as_secs()),
             Fault::PostgresRestart => "postgres_immediate_restart".into(),
             Fault::PostgresOutage(d) => format!("postgres_outage_{}s", d.as_secs()),
+            Fault::ClusterLeaderKill => "cluster_stream_leader_kill_9".into(),
+            Fault::ClusterWorkerNodeKill => "cluster_worker_node_kill_9".into(),
         }
     }
+
+    fn clustered(self) -> bool {
+        matches!(self, Fault::ClusterLeaderKill | Fault::ClusterWorkerNodeKill)
+    }
 }
+
+/// How long a killed cluster node stays down before it is started again.
+const NODE_DOWN: Duration = Duration::from_secs(5);
 
 /// What one project's job left, comparable across runs (ids differ, texts do not).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +88,23 @@ struct ProjectOutcome {
 struct Stack {
     postgres: Postgres,
     nats: Nats,
-    _root: tempdir::Root,
+    /// Started for the first clustered scenario.
+    cluster: Option<Vec<Nats>>,
+    root: tempdir::Root,
+}
+
+impl Stack {
+    /// The servers a scenario's clients use: every server, the one the workers are given (a
+    /// seed from which they learn the others), and the stream replicas.
+    fn nats_for(&mut self, fault: Fault) -> (String, String, usize) {
+        if !fault.clustered() {
+            return (self.nats.url(), self.nats.url(), 1);
+        }
+        let root = self.root.0.clone();
+        let nodes = self.cluster.get_or_insert_with(|| Nats::start_cluster(&root));
+        let all = nodes.iter().map(Nats::url).collect::<Vec<_>>().join(",");
+        (all, nodes[1].url(), 3)
+    }
 }
 
 mod tempdir {
@@ -112,7 +142,7 @@ async fn suite(long: bool) -> usize {
     let root = tempdir::Root::new();
     let postgres = Postgres::start(&root.0);
     let nats = Nats::start(&root.0);
-    let mut stack = Stack { postgres, nats, _root: root };
+    let mut stack = Stack { postgres, nats, cluster: None, root };
     let faults = if long {
         vec![
             Fault::WorkerKill,
@@ -121,6 +151,8 @@ async fn suite(long: bool) -> usize {
             Fault::PostgresRestart,
             Fault::PostgresOutage(Duration::from_secs(90)),
             Fault::PostgresOutage(Duration::from_secs(300)),
+            Fault::ClusterLeaderKill,
+            Fault::ClusterWorkerNodeKill,
         ]
     } else {
         vec![
@@ -129,6 +161,8 @@ async fn suite(long: bool) -> usize {
             Fault::NatsOutage(Duration::from_secs(12)),
             Fault::PostgresRestart,
             Fault::PostgresOutage(Duration::from_secs(20)),
+            Fault::ClusterLeaderKill,
+            Fault::ClusterWorkerNodeKill,
         ]
     };
     let reference = scenario(&mut stack, Fault::None, long).await.expect("the fault-free reference run");
@@ -155,10 +189,11 @@ async fn suite(long: bool) -> usize {
     failures
 }
 
-fn service_env(stack: &Stack, database: &str, prefix: &str, long: bool) -> Vec<(String, String)> {
+fn service_env(stack: &Stack, database: &str, prefix: &str, long: bool, nats: (&str, usize)) -> Vec<(String, String)> {
     let mut env = vec![
         ("DATABASE_URL", stack.postgres.url(database)),
-        ("NATS_URL", stack.nats.url()),
+        ("NATS_URL", nats.0.to_owned()),
+        ("STREAM_REPLICAS", nats.1.to_string()),
         ("CONSOLIDATION_PREFIX", prefix.to_owned()),
         ("SKIP_MIGRATIONS", "true".to_owned()),
         ("RUST_LOG", "warn".to_owned()),
@@ -187,18 +222,31 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
     store::db::create_database_if_missing(&url).await.map_err(|e| e.to_string())?;
     let db = store::connect(&url, 4).await.map_err(|e| e.to_string())?;
     store::db::migrate_up(&db).await.map_err(|e| e.to_string())?;
+    let (all_servers, worker_server, replicas) = stack.nats_for(fault);
     let nats = NatsConfig {
-        nats_url: stack.nats.url(),
+        nats_url: all_servers.clone(),
         nats_creds: None,
         nats_user: None,
         nats_password: None,
         prefix: prefix.clone(),
         events_max_age_hours: 1,
+        stream_replicas: replicas,
     };
     let bus = Bus::connect(&nats, Prefix::new(&prefix).map_err(|e| e.to_string())?, "fault-suite")
         .await
         .map_err(|e| e.to_string())?;
-    bus.ensure_streams(Duration::from_secs(3600)).await.map_err(|e| e.to_string())?;
+    if replicas > 1 {
+        // A deployment that grows from one replica to three: the setup updates streams and
+        // consumers in place (the workers, starting with STREAM_REPLICAS=3, update the consumers).
+        let single = NatsConfig { stream_replicas: 1, ..nats.clone() };
+        let grown_from = Bus::connect(&single, bus.prefix.clone(), "fault-suite").await.map_err(|e| e.to_string())?;
+        ensure_streams(&grown_from).await?;
+        let settings = ConsumerSettings { ack_wait: Duration::from_secs(30), max_deliver: 10, max_ack_pending: 64 };
+        for kind in CommandKind::ALL {
+            grown_from.command_consumer(kind, &settings).await.map_err(|e| e.to_string())?;
+        }
+    }
+    ensure_streams(&bus).await?;
 
     let mut job_ids = Vec::new();
     for index in 0..PROJECTS {
@@ -229,10 +277,14 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
         job_ids.push((project.id, job.id));
     }
 
-    let env = service_env(stack, &database, &prefix, long);
+    let env = service_env(stack, &database, &prefix, long, (&worker_server, replicas));
     let logs = std::env::temp_dir();
     let mut workers: Vec<Process> = (0..2)
-        .map(|i| Process::spawn(&["worker"], &env, logs.join(format!("consolidator-faults-{name}-worker{i}.log"))))
+        .map(|i| {
+            let mut env = env.clone();
+            env.push(("WORKER_ID".to_owned(), format!("fault-worker-{i}")));
+            Process::spawn(&["worker"], &env, logs.join(format!("consolidator-faults-{name}-worker{i}.log")))
+        })
         .collect();
     let _scheduler =
         Process::spawn(&["scheduler"], &env, logs.join(format!("consolidator-faults-{name}-scheduler.log")));
@@ -263,11 +315,13 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
         }
     });
     tokio::time::sleep(FAULT_AT).await;
-    inject(stack, &mut workers, fault).await;
+    let fault_started = Instant::now();
+    inject(stack, &db, &bus, &mut workers, fault).await;
     let recovered = Instant::now();
     let _ = publisher.await;
 
-    let limit = if long { Duration::from_secs(900) } else { Duration::from_secs(180) };
+    // DESIGN §4: every job terminal within two minutes of recovery.
+    let limit = Duration::from_secs(120);
     let all_terminal = loop {
         let open: Option<i64> =
             sqlx::query_scalar("SELECT count(*) FROM consolidation_jobs WHERE status NOT IN ('completed', 'failed')")
@@ -289,6 +343,10 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
         outcomes.push(outcome(&db, *project_id).await.map_err(|e| e.to_string())?);
     }
     let completed = outcomes.iter().filter(|o| o.jobs.len() == 1 && o.jobs[0].0 == "completed").count();
+    let taken_over: i64 = sqlx::query_scalar("SELECT count(*) FROM consolidation_jobs WHERE attempts > 1")
+        .fetch_one(&db)
+        .await
+        .map_err(|e| e.to_string())?;
     let blocked = outcomes.iter().filter(|o| o.active_job).count();
     println!(
         "{}",
@@ -296,21 +354,53 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
             "scenario": name,
             "projects": PROJECTS,
             "memories_per_project": MEMORIES_PER_PROJECT,
-            "fault_at_s": FAULT_AT.as_secs_f64(),
-            "fault_to_recovery_s": (recovered - started).as_secs_f64() - FAULT_AT.as_secs_f64(),
-            "recovery_to_all_terminal_s": (all_terminal.as_secs_f64() * 10.0).round() / 10.0,
+            "fault_at_s": (fault_started - started).as_secs_f64().round(),
+            "fault_lasted_s": round((recovered - fault_started).as_secs_f64()),
+            "recovery_to_all_terminal_s": round(all_terminal.as_secs_f64()),
+            "fault_to_all_terminal_s": round((recovered - fault_started + all_terminal).as_secs_f64()),
             "projects_completed_exactly_once": completed,
             "projects_blocked": blocked,
+            "jobs_claimed_more_than_once": taken_over,
         })
     );
     db.close().await;
     Ok(outcomes)
 }
 
-async fn inject(stack: &mut Stack, workers: &mut [Process], fault: Fault) {
+/// A cluster that just started elects its JetStream meta leader within seconds.
+async fn ensure_streams(bus: &Bus) -> Result<(), String> {
+    let mut ensured = bus.ensure_streams(Duration::from_secs(3600)).await;
+    for _ in 0..60 {
+        if ensured.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        ensured = bus.ensure_streams(Duration::from_secs(3600)).await;
+    }
+    ensured.map_err(|e| e.to_string())
+}
+
+fn round(seconds: f64) -> f64 {
+    (seconds * 10.0).round() / 10.0
+}
+
+async fn inject(stack: &mut Stack, db: &sqlx::PgPool, bus: &Bus, workers: &mut [Process], fault: Fault) {
     match fault {
         Fault::None => {}
         Fault::WorkerKill => {
+            // Mid-job: as soon as the first worker holds a running job.
+            for _ in 0..200 {
+                let holding: Option<i64> = sqlx::query_scalar(
+                    "SELECT count(*) FROM consolidation_jobs WHERE status = 'running' AND worker_id = 'fault-worker-0'",
+                )
+                .fetch_one(db)
+                .await
+                .ok();
+                if holding.is_some_and(|n| n > 0) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             workers[0].kill();
             tokio::time::sleep(Duration::from_secs(2)).await;
             workers[0].start_again();
@@ -332,6 +422,23 @@ async fn inject(stack: &mut Stack, workers: &mut [Process], fault: Fault) {
             stack.postgres.stop_immediate();
             tokio::time::sleep(length).await;
             stack.postgres.start_again();
+        }
+        Fault::ClusterLeaderKill | Fault::ClusterWorkerNodeKill => {
+            let leader = match bus.jetstream.get_stream(bus.prefix.commands_stream()).await {
+                Ok(mut stream) => stream.info().await.ok().and_then(|info| info.cluster.clone()?.leader),
+                Err(_) => None,
+            };
+            let Some(nodes) = stack.cluster.as_mut() else { return };
+            let victim = match fault {
+                Fault::ClusterLeaderKill => {
+                    nodes.iter().position(|node| Some(&node.name) == leader.as_ref()).unwrap_or(0)
+                }
+                _ => 1,
+            };
+            eprintln!("{}: killing {} (stream leader {leader:?})", fault.name(), nodes[victim].name);
+            nodes[victim].kill();
+            tokio::time::sleep(NODE_DOWN).await;
+            nodes[victim].start_again();
         }
     }
 }

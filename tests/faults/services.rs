@@ -88,15 +88,47 @@ impl Drop for Postgres {
 
 pub struct Nats {
     pub port: u16,
+    /// The server's name (`--name`), as JetStream reports a stream's leader.
+    pub name: String,
     store: PathBuf,
+    cluster_args: Vec<String>,
     child: Option<Child>,
 }
 
 impl Nats {
     pub fn start(root: &Path) -> Self {
-        let mut nats = Self { port: free_port(), store: root.join("nats"), child: None };
+        let mut nats = Self::new(root, "single".into(), Vec::new());
         nats.start_again();
         nats
+    }
+
+    fn new(root: &Path, name: String, cluster_args: Vec<String>) -> Self {
+        Self { port: free_port(), store: root.join(format!("nats-{name}")), name, cluster_args, child: None }
+    }
+
+    /// Three servers on loopback routed into one JetStream cluster.
+    pub fn start_cluster(root: &Path) -> Vec<Self> {
+        let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let routes = cluster_ports.iter().map(|port| format!("nats://127.0.0.1:{port}")).collect::<Vec<_>>().join(",");
+        let mut nodes: Vec<Self> = cluster_ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| {
+                let args = vec![
+                    "--cluster_name".to_owned(),
+                    "faults".to_owned(),
+                    "--cluster".to_owned(),
+                    format!("nats://127.0.0.1:{port}"),
+                    "--routes".to_owned(),
+                    routes.clone(),
+                ];
+                Self::new(root, format!("n{i}"), args)
+            })
+            .collect();
+        for node in &mut nodes {
+            node.start_again();
+        }
+        nodes
     }
 
     pub fn url(&self) -> String {
@@ -105,8 +137,9 @@ impl Nats {
 
     pub fn start_again(&mut self) {
         let child = Command::new("/usr/sbin/nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-n", &self.name, "-js", "-sd"])
             .arg(&self.store)
+            .args(&self.cluster_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use consolidator::bus::{CommandKind, streams::ConsumerSettings};
+use consolidator::bus::{Bus, CommandKind, streams::ConsumerSettings};
 
 use crate::common::TestEnv;
 
@@ -23,4 +23,43 @@ async fn streams_and_consumers_are_created_once_and_updated_when_settings_change
     assert_eq!((config.ack_wait, config.max_deliver), (Duration::from_secs(9), 4));
     assert_eq!(config.filter_subject, env.bus.prefix.command(CommandKind::Rollback));
     assert_eq!(config.durable_name, Some(env.bus.prefix.consumer(CommandKind::Rollback)));
+}
+
+#[tokio::test]
+async fn several_servers_may_be_named_and_more_replicas_than_servers_is_refused_naming_the_setting() {
+    let env = TestEnv::new().await;
+    let mut config = env.nats.clone();
+    // The first server is not there; the client goes on to the next.
+    config.nats_url = format!("nats://127.0.0.1:1, {}", env.nats.nats_url);
+    config.stream_replicas = 3;
+    let bus = Bus::connect(&config, env.bus.prefix.clone(), "replicas-test").await.expect("connects to the second");
+    let error = bus.ensure_streams(Duration::from_secs(3600)).await.unwrap_err().to_string();
+    assert!(error.contains("STREAM_REPLICAS=3"), "{error}");
+
+    config.stream_replicas = 1;
+    let single = Bus::connect(&config, env.bus.prefix.clone(), "replicas-test").await.unwrap();
+    single.ensure_streams(Duration::from_secs(3600)).await.expect("one replica on one server");
+    let mut commands = single.jetstream.get_stream(single.prefix.commands_stream()).await.unwrap();
+    assert_eq!(commands.info().await.unwrap().config.num_replicas, 1);
+}
+
+#[test]
+fn replicas_outside_jetstreams_range_and_an_empty_server_list_are_refused() {
+    let mut config = consolidator::config::NatsConfig {
+        nats_url: "nats://a:4222,nats://b:4222".into(),
+        nats_creds: None,
+        nats_user: None,
+        nats_password: None,
+        prefix: "p".into(),
+        events_max_age_hours: 1,
+        stream_replicas: 0,
+    };
+    assert_eq!(config.servers().unwrap().len(), 2);
+    assert_eq!(config.replicas().unwrap_err().name, "STREAM_REPLICAS");
+    config.stream_replicas = 6;
+    assert!(config.replicas().is_err());
+    config.stream_replicas = 3;
+    assert_eq!(config.replicas().unwrap(), 3);
+    config.nats_url = " , ".into();
+    assert_eq!(config.servers().unwrap_err().name, "NATS_URL");
 }

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::common::TestEnv;
 
-pub const SECRET: &str = "gateway-test-secret";
+pub const SECRET: &str = "gateway-test-secret-of-32-bytes-at-least";
 
 pub fn config() -> GatewayConfig {
     GatewayConfig {
@@ -34,6 +34,9 @@ pub fn config() -> GatewayConfig {
         rollback_wait_ms: 3000,
         rollback_window_days: 7,
         ingest_max_batch: 100,
+        sse_max_streams: 64,
+        search_max_concurrent: 8,
+        search_max_candidates: 10_000,
     }
 }
 
@@ -166,7 +169,7 @@ fn operations(spec: &Value) -> BTreeSet<(String, String)> {
 }
 
 /// DESIGN.md §7, route by route.
-const DESIGNED_ROUTES: [(&str, &str); 25] = [
+const DESIGNED_ROUTES: [(&str, &str); 29] = [
     ("POST", "/api/v1/consolidation/trigger"),
     ("GET", "/api/v1/consolidation/status/{job_id}"),
     ("GET", "/api/v1/consolidation/status/{job_id}/events"),
@@ -177,7 +180,11 @@ const DESIGNED_ROUTES: [(&str, &str); 25] = [
     ("GET", "/api/v1/consolidation/configure/{project_id}"),
     ("PUT", "/api/v1/consolidation/configure/{project_id}"),
     ("POST", "/api/v1/projects"),
+    ("GET", "/api/v1/projects"),
     ("GET", "/api/v1/projects/{id}"),
+    ("GET", "/api/v1/projects/{id}/playbook"),
+    ("GET", "/api/v1/memories/{id}"),
+    ("GET", "/api/v1/memories/{id}/changes"),
     ("POST", "/api/v1/projects/{id}/memories"),
     ("GET", "/api/v1/projects/{id}/memories"),
     ("POST", "/api/v1/projects/{id}/memories/search"),
@@ -368,10 +375,19 @@ async fn invalid_settings_fail_at_start_naming_the_setting() {
     let error = AppState::new(env.db.clone(), env.bus.clone(), slow_rollback).err().expect("refused");
     assert_eq!(error.name, "ROLLBACK_WAIT_MS");
 
-    let mut no_key = config();
-    no_key.jwt_secret = None;
-    let error = AppState::new(env.db.clone(), env.bus.clone(), no_key).err().expect("refused");
-    assert_eq!(error.name, "JWT_SECRET");
+    let refused = |configure: &dyn Fn(&mut GatewayConfig)| {
+        let mut config = config();
+        configure(&mut config);
+        AppState::new(env.db.clone(), env.bus.clone(), config).err().map(|error| (error.name, error.message))
+    };
+    let no_key = refused(&|config| config.jwt_secret = None).expect("no key refused");
+    assert_eq!(no_key.0, "JWT_SECRET");
+    let short = refused(&|config| config.jwt_secret = Some("change-me-in-production".to_owned())).expect("refused");
+    assert!(short.0 == "JWT_SECRET" && short.1.contains("at least 32"), "{short:?}");
+    let both = refused(&|config| config.jwt_public_key = Some("/nonexistent.pem".to_owned())).expect("refused");
+    assert!(both.1.contains("not both"), "{both:?}");
+    assert_eq!(refused(&|config| config.sse_max_streams = 0).map(|e| e.0), Some("SSE_MAX_STREAMS"));
+    assert_eq!(refused(&|config| config.search_max_candidates = 0).map(|e| e.0), Some("SEARCH_MAX_CANDIDATES"));
 }
 
 #[tokio::test]

@@ -219,7 +219,7 @@ async fn the_status_shows_progress_counters_created_memories_and_links() {
     error(unknown, StatusCode::NOT_FOUND, "not_found").await;
     let foreign =
         gateway.scoped(Method::GET, &format!("/api/v1/consolidation/status/{}", job.id), Uuid::new_v4()).send().await;
-    error(foreign.expect("sent"), StatusCode::FORBIDDEN, "forbidden").await;
+    error(foreign.expect("sent"), StatusCode::NOT_FOUND, "not_found").await;
     let own = gateway.scoped(Method::GET, &format!("/api/v1/consolidation/status/{}", job.id), project).send().await;
     ok(own.expect("sent"), StatusCode::OK).await;
     error(
@@ -303,7 +303,7 @@ async fn events_of_a_job_that_ended_without_its_event_are_told_from_the_database
 }
 
 #[tokio::test]
-async fn events_answer_404_for_an_unknown_job_and_403_outside_the_token() {
+async fn events_answer_404_for_an_unknown_job_and_for_one_outside_the_token() {
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
     let job = finished_job(&gateway, project, TriggerType::Manual, true, json!({})).await;
@@ -312,7 +312,7 @@ async fn events_answer_404_for_an_unknown_job_and_403_outside_the_token() {
     error(unknown.expect("sent"), StatusCode::NOT_FOUND, "not_found").await;
     let foreign =
         gateway.scoped(Method::GET, &format!("/api/v1/consolidation/status/{}/events", job.id), Uuid::new_v4());
-    error(foreign.send().await.expect("sent"), StatusCode::FORBIDDEN, "forbidden").await;
+    error(foreign.send().await.expect("sent"), StatusCode::NOT_FOUND, "not_found").await;
     gateway.stop().await;
 }
 
@@ -464,6 +464,6 @@ async fn changes_are_listed_in_write_order_paged_and_filtered_by_operation() {
     let unknown = gateway.get(&format!("/api/v1/consolidation/jobs/{}/changes", Uuid::new_v4())).send().await;
     error(unknown.expect("sent"), StatusCode::NOT_FOUND, "not_found").await;
     let foreign = gateway.scoped(Method::GET, &path, Uuid::new_v4()).send().await.expect("sent");
-    error(foreign, StatusCode::FORBIDDEN, "forbidden").await;
+    error(foreign, StatusCode::NOT_FOUND, "not_found").await;
     gateway.stop().await;
 }

@@ -347,7 +347,7 @@ async fn archive_unarchive_and_reuse_change_the_memory_and_are_audited() {
 }
 
 #[tokio::test]
-async fn manual_actions_answer_409_404_403_and_400_as_they_should() {
+async fn manual_actions_answer_409_404_and_400_as_they_should() {
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
     let id = ingest(&gateway, project, &[memory("m", "learning", direction(0, 0.0))]).await[0];
@@ -363,9 +363,13 @@ async fn manual_actions_answer_409_404_403_and_400_as_they_should() {
         error(unknown.expect("sent"), StatusCode::NOT_FOUND, "not_found").await;
         let elsewhere =
             gateway.scoped(Method::POST, &format!("/api/v1/memories/{id}/{action}"), Uuid::new_v4()).send().await;
-        error(elsewhere.expect("sent"), StatusCode::FORBIDDEN, "forbidden").await;
-        let malformed =
-            gateway.request(Method::POST, &format!("/api/v1/memories/{id}/{action}")).body("{nope").send().await;
+        error(elsewhere.expect("sent"), StatusCode::NOT_FOUND, "not_found").await;
+        let malformed = gateway
+            .request(Method::POST, &format!("/api/v1/memories/{id}/{action}"))
+            .header("content-type", "application/json")
+            .body("{nope")
+            .send()
+            .await;
         error(malformed.expect("sent"), StatusCode::BAD_REQUEST, "bad_request").await;
         let bad_field = gateway.post(&format!("/api/v1/memories/{id}/{action}"), &json!({"why": "x"})).send().await;
         error(bad_field.expect("sent"), StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity").await;

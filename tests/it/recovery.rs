@@ -33,6 +33,20 @@ async fn next_delivery(consumer: &PullConsumer) -> Message {
     batch.next().await.expect("a delivery").unwrap()
 }
 
+/// The job row the gateway writes before it publishes `command`.
+async fn job_row_of(env: &TestEnv, command: &TriggerCommand) -> jobs::NewJob {
+    let job = jobs::NewJob {
+        id: command.job_id,
+        project_id: command.project_id,
+        trigger_type: jobs::TriggerType::Manual,
+        options: serde_json::json!({}),
+        triggered_by: command.triggered_by.clone(),
+        scheduled_for: None,
+    };
+    jobs::create(&env.db, &job).await.unwrap();
+    job
+}
+
 async fn dead_letters(env: &TestEnv, command: &str, timeout: Duration) -> Vec<DeadLetter> {
     events_until::<DeadLetter>(&env.bus, env.bus.prefix.dead_letter(command), timeout, |_| false)
         .await
@@ -88,15 +102,7 @@ async fn jetstreams_own_give_up_becomes_a_dead_letter_and_a_failed_job() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let listener = tokio::spawn(advisories::listen(worker.clone(), listening, shutdown.clone()));
     let command = trigger(project.id, serde_json::json!({}));
-    let job = jobs::NewJob {
-        id: command.job_id,
-        project_id: project.id,
-        trigger_type: jobs::TriggerType::Manual,
-        options: serde_json::json!({}),
-        triggered_by: "tester".into(),
-        scheduled_for: None,
-    };
-    jobs::create(&env.db, &job).await.unwrap();
+    job_row_of(&env, &command).await;
     publish_trigger(&env.bus, &command).await;
 
     // Two workers that crash on it: delivered, never answered.
@@ -155,15 +161,7 @@ async fn a_redelivered_trigger_of_a_running_job_in_a_since_disabled_project_wait
     let consumer = consumer(&worker, CommandKind::Trigger).await;
     let command = trigger(project.id, serde_json::json!({}));
     publish_trigger(&env.bus, &command).await;
-    let job = jobs::NewJob {
-        id: command.job_id,
-        project_id: project.id,
-        trigger_type: jobs::TriggerType::Manual,
-        options: serde_json::json!({}),
-        triggered_by: "tester".into(),
-        scheduled_for: None,
-    };
-    jobs::create(&env.db, &job).await.unwrap();
+    let job = job_row_of(&env, &command).await;
     jobs::claim(&env.db, job.id, "the worker running it", Duration::from_secs(60)).await.unwrap();
     let off = projects::ConsolidationSettings { enabled: false, threshold: 1, options: serde_json::json!({}) };
     projects::update_settings(&env.db, project.id, &off).await.unwrap();
@@ -287,4 +285,60 @@ async fn commands_with_overlong_actors_or_reasons_or_a_nul_are_dead_lettered_nam
     assert!(rollbacks_letters.iter().any(|l| l.reason.contains("reason: at most 256 characters")));
     assert!(jobs::get(&env.db, long.job_id).await.unwrap().is_none(), "nothing created");
     assert!(rollbacks::get(&env.db, reason.rollback_id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_command_that_fails_to_decode_fails_the_job_it_names_instead_of_leaving_it_pending() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    let mut command = trigger(project.id, serde_json::json!({}));
+    job_row_of(&env, &command).await;
+    command.triggered_by = "y".repeat(300);
+    let worker = env.spawn_worker();
+
+    publish_trigger(&env.bus, &command).await;
+
+    let failed = wait_for_status(&env, command.job_id, "failed", WAIT).await;
+    worker.stop().await;
+    assert!(failed.error_message.unwrap().contains("triggered_by: at most 256 characters"));
+}
+
+#[tokio::test]
+async fn a_job_whose_runs_keep_ending_with_their_worker_gone_is_failed_not_retried_forever() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
+    let worker = env.worker();
+    let consumer = consumer(&worker, CommandKind::Trigger).await;
+    let command = trigger(project.id, serde_json::json!({}));
+    job_row_of(&env, &command).await;
+    // Four runs so far, each ended by its worker dying (crash, out-of-memory kill).
+    sqlx::query(
+        "UPDATE consolidation_jobs SET status = 'running', attempts = 4, worker_id = 'dead',
+                heartbeat_at = now() - interval '1 hour' WHERE id = $1",
+    )
+    .bind(command.job_id)
+    .execute(&env.db)
+    .await
+    .unwrap();
+    publish_trigger(&env.bus, &command).await;
+
+    let settled = worker::process_one(&worker, CommandKind::Trigger, next_delivery(&consumer).await).await;
+
+    assert_eq!(settled, Settled::DeadLettered);
+    let job = jobs::get(&env.db, command.job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, "failed");
+    assert!(job.error_message.unwrap().contains("claimed 4 times and no run finished"));
+    assert_eq!(projects::active_memory_count(&env.db, project.id).await.unwrap(), 8, "nothing applied");
+}
+
+#[tokio::test]
+async fn failures_that_are_not_outages_are_counted_on_the_row() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    let command = trigger(project.id, serde_json::json!({}));
+    job_row_of(&env, &command).await;
+    assert_eq!(jobs::count_failure(&env.db, command.job_id).await.unwrap(), Some(1));
+    assert_eq!(jobs::count_failure(&env.db, command.job_id).await.unwrap(), Some(2));
+    assert_eq!(jobs::count_failure(&env.db, Uuid::new_v4()).await.unwrap(), None, "no row, no count");
 }

@@ -14,7 +14,7 @@ use consolidator::{
         changes::{self, NewChange},
         jobs::{self, NewJob, TriggerType},
         projects::{self, ConsolidationSettings},
-        sweeps,
+        rollbacks, sweeps,
     },
 };
 use tokio_util::sync::CancellationToken;
@@ -285,6 +285,14 @@ async fn an_abandoned_job_is_published_again_first_and_failed_only_if_still_aban
     assert_eq!((first.republished_jobs, first.failed_jobs), (1, 0), "published again, not failed");
     let second = scheduler.maintain(Utc::now()).await.unwrap();
     assert_eq!((second.republished_jobs, second.failed_jobs), (0, 0), "within the grace after re-publication");
+    // Long after, but its command still waits in the queue (every worker busy, or none up).
+    backdate("published_at", "2 hours").await;
+    let waiting = scheduler.maintain(Utc::now()).await.unwrap();
+    assert_eq!((waiting.republished_jobs, waiting.failed_jobs), (0, 0), "a queued command is not given up on");
+    // Then the message goes (JetStream gave up on it) and the job is still abandoned.
+    let sequence = jobs::get(&env.db, job.id).await.unwrap().unwrap().published_seq.unwrap();
+    let stream = env.bus.jetstream.get_stream(env.bus.prefix.commands_stream()).await.unwrap();
+    assert!(stream.delete_message(u64::try_from(sequence).unwrap()).await.unwrap());
 
     // A worker that claims it between maintenance's read and its update keeps it.
     backdate("published_at", "2 hours").await;
@@ -298,6 +306,22 @@ async fn an_abandoned_job_is_published_again_first_and_failed_only_if_still_aban
     let failed = jobs::get(&env.db, job.id).await.unwrap().unwrap();
     assert_eq!(failed.status, "failed");
     assert!(failed.error_message.unwrap().contains("published again"));
+}
+
+#[tokio::test]
+async fn a_pending_job_whose_command_still_waits_in_the_queue_is_not_published_again() {
+    let env = TestEnv::new().await;
+    let job = stranded_job(fixtures::project(&env.db, 3).await.id);
+    jobs::create(&env.db, &job).await.unwrap();
+    let scheduler = scheduler(&env, "0 2 * * *");
+
+    assert_eq!(scheduler.maintain(Utc::now()).await.unwrap().republished_jobs, 1, "its first command is unknown");
+    let published = jobs::get(&env.db, job.id).await.unwrap().unwrap().published_seq;
+    for _ in 0..3 {
+        assert_eq!(scheduler.maintain(Utc::now()).await.unwrap().republished_jobs, 0, "no copies pile up");
+    }
+    assert!(published.is_some());
+    assert_eq!(jobs::get(&env.db, job.id).await.unwrap().unwrap().published_seq, published);
 }
 
 #[tokio::test]
@@ -372,4 +396,62 @@ fn any_cron_schedule_is_accepted_and_an_invalid_one_is_refused_naming_the_settin
     for schedule in ["0 2,14 * * *", "*/10 * * * *", "*/15 * * * * *", "30 3 * * 1"] {
         assert!(scheduler::parse_schedule(schedule).is_ok(), "{schedule}");
     }
+}
+
+#[tokio::test]
+async fn a_rollback_left_pending_without_its_command_is_published_again_and_completes() {
+    let env = TestEnv::new().await;
+    let project = project_with_memories(&env, 3).await;
+    let worker = env.spawn_worker();
+    let job = stranded_job(project);
+    jobs::create(&env.db, &job).await.unwrap();
+    let command = TriggerCommand {
+        schema_version: SCHEMA_VERSION,
+        job_id: job.id,
+        project_id: project,
+        options: None,
+        trigger_type: TriggerType::Manual,
+        triggered_by: "t".into(),
+    };
+    env.bus.publish_command(CommandKind::Trigger, &job.id.to_string(), &command).await.unwrap();
+    eventually(WAIT, || async { jobs::get(&env.db, job.id).await.ok()?.filter(|job| job.status == "completed") })
+        .await
+        .expect("job completed");
+    // The gateway wrote the row, then could not publish (and could not record that either).
+    let rollback_id = Uuid::new_v4();
+    rollbacks::create(&env.db, rollback_id, job.id, project, Some("undo"), "admin").await.unwrap();
+
+    let report = scheduler(&env, "0 2 * * *").maintain(Utc::now()).await.unwrap();
+
+    assert_eq!(report.republished_rollbacks, 1);
+    let done = eventually(WAIT, || async {
+        rollbacks::get(&env.db, rollback_id).await.ok()?.filter(|rollback| rollback.is_finished())
+    })
+    .await;
+    worker.stop().await;
+    assert_eq!(done.expect("the rollback ran").status, "completed");
+    assert!(jobs::get(&env.db, job.id).await.unwrap().unwrap().rolled_back_at.is_some());
+}
+
+#[tokio::test]
+async fn a_sweep_whose_fan_out_stopped_half_way_is_finished_by_maintenance() {
+    let env = TestEnv::new().await;
+    let over = project_with_memories(&env, 3).await;
+    let scheduler = scheduler(&env, "0 2 * * *");
+    let tick = scheduler.previous_tick(Utc::now()).unwrap();
+    // The worker that claimed the tick died before it recorded the fan-out.
+    sweeps::start(&env.db, tick, tick).await.unwrap();
+    sqlx::query("UPDATE consolidation_sweeps SET created_at = now() - interval '2 hours' WHERE tick = $1")
+        .bind(tick)
+        .execute(&env.db)
+        .await
+        .unwrap();
+    let worker = env.spawn_worker();
+
+    let report = scheduler.maintain(Utc::now()).await.unwrap();
+
+    assert_eq!(report.republished_sweeps, 1, "only the interrupted fan-out, the tick has its row");
+    let sweep = wait_for_sweep(&env, tick).await;
+    worker.stop().await;
+    assert_eq!(sweep.job_ids, vec![scheduler_job(over, tick)]);
 }

@@ -96,6 +96,8 @@ async fn a_dry_run_changes_nothing_and_reports_the_plan() {
     assert_eq!(projects::active_memory_count(&env.db, project.id).await.unwrap(), 8);
     assert_eq!(count(&env, "SELECT count(*) FROM consolidation_changes WHERE project_id = $1", project.id).await, 0);
     let plan = &job.result.as_ref().unwrap().0["plan"];
+    assert!(!plan.to_string().contains("\"embedding\""), "a bounded plan: no embeddings");
+    assert_eq!(plan["truncated"], false);
     assert_eq!(plan["merges"].as_array().unwrap().len(), 2);
     let events = job_events(&env.bus, project.id, job.id, WAIT).await;
     assert!(events.last().unwrap().result.as_ref().unwrap()["plan"]["clusters"].is_array());
