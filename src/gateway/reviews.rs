@@ -55,6 +55,7 @@ impl From<ReviewStatusFilter> for ReviewStatus {
 #[serde(deny_unknown_fields)]
 pub struct ReviewQuery {
     /// `open`, `approved` or `rejected`; all when absent.
+    #[param(inline)]
     pub status: Option<ReviewStatusFilter>,
     /// Page size, 1 to 200 (default 50).
     pub limit: Option<u32>,
