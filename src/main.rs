@@ -189,7 +189,17 @@ enum BenchKind {
         /// How many merges to print whole.
         #[arg(long, default_value_t = 3)]
         examples: usize,
+        /// `review` (the default, as in a job), `auto` or `off`: compare the value guard's effect.
+        #[arg(long, default_value = "review", value_parser = parse_value_guard)]
+        value_guard: consolidator::engine::options::ValueGuard,
     },
+}
+
+fn parse_value_guard(text: &str) -> Result<consolidator::engine::options::ValueGuard, String> {
+    consolidator::engine::options::ValueGuard::ALL
+        .into_iter()
+        .find(|guard| guard.as_str() == text)
+        .ok_or_else(|| format!("{text:?} is not one of review, auto, off"))
 }
 
 /// What an end-to-end benchmark runs against, and on which memories.
@@ -361,8 +371,8 @@ async fn bench(kind: BenchKind) -> anyhow::Result<()> {
             let args = consolidator::bench::engine::EngineBenchArgs { memories, dim, seed, check_recall };
             tokio::task::spawn_blocking(move || consolidator::bench::engine::run(&args)).await?
         }
-        BenchKind::Realtext { input, truth, threshold, examples } => {
-            let args = consolidator::bench::realtext::RealtextArgs { input, truth, threshold, examples };
+        BenchKind::Realtext { input, truth, threshold, examples, value_guard } => {
+            let args = consolidator::bench::realtext::RealtextArgs { input, truth, threshold, examples, value_guard };
             tokio::task::spawn_blocking(move || consolidator::bench::realtext::run(&args)).await??
         }
         BenchKind::Gateway(args) => serde_json::to_value(consolidator::bench::gateway::run(args).await?)?,

@@ -14,8 +14,8 @@ use super::engine::{figures_of, merge_stats};
 use super::synthetic::anchor;
 use crate::engine::embed::CentroidEmbedder;
 use crate::engine::model::{MemorySnapshot, ProjectSnapshot};
-use crate::engine::options::Options;
-use crate::engine::plan::{EngineConfig, Merge, plan};
+use crate::engine::options::{Options, ValueGuard};
+use crate::engine::plan::{EngineConfig, GuardReport, Merge, plan};
 use crate::engine::synthesis::ExtractiveSynthesizer;
 use crate::interchange::{self, InterchangeError};
 
@@ -25,12 +25,15 @@ pub struct RealtextArgs {
     pub truth: PathBuf,
     pub threshold: f32,
     pub examples: usize,
+    pub value_guard: ValueGuard,
 }
 
-/// Groups that should merge and pairs (of sibling crates) that must not.
+/// Groups that should merge and pairs (of sibling crates) that must not. A truth file of
+/// `gen_memories.py` has groups only.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Truth {
     pub groups: Vec<Vec<Uuid>>,
+    #[serde(default)]
     pub must_not: Vec<(Uuid, Uuid)>,
 }
 
@@ -52,7 +55,8 @@ pub fn run(args: &RealtextArgs) -> Result<Value, RealtextError> {
         .map_err(|source| RealtextError::Memories { path: args.input.display().to_string(), source })?;
     let truth: Truth = serde_json::from_slice(&read(&args.truth)?)
         .map_err(|source| RealtextError::Truth { path: args.truth.display().to_string(), source })?;
-    Ok(evaluate(memories.into_iter().map(MemorySnapshot::from).collect(), &truth, args.threshold, args.examples))
+    let memories = memories.into_iter().map(MemorySnapshot::from).collect();
+    Ok(evaluate(memories, &truth, args.threshold, args.value_guard, args.examples))
 }
 
 fn pair(a: Uuid, b: Uuid) -> (Uuid, Uuid) {
@@ -71,10 +75,16 @@ fn pairs_of<'a>(groups: impl Iterator<Item = &'a Vec<Uuid>>) -> BTreeSet<(Uuid, 
     out
 }
 
-pub fn evaluate(memories: Vec<MemorySnapshot>, truth: &Truth, threshold: f32, examples: usize) -> Value {
+pub fn evaluate(
+    memories: Vec<MemorySnapshot>,
+    truth: &Truth,
+    threshold: f32,
+    value_guard: ValueGuard,
+    examples: usize,
+) -> Value {
     let dim = memories.iter().find_map(|m| m.embedding.as_ref().map(Vec::len));
     let snapshot = ProjectSnapshot::new(Uuid::nil(), dim, memories);
-    let options = Options { similarity_threshold: threshold, archive: false, ..Options::default() };
+    let options = Options { similarity_threshold: threshold, archive: false, value_guard, ..Options::default() };
     let started = Instant::now();
     let result = plan(
         &snapshot,
@@ -98,6 +108,18 @@ pub fn evaluate(memories: Vec<MemorySnapshot>, truth: &Truth, threshold: f32, ex
     json!({
         "memories": snapshot.memories.len(),
         "threshold": threshold,
+        "value_guard": value_guard.as_str(),
+        "guard": {
+            "held_pairs": result.guard.held_pairs,
+            "reviews": result.guard.reviews.len(),
+            "held_truth_pairs": held_pairs(&result.guard, &expected),
+            "held_must_not_pairs": held_pairs(&result.guard, &must_not),
+            "examples": result.guard.reviews.iter().take(examples).map(|r| json!({
+                "older": by_id.get(&r.older.id).map(|m| m.execution_summary.lines().next().unwrap_or_default()),
+                "newer": by_id.get(&r.newer.id).map(|m| m.execution_summary.lines().next().unwrap_or_default()),
+                "difference": r.difference,
+            })).collect::<Vec<_>>(),
+        },
         "plan_ms": plan_ms,
         "clusters": result.clusters.len(),
         "pairs": {
@@ -120,6 +142,17 @@ pub fn evaluate(memories: Vec<MemorySnapshot>, truth: &Truth, threshold: f32, ex
         "promotions": result.promotions.len(),
         "examples": shown.iter().take(examples).map(|m| example(m, &by_id)).collect::<Vec<_>>(),
     })
+}
+
+/// How many of `pairs` the guard held back (as review items: each names one pair of memories).
+fn held_pairs(guard: &GuardReport, pairs: &BTreeSet<(Uuid, Uuid)>) -> usize {
+    guard
+        .reviews
+        .iter()
+        .map(|r| pair(r.older.id, r.newer.id))
+        .chain(guard.superseded.iter().map(|s| pair(s.memory.id, s.superseded_by)))
+        .filter(|p| pairs.contains(p))
+        .count()
 }
 
 fn example(merge: &Merge, by_id: &HashMap<Uuid, &MemorySnapshot>) -> Value {
@@ -169,7 +202,7 @@ mod tests {
             memory(4, vec![0.0, 1.0, 0.01], "Tokio-util has codecs."),
         ];
         let truth = Truth { groups: vec![vec![a, b]], must_not: vec![(c, d)] };
-        let report = evaluate(memories, &truth, 0.9, 1);
+        let report = evaluate(memories, &truth, 0.9, ValueGuard::Off, 1);
         assert_eq!(report["pairs"]["predicted"], 2);
         assert_eq!(report["pairs"]["correct"], 1);
         assert_eq!(report["pairs"]["precision"], 0.5);
@@ -177,5 +210,19 @@ mod tests {
         assert_eq!(report["pairs"]["must_not_merged"], 1);
         assert_eq!(report["examples"].as_array().map(Vec::len), Some(1));
         assert!(report["merge_text"]["min_coverage"].as_f64().is_some_and(|c| c >= 0.95));
+    }
+
+    #[test]
+    fn with_the_value_guard_two_versions_are_held_apart_and_counted() {
+        let memories = vec![
+            memory(1, vec![1.0, 0.0, 0.0], "Serde 1.0.1 serializes data."),
+            memory(2, vec![1.0, 0.01, 0.0], "Serde 1.0.2 serializes data."),
+        ];
+        let truth = Truth { groups: vec![vec![Uuid::from_u128(1), Uuid::from_u128(2)]], must_not: vec![] };
+        let report = evaluate(memories, &truth, 0.9, ValueGuard::Review, 1);
+        assert_eq!(report["pairs"]["predicted"], 0);
+        assert_eq!(report["guard"]["held_pairs"], 1);
+        assert_eq!(report["guard"]["held_truth_pairs"], 1);
+        assert_eq!(report["value_guard"], "review");
     }
 }

@@ -65,11 +65,31 @@ pub struct CheckCommand {
     pub requested_by: String,
 }
 
+/// `cmd.cancel`: stop a pending or running job at its next phase boundary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CancelCommand {
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
+    pub job_id: Uuid,
+    pub requested_by: String,
+}
+
+impl JobEvent {
+    /// The `cancelled` event of a job that ended so, from its row.
+    pub fn cancelled(job: &crate::store::jobs::Job) -> Self {
+        let mut event = JobEvent::new("cancelled", job.id, job.project_id);
+        event.at = job.completed_at.unwrap_or(event.at);
+        event.phase = Some(job.phase.clone());
+        event.error = job.error_message.clone();
+        event
+    }
+}
+
 /// An event on `<prefix>.evt.job.<project_id>.<job_id>.<kind>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobEvent {
     pub schema_version: u32,
-    /// queued, started, progress, completed, failed or rolled_back.
+    /// queued, started, progress, completed, failed, cancelled or rolled_back.
     pub event: String,
     pub job_id: Uuid,
     pub project_id: Uuid,
@@ -141,6 +161,8 @@ pub struct SweepSummary {
     pub projects_triggered: i32,
     pub jobs_completed: i32,
     pub jobs_failed: i32,
+    #[serde(default)]
+    pub jobs_cancelled: i32,
     pub memories_merged: i64,
     pub memories_archived: i64,
     pub memories_promoted: i64,
@@ -273,6 +295,15 @@ impl Versioned for SweepCommand {
 }
 
 impl Versioned for CheckCommand {
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn texts(&self) -> Vec<(&'static str, &str)> {
+        vec![("requested_by", &self.requested_by)]
+    }
+}
+
+impl Versioned for CancelCommand {
     fn schema_version(&self) -> u32 {
         self.schema_version
     }

@@ -109,10 +109,11 @@ pub enum CommandKind {
     Rollback,
     Sweep,
     Check,
+    Cancel,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 4] = [Self::Trigger, Self::Rollback, Self::Sweep, Self::Check];
+    pub const ALL: [CommandKind; 5] = [Self::Trigger, Self::Rollback, Self::Sweep, Self::Check, Self::Cancel];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -120,6 +121,7 @@ impl CommandKind {
             Self::Rollback => "rollback",
             Self::Sweep => "sweep",
             Self::Check => "check",
+            Self::Cancel => "cancel",
         }
     }
 }
@@ -132,6 +134,7 @@ pub enum JobEventKind {
     Completed,
     Failed,
     RolledBack,
+    Cancelled,
 }
 
 impl JobEventKind {
@@ -143,17 +146,27 @@ impl JobEventKind {
             Self::Completed => "completed",
             Self::Failed => "failed",
             Self::RolledBack => "rolled_back",
+            Self::Cancelled => "cancelled",
         }
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed)
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Queued, Self::Started, Self::Progress, Self::Completed, Self::Failed, Self::RolledBack]
+        [Self::Queued, Self::Started, Self::Progress, Self::Completed, Self::Failed, Self::RolledBack, Self::Cancelled]
             .into_iter()
             .find(|kind| kind.as_str() == raw)
+    }
+
+    /// The terminal event of a finished job with this status.
+    pub fn of_finished_status(status: &str) -> Self {
+        match status {
+            "completed" => Self::Completed,
+            "cancelled" => Self::Cancelled,
+            _ => Self::Failed,
+        }
     }
 }
 
@@ -196,5 +209,9 @@ mod tests {
         assert_eq!(prefix.command(CommandKind::Trigger), "cons_t1.cmd.trigger");
         assert_eq!(prefix.job_event(id, id, JobEventKind::Completed), format!("cons_t1.evt.job.{id}.{id}.completed"));
         assert_eq!(prefix.dead_letter("trigger"), "cons_t1.evt.dead_letter.trigger");
+        assert_eq!(prefix.command(CommandKind::Cancel), "cons_t1.cmd.cancel");
+        assert_eq!(prefix.job_event(id, id, JobEventKind::Cancelled), format!("cons_t1.evt.job.{id}.{id}.cancelled"));
+        assert!(JobEventKind::Cancelled.is_terminal());
+        assert_eq!(JobEventKind::of_finished_status("cancelled"), JobEventKind::Cancelled);
     }
 }

@@ -7,9 +7,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::clustering::Found;
+use super::model::ArchiveReason;
 use super::model::{ChangeOperation, MemorySnapshot, MemoryType};
 use super::options::Options;
-use super::output::{Archive, Merge, PlannedChange, Promotion, SourceRef, Synthesis};
+use super::output::{Archive, Merge, PlannedChange, Promotion, SourceRef, Supersession, Synthesis};
 
 /// The audit row of a memory marked duplicate of `target`: rollback restores it from this.
 fn marked_duplicate(
@@ -29,11 +30,13 @@ fn marked_duplicate(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn audit_rows(
     found: &[Found],
     merges: &[Merge],
     syntheses: &[Synthesis],
     archives: &[(Archive, &MemorySnapshot)],
+    superseded: &[Supersession],
     promotions: &[Promotion],
     options: &Options,
     now: DateTime<Utc>,
@@ -100,6 +103,22 @@ pub fn audit_rows(
                 options.archive_stale_days, m.reused_count, options.archive_min_reuse
             ),
             confidence: None,
+        });
+    }
+    for s in superseded {
+        rows.push(PlannedChange {
+            operation: ChangeOperation::Archive,
+            memory_id: s.memory.id,
+            previous_state: json!({"is_archived": false, "archived_at": null, "archive_reason": null, "version": s.memory.version}),
+            new_state: json!({
+                "is_archived": true,
+                "archived_at": now,
+                "archive_reason": ArchiveReason::Superseded,
+                "superseded_by": s.superseded_by,
+                "difference": s.difference,
+            }),
+            reason: format!("superseded by {}: values differ ({})", s.superseded_by, s.difference.describe()),
+            confidence: Some(s.similarity),
         });
     }
     for p in promotions {

@@ -8,12 +8,15 @@ use uuid::Uuid;
 
 use super::ann::approximate_pairs;
 use super::cluster::{Cluster, clique_groups, cluster_id};
+use super::held::{Texts, guarded_nodes, screen};
 use super::incremental::fresh_pairs;
 use super::model::{MemorySnapshot, MemoryType, ProjectSnapshot};
-use super::options::Options;
+use super::options::{Options, ValueGuard};
+use super::output::GuardReport;
 use super::partition::{Partition, partitions};
 use super::plan::EngineConfig;
 use super::prefilter::prefiltered_pairs;
+use super::similarity::ScoredPair;
 
 /// A group to act on: at least two units, at least `min_cluster_size` original memories.
 pub struct Found {
@@ -36,6 +39,8 @@ pub struct Clustering<'a> {
     pub similarity_ms: f64,
     pub clustering_ms: f64,
     pub warnings: Vec<String>,
+    /// What the value guard held back.
+    pub guard: GuardReport,
 }
 
 /// An incremental partition with more than 1/FULL_PATH_FRESH_SHARE of its nodes fresh runs the
@@ -48,18 +53,50 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-pub fn cluster<'a>(snapshot: &'a ProjectSnapshot, options: &Options, config: &EngineConfig) -> Clustering<'a> {
+/// The similarity phase: partitions and each one's above-threshold pairs, before the guard and
+/// the clique step.
+pub struct Paired<'a> {
+    pub parts: Vec<Partition<'a>>,
+    /// Per partition, its above-threshold pairs.
+    pub pairs: Vec<Vec<ScoredPair>>,
+    pub incremental: bool,
+    pub compared_nodes: usize,
+    pub partitions_ms: f64,
+    pub similarity_ms: f64,
+    pub warnings: Vec<String>,
+}
+
+impl Paired<'_> {
+    /// Ids of the nodes whose texts the value guard reads (none when it is off).
+    pub fn guarded_ids(&self, options: &Options) -> Vec<Uuid> {
+        if options.value_guard == ValueGuard::Off {
+            return Vec::new();
+        }
+        let mut ids: Vec<Uuid> = self
+            .parts
+            .iter()
+            .zip(&self.pairs)
+            .flat_map(|(part, pairs)| guarded_nodes(part, pairs).into_iter().map(|n| part.node_ids[n as usize]))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
+/// Partitions and above-threshold pairs (all of them, or in an incremental run those a fresh
+/// memory can take part in).
+pub fn pairs<'a>(snapshot: &'a ProjectSnapshot, options: &Options, config: &EngineConfig) -> Paired<'a> {
     let mut warnings = Vec::new();
     let t = Instant::now();
     let parts =
         if options.merge || options.summarize { partitions(snapshot, options, &mut warnings) } else { Vec::new() };
     let partitions_ms = ms(t);
     let incremental = snapshot.scope.fresh.is_some();
-    let (mut similarity_ms, mut clustering_ms) = (0.0, 0.0);
-    let mut found = Vec::new();
+    let t = Instant::now();
     let mut compared_nodes = 0;
-    for (index, part) in parts.iter().enumerate() {
-        let t = Instant::now();
+    let mut all = Vec::with_capacity(parts.len());
+    for part in &parts {
         let threshold = options.similarity_threshold;
         let fresh = part.fresh.iter().filter(|&&f| f).count();
         // Past a share of fresh nodes (a bulk import), scoring them against all costs more than
@@ -74,9 +111,28 @@ pub fn cluster<'a>(snapshot: &'a ProjectSnapshot, options: &Options, config: &En
             prefiltered_pairs(&part.matrix, threshold)
         };
         compared_nodes += if scored_fresh { fresh } else { part.len() };
-        similarity_ms += ms(t);
-        let t = Instant::now();
-        for group in clique_groups(part.len(), &pairs, &part.locked_groups()) {
+        all.push(pairs);
+    }
+    let similarity_ms = ms(t);
+    Paired { parts, pairs: all, incremental, compared_nodes, partitions_ms, similarity_ms, warnings }
+}
+
+/// The guard and the clique step: pairs whose texts differ in a value are taken out (`held`),
+/// then the clique groups of what is left become clusters.
+pub fn group<'a>(
+    snapshot: &ProjectSnapshot,
+    paired: Paired<'a>,
+    texts: &Texts<'_>,
+    options: &Options,
+) -> Clustering<'a> {
+    let Paired { parts, pairs, incremental, compared_nodes, partitions_ms, similarity_ms, warnings } = paired;
+    let t = Instant::now();
+    let mut found = Vec::new();
+    let mut guard = GuardReport::new(options.value_guard);
+    for (index, (part, pairs)) in parts.iter().zip(pairs).enumerate() {
+        let screened = screen(part, pairs, texts, options.value_guard, &snapshot.judged);
+        guard.absorb(screened.report);
+        for group in clique_groups(part.len(), &screened.pairs, &part.locked_groups()) {
             let nodes: Vec<usize> = group.iter().map(|&i| i as usize).collect();
             let mut units: Vec<usize> = nodes.iter().map(|&n| part.unit_of[n] as usize).collect();
             units.sort_unstable();
@@ -87,10 +143,27 @@ pub fn cluster<'a>(snapshot: &'a ProjectSnapshot, options: &Options, config: &En
             let (cluster, units) = describe(&nodes, units, part);
             found.push(Found { partition: index, nodes, units, cluster });
         }
-        clustering_ms += ms(t);
     }
     found.sort_by(|a, b| a.cluster.id.cmp(&b.cluster.id));
-    Clustering { parts, found, incremental, compared_nodes, partitions_ms, similarity_ms, clustering_ms, warnings }
+    let clustering_ms = ms(t);
+    Clustering {
+        parts,
+        found,
+        incremental,
+        compared_nodes,
+        partitions_ms,
+        similarity_ms,
+        clustering_ms,
+        warnings,
+        guard,
+    }
+}
+
+/// Both steps on a snapshot that holds the texts itself (tests, benches).
+pub fn cluster<'a>(snapshot: &'a ProjectSnapshot, options: &Options, config: &EngineConfig) -> Clustering<'a> {
+    let texts: Texts<'_> =
+        snapshot.memories.iter().chain(&snapshot.originals).map(|m| (m.id, m.execution_summary.as_str())).collect();
+    group(snapshot, pairs(snapshot, options, config), &texts, options)
 }
 
 /// Sorted original ids, lead unit, cohesion (average pairwise similarity of the originals) and

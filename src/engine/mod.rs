@@ -4,11 +4,14 @@
 pub mod ann;
 pub mod archive;
 pub mod audit;
+pub mod blast;
 pub mod cluster;
 pub mod clustering;
 pub mod cues;
 pub mod embed;
 pub mod extractive;
+pub mod guard;
+pub mod held;
 pub mod incremental;
 pub mod merge;
 pub mod model;
@@ -25,6 +28,8 @@ pub mod synthesis;
 pub mod text;
 pub mod words;
 
+#[cfg(test)]
+mod guard_tests;
 #[cfg(test)]
 mod steady_state_tests;
 #[cfg(test)]

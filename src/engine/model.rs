@@ -64,6 +64,7 @@ closed_vocabulary!(ArchiveReason, "archive reason", [
     Staleness => "staleness",
     LowValue => "low_value",
     Manual => "manual",
+    Superseded => "superseded",
 ]);
 
 closed_vocabulary!(ChangeOperation, "change operation", [
@@ -144,6 +145,10 @@ pub struct ProjectSnapshot {
     pub originals: Vec<MemorySnapshot>,
     pub playbook: Vec<PlaybookEntrySnapshot>,
     pub scope: Scope,
+    /// Memory pairs (smaller id first) a person already judged in the review queue: the value
+    /// guard still keeps them apart but does not propose them again.
+    #[serde(default)]
+    pub judged: std::collections::BTreeSet<(Uuid, Uuid)>,
 }
 
 impl ProjectSnapshot {
@@ -156,6 +161,7 @@ impl ProjectSnapshot {
             originals: Vec::new(),
             playbook: Vec::new(),
             scope: Scope::default(),
+            judged: std::collections::BTreeSet::new(),
         }
     }
 }

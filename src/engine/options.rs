@@ -21,6 +21,34 @@ pub struct Options {
     pub promote_confidence_threshold: f32,
     pub dry_run: bool,
     pub mode: Mode,
+    /// The largest share of active memories one job may mark duplicate or archive (§11).
+    pub max_changed_share: f32,
+    /// What happens to near-identical memories that differ in a value (§11).
+    pub value_guard: ValueGuard,
+}
+
+/// The value guard's action on two near-identical memories that differ in a value (DESIGN.md §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueGuard {
+    /// Never merged; the pair goes to the review queue as a possible update.
+    Review,
+    /// Never merged; the older memory is superseded by the newer one (archived, reversible).
+    Auto,
+    /// No guard: the pair merges like any other.
+    Off,
+}
+
+impl ValueGuard {
+    pub const ALL: [ValueGuard; 3] = [ValueGuard::Review, ValueGuard::Auto, ValueGuard::Off];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueGuard::Review => "review",
+            ValueGuard::Auto => "auto",
+            ValueGuard::Off => "off",
+        }
+    }
 }
 
 /// Which memories a job compares (DESIGN.md §11).
@@ -87,6 +115,8 @@ impl Default for Options {
             promote_confidence_threshold: 0.85,
             dry_run: false,
             mode: Mode::Auto,
+            max_changed_share: 0.6,
+            value_guard: ValueGuard::Review,
         }
     }
 }
@@ -113,7 +143,7 @@ enum Kind {
 }
 
 /// Every option with its JSON kind and allowed range (DESIGN.md §5).
-const FIELDS: [(&str, Kind); 12] = [
+const FIELDS: [(&str, Kind); 14] = [
     ("merge", Kind::Bool),
     ("summarize", Kind::Bool),
     ("archive", Kind::Bool),
@@ -126,6 +156,8 @@ const FIELDS: [(&str, Kind); 12] = [
     ("promote_confidence_threshold", Kind::Float { min: 0.50, max: 1.0 }),
     ("dry_run", Kind::Bool),
     ("mode", Kind::Choice(&["auto", "incremental", "full"])),
+    ("max_changed_share", Kind::Float { min: 0.0, max: 1.0 }),
+    ("value_guard", Kind::Choice(&["review", "auto", "off"])),
 ];
 
 fn check_value(field: &str, kind: Kind, value: &Value) -> Result<(), OptionsError> {
@@ -209,6 +241,7 @@ impl Options {
                 (Kind::Float { min, max }, _) => {
                     let x = match field {
                         "similarity_threshold" => self.similarity_threshold,
+                        "max_changed_share" => self.max_changed_share,
                         _ => self.promote_confidence_threshold,
                     };
                     check_range(field, f64::from(x), min, max)?;
@@ -341,6 +374,25 @@ mod tests {
         let err = Options::resolve(&Value::Null, &json!({"mode": "fast"})).unwrap_err();
         assert_eq!(err.to_string(), "mode: must be one of auto, incremental, full, got \"fast\"");
         assert_eq!(Options::default().mode, Mode::Auto);
+    }
+
+    #[test]
+    fn guard_options_default_to_review_and_sixty_percent_and_are_range_checked() {
+        let options = Options::default();
+        assert_eq!((options.value_guard, options.max_changed_share), (ValueGuard::Review, 0.6));
+        for guard in ValueGuard::ALL {
+            let resolved = Options::resolve(&Value::Null, &json!({"value_guard": guard.as_str()})).unwrap();
+            assert_eq!(resolved.value_guard, guard);
+        }
+        let err = Options::resolve(&Value::Null, &json!({"value_guard": "strict"})).unwrap_err();
+        assert_eq!(err.to_string(), "value_guard: must be one of review, auto, off, got \"strict\"");
+        assert_eq!(Options::resolve(&Value::Null, &json!({"max_changed_share": 1.0})).unwrap().max_changed_share, 1.0);
+        for share in [json!(-0.1), json!(1.5)] {
+            assert_eq!(
+                Options::resolve(&Value::Null, &json!({"max_changed_share": share})).unwrap_err().field,
+                "max_changed_share"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub use super::cluster::Cluster;
+use super::guard::Difference;
 use super::model::{ArchiveReason, ChangeOperation, MemoryType};
+use super::options::ValueGuard;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -24,6 +26,58 @@ pub struct Plan {
     pub warnings: Vec<String>,
     pub timings_ms: PhaseTimings,
     pub scope: ScopeReport,
+    /// What the value guard held back (DESIGN.md §11).
+    pub guard: GuardReport,
+}
+
+/// The value guard's work in one plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GuardReport {
+    pub value_guard: ValueGuard,
+    /// Above-threshold node pairs kept out of every cluster because their values differ.
+    pub held_pairs: usize,
+    /// Held pairs of memories a person already judged in the review queue: not proposed again.
+    pub judged_pairs: usize,
+    /// `value_guard=review`: possible updates for the review queue.
+    pub reviews: Vec<ReviewItem>,
+    /// `value_guard=auto`: older memories superseded by newer ones (they are in `archives` too).
+    pub superseded: Vec<Supersession>,
+}
+
+impl GuardReport {
+    pub fn new(value_guard: ValueGuard) -> Self {
+        GuardReport { value_guard, held_pairs: 0, judged_pairs: 0, reviews: Vec::new(), superseded: Vec::new() }
+    }
+
+    pub fn absorb(&mut self, other: GuardReport) {
+        self.held_pairs += other.held_pairs;
+        self.judged_pairs += other.judged_pairs;
+        self.reviews.extend(other.reviews);
+        self.superseded.extend(other.superseded);
+    }
+}
+
+/// Two near-identical memories that differ in a value: perhaps the newer updates the older.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReviewItem {
+    /// `possible_update`.
+    pub kind: String,
+    pub older: SourceRef,
+    pub newer: SourceRef,
+    pub similarity: f32,
+    /// `left`: the older memory's values, `right`: the newer one's.
+    pub difference: Difference,
+    /// `supersede`: approving archives the older memory as superseded by the newer.
+    pub suggestion: String,
+}
+
+/// An older memory hidden because a newer one states a different value of the same fact.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Supersession {
+    pub memory: SourceRef,
+    pub superseded_by: Uuid,
+    pub similarity: f32,
+    pub difference: Difference,
 }
 
 /// Which memories this plan compared, and why (DESIGN.md §11).

@@ -13,8 +13,9 @@ use uuid::Uuid;
 use super::ann::AnnParams;
 use super::archive::stale_memories;
 use super::audit::audit_rows;
-pub use super::clustering::{Clustering, Found, cluster};
+pub use super::clustering::{Clustering, Found, Paired, cluster, group, pairs};
 use super::embed::{CentroidEmbedder, Embedder, validate_embedding};
+pub use super::held::Texts;
 use super::merge::merge_members;
 use super::model::{ArchiveReason, MemorySnapshot, MemoryType, ProjectSnapshot};
 use super::options::Options;
@@ -112,7 +113,7 @@ pub fn build(
         clustering: clustering.clustering_ms,
         ..PhaseTimings::default()
     };
-    let Clustering { parts, mut found, incremental, compared_nodes, mut warnings, .. } = clustering;
+    let Clustering { parts, mut found, incremental, compared_nodes, mut warnings, mut guard, .. } = clustering;
     let originals: Originals<'_> = snapshot.originals.iter().map(|o| (o.id, o)).collect();
     for f in &mut found {
         f.cluster.members = provenance(f, &parts[f.partition], &originals);
@@ -127,6 +128,8 @@ pub fn build(
     let merges: Vec<Merge> = merges.into_iter().flatten().collect();
     warnings.extend(merge_warnings.into_iter().flatten());
     timings.merge = ms(t);
+
+    retarget(&mut guard, &merges);
 
     let t = Instant::now();
     let by_original = syntheses_by_original(snapshot);
@@ -156,6 +159,7 @@ pub fn build(
             .iter()
             .flat_map(|m| m.sources.iter().map(|s| s.id))
             .chain(syntheses.iter().flat_map(|s| s.sources.iter().chain(&s.supersedes).map(|s| s.id)))
+            .chain(guard.superseded.iter().map(|s| s.memory.id))
             .collect();
         stale_memories(&snapshot.memories, &in_plan, options, now)
             .into_iter()
@@ -174,8 +178,16 @@ pub fn build(
     };
     timings.promote = ms(t);
 
-    let changes = audit_rows(&found, &merges, &syntheses, &archives, &promotions, options, now);
-    let archives: Vec<Archive> = archives.into_iter().map(|(a, _)| a).collect();
+    let changes = audit_rows(&found, &merges, &syntheses, &archives, &guard.superseded, &promotions, options, now);
+    let archives: Vec<Archive> = archives
+        .into_iter()
+        .map(|(a, _)| a)
+        .chain(guard.superseded.iter().map(|s| Archive {
+            memory_id: s.memory.id,
+            version: s.memory.version,
+            reason: ArchiveReason::Superseded,
+        }))
+        .collect();
     let merged_sources: usize = merges.iter().map(|m| m.sources.len()).sum();
     let counters = Counters {
         clusters_found: found.len() as i32,
@@ -209,8 +221,34 @@ pub fn build(
             candidates: parts.iter().map(Partition::len).sum(),
             compared: compared_nodes,
         },
+        guard,
     }
 }
+
+/// A held memory that this plan merges is represented afterwards by the consolidated memory:
+/// reviews and supersessions name that one, and two reviews that become the same pair are one.
+fn retarget(guard: &mut GuardReport, merges: &[Merge]) {
+    let into: HashMap<Uuid, SourceRef> = merges
+        .iter()
+        .flat_map(|m| m.sources.iter().map(|s| (s.id, SourceRef { id: m.memory.id, version: NEW_MEMORY_VERSION })))
+        .collect();
+    let moved = |r: SourceRef| into.get(&r.id).copied().unwrap_or(r);
+    let mut seen = HashSet::new();
+    let mut reviews = Vec::with_capacity(guard.reviews.len());
+    for mut review in std::mem::take(&mut guard.reviews) {
+        (review.older, review.newer) = (moved(review.older), moved(review.newer));
+        if seen.insert((review.older.id, review.newer.id)) {
+            reviews.push(review);
+        }
+    }
+    guard.reviews = reviews;
+    for s in &mut guard.superseded {
+        s.superseded_by = moved(SourceRef { id: s.superseded_by, version: 0 }).id;
+    }
+}
+
+/// The version a memory has when the apply inserts it.
+pub const NEW_MEMORY_VERSION: i64 = 1;
 
 /// The original memories a cluster stands for: each consolidated unit's provenance (down to
 /// plain memories, whether or not their embeddings took part) and each plain unit, sorted.

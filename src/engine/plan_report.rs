@@ -34,6 +34,20 @@ pub fn report(plan: &Plan, limit: usize) -> Value {
     object.insert("counters".to_owned(), to_value(&plan.counters));
     object.insert("timings_ms".to_owned(), to_value(&plan.timings_ms));
     object.insert("scope".to_owned(), to_value(&plan.scope));
+    let guard = &plan.guard;
+    totals.insert("guard.reviews".to_owned(), json!(guard.reviews.len()));
+    totals.insert("guard.superseded".to_owned(), json!(guard.superseded.len()));
+    truncated |= guard.reviews.len() > limit || guard.superseded.len() > limit;
+    object.insert(
+        "guard".to_owned(),
+        json!({
+            "value_guard": guard.value_guard,
+            "held_pairs": guard.held_pairs,
+            "judged_pairs": guard.judged_pairs,
+            "reviews": kept(&guard.reviews, limit),
+            "superseded": kept(&guard.superseded, limit),
+        }),
+    );
     object.insert("totals".to_owned(), Value::Object(totals));
     object.insert("limit".to_owned(), json!(limit));
     object.insert("truncated".to_owned(), json!(truncated));

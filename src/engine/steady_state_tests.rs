@@ -17,6 +17,7 @@ use super::options::Options;
 use super::plan::{EngineConfig, Plan, plan};
 use super::similarity::{UnitMatrix, dot};
 use super::synthesis::ExtractiveSynthesizer;
+use super::tests::spelled;
 use crate::bench::in_memory::{apply, incremental};
 use crate::bench::synthetic::anchor;
 
@@ -57,7 +58,10 @@ impl Facts {
             files: vec![format!("src/fact_{fact}.rs")],
             reused_count: 4,
             learned_at: anchor() - Duration::days(1),
-            ..MemorySnapshot::for_test(id, &format!("Fact {fact} was learned again. Detail {id} about it."))
+            ..MemorySnapshot::for_test(
+                id,
+                &format!("Fact {} was learned again. Detail {} about it.", spelled(fact as u128), spelled(id)),
+            )
         }
     }
 

@@ -8,14 +8,31 @@ use uuid::Uuid;
 
 use super::cluster::Cluster;
 use super::embed::{CentroidEmbedder, EmbedError, Embedder};
+use super::guard::{Claims, difference};
 use super::model::{ChangeOperation, MemorySnapshot, MemoryType, PlaybookEntrySnapshot, ProjectSnapshot};
-use super::options::Options;
+use super::options::{Options, ValueGuard};
 use super::plan::{EngineConfig, Plan, plan};
 use super::similarity::{UnitMatrix, dot};
 use super::synthesis::{ClusterView, ExtractiveSynthesizer, SynthesisDraft, SynthesisError, Synthesizer};
 use crate::bench::synthetic::{anchor, generate};
 
 const JOB: Uuid = Uuid::from_u128(42);
+
+/// A number spelled in letters (`0` is `a`, `27` is `bb`): texts that differ without a value the
+/// value guard would hold apart.
+pub(crate) fn spelled(mut n: u128) -> String {
+    let mut out = String::new();
+    loop {
+        out.push(char::from(b'a' + (n % 26) as u8));
+        n /= 26;
+        if n == 0 {
+            return out;
+        }
+    }
+}
+
+/// Some memories name a port, of two: pairs the value guard holds apart.
+const PORTS: [&str; 3] = ["", " It listens on port 8080.", " It listens on port 9090."];
 
 fn run(snapshot: &ProjectSnapshot, options: &Options) -> Plan {
     plan(snapshot, options, &EngineConfig::default(), JOB, anchor(), &ExtractiveSynthesizer, &CentroidEmbedder)
@@ -315,44 +332,54 @@ fn low_confidence_syntheses_need_review() {
     assert_eq!(p.counters.needs_review, 1);
 }
 
+fn guard() -> impl Strategy<Value = ValueGuard> {
+    prop::sample::select(ValueGuard::ALL.to_vec())
+}
+
 fn arbitrary_snapshot() -> impl Strategy<Value = (ProjectSnapshot, Vec<usize>)> {
     let dim = 4;
     // Vectors from a few base directions plus small noise make many above-threshold pairs.
-    prop::collection::vec((0usize..4, prop::collection::vec(-0.3f32..0.3, dim), 0usize..3, 0i32..6, 0i64..200), 2..28)
-        .prop_flat_map(move |rows| {
-            let n = rows.len();
-            let memories: Vec<MemorySnapshot> = rows
-                .into_iter()
-                .enumerate()
-                .map(|(i, (base, noise, t, reuse, age))| {
-                    let mut v: Vec<f32> = noise;
-                    v[base] += 2.0;
-                    MemorySnapshot {
-                        tags: vec![format!("t{}", i % 3), format!("u{i}")],
-                        files: vec![format!("f{}.rs", i % 4)],
-                        task_id: Some(format!("task-{}", i % 5)),
-                        reused_count: reuse,
-                        learned_at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() - Duration::days(age),
-                        ..memory(
-                            i as u128 + 1,
-                            [MemoryType::ErrorFix, MemoryType::Warning, MemoryType::Decision][t],
-                            v,
-                            &format!("Memory {i} says {base}. Extra {}.", i % 2),
-                        )
-                    }
-                })
-                .collect();
-            (
-                Just(snapshot(memories, dim)),
-                Just(()).prop_perturb(move |_, mut rng| {
-                    let mut order: Vec<usize> = (0..n).collect();
-                    for i in (1..n).rev() {
-                        order.swap(i, (rng.next_u32() as usize) % (i + 1));
-                    }
-                    order
-                }),
-            )
-        })
+    let row = (0usize..4, prop::collection::vec(-0.3f32..0.3, dim), 0usize..3, 0i32..6, 0i64..200, 0usize..3);
+    prop::collection::vec(row, 2..28).prop_flat_map(move |rows| {
+        let n = rows.len();
+        let memories: Vec<MemorySnapshot> = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, (base, noise, t, reuse, age, port))| {
+                let mut v: Vec<f32> = noise;
+                v[base] += 2.0;
+                MemorySnapshot {
+                    tags: vec![format!("t{}", i % 3), format!("u{i}")],
+                    files: vec![format!("f{}.rs", i % 4)],
+                    task_id: Some(format!("task-{}", i % 5)),
+                    reused_count: reuse,
+                    learned_at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() - Duration::days(age),
+                    ..memory(
+                        i as u128 + 1,
+                        [MemoryType::ErrorFix, MemoryType::Warning, MemoryType::Decision][t],
+                        v,
+                        &format!(
+                            "Memory {} says {}. Extra {}.{}",
+                            spelled(i as u128),
+                            spelled(base as u128),
+                            spelled(i as u128 % 2),
+                            PORTS[port]
+                        ),
+                    )
+                }
+            })
+            .collect();
+        (
+            Just(snapshot(memories, dim)),
+            Just(()).prop_perturb(move |_, mut rng| {
+                let mut order: Vec<usize> = (0..n).collect();
+                for i in (1..n).rev() {
+                    order.swap(i, (rng.next_u32() as usize) % (i + 1));
+                }
+                order
+            }),
+        )
+    })
 }
 
 proptest! {
@@ -360,9 +387,9 @@ proptest! {
 
     #[test]
     fn clusters_are_disjoint_cliques_of_allowed_size_and_type(
-        (snap, _) in arbitrary_snapshot(), threshold in 0.5f32..0.99, min in 2usize..4, cross in any::<bool>()
+        (snap, _) in arbitrary_snapshot(), threshold in 0.5f32..0.99, min in 2usize..4, cross in any::<bool>(), guard in guard()
     ) {
-        let options = Options { similarity_threshold: threshold, min_cluster_size: min, cross_type: cross, ..Options::default() };
+        let options = Options { similarity_threshold: threshold, min_cluster_size: min, cross_type: cross, value_guard: guard, ..Options::default() };
         let p = run(&snap, &options);
         let by_id: HashMap<Uuid, &MemorySnapshot> = snap.memories.iter().map(|m| (m.id, m)).collect();
         let unit = |id: &Uuid| UnitMatrix::normalize(by_id[id].embedding.as_ref().unwrap(), 4).unwrap();
@@ -409,8 +436,44 @@ proptest! {
     }
 
     #[test]
-    fn counters_and_audit_rows_match_the_plan((snap, _) in arbitrary_snapshot(), merge in any::<bool>(), archive in any::<bool>()) {
-        let p = run(&snap, &Options { merge, archive, ..Options::default() });
+    fn with_the_value_guard_on_no_cluster_holds_two_texts_that_differ_in_a_value(
+        (snap, _) in arbitrary_snapshot(), threshold in 0.5f32..0.99, guard in guard()
+    ) {
+        let options = Options { similarity_threshold: threshold, value_guard: guard, ..Options::default() };
+        let p = run(&snap, &options);
+        let claims: HashMap<Uuid, Claims> = snap.memories.iter().map(|m| (m.id, Claims::of(&m.execution_summary))).collect();
+        let superseded: HashSet<Uuid> = p.guard.superseded.iter().map(|s| s.memory.id).collect();
+        let mut held_apart = 0;
+        for c in &p.clusters {
+            for (i, a) in c.members.iter().enumerate() {
+                prop_assert!(!superseded.contains(a), "a superseded memory is archived, not merged");
+                for b in &c.members[i + 1..] {
+                    held_apart += usize::from(difference(&claims[a], &claims[b]).is_some());
+                }
+            }
+        }
+        if guard == ValueGuard::Off {
+            prop_assert!(p.guard.held_pairs == 0 && p.guard.reviews.is_empty() && superseded.is_empty());
+        } else {
+            prop_assert_eq!(held_apart, 0);
+        }
+        if guard != ValueGuard::Review {
+            prop_assert!(p.guard.reviews.is_empty());
+        }
+        let created: HashSet<Uuid> = p.merges.iter().map(|m| m.memory.id).collect();
+        for r in &p.guard.reviews {
+            let find = |id: Uuid| snap.memories.iter().find(|m| m.id == id);
+            match (find(r.older.id), find(r.newer.id)) {
+                (Some(older), Some(newer)) => prop_assert!((older.learned_at, older.id) < (newer.learned_at, newer.id), "the older memory is named first"),
+                // A held memory this plan merges is named by its consolidated memory.
+                _ => prop_assert!(created.contains(&r.older.id) || created.contains(&r.newer.id)),
+            }
+        }
+    }
+
+    #[test]
+    fn counters_and_audit_rows_match_the_plan((snap, _) in arbitrary_snapshot(), merge in any::<bool>(), archive in any::<bool>(), guard in guard()) {
+        let p = run(&snap, &Options { merge, archive, value_guard: guard, ..Options::default() });
         let sources: usize = p.merges.iter().map(|m| m.sources.len()).sum();
         prop_assert_eq!(p.counters.clusters_found as usize, p.clusters.len());
         prop_assert_eq!(p.counters.memories_merged as usize, sources);

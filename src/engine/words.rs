@@ -177,7 +177,7 @@ impl Content {
 
     /// A value is held as a value; an identifier spelled as a plain word elsewhere
     /// ("QueuePool", "queuepool") is held either way.
-    fn holds_value(&self, value: &str) -> bool {
+    pub fn holds_value(&self, value: &str) -> bool {
         let held = |v: &str| self.values.contains(v) || self.atoms.contains(v);
         held(value) || (value.chars().all(char::is_alphabetic) && self.words.contains(value)) || {
             let parts = atoms(value);

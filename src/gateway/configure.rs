@@ -14,7 +14,7 @@ use super::{
     extract::{Json, Path},
 };
 use crate::{
-    engine::options::{Mode, Options, OptionsError},
+    engine::options::{Mode, Options, OptionsError, ValueGuard},
     store::projects::{self, ConsolidationSettings, Project},
 };
 
@@ -59,6 +59,23 @@ pub struct ConsolidationOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = mode_schema)]
     pub mode: Option<Mode>,
+    /// The largest share of active memories one job may mark duplicate or archive (default 0.6);
+    /// a plan beyond it is not applied and the job fails with its plan readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.0, maximum = 1.0, example = 0.6)]
+    pub max_changed_share: Option<f64>,
+    /// Near-identical memories that differ in a value: `review` (default: never merged, queued
+    /// for review), `auto` (the older is superseded by the newer) or `off` (merged as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = value_guard_schema)]
+    pub value_guard: Option<ValueGuard>,
+}
+
+fn value_guard_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(ValueGuard::ALL.iter().map(|guard| guard.as_str())))
+        .build()
 }
 
 fn mode_schema() -> utoipa::openapi::Object {

@@ -30,7 +30,7 @@ use super::{
 use crate::{
     bus::{JobEventKind, messages::JobEvent},
     store::{
-        jobs::{self, Job, JobCounters, JobStatus},
+        jobs::{self, Job, JobCounters},
         rollbacks,
     },
 };
@@ -199,7 +199,7 @@ impl Follow {
                 self.completed_sent = true;
                 self.done = !rollback_may_follow(&self.db, self.job_id).await;
             }
-            Some(JobEventKind::Failed | JobEventKind::RolledBack) => self.done = true,
+            Some(JobEventKind::Failed | JobEventKind::Cancelled | JobEventKind::RolledBack) => self.done = true,
             _ => {}
         }
         let named = Event::default().event(event.event.as_str());
@@ -229,13 +229,10 @@ impl Follow {
             return None;
         }
         if !self.completed_sent {
-            let kind = if job.status == JobStatus::Completed.as_str() {
-                JobEventKind::Completed
-            } else {
-                JobEventKind::Failed
-            };
+            let kind = JobEventKind::of_finished_status(&job.status);
             self.completed_sent = true;
-            self.done = kind == JobEventKind::Failed || !rollback_may_follow(&self.db, self.job_id).await;
+            // Only a completed job can be rolled back later.
+            self.done = kind != JobEventKind::Completed || !rollback_may_follow(&self.db, self.job_id).await;
             return Event::default().event(kind.as_str()).json_data(terminal_event(&job, kind)).ok();
         }
         match job.rolled_back_at {
@@ -264,15 +261,10 @@ async fn rollback_may_follow(db: &PgPool, job_id: Uuid) -> bool {
     }
 }
 
-/// The job's last event: `rolled_back` for a job rolled back, else `completed` or `failed`.
+/// The job's last event: `rolled_back` for a job rolled back, else `completed`, `failed` or
+/// `cancelled`.
 fn terminal_kind(job: &Job) -> JobEventKind {
-    if job.rolled_back_at.is_some() {
-        JobEventKind::RolledBack
-    } else if job.status == JobStatus::Completed.as_str() {
-        JobEventKind::Completed
-    } else {
-        JobEventKind::Failed
-    }
+    if job.rolled_back_at.is_some() { JobEventKind::RolledBack } else { JobEventKind::of_finished_status(&job.status) }
 }
 
 /// A terminal event of `kind` told from the job row.

@@ -88,6 +88,7 @@ pub async fn history(
             JobState::Running => JobStatus::Running,
             JobState::Completed | JobState::RolledBack => JobStatus::Completed,
             JobState::Failed => JobStatus::Failed,
+            JobState::Cancelled => JobStatus::Cancelled,
         }),
         rolled_back: match query.status {
             Some(JobState::RolledBack) => Some(true),

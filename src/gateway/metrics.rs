@@ -105,7 +105,7 @@ impl Collector for JobCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let snapshot = self.0.lock().map(|guard| guard.clone()).unwrap_or_default();
         let mut gauges = encoder.encode_descriptor("jobs", "Consolidation jobs by status", None, MetricType::Gauge)?;
-        for status in [JobStatus::Pending, JobStatus::Running, JobStatus::Completed, JobStatus::Failed] {
+        for status in JobStatus::ALL {
             let count = snapshot.by_status.iter().find(|(name, _)| name == status.as_str()).map_or(0, |(_, n)| *n);
             let labels = [("status", status.as_str())];
             ConstGauge::new(count).encode(gauges.encode_family(&labels)?)?;

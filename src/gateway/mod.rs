@@ -5,6 +5,7 @@
 //! OpenAPI document is built from the same handler annotations, so the two cannot drift apart.
 
 pub mod auth;
+pub mod cancel;
 pub mod changes;
 pub mod configure;
 pub mod console;
@@ -23,6 +24,7 @@ pub mod openapi;
 pub mod page;
 pub mod playbook;
 pub mod projects;
+pub mod reviews;
 pub mod rollback;
 pub mod search;
 pub mod status;
@@ -135,7 +137,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(search::router())
         .merge(memory_actions::router())
         .merge(memory_detail::router())
-        .merge(playbook::router());
+        .merge(playbook::router())
+        .merge(cancel::router())
+        .merge(reviews::router());
     OpenApiRouter::with_openapi(openapi::base())
         .nest(API_PREFIX, admin)
         .merge(console::router())

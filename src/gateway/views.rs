@@ -85,6 +85,7 @@ pub enum JobState {
     Running,
     Completed,
     Failed,
+    Cancelled,
     RolledBack,
 }
 
@@ -102,6 +103,7 @@ impl JobState {
             "pending" => Self::Pending,
             "running" => Self::Running,
             "completed" => Self::Completed,
+            "cancelled" => Self::Cancelled,
             // The status column's CHECK allows nothing else.
             _ => Self::Failed,
         }
@@ -118,7 +120,7 @@ pub struct JobView {
     pub trigger_type: String,
     /// Whether the job only planned (option `dry_run`): it changed nothing.
     pub dry_run: bool,
-    /// queued, loading, planning, applying, done or failed.
+    /// queued, loading, planning, applying, done, failed or cancelled.
     pub phase: String,
     /// 0 to 1.
     pub progress: f32,

@@ -36,15 +36,20 @@ pub enum JobStatus {
     Running,
     Completed,
     Failed,
+    /// Stopped at a phase boundary on request, before its commit: it changed nothing.
+    Cancelled,
 }
 
 impl JobStatus {
+    pub const ALL: [JobStatus; 5] = [Self::Pending, Self::Running, Self::Completed, Self::Failed, Self::Cancelled];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
             Self::Running => "running",
             Self::Completed => "completed",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 }
@@ -82,11 +87,14 @@ pub struct Job {
     pub error_message: Option<String>,
     pub triggered_by: String,
     pub created_at: DateTime<Utc>,
+    /// When someone asked the job to stop at its next phase boundary, and who.
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+    pub cancel_requested_by: Option<String>,
 }
 
 impl Job {
     pub fn is_finished(&self) -> bool {
-        self.status == JobStatus::Completed.as_str() || self.status == JobStatus::Failed.as_str()
+        [JobStatus::Completed, JobStatus::Failed, JobStatus::Cancelled].iter().any(|s| self.status == s.as_str())
     }
 }
 
@@ -220,7 +228,7 @@ pub async fn heartbeat(
     .await?;
     Ok(match (renewed, status.as_deref()) {
         (true, _) => Heartbeat::Renewed,
-        (false, Some("completed" | "failed")) => Heartbeat::Finished,
+        (false, Some("completed" | "failed" | "cancelled")) => Heartbeat::Finished,
         (false, _) => Heartbeat::Lost,
     })
 }
@@ -525,4 +533,31 @@ pub async fn incremental_base(db: impl PgExecutor<'_>, project_id: Uuid, except:
     .bind(except)
     .fetch_optional(db)
     .await?)
+}
+
+/// Fails a running job held by `worker_id` with its result kept (a plan the blast-radius limit
+/// stopped); false when the worker no longer holds it.
+pub async fn fail_with_result(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    worker_id: &str,
+    error: &str,
+    memories_before: i32,
+    result: &serde_json::Value,
+) -> Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE consolidation_jobs
+            SET status = 'failed', phase = 'failed', completed_at = now(), heartbeat_at = now(), error_message = $3,
+                memories_before = $4, result = $5
+          WHERE id = $1 AND worker_id = $2 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(worker_id)
+    .bind(error)
+    .bind(memories_before)
+    .bind(Json(result))
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
 }

@@ -594,6 +594,7 @@ pub async fn snapshot(
         originals,
         playbook,
         scope: crate::engine::model::Scope { fresh: fresh_ids, reason: String::new() },
+        judged: super::reviews::judged_pairs(&mut *conn, project_id).await?,
     })
 }
 
@@ -614,6 +615,17 @@ pub async fn full_rows(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<Memo
     .fetch_all(db)
     .await?;
     rows.into_iter().map(MemoryRow::into_snapshot).collect()
+}
+
+/// The execution summaries of the given memories: what the value guard compares.
+pub async fn summaries(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as("SELECT id, execution_summary FROM task_memories WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(db)
+        .await?)
 }
 
 /// Current versions of the given memories, locked for update until the transaction ends.

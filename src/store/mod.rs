@@ -1,5 +1,6 @@
 //! SQL, and nothing else: typed rows and the queries the gateway, worker and scheduler run.
 
+pub mod cancel;
 pub mod changes;
 pub mod db;
 pub mod embedding;
@@ -7,6 +8,7 @@ pub mod jobs;
 pub mod memories;
 pub mod playbook;
 pub mod projects;
+pub mod reviews;
 pub mod rollbacks;
 pub mod sweeps;
 

@@ -5,21 +5,31 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
-use super::Worker;
+use super::{Worker, guards};
 use crate::{
     engine::{
+        blast::BlastRadius,
         options::Options,
         plan::{Merge, NewMemory as PlannedMemory, Plan, Synthesis},
     },
     store::{
-        Result, changes,
+        Result, cancel, changes,
         changes::NewChange,
         jobs::{self, Job, JobCounters},
         memories::{self, NewMemory, Provenance},
         playbook::{self, NewEntry},
-        projects,
+        projects, reviews,
     },
 };
+
+/// How an apply ended.
+pub enum ApplyOutcome {
+    Applied(Applied),
+    /// This worker no longer holds the job: nothing was changed.
+    Lost,
+    /// A cancel request (by the named actor) reached the job before its commit: nothing was changed.
+    Cancelled(String),
+}
 
 pub struct Applied {
     pub counters: JobCounters,
@@ -30,7 +40,6 @@ pub struct Applied {
     pub result: serde_json::Value,
 }
 
-/// Returns None (and changes nothing) when this worker no longer holds the job.
 /// The clustering options the next job compares with to run incrementally. None when this job
 /// cannot serve as a base: it did not merge, or it did not judge every pair under its options
 /// (`complete` false: an incremental run forced over different options).
@@ -38,13 +47,8 @@ pub fn clustering_of(options: &Options, complete: bool) -> serde_json::Value {
     if options.merge && complete { serde_json::json!(options.clustering()) } else { serde_json::Value::Null }
 }
 
-pub async fn apply(
-    worker: &Worker,
-    job: &Job,
-    plan: &Plan,
-    options: &Options,
-    complete: bool,
-) -> Result<Option<Applied>> {
+/// Applies the plan in one transaction; changes nothing unless it ends `Applied`.
+pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, complete: bool) -> Result<ApplyOutcome> {
     let mut tx = worker.db.begin().await?;
     let expected = expected_versions(plan);
     let ids: Vec<Uuid> = expected.keys().copied().collect();
@@ -116,6 +120,16 @@ pub async fn apply(
         .collect();
     changes::insert_batch(&mut tx, Some(job.id), job.project_id, &changed_by, &audit).await?;
 
+    // A review names memories as they are after this commit: unchanged ones, or what it created.
+    let created: HashSet<Uuid> = new_rows.iter().map(|row| row.id).collect();
+    let planned: HashSet<Uuid> =
+        plan.merges.iter().map(|m| m.memory.id).chain(plan.syntheses.iter().map(|s| s.memory.id)).collect();
+    let proposed = guards::new_reviews(job.id, plan, |id| {
+        !changed.contains(&id) && (created.contains(&id) || !planned.contains(&id))
+    });
+    let stored = reviews::open_batch(&mut tx, job.project_id, job.id, &proposed).await?;
+    let opened: HashSet<Uuid> = stored.opened.iter().copied().collect();
+
     let counters = JobCounters {
         memories_merged: sources.len() as i32,
         memories_archived: archived as i32,
@@ -148,20 +162,41 @@ pub async fn apply(
         })).collect::<Vec<_>>(),
         "playbook_entry_ids": entries.iter().map(|entry| entry.id).collect::<Vec<_>>(),
         "skipped_changed_memories": skipped_memories,
+        "reviews": proposed.iter().filter(|review| opened.contains(&review.id)).map(|review| serde_json::json!({
+            "review_id": review.id,
+            "kind": review.kind,
+            "older_memory_id": review.older.0,
+            "newer_memory_id": review.newer.0,
+            "similarity": review.similarity,
+            "difference": review.difference,
+            "suggestion": review.suggestion,
+        })).collect::<Vec<_>>(),
+        "superseded": plan.guard.superseded.iter().filter(|s| kept.touches(s.memory.id)).collect::<Vec<_>>(),
+        "guards": guards::summary(
+            plan,
+            &BlastRadius::of(plan, options.max_changed_share),
+            Some((opened.len(), stored.refreshed.len())),
+        ),
         "warnings": plan.warnings,
         "timings_ms": plan.timings_ms,
         "scope": plan.scope,
         // A cluster left out because a member changed is judged again only by a full run.
         "clustering": clustering_of(options, complete && skipped_memories.is_empty()),
     });
+    // The last phase boundary, with the job row locked: a cancel request either is here now or
+    // waits for this commit and finds the job completed.
+    if let Some(requested_by) = cancel::lock_requested_by(&mut tx, job.id).await? {
+        tx.rollback().await?;
+        return Ok(ApplyOutcome::Cancelled(requested_by));
+    }
     let still_ours =
         jobs::complete(&mut *tx, job.id, &worker.worker_id, &counters, memories_before, memories_after, &result)
             .await?;
     if !still_ours {
-        return Ok(None);
+        return Ok(ApplyOutcome::Lost);
     }
     tx.commit().await?;
-    Ok(Some(Applied { counters, memories_before, memories_after, skipped_memories, result }))
+    Ok(ApplyOutcome::Applied(Applied { counters, memories_before, memories_after, skipped_memories, result }))
 }
 
 /// The version each memory the plan changes had in the snapshot.

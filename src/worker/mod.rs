@@ -6,10 +6,13 @@
 
 pub mod advisories;
 mod apply;
+mod boundary;
+mod cancel;
 mod check;
 mod embedding_cache;
 mod events;
 pub(crate) mod failure;
+mod guards;
 mod lease;
 pub mod outcome;
 mod rollback;
@@ -151,6 +154,7 @@ pub async fn process_one(worker: &Worker, kind: CommandKind, message: Message) -
                 CommandKind::Rollback => rollback::handle(worker, &message).await,
                 CommandKind::Check => check::handle(worker, &message).await,
                 CommandKind::Sweep => sweep::handle(worker, &message).await,
+                CommandKind::Cancel => cancel::handle(worker, &message).await,
             }
         },
         span.clone(),
@@ -177,7 +181,7 @@ async fn count_failure(worker: &Worker, kind: CommandKind, payload: &[u8]) -> Op
     let counted = match kind {
         CommandKind::Trigger => jobs::count_failure(&worker.db, named_id(payload, "job_id")?).await,
         CommandKind::Rollback => rollbacks::count_failure(&worker.db, named_id(payload, "rollback_id")?).await,
-        CommandKind::Sweep | CommandKind::Check => return None,
+        CommandKind::Sweep | CommandKind::Check | CommandKind::Cancel => return None,
     };
     counted.ok().flatten().map(i64::from)
 }
@@ -187,7 +191,7 @@ async fn give_up(worker: &Worker, kind: CommandKind, payload: &[u8], reason: &st
     match kind {
         CommandKind::Trigger => trigger::give_up(worker, payload, reason).await,
         CommandKind::Rollback => rollback::give_up(worker, payload, reason).await,
-        CommandKind::Sweep | CommandKind::Check => {}
+        CommandKind::Sweep | CommandKind::Check | CommandKind::Cancel => {}
     }
 }
 

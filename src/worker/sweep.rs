@@ -115,6 +115,7 @@ pub async fn complete_if_done(db: &PgPool, bus: &Bus, tick: DateTime<Utc>) -> Re
         match job.status.as_str() {
             "completed" => summary.jobs_completed += 1,
             "failed" => summary.jobs_failed += 1,
+            "cancelled" => summary.jobs_cancelled += 1,
             _ => return Ok(()),
         }
         summary.memories_merged += i64::from(job.memories_merged);

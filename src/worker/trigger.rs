@@ -7,13 +7,22 @@ use chrono::Utc;
 use tracing::Span;
 use uuid::Uuid;
 
-use super::{Outcome, Worker, apply, events::job_event, failure::Failure, lease::LeaseKeeper, scope, sweep};
+use super::{
+    Outcome, Worker, apply,
+    apply::ApplyOutcome,
+    boundary::{self, End, Step},
+    events::job_event,
+    failure::Failure,
+    guards,
+    lease::LeaseKeeper,
+    scope, sweep,
+};
 use crate::{
     bus::{
         JobEventKind,
         messages::{TriggerCommand, decode, named_id},
     },
-    engine::{self, options::Options},
+    engine::{self, blast::BlastRadius, options::Options},
     store::{
         jobs::{self, ClaimOutcome, CreateOutcome, Job, JobCounters, NewJob},
         memories, projects,
@@ -111,7 +120,7 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
     keeper.stop().await;
     // The commit decides, not the keeper: a heartbeat that lands after this worker's own commit
     // finds the job finished, and the completed event must still go out.
-    let finished = match result {
+    let end = match result {
         Ok(Some(finished)) => finished,
         // Another worker took the job over meanwhile; its run decides.
         Ok(None) => return Ok(Outcome::Done),
@@ -125,7 +134,7 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
             return Err(failure);
         }
     };
-    worker.bus.job_terminal_event(JobEventKind::Completed, &finished).await?;
+    worker.bus.job_terminal_event(end.kind, &end.event).await?;
     sweep::on_job_finished(worker, job.id).await;
     Ok(Outcome::Done)
 }
@@ -165,13 +174,10 @@ async fn ensure_job(worker: &Worker, command: &TriggerCommand) -> Result<Job, Fa
     }
 }
 
-/// Loads, plans and applies; returns the completed event, or None if the lease was lost.
-async fn execute(
-    worker: &Worker,
-    job: &Job,
-    options: &Options,
-    keeper: &LeaseKeeper,
-) -> Result<Option<crate::bus::messages::JobEvent>, Failure> {
+/// Loads, plans and applies, stopping at a phase boundary when a cancel request came; returns
+/// the terminal event (completed, failed by the blast-radius limit, or cancelled), or None if
+/// the lease was lost.
+async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKeeper) -> Result<Option<End>, Failure> {
     let progress = |phase: &'static str, progress: f32| {
         keeper.report(phase, progress);
         let mut event = job_event(JobEventKind::Progress, job.id, job.project_id);
@@ -182,6 +188,9 @@ async fn execute(
     let mut started = job_event(JobEventKind::Started, job.id, job.project_id);
     started.phase = Some("loading".to_owned());
     worker.bus.job_progress_event(JobEventKind::Started, &started).await;
+    if let Step::Stop(end) = boundary::check(worker, job, "loading").await? {
+        return Ok(end.map(|end| *end));
+    }
 
     let mut conn = worker.db.acquire().await?;
     let base = jobs::incremental_base(&mut *conn, job.project_id, job.id).await?;
@@ -194,6 +203,9 @@ async fn execute(
     snapshot.scope.reason = decision.reason;
     drop(conn);
     let load_snapshot = loading.elapsed().as_secs_f64() * 1e3;
+    if let Step::Stop(end) = boundary::check(worker, job, "planning").await? {
+        return Ok(end.map(|end| *end));
+    }
     worker.bus.job_progress_event(JobEventKind::Progress, &progress("planning", 0.2)).await;
 
     let plan = {
@@ -201,11 +213,16 @@ async fn execute(
             (options.clone(), worker.engine.clone(), worker.synthesizer.clone(), worker.embedder.clone());
         let (job_id, db, runtime) = (job.id, worker.db.clone(), tokio::runtime::Handle::current());
         tokio::task::spawn_blocking(move || -> Result<engine::plan::Plan, Failure> {
-            let clustering = engine::plan::cluster(&snapshot, &options, &engine);
+            let paired = engine::plan::pairs(&snapshot, &options, &engine);
+            let loading = std::time::Instant::now();
+            let summaries = runtime.block_on(memories::summaries(&db, &paired.guarded_ids(&options)))?;
+            let mut load_rows = loading.elapsed().as_secs_f64() * 1e3;
+            let texts: engine::plan::Texts<'_> = summaries.iter().map(|(id, text)| (*id, text.as_str())).collect();
+            let clustering = engine::plan::group(&snapshot, paired, &texts, &options);
             let needed = engine::plan::rows_needed(&clustering, &options, &engine);
             let loading = std::time::Instant::now();
             let loaded = runtime.block_on(memories::full_rows(&db, &needed))?;
-            let load_rows = loading.elapsed().as_secs_f64() * 1e3;
+            load_rows += loading.elapsed().as_secs_f64() * 1e3;
             let rows: engine::plan::Rows<'_> = loaded.iter().map(|m| (m.id, m)).collect();
             let mut plan = engine::plan::build(
                 &snapshot,
@@ -225,6 +242,13 @@ async fn execute(
         .await
         .map_err(|error| Failure::Transient(format!("planning task failed: {error}")))??
     };
+    if let Step::Stop(end) = boundary::check(worker, job, "applying").await? {
+        return Ok(end.map(|end| *end));
+    }
+    let blast = BlastRadius::of(&plan, options.max_changed_share);
+    if blast.exceeded && !options.dry_run {
+        return Ok(guards::fail_blocked(worker, job, &plan, options, complete, &blast).await?);
+    }
     worker.bus.job_progress_event(JobEventKind::Progress, &progress("applying", 0.7)).await;
 
     let mut completed = job_event(JobEventKind::Completed, job.id, job.project_id);
@@ -240,6 +264,7 @@ async fn execute(
         let result = serde_json::json!({
             "dry_run": true,
             "plan": engine::plan_report::report(&plan, engine::plan_report::PLAN_REPORT_LIMIT),
+            "guards": guards::summary(&plan, &blast, None),
             "clustering": apply::clustering_of(options, complete),
         });
         let before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
@@ -251,10 +276,12 @@ async fn execute(
         completed.memories_before = Some(before);
         completed.memories_after = Some(after);
         completed.result = Some(event_result(&result));
-        return Ok(Some(completed));
+        return Ok(Some(End { kind: JobEventKind::Completed, event: completed }));
     }
-    let Some(applied) = apply::apply(worker, job, &plan, options, complete).await? else {
-        return Ok(None);
+    let applied = match apply::apply(worker, job, &plan, options, complete).await? {
+        ApplyOutcome::Applied(applied) => applied,
+        ApplyOutcome::Lost => return Ok(None),
+        ApplyOutcome::Cancelled(by) => return boundary::cancelled(worker, job, &by, "its commit").await,
     };
     tracing::info!(
         merged = applied.counters.memories_merged,
@@ -268,7 +295,7 @@ async fn execute(
     completed.memories_before = Some(applied.memories_before);
     completed.memories_after = Some(applied.memories_after);
     completed.result = Some(event_result(&applied.result));
-    Ok(Some(completed))
+    Ok(Some(End { kind: JobEventKind::Completed, event: completed }))
 }
 
 /// Events must stay under NATS's message size limit (1 MiB by default), so the completed event
@@ -295,6 +322,8 @@ fn event_result(result: &serde_json::Value) -> serde_json::Value {
         "archives": plan_count("archives"),
         "promotions": count("playbook_entry_ids").max(plan_count("promotions")),
         "skipped_changed_memories": count("skipped_changed_memories"),
+        "reviews": count("reviews"),
+        "guards": result["guards"].clone(),
         "timings_ms": if plan.is_null() { result["timings_ms"].clone() } else { plan["timings_ms"].clone() },
         "scope": if plan.is_null() { result["scope"].clone() } else { plan["scope"].clone() },
     })
@@ -302,8 +331,7 @@ fn event_result(result: &serde_json::Value) -> serde_json::Value {
 
 /// A redelivered command for a finished job: make sure its end reached the event stream.
 async fn republish_end(worker: &Worker, job: &Job) -> Result<(), Failure> {
-    let kind =
-        if job.status == jobs::JobStatus::Completed.as_str() { JobEventKind::Completed } else { JobEventKind::Failed };
+    let kind = JobEventKind::of_finished_status(&job.status);
     let mut event = job_event(kind, job.id, job.project_id);
     event.at = job.completed_at.unwrap_or(event.at);
     event.phase = Some(job.phase.clone());

@@ -21,7 +21,8 @@ pub async fn project(db: &PgPool, threshold: i32) -> Project {
             name: "test project".to_owned(),
             consolidation_enabled: true,
             consolidation_threshold: threshold,
-            consolidation_options: serde_json::json!({}),
+            // Small fixtures made mostly of duplicates: without the blast-radius limit (its tests set it).
+            consolidation_options: serde_json::json!({"max_changed_share": 1.0}),
         },
     )
     .await

@@ -117,7 +117,9 @@ impl TestGateway {
 
     /// Creates a project through the API and returns its id.
     pub async fn project(&self) -> Uuid {
-        let response = self.post("/api/v1/projects", &json!({"name": "gateway test"})).send().await.expect("sent");
+        // Small fixtures made mostly of duplicates: without the blast-radius limit (its tests set it).
+        let body = json!({"name": "gateway test", "consolidation_options": {"max_changed_share": 1.0}});
+        let response = self.post("/api/v1/projects", &body).send().await.expect("sent");
         let body = ok(response, StatusCode::CREATED).await;
         body["id"].as_str().and_then(|id| id.parse().ok()).expect("project id")
     }
@@ -167,7 +169,7 @@ fn operations(spec: &Value) -> BTreeSet<(String, String)> {
 }
 
 /// DESIGN.md §7, route by route.
-const DESIGNED_ROUTES: [(&str, &str); 27] = [
+const DESIGNED_ROUTES: [(&str, &str); 31] = [
     ("POST", "/api/v1/consolidation/trigger"),
     ("GET", "/api/v1/consolidation/status/{job_id}"),
     ("GET", "/api/v1/consolidation/status/{job_id}/events"),
@@ -189,6 +191,10 @@ const DESIGNED_ROUTES: [(&str, &str); 27] = [
     ("POST", "/api/v1/memories/{id}/archive"),
     ("POST", "/api/v1/memories/{id}/unarchive"),
     ("POST", "/api/v1/memories/{id}/reuse"),
+    ("POST", "/api/v1/consolidation/jobs/{job_id}/cancel"),
+    ("GET", "/api/v1/projects/{id}/reviews"),
+    ("POST", "/api/v1/reviews/{id}/approve"),
+    ("POST", "/api/v1/reviews/{id}/reject"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

@@ -149,6 +149,10 @@ async fn invalid_configuration_is_refused_naming_the_field_and_changes_nothing()
         assert!(message.contains(field), "{body}: {message}");
     }
     let read = ok(gateway.get(&path).send().await.expect("sent"), StatusCode::OK).await;
-    assert_eq!((read["threshold"].clone(), read["options"].clone()), (json!(1000), json!({})));
+    assert_eq!(
+        (read["threshold"].clone(), read["options"].clone()),
+        (json!(1000), json!({"max_changed_share": 1.0})),
+        "unchanged"
+    );
     gateway.stop().await;
 }

@@ -1,0 +1,42 @@
+//! Phase boundaries of a job: where a cancel request is honoured (DESIGN.md §11). A job stops
+//! between loading, planning and applying, and inside the apply transaction just before its
+//! commit (`apply`); stopped anywhere, it has changed nothing.
+
+use super::{Worker, events::job_event, failure::Failure};
+use crate::{
+    bus::{JobEventKind, messages::JobEvent},
+    store::{cancel, jobs::Job},
+};
+
+/// How a run ended: the terminal event to publish.
+pub struct End {
+    pub kind: JobEventKind,
+    pub event: JobEvent,
+}
+
+pub enum Step {
+    Continue,
+    /// Stop here: `None` when this worker lost the job meanwhile (its new holder decides).
+    Stop(Option<Box<End>>),
+}
+
+/// The cancelled end of a job whose cancel request `requested_by` made before `phase`.
+pub async fn cancelled(worker: &Worker, job: &Job, requested_by: &str, phase: &str) -> Result<Option<End>, Failure> {
+    let error = format!("cancelled by {requested_by} before {phase}; nothing was applied");
+    if !cancel::finish(&worker.db, job.id, &worker.worker_id, &error).await? {
+        return Ok(None);
+    }
+    tracing::info!(phase, requested_by, "job cancelled");
+    let mut event = job_event(JobEventKind::Cancelled, job.id, job.project_id);
+    event.phase = Some("cancelled".to_owned());
+    event.error = Some(error);
+    Ok(Some(End { kind: JobEventKind::Cancelled, event }))
+}
+
+/// Before `phase` starts: stop if someone asked the job to.
+pub async fn check(worker: &Worker, job: &Job, phase: &str) -> Result<Step, Failure> {
+    match cancel::requested_by(&worker.db, job.id).await? {
+        None => Ok(Step::Continue),
+        Some(by) => Ok(Step::Stop(cancelled(worker, job, &by, phase).await?.map(Box::new))),
+    }
+}

@@ -1,0 +1,79 @@
+//! The guards' part of a job's result (DESIGN.md §11): what the value guard held back, the blast
+//! radius, and the failure of a plan beyond it (its plan kept readable like a dry run's).
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{Worker, apply, boundary::End, events::job_event};
+use crate::{
+    bus::JobEventKind,
+    engine::{blast::BlastRadius, options::Options, plan::Plan, plan_report},
+    store::{jobs, jobs::Job},
+};
+
+/// `result.guards`: how many pairs each guard held back. `stored` is the number of review rows
+/// this job opened and of open ones it brought up to date (None for a dry run, which stores none).
+pub fn summary(plan: &Plan, blast: &BlastRadius, stored: Option<(usize, usize)>) -> Value {
+    json!({
+        "value_guard": {
+            "mode": plan.guard.value_guard.as_str(),
+            "held_pairs": plan.guard.held_pairs,
+            "judged_pairs": plan.guard.judged_pairs,
+            "reviews_proposed": plan.guard.reviews.len(),
+            "reviews_opened": stored.map(|s| s.0),
+            "reviews_refreshed": stored.map(|s| s.1),
+            "superseded": plan.guard.superseded.len(),
+        },
+        "blast_radius": blast,
+    })
+}
+
+/// Fails the job because its plan exceeds the blast radius; the plan goes into the result,
+/// bounded and without embeddings. None when this worker no longer holds the job.
+pub async fn fail_blocked(
+    worker: &Worker,
+    job: &Job,
+    plan: &Plan,
+    options: &Options,
+    complete: bool,
+    blast: &BlastRadius,
+) -> Result<Option<End>, crate::store::StoreError> {
+    let error = blast.describe();
+    let result = json!({
+        "dry_run": false,
+        "blocked_by": "max_changed_share",
+        "plan": plan_report::report(plan, plan_report::PLAN_REPORT_LIMIT),
+        "guards": summary(plan, blast, None),
+        "clustering": apply::clustering_of(options, complete),
+    });
+    let before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
+    if !jobs::fail_with_result(&worker.db, job.id, &worker.worker_id, &error, before, &result).await? {
+        return Ok(None);
+    }
+    tracing::warn!(share = blast.share, limit = blast.limit, "plan exceeds the blast radius; not applied");
+    let mut event = job_event(JobEventKind::Failed, job.id, job.project_id);
+    event.phase = Some("failed".to_owned());
+    event.error = Some(error);
+    event.memories_before = Some(before);
+    event.result = Some(result);
+    Ok(Some(End { kind: JobEventKind::Failed, event }))
+}
+
+/// The review items of a plan as they are stored: ids derived from the job and the pair (a row
+/// that exists for the pair keeps its own id).
+pub fn new_reviews(job_id: Uuid, plan: &Plan, kept: impl Fn(Uuid) -> bool) -> Vec<crate::store::reviews::NewReview> {
+    plan.guard
+        .reviews
+        .iter()
+        .filter(|r| kept(r.older.id) && kept(r.newer.id))
+        .map(|r| crate::store::reviews::NewReview {
+            id: Uuid::new_v5(&job_id, format!("review:{}:{}", r.older.id, r.newer.id).as_bytes()),
+            kind: r.kind.clone(),
+            older: (r.older.id, r.older.version),
+            newer: (r.newer.id, r.newer.version),
+            similarity: r.similarity,
+            difference: serde_json::to_value(&r.difference).unwrap_or(Value::Null),
+            suggestion: r.suggestion.clone(),
+        })
+        .collect()
+}
