@@ -24,6 +24,16 @@ pub struct Report {
     pub syntheses: Vec<SynthesisReport>,
     pub archived: Vec<String>,
     pub promoted: Vec<PromotionReport>,
+    /// Near-identical memories the value guard held apart: possible updates, in the review queue.
+    pub updates: Vec<UpdateReport>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpdateReport {
+    pub older: String,
+    pub newer: String,
+    /// The values that differ, older's then newer's.
+    pub values: (String, String),
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +68,10 @@ impl Report {
         let plan = if dry_run { &result["plan"] } else { &result };
         let merges = list(plan, "merges");
         let syntheses = list(plan, "syntheses");
+        let reviews = if dry_run { list(&plan["guard"], "reviews") } else { list(&result, "reviews") };
+        // A stored review names its memories; a planned one holds them as [id, version].
+        let side =
+            |review: &Value, name: &str| id(&review[format!("{name}_memory_id")]).or_else(|| id(&review[name][0]));
         let archived_ids: Vec<Uuid> = if dry_run {
             list(plan, "archives").iter().filter_map(|archive| id(&archive["memory_id"])).collect()
         } else {
@@ -74,6 +88,7 @@ impl Report {
             wanted.extend(id(&merge["memory_id"]));
         }
         wanted.extend(syntheses.iter().filter_map(|synthesis| id(&synthesis["memory_id"])));
+        wanted.extend(reviews.iter().flat_map(|review| [side(review, "older"), side(review, "newer")]).flatten());
         let texts: HashMap<Uuid, String> = memories::get_many(db, &wanted)
             .await?
             .into_iter()
@@ -126,6 +141,17 @@ impl Report {
                 .map(|entry| PromotionReport { category: entry.category, content: entry.content })
                 .collect()
         };
+        let named = |memory: Option<Uuid>| {
+            memory.map_or_else(String::new, |id| texts.get(&id).map_or_else(|| id.to_string(), |text| first_line(text)))
+        };
+        let updates = reviews
+            .iter()
+            .map(|review| UpdateReport {
+                older: named(side(review, "older")),
+                newer: named(side(review, "newer")),
+                values: (values(&review["difference"]["left"]), values(&review["difference"]["right"])),
+            })
+            .collect();
         let archived = archived_ids
             .iter()
             .map(|id| texts.get(id).map_or_else(|| id.to_string(), |text| first_line(text)))
@@ -138,6 +164,7 @@ impl Report {
             syntheses,
             archived,
             promoted,
+            updates,
         })
     }
 
@@ -232,7 +259,31 @@ impl fmt::Display for Report {
         for synthesis in self.syntheses.iter().filter(|synthesis| synthesis.needs_review) {
             writeln!(f, "  - {}", first_line(&synthesis.text))?;
         }
+        writeln!(
+            f,
+            "\nPossible updates ({}): near-identical memories that state different values, kept apart and \
+             queued for review (approve: the newer supersedes the older)",
+            self.updates.len()
+        )?;
+        for update in &self.updates {
+            writeln!(f, "  - {} -> {}", update.values.0, update.values.1)?;
+            writeln!(f, "    older: {}", update.older)?;
+            writeln!(f, "    newer: {}", update.newer)?;
+        }
         Ok(())
+    }
+}
+
+/// A review's differing values as one line.
+fn values(side: &Value) -> String {
+    match side {
+        Value::Array(items) => items
+            .iter()
+            .map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Null => String::new(),
+        other => other.as_str().map_or_else(|| other.to_string(), str::to_owned),
     }
 }
 

@@ -26,6 +26,9 @@ async fn the_demo_loads_its_data_set_and_reports_merges_syntheses_archives_and_p
     assert!(report.merges.iter().all(|merge| merge.coverage.is_some_and(|coverage| coverage >= 0.95)));
     assert_eq!(report.archived.len(), 16, "the stale memories: {:?}", report.archived);
     assert!(!report.syntheses.is_empty() && !report.promoted.is_empty());
+    // The data set's value changes are held apart by the value guard and queued for review.
+    assert!(!report.updates.is_empty(), "no possible updates");
+    assert!(report.updates.iter().all(|update| !update.older.is_empty() && !update.newer.is_empty()));
     let after = report.memories_after.expect("counted after");
     assert!(after < run.loaded as i32, "{after} active after");
     let text = report.to_string();
