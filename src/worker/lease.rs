@@ -17,17 +17,19 @@ pub struct Progress {
     pub progress: f32,
 }
 
-/// A running keeper; dropping it stops the in-progress acks.
+/// A running keeper: in-progress acks and lease renewals; dropping it stops both.
 pub struct LeaseKeeper {
     stop: CancellationToken,
     pub progress: watch::Sender<Progress>,
     /// Cancelled when another worker took the job over: the caller abandons its run.
     pub lost: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
+    _acks: InProgress,
 }
 
 impl LeaseKeeper {
     pub fn start(worker: &Worker, message: Arc<Message>, job_id: Uuid) -> Self {
+        let acks = InProgress::start(worker, &message);
         let stop = CancellationToken::new();
         let lost = CancellationToken::new();
         let (progress, mut updates) = watch::channel(Progress { phase: "loading", progress: 0.0 });
@@ -46,9 +48,6 @@ impl LeaseKeeper {
                         _ = stop.cancelled() => return,
                         _ = ticker.tick() => {}
                     }
-                    if let Err(error) = message.ack_with(AckKind::Progress).await {
-                        tracing::warn!(%error, "in-progress ack failed");
-                    }
                     let current = updates.borrow_and_update().clone();
                     match jobs::heartbeat(&db, job_id, &worker_id, current.phase, current.progress).await {
                         Ok(jobs::Heartbeat::Renewed) => {}
@@ -63,7 +62,7 @@ impl LeaseKeeper {
                 }
             }
         });
-        Self { stop, progress, lost, task: Some(task) }
+        Self { stop, progress, lost, task: Some(task), _acks: acks }
     }
 
     pub fn report(&self, phase: &'static str, progress: f32) {
@@ -84,8 +83,8 @@ impl Drop for LeaseKeeper {
     }
 }
 
-/// In-progress acks for a command without a job lease (a rollback): its message stays with this
-/// worker while it runs, instead of being redelivered to wait on the rollback's row lock.
+/// In-progress acks while a command runs: its message stays with this worker instead of being
+/// redelivered (a rollback's redelivery would wait on the rollback's row lock).
 pub struct InProgress {
     stop: CancellationToken,
 }

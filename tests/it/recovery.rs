@@ -33,6 +33,18 @@ async fn next_delivery(consumer: &PullConsumer) -> Message {
     batch.next().await.expect("a delivery").unwrap()
 }
 
+/// A project with the fixture memories, a worker that is not running and its trigger consumer,
+/// and a trigger for the project (not published yet).
+async fn loaded_project_and_trigger() -> (TestEnv, projects::Project, Worker, PullConsumer, TriggerCommand) {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
+    let worker = env.worker();
+    let consumer = consumer(&worker, CommandKind::Trigger).await;
+    let command = trigger(project.id, serde_json::json!({}));
+    (env, project, worker, consumer, command)
+}
+
 /// The job row the gateway writes before it publishes `command`.
 async fn job_row_of(env: &TestEnv, command: &TriggerCommand) -> jobs::NewJob {
     let job = jobs::NewJob {
@@ -154,12 +166,7 @@ async fn a_redelivered_check_finds_its_own_job_instead_of_creating_a_second() {
 
 #[tokio::test]
 async fn a_redelivered_trigger_of_a_running_job_in_a_since_disabled_project_waits_for_it() {
-    let env = TestEnv::new().await;
-    let project = fixtures::project(&env.db, 1).await;
-    fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
-    let worker = env.worker();
-    let consumer = consumer(&worker, CommandKind::Trigger).await;
-    let command = trigger(project.id, serde_json::json!({}));
+    let (env, project, worker, consumer, command) = loaded_project_and_trigger().await;
     publish_trigger(&env.bus, &command).await;
     let job = job_row_of(&env, &command).await;
     jobs::claim(&env.db, job.id, "the worker running it", Duration::from_secs(60)).await.unwrap();
@@ -305,12 +312,7 @@ async fn a_command_that_fails_to_decode_fails_the_job_it_names_instead_of_leavin
 
 #[tokio::test]
 async fn a_job_whose_runs_keep_ending_with_their_worker_gone_is_failed_not_retried_forever() {
-    let env = TestEnv::new().await;
-    let project = fixtures::project(&env.db, 1).await;
-    fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
-    let worker = env.worker();
-    let consumer = consumer(&worker, CommandKind::Trigger).await;
-    let command = trigger(project.id, serde_json::json!({}));
+    let (env, project, worker, consumer, command) = loaded_project_and_trigger().await;
     job_row_of(&env, &command).await;
     // Four runs so far, each ended by its worker dying (crash, out-of-memory kill).
     sqlx::query(
