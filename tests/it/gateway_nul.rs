@@ -70,31 +70,22 @@ async fn a_nul_in_any_text_is_a_422_naming_the_field() {
 
 #[tokio::test]
 async fn a_token_whose_subject_holds_a_nul_is_refused_naming_the_claim() {
-    let gateway = TestGateway::start().await;
-    let mut claims = Claims::admin("admin", vec!["*".to_owned()], 600);
-    claims.sub = NUL.to_owned();
-    let token = auth::mint(SECRET, &claims).expect("signed");
-
-    let response = gateway
-        .client
-        .post(gateway.url("/api/v1/projects"))
-        .bearer_auth(token)
-        .json(&json!({"name": "fine"}))
-        .send()
-        .await
-        .expect("sent");
-    let message = error(response, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity").await;
+    let message = refusal_of_a_token_for(NUL.to_owned()).await;
     assert!(message.contains("sub") && message.contains("NUL"), "{message}");
-    gateway.stop().await;
 }
 
 #[tokio::test]
 async fn a_token_whose_subject_is_longer_than_the_bus_takes_is_refused_naming_the_claim() {
+    let message = refusal_of_a_token_for("a".repeat(257)).await;
+    assert!(message.contains("sub claim: at most 256"), "{message}");
+}
+
+/// The 422 message a request gets with an admin token whose subject is `sub`.
+async fn refusal_of_a_token_for(sub: String) -> String {
     let gateway = TestGateway::start().await;
     let mut claims = Claims::admin("admin", vec!["*".to_owned()], 600);
-    claims.sub = "a".repeat(257);
+    claims.sub = sub;
     let token = auth::mint(SECRET, &claims).expect("signed");
-
     let response = gateway
         .client
         .post(gateway.url("/api/v1/projects"))
@@ -104,6 +95,6 @@ async fn a_token_whose_subject_is_longer_than_the_bus_takes_is_refused_naming_th
         .await
         .expect("sent");
     let message = error(response, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity").await;
-    assert!(message.contains("sub claim: at most 256"), "{message}");
     gateway.stop().await;
+    message
 }
