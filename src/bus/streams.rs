@@ -1,12 +1,14 @@
 //! The two streams and the worker's durable consumers, created or updated at start.
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
 use async_nats::jetstream::{
-    self,
+    self, ErrorCode,
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
-    stream::{Config, DiscardPolicy, RetentionPolicy, StorageType},
+    context::{CreateStreamErrorKind, GetStreamErrorKind},
+    stream::{Config, ConsumerErrorKind, DiscardPolicy, RetentionPolicy, StorageType},
 };
+use backon::Retryable;
 
 use super::{Bus, BusError, CommandKind};
 
@@ -16,6 +18,10 @@ pub const COMMAND_DUPLICATE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// Covers a terminal event re-published by a redelivery (ack wait, lease and backoff add up to
 /// minutes, not hours).
 pub const EVENT_DUPLICATE_WINDOW: Duration = Duration::from_secs(3600);
+
+/// How long stream and consumer setup keeps retrying a cluster that cannot answer yet (a stream
+/// or meta leader election, a node restarting) before the process gives up.
+pub const SETUP_BUDGET: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
@@ -55,15 +61,25 @@ impl Bus {
                     self.replicas
                 )
             };
-            let info = self.jetstream.create_or_update_stream(config).await.map_err(|error| {
-                let error = error.to_string();
-                let hint = if self.replicas > 1 && replicas_unavailable(&error) {
-                    format!("; {}", too_few())
-                } else {
-                    String::new()
-                };
-                BusError::Setup(format!("stream {name}: {error}{hint}"))
-            })?;
+            let info = retry_setup(&format!("stream {name}"), || async {
+                self.jetstream.create_or_update_stream(config.clone()).await.map_err(|error| {
+                    let transient = match error.kind() {
+                        CreateStreamErrorKind::TimedOut
+                        | CreateStreamErrorKind::JetStreamUnavailable
+                        | CreateStreamErrorKind::Response => true,
+                        CreateStreamErrorKind::JetStream(error) => cluster_busy(&error),
+                        _ => false,
+                    };
+                    let error = error.to_string();
+                    let hint = if self.replicas > 1 && replicas_unavailable(&error) {
+                        format!("; {}", too_few())
+                    } else {
+                        String::new()
+                    };
+                    SetupFailure { transient, message: format!("{error}{hint}") }
+                })
+            })
+            .await?;
             // A single server accepts the setting and keeps one copy: count the copies it keeps.
             let copies = info.cluster.as_ref().map_or(1, |cluster| 1 + cluster.replicas.len());
             if copies < self.replicas {
@@ -97,12 +113,29 @@ impl Bus {
             num_replicas: self.replicas,
             ..Default::default()
         };
-        let stream = self
-            .jetstream
-            .get_stream(self.prefix.commands_stream())
-            .await
-            .map_err(|error| BusError::Setup(format!("stream {}: {error}", self.prefix.commands_stream())))?;
-        stream.create_consumer(config).await.map_err(|error| BusError::Setup(format!("consumer {name}: {error}")))
+        let stream_name = self.prefix.commands_stream();
+        let stream = retry_setup(&format!("stream {stream_name}"), || async {
+            self.jetstream.get_stream(&stream_name).await.map_err(|error| SetupFailure {
+                transient: match error.kind() {
+                    GetStreamErrorKind::Request => true,
+                    GetStreamErrorKind::JetStream(error) => cluster_busy(&error),
+                    _ => false,
+                },
+                message: error.to_string(),
+            })
+        })
+        .await?;
+        retry_setup(&format!("consumer {name}"), || async {
+            stream.create_consumer(config.clone()).await.map_err(|error| SetupFailure {
+                transient: match error.kind() {
+                    ConsumerErrorKind::TimedOut | ConsumerErrorKind::Request => true,
+                    ConsumerErrorKind::JetStream(error) => cluster_busy(&error),
+                    _ => false,
+                },
+                message: error.to_string(),
+            })
+        })
+        .await
     }
 
     /// A fresh ordered consumer that replays the events under `filter` from the beginning.
@@ -124,6 +157,41 @@ impl Bus {
     }
 }
 
+/// Why one setup request failed, and whether asking again may succeed.
+struct SetupFailure {
+    transient: bool,
+    message: String,
+}
+
+/// Runs a setup request, retrying transient failures (1 s, 2 s ... 5 s apart) for up to
+/// [`SETUP_BUDGET`]; a permanent one (a bad setting, too few servers) fails at once.
+async fn retry_setup<T, F, Fut>(what: &str, request: F) -> Result<T, BusError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SetupFailure>>,
+{
+    request
+        .retry(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_secs(1))
+                .with_max_delay(Duration::from_secs(5))
+                .without_max_times()
+                .with_total_delay(Some(SETUP_BUDGET)),
+        )
+        .when(|failure| failure.transient)
+        .notify(|failure, delay| {
+            tracing::warn!(error = %failure.message, ?delay, "JetStream setup of {what} failed; retrying")
+        })
+        .await
+        .map_err(|failure| BusError::Setup(format!("{what}: {}", failure.message)))
+}
+
+/// The cluster cannot answer now (no leader yet, a peer catching up) but will: a 503 other than
+/// the placement failure of too few servers.
+fn cluster_busy(error: &jetstream::Error) -> bool {
+    error.code() == 503 && error.error_code() != ErrorCode::INSUFFICIENT_RESOURCES
+}
+
 /// What the server answers when a stream asks for more replicas than it has peers.
 fn replicas_unavailable(error: &str) -> bool {
     let error = error.to_ascii_lowercase();
@@ -132,10 +200,49 @@ fn replicas_unavailable(error: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn api_error(code: usize, err_code: u64) -> jetstream::Error {
+        serde_json::from_value(serde_json::json!({ "code": code, "err_code": err_code, "description": "x" }))
+            .expect("an API error")
+    }
+
+    #[test]
+    fn a_cluster_without_a_leader_is_busy_and_too_few_servers_is_not() {
+        assert!(cluster_busy(&api_error(503, 10008)));
+        assert!(!cluster_busy(&api_error(503, 10023)));
+        assert!(!cluster_busy(&api_error(400, 10058)));
+    }
+
+    #[tokio::test]
+    async fn setup_asks_again_after_a_transient_failure_and_stops_at_a_permanent_one() {
+        let calls = AtomicUsize::new(0);
+        let answered = retry_setup("stream S", || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(SetupFailure { transient: true, message: "timed out".into() }),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!(answered.ok(), Some(7));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        let calls = AtomicUsize::new(0);
+        let refused = retry_setup("stream S", || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(SetupFailure { transient: false, message: "insufficient resources".into() })
+        })
+        .await;
+        assert_eq!(refused.unwrap_err().to_string(), "JetStream setup failed: stream S: insufficient resources");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn the_servers_answers_to_too_many_replicas_are_recognised() {
-        assert!(super::replicas_unavailable("insufficient resources (code 503, error code 10023)"));
-        assert!(super::replicas_unavailable("replicas > 1 not supported in non-clustered mode"));
-        assert!(!super::replicas_unavailable("stream name already in use"));
+        assert!(replicas_unavailable("insufficient resources (code 503, error code 10023)"));
+        assert!(replicas_unavailable("replicas > 1 not supported in non-clustered mode"));
+        assert!(!replicas_unavailable("stream name already in use"));
     }
 }

@@ -200,6 +200,15 @@ impl Process {
         self.child = Some(child);
     }
 
+    /// How the process ended, if it ended by itself.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|child| child.try_wait().ok().flatten())
+    }
+
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
     /// kill -9.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
