@@ -64,10 +64,8 @@ impl Bus {
             let info = retry_setup(&format!("stream {name}"), || async {
                 self.jetstream.create_or_update_stream(config.clone()).await.map_err(|error| {
                     let transient = match error.kind() {
-                        CreateStreamErrorKind::TimedOut
-                        | CreateStreamErrorKind::JetStreamUnavailable
-                        | CreateStreamErrorKind::Response => true,
-                        CreateStreamErrorKind::JetStream(error) => cluster_busy(&error),
+                        CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::Response => true,
+                        CreateStreamErrorKind::JetStream(error) => self.may_answer_later(&error),
                         _ => false,
                     };
                     let error = error.to_string();
@@ -118,7 +116,7 @@ impl Bus {
             self.jetstream.get_stream(&stream_name).await.map_err(|error| SetupFailure {
                 transient: match error.kind() {
                     GetStreamErrorKind::Request => true,
-                    GetStreamErrorKind::JetStream(error) => cluster_busy(&error),
+                    GetStreamErrorKind::JetStream(error) => self.may_answer_later(&error),
                     _ => false,
                 },
                 message: error.to_string(),
@@ -129,7 +127,7 @@ impl Bus {
             stream.create_consumer(config.clone()).await.map_err(|error| SetupFailure {
                 transient: match error.kind() {
                     ConsumerErrorKind::TimedOut | ConsumerErrorKind::Request => true,
-                    ConsumerErrorKind::JetStream(error) => cluster_busy(&error),
+                    ConsumerErrorKind::JetStream(error) => self.may_answer_later(&error),
                     _ => false,
                 },
                 message: error.to_string(),
@@ -163,33 +161,58 @@ struct SetupFailure {
     message: String,
 }
 
-/// Runs a setup request, retrying transient failures (1 s, 2 s ... 5 s apart) for up to
-/// [`SETUP_BUDGET`]; a permanent one (a bad setting, too few servers) fails at once.
+/// Runs a setup request, retrying transient failures (1 s, 2 s ... 5 s apart) until
+/// [`SETUP_BUDGET`] has passed, requests included; a permanent one (a bad setting, too few
+/// servers) fails at once.
 async fn retry_setup<T, F, Fut>(what: &str, request: F) -> Result<T, BusError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SetupFailure>>,
 {
-    request
+    let last_failure = std::sync::Mutex::new(String::new());
+    let retried = request
         .retry(
             backon::ExponentialBuilder::default()
                 .with_min_delay(Duration::from_secs(1))
                 .with_max_delay(Duration::from_secs(5))
-                .without_max_times()
-                .with_total_delay(Some(SETUP_BUDGET)),
+                .without_max_times(),
         )
         .when(|failure| failure.transient)
         .notify(|failure, delay| {
-            tracing::warn!(error = %failure.message, ?delay, "JetStream setup of {what} failed; retrying")
-        })
-        .await
-        .map_err(|failure| BusError::Setup(format!("{what}: {}", failure.message)))
+            tracing::warn!(error = %failure.message, ?delay, "JetStream setup of {what} failed; retrying");
+            if let Ok(mut last) = last_failure.lock() {
+                last.clone_from(&failure.message);
+            }
+        });
+    match tokio::time::timeout(SETUP_BUDGET, retried).await {
+        Ok(result) => result.map_err(|failure| BusError::Setup(format!("{what}: {}", failure.message))),
+        Err(_) => {
+            let last = last_failure.lock().map(|last| last.clone()).unwrap_or_default();
+            Err(BusError::Setup(format!("{what}: no answer within {} s (last: {last})", SETUP_BUDGET.as_secs())))
+        }
+    }
 }
 
-/// The cluster cannot answer now (no leader yet, a peer catching up) but will: a 503 other than
-/// the placement failure of too few servers.
-fn cluster_busy(error: &jetstream::Error) -> bool {
-    error.code() == 503 && error.error_code() != ErrorCode::INSUFFICIENT_RESOURCES
+impl Bus {
+    fn may_answer_later(&self, error: &jetstream::Error) -> bool {
+        // The connected server announces every server of its cluster, itself included.
+        let known_servers = self.client.server_info().connect_urls.len().max(1);
+        may_answer_later(error, known_servers, self.replicas)
+    }
+}
+
+/// Whether the cluster may answer later: no meta leader yet, a stream or consumer offline while
+/// its node restarts, or a placement refused while fewer servers have joined than the replicas
+/// need although the client already knows of that many.
+fn may_answer_later(error: &jetstream::Error, known_servers: usize, replicas: usize) -> bool {
+    match error.error_code() {
+        ErrorCode::CLUSTER_NOT_AVAILABLE
+        | ErrorCode::CLUSTER_INCOMPLETE
+        | ErrorCode::STREAM_OFFLINE
+        | ErrorCode::CONSUMER_OFFLINE => true,
+        ErrorCode::CLUSTER_NO_PEERS | ErrorCode::INSUFFICIENT_RESOURCES => known_servers >= replicas,
+        _ => false,
+    }
 }
 
 /// What the server answers when a stream asks for more replicas than it has peers.
@@ -210,10 +233,14 @@ mod tests {
     }
 
     #[test]
-    fn a_cluster_without_a_leader_is_busy_and_too_few_servers_is_not() {
-        assert!(cluster_busy(&api_error(503, 10008)));
-        assert!(!cluster_busy(&api_error(503, 10023)));
-        assert!(!cluster_busy(&api_error(400, 10058)));
+    fn only_an_election_an_offline_replica_or_a_cluster_still_forming_may_answer_later() {
+        assert!(may_answer_later(&api_error(503, 10008), 3, 3), "no meta leader yet");
+        assert!(may_answer_later(&api_error(500, 10118), 3, 3), "stream offline");
+        assert!(may_answer_later(&api_error(400, 10005), 3, 3), "three servers known, not all joined yet");
+        assert!(!may_answer_later(&api_error(400, 10005), 2, 3), "a two-server cluster never places three");
+        assert!(!may_answer_later(&api_error(503, 10023), 1, 3), "a single server never places three");
+        assert!(!may_answer_later(&api_error(503, 10076), 1, 1), "JetStream not enabled");
+        assert!(!may_answer_later(&api_error(400, 10058), 3, 3), "stream name in use");
     }
 
     #[tokio::test]

@@ -195,23 +195,47 @@ async fn give_up(worker: &Worker, kind: CommandKind, payload: &[u8], reason: &st
     }
 }
 
-/// Runs every command consumer until `shutdown`, then drains in-flight commands.
+/// Runs every command consumer until `shutdown`, then drains in-flight commands. A consumer
+/// that cannot be set up stops the ones already running (they drain) and is the error.
 pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), BusError> {
+    let stop = shutdown.child_token();
     let mut loops = JoinSet::new();
+    let mut setup = Ok(());
     for kind in CommandKind::ALL {
-        let consumer = worker.bus.command_consumer(kind, &worker.consumer_settings(kind)).await?;
+        let settings = worker.consumer_settings(kind);
+        let consumer = tokio::select! {
+            _ = stop.cancelled() => break,
+            consumer = worker.bus.command_consumer(kind, &settings) => consumer,
+        };
+        let consumer = match consumer {
+            Ok(consumer) => consumer,
+            Err(error) => {
+                setup = Err(error);
+                stop.cancel();
+                break;
+            }
+        };
         let limit = match kind {
             CommandKind::Trigger => worker.config.worker_concurrency,
             _ => SMALL_COMMAND_CONCURRENCY,
         };
-        loops.spawn(consume(worker.clone(), kind, consumer, limit, shutdown.clone()));
+        loops.spawn(consume(worker.clone(), kind, consumer, limit, stop.clone()));
     }
-    let advisories = advisories::subscribe(&worker.bus).await?;
-    loops.spawn(advisories::listen(worker.clone(), advisories, shutdown.clone()));
-    tracing::info!(worker_id = %worker.worker_id, prefix = %worker.bus.prefix, "worker consuming commands");
+    if setup.is_ok() && !stop.is_cancelled() {
+        match advisories::subscribe(&worker.bus).await {
+            Ok(advisories) => {
+                loops.spawn(advisories::listen(worker.clone(), advisories, stop.clone()));
+                tracing::info!(worker_id = %worker.worker_id, prefix = %worker.bus.prefix, "worker consuming commands");
+            }
+            Err(error) => {
+                setup = Err(error);
+                stop.cancel();
+            }
+        }
+    }
     while loops.join_next().await.is_some() {}
     tracing::info!(worker_id = %worker.worker_id, "worker drained and stopped");
-    Ok(())
+    setup
 }
 
 async fn consume(

@@ -31,7 +31,7 @@ use consolidator::{
         projects::{self, NewProject},
     },
 };
-use services::{Nats, Postgres, Process};
+use services::{Gateway, Nats, Postgres, Process};
 use uuid::Uuid;
 
 const PROJECTS: usize = 32;
@@ -124,36 +124,44 @@ mod tempdir {
     }
 }
 
-fn main() {
-    let long = std::env::args().any(|arg| arg == "--long");
-    // `cargo test -- <filter>` passes a filter: run only when it names this suite.
-    let mut args = std::env::args().skip(1);
-    let mut filtered_out = false;
-    while let Some(arg) = args.next() {
-        if arg == "--only" {
-            args.next();
-        } else if !arg.starts_with('-') && !"faults".contains(&*arg) {
-            filtered_out = true;
-        }
-    }
-    if filtered_out || std::env::args().any(|arg| arg == "--list") {
-        return;
-    }
-    let only = std::env::args().skip_while(|arg| arg != "--only").nth(1);
-    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let failures = runtime.block_on(suite(long, only));
-    if failures > 0 {
-        eprintln!("fault suite: {failures} scenario(s) failed");
-        std::process::exit(1);
-    }
+/// What `cargo test --test faults -- <args>` asks for. A bare argument is libtest's filter: a
+/// scenario's name runs that one (like `--only`), a part of "faults" the suite, anything else
+/// nothing.
+struct Args {
+    long: bool,
+    only: Option<String>,
+    run: bool,
 }
 
-async fn suite(long: bool, only: Option<String>) -> usize {
-    let root = tempdir::Root::new();
-    let postgres = Postgres::start(&root.0);
-    let nats = Nats::start(&root.0);
-    let mut stack = Stack { postgres, nats, cluster: None, root };
-    let faults = if long {
+fn parse_args() -> Args {
+    let mut parsed = Args { long: false, only: None, run: true };
+    let names: Vec<String> = faults(true).into_iter().chain(faults(false)).map(Fault::name).collect();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--long" => parsed.long = true,
+            "--list" => parsed.run = false,
+            "--only" => parsed.only = args.next(),
+            "--skip" => parsed.run &= !args.next().is_some_and(|skipped| "faults".contains(&*skipped)),
+            // libtest's options that take a value.
+            "--test-threads" | "--format" | "--logfile" | "--color" | "-Z" => {
+                args.next();
+            }
+            _ if arg.starts_with("--only=") => parsed.only = Some(arg["--only=".len()..].to_owned()),
+            _ if arg.starts_with('-') => {}
+            _ if names.contains(&arg) => parsed.only = Some(arg),
+            _ if "faults".contains(&*arg) => {}
+            _ => {
+                eprintln!("fault suite: filtered out by {arg:?}");
+                parsed.run = false;
+            }
+        }
+    }
+    parsed
+}
+
+fn faults(long: bool) -> Vec<Fault> {
+    if long {
         vec![
             Fault::WorkerKill,
             Fault::NatsKill,
@@ -174,13 +182,34 @@ async fn suite(long: bool, only: Option<String>) -> usize {
             Fault::ClusterLeaderKill,
             Fault::ClusterWorkerNodeKill,
         ]
-    };
-    let faults: Vec<Fault> =
-        faults.into_iter().filter(|f| only.as_ref().is_none_or(|name| *name == f.name())).collect();
-    if faults.is_empty() {
-        eprintln!("fault suite: no scenario is named {only:?}");
-        return 1;
     }
+}
+
+fn main() {
+    let args = parse_args();
+    if !args.run {
+        return;
+    }
+    let faults: Vec<Fault> =
+        faults(args.long).into_iter().filter(|f| args.only.as_ref().is_none_or(|name| *name == f.name())).collect();
+    if faults.is_empty() {
+        let names: Vec<String> = self::faults(args.long).into_iter().map(Fault::name).collect();
+        eprintln!("fault suite: no scenario of this form is named {:?}; there are {names:?}", args.only);
+        std::process::exit(1);
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let failures = runtime.block_on(suite(args.long, faults));
+    if failures > 0 {
+        eprintln!("fault suite: {failures} scenario(s) failed");
+        std::process::exit(1);
+    }
+}
+
+async fn suite(long: bool, faults: Vec<Fault>) -> usize {
+    let root = tempdir::Root::new();
+    let postgres = Postgres::start(&root.0);
+    let nats = Nats::start(&root.0);
+    let mut stack = Stack { postgres, nats, cluster: None, root };
     let reference = scenario(&mut stack, Fault::None, long).await.expect("the fault-free reference run");
     let mut failures = 0;
     for fault in faults {
@@ -212,7 +241,7 @@ fn service_env(stack: &Stack, database: &str, prefix: &str, long: bool, nats: (&
         ("STREAM_REPLICAS", nats.1.to_string()),
         ("CONSOLIDATION_PREFIX", prefix.to_owned()),
         ("SKIP_MIGRATIONS", "true".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
+        ("RUST_LOG", std::env::var("FAULTS_RUST_LOG").unwrap_or_else(|_| "warn".to_owned())),
         // No sweep may add jobs of its own: once a year, and thresholds are far above the load.
         ("SCHEDULE", "0 0 3 1 1 *".to_owned()),
     ];
@@ -264,7 +293,9 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
     }
     ensure_streams(&bus).await?;
 
-    let mut job_ids = Vec::new();
+    // On the cluster half the triggers go through a gateway on the workers' node: it must ride
+    // out that node's loss too. Their jobs are the gateway's to create.
+    let mut job_ids: Vec<(Uuid, Option<Uuid>)> = Vec::new();
     for index in 0..PROJECTS {
         let project = projects::create(
             &db,
@@ -281,6 +312,10 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
         let rows = synthetic_memories(MEMORIES_PER_PROJECT, DIMENSION, 1000 + index as u64);
         let mut conn = db.acquire().await.map_err(|e| e.to_string())?;
         memories::insert_batch(&mut conn, project.id, &rows, &[]).await.map_err(|e| e.to_string())?;
+        if fault.clustered() && index % 2 == 0 {
+            job_ids.push((project.id, None));
+            continue;
+        }
         let job = NewJob {
             id: Uuid::new_v4(),
             project_id: project.id,
@@ -290,7 +325,7 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
             scheduled_for: None,
         };
         jobs::create(&db, &job).await.map_err(|e| e.to_string())?;
-        job_ids.push((project.id, job.id));
+        job_ids.push((project.id, Some(job.id)));
     }
 
     let env = service_env(stack, &database, &prefix, long, (&worker_server, replicas));
@@ -304,37 +339,49 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
         .collect();
     let mut scheduler =
         Process::spawn(&["scheduler"], &env, logs.join(format!("consolidator-faults-{name}-scheduler.log")));
+    let mut gateway = match fault.clustered() {
+        true => Some(Gateway::start(&env, logs.join(format!("consolidator-faults-{name}-gateway.log"))).await?),
+        false => None,
+    };
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let started = Instant::now();
     let publisher = tokio::spawn({
-        let (bus, job_ids) = (bus.clone(), job_ids.clone());
+        let (bus, job_ids, gateway) = (bus.clone(), job_ids.clone(), gateway.as_ref().map(Gateway::client));
         async move {
             let pause = PUBLISH_SPREAD / PROJECTS as u32;
+            let mut refused = Vec::new();
             for (project_id, job_id) in job_ids {
-                let command = TriggerCommand {
-                    schema_version: SCHEMA_VERSION,
-                    job_id,
-                    project_id,
-                    options: None,
-                    trigger_type: TriggerType::Manual,
-                    triggered_by: "fault-suite".into(),
-                };
-                // Like the gateway: a failed publish leaves the job pending, for maintenance.
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    bus.publish_command(CommandKind::Trigger, &job_id.to_string(), &command),
-                )
-                .await;
+                match (job_id, &gateway) {
+                    (Some(job_id), _) => {
+                        let command = TriggerCommand {
+                            schema_version: SCHEMA_VERSION,
+                            job_id,
+                            project_id,
+                            options: None,
+                            trigger_type: TriggerType::Manual,
+                            triggered_by: "fault-suite".into(),
+                        };
+                        // Like another service: the publish retries within its budget (8 s),
+                        // and one that still fails leaves the job pending, for maintenance.
+                        let _ = bus.publish_command(CommandKind::Trigger, &job_id.to_string(), &command).await;
+                    }
+                    (None, Some(gateway)) => refused.extend(gateway.trigger(project_id).await.err()),
+                    (None, None) => {}
+                }
                 tokio::time::sleep(pause).await;
             }
+            refused
         }
     });
     tokio::time::sleep(FAULT_AT).await;
     let fault_started = Instant::now();
-    inject(stack, &db, &bus, &mut workers, fault).await;
+    inject(stack, &db, &bus, &mut workers, fault).await?;
     let recovered = Instant::now();
-    let _ = publisher.await;
+    let refused = publisher.await.map_err(|e| e.to_string())?;
+    if !refused.is_empty() {
+        return Err(format!("the gateway refused {} trigger(s): {refused:?}", refused.len()));
+    }
 
     // DESIGN §4: every job terminal within two minutes of recovery.
     let limit = Duration::from_secs(120);
@@ -358,6 +405,7 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
             let exited: Vec<String> = workers
                 .iter_mut()
                 .chain(std::iter::once(&mut scheduler))
+                .chain(gateway.as_mut().map(Gateway::process))
                 .filter_map(|process| {
                     let status = process.exited()?;
                     Some(format!("{} ({status})", process.log().display()))
@@ -402,16 +450,31 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
     Ok(outcomes)
 }
 
-/// A cluster that just started elects its JetStream meta leader within seconds: the setup waits.
+/// A cluster that just started is still forming (its routes connecting, its meta leader being
+/// elected): the suite waits for it up to a minute.
 async fn ensure_streams(bus: &Bus) -> Result<(), String> {
-    bus.ensure_streams(Duration::from_secs(3600)).await.map_err(|e| e.to_string())
+    let mut ensured = bus.ensure_streams(Duration::from_secs(3600)).await;
+    for _ in 0..60 {
+        if ensured.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        ensured = bus.ensure_streams(Duration::from_secs(3600)).await;
+    }
+    ensured.map_err(|e| e.to_string())
 }
 
 fn round(seconds: f64) -> f64 {
     (seconds * 10.0).round() / 10.0
 }
 
-async fn inject(stack: &mut Stack, db: &sqlx::PgPool, bus: &Bus, workers: &mut [Process], fault: Fault) {
+async fn inject(
+    stack: &mut Stack,
+    db: &sqlx::PgPool,
+    bus: &Bus,
+    workers: &mut [Process],
+    fault: Fault,
+) -> Result<(), String> {
     match fault {
         Fault::None => {}
         Fault::WorkerKill => {
@@ -455,11 +518,12 @@ async fn inject(stack: &mut Stack, db: &sqlx::PgPool, bus: &Bus, workers: &mut [
                 Ok(mut stream) => stream.info().await.ok().and_then(|info| info.cluster.clone()?.leader),
                 Err(_) => None,
             };
-            let Some(nodes) = stack.cluster.as_mut() else { return };
+            let Some(nodes) = stack.cluster.as_mut() else { return Err("no cluster is running".into()) };
             let victim = match fault {
-                Fault::ClusterLeaderKill => {
-                    nodes.iter().position(|node| Some(&node.name) == leader.as_ref()).unwrap_or(0)
-                }
+                Fault::ClusterLeaderKill => nodes
+                    .iter()
+                    .position(|node| Some(&node.name) == leader.as_ref())
+                    .ok_or_else(|| format!("the commands stream's leader is unknown ({leader:?})"))?,
                 _ => 1,
             };
             eprintln!("{}: killing {} (stream leader {leader:?})", fault.name(), nodes[victim].name);
@@ -468,6 +532,7 @@ async fn inject(stack: &mut Stack, db: &sqlx::PgPool, bus: &Bus, workers: &mut [
             nodes[victim].start_again();
         }
     }
+    Ok(())
 }
 
 async fn outcome(db: &sqlx::PgPool, project_id: Uuid) -> Result<ProjectOutcome, sqlx::Error> {

@@ -182,6 +182,8 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(args: &[&str], env: &[(String, String)], log: PathBuf) -> Self {
+        // A scenario's log starts empty; a restart within it appends.
+        let _ = std::fs::File::create(&log);
         let mut process =
             Self { args: args.iter().map(|a| a.to_string()).collect(), env: env.to_vec(), log, child: None };
         process.start_again();
@@ -221,5 +223,70 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The service's gateway process, and an administrator's client of its HTTP API.
+pub struct Gateway {
+    process: Process,
+    client: GatewayClient,
+}
+
+#[derive(Clone)]
+pub struct GatewayClient {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+const GATEWAY_SECRET: &str = "the fault suite's gateway secret, 32+ bytes";
+
+impl Gateway {
+    /// Starts `consolidator gateway` on a free port and waits until it answers ready.
+    pub async fn start(env: &[(String, String)], log: PathBuf) -> Result<Self, String> {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut env = env.to_vec();
+        env.push(("HTTP_ADDR".to_owned(), addr.clone()));
+        env.push(("JWT_SECRET".to_owned(), GATEWAY_SECRET.to_owned()));
+        let process = Process::spawn(&["gateway"], &env, log);
+        let claims = consolidator::gateway::auth::Claims::admin("fault-suite", vec!["*".to_owned()], 3600);
+        let token = consolidator::gateway::auth::mint(GATEWAY_SECRET, &claims).map_err(|e| e.to_string())?;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().map_err(|e| e.to_string())?;
+        let client = GatewayClient { http, base: format!("http://{addr}"), token };
+        for _ in 0..300 {
+            let ready = client.http.get(format!("{}/readyz", client.base)).send().await;
+            if ready.is_ok_and(|response| response.status().is_success()) {
+                return Ok(Self { process, client });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!("the gateway on {addr} was not ready within 30 s (see {})", process.log().display()))
+    }
+
+    pub fn client(&self) -> GatewayClient {
+        self.client.clone()
+    }
+
+    pub fn process(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
+
+impl GatewayClient {
+    /// `POST /api/v1/consolidation/trigger`: Ok on 202, the status and body otherwise.
+    pub async fn trigger(&self, project_id: uuid::Uuid) -> Result<(), String> {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/consolidation/trigger", self.base))
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({ "project_id": project_id }))
+            .send()
+            .await
+            .map_err(|error| format!("project {project_id}: {error}"))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::ACCEPTED {
+            return Ok(());
+        }
+        Err(format!("project {project_id}: {status} {}", response.text().await.unwrap_or_default()))
     }
 }
