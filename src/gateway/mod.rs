@@ -24,6 +24,7 @@ pub mod openapi;
 pub mod page;
 pub mod playbook;
 pub mod projects;
+pub mod publish;
 pub mod reviews;
 pub mod rollback;
 pub mod search;

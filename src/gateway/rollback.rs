@@ -24,6 +24,7 @@ use super::{
     auth::Admin,
     error::{ApiError, ErrorBody, Result},
     extract::{Json, Path},
+    publish::publish_recorded,
     status::authorized_job,
 };
 use crate::{
@@ -153,13 +154,13 @@ pub async fn request_rollback(
         reason: request.reason,
         requested_by: admin.subject().to_owned(),
     };
-    if let Err(error) = state.bus.publish_command(CommandKind::Rollback, &rollback_id.to_string(), &command).await {
-        let reason = format!("the rollback command could not be published: {error}");
-        if let Err(store_error) = rollbacks::finish_unsuccessful(&state.db, rollback_id, "failed", &reason, &[]).await {
+    let db = state.db.clone();
+    publish_recorded(&state.bus, CommandKind::Rollback, rollback_id.to_string(), command, move |reason| async move {
+        if let Err(store_error) = rollbacks::finish_unsuccessful(&db, rollback_id, "failed", &reason, &[]).await {
             tracing::error!(%store_error, "rollback left pending");
         }
-        return Err(error.into());
-    }
+    })
+    .await?;
 
     let wait = Duration::from_millis(state.config.rollback_wait_ms);
     let ended = tokio::time::timeout(wait, async {

@@ -19,6 +19,7 @@ use super::{
     configure::{ConsolidationOptions, options_error},
     error::{ApiError, ErrorBody, Result},
     extract::Json,
+    publish::publish_recorded,
     views::{Located, status_location},
 };
 use crate::{
@@ -131,14 +132,14 @@ pub async fn trigger(
     // Announced before the command goes out, so it precedes the worker's `started`.
     let queued = JobEvent::new(JobEventKind::Queued.as_str(), job.id, project_id);
     state.bus.job_progress_event(JobEventKind::Queued, &queued).await;
-    if let Err(error) = state.bus.publish_command(CommandKind::Trigger, &job.id.to_string(), &command).await {
-        // A job nobody will run must not block the project: it fails now, visibly.
-        let reason = format!("the trigger command could not be published: {error}");
-        if let Err(store_error) = jobs::fail(&state.db, job.id, &reason).await {
+    // A job nobody will run must not block the project: it fails now, visibly.
+    let (db, job_id) = (state.db.clone(), job.id);
+    publish_recorded(&state.bus, CommandKind::Trigger, job.id.to_string(), command, move |reason| async move {
+        if let Err(store_error) = jobs::fail(&db, job_id, &reason).await {
             tracing::error!(%store_error, "job left pending; maintenance will re-publish it");
         }
-        return Err(error.into());
-    }
+    })
+    .await?;
 
     let recent: Vec<(f64, i32)> = context.recent_seconds.into_iter().zip(context.recent_sizes).collect();
     let estimated = estimate(context.active_memories, &recent);

@@ -29,7 +29,7 @@ pub fn config() -> GatewayConfig {
         jwt_public_key: None,
         jwt_issuer: None,
         jwt_audience: None,
-        request_timeout_secs: 10,
+        request_timeout_secs: 30,
         body_limit_bytes: 1024 * 1024,
         rollback_wait_ms: 3000,
         rollback_window_days: 7,

@@ -177,6 +177,35 @@ async fn when_the_command_cannot_be_published_the_job_fails_and_the_answer_is_50
 }
 
 #[tokio::test]
+async fn a_trigger_whose_request_times_out_mid_publish_still_fails_its_job() {
+    let gateway = TestGateway::start_with(|config| {
+        config.request_timeout_secs = 2;
+        config.rollback_wait_ms = 1000;
+    })
+    .await;
+    let project = gateway.project().await;
+    gateway.env.bus.jetstream.delete_stream(gateway.env.bus.prefix.commands_stream()).await.expect("stream deleted");
+
+    let response = trigger(&gateway, json!({"project_id": project})).await;
+    let message = error(response, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
+    assert!(message.contains("longer than 2 s"), "{message}");
+    // The publish goes on after the answer and, once its budget is used, fails the job.
+    let filter = jobs::HistoryFilter { limit: 10, ..Default::default() };
+    let mut history = Vec::new();
+    for _ in 0..100 {
+        history = jobs::history(&gateway.env.db, project, &filter).await.expect("history");
+        if history.first().is_some_and(|job| job.status != "pending") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].status, "failed");
+    assert!(history[0].error_message.as_deref().is_some_and(|error| error.contains("could not be published")));
+    gateway.stop().await;
+}
+
+#[tokio::test]
 async fn the_status_shows_progress_counters_created_memories_and_links() {
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
