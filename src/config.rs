@@ -24,7 +24,7 @@ impl ConfigError {
 
 #[derive(Args, Debug, Clone)]
 pub struct DatabaseConfig {
-    /// PostgreSQL connection string; `migrate up` creates the database if it is missing.
+    /// PostgreSQL connection string; the database is created if missing (unless SKIP_MIGRATIONS).
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/consolidator")]
     pub database_url: String,
     /// Connections in the pool.

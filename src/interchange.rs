@@ -253,7 +253,7 @@ pub fn parse(reader: impl BufRead, mut dim: Option<usize>) -> Result<Vec<NewMemo
             continue;
         }
         let memory: MemoryInput = serde_json::from_str(&line)
-            .map_err(|error| InterchangeError::Line { line: line_number, message: error.to_string() })?;
+            .map_err(|error| InterchangeError::Line { line: line_number, message: within_line(&error) })?;
         memory.validate(&mut dim).map_err(|error| InterchangeError::Line {
             line: line_number,
             message: format!("{}: {}", error.field, error.message),
@@ -328,6 +328,17 @@ pub async fn export(db: &sqlx::PgPool, project_id: Uuid, mut out: impl Write) ->
     Ok(written)
 }
 
+/// serde_json's message with the column only: each JSON document is one line of the file, so its
+/// own "line 1" would contradict the file's line number beside it.
+fn within_line(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    match message.strip_suffix(&position) {
+        Some(message) => format!("{message} (column {})", error.column()),
+        None => message,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,6 +369,7 @@ mod tests {
             Err(InterchangeError::Line { line, message }) => {
                 assert_eq!(line, 2);
                 assert!(message.contains("rumour"), "{message}");
+                assert!(!message.contains("line 1") && message.contains("(column "), "{message}");
             }
             other => panic!("expected a line error, got {other:?}"),
         }

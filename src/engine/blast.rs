@@ -13,6 +13,7 @@ pub struct BlastRadius {
     /// Active memories the plan marks duplicate (merge sources, replaced syntheses) or archives.
     pub changed: i64,
     pub share: f64,
+    #[serde(serialize_with = "super::options::shortest_f32")]
     pub limit: f32,
     pub exceeded: bool,
 }

@@ -22,6 +22,7 @@ pub struct Options {
     pub dry_run: bool,
     pub mode: Mode,
     /// The largest share of active memories one job may mark duplicate or archive (§11).
+    #[serde(serialize_with = "shortest_f32")]
     pub max_changed_share: f32,
     /// What happens to near-identical memories that differ in a value (§11).
     pub value_guard: ValueGuard,
@@ -85,7 +86,7 @@ pub struct ClusteringOptions {
 
 /// Writes an f32 as the shortest decimal that reads back as it (0.85, not the widened
 /// 0.8500000238418579), so options come back as they were given.
-fn shortest_f32<S: serde::Serializer>(value: &f32, serializer: S) -> Result<S::Ok, S::Error> {
+pub fn shortest_f32<S: serde::Serializer>(value: &f32, serializer: S) -> Result<S::Ok, S::Error> {
     let shortest = value.to_string().parse::<f64>().unwrap_or(f64::from(*value));
     serializer.serialize_f64(shortest)
 }
@@ -261,10 +262,15 @@ mod tests {
 
     #[test]
     fn floats_serialize_as_given_and_read_back_to_the_same_f32() {
-        let options = Options::resolve(&json!({"similarity_threshold": 0.87}), &json!({})).unwrap();
+        let options =
+            Options::resolve(&json!({"similarity_threshold": 0.87}), &json!({"max_changed_share": 0.7})).unwrap();
         let value = serde_json::to_value(&options).unwrap();
         assert_eq!(value["similarity_threshold"], json!(0.87));
         assert_eq!(value["promote_confidence_threshold"], json!(0.85));
+        assert_eq!(value["max_changed_share"], json!(0.7));
+        let blast =
+            crate::engine::blast::BlastRadius { active: 10, changed: 1, share: 0.1, limit: 0.6, exceeded: false };
+        assert_eq!(serde_json::to_value(blast).unwrap()["limit"], json!(0.6));
         assert_eq!(serde_json::to_value(options.clustering()).unwrap()["similarity_threshold"], json!(0.87));
         let back: Options = serde_json::from_value(value).unwrap();
         assert_eq!(back, options);
