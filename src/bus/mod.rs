@@ -48,7 +48,7 @@ pub struct Bus {
 /// How long a publish waits for JetStream's acknowledgement.
 const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most a publish may take, retries (0.2 s, 0.4 s ... 2 s apart) included: a three-node
-/// cluster took 6 to 9 s to elect a new stream leader after a `kill -9` of the old one.
+/// cluster took 5 to 9 s to elect a new stream leader after a `kill -9` of the old one.
 const PUBLISH_BUDGET: Duration = Duration::from_secs(12);
 
 impl Bus {

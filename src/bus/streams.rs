@@ -136,6 +136,12 @@ impl Bus {
         .await
     }
 
+    fn may_answer_later(&self, error: &jetstream::Error) -> bool {
+        // The connected server announces every server of its cluster, itself included.
+        let known_servers = self.client.server_info().connect_urls.len().max(1);
+        may_answer_later(error, known_servers, self.replicas)
+    }
+
     /// A fresh ordered consumer that replays the events under `filter` from the beginning.
     pub async fn replay_events(&self, filter: String) -> Result<jetstream::consumer::pull::Ordered, BusError> {
         let stream = self
@@ -190,14 +196,6 @@ where
             let last = last_failure.lock().map(|last| last.clone()).unwrap_or_default();
             Err(BusError::Setup(format!("{what}: no answer within {} s (last: {last})", SETUP_BUDGET.as_secs())))
         }
-    }
-}
-
-impl Bus {
-    fn may_answer_later(&self, error: &jetstream::Error) -> bool {
-        // The connected server announces every server of its cluster, itself included.
-        let known_servers = self.client.server_info().connect_urls.len().max(1);
-        may_answer_later(error, known_servers, self.replicas)
     }
 }
 

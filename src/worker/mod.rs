@@ -200,20 +200,27 @@ async fn give_up(worker: &Worker, kind: CommandKind, payload: &[u8], reason: &st
 pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), BusError> {
     let stop = shutdown.child_token();
     let mut loops = JoinSet::new();
-    let mut setup = Ok(());
+    let setup = start_consuming(&worker, &stop, &mut loops).await;
+    if setup.is_err() {
+        stop.cancel();
+    }
+    while loops.join_next().await.is_some() {}
+    tracing::info!(worker_id = %worker.worker_id, "worker drained and stopped");
+    setup
+}
+
+/// Sets up each command kind's consumer and starts its loop, then the advisory listener; stops
+/// early, with nothing more to start, once `stop` is cancelled.
+async fn start_consuming(
+    worker: &Arc<Worker>,
+    stop: &CancellationToken,
+    loops: &mut JoinSet<()>,
+) -> Result<(), BusError> {
     for kind in CommandKind::ALL {
         let settings = worker.consumer_settings(kind);
         let consumer = tokio::select! {
-            _ = stop.cancelled() => break,
-            consumer = worker.bus.command_consumer(kind, &settings) => consumer,
-        };
-        let consumer = match consumer {
-            Ok(consumer) => consumer,
-            Err(error) => {
-                setup = Err(error);
-                stop.cancel();
-                break;
-            }
+            _ = stop.cancelled() => return Ok(()),
+            consumer = worker.bus.command_consumer(kind, &settings) => consumer?,
         };
         let limit = match kind {
             CommandKind::Trigger => worker.config.worker_concurrency,
@@ -221,21 +228,10 @@ pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(),
         };
         loops.spawn(consume(worker.clone(), kind, consumer, limit, stop.clone()));
     }
-    if setup.is_ok() && !stop.is_cancelled() {
-        match advisories::subscribe(&worker.bus).await {
-            Ok(advisories) => {
-                loops.spawn(advisories::listen(worker.clone(), advisories, stop.clone()));
-                tracing::info!(worker_id = %worker.worker_id, prefix = %worker.bus.prefix, "worker consuming commands");
-            }
-            Err(error) => {
-                setup = Err(error);
-                stop.cancel();
-            }
-        }
-    }
-    while loops.join_next().await.is_some() {}
-    tracing::info!(worker_id = %worker.worker_id, "worker drained and stopped");
-    setup
+    let advisories = advisories::subscribe(&worker.bus).await?;
+    loops.spawn(advisories::listen(worker.clone(), advisories, stop.clone()));
+    tracing::info!(worker_id = %worker.worker_id, prefix = %worker.bus.prefix, "worker consuming commands");
+    Ok(())
 }
 
 async fn consume(
