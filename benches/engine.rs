@@ -1,10 +1,10 @@
 //! Criterion bench: planning a 1 000-memory x 1536-dimension synthetic project.
 
-use consolidator::bench::synthetic::{anchor, generate};
-use consolidator::engine::embed::CentroidEmbedder;
-use consolidator::engine::options::Options;
+use consolidator::domain::Options;
+use consolidator::engine::merge::embed::CentroidEmbedder;
 use consolidator::engine::plan::{EngineConfig, plan};
 use consolidator::engine::synthesis::ExtractiveSynthesizer;
+use consolidator::synthetic::{anchor, generate};
 use criterion::{Criterion, criterion_group, criterion_main};
 use uuid::Uuid;
 

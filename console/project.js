@@ -5,65 +5,89 @@ import { badge, errorBox, fill, h, memoryLink, notify, progressBar, shortId, suc
 
 const JOBS_SHOWN = 25;
 
-// The trigger options, with the API's bounds (DESIGN.md §5): checked here, checked again there.
-const NUMBERS = [
-  ['similarity_threshold', 'Similarity threshold', 0.5, 0.99, 0.01],
-  ['min_cluster_size', 'Minimum cluster size', 2, 50, 1],
-  ['archive_stale_days', 'Archive after days unused', 1, 3650, 1],
-  ['archive_min_reuse', 'Archive below reuse count', 0, 1000, 1],
-  ['promote_confidence_threshold', 'Promotion confidence', 0.5, 1, 0.01],
-];
-const SWITCHES = [
-  ['merge', 'Merge near-duplicates'],
-  ['summarize', 'Write syntheses'],
-  ['archive', 'Archive stale memories'],
-  ['promote', 'Promote to the playbook'],
-  ['cross_type', 'Cluster across memory types'],
-];
-const MODES = ['auto', 'incremental', 'full'];
+/**
+ * The trigger options as the API describes them (`ConsolidationOptions` in /openapi.json): one
+ * field table in the service feeds the API's checks and this form, so the two cannot drift.
+ */
+let optionFields = null;
+export async function loadOptionFields() {
+  if (optionFields) return optionFields;
+  const response = await fetch('/openapi.json');
+  if (!response.ok) throw new Error(`the API's description did not load (HTTP ${response.status})`);
+  const spec = await response.json();
+  const properties = spec.components?.schemas?.ConsolidationOptions?.properties ?? {};
+  optionFields = Object.entries(properties)
+    .filter(([name]) => name !== 'dry_run')
+    .map(([name, schema]) => ({ name, label: labelOf(name), ...schema }));
+  return optionFields;
+}
+
+function labelOf(name) {
+  const words = name.replaceAll('_', ' ');
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+const isNumber = (field) => field.type === 'number' || field.type === 'integer';
 
 /** The options the form holds, or the list of what is wrong with them. */
-export function readOptions(form) {
+export function readOptions(form, fields) {
   const options = {};
   const problems = [];
-  for (const [name, label, min, max, step] of NUMBERS) {
-    const input = form.elements[name];
-    input.removeAttribute('aria-invalid');
-    const raw = input.value.trim();
-    if (raw === '') continue;
-    const value = Number(raw);
-    const whole = step === 1;
-    if (!Number.isFinite(value) || value < min || value > max || (whole && !Number.isInteger(value))) {
-      problems.push([input, `${label} (${name}) must be ${whole ? 'a whole number' : 'a number'} from ${min} to ${max}`]);
-      input.setAttribute('aria-invalid', 'true');
-      continue;
+  for (const field of fields) {
+    const input = form.elements[field.name];
+    if (!input) continue;
+    if (field.type === 'boolean') {
+      options[field.name] = input.checked;
+    } else if (field.enum) {
+      options[field.name] = input.value;
+    } else if (isNumber(field)) {
+      input.removeAttribute('aria-invalid');
+      const raw = input.value.trim();
+      if (raw === '') continue;
+      const value = Number(raw);
+      const whole = field.type === 'integer';
+      const { minimum: min, maximum: max } = field;
+      if (!Number.isFinite(value) || value < min || value > max || (whole && !Number.isInteger(value))) {
+        problems.push([input, `${field.label} (${field.name}) must be ${whole ? 'a whole number' : 'a number'} from ${min} to ${max}`]);
+        input.setAttribute('aria-invalid', 'true');
+        continue;
+      }
+      options[field.name] = value;
     }
-    options[name] = value;
   }
-  for (const [name] of SWITCHES) options[name] = form.elements[name].checked;
-  options.mode = form.elements.mode.value;
   options.dry_run = form.elements.dry_run.checked;
   return { options, problems };
 }
 
-function triggerForm(project, effective, onTriggered) {
+function optionInput(field, effective) {
+  const id = `opt-${field.name}`;
+  const current = effective[field.name] ?? field.default;
+  if (field.type === 'boolean') {
+    return h('label', { class: 'check', for: id, title: field.description ?? '' },
+      h('input', { id, name: field.name, type: 'checkbox', checked: Boolean(current) }), field.label);
+  }
+  if (field.enum) {
+    return h('label', { for: id, title: field.description ?? '' }, field.label,
+      h('select', { id, name: field.name }, field.enum.map((value) => h('option', { value, selected: current === value }, value))));
+  }
+  const step = field.type === 'integer' ? 1 : 0.01;
+  return h('label', { for: id, title: field.description ?? '' }, `${field.label} (${field.minimum}–${field.maximum})`,
+    h('input', { id, name: field.name, type: 'number', min: field.minimum, max: field.maximum, step, inputmode: 'decimal',
+      placeholder: current ?? '' }));
+}
+
+function triggerForm(project, effective, fields, onTriggered) {
   const out = h('div', { id: 'trigger-result', 'aria-live': 'polite' });
-  const numbers = NUMBERS.map(([name, label, min, max, step]) => h('label', { for: `opt-${name}` },
-    `${label} (${min}–${max})`,
-    h('input', { id: `opt-${name}`, name, type: 'number', min, max, step, inputmode: 'decimal',
-      placeholder: effective[name] ?? '' })));
-  const switches = SWITCHES.map(([name, label]) => h('label', { class: 'check', for: `opt-${name}` },
-    h('input', { id: `opt-${name}`, name, type: 'checkbox', checked: effective[name] ?? name !== 'cross_type' }), label));
-  const mode = h('label', { for: 'opt-mode' }, 'Mode',
-    h('select', { id: 'opt-mode', name: 'mode' }, MODES.map((m) => h('option', { value: m, selected: (effective.mode ?? 'auto') === m }, m))));
+  const order = (field) => (field.type === 'boolean' ? 0 : field.enum ? 1 : 2);
+  const inputs = [...fields].sort((a, b) => order(a) - order(b)).map((field) => optionInput(field, effective));
   const dryRun = h('label', { class: 'check', for: 'opt-dry_run' },
     h('input', { id: 'opt-dry_run', name: 'dry_run', type: 'checkbox', checked: true }), h('b', {}, 'Dry run'), ' (plan only, change nothing)');
   const form = h('form', { class: 'options', id: 'trigger-form', novalidate: true, 'aria-labelledby': 'trigger-heading' },
-    dryRun, switches, mode, numbers,
+    dryRun, inputs,
     h('div', { class: 'actions' }, h('button', { type: 'submit', id: 'trigger' }, 'Trigger job')));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    const { options, problems } = readOptions(form);
+    const { options, problems } = readOptions(form, fields);
     if (problems.length) {
       fill(out, h('div', { class: 'error', role: 'alert' }, h('ul', {}, problems.map(([, text]) => h('li', {}, text)))));
       problems[0][0].focus();
@@ -174,9 +198,10 @@ async function reviews(project, section) {
 }
 
 export async function render(page, { id, signal }) {
-  const [project, settings] = await Promise.all([
+  const [project, settings, fields] = await Promise.all([
     api('GET', `/projects/${id}`),
     api('GET', `/consolidation/configure/${id}`).catch(() => ({ effective_options: {} })),
+    loadOptionFields(),
   ]);
   const jobs = jobsTable(project, signal);
   const reviewSection = h('section', { 'aria-labelledby': 'reviews-heading' });
@@ -189,7 +214,7 @@ export async function render(page, { id, signal }) {
       h('div', {}, h('span', { class: 'muted' }, 'Sweep threshold'), h('b', {}, project.consolidation_threshold)),
       h('div', {}, h('span', { class: 'muted' }, 'Consolidation'), h('b', {}, project.consolidation_enabled ? 'enabled' : 'disabled')),
       h('div', {}, h('span', { class: 'muted' }, 'Playbook'), h('a', { href: `#/projects/${id}/playbook` }, 'Open the playbook'))),
-    triggerForm(project, settings.effective_options ?? {}, () => jobs.refresh()),
+    triggerForm(project, settings.effective_options ?? {}, fields, () => jobs.refresh()),
     jobs.section,
     reviewSection);
   await Promise.all([jobs.refresh(), reviews(project, reviewSection)]);

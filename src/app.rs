@@ -10,7 +10,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     bus::Bus,
-    config::{DatabaseConfig, GatewayConfig, LocalSecretConfig, NatsConfig, SchedulerConfig, WorkerConfig},
+    config::{
+        DatabaseConfig, GatewayConfig, LocalSecretConfig, NatsConfig, RetentionConfig, SchedulerConfig, WorkerConfig,
+    },
     gateway::{self, API_PREFIX, auth, local_secret},
     scheduler, store, worker,
 };
@@ -94,7 +96,9 @@ pub fn token_secret(jwt_secret: Option<String>, secret: &LocalSecretConfig) -> a
 pub struct Components {
     pub gateway: Option<GatewayConfig>,
     pub worker: Option<WorkerConfig>,
-    pub scheduler: Option<(SchedulerConfig, u32)>,
+    pub scheduler: Option<SchedulerConfig>,
+    /// The rollback window and audit retention every component reads.
+    pub retention: RetentionConfig,
 }
 
 /// Connects, creating the database and applying migrations unless told not to.
@@ -121,16 +125,19 @@ pub async fn connect_bus(config: &NatsConfig, name: &str) -> anyhow::Result<Bus>
 }
 
 pub async fn run(database: DatabaseConfig, nats: NatsConfig, components: Components) -> anyhow::Result<()> {
+    components.retention.validate()?;
     if let Some(config) = &components.worker {
         config.validate()?;
     }
     let schedule = match &components.scheduler {
-        Some((config, _)) => Some(scheduler::parse_schedule(&config.schedule)?),
+        Some(config) => Some(scheduler::parse_schedule(&config.schedule)?),
         None => None,
     };
     if let Some(config) = &components.gateway {
+        config.validate()?;
         gateway::auth::Auth::from_config(config)?;
     }
+    let retention = components.retention;
     let db = connect_database(&database).await?;
     tracing::info!(database = %redact(&database.database_url), "connected to PostgreSQL; migrations applied");
     let bus = connect_bus(&nats, "consolidator").await?;
@@ -139,13 +146,13 @@ pub async fn run(database: DatabaseConfig, nats: NatsConfig, components: Compone
     let shutdown = CancellationToken::new();
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
     if let Some(config) = components.worker {
-        let worker = Arc::new(worker::Worker::new(db.clone(), bus.clone(), config));
+        let worker = Arc::new(worker::Worker::new(db.clone(), bus.clone(), config, retention.clone()));
         let token = shutdown.clone();
         tasks.spawn(async move { worker::run(worker, token).await.context("worker") });
     }
-    if let (Some((config, rollback_window_days)), Some(schedule)) = (components.scheduler, schedule) {
-        let scheduler =
-            scheduler::Scheduler { db: db.clone(), bus: bus.clone(), schedule, config, rollback_window_days };
+    if let (Some(config), Some(schedule)) = (components.scheduler, schedule) {
+        let retention = retention.clone();
+        let scheduler = scheduler::Scheduler { db: db.clone(), bus: bus.clone(), schedule, config, retention };
         let token = shutdown.clone();
         tasks.spawn(async move {
             scheduler::run(scheduler, token).await;
@@ -154,7 +161,7 @@ pub async fn run(database: DatabaseConfig, nats: NatsConfig, components: Compone
     }
     if let Some(config) = components.gateway {
         let addr = config.http_addr;
-        let state = gateway::AppState::new(db.clone(), bus.clone(), config)?;
+        let state = gateway::AppState::new(db.clone(), bus.clone(), config, retention.clone())?;
         let token = shutdown.clone();
         tasks.spawn(async move {
             gateway::serve(state, token).await.map(|_| ()).with_context(|| format!("gateway on {addr} (HTTP_ADDR)"))
@@ -225,7 +232,6 @@ mod tests {
             request_timeout_secs: 10,
             body_limit_bytes: 1024 * 1024,
             rollback_wait_ms: 1000,
-            rollback_window_days: 7,
             ingest_max_batch: 10,
             sse_max_streams: 4,
             search_max_concurrent: 2,

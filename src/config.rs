@@ -7,7 +7,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::Args;
 
-use crate::bus::subjects::Prefix;
+use crate::domain::Prefix;
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid setting {name}: {message}")]
@@ -122,15 +122,6 @@ pub struct GatewayConfig {
     /// How long POST /rollback waits for the result before answering 202, in milliseconds.
     #[arg(long, env = "ROLLBACK_WAIT_MS", default_value_t = 5000)]
     pub rollback_wait_ms: u64,
-    /// Days after completion during which the gateway accepts a rollback request (the worker
-    /// applies the same rule). Its own id, so `all` can flatten it beside the worker's.
-    #[arg(
-        long = "gateway-rollback-window-days",
-        id = "gateway_rollback_window_days",
-        env = "ROLLBACK_WINDOW_DAYS",
-        default_value_t = 7
-    )]
-    pub rollback_window_days: u32,
     /// Most memories accepted in one ingest request (more answer 413).
     #[arg(long, env = "INGEST_MAX_BATCH", default_value_t = 1000)]
     pub ingest_max_batch: usize,
@@ -144,6 +135,35 @@ pub struct GatewayConfig {
     /// `memory_type`, or raise this).
     #[arg(long, env = "SEARCH_MAX_CANDIDATES", default_value_t = 100_000)]
     pub search_max_candidates: usize,
+}
+
+impl GatewayConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.request_timeout_secs == 0 {
+            return Err(ConfigError::new("HTTP_REQUEST_TIMEOUT_SECS", "must be at least 1"));
+        }
+        if self.body_limit_bytes < 1024 {
+            return Err(ConfigError::new("HTTP_BODY_LIMIT_BYTES", "must be at least 1024"));
+        }
+        if self.rollback_wait_ms >= self.request_timeout_secs * 1000 {
+            return Err(ConfigError::new("ROLLBACK_WAIT_MS", "must be shorter than HTTP_REQUEST_TIMEOUT_SECS"));
+        }
+        if self.ingest_max_batch == 0 {
+            return Err(ConfigError::new("INGEST_MAX_BATCH", "must be at least 1"));
+        }
+        // Semaphore::new panics above this; no deployment needs anywhere near it.
+        let most = tokio::sync::Semaphore::MAX_PERMITS;
+        if !(1..=most).contains(&self.sse_max_streams) {
+            return Err(ConfigError::new("SSE_MAX_STREAMS", format!("must be 1 to {most}")));
+        }
+        if !(1..=most).contains(&self.search_max_concurrent) {
+            return Err(ConfigError::new("SEARCH_MAX_CONCURRENT", format!("must be 1 to {most}")));
+        }
+        if self.search_max_candidates == 0 {
+            return Err(ConfigError::new("SEARCH_MAX_CANDIDATES", "must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 /// Where `all` on a loopback address keeps the development secret it generates when no
@@ -177,9 +197,6 @@ pub struct WorkerConfig {
     /// Seconds after which a running job whose worker stopped heartbeating may be taken over.
     #[arg(long, env = "JOB_LEASE_SECS", default_value_t = 60)]
     pub job_lease_secs: u64,
-    /// Days after completion during which a job can be rolled back.
-    #[arg(long, env = "ROLLBACK_WINDOW_DAYS", default_value_t = 7)]
-    pub rollback_window_days: u32,
     /// Sweep fan-out rate: trigger commands published per second.
     #[arg(long, env = "SWEEP_RATE_PER_SEC", default_value_t = 20)]
     pub sweep_rate_per_sec: u32,
@@ -230,9 +247,6 @@ impl WorkerConfig {
         if self.job_lease_secs < 2 {
             return Err(ConfigError::new("JOB_LEASE_SECS", "must be at least 2"));
         }
-        if self.rollback_window_days == 0 {
-            return Err(ConfigError::new("ROLLBACK_WINDOW_DAYS", "must be at least 1"));
-        }
         if self.sweep_rate_per_sec == 0 {
             return Err(ConfigError::new("SWEEP_RATE_PER_SEC", "must be at least 1"));
         }
@@ -255,9 +269,6 @@ pub struct SchedulerConfig {
     /// Cron schedule of the sweep (seconds field optional), evaluated in UTC.
     #[arg(long, env = "SCHEDULE", default_value = "0 2 * * *")]
     pub schedule: String,
-    /// Days audit rows are kept (never less than the rollback window).
-    #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = 90)]
-    pub audit_retention_days: u32,
     /// Seconds between maintenance passes (every replica runs them; one at a time does the work).
     #[arg(long, env = "MAINTENANCE_INTERVAL_SECS", default_value_t = 60)]
     pub maintenance_interval_secs: u64,
@@ -269,6 +280,38 @@ pub struct SchedulerConfig {
     /// publishes its command again, and fails it if no worker took it that long after.
     #[arg(long, env = "ABANDONED_JOB_SECS", default_value_t = 120)]
     pub abandoned_job_secs: u64,
+}
+
+/// How long a job can be undone, and how long its audit rows are kept: the gateway, the worker
+/// and the scheduler's purge all read these.
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct RetentionConfig {
+    /// Days after completion during which a job can be rolled back.
+    #[arg(long, env = "ROLLBACK_WINDOW_DAYS", default_value_t = 7)]
+    pub rollback_window_days: u32,
+    /// Days audit rows are kept (never less than the rollback window).
+    #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = 90)]
+    pub audit_retention_days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { rollback_window_days: 7, audit_retention_days: 90 }
+    }
+}
+
+impl RetentionConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.rollback_window_days == 0 {
+            return Err(ConfigError::new("ROLLBACK_WINDOW_DAYS", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Days audit rows are kept: the retention, but never less than the rollback window.
+    pub fn audit_days(&self) -> u32 {
+        self.audit_retention_days.max(self.rollback_window_days)
+    }
 }
 
 #[derive(Args, Debug, Clone)]

@@ -10,11 +10,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::NewMemory;
 use crate::{
-    engine::model::MemoryType,
+    domain::MemoryType,
     store::{
         StoreError,
-        memories::{self, ListFilter, NewMemory},
+        memories::{self, ListFilter},
         projects,
     },
 };
@@ -45,7 +46,7 @@ pub struct MemoryInput {
     /// Required, not blank; at most 65 536 bytes (as are goal, result and feedback).
     #[schema(min_length = 1, max_length = 65536)]
     pub execution_summary: String,
-    #[schema(schema_with = memory_type_schema)]
+    #[schema(inline)]
     pub memory_type: MemoryType,
     #[serde(default)]
     #[schema(max_length = 65536)]
@@ -80,19 +81,11 @@ pub struct MemoryInput {
     pub learned_at: Option<DateTime<Utc>>,
     /// Only for a consolidated memory: the memory_type its sources share.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = memory_type_schema)]
+    #[schema(inline)]
     pub source_type: Option<MemoryType>,
     /// Only for a consolidated memory: the task ids of its sources.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub task_ids: Vec<String>,
-}
-
-/// The memory types, as a string enum (the engine's vocabulary, which has no schema of its own).
-pub fn memory_type_schema() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(MemoryType::ALL.iter().map(|memory_type| memory_type.as_str())))
-        .build()
 }
 
 /// A field that breaks a rule, and the rule.
@@ -218,6 +211,10 @@ impl MemoryInput {
             learned_at: self.learned_at.unwrap_or(now),
             source_type: self.source_type,
             task_ids: self.task_ids,
+            consolidated_from: Vec::new(),
+            synthesized_from: Vec::new(),
+            synthesis_confidence: None,
+            needs_review: false,
         }
     }
 }
@@ -284,7 +281,7 @@ pub async fn load(db: &sqlx::PgPool, project_id: Uuid, memories: &[NewMemory]) -
         }
     }
     for batch in memories.chunks(BATCH) {
-        memories::insert_batch(&mut tx, project_id, batch, &[]).await?;
+        memories::insert_batch(&mut tx, project_id, batch).await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(memories.len())
@@ -302,18 +299,18 @@ pub async fn export(db: &sqlx::PgPool, project_id: Uuid, mut out: impl Write) ->
                 id: Some(row.id),
                 task_id: row.task_id.clone(),
                 execution_summary: row.execution_summary.clone(),
-                memory_type: row.memory_type()?,
+                memory_type: row.memory_type,
                 goal: row.goal.clone(),
                 result: row.result.clone(),
                 feedback: row.feedback.clone(),
                 tags: row.tags.clone(),
                 files: row.files.clone(),
-                context_embedding: row.embedding()?,
+                context_embedding: row.embedding.clone(),
                 success: row.success,
                 reused_count: row.reused_count,
                 last_reused_at: row.last_reused_at,
                 learned_at: Some(row.learned_at),
-                source_type: row.source_type()?,
+                source_type: row.source_type,
                 task_ids: row.task_ids.clone(),
             };
             serde_json::to_writer(&mut out, &memory).map_err(std::io::Error::from)?;

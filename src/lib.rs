@@ -6,16 +6,19 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod bus;
 pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod engine;
 pub mod gateway;
 pub mod interchange;
 pub mod llm;
 pub mod scheduler;
 pub mod store;
+pub mod synthetic;
 pub mod telemetry;
 pub mod watch;
 pub mod worker;

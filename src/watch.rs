@@ -8,7 +8,7 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
 
-use crate::bus::{Bus, BusError, JobEventKind, messages::JobEvent};
+use crate::bus::{Bus, BusError, messages::JobEvent};
 
 /// Steps of the progress bar: the events' progress (0 to 1) in percent.
 const BAR_STEPS: u64 = 100;
@@ -29,7 +29,7 @@ pub enum WatchError {
 
 /// Whether the job has ended with this event (a later `rolled_back` is another story).
 pub fn ends_the_job(event: &JobEvent) -> bool {
-    JobEventKind::parse(&event.event).is_some_and(JobEventKind::is_terminal)
+    event.event.is_terminal()
 }
 
 /// Calls `on_event` with each event of the job, from its first, until one that ends the job,
@@ -84,7 +84,7 @@ impl JobBar {
         if let Some(progress) = event.progress {
             self.bar.set_position(percent(progress));
         }
-        let phase = event.phase.as_deref().map(|phase| format!(" ({phase})")).unwrap_or_default();
+        let phase = event.phase.map(|phase| format!(" ({phase})")).unwrap_or_default();
         self.bar.set_message(format!("{}{phase}", event.event));
         if ends_the_job(event) {
             self.bar.finish();
@@ -148,6 +148,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::JobEventKind;
 
     #[test]
     fn progress_becomes_whole_percent_and_stays_in_range() {
@@ -157,10 +158,10 @@ mod tests {
     #[test]
     fn only_an_ending_event_ends_the_watch() {
         let (job, project) = (Uuid::new_v4(), Uuid::new_v4());
-        assert!(!ends_the_job(&JobEvent::new("progress", job, project)));
-        assert!(!ends_the_job(&JobEvent::new("rolled_back", job, project)));
-        assert!(ends_the_job(&JobEvent::new("completed", job, project)));
-        let mut failed = JobEvent::new("failed", job, project);
+        assert!(!ends_the_job(&JobEvent::new(JobEventKind::Progress, job, project)));
+        assert!(!ends_the_job(&JobEvent::new(JobEventKind::RolledBack, job, project)));
+        assert!(ends_the_job(&JobEvent::new(JobEventKind::Completed, job, project)));
+        let mut failed = JobEvent::new(JobEventKind::Failed, job, project);
         failed.error = Some("disabled".to_owned());
         assert!(ends_the_job(&failed) && summary(&failed).ends_with("failed; error: disabled"));
     }

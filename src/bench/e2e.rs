@@ -8,16 +8,17 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::engine::MergeFigures;
 use crate::{
     bus::{
         Bus, CommandKind, Prefix,
         messages::{JobEvent, SCHEMA_VERSION, TriggerCommand},
     },
     config::{NatsConfig, WorkerConfig},
+    domain::{JobEventKind, JobResult, NewMemory},
     store::{
         self,
         jobs::TriggerType,
-        memories::NewMemory,
         projects::{self, NewProject},
     },
     worker::{self, Worker},
@@ -50,7 +51,7 @@ pub struct JobRun {
     pub phases: serde_json::Map<String, serde_json::Value>,
     pub completed: JobEvent,
     /// The job's whole result as stored (an event carries only a summary of a large one).
-    pub result: serde_json::Value,
+    pub result: Option<JobResult>,
 }
 
 impl Harness {
@@ -78,7 +79,8 @@ impl Harness {
         };
         projects::create(&db, &project).await?;
         let shutdown = CancellationToken::new();
-        let worker = Arc::new(Worker::new(db.clone(), bus.clone(), worker_config));
+        let worker =
+            Arc::new(Worker::new(db.clone(), bus.clone(), worker_config, crate::config::RetentionConfig::default()));
         let running = tokio::spawn(worker::run(worker, shutdown.clone()));
         Ok(Harness { db, bus, project_id, database_url, shutdown, running })
     }
@@ -116,18 +118,16 @@ impl Harness {
             let message = events.next().await.ok_or_else(|| E2eError::Run("event subscription ended".to_owned()))?;
             let event: JobEvent = serde_json::from_slice(&message.payload).map_err(|e| E2eError::Run(e.to_string()))?;
             let at = published.elapsed().as_secs_f64() * 1e3;
-            let label =
-                event.phase.clone().map(|phase| format!("{}:{phase}", event.event)).unwrap_or(event.event.clone());
+            let label = event.phase.map_or_else(|| event.event.to_string(), |phase| format!("{}:{phase}", event.event));
             phases.insert(label, json!(at));
-            match event.event.as_str() {
-                "completed" => break event,
-                "failed" => return Err(E2eError::Run(format!("job failed: {:?}", event.error))),
+            match event.event {
+                JobEventKind::Completed => break event,
+                JobEventKind::Failed => return Err(E2eError::Run(format!("job failed: {:?}", event.error))),
                 _ => {}
             }
         };
         let end_to_end_ms = published.elapsed().as_secs_f64() * 1e3;
-        let result =
-            store::jobs::get(&self.db, job_id).await?.and_then(|job| job.result).map(|r| r.0).unwrap_or_default();
+        let result = store::jobs::get(&self.db, job_id).await?.and_then(|job| job.typed_result());
         Ok(JobRun { end_to_end_ms, phases, completed, result })
     }
 
@@ -159,18 +159,22 @@ pub async fn run(
     let job = harness.run_job(None).await?;
     harness.stop().await?;
     let completed = job.completed;
-    let result = &job.result;
+    let (timings, _) = job.result.as_ref().map(JobResult::timings_and_scope).unwrap_or_default();
+    let merges: Vec<MergeFigures> = job
+        .result
+        .as_ref()
+        .and_then(|result| result.applied.as_ref())
+        .map(|applied| applied.merges.iter().map(MergeFigures::from).collect())
+        .unwrap_or_default();
     Ok(json!({
         "memories": count,
         "dim": dim,
         "seed_ms": seed_ms,
         "end_to_end_ms": job.end_to_end_ms,
         "events_ms_since_publish": job.phases,
-        "engine_timings_ms": result["timings_ms"],
+        "engine_timings_ms": timings,
         // The merges the job result lists, as the worker stores them.
-        "merge_text": super::engine::merge_stats(
-            &serde_json::from_value::<Vec<super::engine::MergeFigures>>(result["merges"].clone()).unwrap_or_default(),
-        ),
+        "merge_text": super::engine::merge_stats(&merges),
         "counters": completed.counters,
         "memories_before": completed.memories_before,
         "memories_after": completed.memories_after,
@@ -201,10 +205,4 @@ async fn drop_database(url: &str) -> Result<(), E2eError> {
         .await
         .map_err(store::StoreError::from)?;
     Ok(())
-}
-
-/// The engine benchmark's synthetic project, as memories to insert.
-pub fn synthetic_memories(memories: usize, dim: usize, seed: u64) -> Vec<NewMemory> {
-    let (snapshot, _) = super::synthetic::generate(memories, dim, seed);
-    snapshot.memories.into_iter().map(NewMemory::from).collect()
 }

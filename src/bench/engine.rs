@@ -6,14 +6,15 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::synthetic::{anchor, generate};
-use crate::engine::ann::{approximate_pairs, pair_recall};
-use crate::engine::embed::CentroidEmbedder;
-use crate::engine::model::MemoryType;
-use crate::engine::options::Options;
-use crate::engine::plan::{EngineConfig, Merge, plan};
+use crate::domain::MemoryType;
+use crate::domain::Options;
+use crate::domain::{AppliedMerge, Merge};
+use crate::engine::merge::embed::CentroidEmbedder;
+use crate::engine::plan::{EngineConfig, plan};
+use crate::engine::similarity::ann::{approximate_pairs, pair_recall};
 use crate::engine::similarity::{UnitMatrix, exact_pairs};
 use crate::engine::synthesis::ExtractiveSynthesizer;
+use crate::synthetic::{anchor, generate};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineBenchArgs {
@@ -72,11 +73,17 @@ pub fn run(args: &EngineBenchArgs) -> Value {
 }
 
 /// One merge's text figures, from a plan or from a stored job result.
-#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[derive(Debug, Clone, Copy)]
 pub struct MergeFigures {
     pub coverage: f32,
     pub compression: f32,
     pub length_vs_longest: f32,
+}
+
+impl From<&AppliedMerge> for MergeFigures {
+    fn from(m: &AppliedMerge) -> Self {
+        MergeFigures { coverage: m.coverage, compression: m.compression, length_vs_longest: m.length_vs_longest }
+    }
 }
 
 impl From<&Merge> for MergeFigures {
@@ -107,7 +114,7 @@ pub fn figures_of(merges: &[Merge]) -> Vec<MergeFigures> {
 }
 
 /// Recall of above-threshold pairs, ANN vs exact, per memory-type partition and overall.
-fn recall(snapshot: &crate::engine::model::ProjectSnapshot, options: &Options, config: &EngineConfig) -> Value {
+fn recall(snapshot: &crate::domain::ProjectSnapshot, options: &Options, config: &EngineConfig) -> Value {
     let dim = snapshot.embedding_dim.unwrap_or(0);
     let (mut exact_total, mut found_total) = (0usize, 0.0f64);
     let mut ann_ms = 0.0;

@@ -9,11 +9,13 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::e2e::{E2eError, Harness, synthetic_memories};
+use super::e2e::{E2eError, Harness};
 use crate::config::{NatsConfig, WorkerConfig};
-use crate::engine::ann::gaussian;
+use crate::domain::JobResult;
+use crate::domain::NewMemory;
 use crate::engine::similarity::UnitMatrix;
-use crate::store::memories::NewMemory;
+use crate::engine::similarity::ann::gaussian;
+use crate::synthetic::synthetic_memories;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LifecycleArgs {
@@ -33,7 +35,7 @@ pub struct LifecycleArgs {
 
 /// Shifts generated memories so their ages count back from now (the generator's anchor is fixed).
 fn age_from_now(memories: &mut [NewMemory]) {
-    let shift = Utc::now() - super::synthetic::anchor();
+    let shift = Utc::now() - crate::synthetic::anchor();
     for m in memories {
         m.learned_at += shift;
         m.last_reused_at = m.last_reused_at.map(|t| t + shift);
@@ -142,16 +144,16 @@ pub async fn run(
 }
 
 fn day_report(day: usize, job: &super::e2e::JobRun, arrivals: usize, left_copies: i64, left_paraphrases: i64) -> Value {
-    let result = &job.result;
+    let (timings, scope) = job.result.as_ref().map(JobResult::timings_and_scope).unwrap_or_default();
     json!({
         "day": day,
         "arrivals": arrivals,
-        "mode": result["scope"]["mode"],
-        "compared": result["scope"]["compared"],
-        "candidates": result["scope"]["candidates"],
+        "mode": scope.map(|scope| &scope.mode),
+        "compared": scope.map(|scope| scope.compared),
+        "candidates": scope.map(|scope| scope.candidates),
         "end_to_end_ms": job.end_to_end_ms,
         "events_ms_since_publish": job.phases,
-        "engine_timings_ms": result["timings_ms"],
+        "engine_timings_ms": timings,
         "merged": job.completed.counters.as_ref().map(|c| c.memories_merged),
         "active_memories": job.completed.memories_after,
         "relearned_copies_left_unmerged": left_copies,

@@ -3,7 +3,5 @@
 pub mod e2e;
 pub mod engine;
 pub mod gateway;
-pub mod in_memory;
 pub mod lifecycle;
 pub mod realtext;
-pub mod synthetic;

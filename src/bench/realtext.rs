@@ -11,13 +11,14 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::engine::{figures_of, merge_stats};
-use super::synthetic::anchor;
-use crate::engine::embed::CentroidEmbedder;
-use crate::engine::model::{MemorySnapshot, ProjectSnapshot};
-use crate::engine::options::{Options, ValueGuard};
-use crate::engine::plan::{EngineConfig, GuardReport, Merge, plan};
+use crate::domain::{GuardReport, Merge};
+use crate::domain::{Memory, ProjectSnapshot};
+use crate::domain::{Options, ValueGuard};
+use crate::engine::merge::embed::CentroidEmbedder;
+use crate::engine::plan::{EngineConfig, plan};
 use crate::engine::synthesis::ExtractiveSynthesizer;
 use crate::interchange::{self, InterchangeError};
+use crate::synthetic::anchor;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RealtextArgs {
@@ -55,7 +56,7 @@ pub fn run(args: &RealtextArgs) -> Result<Value, RealtextError> {
         .map_err(|source| RealtextError::Memories { path: args.input.display().to_string(), source })?;
     let truth: Truth = serde_json::from_slice(&read(&args.truth)?)
         .map_err(|source| RealtextError::Truth { path: args.truth.display().to_string(), source })?;
-    let memories = memories.into_iter().map(MemorySnapshot::from).collect();
+    let memories = memories.into_iter().map(Memory::from).collect();
     Ok(evaluate(memories, &truth, args.threshold, args.value_guard, args.examples))
 }
 
@@ -76,7 +77,7 @@ fn pairs_of<'a>(groups: impl Iterator<Item = &'a Vec<Uuid>>) -> BTreeSet<(Uuid, 
 }
 
 pub fn evaluate(
-    memories: Vec<MemorySnapshot>,
+    memories: Vec<Memory>,
     truth: &Truth,
     threshold: f32,
     value_guard: ValueGuard,
@@ -102,7 +103,7 @@ pub fn evaluate(
     let must_not: BTreeSet<(Uuid, Uuid)> = truth.must_not.iter().map(|(a, b)| pair(*a, *b)).collect();
     let hits = predicted.intersection(&expected).count();
     let ratio = |n: usize, d: usize| if d == 0 { 1.0 } else { n as f64 / d as f64 };
-    let by_id: HashMap<Uuid, &MemorySnapshot> = snapshot.memories.iter().map(|m| (m.id, m)).collect();
+    let by_id: HashMap<Uuid, &Memory> = snapshot.memories.iter().map(|m| (m.id, m)).collect();
     let mut shown: Vec<&Merge> = result.merges.iter().collect();
     shown.sort_by(|a, b| b.sources.len().cmp(&a.sources.len()).then(a.cluster_id.cmp(&b.cluster_id)));
     json!({
@@ -155,7 +156,7 @@ fn held_pairs(guard: &GuardReport, pairs: &BTreeSet<(Uuid, Uuid)>) -> usize {
         .count()
 }
 
-fn example(merge: &Merge, by_id: &HashMap<Uuid, &MemorySnapshot>) -> Value {
+fn example(merge: &Merge, by_id: &HashMap<Uuid, &Memory>) -> Value {
     let members: Vec<Value> = merge
         .memory
         .consolidated_from
@@ -184,12 +185,8 @@ fn example(merge: &Merge, by_id: &HashMap<Uuid, &MemorySnapshot>) -> Value {
 mod tests {
     use super::*;
 
-    fn memory(id: u128, embedding: Vec<f32>, summary: &str) -> MemorySnapshot {
-        MemorySnapshot {
-            embedding: Some(embedding),
-            task_id: Some(format!("crate@{id}")),
-            ..MemorySnapshot::for_test(id, summary)
-        }
+    fn memory(id: u128, embedding: Vec<f32>, summary: &str) -> Memory {
+        Memory { embedding: Some(embedding), task_id: Some(format!("crate@{id}")), ..Memory::for_test(id, summary) }
     }
 
     #[test]

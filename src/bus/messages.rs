@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::store::jobs::{JobCounters, TriggerType};
+use crate::domain::{EventResult, JobCounters, JobEventKind, Phase, RollbackEventKind, TriggerType};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -77,9 +77,9 @@ pub struct CancelCommand {
 impl JobEvent {
     /// The `cancelled` event of a job that ended so, from its row.
     pub fn cancelled(job: &crate::store::jobs::Job) -> Self {
-        let mut event = JobEvent::new("cancelled", job.id, job.project_id);
+        let mut event = JobEvent::new(JobEventKind::Cancelled, job.id, job.project_id);
         event.at = job.completed_at.unwrap_or(event.at);
-        event.phase = Some(job.phase.clone());
+        event.phase = Some(job.phase);
         event.error = job.error_message.clone();
         event
     }
@@ -89,17 +89,15 @@ impl JobEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobEvent {
     pub schema_version: u32,
-    /// queued, started, progress, completed, failed, cancelled or rolled_back.
-    pub event: String,
+    pub event: JobEventKind,
     pub job_id: Uuid,
     pub project_id: Uuid,
     pub at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
+    pub phase: Option<Phase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<f32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub counters: Option<JobCounters>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memories_before: Option<i32>,
@@ -109,14 +107,15 @@ pub struct JobEvent {
     pub error: Option<String>,
     /// Result summary on `completed` (the whole plan when the job was a dry run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<EventResult>,
 }
 
 impl JobEvent {
-    pub fn new(event: &str, job_id: Uuid, project_id: Uuid) -> Self {
+    pub fn new(event: JobEventKind, job_id: Uuid, project_id: Uuid) -> Self {
         Self {
             schema_version: SCHEMA_VERSION,
-            event: event.to_owned(),
+            event,
             job_id,
             project_id,
             at: Utc::now(),
@@ -135,8 +134,7 @@ impl JobEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollbackEvent {
     pub schema_version: u32,
-    /// started, completed, refused or failed.
-    pub event: String,
+    pub event: RollbackEventKind,
     pub rollback_id: Uuid,
     pub consolidation_id: Uuid,
     pub project_id: Uuid,

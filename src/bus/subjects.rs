@@ -1,34 +1,13 @@
 //! Every subject, stream and consumer name, in one place; `subjects.md` documents each.
 
-use std::fmt;
-
 use uuid::Uuid;
 
-/// The validated prefix that namespaces one deployment (or one test) on a shared NATS server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prefix(String);
+pub use crate::domain::{JobEventKind, Prefix, RollbackEventKind};
 
+/// Subject, stream and consumer names under one deployment's prefix.
 impl Prefix {
-    pub fn new(raw: &str) -> Result<Self, String> {
-        // Lower case only: stream names are the upper-cased prefix, which must stay one-to-one.
-        let valid = !raw.is_empty()
-            && raw.len() <= 64
-            && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if valid {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(format!(
-                "{raw:?} must be 1-64 characters of lower-case letters, digits or '_' (it names subjects and streams)"
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     fn stream_stem(&self) -> String {
-        self.0.to_ascii_uppercase()
+        self.as_str().to_ascii_uppercase()
     }
 
     pub fn commands_stream(&self) -> String {
@@ -40,20 +19,20 @@ impl Prefix {
     }
 
     pub fn commands_wildcard(&self) -> String {
-        format!("{}.cmd.>", self.0)
+        format!("{}.cmd.>", self.as_str())
     }
 
     pub fn events_wildcard(&self) -> String {
-        format!("{}.evt.>", self.0)
+        format!("{}.evt.>", self.as_str())
     }
 
     pub fn command(&self, kind: CommandKind) -> String {
-        format!("{}.cmd.{}", self.0, kind.as_str())
+        format!("{}.cmd.{}", self.as_str(), kind.as_str())
     }
 
     /// Durable consumer of one command kind, shared by every worker replica.
     pub fn consumer(&self, kind: CommandKind) -> String {
-        format!("{}_worker_{}", self.0, kind.as_str())
+        format!("{}_worker_{}", self.as_str(), kind.as_str())
     }
 
     /// JetStream's advisories that a command consumer stopped redelivering a message.
@@ -67,39 +46,33 @@ impl Prefix {
     }
 
     pub fn job_event(&self, project_id: Uuid, job_id: Uuid, kind: JobEventKind) -> String {
-        format!("{}.evt.job.{project_id}.{job_id}.{}", self.0, kind.as_str())
+        format!("{}.evt.job.{project_id}.{job_id}.{}", self.as_str(), kind.as_str())
     }
 
     /// Every event of one job, whatever its kind.
     pub fn job_events_of(&self, project_id: Uuid, job_id: Uuid) -> String {
-        format!("{}.evt.job.{project_id}.{job_id}.*", self.0)
+        format!("{}.evt.job.{project_id}.{job_id}.*", self.as_str())
     }
 
     /// Every event of one job, for a follower that knows the job but not its project.
     pub fn job_events_of_any_project(&self, job_id: Uuid) -> String {
-        format!("{}.evt.job.*.{job_id}.*", self.0)
+        format!("{}.evt.job.*.{job_id}.*", self.as_str())
     }
 
     pub fn rollback_event(&self, project_id: Uuid, rollback_id: Uuid, kind: RollbackEventKind) -> String {
-        format!("{}.evt.rollback.{project_id}.{rollback_id}.{}", self.0, kind.as_str())
+        format!("{}.evt.rollback.{project_id}.{rollback_id}.{}", self.as_str(), kind.as_str())
     }
 
     pub fn rollback_events_of(&self, project_id: Uuid, rollback_id: Uuid) -> String {
-        format!("{}.evt.rollback.{project_id}.{rollback_id}.*", self.0)
+        format!("{}.evt.rollback.{project_id}.{rollback_id}.*", self.as_str())
     }
 
     pub fn sweep_completed(&self, tick: chrono::DateTime<chrono::Utc>) -> String {
-        format!("{}.evt.sweep.{}.completed", self.0, super::messages::tick_token(tick))
+        format!("{}.evt.sweep.{}.completed", self.as_str(), super::messages::tick_token(tick))
     }
 
     pub fn dead_letter(&self, kind: &str) -> String {
-        format!("{}.evt.dead_letter.{kind}", self.0)
-    }
-}
-
-impl fmt::Display for Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        format!("{}.evt.dead_letter.{kind}", self.as_str())
     }
 }
 
@@ -122,69 +95,6 @@ impl CommandKind {
             Self::Sweep => "sweep",
             Self::Check => "check",
             Self::Cancel => "cancel",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobEventKind {
-    Queued,
-    Started,
-    Progress,
-    Completed,
-    Failed,
-    RolledBack,
-    Cancelled,
-}
-
-impl JobEventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Started => "started",
-            Self::Progress => "progress",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::RolledBack => "rolled_back",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Queued, Self::Started, Self::Progress, Self::Completed, Self::Failed, Self::RolledBack, Self::Cancelled]
-            .into_iter()
-            .find(|kind| kind.as_str() == raw)
-    }
-
-    /// The terminal event of a finished job with this status.
-    pub fn of_finished_status(status: &str) -> Self {
-        match status {
-            "completed" => Self::Completed,
-            "cancelled" => Self::Cancelled,
-            _ => Self::Failed,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RollbackEventKind {
-    Started,
-    Completed,
-    Refused,
-    Failed,
-}
-
-impl RollbackEventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Started => "started",
-            Self::Completed => "completed",
-            Self::Refused => "refused",
-            Self::Failed => "failed",
         }
     }
 }
@@ -212,6 +122,6 @@ mod tests {
         assert_eq!(prefix.command(CommandKind::Cancel), "cons_t1.cmd.cancel");
         assert_eq!(prefix.job_event(id, id, JobEventKind::Cancelled), format!("cons_t1.evt.job.{id}.{id}.cancelled"));
         assert!(JobEventKind::Cancelled.is_terminal());
-        assert_eq!(JobEventKind::of_finished_status("cancelled"), JobEventKind::Cancelled);
+        assert_eq!(JobEventKind::of_finished(crate::domain::JobStatus::Cancelled), JobEventKind::Cancelled);
     }
 }

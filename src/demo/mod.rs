@@ -112,9 +112,9 @@ pub async fn run(db: &sqlx::PgPool, bus: &Bus, options: &DemoOptions) -> Result<
         Ok(())
     })
     .await?;
-    if end.event != crate::bus::JobEventKind::Completed.as_str() {
+    if end.event != crate::bus::JobEventKind::Completed {
         let error = end.error.clone().unwrap_or_else(|| "no reason given".to_owned());
-        return Err(DemoError::JobEnded { job_id, event: end.event, error });
+        return Err(DemoError::JobEnded { job_id, event: end.event.to_string(), error });
     }
     let report = Report::gather(db, job_id).await?;
     Ok(DemoRun { project_id, job_id, loaded, end, report })
@@ -122,7 +122,7 @@ pub async fn run(db: &sqlx::PgPool, bus: &Bus, options: &DemoOptions) -> Result<
 
 /// The data set parsed as `consolidator import` parses a file, each id made the project's own
 /// (uuid v5 of the project and the file's id), so the demo runs again and again on one database.
-pub fn memories_for(project_id: Uuid) -> Result<Vec<crate::store::memories::NewMemory>, InterchangeError> {
+pub fn memories_for(project_id: Uuid) -> Result<Vec<crate::domain::NewMemory>, InterchangeError> {
     let mut memories = interchange::parse(DATA.as_bytes(), None)?;
     for memory in &mut memories {
         memory.id = Uuid::new_v5(&project_id, memory.id.as_bytes());

@@ -8,6 +8,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::DemoError;
+use crate::domain::ChangeOperation;
 use crate::store::{changes, jobs, memories, playbook};
 
 /// Characters of a memory's first line shown per member.
@@ -75,7 +76,7 @@ impl Report {
         let archived_ids: Vec<Uuid> = if dry_run {
             list(plan, "archives").iter().filter_map(|archive| id(&archive["memory_id"])).collect()
         } else {
-            changes::for_job(db, job_id, Some("archive"), None, MAX_ARCHIVES)
+            changes::for_job(db, job_id, Some(ChangeOperation::Archive), None, MAX_ARCHIVES)
                 .await?
                 .into_iter()
                 .map(|change| change.memory_id)

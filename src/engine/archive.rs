@@ -11,10 +11,10 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::model::{MemorySnapshot, MemoryType};
-use super::options::Options;
+use crate::domain::Options;
+use crate::domain::{Memory, MemoryType};
 
-pub fn is_stale(memory: &MemorySnapshot, options: &Options, now: DateTime<Utc>) -> bool {
+pub fn is_stale(memory: &Memory, options: &Options, now: DateTime<Utc>) -> bool {
     if matches!(memory.memory_type, MemoryType::Consolidated | MemoryType::Synthesis) {
         return false;
     }
@@ -25,12 +25,12 @@ pub fn is_stale(memory: &MemorySnapshot, options: &Options, now: DateTime<Utc>) 
 
 /// Memories to archive, sorted by id.
 pub fn stale_memories<'a>(
-    memories: &'a [MemorySnapshot],
+    memories: &'a [Memory],
     in_plan: &HashSet<Uuid>,
     options: &Options,
     now: DateTime<Utc>,
-) -> Vec<&'a MemorySnapshot> {
-    let mut out: Vec<&MemorySnapshot> =
+) -> Vec<&'a Memory> {
+    let mut out: Vec<&Memory> =
         memories.iter().filter(|m| !in_plan.contains(&m.id) && is_stale(m, options, now)).collect();
     out.sort_by_key(|m| m.id);
     out
@@ -42,14 +42,14 @@ mod tests {
 
     use super::*;
 
-    fn memory(days_old: i64, reused: i32, last_reuse_days: Option<i64>, now: DateTime<Utc>) -> MemorySnapshot {
-        MemorySnapshot {
+    fn memory(days_old: i64, reused: i32, last_reuse_days: Option<i64>, now: DateTime<Utc>) -> Memory {
+        Memory {
             id: Uuid::new_v4(),
             memory_type: MemoryType::Learning,
             reused_count: reused,
             last_reused_at: last_reuse_days.map(|d| now - Duration::days(d)),
             learned_at: now - Duration::days(days_old),
-            ..MemorySnapshot::for_test(0, "x")
+            ..Memory::for_test(0, "x")
         }
     }
 

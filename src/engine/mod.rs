@@ -1,36 +1,22 @@
 //! Consolidation planner: pure logic, no async, no I/O of its own. `plan::plan` turns a project
-//! snapshot, options and the current time into a plan the worker applies.
+//! snapshot, options and the current time into a plan the worker applies. One folder per stage,
+//! in the order the planner runs them: `candidates` (partitions, incremental selection),
+//! `similarity` (exact, prefiltered and approximate pairs), `guards` (the value guard and the
+//! blast radius), `clustering` (clique groups), `merge` (merged text, embeddings), `synthesis`,
+//! `archive`, `promote`, and `plan` (the orchestration, the plan's types, its audit rows and its
+//! bounded report). `text` is the sentence and word analysis the text stages share.
 
-pub mod ann;
 pub mod archive;
-pub mod audit;
-pub mod blast;
-pub mod cluster;
+pub mod candidates;
 pub mod clustering;
-pub mod cues;
-pub mod embed;
-pub mod extractive;
-pub mod guard;
-pub mod held;
-pub mod incremental;
+pub mod config;
+pub mod guards;
 pub mod merge;
-pub mod model;
-pub mod novelty;
-pub mod options;
-pub mod output;
-pub mod partition;
 pub mod plan;
-pub mod plan_report;
-pub mod prefilter;
 pub mod promote;
 pub mod similarity;
 pub mod synthesis;
 pub mod text;
-pub mod words;
 
-#[cfg(test)]
-mod guard_tests;
-#[cfg(test)]
-mod steady_state_tests;
 #[cfg(test)]
 pub(crate) mod tests;

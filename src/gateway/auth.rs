@@ -224,7 +224,6 @@ mod tests {
             request_timeout_secs: 10,
             body_limit_bytes: 1024,
             rollback_wait_ms: 1000,
-            rollback_window_days: 7,
             ingest_max_batch: 10,
             sse_max_streams: 4,
             search_max_concurrent: 2,

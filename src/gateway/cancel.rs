@@ -19,6 +19,7 @@ use super::{
 };
 use crate::{
     bus::{JobEventKind, messages::JobEvent},
+    domain::JobStatus,
     store::{
         cancel::{self, CancelRequest},
         jobs::Job,
@@ -29,7 +30,7 @@ use crate::{
 pub struct CancelView {
     pub job_id: Uuid,
     /// `cancelled` (it had not started), or `running` (it stops at its next phase boundary).
-    pub status: String,
+    pub status: JobStatus,
     pub cancel_requested_at: Option<DateTime<Utc>>,
     pub cancel_requested_by: Option<String>,
     /// Where to follow the job.

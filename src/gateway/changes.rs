@@ -14,9 +14,11 @@ use super::{
     extract::{Path, Query},
     page,
     status::authorized_job,
-    views::Operation,
 };
-use crate::store::changes::{self, ChangeRow};
+use crate::{
+    domain::ChangeOperation,
+    store::changes::{self, ChangeRow},
+};
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
@@ -25,7 +27,7 @@ const MAX_PAGE: u32 = 1000;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChangesQuery {
-    pub operation: Option<Operation>,
+    pub operation: Option<ChangeOperation>,
     /// Page size, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
@@ -39,7 +41,7 @@ pub struct ChangeView {
     /// Absent for manual changes (archive, unarchive, reuse through the API).
     pub job_id: Option<Uuid>,
     pub project_id: Uuid,
-    pub operation: String,
+    pub operation: ChangeOperation,
     pub memory_id: Uuid,
     #[schema(value_type = Option<Object>)]
     pub previous_state: Option<serde_json::Value>,
@@ -98,8 +100,7 @@ pub async fn job_changes(
     let limit = page::limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let after = query.cursor.as_deref().map(page::decode_id_cursor).transpose()?;
     let job = authorized_job(&state, &admin, job_id).await?;
-    let operation = query.operation.map(Operation::as_str);
-    let rows = changes::for_job(&state.db, job.id, operation, after, limit + 1).await?;
+    let rows = changes::for_job(&state.db, job.id, query.operation, after, limit + 1).await?;
     let (rows, more) = page::split(rows, limit);
     let next_cursor = if more { rows.last().map(|row| row.id.to_string()) } else { None };
     Ok(axum::Json(ChangesPage { changes: rows.into_iter().map(ChangeView::from).collect(), next_cursor }))

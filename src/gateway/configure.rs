@@ -14,82 +14,11 @@ use super::{
     extract::{Json, Path},
 };
 use crate::{
-    engine::options::{Mode, Options, OptionsError, ValueGuard},
+    domain::{ConsolidationOptions, Options, OptionsError},
     store::projects::{self, ConsolidationSettings, Project},
 };
 
 pub const THRESHOLD_RANGE: std::ops::RangeInclusive<i64> = 1..=1_000_000;
-
-/// Consolidation options (README, "Options"); every field optional: an absent one falls back to the
-/// project's default, then to the built-in default.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ConsolidationOptions {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merge: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub summarize: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub archive: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub promote: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 0.5, maximum = 0.99, example = 0.9)]
-    pub similarity_threshold: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 2, maximum = 50)]
-    pub min_cluster_size: Option<i64>,
-    /// Cluster across memory types.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cross_type: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, maximum = 3650)]
-    pub archive_stale_days: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 0, maximum = 1000)]
-    pub archive_min_reuse: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 0.5, maximum = 1.0)]
-    pub promote_confidence_threshold: Option<f64>,
-    /// Compute and report the plan, change nothing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dry_run: Option<bool>,
-    /// `auto` (incremental when the last completed job clustered with the same options),
-    /// `incremental` or `full`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = mode_schema)]
-    pub mode: Option<Mode>,
-    /// The largest share of active memories one job may mark duplicate or archive (default 0.6);
-    /// a plan beyond it is not applied and the job fails with its plan readable.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 0.0, maximum = 1.0, example = 0.6)]
-    pub max_changed_share: Option<f64>,
-    /// Near-identical memories that differ in a value: `review` (default: never merged, queued
-    /// for review), `auto` (the older is superseded by the newer) or `off` (merged as before).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(schema_with = value_guard_schema)]
-    pub value_guard: Option<ValueGuard>,
-}
-
-fn value_guard_schema() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(ValueGuard::ALL.iter().map(|guard| guard.as_str())))
-        .build()
-}
-
-fn mode_schema() -> utoipa::openapi::Object {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some([Mode::Auto, Mode::Incremental, Mode::Full].iter().map(|mode| mode.as_str())))
-        .build()
-}
-
-impl ConsolidationOptions {
-    pub fn to_value(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-    }
-}
 
 /// An option the engine refused, as a 422 naming it.
 pub fn options_error(error: OptionsError) -> ApiError {

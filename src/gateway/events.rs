@@ -29,6 +29,7 @@ use super::{
 };
 use crate::{
     bus::{JobEventKind, messages::JobEvent},
+    domain::EventResult,
     store::{
         jobs::{self, Job, JobCounters},
         rollbacks,
@@ -187,14 +188,14 @@ impl Follow {
         let sequence = message.info().ok().map(|info| info.stream_sequence);
         if sequence.zip(self.last_seen).is_some_and(|(sequence, last)| sequence <= last) {
             // A reconnecting client saw it; it still counts, so `completed` is not told twice.
-            self.completed_sent |= event.event == JobEventKind::Completed.as_str();
+            self.completed_sent |= event.event == JobEventKind::Completed;
             return None;
         }
         Some((sequence, event))
     }
 
     async fn accept(&mut self, sequence: Option<u64>, event: JobEvent) -> Option<Event> {
-        match JobEventKind::parse(&event.event) {
+        match Some(event.event) {
             Some(JobEventKind::Completed) => {
                 self.completed_sent = true;
                 self.done = !rollback_may_follow(&self.db, self.job_id).await;
@@ -229,7 +230,7 @@ impl Follow {
             return None;
         }
         if !self.completed_sent {
-            let kind = JobEventKind::of_finished_status(&job.status);
+            let kind = JobEventKind::of_finished(job.status);
             self.completed_sent = true;
             // Only a completed job can be rolled back later.
             self.done = kind != JobEventKind::Completed || !rollback_may_follow(&self.db, self.job_id).await;
@@ -264,15 +265,15 @@ async fn rollback_may_follow(db: &PgPool, job_id: Uuid) -> bool {
 /// The job's last event: `rolled_back` for a job rolled back, else `completed`, `failed` or
 /// `cancelled`.
 fn terminal_kind(job: &Job) -> JobEventKind {
-    if job.rolled_back_at.is_some() { JobEventKind::RolledBack } else { JobEventKind::of_finished_status(&job.status) }
+    if job.rolled_back_at.is_some() { JobEventKind::RolledBack } else { JobEventKind::of_finished(job.status) }
 }
 
 /// A terminal event of `kind` told from the job row.
 fn terminal_event(job: &Job, kind: JobEventKind) -> JobEvent {
-    let mut event = JobEvent::new(kind.as_str(), job.id, job.project_id);
+    let mut event = JobEvent::new(kind, job.id, job.project_id);
     let at = if kind == JobEventKind::RolledBack { job.rolled_back_at } else { job.completed_at };
     event.at = at.unwrap_or(event.at);
-    event.phase = Some(job.phase.clone());
+    event.phase = Some(job.phase);
     event.progress = Some(job.progress);
     event.counters = Some(JobCounters {
         memories_merged: job.memories_merged,
@@ -283,6 +284,6 @@ fn terminal_event(job: &Job, kind: JobEventKind) -> JobEvent {
     event.memories_before = job.memories_before;
     event.memories_after = job.memories_after;
     event.error = job.error_message.clone();
-    event.result = job.result.as_ref().map(|result| result.0.clone());
+    event.result = job.typed_result().map(|result| EventResult::Whole(Box::new(result)));
     event
 }

@@ -14,8 +14,9 @@ use super::{
     error::{ApiError, ErrorBody, Result},
     extract::{Path, Query},
     page,
-    views::{JobState, JobView},
+    views::JobView,
 };
+use crate::domain::JobState;
 use crate::store::{
     jobs::{self, HistoryFilter, JobStatus, TriggerType},
     projects,

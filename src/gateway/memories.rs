@@ -16,13 +16,14 @@ use super::{
     error::{ApiError, ErrorBody, Result},
     extract::{Json, Path, Query},
     page, projects,
-    views::{MemoryView, memory_type_schema},
+    views::MemoryView,
 };
+use crate::domain::NewMemory;
 pub use crate::interchange::MemoryInput;
 use crate::{
-    engine::model::MemoryType,
+    domain::MemoryType,
     store::{
-        memories::{self, ListFilter, NewMemory},
+        memories::{self, ListFilter},
         projects as project_store,
     },
 };
@@ -55,7 +56,7 @@ pub struct ListQuery {
     pub include_archived: Option<bool>,
     /// Include memories merged into another (default false).
     pub include_duplicates: Option<bool>,
-    #[param(schema_with = memory_type_schema)]
+    #[param(inline)]
     pub memory_type: Option<MemoryType>,
     /// Include each memory's embedding (default false).
     pub include_embedding: Option<bool>,
@@ -134,7 +135,7 @@ pub async fn ingest(
             "memories[{index}].id: {taken} is taken; choose another id or leave it out"
         )));
     }
-    let inserted = memories::insert_batch(&mut tx, project_id, &batch, &[]).await?;
+    let inserted = memories::insert_batch(&mut tx, project_id, &batch).await?;
     tx.commit().await?;
     tracing::info!(inserted, "memories ingested");
     let ids = batch.iter().map(|memory| memory.id).collect();

@@ -15,12 +15,12 @@ use super::{
     extract::{OptionalJson, Path},
     views::MemoryView,
 };
+use crate::domain::{ArchiveReason, ChangeOperation, StoredMemory};
 use crate::store::{
     changes::{self, NewChange},
-    memories::{self, MemoryRow},
+    memories,
 };
 
-const MANUAL_ARCHIVE_REASON: &str = "manual";
 const MAX_REASON_CHARS: usize = 2000;
 
 /// An optional body for the three actions.
@@ -40,11 +40,11 @@ enum Action {
 }
 
 impl Action {
-    fn operation(self) -> &'static str {
+    fn operation(self) -> ChangeOperation {
         match self {
-            Self::Archive => "archive",
-            Self::Unarchive => "unarchive",
-            Self::Reuse => "reuse",
+            Self::Archive => ChangeOperation::Archive,
+            Self::Unarchive => ChangeOperation::Unarchive,
+            Self::Reuse => ChangeOperation::Reuse,
         }
     }
 
@@ -58,12 +58,12 @@ impl Action {
 
     /// The audited fields before and after, from the row after the change (whose one update
     /// moved the version by exactly one).
-    fn states(self, after: &MemoryRow, before: &MemoryRow) -> (serde_json::Value, serde_json::Value) {
+    fn states(self, after: &StoredMemory, before: &StoredMemory) -> (serde_json::Value, serde_json::Value) {
         let version_before = after.version - 1;
         match self {
             Self::Archive => (
                 serde_json::json!({"version": version_before, "is_archived": false}),
-                serde_json::json!({"version": after.version, "is_archived": true, "archive_reason": MANUAL_ARCHIVE_REASON,
+                serde_json::json!({"version": after.version, "is_archived": true, "archive_reason": ArchiveReason::Manual,
                                    "archived_at": after.archived_at}),
             ),
             Self::Unarchive => (
@@ -167,7 +167,7 @@ async fn act(
     let before = memories::get(&mut *tx, id).await?.ok_or_else(not_found)?;
 
     let changed = match action {
-        Action::Archive => memories::archive(&mut tx, &[id], MANUAL_ARCHIVE_REASON).await?,
+        Action::Archive => memories::archive(&mut tx, &[id], ArchiveReason::Manual).await?,
         Action::Unarchive => memories::unarchive(&mut tx, &[id]).await?,
         Action::Reuse => u64::from(memories::record_reuse(&mut *tx, id).await?),
     };
@@ -181,7 +181,7 @@ async fn act(
     let after = memories::get(&mut *tx, id).await?.ok_or_else(not_found)?;
     let (previous_state, new_state) = action.states(&after, &before);
     let change = NewChange {
-        operation: action.operation().to_owned(),
+        operation: action.operation(),
         memory_id: id,
         previous_state: Some(previous_state),
         new_state: Some(new_state),
@@ -190,6 +190,6 @@ async fn act(
     };
     changes::insert_batch(&mut tx, None, after.project_id, admin.subject(), &[change]).await?;
     tx.commit().await?;
-    tracing::info!(operation = action.operation(), "memory changed by hand");
+    tracing::info!(operation = action.operation().as_str(), "memory changed by hand");
     MemoryView::new(after, false)
 }

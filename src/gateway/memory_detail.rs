@@ -17,10 +17,8 @@ use super::{
     page,
     views::MemoryView,
 };
-use crate::store::{
-    changes,
-    memories::{self, MemoryRow},
-};
+use crate::domain::StoredMemory;
+use crate::store::{changes, memories};
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
@@ -74,7 +72,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The memory, if it exists in a project the token covers; another project's memory is
 /// answered exactly as an unknown one.
-pub async fn authorized_memory(state: &AppState, admin: &Admin, id: Uuid) -> Result<MemoryRow> {
+pub async fn authorized_memory(state: &AppState, admin: &Admin, id: Uuid) -> Result<StoredMemory> {
     let memory = memories::get(&state.db, id).await?.filter(|memory| admin.may_see(memory.project_id));
     let memory = memory.ok_or_else(|| ApiError::NotFound(format!("memory {id} does not exist")))?;
     Span::current().record("project_id", tracing::field::display(memory.project_id));

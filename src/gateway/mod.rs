@@ -53,7 +53,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     bus::Bus,
-    config::{ConfigError, GatewayConfig},
+    config::{ConfigError, GatewayConfig, RetentionConfig},
 };
 use error::ApiError;
 
@@ -66,6 +66,7 @@ pub struct AppState {
     pub db: PgPool,
     pub bus: Bus,
     pub config: Arc<GatewayConfig>,
+    pub retention: RetentionConfig,
     pub auth: Arc<auth::Auth>,
     pub metrics: Arc<metrics::Metrics>,
     /// One permit per open event stream (SSE_MAX_STREAMS).
@@ -77,8 +78,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(db: PgPool, bus: Bus, config: GatewayConfig) -> Result<Self, ConfigError> {
-        validate(&config)?;
+    pub fn new(db: PgPool, bus: Bus, config: GatewayConfig, retention: RetentionConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        retention.validate()?;
         let auth = Arc::new(auth::Auth::from_config(&config)?);
         Ok(Self {
             db,
@@ -86,41 +88,12 @@ impl AppState {
             sse_streams: Arc::new(Semaphore::new(config.sse_max_streams)),
             searches: Arc::new(Semaphore::new(config.search_max_concurrent)),
             config: Arc::new(config),
+            retention,
             auth,
             metrics: Arc::new(metrics::Metrics::new()),
             shutdown: CancellationToken::new(),
         })
     }
-}
-
-fn validate(config: &GatewayConfig) -> Result<(), ConfigError> {
-    if config.request_timeout_secs == 0 {
-        return Err(ConfigError::new("HTTP_REQUEST_TIMEOUT_SECS", "must be at least 1"));
-    }
-    if config.body_limit_bytes < 1024 {
-        return Err(ConfigError::new("HTTP_BODY_LIMIT_BYTES", "must be at least 1024"));
-    }
-    if config.rollback_wait_ms >= config.request_timeout_secs * 1000 {
-        return Err(ConfigError::new("ROLLBACK_WAIT_MS", "must be shorter than HTTP_REQUEST_TIMEOUT_SECS"));
-    }
-    if config.rollback_window_days == 0 {
-        return Err(ConfigError::new("ROLLBACK_WINDOW_DAYS", "must be at least 1"));
-    }
-    if config.ingest_max_batch == 0 {
-        return Err(ConfigError::new("INGEST_MAX_BATCH", "must be at least 1"));
-    }
-    // Semaphore::new panics above this; no deployment needs anywhere near it.
-    let most = Semaphore::MAX_PERMITS;
-    if !(1..=most).contains(&config.sse_max_streams) {
-        return Err(ConfigError::new("SSE_MAX_STREAMS", format!("must be 1 to {most}")));
-    }
-    if !(1..=most).contains(&config.search_max_concurrent) {
-        return Err(ConfigError::new("SEARCH_MAX_CONCURRENT", format!("must be 1 to {most}")));
-    }
-    if config.search_max_candidates == 0 {
-        return Err(ConfigError::new("SEARCH_MAX_CANDIDATES", "must be at least 1"));
-    }
-    Ok(())
 }
 
 /// Every route with its OpenAPI description, before state and middleware.

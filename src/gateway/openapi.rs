@@ -10,12 +10,12 @@ use serde_json::{Value, json};
 use utoipa::{OpenApi, openapi};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{
-    API_PREFIX, AppState,
-    error::ErrorBody,
-    views::{JobState, Operation},
+use super::{API_PREFIX, AppState, error::ErrorBody};
+use crate::{
+    bus::messages::JobEvent,
+    config::GatewayConfig,
+    domain::{ChangeOperation, JobState, TriggerType},
 };
-use crate::{bus::messages::JobEvent, config::GatewayConfig, store::jobs::TriggerType};
 
 const BEARER: &str = "bearer";
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
@@ -28,7 +28,7 @@ const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "op
                        read their audit trail, roll them back, configure projects, ingest and search memories. \
                        Every error is `{\"error\": \"<code>\", \"message\": \"...\"}`.",
     ),
-    components(schemas(ErrorBody, JobState, TriggerType, Operation, JobEvent)),
+    components(schemas(ErrorBody, JobState, TriggerType, ChangeOperation, JobEvent)),
     tags(
         (name = "consolidation", description = "Jobs: trigger, status, live events, history, changes"),
         (name = "rollback", description = "Undo a completed job"),

@@ -17,8 +17,9 @@ use super::{
     extract::{Path, Query},
     page, projects,
 };
+use crate::domain::{MemoryType, StoredMemory};
 use crate::store::{
-    memories::{self, MemoryRow},
+    memories,
     playbook::{self, PlaybookEntry},
 };
 
@@ -42,18 +43,18 @@ pub struct PlaybookQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SupportingMemory {
     pub id: Uuid,
-    #[schema(schema_with = crate::interchange::memory_type_schema)]
-    pub memory_type: String,
+    #[schema(inline)]
+    pub memory_type: MemoryType,
     pub execution_summary: String,
     pub is_duplicate: bool,
     pub is_archived: bool,
 }
 
-impl From<&MemoryRow> for SupportingMemory {
-    fn from(row: &MemoryRow) -> Self {
+impl From<&StoredMemory> for SupportingMemory {
+    fn from(row: &StoredMemory) -> Self {
         Self {
             id: row.id,
-            memory_type: row.memory_type.clone(),
+            memory_type: row.memory_type,
             execution_summary: row.execution_summary.clone(),
             is_duplicate: row.is_duplicate,
             is_archived: row.is_archived,
@@ -119,7 +120,7 @@ pub async fn list_playbook(
     wanted.sort_unstable();
     wanted.dedup();
     // Only this project's memories, whatever an entry lists.
-    let supporting: HashMap<Uuid, MemoryRow> = memories::get_many(&state.db, &wanted)
+    let supporting: HashMap<Uuid, StoredMemory> = memories::get_many(&state.db, &wanted)
         .await?
         .into_iter()
         .filter(|row| row.project_id == project_id)
@@ -129,7 +130,7 @@ pub async fn list_playbook(
     Ok(axum::Json(PlaybookPage { entries, next_cursor }))
 }
 
-fn view(entry: PlaybookEntry, supporting: &HashMap<Uuid, MemoryRow>) -> PlaybookEntryView {
+fn view(entry: PlaybookEntry, supporting: &HashMap<Uuid, StoredMemory>) -> PlaybookEntryView {
     let supporting_memories =
         entry.supporting_memory_ids.iter().filter_map(|id| supporting.get(id)).map(SupportingMemory::from).collect();
     PlaybookEntryView {

@@ -14,14 +14,16 @@ use uuid::Uuid;
 use super::{
     API_PREFIX, AppState,
     auth::Admin,
-    configure::{ConsolidationOptions, check_options, check_threshold},
+    configure::{check_options, check_threshold},
     error::{ApiError, ErrorBody, Result},
     extract::{Json, Path, Query},
     page,
-    views::{JobState, Located, status_location},
+    views::{Located, status_location},
 };
-use crate::store::jobs::TriggerType;
-use crate::store::projects::{self, NewProject, Project, ProjectSummary};
+use crate::{
+    domain::{ConsolidationOptions, JobState, TriggerType},
+    store::projects::{self, NewProject, Project, ProjectSummary},
+};
 
 const MAX_NAME_CHARS: usize = 200;
 const DEFAULT_THRESHOLD: i64 = 1000;
@@ -97,8 +99,7 @@ pub struct ProjectListQuery {
 pub struct LastJob {
     pub job_id: Uuid,
     pub status: JobState,
-    #[schema(value_type = TriggerType)]
-    pub trigger_type: String,
+    pub trigger_type: TriggerType,
     pub dry_run: bool,
     pub created_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -119,11 +120,11 @@ pub struct ProjectSummaryView {
 
 impl From<ProjectSummary> for ProjectSummaryView {
     fn from(row: ProjectSummary) -> Self {
-        let last_job = match (row.last_job_id, row.last_job_status, row.last_job_trigger_type, row.last_job_created_at)
-        {
-            (Some(job_id), Some(status), Some(trigger_type), Some(created_at)) => Some(LastJob {
+        let kinds = row.last_job_kinds();
+        let last_job = match (row.last_job_id, kinds, row.last_job_created_at) {
+            (Some(job_id), Ok(Some((status, trigger_type))), Some(created_at)) => Some(LastJob {
                 job_id,
-                status: JobState::from_row(&status, row.last_job_rolled_back_at.is_some()),
+                status,
                 trigger_type,
                 dry_run: row.last_job_dry_run.unwrap_or(false),
                 created_at,

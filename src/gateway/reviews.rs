@@ -19,18 +19,16 @@ use super::{
     page,
 };
 use crate::{
-    engine::model::ArchiveReason,
+    domain::{ArchiveReason, ChangeOperation, ReviewStatus},
     store::{
         changes::{self, NewChange},
         memories, projects,
-        reviews::{self, ReviewRow, ReviewStatus},
+        reviews::{self, ReviewRow},
     },
 };
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
-/// The audit operation of a decision.
-const REVIEW_OPERATION: &str = "review";
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -83,7 +81,7 @@ pub struct ReviewView {
     /// `supersede`: approving archives the older memory as superseded by the newer.
     pub suggestion: String,
     /// `open`, `approved` or `rejected`.
-    pub status: String,
+    pub status: ReviewStatus,
     pub decided_by: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -194,7 +192,7 @@ async fn decide(state: &AppState, admin: &Admin, id: Uuid, decision: ReviewStatu
     let review = reviews::lock(&mut tx, id).await?.ok_or_else(not_found)?;
     Span::current().record("project_id", tracing::field::display(review.project_id));
     admin.ensure_project(review.project_id)?;
-    if review.status != ReviewStatus::Open.as_str() {
+    if review.status != ReviewStatus::Open {
         return Err(ApiError::Conflict(format!("review {id} was {} already", review.status)));
     }
     let mut audit = Vec::new();
@@ -203,7 +201,7 @@ async fn decide(state: &AppState, admin: &Admin, id: Uuid, decision: ReviewStatu
     }
     let decided = reviews::decide(&mut tx, id, decision, admin.subject()).await?;
     audit.push(NewChange {
-        operation: REVIEW_OPERATION.to_owned(),
+        operation: ChangeOperation::Review,
         memory_id: review.older_memory_id,
         previous_state: Some(serde_json::json!({"review_id": id, "status": review.status})),
         new_state: Some(serde_json::json!({
@@ -240,9 +238,9 @@ async fn supersede(tx: &mut sqlx::PgConnection, review: &ReviewRow) -> Result<Ne
             conflicts.join(", ")
         )));
     }
-    memories::archive(tx, &[review.older_memory_id], ArchiveReason::Superseded.as_str()).await?;
+    memories::archive(tx, &[review.older_memory_id], ArchiveReason::Superseded).await?;
     Ok(NewChange {
-        operation: "archive".to_owned(),
+        operation: ChangeOperation::Archive,
         memory_id: review.older_memory_id,
         previous_state: Some(serde_json::json!({
             "is_archived": false, "archived_at": null, "archive_reason": null, "version": review.older_version,

@@ -29,9 +29,10 @@ use super::{
 };
 use crate::{
     bus::{
-        CommandKind, RollbackEventKind,
+        CommandKind,
         messages::{RollbackCommand, RollbackEvent, SCHEMA_VERSION},
     },
+    domain::RollbackStatus,
     store::{
         jobs::{Job, JobStatus},
         rollbacks::{self, Rollback},
@@ -58,7 +59,7 @@ pub struct RollbackView {
     pub consolidation_id: Uuid,
     pub project_id: Uuid,
     /// pending, running, completed, refused or failed.
-    pub status: String,
+    pub status: RollbackStatus,
     /// True once the job is undone.
     pub success: bool,
     pub memories_restored: i32,
@@ -82,7 +83,7 @@ impl From<Rollback> for RollbackView {
             rollback_id: rollback.id,
             consolidation_id: rollback.job_id,
             project_id: rollback.project_id,
-            success: rollback.status == "completed",
+            success: rollback.status == RollbackStatus::Completed,
             status: rollback.status,
             memories_restored: rollback.memories_restored,
             memories_deleted: rollback.memories_deleted,
@@ -156,7 +157,9 @@ pub async fn request_rollback(
     };
     let db = state.db.clone();
     publish_recorded(&state.bus, CommandKind::Rollback, rollback_id.to_string(), command, move |reason| async move {
-        if let Err(store_error) = rollbacks::finish_unsuccessful(&db, rollback_id, "failed", &reason, &[]).await {
+        if let Err(store_error) =
+            rollbacks::finish_unsuccessful(&db, rollback_id, RollbackStatus::Failed, &reason, &[]).await
+        {
             tracing::error!(%store_error, "rollback left pending");
         }
     })
@@ -166,8 +169,7 @@ pub async fn request_rollback(
     let ended = tokio::time::timeout(wait, async {
         while let Some(message) = results.next().await {
             match serde_json::from_slice::<RollbackEvent>(&message.payload) {
-                Ok(event) if event.event != RollbackEventKind::Started.as_str() => return true,
-                Ok(_) => {}
+                Ok(_) => return true,
                 Err(error) => tracing::warn!(%error, "unreadable rollback event"),
             }
         }
@@ -186,7 +188,7 @@ pub async fn request_rollback(
 /// Answers the first three refusal rules at once; Some(first rollback) if the job was already
 /// rolled back.
 async fn quick_checks(state: &AppState, job: &Job) -> Result<Option<Rollback>> {
-    if job.status != JobStatus::Completed.as_str() {
+    if job.status != JobStatus::Completed {
         return Err(ApiError::Conflict(format!(
             "job {} is {}; only a completed job can be rolled back",
             job.id, job.status
@@ -198,10 +200,10 @@ async fn quick_checks(state: &AppState, job: &Job) -> Result<Option<Rollback>> {
             None => Err(ApiError::Conflict(format!("job {} was already rolled back", job.id))),
         };
     }
-    if job.result.as_ref().is_some_and(|result| result.0["dry_run"] == serde_json::json!(true)) {
+    if job.result_is_dry_run() {
         return Err(ApiError::Conflict(format!("job {} was a dry run and changed nothing", job.id)));
     }
-    let window_days = state.config.rollback_window_days;
+    let window_days = state.retention.rollback_window_days;
     let completed_at = job.completed_at.unwrap_or(job.created_at);
     if completed_at < Utc::now() - chrono::Duration::days(i64::from(window_days)) {
         return Err(ApiError::BadRequest(format!(

@@ -16,15 +16,13 @@ use super::{
     error::{ApiError, ErrorBody, Result},
     extract::{Json, Path},
     projects,
-    views::{MemoryView, memory_type_schema},
+    views::MemoryView,
 };
+use crate::domain::StoredMemory;
 use crate::{
-    engine::model::MemoryType,
+    domain::MemoryType,
     interchange::check_embedding,
-    store::{
-        embedding,
-        memories::{self, MemoryRow},
-    },
+    store::{embedding, memories},
 };
 
 const DEFAULT_RESULTS: u32 = 10;
@@ -45,7 +43,7 @@ pub struct SearchRequest {
     /// Rank memories merged into another too (default false).
     #[serde(default)]
     pub include_duplicates: bool,
-    #[schema(schema_with = memory_type_schema)]
+    #[schema(inline)]
     pub memory_type: Option<MemoryType>,
     /// Leave out results less similar than this (-1 to 1).
     #[schema(minimum = -1, maximum = 1)]
@@ -147,7 +145,7 @@ pub async fn search(
     drop(candidates);
     let ranked = best.into_sorted();
     let ids: Vec<Uuid> = ranked.iter().map(|(_, id)| *id).collect();
-    let mut rows: std::collections::HashMap<Uuid, MemoryRow> =
+    let mut rows: std::collections::HashMap<Uuid, StoredMemory> =
         memories::get_many(&state.db, &ids).await?.into_iter().map(|row| (row.id, row)).collect();
     let results = ranked
         .into_iter()

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{
     AppState,
     auth::Admin,
-    configure::{ConsolidationOptions, options_error},
+    configure::options_error,
     error::{ApiError, ErrorBody, Result},
     extract::Json,
     publish::publish_recorded,
@@ -27,7 +27,7 @@ use crate::{
         CommandKind, JobEventKind,
         messages::{JobEvent, SCHEMA_VERSION, TriggerCommand},
     },
-    engine::options::Options,
+    domain::{ConsolidationOptions, JobStatus, Options},
     store::{
         jobs::{self, CreateOutcome, NewJob, TriggerType},
         projects,
@@ -56,7 +56,7 @@ pub struct TriggerRequest {
 pub struct TriggerResponse {
     pub job_id: Uuid,
     /// Always `pending`: the job waits for a worker.
-    pub status: String,
+    pub status: JobStatus,
     /// From the project's size and its recent jobs' durations.
     pub estimated_completion: DateTime<Utc>,
     pub estimated_seconds: f64,
@@ -130,7 +130,7 @@ pub async fn trigger(
         triggered_by: job.triggered_by.clone(),
     };
     // Announced before the command goes out, so it precedes the worker's `started`.
-    let queued = JobEvent::new(JobEventKind::Queued.as_str(), job.id, project_id);
+    let queued = JobEvent::new(JobEventKind::Queued, job.id, project_id);
     state.bus.job_progress_event(JobEventKind::Queued, &queued).await;
     // A job nobody will run must not block the project: it fails now, visibly.
     let (db, job_id) = (state.db.clone(), job.id);

@@ -3,47 +3,24 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{API_PREFIX, error::ApiError};
-use crate::store::jobs::TriggerType;
-use crate::store::{jobs::Job, memories::MemoryRow};
+use crate::{
+    domain::{ChangeOperation, JobCounters, JobState, Phase, StoredMemory, TriggerType},
+    store::jobs::Job,
+};
 
-// Here rather than in `changes`, which uses these views: the module graph stays a tree.
-/// The operations a job's audit rows carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Operation {
-    Merge,
-    Archive,
-    Promote,
-    Summarize,
-    Rollback,
-}
-
-impl Operation {
-    pub const ALL: [Operation; 5] = [Self::Merge, Self::Archive, Self::Promote, Self::Summarize, Self::Rollback];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Merge => "merge",
-            Self::Archive => "archive",
-            Self::Promote => "promote",
-            Self::Summarize => "summarize",
-            Self::Rollback => "rollback",
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Counters {
-    pub memories_merged: i32,
-    pub memories_archived: i32,
-    pub memories_promoted: i32,
-    pub summaries_created: i32,
-}
+/// The operations of a job's own audit rows, each linked from the job.
+const JOB_OPERATIONS: [ChangeOperation; 5] = [
+    ChangeOperation::Merge,
+    ChangeOperation::Archive,
+    ChangeOperation::Promote,
+    ChangeOperation::Summarize,
+    ChangeOperation::Rollback,
+];
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobLinks {
@@ -62,7 +39,7 @@ impl JobLinks {
         Self {
             status: status_location(job_id),
             events: format!("{API_PREFIX}/consolidation/status/{job_id}/events"),
-            changes_by_operation: Operation::ALL
+            changes_by_operation: JOB_OPERATIONS
                 .iter()
                 .map(|operation| (operation.as_str().to_owned(), format!("{changes}?operation={}", operation.as_str())))
                 .collect(),
@@ -76,58 +53,22 @@ pub fn status_location(job_id: Uuid) -> String {
     format!("{API_PREFIX}/consolidation/status/{job_id}")
 }
 
-/// A job's state as the API shows it: the stored status, except that a completed job rolled
-/// back since is `rolled_back`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    Pending,
-    Running,
-    Completed,
-    Failed,
-    Cancelled,
-    RolledBack,
-}
-
-impl JobState {
-    pub fn of(job: &Job) -> Self {
-        Self::from_row(&job.status, job.rolled_back_at.is_some())
-    }
-
-    /// From the stored status and whether the job was rolled back.
-    pub fn from_row(status: &str, rolled_back: bool) -> Self {
-        if rolled_back {
-            return Self::RolledBack;
-        }
-        match status {
-            "pending" => Self::Pending,
-            "running" => Self::Running,
-            "completed" => Self::Completed,
-            "cancelled" => Self::Cancelled,
-            // The status column's CHECK allows nothing else.
-            _ => Self::Failed,
-        }
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobView {
     pub job_id: Uuid,
     pub project_id: Uuid,
     /// `rolled_back` once a rollback of the completed job has succeeded.
     pub status: JobState,
-    #[schema(value_type = TriggerType)]
-    pub trigger_type: String,
+    pub trigger_type: TriggerType,
     /// Whether the job only planned (option `dry_run`): it changed nothing.
     pub dry_run: bool,
-    /// queued, loading, planning, applying, done, failed or cancelled.
-    pub phase: String,
+    pub phase: Phase,
     /// 0 to 1.
     pub progress: f32,
     /// The options the job runs with.
     #[schema(value_type = Object)]
     pub options: serde_json::Value,
-    pub counters: Counters,
+    pub counters: JobCounters,
     /// Active memories before and after the job.
     pub memories_before: Option<i32>,
     pub memories_after: Option<i32>,
@@ -151,18 +92,15 @@ pub struct JobView {
 
 impl JobView {
     pub fn new(job: Job, with_result: bool) -> Self {
-        let status = JobState::of(&job);
+        let status = JobState::of(job.status, job.rolled_back_at.is_some());
+        let created_memory_ids = job.created_memory_ids();
+        let counters = job.counters();
+        let dry_run = job.is_dry_run();
         let result = job.result.map(|result| result.0);
-        let created_memory_ids = result
-            .as_ref()
-            .and_then(|result| result.get("created_memory_ids"))
-            .and_then(|ids| serde_json::from_value::<Vec<Uuid>>(ids.clone()).ok())
-            .unwrap_or_default();
         let duration_seconds = match (job.started_at, job.completed_at) {
             (Some(started), Some(completed)) => Some((completed - started).num_milliseconds() as f64 / 1000.0),
             _ => None,
         };
-        let dry_run = job.options.0.get("dry_run").and_then(serde_json::Value::as_bool).unwrap_or(false);
         Self {
             links: JobLinks::of(job.id, job.project_id),
             status,
@@ -173,12 +111,7 @@ impl JobView {
             phase: job.phase,
             progress: job.progress,
             options: job.options.0,
-            counters: Counters {
-                memories_merged: job.memories_merged,
-                memories_archived: job.memories_archived,
-                memories_promoted: job.memories_promoted,
-                summaries_created: job.summaries_created,
-            },
+            counters,
             memories_before: job.memories_before,
             memories_after: job.memories_after,
             created_memory_ids,
@@ -200,20 +133,18 @@ impl JobView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemoryView {
     #[serde(flatten)]
-    pub memory: MemoryRow,
+    pub memory: StoredMemory,
     /// Only when asked for (`include_embedding=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context_embedding: Option<Vec<f32>>,
 }
 
 impl MemoryView {
-    pub fn new(memory: MemoryRow, with_embedding: bool) -> Result<Self, ApiError> {
-        let context_embedding = if with_embedding { memory.embedding()? } else { None };
+    pub fn new(memory: StoredMemory, with_embedding: bool) -> Result<Self, ApiError> {
+        let context_embedding = if with_embedding { memory.embedding.clone() } else { None };
         Ok(Self { memory, context_embedding })
     }
 }
-
-pub use crate::interchange::memory_type_schema;
 
 /// An answer with a Location header: 201 for a created resource, 202 for accepted work.
 pub type Located<T> = (axum::http::StatusCode, [(axum::http::HeaderName, String); 1], axum::Json<T>);

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::http::{HttpFailure, JsonClient};
-use crate::engine::embed::{EmbedError, Embedder};
+use crate::engine::merge::embed::{EmbedError, Embedder};
 use crate::engine::synthesis::{ClusterView, SynthesisDraft, SynthesisError, Synthesizer, validate_draft};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -169,7 +169,7 @@ impl Embedder for OpenAiEmbedder {
                 return Err(EmbedError::DimensionMismatch { expected, got: vector.len() });
             }
         }
-        crate::engine::embed::validate_embedding(&vector, vector.len())?;
+        crate::engine::merge::embed::validate_embedding(&vector, vector.len())?;
         Ok(vector)
     }
 }
@@ -195,7 +195,7 @@ mod tests {
 
     pub const GOOD_ANSWER: &str = r#"{"summary":"Pool exhaustion from sessions held across HTTP calls.","patterns":["Sessions held during outbound calls"],"best_practices":["Release the session before the call"],"gotchas":["QueuePool limit reached"],"confidence":0.91}"#;
 
-    fn view_fixture() -> (crate::engine::cluster::Cluster, Vec<crate::engine::model::MemorySnapshot>) {
+    fn view_fixture() -> (crate::domain::Cluster, Vec<crate::domain::Memory>) {
         let fixture = crate::engine::tests::three_similar_memories();
         (fixture.0, fixture.1)
     }
@@ -279,15 +279,15 @@ mod tests {
 
     #[test]
     fn the_planner_falls_back_to_extractive_when_the_endpoint_keeps_failing() {
+        use crate::domain::Options;
         use crate::engine::{
-            embed::CentroidEmbedder,
-            options::Options,
+            merge::embed::CentroidEmbedder,
             plan::{EngineConfig, plan},
         };
         let server = FakeServer::start(vec![Reply::status(503, "down")]);
         let synthesizer = OpenAiSynthesizer::new(OpenAiConfig { max_retries: 1, ..config(server.base_url()) });
         let (_, members) = view_fixture();
-        let snapshot = crate::engine::model::ProjectSnapshot::new(uuid::Uuid::nil(), Some(3), members);
+        let snapshot = crate::domain::ProjectSnapshot::new(uuid::Uuid::nil(), Some(3), members);
         let now = chrono::Utc::now();
         let p = plan(
             &snapshot,

@@ -45,7 +45,7 @@ impl Scheduler {
             return Ok(MaintenanceReport::default());
         }
         let mut report = MaintenanceReport { ran: true, ..Default::default() };
-        let keep_days = self.config.audit_retention_days.max(self.rollback_window_days);
+        let keep_days = self.retention.audit_days();
         report.deleted_changes =
             changes::delete_older_than(&self.db, now - chrono::Duration::days(i64::from(keep_days))).await?;
         self.republish_pending_jobs(&mut report).await?;
@@ -130,7 +130,7 @@ impl Scheduler {
             );
             if jobs::fail_abandoned(&self.db, job.id, &reason, self.abandoned_after()).await? {
                 report.failed_jobs += 1;
-                let mut event = JobEvent::new(JobEventKind::Failed.as_str(), job.id, job.project_id);
+                let mut event = JobEvent::new(JobEventKind::Failed, job.id, job.project_id);
                 event.error = Some(reason);
                 self.bus.job_terminal_event(JobEventKind::Failed, &event).await?;
             }

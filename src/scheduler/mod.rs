@@ -19,7 +19,7 @@ use crate::{
         Bus, BusError, CommandKind,
         messages::{SCHEMA_VERSION, SweepCommand},
     },
-    config::{ConfigError, SchedulerConfig},
+    config::{ConfigError, RetentionConfig, SchedulerConfig},
     store::{StoreError, sweeps},
 };
 
@@ -46,7 +46,7 @@ pub struct Scheduler {
     pub schedule: Cron,
     pub config: SchedulerConfig,
     /// Audit rows inside the rollback window are never deleted, whatever the retention says.
-    pub rollback_window_days: u32,
+    pub retention: RetentionConfig,
 }
 
 /// Any cron expression (seconds field optional) that ticks at all.

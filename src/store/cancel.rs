@@ -28,7 +28,7 @@ pub async fn request(db: &sqlx::PgPool, id: Uuid, requested_by: &str) -> Result<
     let Some(job) = super::jobs::lock(&mut tx, id).await? else { return Ok(CancelRequest::NotFound) };
     let outcome = if job.is_finished() {
         CancelRequest::Finished(job)
-    } else if job.status == JobStatus::Pending.as_str() {
+    } else if job.status == JobStatus::Pending {
         let job: Job = sqlx::query_as(
             "UPDATE consolidation_jobs
                 SET status = 'cancelled', phase = 'cancelled', completed_at = now(),

@@ -6,10 +6,11 @@ use sqlx::{PgConnection, PgExecutor, types::Json};
 use uuid::Uuid;
 
 use super::Result;
+use crate::domain::ChangeOperation;
 
 #[derive(Debug, Clone)]
 pub struct NewChange {
-    pub operation: String,
+    pub operation: ChangeOperation,
     pub memory_id: Uuid,
     pub previous_state: Option<serde_json::Value>,
     pub new_state: Option<serde_json::Value>,
@@ -22,7 +23,8 @@ pub struct ChangeRow {
     pub id: i64,
     pub job_id: Option<Uuid>,
     pub project_id: Uuid,
-    pub operation: String,
+    #[sqlx(try_from = "String")]
+    pub operation: ChangeOperation,
     pub memory_id: Uuid,
     pub previous_state: Option<Json<serde_json::Value>>,
     pub new_state: Option<Json<serde_json::Value>>,
@@ -75,7 +77,7 @@ pub async fn insert_batch(
 pub async fn for_job(
     db: impl PgExecutor<'_>,
     job_id: Uuid,
-    operation: Option<&str>,
+    operation: Option<ChangeOperation>,
     after_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<ChangeRow>> {
@@ -85,7 +87,7 @@ pub async fn for_job(
           ORDER BY id LIMIT $4",
     )
     .bind(job_id)
-    .bind(operation)
+    .bind(operation.map(|operation| operation.as_str()))
     .bind(after_id.unwrap_or(0))
     .bind(limit)
     .fetch_all(db)

@@ -3,70 +3,32 @@
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::{PgExecutor, types::Json};
 use uuid::Uuid;
 
 use super::{Result, violated_constraint};
+use crate::domain::JobResult;
+pub use crate::domain::{JobCounters, JobStatus, Phase, TriggerType};
 
 pub const ONE_ACTIVE_PER_PROJECT: &str = "consolidation_jobs_one_active_per_project";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TriggerType {
-    Scheduled,
-    Manual,
-    Threshold,
-}
-
-impl TriggerType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Scheduled => "scheduled",
-            Self::Manual => "manual",
-            Self::Threshold => "threshold",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    Pending,
-    Running,
-    Completed,
-    Failed,
-    /// Stopped at a phase boundary on request, before its commit: it changed nothing.
-    Cancelled,
-}
-
-impl JobStatus {
-    pub const ALL: [JobStatus; 5] = [Self::Pending, Self::Running, Self::Completed, Self::Failed, Self::Cancelled];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Job {
     pub id: Uuid,
     pub project_id: Uuid,
-    pub status: String,
-    pub trigger_type: String,
+    #[sqlx(try_from = "String")]
+    pub status: JobStatus,
+    #[sqlx(try_from = "String")]
+    pub trigger_type: TriggerType,
     pub options: Json<serde_json::Value>,
     pub memories_merged: i32,
     pub memories_archived: i32,
     pub memories_promoted: i32,
     pub summaries_created: i32,
     pub progress: f32,
-    pub phase: String,
+    #[sqlx(try_from = "String")]
+    pub phase: Phase,
     pub memories_before: Option<i32>,
     pub memories_after: Option<i32>,
     pub attempts: i32,
@@ -94,7 +56,46 @@ pub struct Job {
 
 impl Job {
     pub fn is_finished(&self) -> bool {
-        [JobStatus::Completed, JobStatus::Failed, JobStatus::Cancelled].iter().any(|s| self.status == s.as_str())
+        self.status.is_finished()
+    }
+
+    pub fn counters(&self) -> JobCounters {
+        JobCounters {
+            memories_merged: self.memories_merged,
+            memories_archived: self.memories_archived,
+            memories_promoted: self.memories_promoted,
+            summaries_created: self.summaries_created,
+        }
+    }
+
+    /// The typed result; None when there is none or it is not one this version reads.
+    pub fn typed_result(&self) -> Option<JobResult> {
+        self.result.as_ref().and_then(|result| serde_json::from_value(result.0.clone()).ok())
+    }
+
+    /// The memories the job created, as its result lists them.
+    pub fn created_memory_ids(&self) -> Vec<Uuid> {
+        #[derive(serde::Deserialize)]
+        struct Created {
+            #[serde(default)]
+            created_memory_ids: Vec<Uuid>,
+        }
+        self.result
+            .as_ref()
+            .and_then(|result| serde_json::from_value::<Created>(result.0.clone()).ok())
+            .map(|created| created.created_memory_ids)
+            .unwrap_or_default()
+    }
+
+    /// Whether the stored result is a plan only (a dry run's), whatever else it holds.
+    pub fn result_is_dry_run(&self) -> bool {
+        self.result.as_ref().and_then(|result| result.0.get("dry_run")).and_then(serde_json::Value::as_bool)
+            == Some(true)
+    }
+
+    /// Whether the job only planned (option `dry_run`).
+    pub fn is_dry_run(&self) -> bool {
+        self.options.0.get("dry_run").and_then(serde_json::Value::as_bool).unwrap_or(false)
     }
 }
 
@@ -211,7 +212,7 @@ pub async fn heartbeat(
     db: impl PgExecutor<'_>,
     id: Uuid,
     worker_id: &str,
-    phase: &str,
+    phase: Phase,
     progress: f32,
 ) -> Result<Heartbeat> {
     let (renewed, status): (bool, Option<String>) = sqlx::query_as(
@@ -222,7 +223,7 @@ pub async fn heartbeat(
     )
     .bind(id)
     .bind(worker_id)
-    .bind(phase)
+    .bind(phase.as_str())
     .bind(progress.clamp(0.0, 1.0))
     .fetch_one(db)
     .await?;
@@ -233,14 +234,6 @@ pub async fn heartbeat(
     })
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct JobCounters {
-    pub memories_merged: i32,
-    pub memories_archived: i32,
-    pub memories_promoted: i32,
-    pub summaries_created: i32,
-}
-
 /// Completes the job if `worker_id` still holds it; false otherwise (the caller must roll back).
 pub async fn complete(
     db: impl PgExecutor<'_>,
@@ -249,7 +242,7 @@ pub async fn complete(
     counters: &JobCounters,
     memories_before: i32,
     memories_after: i32,
-    result: &serde_json::Value,
+    result: &(impl serde::Serialize + Sync),
 ) -> Result<bool> {
     let updated = sqlx::query(
         "UPDATE consolidation_jobs
@@ -543,7 +536,7 @@ pub async fn fail_with_result(
     worker_id: &str,
     error: &str,
     memories_before: i32,
-    result: &serde_json::Value,
+    result: &JobResult,
 ) -> Result<bool> {
     let updated = sqlx::query(
         "UPDATE consolidation_jobs

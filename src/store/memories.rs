@@ -4,200 +4,70 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, Row, postgres::PgRow};
 use uuid::Uuid;
 
 use super::{Result, StoreError, embedding};
-use crate::engine::model::{MemorySnapshot, MemoryType, PlaybookEntrySnapshot, ProjectSnapshot};
+use crate::domain::{
+    ArchiveReason, Memory, MemoryType, NewMemory, PlaybookEntrySnapshot, ProjectSnapshot, StoredMemory, UnknownVariant,
+};
 
-/// A memory to insert; `embedding` is already validated against the project's dimension.
-#[derive(Debug, Clone)]
-pub struct NewMemory {
-    pub id: Uuid,
-    pub task_id: Option<String>,
-    pub execution_summary: String,
-    pub memory_type: MemoryType,
-    pub goal: Option<String>,
-    pub result: Option<String>,
-    pub feedback: Option<String>,
-    pub tags: Vec<String>,
-    pub files: Vec<String>,
-    pub embedding: Option<Vec<f32>>,
-    pub success: Option<bool>,
-    pub reused_count: i32,
-    pub last_reused_at: Option<DateTime<Utc>>,
-    pub learned_at: DateTime<Utc>,
-    /// For a consolidated memory: the type its sources share.
-    pub source_type: Option<MemoryType>,
-    /// For a consolidated memory: every source's task id.
-    pub task_ids: Vec<String>,
-}
-
-impl From<MemorySnapshot> for NewMemory {
-    fn from(memory: MemorySnapshot) -> Self {
-        NewMemory {
-            id: memory.id,
-            task_id: memory.task_id,
-            execution_summary: memory.execution_summary,
-            memory_type: memory.memory_type,
-            goal: memory.goal,
-            result: memory.result,
-            feedback: memory.feedback,
-            tags: memory.tags,
-            files: memory.files,
-            embedding: memory.embedding,
-            success: memory.success,
-            reused_count: memory.reused_count,
-            last_reused_at: memory.last_reused_at,
-            learned_at: memory.learned_at,
-            source_type: memory.source_type,
-            task_ids: memory.task_ids,
-        }
-    }
-}
-
-/// A memory a plan creates, as a row to insert (its provenance goes separately).
-impl From<&crate::engine::output::NewMemory> for NewMemory {
-    fn from(memory: &crate::engine::output::NewMemory) -> Self {
-        NewMemory {
-            id: memory.id,
-            task_id: memory.task_id.clone(),
-            execution_summary: memory.execution_summary.clone(),
-            memory_type: memory.memory_type,
-            goal: memory.goal.clone(),
-            result: memory.result.clone(),
-            feedback: memory.feedback.clone(),
-            tags: memory.tags.clone(),
-            files: memory.files.clone(),
-            embedding: Some(memory.embedding.clone()),
-            success: memory.success,
-            reused_count: memory.reused_count,
-            last_reused_at: memory.last_reused_at,
-            learned_at: memory.learned_at,
-            source_type: memory.source_type,
-            task_ids: memory.task_ids.clone(),
-        }
-    }
-}
-
-/// A memory about to be stored, as the engine plans from it (version 1, no provenance).
-impl From<NewMemory> for MemorySnapshot {
-    fn from(m: NewMemory) -> Self {
-        MemorySnapshot {
-            id: m.id,
-            version: 1,
-            memory_type: m.memory_type,
-            task_id: m.task_id,
-            execution_summary: m.execution_summary,
-            goal: m.goal,
-            result: m.result,
-            feedback: m.feedback,
-            tags: m.tags,
-            files: m.files,
-            embedding: m.embedding,
-            success: m.success,
-            reused_count: m.reused_count,
-            last_reused_at: m.last_reused_at,
-            learned_at: m.learned_at,
-            source_type: m.source_type,
-            consolidated_from: Vec::new(),
-            synthesized_from: Vec::new(),
-            task_ids: m.task_ids,
-        }
-    }
-}
-
-/// Consolidation columns of a memory created by a job.
-#[derive(Debug, Clone, Default)]
-pub struct Provenance {
-    pub consolidated_from: Option<Vec<Uuid>>,
-    pub synthesized_from: Option<Vec<Uuid>>,
-    pub synthesis_confidence: Option<f32>,
-    pub needs_review: bool,
-}
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct MemoryRow {
-    pub id: Uuid,
-    pub project_id: Uuid,
-    pub task_id: Option<String>,
-    pub execution_summary: String,
-    #[schema(schema_with = crate::interchange::memory_type_schema)]
-    pub memory_type: String,
-    pub goal: Option<String>,
-    pub result: Option<String>,
-    pub feedback: Option<String>,
-    pub tags: Vec<String>,
-    pub files: Vec<String>,
-    /// Raw little-endian f32; the API shows it decoded, and only when asked.
-    #[serde(skip)]
-    pub context_embedding: Option<Vec<u8>>,
-    pub success: Option<bool>,
-    pub reused_count: i32,
-    pub last_reused_at: Option<DateTime<Utc>>,
-    pub learned_at: DateTime<Utc>,
-    pub is_duplicate: bool,
-    pub duplicate_of: Option<Uuid>,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub consolidated_from: Option<Vec<Uuid>>,
-    pub consolidated_at: Option<DateTime<Utc>>,
-    pub synthesized_from: Option<Vec<Uuid>>,
-    pub synthesized_at: Option<DateTime<Utc>>,
-    pub synthesis_confidence: Option<f32>,
-    pub needs_review: bool,
-    pub is_archived: bool,
-    pub archived_at: Option<DateTime<Utc>>,
-    pub archive_reason: Option<String>,
-    /// For a consolidated memory: the memory_type its sources share (null when they differ).
-    #[schema(schema_with = crate::interchange::memory_type_schema)]
-    pub source_type: Option<String>,
-    /// For a consolidated memory: the task ids of all its sources.
-    pub task_ids: Vec<String>,
-}
-
-fn parse_type(text: &str) -> Result<MemoryType> {
-    text.parse().map_err(|error: crate::engine::model::UnknownVariant| StoreError::Corrupt(error.to_string()))
-}
-
-impl MemoryRow {
-    pub fn embedding(&self) -> Result<Option<Vec<f32>>> {
-        self.context_embedding.as_deref().map(embedding::decode).transpose()
-    }
-
-    pub fn memory_type(&self) -> Result<MemoryType> {
-        parse_type(&self.memory_type)
-    }
-
-    pub fn source_type(&self) -> Result<Option<MemoryType>> {
-        self.source_type.as_deref().map(parse_type).transpose()
-    }
-
-    pub fn into_snapshot(self) -> Result<MemorySnapshot> {
-        Ok(MemorySnapshot {
-            embedding: self.embedding()?,
-            memory_type: self.memory_type()?,
-            source_type: self.source_type()?,
-            consolidated_from: self.consolidated_from.unwrap_or_default(),
-            synthesized_from: self.synthesized_from.unwrap_or_default(),
-            task_ids: self.task_ids,
-            id: self.id,
-            version: self.version,
-            task_id: self.task_id,
-            execution_summary: self.execution_summary,
-            goal: self.goal,
-            result: self.result,
-            feedback: self.feedback,
-            tags: self.tags,
-            files: self.files,
-            success: self.success,
-            reused_count: self.reused_count,
-            last_reused_at: self.last_reused_at,
-            learned_at: self.learned_at,
+/// A stored row as the domain's `StoredMemory`: kinds parsed, the embedding decoded.
+impl<'r> sqlx::FromRow<'r, PgRow> for StoredMemory {
+    fn from_row(row: &'r PgRow) -> sqlx::Result<Self> {
+        let kind = |column: &str| -> sqlx::Result<MemoryType> {
+            let text: String = row.try_get(column)?;
+            text.parse().map_err(|error: UnknownVariant| decode_error(column, error))
+        };
+        let source_type: Option<String> = row.try_get("source_type")?;
+        let archive_reason: Option<String> = row.try_get("archive_reason")?;
+        let embedding: Option<Vec<u8>> = row.try_get("context_embedding")?;
+        Ok(StoredMemory {
+            id: row.try_get("id")?,
+            project_id: row.try_get("project_id")?,
+            task_id: row.try_get("task_id")?,
+            execution_summary: row.try_get("execution_summary")?,
+            memory_type: kind("memory_type")?,
+            goal: row.try_get("goal")?,
+            result: row.try_get("result")?,
+            feedback: row.try_get("feedback")?,
+            tags: row.try_get("tags")?,
+            files: row.try_get("files")?,
+            embedding: embedding
+                .as_deref()
+                .map(embedding::decode)
+                .transpose()
+                .map_err(|error| decode_error("context_embedding", error))?,
+            success: row.try_get("success")?,
+            reused_count: row.try_get("reused_count")?,
+            last_reused_at: row.try_get("last_reused_at")?,
+            learned_at: row.try_get("learned_at")?,
+            is_duplicate: row.try_get("is_duplicate")?,
+            duplicate_of: row.try_get("duplicate_of")?,
+            version: row.try_get("version")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            consolidated_from: row.try_get("consolidated_from")?,
+            consolidated_at: row.try_get("consolidated_at")?,
+            synthesized_from: row.try_get("synthesized_from")?,
+            synthesized_at: row.try_get("synthesized_at")?,
+            synthesis_confidence: row.try_get("synthesis_confidence")?,
+            needs_review: row.try_get("needs_review")?,
+            is_archived: row.try_get("is_archived")?,
+            archived_at: row.try_get("archived_at")?,
+            archive_reason: archive_reason
+                .map(|text| text.parse().map_err(|error: UnknownVariant| decode_error("archive_reason", error)))
+                .transpose()?,
+            source_type: source_type
+                .map(|text| text.parse().map_err(|error: UnknownVariant| decode_error("source_type", error)))
+                .transpose()?,
+            task_ids: row.try_get("task_ids")?,
         })
     }
+}
+
+fn decode_error(column: &str, error: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
+    sqlx::Error::ColumnDecode { index: column.to_owned(), source: Box::new(error) }
 }
 
 const SELECT_MEMORY: &str = "SELECT m.*, COALESCE((SELECT array_agg(f.path ORDER BY f.path) FROM memory_files f
@@ -205,12 +75,7 @@ const SELECT_MEMORY: &str = "SELECT m.*, COALESCE((SELECT array_agg(f.path ORDER
                              FROM task_memories m";
 
 /// Inserts a batch in two statements (memories, then file links), whatever its size.
-pub async fn insert_batch(
-    conn: &mut PgConnection,
-    project_id: Uuid,
-    memories: &[NewMemory],
-    provenance: &[Provenance],
-) -> Result<u64> {
+pub async fn insert_batch(conn: &mut PgConnection, project_id: Uuid, memories: &[NewMemory]) -> Result<u64> {
     let column = |f: &dyn Fn(&NewMemory) -> Option<String>| memories.iter().map(f).collect::<Vec<_>>();
     let ids: Vec<Uuid> = memories.iter().map(|m| m.id).collect();
     let types: Vec<&str> = memories.iter().map(|m| m.memory_type.as_str()).collect();
@@ -222,13 +87,13 @@ pub async fn insert_batch(
     let reused: Vec<i32> = memories.iter().map(|m| m.reused_count).collect();
     let last_reused: Vec<Option<DateTime<Utc>>> = memories.iter().map(|m| m.last_reused_at).collect();
     let learned: Vec<DateTime<Utc>> = memories.iter().map(|m| m.learned_at).collect();
-    let provenance_of = |i: usize| provenance.get(i).cloned().unwrap_or_default();
+    let provenance = |ids: &Vec<Uuid>| Some(serde_json::json!(ids)).filter(|_| !ids.is_empty());
     let consolidated_from: Vec<Option<serde_json::Value>> =
-        (0..memories.len()).map(|i| provenance_of(i).consolidated_from.map(|ids| serde_json::json!(ids))).collect();
+        memories.iter().map(|m| provenance(&m.consolidated_from)).collect();
     let synthesized_from: Vec<Option<serde_json::Value>> =
-        (0..memories.len()).map(|i| provenance_of(i).synthesized_from.map(|ids| serde_json::json!(ids))).collect();
-    let confidence: Vec<Option<f32>> = (0..memories.len()).map(|i| provenance_of(i).synthesis_confidence).collect();
-    let review: Vec<bool> = (0..memories.len()).map(|i| provenance_of(i).needs_review).collect();
+        memories.iter().map(|m| provenance(&m.synthesized_from)).collect();
+    let confidence: Vec<Option<f32>> = memories.iter().map(|m| m.synthesis_confidence).collect();
+    let review: Vec<bool> = memories.iter().map(|m| m.needs_review).collect();
     let source_types: Vec<Option<&str>> = memories.iter().map(|m| m.source_type.map(|t| t.as_str())).collect();
     let task_ids: Vec<serde_json::Value> = memories.iter().map(|m| serde_json::json!(m.task_ids)).collect();
 
@@ -301,7 +166,7 @@ pub struct ListFilter {
 }
 
 /// One page in id order; the next cursor is the last row's id.
-pub async fn list(db: impl PgExecutor<'_>, project_id: Uuid, filter: &ListFilter) -> Result<Vec<MemoryRow>> {
+pub async fn list(db: impl PgExecutor<'_>, project_id: Uuid, filter: &ListFilter) -> Result<Vec<StoredMemory>> {
     Ok(sqlx::query_as(&format!(
         "{SELECT_MEMORY}
          WHERE m.project_id = $1 AND ($2 OR NOT m.is_archived) AND ($3 OR NOT m.is_duplicate)
@@ -318,7 +183,7 @@ pub async fn list(db: impl PgExecutor<'_>, project_id: Uuid, filter: &ListFilter
     .await?)
 }
 
-pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<MemoryRow>> {
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<StoredMemory>> {
     Ok(sqlx::query_as(&format!("{SELECT_MEMORY} WHERE m.id = $1")).bind(id).fetch_optional(db).await?)
 }
 
@@ -361,7 +226,7 @@ pub async fn existing_ids(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<U
         .await?)
 }
 
-pub async fn get_many(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<MemoryRow>> {
+pub async fn get_many(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<StoredMemory>> {
     Ok(sqlx::query_as(&format!("{SELECT_MEMORY} WHERE m.id = ANY($1) ORDER BY m.id")).bind(ids).fetch_all(db).await?)
 }
 
@@ -475,9 +340,13 @@ async fn embeddings_of(
 /// Embeddings read per statement when the cache misses.
 const EMBEDDING_BATCH: usize = 10_000;
 
+fn parse_type(text: &str) -> Result<MemoryType> {
+    text.parse().map_err(|error: UnknownVariant| StoreError::Corrupt(error.to_string()))
+}
+
 impl PlanningRow {
-    fn into_snapshot(self, embeddings: &mut HashMap<Uuid, Vec<f32>>) -> Result<MemorySnapshot> {
-        Ok(MemorySnapshot {
+    fn into_snapshot(self, embeddings: &mut HashMap<Uuid, Vec<f32>>) -> Result<Memory> {
+        Ok(Memory {
             id: self.id,
             version: self.version,
             memory_type: parse_type(&self.memory_type)?,
@@ -593,15 +462,15 @@ pub async fn snapshot(
         memories,
         originals,
         playbook,
-        scope: crate::engine::model::Scope { fresh: fresh_ids, reason: String::new() },
+        scope: crate::domain::Scope { fresh: fresh_ids, reason: String::new() },
         judged: super::reviews::judged_pairs(&mut *conn, project_id).await?,
     })
 }
 
 /// Full rows (texts, tags, files) of the given memories, for the merges and syntheses of a plan;
 /// without their embeddings, which the snapshot holds already.
-pub async fn full_rows(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<MemorySnapshot>> {
-    let rows: Vec<MemoryRow> = sqlx::query_as(
+pub async fn full_rows(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<Memory>> {
+    let rows: Vec<StoredMemory> = sqlx::query_as(
         "SELECT m.id, m.project_id, m.task_id, m.execution_summary, m.memory_type, m.goal, m.result, m.feedback,
                 m.tags, NULL::bytea AS context_embedding, m.success, m.reused_count, m.last_reused_at, m.learned_at,
                 m.is_duplicate, m.duplicate_of, m.version, m.created_at, m.updated_at, m.consolidated_from,
@@ -614,7 +483,7 @@ pub async fn full_rows(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<Memo
     .bind(ids)
     .fetch_all(db)
     .await?;
-    rows.into_iter().map(MemoryRow::into_snapshot).collect()
+    Ok(rows.into_iter().map(StoredMemory::into_memory).collect())
 }
 
 /// The execution summaries of the given memories: what the value guard compares.
@@ -659,13 +528,13 @@ pub async fn unmark_duplicates(conn: &mut PgConnection, ids: &[Uuid]) -> Result<
         .rows_affected())
 }
 
-pub async fn archive(conn: &mut PgConnection, ids: &[Uuid], reason: &str) -> Result<u64> {
+pub async fn archive(conn: &mut PgConnection, ids: &[Uuid], reason: ArchiveReason) -> Result<u64> {
     Ok(sqlx::query(
         "UPDATE task_memories SET is_archived = true, archived_at = now(), archive_reason = $2
          WHERE id = ANY($1) AND NOT is_archived",
     )
     .bind(ids)
-    .bind(reason)
+    .bind(reason.as_str())
     .execute(&mut *conn)
     .await?
     .rows_affected())

@@ -5,7 +5,8 @@ use serde::Serialize;
 use sqlx::{PgExecutor, types::Json};
 use uuid::Uuid;
 
-use super::Result;
+use super::{Result, StoreError};
+use crate::domain::{JobState, JobStatus, TriggerType, UnknownVariant};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Project {
@@ -174,6 +175,19 @@ pub struct ProjectSummary {
     pub last_job_created_at: Option<DateTime<Utc>>,
     pub last_job_completed_at: Option<DateTime<Utc>>,
     pub last_job_rolled_back_at: Option<DateTime<Utc>>,
+}
+
+impl ProjectSummary {
+    /// The last job's state and trigger type, parsed; None when the project has had no job.
+    pub fn last_job_kinds(&self) -> Result<Option<(JobState, TriggerType)>> {
+        let (Some(status), Some(trigger_type)) = (&self.last_job_status, &self.last_job_trigger_type) else {
+            return Ok(None);
+        };
+        let corrupt = |error: UnknownVariant| StoreError::Corrupt(error.to_string());
+        let status: JobStatus = status.parse().map_err(corrupt)?;
+        let trigger_type: TriggerType = trigger_type.parse().map_err(corrupt)?;
+        Ok(Some((JobState::of(status, self.last_job_rolled_back_at.is_some()), trigger_type)))
+    }
 }
 
 /// One page of projects in id order: those in `only` (all when None), after `after`.

@@ -9,26 +9,8 @@ use sqlx::{PgConnection, PgExecutor, types::Json};
 use uuid::Uuid;
 
 use super::Result;
-
-/// A review's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReviewStatus {
-    Open,
-    Approved,
-    Rejected,
-}
-
-impl ReviewStatus {
-    pub const ALL: [ReviewStatus; 3] = [ReviewStatus::Open, ReviewStatus::Approved, ReviewStatus::Rejected];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReviewStatus::Open => "open",
-            ReviewStatus::Approved => "approved",
-            ReviewStatus::Rejected => "rejected",
-        }
-    }
-}
+use crate::domain::Difference;
+pub use crate::domain::ReviewStatus;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ReviewRow {
@@ -43,7 +25,8 @@ pub struct ReviewRow {
     pub similarity: f32,
     pub difference: Json<serde_json::Value>,
     pub suggestion: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: ReviewStatus,
     pub decided_by: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -59,7 +42,7 @@ pub struct NewReview {
     pub older: (Uuid, i64),
     pub newer: (Uuid, i64),
     pub similarity: f32,
-    pub difference: serde_json::Value,
+    pub difference: Difference,
     pub suggestion: String,
 }
 
@@ -86,7 +69,7 @@ pub async fn open_batch(
     let kinds: Vec<&str> = reviews.iter().map(|r| r.kind.as_str()).collect();
     let suggestions: Vec<&str> = reviews.iter().map(|r| r.suggestion.as_str()).collect();
     let similarity: Vec<f32> = reviews.iter().map(|r| r.similarity).collect();
-    let differences: Vec<serde_json::Value> = reviews.iter().map(|r| r.difference.clone()).collect();
+    let differences: Vec<Json<&Difference>> = reviews.iter().map(|r| Json(&r.difference)).collect();
     let rows: Vec<(Uuid, bool)> = sqlx::query_as(
         "INSERT INTO consolidation_reviews (id, project_id, job_id, kind, older_memory_id, newer_memory_id,
                                             older_version, newer_version, similarity, difference, suggestion)

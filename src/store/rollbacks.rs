@@ -6,13 +6,15 @@ use sqlx::{PgExecutor, types::Json};
 use uuid::Uuid;
 
 use super::Result;
+pub use crate::domain::RollbackStatus;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Rollback {
     pub id: Uuid,
     pub job_id: Uuid,
     pub project_id: Uuid,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: RollbackStatus,
     pub reason: Option<String>,
     pub requested_by: String,
     pub memories_restored: i32,
@@ -29,7 +31,7 @@ pub struct Rollback {
 
 impl Rollback {
     pub fn is_finished(&self) -> bool {
-        matches!(self.status.as_str(), "completed" | "failed" | "refused")
+        matches!(self.status, RollbackStatus::Completed | RollbackStatus::Failed | RollbackStatus::Refused)
     }
 }
 
@@ -124,7 +126,7 @@ pub async fn complete(
 pub async fn finish_unsuccessful(
     db: impl PgExecutor<'_>,
     id: Uuid,
-    status: &str,
+    status: RollbackStatus,
     error: &str,
     conflicts: &[Uuid],
 ) -> Result<bool> {
@@ -134,7 +136,7 @@ pub async fn finish_unsuccessful(
           WHERE id = $1 AND status IN ('pending', 'running')",
     )
     .bind(id)
-    .bind(status)
+    .bind(status.as_str())
     .bind(error)
     .bind(Json(conflicts))
     .execute(db)

@@ -7,16 +7,15 @@ use uuid::Uuid;
 
 use super::{Worker, guards};
 use crate::{
-    engine::{
-        blast::BlastRadius,
-        options::Options,
-        plan::{Merge, NewMemory as PlannedMemory, Plan, Synthesis},
+    domain::{
+        Applied as AppliedResult, AppliedMerge, AppliedSynthesis, Archive, ArchiveReason, BlastRadius,
+        ClusteringOptions, JobResult, Merge, NewMemory, OpenedReview, Options, Plan, Promotion, SourceRef, Synthesis,
     },
     store::{
         Result, cancel, changes,
         changes::NewChange,
         jobs::{self, Job, JobCounters},
-        memories::{self, NewMemory, Provenance},
+        memories,
         playbook::{self, NewEntry},
         projects, reviews,
     },
@@ -24,7 +23,7 @@ use crate::{
 
 /// How an apply ended.
 pub enum ApplyOutcome {
-    Applied(Applied),
+    Applied(Box<Applied>),
     /// This worker no longer holds the job: nothing was changed.
     Lost,
     /// A cancel request (by the named actor) reached the job before its commit: nothing was changed.
@@ -37,14 +36,14 @@ pub struct Applied {
     pub memories_after: i32,
     /// Memories the plan wanted to change that changed since the snapshot.
     pub skipped_memories: Vec<Uuid>,
-    pub result: serde_json::Value,
+    pub result: JobResult,
 }
 
 /// The clustering options the next job compares with to run incrementally. None when this job
 /// cannot serve as a base: it did not merge, or it did not judge every pair under its options
 /// (`complete` false: an incremental run forced over different options).
-pub fn clustering_of(options: &Options, complete: bool) -> serde_json::Value {
-    if options.merge && complete { serde_json::json!(options.clustering()) } else { serde_json::Value::Null }
+pub fn clustering_of(options: &Options, complete: bool) -> Option<ClusteringOptions> {
+    (options.merge && complete).then(|| options.clustering())
 }
 
 /// Applies the plan in one transaction; changes nothing unless it ends `Applied`.
@@ -64,13 +63,13 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
         .collect();
     let kept = Kept::select(plan, &changed);
 
-    let (new_rows, provenance): (Vec<NewMemory>, Vec<Provenance>) = kept
+    let new_rows: Vec<NewMemory> = kept
         .merges
         .iter()
-        .map(|merge| to_row(&merge.memory))
-        .chain(kept.syntheses.iter().map(|synthesis| to_row(&synthesis.memory)))
-        .unzip();
-    memories::insert_batch(&mut tx, job.project_id, &new_rows, &provenance).await?;
+        .map(|merge| merge.memory.clone())
+        .chain(kept.syntheses.iter().map(|synthesis| synthesis.memory.clone()))
+        .collect();
+    memories::insert_batch(&mut tx, job.project_id, &new_rows).await?;
 
     let (sources, targets): (Vec<Uuid>, Vec<Uuid>) =
         kept.merges.iter().flat_map(|merge| merge.sources.iter().map(|source| (source.id, merge.memory.id))).unzip();
@@ -110,7 +109,7 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
         .iter()
         .filter(|change| kept.touches(change.memory_id))
         .map(|change| NewChange {
-            operation: change.operation.as_str().to_owned(),
+            operation: change.operation,
             memory_id: change.memory_id,
             previous_state: Some(change.previous_state.clone()).filter(|state| !state.is_null()),
             new_state: Some(change.new_state.clone()).filter(|state| !state.is_null()),
@@ -140,49 +139,66 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
     let memories_after = projects::active_memory_count(&mut *tx, job.project_id).await? as i32;
     let mut skipped_memories: Vec<Uuid> = changed.into_iter().collect();
     skipped_memories.sort();
-    let result = serde_json::json!({
-        "dry_run": false,
-        "created_memory_ids": new_rows.iter().map(|row| row.id).collect::<Vec<_>>(),
-        "merges": kept.merges.iter().map(|merge| serde_json::json!({
-            "cluster_id": merge.cluster_id,
-            "memory_id": merge.memory.id,
-            "sources": merge.sources.iter().map(|source| source.id).collect::<Vec<_>>(),
-            "source_type": merge.memory.source_type,
-            "coverage": merge.coverage,
-            "compression": merge.compression,
-            "length_vs_longest": merge.length_vs_longest,
-            "confidence": merge.confidence,
-        })).collect::<Vec<_>>(),
-        "syntheses": kept.syntheses.iter().map(|synthesis| serde_json::json!({
-            "cluster_id": synthesis.cluster_id,
-            "memory_id": synthesis.memory.id,
-            "confidence": synthesis.confidence,
-            "needs_review": synthesis.needs_review,
-            "supersedes": synthesis.supersedes.iter().map(|old| old.id).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "playbook_entry_ids": entries.iter().map(|entry| entry.id).collect::<Vec<_>>(),
-        "skipped_changed_memories": skipped_memories,
-        "reviews": proposed.iter().filter(|review| opened.contains(&review.id)).map(|review| serde_json::json!({
-            "review_id": review.id,
-            "kind": review.kind,
-            "older_memory_id": review.older.0,
-            "newer_memory_id": review.newer.0,
-            "similarity": review.similarity,
-            "difference": review.difference,
-            "suggestion": review.suggestion,
-        })).collect::<Vec<_>>(),
-        "superseded": plan.guard.superseded.iter().filter(|s| kept.touches(s.memory.id)).collect::<Vec<_>>(),
-        "guards": guards::summary(
+    let applied = AppliedResult {
+        created_memory_ids: new_rows.iter().map(|row| row.id).collect(),
+        merges: kept
+            .merges
+            .iter()
+            .map(|merge| AppliedMerge {
+                cluster_id: merge.cluster_id.clone(),
+                memory_id: merge.memory.id,
+                sources: merge.sources.iter().map(|source| source.id).collect(),
+                source_type: merge.memory.source_type,
+                coverage: merge.coverage,
+                compression: merge.compression,
+                length_vs_longest: merge.length_vs_longest,
+                confidence: merge.confidence,
+            })
+            .collect(),
+        syntheses: kept
+            .syntheses
+            .iter()
+            .map(|synthesis| AppliedSynthesis {
+                cluster_id: synthesis.cluster_id.clone(),
+                memory_id: synthesis.memory.id,
+                confidence: synthesis.confidence,
+                needs_review: synthesis.needs_review,
+                supersedes: synthesis.supersedes.iter().map(|old| old.id).collect(),
+            })
+            .collect(),
+        playbook_entry_ids: entries.iter().map(|entry| entry.id).collect(),
+        skipped_changed_memories: skipped_memories.clone(),
+        reviews: proposed
+            .iter()
+            .filter(|review| opened.contains(&review.id))
+            .map(|review| OpenedReview {
+                review_id: review.id,
+                kind: review.kind.clone(),
+                older_memory_id: review.older.0,
+                newer_memory_id: review.newer.0,
+                similarity: review.similarity,
+                difference: review.difference.clone(),
+                suggestion: review.suggestion.clone(),
+            })
+            .collect(),
+        superseded: plan.guard.superseded.iter().filter(|s| kept.touches(s.memory.id)).cloned().collect(),
+        warnings: plan.warnings.clone(),
+        timings_ms: plan.timings_ms,
+        scope: plan.scope.clone(),
+    };
+    let result = JobResult {
+        dry_run: false,
+        blocked_by: None,
+        plan: None,
+        applied: Some(applied),
+        guards: guards::summary(
             plan,
             &BlastRadius::of(plan, options.max_changed_share),
             Some((opened.len(), stored.refreshed.len())),
         ),
-        "warnings": plan.warnings,
-        "timings_ms": plan.timings_ms,
-        "scope": plan.scope,
         // A cluster left out because a member changed is judged again only by a full run.
-        "clustering": clustering_of(options, complete && skipped_memories.is_empty()),
-    });
+        clustering: clustering_of(options, complete && skipped_memories.is_empty()),
+    };
     // The last phase boundary, with the job row locked: a cancel request either is here now or
     // waits for this commit and finds the job completed.
     if let Some(requested_by) = cancel::lock_requested_by(&mut tx, job.id).await? {
@@ -196,7 +212,7 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
         return Ok(ApplyOutcome::Lost);
     }
     tx.commit().await?;
-    Ok(ApplyOutcome::Applied(Applied { counters, memories_before, memories_after, skipped_memories, result }))
+    Ok(ApplyOutcome::Applied(Box::new(Applied { counters, memories_before, memories_after, skipped_memories, result })))
 }
 
 /// The version each memory the plan changes had in the snapshot.
@@ -215,14 +231,14 @@ fn expected_versions(plan: &Plan) -> HashMap<Uuid, i64> {
 struct Kept<'a> {
     merges: Vec<&'a Merge>,
     syntheses: Vec<&'a Synthesis>,
-    archives: Vec<&'a crate::engine::plan::Archive>,
-    promotions: Vec<&'a crate::engine::plan::Promotion>,
+    archives: Vec<&'a Archive>,
+    promotions: Vec<&'a Promotion>,
     memory_ids: HashSet<Uuid>,
 }
 
 impl<'a> Kept<'a> {
     fn select(plan: &'a Plan, changed: &HashSet<Uuid>) -> Self {
-        let clean = |sources: &[crate::engine::plan::SourceRef]| sources.iter().all(|s| !changed.contains(&s.id));
+        let clean = |sources: &[SourceRef]| sources.iter().all(|s| !changed.contains(&s.id));
         let skipped_clusters: HashSet<&str> = plan
             .merges
             .iter()
@@ -257,10 +273,10 @@ impl<'a> Kept<'a> {
         self.memory_ids.contains(&memory_id)
     }
 
-    fn archives_by_reason(&self) -> Vec<(&'static str, Vec<Uuid>)> {
-        let mut groups: Vec<(&'static str, Vec<Uuid>)> = Vec::new();
+    fn archives_by_reason(&self) -> Vec<(ArchiveReason, Vec<Uuid>)> {
+        let mut groups: Vec<(ArchiveReason, Vec<Uuid>)> = Vec::new();
         for archive in &self.archives {
-            let reason = archive.reason.as_str();
+            let reason = archive.reason;
             match groups.iter_mut().find(|(r, _)| *r == reason) {
                 Some((_, ids)) => ids.push(archive.memory_id),
                 None => groups.push((reason, vec![archive.memory_id])),
@@ -268,15 +284,4 @@ impl<'a> Kept<'a> {
         }
         groups
     }
-}
-
-fn to_row(memory: &PlannedMemory) -> (NewMemory, Provenance) {
-    let row = NewMemory::from(memory);
-    let provenance = Provenance {
-        consolidated_from: Some(memory.consolidated_from.clone()).filter(|ids| !ids.is_empty()),
-        synthesized_from: Some(memory.synthesized_from.clone()).filter(|ids| !ids.is_empty()),
-        synthesis_confidence: memory.synthesis_confidence,
-        needs_review: memory.needs_review,
-    };
-    (row, provenance)
 }

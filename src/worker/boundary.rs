@@ -3,6 +3,7 @@
 //! commit (`apply`); stopped anywhere, it has changed nothing.
 
 use super::{Worker, events::job_event, failure::Failure};
+use crate::domain::Phase;
 use crate::{
     bus::{JobEventKind, messages::JobEvent},
     store::{cancel, jobs::Job},
@@ -28,15 +29,15 @@ pub async fn cancelled(worker: &Worker, job: &Job, requested_by: &str, phase: &s
     }
     tracing::info!(phase, requested_by, "job cancelled");
     let mut event = job_event(JobEventKind::Cancelled, job.id, job.project_id);
-    event.phase = Some("cancelled".to_owned());
+    event.phase = Some(Phase::Cancelled);
     event.error = Some(error);
     Ok(Some(End { kind: JobEventKind::Cancelled, event }))
 }
 
 /// Before `phase` starts: stop if someone asked the job to.
-pub async fn check(worker: &Worker, job: &Job, phase: &str) -> Result<Step, Failure> {
+pub async fn check(worker: &Worker, job: &Job, phase: Phase) -> Result<Step, Failure> {
     match cancel::requested_by(&worker.db, job.id).await? {
         None => Ok(Step::Continue),
-        Some(by) => Ok(Step::Stop(cancelled(worker, job, &by, phase).await?.map(Box::new))),
+        Some(by) => Ok(Step::Stop(cancelled(worker, job, &by, phase.as_str()).await?.map(Box::new))),
     }
 }

@@ -43,7 +43,7 @@ async fn run(worker: &Worker, command: &CancelCommand) -> Result<Outcome, Failur
         }
         // A redelivery of the command that cancelled it: make sure the end reached the stream.
         CancelRequest::Finished(job)
-            if job.status == JobStatus::Cancelled.as_str()
+            if job.status == JobStatus::Cancelled
                 && job.cancel_requested_by.as_deref() == Some(command.requested_by.as_str()) =>
         {
             worker.bus.job_terminal_event(JobEventKind::Cancelled, &JobEvent::cancelled(&job)).await?;

@@ -70,7 +70,7 @@ async fn run(worker: &Worker, command: &CheckCommand, job_id: Uuid) -> Result<Ou
             created
         }
         // This check's own job, left pending by a delivery whose publish failed: publish again.
-        CreateOutcome::Existing(existing) if existing.status == jobs::JobStatus::Pending.as_str() => existing,
+        CreateOutcome::Existing(existing) if existing.status == jobs::JobStatus::Pending => existing,
         CreateOutcome::Existing(_) | CreateOutcome::ProjectBusy { .. } => return Ok(Outcome::Done),
     };
     // On failure the job stays pending: the redelivery (or maintenance) publishes it.

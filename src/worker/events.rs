@@ -33,5 +33,5 @@ impl Bus {
 }
 
 pub fn job_event(kind: JobEventKind, job_id: Uuid, project_id: Uuid) -> JobEvent {
-    JobEvent::new(kind.as_str(), job_id, project_id)
+    JobEvent::new(kind, job_id, project_id)
 }

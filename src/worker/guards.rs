@@ -1,31 +1,32 @@
 //! The guards' part of a job's result (DESIGN.md §11): what the value guard held back, the blast
 //! radius, and the failure of a plan beyond it (its plan kept readable like a dry run's).
 
-use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{Worker, apply, boundary::End, events::job_event};
 use crate::{
-    bus::JobEventKind,
-    engine::{blast::BlastRadius, options::Options, plan::Plan, plan_report},
+    domain::{
+        BlastRadius, EventResult, GuardsSummary, JobEventKind, JobResult, Options, Phase, Plan, ValueGuardSummary,
+    },
+    engine::plan::report,
     store::{jobs, jobs::Job},
 };
 
 /// `result.guards`: how many pairs each guard held back. `stored` is the number of review rows
 /// this job opened and of open ones it brought up to date (None for a dry run, which stores none).
-pub fn summary(plan: &Plan, blast: &BlastRadius, stored: Option<(usize, usize)>) -> Value {
-    json!({
-        "value_guard": {
-            "mode": plan.guard.value_guard.as_str(),
-            "held_pairs": plan.guard.held_pairs,
-            "judged_pairs": plan.guard.judged_pairs,
-            "reviews_proposed": plan.guard.reviews.len(),
-            "reviews_opened": stored.map(|s| s.0),
-            "reviews_refreshed": stored.map(|s| s.1),
-            "superseded": plan.guard.superseded.len(),
+pub fn summary(plan: &Plan, blast: &BlastRadius, stored: Option<(usize, usize)>) -> GuardsSummary {
+    GuardsSummary {
+        value_guard: ValueGuardSummary {
+            mode: plan.guard.value_guard,
+            held_pairs: plan.guard.held_pairs,
+            judged_pairs: plan.guard.judged_pairs,
+            reviews_proposed: plan.guard.reviews.len(),
+            reviews_opened: stored.map(|s| s.0),
+            reviews_refreshed: stored.map(|s| s.1),
+            superseded: plan.guard.superseded.len(),
         },
-        "blast_radius": blast,
-    })
+        blast_radius: *blast,
+    }
 }
 
 /// Fails the job because its plan exceeds the blast radius; the plan goes into the result,
@@ -39,23 +40,24 @@ pub async fn fail_blocked(
     blast: &BlastRadius,
 ) -> Result<Option<End>, crate::store::StoreError> {
     let error = blast.describe();
-    let result = json!({
-        "dry_run": false,
-        "blocked_by": "max_changed_share",
-        "plan": plan_report::report(plan, plan_report::PLAN_REPORT_LIMIT),
-        "guards": summary(plan, blast, None),
-        "clustering": apply::clustering_of(options, complete),
-    });
+    let result = JobResult {
+        dry_run: false,
+        blocked_by: Some("max_changed_share".to_owned()),
+        plan: Some(report::report(plan, report::PLAN_REPORT_LIMIT)),
+        applied: None,
+        guards: summary(plan, blast, None),
+        clustering: apply::clustering_of(options, complete),
+    };
     let before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
     if !jobs::fail_with_result(&worker.db, job.id, &worker.worker_id, &error, before, &result).await? {
         return Ok(None);
     }
     tracing::warn!(share = blast.share, limit = blast.limit, "plan exceeds the blast radius; not applied");
     let mut event = job_event(JobEventKind::Failed, job.id, job.project_id);
-    event.phase = Some("failed".to_owned());
+    event.phase = Some(Phase::Failed);
     event.error = Some(error);
     event.memories_before = Some(before);
-    event.result = Some(result);
+    event.result = Some(EventResult::Whole(Box::new(result)));
     Ok(Some(End { kind: JobEventKind::Failed, event }))
 }
 
@@ -72,7 +74,7 @@ pub fn new_reviews(job_id: Uuid, plan: &Plan, kept: impl Fn(Uuid) -> bool) -> Ve
             older: (r.older.id, r.older.version),
             newer: (r.newer.id, r.newer.version),
             similarity: r.similarity,
-            difference: serde_json::to_value(&r.difference).unwrap_or(Value::Null),
+            difference: r.difference.clone(),
             suggestion: r.suggestion.clone(),
         })
         .collect()

@@ -8,12 +8,13 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::Worker;
+use crate::domain::Phase;
 use crate::store::jobs;
 
 /// Phase and progress the job reports; the keeper writes the latest with each heartbeat.
 #[derive(Debug, Clone)]
 pub struct Progress {
-    pub phase: &'static str,
+    pub phase: Phase,
     pub progress: f32,
 }
 
@@ -32,7 +33,7 @@ impl LeaseKeeper {
         let acks = InProgress::start(worker, &message);
         let stop = CancellationToken::new();
         let lost = CancellationToken::new();
-        let (progress, mut updates) = watch::channel(Progress { phase: "loading", progress: 0.0 });
+        let (progress, mut updates) = watch::channel(Progress { phase: Phase::Loading, progress: 0.0 });
         // A third of the shortest deadline leaves two chances before either one expires.
         let every = Duration::from_secs(worker.config.ack_wait_secs.min(worker.config.job_lease_secs)) / 3;
         let db = worker.db.clone();
@@ -65,7 +66,7 @@ impl LeaseKeeper {
         Self { stop, progress, lost, task: Some(task), _acks: acks }
     }
 
-    pub fn report(&self, phase: &'static str, progress: f32) {
+    pub fn report(&self, phase: Phase, progress: f32) {
         self.progress.send_replace(Progress { phase, progress });
     }
 

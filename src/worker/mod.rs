@@ -30,10 +30,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     bus::{Bus, BusError, CommandKind, messages::named_id, streams::ConsumerSettings},
-    config::WorkerConfig,
+    config::{RetentionConfig, WorkerConfig},
     engine::{
-        embed::{CentroidEmbedder, Embedder},
-        plan::EngineConfig,
+        config::EngineConfig,
+        merge::embed::{CentroidEmbedder, Embedder},
         synthesis::{ExtractiveSynthesizer, Synthesizer},
     },
     llm::{OpenAiConfig, OpenAiEmbedder, OpenAiSynthesizer},
@@ -54,6 +54,7 @@ pub struct Worker {
     pub db: PgPool,
     pub bus: Bus,
     pub config: WorkerConfig,
+    pub retention: RetentionConfig,
     pub worker_id: String,
     pub engine: EngineConfig,
     pub synthesizer: Arc<dyn Synthesizer>,
@@ -65,7 +66,7 @@ pub struct Worker {
 impl Worker {
     /// A worker with the models the configuration names: OpenAI-compatible endpoints when
     /// their base URLs are set, the offline extractive synthesizer and centroid otherwise.
-    pub fn new(db: PgPool, bus: Bus, config: WorkerConfig) -> Self {
+    pub fn new(db: PgPool, bus: Bus, config: WorkerConfig, retention: RetentionConfig) -> Self {
         let worker_id = config.worker_id();
         let endpoint = |base_url: &Option<String>, model: &str, api_key: &Option<String>| {
             base_url.as_ref().map(|base_url| OpenAiConfig {
@@ -92,7 +93,7 @@ impl Worker {
             ..EngineConfig::default()
         };
         let embeddings = Arc::new(embedding_cache::WorkerEmbeddingCache::new(config.embedding_cache_mb * 1024 * 1024));
-        Self { db, bus, config, worker_id, engine, synthesizer, embedder, embeddings }
+        Self { db, bus, config, retention, worker_id, engine, synthesizer, embedder, embeddings }
     }
 
     pub fn with_models(mut self, synthesizer: Arc<dyn Synthesizer>, embedder: Arc<dyn Embedder>) -> Self {

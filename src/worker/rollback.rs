@@ -10,15 +10,13 @@ use uuid::Uuid;
 
 use super::{Outcome, Worker, events::job_event, failure::Failure, lease::InProgress};
 use crate::{
-    bus::{
-        JobEventKind, RollbackEventKind,
-        messages::{RollbackCommand, RollbackEvent, SCHEMA_VERSION, decode, named_id},
-    },
+    bus::messages::{RollbackCommand, RollbackEvent, SCHEMA_VERSION, decode, named_id},
+    domain::{ChangeOperation, JobEventKind, RollbackEventKind},
     store::{
         changes::{self, ChangeRow, NewChange},
         jobs::{self, Job},
         memories, playbook,
-        rollbacks::{self, Rollback},
+        rollbacks::{self, Rollback, RollbackStatus},
     },
 };
 
@@ -65,7 +63,7 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
 pub async fn give_up(worker: &Worker, payload: &[u8], reason: &str) {
     let Some(rollback_id) = named_id(payload, "rollback_id") else { return };
     let Ok(Some(rollback)) = rollbacks::get(&worker.db, rollback_id).await else { return };
-    match rollbacks::finish_unsuccessful(&worker.db, rollback.id, "failed", reason, &[]).await {
+    match rollbacks::finish_unsuccessful(&worker.db, rollback.id, RollbackStatus::Failed, reason, &[]).await {
         Ok(true) => {}
         Ok(false) => return,
         Err(error) => {
@@ -73,7 +71,7 @@ pub async fn give_up(worker: &Worker, payload: &[u8], reason: &str) {
             return;
         }
     }
-    let mut event = event_of(&rollback, "failed");
+    let mut event = event_of(&rollback, RollbackEventKind::Failed);
     event.error = Some(reason.to_owned());
     if let Err(error) = worker.bus.rollback_event(RollbackEventKind::Failed, &event).await {
         tracing::warn!(%error, "rollback failed event not published");
@@ -83,7 +81,10 @@ pub async fn give_up(worker: &Worker, payload: &[u8], reason: &str) {
 async fn run(worker: &Worker, command: &RollbackCommand) -> Result<Outcome, Failure> {
     let Some(job) = jobs::get(&worker.db, command.consolidation_id).await? else {
         let reason = format!("consolidation job {} does not exist", command.consolidation_id);
-        let event = RollbackEvent { error: Some(reason.clone()), ..event_of_command(command, Uuid::nil(), "refused") };
+        let event = RollbackEvent {
+            error: Some(reason.clone()),
+            ..event_of_command(command, Uuid::nil(), RollbackEventKind::Refused)
+        };
         worker.bus.rollback_event(RollbackEventKind::Refused, &event).await?;
         return Ok(Outcome::Poison { reason });
     };
@@ -125,7 +126,7 @@ async fn decide_and_restore(worker: &Worker, job: &Job, rollback: &Rollback) -> 
     let Some(job) = jobs::lock(&mut tx, job.id).await? else {
         return Ok(refused(format!("consolidation job {} does not exist", job.id)));
     };
-    if job.status != jobs::JobStatus::Completed.as_str() {
+    if job.status != jobs::JobStatus::Completed {
         return Ok(refused(format!("job {} is {}; only a completed job can be rolled back", job.id, job.status)));
     }
     if job.rolled_back_at.is_some() {
@@ -145,15 +146,15 @@ async fn decide_and_restore(worker: &Worker, job: &Job, rollback: &Rollback) -> 
             warnings,
         });
     }
-    if job.result.as_ref().is_some_and(|result| result.0["dry_run"] == serde_json::json!(true)) {
+    if job.result_is_dry_run() {
         return Ok(refused(format!("job {} was a dry run and changed nothing", job.id)));
     }
-    let window = Duration::days(i64::from(worker.config.rollback_window_days));
+    let window = Duration::days(i64::from(worker.retention.rollback_window_days));
     let completed_at = job.completed_at.unwrap_or(job.created_at);
     if completed_at < Utc::now() - window {
         return Ok(refused(format!(
             "job {} completed at {completed_at}, outside the {}-day rollback window",
-            job.id, worker.config.rollback_window_days
+            job.id, worker.retention.rollback_window_days
         )));
     }
 
@@ -217,7 +218,7 @@ impl Touched {
             created: vec![],
             entries: vec![],
         };
-        for row in rows.iter().filter(|row| row.operation != "rollback") {
+        for row in rows.iter().filter(|row| row.operation != ChangeOperation::Rollback) {
             let previous_version = row.previous_state.as_ref().and_then(|state| state.0["version"].as_i64());
             match (row.operation.as_str(), previous_version) {
                 ("merge" | "summarize", None) => {
@@ -272,7 +273,7 @@ impl Touched {
 
     fn audit_rows(&self, reason: &str) -> Vec<NewChange> {
         let row = |memory_id: Uuid, previous: serde_json::Value, new: Option<serde_json::Value>| NewChange {
-            operation: "rollback".to_owned(),
+            operation: ChangeOperation::Rollback,
             memory_id,
             previous_state: Some(previous),
             new_state: new,
@@ -306,19 +307,19 @@ async fn record(worker: &Worker, rollback: &Rollback, decision: &Decision) -> Re
         Decision::AlreadyRecorded => tracing::info!("rollback already finished by an earlier delivery"),
         Decision::Refused { reason, conflicts } => {
             tracing::info!(%reason, "rollback refused");
-            rollbacks::finish_unsuccessful(&worker.db, rollback.id, "refused", reason, conflicts).await?;
+            rollbacks::finish_unsuccessful(&worker.db, rollback.id, RollbackStatus::Refused, reason, conflicts).await?;
         }
     }
     Ok(())
 }
 
 async fn publish_result(worker: &Worker, rollback: &Rollback) -> Result<(), Failure> {
-    let kind = match rollback.status.as_str() {
-        "completed" => RollbackEventKind::Completed,
-        "refused" => RollbackEventKind::Refused,
+    let kind = match rollback.status {
+        RollbackStatus::Completed => RollbackEventKind::Completed,
+        RollbackStatus::Refused => RollbackEventKind::Refused,
         _ => RollbackEventKind::Failed,
     };
-    let mut event = event_of(rollback, kind.as_str());
+    let mut event = event_of(rollback, kind);
     event.success = kind == RollbackEventKind::Completed;
     event.memories_restored = rollback.memories_restored;
     event.memories_deleted = rollback.memories_deleted;
@@ -333,10 +334,10 @@ async fn publish_result(worker: &Worker, rollback: &Rollback) -> Result<(), Fail
     Ok(())
 }
 
-fn event_of(rollback: &Rollback, event: &str) -> RollbackEvent {
+fn event_of(rollback: &Rollback, event: RollbackEventKind) -> RollbackEvent {
     RollbackEvent {
         schema_version: SCHEMA_VERSION,
-        event: event.to_owned(),
+        event,
         rollback_id: rollback.id,
         consolidation_id: rollback.job_id,
         project_id: rollback.project_id,
@@ -350,10 +351,10 @@ fn event_of(rollback: &Rollback, event: &str) -> RollbackEvent {
     }
 }
 
-fn event_of_command(command: &RollbackCommand, project_id: Uuid, event: &str) -> RollbackEvent {
+fn event_of_command(command: &RollbackCommand, project_id: Uuid, event: RollbackEventKind) -> RollbackEvent {
     RollbackEvent {
         schema_version: SCHEMA_VERSION,
-        event: event.to_owned(),
+        event,
         rollback_id: command.rollback_id,
         consolidation_id: command.consolidation_id,
         project_id,

@@ -1,7 +1,7 @@
 //! Which memories a job compares (DESIGN.md §11): everything, or only what is new since the
 //! project's last completed job when that job clustered with the same options.
 
-use crate::engine::options::{ClusteringOptions, Mode, Options};
+use crate::domain::{ClusteringOptions, Mode, Options};
 use crate::store::{jobs::BaseJob, memories::FreshSince};
 
 #[derive(Debug, Clone, PartialEq)]

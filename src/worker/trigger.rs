@@ -18,13 +18,11 @@ use super::{
     scope, sweep,
 };
 use crate::{
-    bus::{
-        JobEventKind,
-        messages::{TriggerCommand, decode, named_id},
-    },
-    engine::{self, blast::BlastRadius, options::Options},
+    bus::messages::{TriggerCommand, decode, named_id},
+    domain::{BlastRadius, EventResult, JobCounters, JobEventKind, JobResult, Options, Phase, Plan, ResultSummary},
+    engine::{self, plan::report},
     store::{
-        jobs::{self, ClaimOutcome, CreateOutcome, Job, JobCounters, NewJob},
+        jobs::{self, ClaimOutcome, CreateOutcome, Job, NewJob},
         memories, projects,
     },
 };
@@ -88,7 +86,7 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
     let job = ensure_job(worker, command).await?;
     // Only a job nobody started is refused: one running since before the project was disabled is
     // left to its worker (or taken over below), and a finished one answers as finished.
-    if !project.consolidation_enabled && job.status == jobs::JobStatus::Pending.as_str() {
+    if !project.consolidation_enabled && job.status == jobs::JobStatus::Pending {
         return Err(Failure::Impossible(format!("consolidation is disabled for project {}", project.id)));
     }
     let options = Options::resolve(&project.consolidation_options.0, &job.options.0)
@@ -178,17 +176,17 @@ async fn ensure_job(worker: &Worker, command: &TriggerCommand) -> Result<Job, Fa
 /// the terminal event (completed, failed by the blast-radius limit, or cancelled), or None if
 /// the lease was lost.
 async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKeeper) -> Result<Option<End>, Failure> {
-    let progress = |phase: &'static str, progress: f32| {
+    let progress = |phase: Phase, progress: f32| {
         keeper.report(phase, progress);
         let mut event = job_event(JobEventKind::Progress, job.id, job.project_id);
-        event.phase = Some(phase.to_owned());
+        event.phase = Some(phase);
         event.progress = Some(progress);
         event
     };
     let mut started = job_event(JobEventKind::Started, job.id, job.project_id);
-    started.phase = Some("loading".to_owned());
+    started.phase = Some(Phase::Loading);
     worker.bus.job_progress_event(JobEventKind::Started, &started).await;
-    if let Step::Stop(end) = boundary::check(worker, job, "loading").await? {
+    if let Step::Stop(end) = boundary::check(worker, job, Phase::Loading).await? {
         return Ok(end.map(|end| *end));
     }
 
@@ -203,16 +201,16 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
     snapshot.scope.reason = decision.reason;
     drop(conn);
     let load_snapshot = loading.elapsed().as_secs_f64() * 1e3;
-    if let Step::Stop(end) = boundary::check(worker, job, "planning").await? {
+    if let Step::Stop(end) = boundary::check(worker, job, Phase::Planning).await? {
         return Ok(end.map(|end| *end));
     }
-    worker.bus.job_progress_event(JobEventKind::Progress, &progress("planning", 0.2)).await;
+    worker.bus.job_progress_event(JobEventKind::Progress, &progress(Phase::Planning, 0.2)).await;
 
     let plan = {
         let (options, engine, synthesizer, embedder) =
             (options.clone(), worker.engine.clone(), worker.synthesizer.clone(), worker.embedder.clone());
         let (job_id, db, runtime) = (job.id, worker.db.clone(), tokio::runtime::Handle::current());
-        tokio::task::spawn_blocking(move || -> Result<engine::plan::Plan, Failure> {
+        tokio::task::spawn_blocking(move || -> Result<Plan, Failure> {
             let paired = engine::plan::pairs(&snapshot, &options, &engine);
             let loading = std::time::Instant::now();
             let summaries = runtime.block_on(memories::summaries(&db, &paired.guarded_ids(&options)))?;
@@ -242,31 +240,28 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
         .await
         .map_err(|error| Failure::Transient(format!("planning task failed: {error}")))??
     };
-    if let Step::Stop(end) = boundary::check(worker, job, "applying").await? {
+    if let Step::Stop(end) = boundary::check(worker, job, Phase::Applying).await? {
         return Ok(end.map(|end| *end));
     }
     let blast = BlastRadius::of(&plan, options.max_changed_share);
     if blast.exceeded && !options.dry_run {
         return Ok(guards::fail_blocked(worker, job, &plan, options, complete, &blast).await?);
     }
-    worker.bus.job_progress_event(JobEventKind::Progress, &progress("applying", 0.7)).await;
+    worker.bus.job_progress_event(JobEventKind::Progress, &progress(Phase::Applying, 0.7)).await;
 
     let mut completed = job_event(JobEventKind::Completed, job.id, job.project_id);
-    completed.phase = Some("done".to_owned());
+    completed.phase = Some(Phase::Done);
     completed.progress = Some(1.0);
     if options.dry_run {
-        let counters = JobCounters {
-            memories_merged: plan.counters.memories_merged,
-            memories_archived: plan.counters.memories_archived,
-            memories_promoted: plan.counters.memories_promoted,
-            summaries_created: plan.counters.summaries_created,
+        let counters = JobCounters::from(&plan.counters);
+        let result = JobResult {
+            dry_run: true,
+            blocked_by: None,
+            plan: Some(report::report(&plan, report::PLAN_REPORT_LIMIT)),
+            applied: None,
+            guards: guards::summary(&plan, &blast, None),
+            clustering: apply::clustering_of(options, complete),
         };
-        let result = serde_json::json!({
-            "dry_run": true,
-            "plan": engine::plan_report::report(&plan, engine::plan_report::PLAN_REPORT_LIMIT),
-            "guards": guards::summary(&plan, &blast, None),
-            "clustering": apply::clustering_of(options, complete),
-        });
         let before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
         let after = i32::try_from(plan.memories_after).unwrap_or(i32::MAX);
         if !jobs::complete(&worker.db, job.id, &worker.worker_id, &counters, before, after, &result).await? {
@@ -302,50 +297,32 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
 /// carries the job's result only while it is small; otherwise a summary pointing at the job row.
 const MAX_EVENT_RESULT_BYTES: usize = 256 * 1024;
 
-fn event_result(result: &serde_json::Value) -> serde_json::Value {
+fn event_result(result: &JobResult) -> EventResult {
     let size = serde_json::to_vec(result).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
     if size <= MAX_EVENT_RESULT_BYTES {
-        return result.clone();
+        return EventResult::Whole(Box::new(result.clone()));
     }
-    let count = |key: &str| result[key].as_array().map_or(0, Vec::len);
-    let plan = &result["plan"];
-    let plan_count = |key: &str| plan[key].as_array().map_or(0, Vec::len);
-    serde_json::json!({
-        "dry_run": result["dry_run"],
-        "truncated": format!(
+    EventResult::Summary(Box::new(ResultSummary::of(
+        result,
+        format!(
             "the full result ({size} bytes) is too large for an event; read it from the job \
              (GET /api/v1/consolidation/status/{{job_id}})"
         ),
-        "created_memories": count("created_memory_ids"),
-        "merges": count("merges").max(plan_count("merges")),
-        "syntheses": count("syntheses").max(plan_count("syntheses")),
-        "archives": plan_count("archives"),
-        "promotions": count("playbook_entry_ids").max(plan_count("promotions")),
-        "skipped_changed_memories": count("skipped_changed_memories"),
-        "reviews": count("reviews"),
-        "guards": result["guards"].clone(),
-        "timings_ms": if plan.is_null() { result["timings_ms"].clone() } else { plan["timings_ms"].clone() },
-        "scope": if plan.is_null() { result["scope"].clone() } else { plan["scope"].clone() },
-    })
+    )))
 }
 
 /// A redelivered command for a finished job: make sure its end reached the event stream.
 async fn republish_end(worker: &Worker, job: &Job) -> Result<(), Failure> {
-    let kind = JobEventKind::of_finished_status(&job.status);
+    let kind = JobEventKind::of_finished(job.status);
     let mut event = job_event(kind, job.id, job.project_id);
     event.at = job.completed_at.unwrap_or(event.at);
-    event.phase = Some(job.phase.clone());
+    event.phase = Some(job.phase);
     event.progress = Some(job.progress);
     event.error = job.error_message.clone();
     event.memories_before = job.memories_before;
     event.memories_after = job.memories_after;
-    event.counters = Some(JobCounters {
-        memories_merged: job.memories_merged,
-        memories_archived: job.memories_archived,
-        memories_promoted: job.memories_promoted,
-        summaries_created: job.summaries_created,
-    });
-    event.result = job.result.as_ref().map(|result| event_result(&result.0));
+    event.counters = Some(job.counters());
+    event.result = job.typed_result().as_ref().map(event_result);
     worker.bus.job_terminal_event(kind, &event).await?;
     Ok(())
 }
@@ -354,14 +331,60 @@ async fn republish_end(worker: &Worker, job: &Job) -> Result<(), Failure> {
 mod tests {
     use super::*;
 
+    use crate::domain::{
+        Applied, AppliedMerge, GuardsSummary, PhaseTimings, ScopeReport, ValueGuard, ValueGuardSummary,
+    };
+
+    fn result_with(created: usize, merges: usize) -> JobResult {
+        let merge = AppliedMerge {
+            cluster_id: "c".to_owned(),
+            memory_id: Uuid::nil(),
+            sources: Vec::new(),
+            source_type: None,
+            coverage: 1.0,
+            compression: 1.0,
+            length_vs_longest: 1.0,
+            confidence: 1.0,
+        };
+        let applied = Applied {
+            created_memory_ids: (0..created).map(|i| Uuid::from_u128(i as u128)).collect(),
+            merges: vec![merge; merges],
+            syntheses: Vec::new(),
+            playbook_entry_ids: Vec::new(),
+            skipped_changed_memories: Vec::new(),
+            reviews: Vec::new(),
+            superseded: Vec::new(),
+            warnings: Vec::new(),
+            timings_ms: PhaseTimings::default(),
+            scope: ScopeReport { mode: "full".to_owned(), reason: String::new(), candidates: 0, compared: 0 },
+        };
+        let value_guard = ValueGuardSummary {
+            mode: ValueGuard::Review,
+            held_pairs: 0,
+            judged_pairs: 0,
+            reviews_proposed: 0,
+            reviews_opened: Some(0),
+            reviews_refreshed: Some(0),
+            superseded: 0,
+        };
+        let blast_radius = BlastRadius { active: 0, changed: 0, share: 0.0, limit: 0.6, exceeded: false };
+        JobResult {
+            dry_run: false,
+            blocked_by: None,
+            plan: None,
+            applied: Some(applied),
+            guards: GuardsSummary { value_guard, blast_radius },
+            clustering: None,
+        }
+    }
+
     #[test]
     fn a_small_result_travels_whole_and_a_large_one_as_a_summary() {
-        let small = serde_json::json!({"dry_run": false, "created_memory_ids": ["a"], "merges": [1]});
-        assert_eq!(event_result(&small), small);
+        let small = result_with(1, 1);
+        assert_eq!(event_result(&small), EventResult::Whole(Box::new(small.clone())));
 
-        let ids: Vec<String> = (0..20_000).map(|i| format!("{i:036}")).collect();
-        let large = serde_json::json!({"dry_run": false, "created_memory_ids": ids, "merges": [1, 2]});
-        let summary = event_result(&large);
+        let large = result_with(20_000, 2);
+        let summary = serde_json::to_value(event_result(&large)).unwrap();
         assert!(serde_json::to_vec(&summary).unwrap().len() < 4096);
         assert_eq!((summary["created_memories"].as_u64(), summary["merges"].as_u64()), (Some(20_000), Some(2)));
         assert!(summary["truncated"].as_str().unwrap().contains("/consolidation/status/"));

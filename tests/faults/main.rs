@@ -17,7 +17,6 @@ use std::{
 };
 
 use consolidator::{
-    bench::e2e::synthetic_memories,
     bus::{
         Bus, CommandKind, Prefix,
         messages::{SCHEMA_VERSION, TriggerCommand},
@@ -30,6 +29,7 @@ use consolidator::{
         memories,
         projects::{self, NewProject},
     },
+    synthetic::synthetic_memories,
 };
 use services::{Gateway, Nats, Postgres, Process};
 use uuid::Uuid;
@@ -311,7 +311,7 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
         .map_err(|e| e.to_string())?;
         let rows = synthetic_memories(MEMORIES_PER_PROJECT, DIMENSION, 1000 + index as u64);
         let mut conn = db.acquire().await.map_err(|e| e.to_string())?;
-        memories::insert_batch(&mut conn, project.id, &rows, &[]).await.map_err(|e| e.to_string())?;
+        memories::insert_batch(&mut conn, project.id, &rows).await.map_err(|e| e.to_string())?;
         if fault.clustered() && index % 2 == 0 {
             job_ids.push((project.id, None));
             continue;

@@ -1,149 +1,22 @@
-//! The HTTP gateway: a test harness that serves it on a free port, and the cross-cutting
-//! behaviour (authentication on every route, the OpenAPI document, health, metrics, request
+//! The HTTP gateway's cross-cutting behaviour (authentication on every route, the OpenAPI document, health, metrics, request
 //! ids, body limits, shutdown).
 
 use std::{collections::BTreeSet, time::Duration};
 
+use consolidator::config::RetentionConfig;
 use consolidator::{
     config::GatewayConfig,
     gateway::{
-        self, AppState,
+        AppState,
         auth::{self, Claims},
     },
 };
 use futures::StreamExt;
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::common::TestEnv;
-
-pub const SECRET: &str = "gateway-test-secret-of-32-bytes-at-least";
-
-pub fn config() -> GatewayConfig {
-    GatewayConfig {
-        http_addr: "127.0.0.1:0".parse().expect("address"),
-        jwt_secret: Some(SECRET.to_owned()),
-        jwt_public_key: None,
-        jwt_issuer: None,
-        jwt_audience: None,
-        request_timeout_secs: 30,
-        body_limit_bytes: 1024 * 1024,
-        rollback_wait_ms: 3000,
-        rollback_window_days: 7,
-        ingest_max_batch: 100,
-        sse_max_streams: 64,
-        search_max_concurrent: 8,
-        search_max_candidates: 10_000,
-    }
-}
-
-/// A signed token for `projects` with `role`, valid for ten minutes.
-pub fn token(projects: &[String], role: &str) -> String {
-    token_with(projects, role, chrono::Utc::now().timestamp() + 600, SECRET)
-}
-
-pub fn token_with(projects: &[String], role: &str, exp: i64, secret: &str) -> String {
-    let claims = Claims {
-        sub: "tester@example.com".to_owned(),
-        exp: exp.max(0) as u64,
-        role: Some(role.to_owned()),
-        roles: Vec::new(),
-        projects: projects.to_vec(),
-        iss: None,
-        aud: None,
-    };
-    auth::mint(secret, &claims).expect("token signed")
-}
-
-/// The gateway served in-process on 127.0.0.1:0, over its own database and subject prefix.
-pub struct TestGateway {
-    pub env: TestEnv,
-    pub base: String,
-    pub client: reqwest::Client,
-    pub shutdown: CancellationToken,
-    pub handle: JoinHandle<std::io::Result<std::net::SocketAddr>>,
-    admin: String,
-}
-
-impl TestGateway {
-    pub async fn start() -> Self {
-        Self::start_with(|_| {}).await
-    }
-
-    pub async fn start_with(configure: impl FnOnce(&mut GatewayConfig)) -> Self {
-        Self::on(TestEnv::new().await, configure).await
-    }
-
-    pub async fn on(env: TestEnv, configure: impl FnOnce(&mut GatewayConfig)) -> Self {
-        let mut config = config();
-        configure(&mut config);
-        let state = AppState::new(env.db.clone(), env.bus.clone(), config).expect("valid gateway config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("free port");
-        let base = format!("http://{}", listener.local_addr().expect("bound address"));
-        let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(gateway::serve_on(listener, state, shutdown.clone()));
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("HTTP client");
-        Self { env, base, client, shutdown, handle, admin: token(&["*".to_owned()], "admin") }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// A request with the all-projects admin token.
-    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.client.request(method, self.url(path)).bearer_auth(&self.admin)
-    }
-
-    pub fn get(&self, path: &str) -> RequestBuilder {
-        self.request(Method::GET, path)
-    }
-
-    pub fn post(&self, path: &str, body: &Value) -> RequestBuilder {
-        self.request(Method::POST, path).json(body)
-    }
-
-    pub fn put(&self, path: &str, body: &Value) -> RequestBuilder {
-        self.request(Method::PUT, path).json(body)
-    }
-
-    /// A request with a token that covers only `project`.
-    pub fn scoped(&self, method: Method, path: &str, project: Uuid) -> RequestBuilder {
-        self.client.request(method, self.url(path)).bearer_auth(token(&[project.to_string()], "admin"))
-    }
-
-    /// Creates a project through the API and returns its id.
-    pub async fn project(&self) -> Uuid {
-        // Small fixtures made mostly of duplicates: without the blast-radius limit (its tests set it).
-        let body = json!({"name": "gateway test", "consolidation_options": {"max_changed_share": 1.0}});
-        let response = self.post("/api/v1/projects", &body).send().await.expect("sent");
-        let body = ok(response, StatusCode::CREATED).await;
-        body["id"].as_str().and_then(|id| id.parse().ok()).expect("project id")
-    }
-
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.handle).await;
-    }
-}
-
-/// Asserts the status and returns the JSON body.
-pub async fn ok(response: Response, status: StatusCode) -> Value {
-    let actual = response.status();
-    let text = response.text().await.expect("body read");
-    assert_eq!(actual, status, "unexpected status; body: {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-/// Asserts an error answer: the status, the JSON error body, and returns its message.
-pub async fn error(response: Response, status: StatusCode, code: &str) -> String {
-    let body = ok(response, status).await;
-    assert_eq!(body["error"], code, "error code in {body}");
-    body["message"].as_str().expect("message in the error body").to_owned()
-}
+use crate::harness::*;
 
 fn uuid_path(path: &str) -> String {
     let nil = Uuid::new_v4().to_string();
@@ -374,13 +247,17 @@ async fn invalid_settings_fail_at_start_naming_the_setting() {
     let env = TestEnv::new().await;
     let mut slow_rollback = config();
     slow_rollback.rollback_wait_ms = 60_000;
-    let error = AppState::new(env.db.clone(), env.bus.clone(), slow_rollback).err().expect("refused");
+    let error = AppState::new(env.db.clone(), env.bus.clone(), slow_rollback, RetentionConfig::default())
+        .err()
+        .expect("refused");
     assert_eq!(error.name, "ROLLBACK_WAIT_MS");
 
     let refused = |configure: &dyn Fn(&mut GatewayConfig)| {
         let mut config = config();
         configure(&mut config);
-        AppState::new(env.db.clone(), env.bus.clone(), config).err().map(|error| (error.name, error.message))
+        AppState::new(env.db.clone(), env.bus.clone(), config, RetentionConfig::default())
+            .err()
+            .map(|error| (error.name, error.message))
     };
     let no_key = refused(&|config| config.jwt_secret = None).expect("no key refused");
     assert_eq!(no_key.0, "JWT_SECRET");

@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    gateway::{TestGateway, ok},
     gateway_jobs::read_sse,
     gateway_memories::ingest,
     gateway_rollback::clustered_memories,
+    harness::{TestGateway, ok},
 };
 
 /// Every memory of the project, hidden ones included: id -> the fields a rollback restores.

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use consolidator::{
     bus::{CommandKind, JobEventKind, messages::TriggerCommand},
+    domain::ChangeOperation,
     store::{
         changes::{self, NewChange},
         jobs::{self, Job, JobCounters, NewJob, TriggerType},
@@ -14,7 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::gateway::{TestGateway, error, ok};
+use crate::harness::{TestGateway, error, ok};
 
 /// A job taken through the store to `completed` (or `failed`), as a worker would.
 pub async fn finished_job(
@@ -268,7 +269,7 @@ async fn events_replay_what_happened_follow_live_and_close_after_the_end() {
     let job_id: Uuid = accepted["job_id"].as_str().and_then(|id| id.parse().ok()).expect("job id");
     let bus = &gateway.env.bus;
     let event = |kind: JobEventKind| {
-        let mut event = consolidator::bus::messages::JobEvent::new(kind.as_str(), job_id, project);
+        let mut event = consolidator::bus::messages::JobEvent::new(kind, job_id, project);
         event.progress = Some(if kind == JobEventKind::Completed { 1.0 } else { 0.2 });
         event
     };
@@ -435,9 +436,9 @@ async fn history_refuses_bad_filters_unknown_projects_and_foreign_tokens() {
     gateway.stop().await;
 }
 
-fn change(operation: &str) -> NewChange {
+fn change(operation: ChangeOperation) -> NewChange {
     NewChange {
-        operation: operation.to_owned(),
+        operation,
         memory_id: Uuid::new_v4(),
         previous_state: Some(json!({"version": 1})),
         new_state: Some(json!({"version": 2})),
@@ -451,7 +452,13 @@ async fn changes_are_listed_in_write_order_paged_and_filtered_by_operation() {
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
     let job = finished_job(&gateway, project, TriggerType::Manual, true, json!({})).await;
-    let written = [change("merge"), change("merge"), change("archive"), change("summarize"), change("archive")];
+    let written = [
+        change(ChangeOperation::Merge),
+        change(ChangeOperation::Merge),
+        change(ChangeOperation::Archive),
+        change(ChangeOperation::Summarize),
+        change(ChangeOperation::Archive),
+    ];
     let mut conn = gateway.env.db.acquire().await.expect("connection");
     changes::insert_batch(&mut conn, Some(job.id), project, "worker", &written).await.expect("changes written");
     drop(conn);

@@ -8,11 +8,11 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::{
-    common::eventually,
-    fixtures::direction,
-    gateway::{TestGateway, error, ok},
     gateway_jobs::{finished_job, read_sse},
     gateway_memories::{ingest, memory},
+    harness::eventually,
+    harness::fixtures::direction,
+    harness::{TestGateway, error, ok},
 };
 
 #[tokio::test]

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    fixtures::direction,
-    gateway::{TestGateway, error, ok},
+    harness::fixtures::direction,
+    harness::{TestGateway, error, ok},
 };
 
 pub fn memory(summary: &str, memory_type: &str, embedding: Vec<f32>) -> Value {

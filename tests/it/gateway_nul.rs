@@ -6,10 +6,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
-    fixtures::direction,
-    gateway::{SECRET, TestGateway, error, ok},
     gateway_jobs::finished_job,
     gateway_memories::{ingest, memory},
+    harness::fixtures::direction,
+    harness::{SECRET, TestGateway, error, ok},
 };
 
 const NUL: &str = "before\u{0}after";

@@ -14,11 +14,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    common::eventually,
-    fixtures::direction,
-    gateway::{TestGateway, error, ok},
     gateway_jobs::finished_job,
     gateway_memories::{ingest, memory},
+    harness::eventually,
+    harness::fixtures::direction,
+    harness::{TestGateway, error, ok},
 };
 
 async fn rollback(gateway: &TestGateway, body: Value) -> reqwest::Response {

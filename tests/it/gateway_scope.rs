@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    fixtures::direction,
-    gateway::{TestGateway, ok},
     gateway_jobs::finished_job,
     gateway_memories::{ingest, memory},
+    harness::fixtures::direction,
+    harness::{TestGateway, ok},
 };
 
 /// Status and body, with `id` written as `<id>` so two answers about different ids compare.

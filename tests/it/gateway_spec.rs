@@ -16,10 +16,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
-    fixtures::direction,
-    gateway::{TestGateway, ok},
     gateway_jobs::finished_job,
     gateway_memories::{ingest, memory},
+    harness::fixtures::direction,
+    harness::{TestGateway, ok},
 };
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];

@@ -16,11 +16,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    fixtures::direction,
-    gateway::{TestGateway, error, ok},
     gateway_jobs::{finished_job, read_sse},
     gateway_memories::{ingest, memory},
     gateway_rollback::{clustered_memories, consolidate},
+    harness::fixtures::direction,
+    harness::{TestGateway, error, ok},
 };
 
 fn ids(items: &Value, key: &str) -> Vec<Uuid> {
@@ -214,7 +214,11 @@ async fn a_rolled_back_job_says_so_in_its_status_its_history_and_its_event_strea
     let kept = finished_job(&gateway, project, TriggerType::Manual, true, json!({"dry_run": false})).await;
     let undone = finished_job(&gateway, project, TriggerType::Manual, true, json!({"dry_run": false})).await;
     let bus = &gateway.env.bus;
-    bus.job_progress_event(JobEventKind::Completed, &JobEvent::new("completed", undone.id, project)).await;
+    bus.job_progress_event(
+        JobEventKind::Completed,
+        &JobEvent::new(consolidator::domain::JobEventKind::Completed, undone.id, project),
+    )
+    .await;
     let rollback = Uuid::new_v4();
     rollbacks::create(&gateway.env.db, rollback, undone.id, project, None, "someone").await.expect("pending rollback");
 
@@ -225,7 +229,11 @@ async fn a_rolled_back_job_says_so_in_its_status_its_history_and_its_event_strea
     // The worker marks the job and completes the rollback in one transaction; marked first here.
     jobs::mark_rolled_back(&gateway.env.db, undone.id).await.expect("marked");
     rollbacks::complete(&gateway.env.db, rollback, 1, 1, &[]).await.expect("rollback done");
-    bus.job_progress_event(JobEventKind::RolledBack, &JobEvent::new("rolled_back", undone.id, project)).await;
+    bus.job_progress_event(
+        JobEventKind::RolledBack,
+        &JobEvent::new(consolidator::domain::JobEventKind::RolledBack, undone.id, project),
+    )
+    .await;
     let (events, ended) = reader.await.expect("reader");
     let names: Vec<&str> = events.iter().map(|(name, _, _)| name.as_str()).collect();
     assert_eq!(names, ["completed", "rolled_back"], "{events:?}");

@@ -8,20 +8,20 @@ use consolidator::{
         CommandKind,
         messages::{CancelCommand, DeadLetter, JobEvent, SCHEMA_VERSION},
     },
-    engine::model::MemoryType,
+    domain::{MemoryType, NewMemory},
     store::{
         changes,
         jobs::{self, NewJob, TriggerType},
-        memories::{self, NewMemory},
+        memories,
     },
 };
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
-    common::TestEnv,
-    fixtures::{self, direction},
-    support::{Scenario, events_until, publish_trigger, rollback, trigger, wait_for_status},
+    harness::TestEnv,
+    harness::fixtures::{self, direction},
+    harness::{Scenario, events_until, publish_trigger, rollback, trigger, wait_for_status},
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -81,7 +81,8 @@ async fn a_changed_address_is_never_merged_and_opens_one_review_that_a_rerun_doe
     assert_eq!(review["difference"]["right"], json!(["192.168.9.1"]));
     let event = terminal_event(&env, project.id, job.id).await;
     assert_eq!(event.event, "completed");
-    assert_eq!(event.result.expect("result in the event")["reviews"].as_array().map(Vec::len), Some(1));
+    let event_result = serde_json::to_value(event.result.expect("result in the event")).expect("json");
+    assert_eq!(event_result["reviews"].as_array().map(Vec::len), Some(1));
     assert_eq!(open_reviews(&env, project.id).await, 1);
     let (older_id, older_version): (Uuid, i64) =
         sqlx::query_as("SELECT older_memory_id, older_version FROM consolidation_reviews WHERE project_id = $1")
@@ -118,10 +119,12 @@ async fn value_guard_auto_supersedes_the_older_memory_and_a_rollback_restores_it
     let job = wait_for_status(&env, command.job_id, "completed", WAIT).await;
 
     let hidden = memories::get(&env.db, older.id).await.unwrap().unwrap();
-    assert_eq!((hidden.is_archived, hidden.archive_reason.as_deref()), (true, Some("superseded")));
+    assert_eq!((hidden.is_archived, hidden.archive_reason.map(|reason| reason.as_str())), (true, Some("superseded")));
     assert!(!hidden.is_duplicate, "superseded, not merged");
     assert_eq!(job.memories_merged, 0);
-    let audit = changes::for_job(&env.db, job.id, Some("archive"), None, 100).await.unwrap();
+    let audit = changes::for_job(&env.db, job.id, Some(consolidator::domain::ChangeOperation::Archive), None, 100)
+        .await
+        .unwrap();
     assert_eq!(audit.len(), 1);
     let new_state = audit[0].new_state.as_ref().expect("new state").0.clone();
     assert_eq!(new_state["superseded_by"], newer.id.to_string());

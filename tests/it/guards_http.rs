@@ -11,11 +11,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    fixtures,
-    gateway::{TestGateway, error, ok},
     gateway_jobs::read_sse,
     guards_bus::router_addresses,
-    support::{Scenario, wait_for_status},
+    harness::fixtures,
+    harness::{Scenario, wait_for_status},
+    harness::{TestGateway, error, ok},
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -95,7 +95,7 @@ async fn a_cancel_racing_a_running_job_either_wins_entirely_or_is_409_after_its_
         // Later each round, so the cancel lands in different phases.
         tokio::time::sleep(Duration::from_millis(attempt * 15)).await;
         let answer = cancel(&gateway, job_id).await.status();
-        let ended = crate::common::eventually(WAIT, || async {
+        let ended = crate::harness::eventually(WAIT, || async {
             jobs::get(&gateway.env.db, job_id).await.ok().flatten().filter(|job| job.is_finished())
         })
         .await
@@ -222,7 +222,7 @@ async fn approving_checks_versions_then_supersedes_the_older_memory_in_one_audit
     let approved = ok(decide(&gateway, &open[0], "approve").await, StatusCode::OK).await;
     assert_eq!(approved["status"], "approved");
     let hidden = memories::get(&gateway.env.db, older.id).await.unwrap().unwrap();
-    assert_eq!((hidden.is_archived, hidden.archive_reason.as_deref()), (true, Some("superseded")));
+    assert_eq!((hidden.is_archived, hidden.archive_reason.map(|reason| reason.as_str())), (true, Some("superseded")));
     let audit = audit_of(&gateway, older.id).await;
     let archive =
         audit.iter().find(|(operation, manual, _)| operation == "archive" && *manual).expect("an archive row");

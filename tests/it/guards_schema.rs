@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::{common::TestEnv, fixtures};
+use crate::{harness::TestEnv, harness::fixtures};
 
 async fn insert_review(
     env: &TestEnv,
@@ -43,8 +43,7 @@ async fn the_guards_schema_takes_cancelled_jobs_superseded_archives_and_one_revi
     let undecided = insert_review(&env, project.id, a, Uuid::new_v4(), "approved").await;
     assert!(undecided.is_ok(), "a decided review carries its decision time");
 
-    let memory =
-        fixtures::memory("A note.", consolidator::engine::model::MemoryType::Learning, fixtures::direction(1, 0.0));
+    let memory = fixtures::memory("A note.", consolidator::domain::MemoryType::Learning, fixtures::direction(1, 0.0));
     fixtures::insert(&env.db, project.id, std::slice::from_ref(&memory)).await;
     let archive = |reason: &'static str| {
         sqlx::query("UPDATE task_memories SET is_archived = true, archive_reason = $2 WHERE id = $1")

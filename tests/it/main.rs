@@ -1,11 +1,8 @@
 //! Integration tests against the real PostgreSQL and NATS; one binary, one module per area.
 
 mod bus;
-#[path = "../common/mod.rs"]
-mod common;
 mod console;
 mod demo;
-mod fixtures;
 mod gateway;
 mod gateway_e2e;
 mod gateway_jobs;
@@ -20,12 +17,12 @@ mod gateway_views;
 mod guards_bus;
 mod guards_http;
 mod guards_schema;
+mod harness;
 mod migrations;
 mod private_nats;
 mod recovery;
 mod scheduler;
 mod steady_state;
 mod store;
-mod support;
 mod watch;
 mod worker;

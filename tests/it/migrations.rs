@@ -1,7 +1,7 @@
 use consolidator::store::{self, db};
 use uuid::Uuid;
 
-use crate::{common::TestEnv, fixtures};
+use crate::{harness::TestEnv, harness::fixtures};
 
 const OUR_TABLES: [&str; 9] = [
     "projects",
@@ -126,8 +126,7 @@ async fn the_database_rejects_unknown_statuses_types_reasons_and_operations() {
 async fn audit_rows_survive_the_deletion_of_the_memory_they_describe() {
     let env = TestEnv::new().await;
     let project = fixtures::project(&env.db, 10).await;
-    let memory =
-        fixtures::memory("gone soon", consolidator::engine::model::MemoryType::Learning, fixtures::direction(0, 0.0));
+    let memory = fixtures::memory("gone soon", consolidator::domain::MemoryType::Learning, fixtures::direction(0, 0.0));
     fixtures::insert(&env.db, project.id, std::slice::from_ref(&memory)).await;
     let mut conn = env.db.acquire().await.unwrap();
     store::changes::insert_batch(
@@ -136,7 +135,7 @@ async fn audit_rows_survive_the_deletion_of_the_memory_they_describe() {
         project.id,
         "test",
         &[store::changes::NewChange {
-            operation: "archive".to_owned(),
+            operation: consolidator::domain::ChangeOperation::Archive,
             memory_id: memory.id,
             previous_state: None,
             new_state: Some(serde_json::json!({"is_archived": true})),
@@ -161,8 +160,7 @@ async fn audit_rows_survive_the_deletion_of_the_memory_they_describe() {
 async fn every_update_moves_a_memory_version() {
     let env = TestEnv::new().await;
     let project = fixtures::project(&env.db, 10).await;
-    let memory =
-        fixtures::memory("versioned", consolidator::engine::model::MemoryType::Learning, fixtures::direction(0, 0.0));
+    let memory = fixtures::memory("versioned", consolidator::domain::MemoryType::Learning, fixtures::direction(0, 0.0));
     fixtures::insert(&env.db, project.id, std::slice::from_ref(&memory)).await;
 
     store::memories::record_reuse(&env.db, memory.id).await.unwrap();

@@ -4,6 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{Message, consumer::PullConsumer};
+use consolidator::config::RetentionConfig;
 use consolidator::{
     bus::{
         CommandKind, RollbackEventKind,
@@ -16,9 +17,9 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 use crate::{
-    common::{TestEnv, eventually},
-    fixtures,
-    support::{Scenario, events_until, publish_trigger, trigger, wait_for_status},
+    harness::fixtures,
+    harness::{Scenario, events_until, publish_trigger, trigger, wait_for_status},
+    harness::{TestEnv, eventually},
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -82,7 +83,7 @@ async fn an_outage_does_not_use_up_deliveries_and_the_job_completes_when_the_dat
         .acquire_timeout(Duration::from_millis(300))
         .connect_lazy("postgres://postgres@127.0.0.1:1/none")
         .unwrap();
-    let down = Worker::new(unreachable, env.bus.clone(), config);
+    let down = Worker::new(unreachable, env.bus.clone(), config, RetentionConfig::default());
     let consumer = consumer(&down, CommandKind::Trigger).await;
 
     for delivery in 1..=4 {
@@ -108,7 +109,7 @@ async fn jetstreams_own_give_up_becomes_a_dead_letter_and_a_failed_job() {
     let mut config = env.worker_config();
     config.ack_wait_secs = 2;
     config.jetstream_max_deliver = Some(2);
-    let worker = Arc::new(Worker::new(env.db.clone(), env.bus.clone(), config));
+    let worker = Arc::new(Worker::new(env.db.clone(), env.bus.clone(), config, RetentionConfig::default()));
     let consumer = consumer(&worker, CommandKind::Trigger).await;
     let listening = advisories::subscribe(&env.bus).await.unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -229,7 +230,7 @@ async fn giving_up_on_a_rollback_that_completed_changes_nothing_and_announces_no
     let (project_id, job_id) = completed_job(&env).await;
     let command = rollback_command(job_id);
     let running = env.spawn_worker();
-    let result = crate::support::rollback(&env, project_id, job_id, command.rollback_id).await;
+    let result = crate::harness::rollback(&env, project_id, job_id, command.rollback_id).await;
     running.stop().await;
     assert!(result.success);
     // A stray copy of the command that JetStream then gives up on.

@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
-    common::{TestEnv, eventually},
-    fixtures,
-    support::{Scenario, events_until},
+    harness::fixtures,
+    harness::{Scenario, events_until},
+    harness::{TestEnv, eventually},
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -35,12 +35,11 @@ fn scheduler(env: &TestEnv, schedule: &str) -> Scheduler {
         schedule: scheduler::parse_schedule(schedule).unwrap(),
         config: SchedulerConfig {
             schedule: schedule.to_owned(),
-            audit_retention_days: 90,
             maintenance_interval_secs: 60,
             pending_grace_secs: 0,
             abandoned_job_secs: 3600,
         },
-        rollback_window_days: 7,
+        retention: consolidator::config::RetentionConfig::default(),
     }
 }
 
@@ -191,7 +190,7 @@ async fn retention_deletes_exactly_the_audit_rows_older_than_the_retention_perio
     let env = TestEnv::new().await;
     let project = fixtures::project(&env.db, 10).await;
     let row = |reason: &str| NewChange {
-        operation: "archive".into(),
+        operation: consolidator::domain::ChangeOperation::Archive,
         memory_id: Uuid::new_v4(),
         previous_state: None,
         new_state: None,

@@ -5,9 +5,9 @@ use consolidator::store::{jobs, memories};
 use uuid::Uuid;
 
 use crate::{
-    common::TestEnv,
-    fixtures,
-    support::{Scenario, publish_trigger, rollback, trigger, wait_for_status},
+    harness::TestEnv,
+    harness::fixtures,
+    harness::{Scenario, publish_trigger, rollback, trigger, wait_for_status},
 };
 
 const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -19,15 +19,19 @@ async fn run_job(env: &TestEnv, project_id: Uuid, options: serde_json::Value) ->
 }
 
 /// New memories with the texts and embeddings of `originals`: the same facts learned again.
-fn relearned(originals: &[memories::NewMemory]) -> Vec<memories::NewMemory> {
+fn relearned(originals: &[consolidator::domain::NewMemory]) -> Vec<consolidator::domain::NewMemory> {
     originals
         .iter()
-        .map(|m| memories::NewMemory { id: Uuid::new_v4(), task_id: Some(format!("again-{}", m.id)), ..m.clone() })
+        .map(|m| consolidator::domain::NewMemory {
+            id: Uuid::new_v4(),
+            task_id: Some(format!("again-{}", m.id)),
+            ..m.clone()
+        })
         .collect()
 }
 
 /// A project with the standard scenario, a worker, and its first job run.
-async fn consolidated_once(env: &TestEnv) -> (Uuid, Scenario, jobs::Job, crate::common::RunningWorker) {
+async fn consolidated_once(env: &TestEnv) -> (Uuid, Scenario, jobs::Job, crate::harness::RunningWorker) {
     let project = fixtures::project(&env.db, 1).await;
     let scenario = Scenario::new();
     fixtures::insert(&env.db, project.id, &scenario.all()).await;
@@ -53,7 +57,7 @@ async fn a_second_job_folds_relearned_memories_into_the_consolidated_ones_increm
     let triple_c = memories::get(&env.db, scenario.triple[0].id).await.unwrap().unwrap().duplicate_of.unwrap();
     let pair_c = memories::get(&env.db, scenario.pair[0].id).await.unwrap().unwrap().duplicate_of.unwrap();
     let c = memories::get(&env.db, triple_c).await.unwrap().unwrap();
-    assert_eq!(c.source_type.as_deref(), Some("error_fix"), "a consolidated memory keeps its sources' type");
+    assert_eq!(c.source_type.map(|t| t.as_str()), Some("error_fix"), "a consolidated memory keeps its sources' type");
     assert_eq!(c.task_ids.len(), 3, "and every source's task id");
     let copies: Vec<_> = relearned(&scenario.triple).into_iter().chain(relearned(&scenario.pair)).collect();
     fixtures::insert(&env.db, project_id, &copies).await;
@@ -74,7 +78,7 @@ async fn a_second_job_folds_relearned_memories_into_the_consolidated_ones_increm
     let mut expected: Vec<Uuid> = scenario.triple.iter().chain(&copies[..3]).map(|m| m.id).collect();
     expected.sort();
     assert_eq!(from, expected, "the original sources plus the copies, never a consolidated memory");
-    assert_eq!(grown.source_type.as_deref(), Some("error_fix"));
+    assert_eq!(grown.source_type.map(|t| t.as_str()), Some("error_fix"));
     assert_eq!(grown.task_ids.len(), 6);
     assert!(memories::get(&env.db, pair_c).await.unwrap().unwrap().is_duplicate);
     for copy in &copies {

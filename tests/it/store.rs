@@ -6,7 +6,7 @@ use futures::TryStreamExt;
 
 use chrono::{TimeZone, Utc};
 use consolidator::{
-    engine::model::MemoryType,
+    domain::MemoryType,
     store::{
         changes::{self, NewChange},
         jobs::{self, ClaimOutcome, CreateOutcome, HistoryFilter, JobCounters, JobStatus, NewJob, TriggerType},
@@ -19,8 +19,8 @@ use consolidator::{
 use uuid::Uuid;
 
 use crate::{
-    common::TestEnv,
-    fixtures::{self, direction},
+    harness::TestEnv,
+    harness::fixtures::{self, direction},
 };
 
 fn new_job(project_id: Uuid) -> NewJob {
@@ -68,8 +68,8 @@ async fn memories_round_trip_in_one_batch_with_tags_files_and_embeddings() {
     let row = memories::get(&env.db, first.id).await.unwrap().unwrap();
     assert_eq!(row.tags, first.tags);
     assert_eq!(row.files, first.files);
-    assert_eq!(row.embedding().unwrap().unwrap(), first.embedding.clone().unwrap());
-    assert_eq!(row.memory_type().unwrap(), MemoryType::ErrorFix);
+    assert_eq!(row.embedding.clone().unwrap(), first.embedding.clone().unwrap());
+    assert_eq!(row.memory_type, MemoryType::ErrorFix);
     assert_eq!(row.version, 1);
     assert_eq!(projects::active_memory_count(&env.db, project.id).await.unwrap(), 2);
 }
@@ -82,7 +82,7 @@ async fn listing_hides_archived_and_duplicates_unless_asked_and_pages_by_cursor(
         (0..5).map(|i| fixtures::memory(&format!("memory {i}"), MemoryType::Learning, direction(i, 0.0))).collect();
     fixtures::insert(&env.db, project.id, &batch).await;
     let mut conn = env.db.acquire().await.unwrap();
-    memories::archive(&mut conn, &[batch[0].id], "manual").await.unwrap();
+    memories::archive(&mut conn, &[batch[0].id], consolidator::domain::ArchiveReason::Manual).await.unwrap();
     memories::mark_duplicates(&mut conn, &[batch[1].id], &[batch[2].id]).await.unwrap();
 
     let visible = memories::list(&env.db, project.id, &ListFilter { limit: 100, ..Default::default() }).await.unwrap();
@@ -115,7 +115,7 @@ async fn the_snapshot_holds_active_memories_with_files_and_the_active_playbook()
     let archived = fixtures::memory("archived", MemoryType::Warning, direction(4, 0.0));
     fixtures::insert(&env.db, project.id, &[kept.clone(), archived.clone()]).await;
     let mut conn = env.db.acquire().await.unwrap();
-    memories::archive(&mut conn, &[archived.id], "staleness").await.unwrap();
+    memories::archive(&mut conn, &[archived.id], consolidator::domain::ArchiveReason::Staleness).await.unwrap();
     let entry = NewEntry {
         id: Uuid::new_v4(),
         content: "Always pin versions.".into(),
@@ -174,7 +174,7 @@ async fn an_incremental_snapshot_marks_only_what_moved_since_the_base_job_and_wh
     fixtures::insert(&env.db, project.id, &[new.clone(), written.clone()]).await;
     let mut conn = env.db.acquire().await.unwrap();
     let change = NewChange {
-        operation: "merge".into(),
+        operation: consolidator::domain::ChangeOperation::Merge,
         memory_id: written.id,
         previous_state: None,
         new_state: Some(serde_json::json!({"created": true})),
@@ -216,14 +216,17 @@ async fn a_job_is_claimed_once_until_its_lease_goes_stale_then_completes_once() 
 
     assert!(matches!(jobs::claim(&env.db, job.id, "w1", lease).await.unwrap(), ClaimOutcome::Claimed(_)));
     assert!(matches!(jobs::claim(&env.db, job.id, "w2", lease).await.unwrap(), ClaimOutcome::HeldElsewhere(_)));
-    assert_eq!(jobs::heartbeat(&env.db, job.id, "w1", "planning", 0.3).await.unwrap(), jobs::Heartbeat::Renewed);
+    assert_eq!(
+        jobs::heartbeat(&env.db, job.id, "w1", consolidator::domain::Phase::Planning, 0.3).await.unwrap(),
+        jobs::Heartbeat::Renewed
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     let ClaimOutcome::Claimed(taken) = jobs::claim(&env.db, job.id, "w2", lease).await.unwrap() else {
         panic!("not taken over")
     };
     assert_eq!(taken.attempts, 2);
     assert_eq!(
-        jobs::heartbeat(&env.db, job.id, "w1", "applying", 0.5).await.unwrap(),
+        jobs::heartbeat(&env.db, job.id, "w1", consolidator::domain::Phase::Applying, 0.5).await.unwrap(),
         jobs::Heartbeat::Lost,
         "w1 lost the lease"
     );
@@ -292,7 +295,7 @@ async fn changes_are_written_in_bulk_paged_by_operation_and_pruned_by_age() {
     let rows: Vec<NewChange> = ["merge", "merge", "archive"]
         .iter()
         .map(|operation| NewChange {
-            operation: operation.to_string(),
+            operation: operation.parse().expect("an operation"),
             memory_id: memory,
             previous_state: Some(serde_json::json!({"version": 1})),
             new_state: None,
@@ -304,9 +307,13 @@ async fn changes_are_written_in_bulk_paged_by_operation_and_pruned_by_age() {
 
     assert_eq!(changes::insert_batch(&mut conn, Some(job.id), project.id, "tester", &rows).await.unwrap(), 3);
 
-    let merges = changes::for_job(&env.db, job.id, Some("merge"), None, 1).await.unwrap();
+    let merges =
+        changes::for_job(&env.db, job.id, Some(consolidator::domain::ChangeOperation::Merge), None, 1).await.unwrap();
     assert_eq!(merges.len(), 1);
-    let next = changes::for_job(&env.db, job.id, Some("merge"), Some(merges[0].id), 10).await.unwrap();
+    let next =
+        changes::for_job(&env.db, job.id, Some(consolidator::domain::ChangeOperation::Merge), Some(merges[0].id), 10)
+            .await
+            .unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(changes::for_job(&env.db, job.id, None, None, 10).await.unwrap().len(), 3);
     let since = Utc::now() - chrono::Duration::hours(1);
@@ -339,7 +346,15 @@ async fn rollbacks_are_idempotent_by_id_and_record_their_end() {
     let refused = Uuid::new_v4();
     rollbacks::create(&env.db, refused, job.id, project.id, None, "admin").await.unwrap();
     let conflict = Uuid::new_v4();
-    rollbacks::finish_unsuccessful(&env.db, refused, "refused", "changed later", &[conflict]).await.unwrap();
+    rollbacks::finish_unsuccessful(
+        &env.db,
+        refused,
+        consolidator::domain::RollbackStatus::Refused,
+        "changed later",
+        &[conflict],
+    )
+    .await
+    .unwrap();
     let row = rollbacks::get(&env.db, refused).await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.conflicts.0.clone()), ("refused", vec![conflict]));
     assert!(row.is_finished());
@@ -417,7 +432,7 @@ async fn memories_are_read_by_ids_locked_with_versions_and_listed_for_search() {
     fixtures::insert(&env.db, project.id, &batch).await;
     fixtures::insert(&env.db, project.id, std::slice::from_ref(&no_embedding)).await;
     let mut conn = env.db.acquire().await.unwrap();
-    memories::archive(&mut conn, &[batch[0].id], "manual").await.unwrap();
+    memories::archive(&mut conn, &[batch[0].id], consolidator::domain::ArchiveReason::Manual).await.unwrap();
 
     let ids = [batch[1].id, batch[2].id];
     assert_eq!(memories::get_many(&env.db, &ids).await.unwrap().len(), 2);
@@ -482,14 +497,23 @@ async fn a_heartbeat_after_the_workers_own_commit_finds_the_job_finished_not_los
     let job = new_job(project.id);
     jobs::create(&env.db, &job).await.unwrap();
     jobs::claim(&env.db, job.id, "me", Duration::from_secs(60)).await.unwrap();
-    assert_eq!(jobs::heartbeat(&env.db, job.id, "me", "planning", 0.2).await.unwrap(), jobs::Heartbeat::Renewed);
+    assert_eq!(
+        jobs::heartbeat(&env.db, job.id, "me", consolidator::domain::Phase::Planning, 0.2).await.unwrap(),
+        jobs::Heartbeat::Renewed
+    );
 
     let counters = jobs::JobCounters::default();
     assert!(jobs::complete(&env.db, job.id, "me", &counters, 1, 1, &serde_json::json!({})).await.unwrap());
-    assert_eq!(jobs::heartbeat(&env.db, job.id, "me", "applying", 0.7).await.unwrap(), jobs::Heartbeat::Finished);
+    assert_eq!(
+        jobs::heartbeat(&env.db, job.id, "me", consolidator::domain::Phase::Applying, 0.7).await.unwrap(),
+        jobs::Heartbeat::Finished
+    );
 
     let other = new_job(project.id);
     jobs::create(&env.db, &other).await.unwrap();
     jobs::claim(&env.db, other.id, "someone else", Duration::from_secs(60)).await.unwrap();
-    assert_eq!(jobs::heartbeat(&env.db, other.id, "me", "planning", 0.2).await.unwrap(), jobs::Heartbeat::Lost);
+    assert_eq!(
+        jobs::heartbeat(&env.db, other.id, "me", consolidator::domain::Phase::Planning, 0.2).await.unwrap(),
+        jobs::Heartbeat::Lost
+    );
 }

@@ -6,9 +6,9 @@ use consolidator::{bus::messages::JobEvent, watch};
 use uuid::Uuid;
 
 use crate::{
-    common::TestEnv,
-    fixtures,
-    support::{self, Scenario},
+    harness::TestEnv,
+    harness::fixtures,
+    harness::{self, Scenario},
 };
 
 #[tokio::test]
@@ -17,8 +17,8 @@ async fn watch_prints_every_event_of_a_job_as_json_lines_until_it_completes() {
     let project = fixtures::project(&env.db, 1).await;
     fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
     let worker = env.spawn_worker();
-    let command = support::trigger(project.id, serde_json::json!({}));
-    support::publish_trigger(&env.bus, &command).await;
+    let command = harness::trigger(project.id, serde_json::json!({}));
+    harness::publish_trigger(&env.bus, &command).await;
 
     let mut out = Vec::new();
     let end =

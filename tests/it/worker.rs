@@ -2,13 +2,14 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
+use consolidator::config::RetentionConfig;
 use consolidator::{
     bus::{
         CommandKind,
         messages::{CheckCommand, DeadLetter, SCHEMA_VERSION},
     },
     engine::{
-        embed::CentroidEmbedder,
+        merge::embed::CentroidEmbedder,
         synthesis::{ClusterView, ExtractiveSynthesizer, SynthesisDraft, SynthesisError, Synthesizer},
     },
     store::{jobs, memories, projects},
@@ -16,9 +17,9 @@ use consolidator::{
 use uuid::Uuid;
 
 use crate::{
-    common::{TestEnv, eventually},
-    fixtures,
-    support::{Scenario, events_until, job_events, publish_trigger, rollback, trigger, wait_for_status},
+    harness::fixtures,
+    harness::{Scenario, events_until, job_events, publish_trigger, rollback, trigger, wait_for_status},
+    harness::{TestEnv, eventually},
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -63,7 +64,7 @@ async fn a_trigger_runs_to_completed_with_rows_changes_and_events() {
     assert_eq!(from, triple);
     assert!(merged.tags.contains(&"test".to_owned()));
     let stale = memories::get(&env.db, scenario.stale.id).await.unwrap().unwrap();
-    assert_eq!((stale.is_archived, stale.archive_reason.as_deref()), (true, Some("staleness")));
+    assert_eq!((stale.is_archived, stale.archive_reason.map(|reason| reason.as_str())), (true, Some("staleness")));
 
     let audit = consolidator::store::changes::for_job(&env.db, job.id, None, None, 1000).await.unwrap();
     assert_eq!(audit.iter().filter(|c| c.operation == "merge" && c.previous_state.is_some()).count(), 5);
@@ -100,7 +101,8 @@ async fn a_dry_run_changes_nothing_and_reports_the_plan() {
     assert_eq!(plan["truncated"], false);
     assert_eq!(plan["merges"].as_array().unwrap().len(), 2);
     let events = job_events(&env.bus, project.id, job.id, WAIT).await;
-    assert!(events.last().unwrap().result.as_ref().unwrap()["plan"]["clusters"].is_array());
+    let last_result = serde_json::to_value(events.last().unwrap().result.as_ref().unwrap()).unwrap();
+    assert!(last_result["plan"]["clusters"].is_array());
     worker.stop().await;
 }
 
@@ -151,7 +153,7 @@ async fn two_workers_share_many_projects_and_run_each_job_exactly_once() {
     let one_at_a_time = |env: &TestEnv| {
         let mut config = env.worker_config();
         config.worker_concurrency = 1;
-        consolidator::worker::Worker::new(env.db.clone(), env.bus.clone(), config)
+        consolidator::worker::Worker::new(env.db.clone(), env.bus.clone(), config, RetentionConfig::default())
     };
     let first = env.spawn_worker_with(one_at_a_time(&env));
     let second = env.spawn_worker_with(one_at_a_time(&env));
@@ -417,7 +419,7 @@ async fn a_long_consolidation_does_not_delay_a_rollback_queued_behind_it() {
     fixtures::insert(&env.db, long_project.id, &Scenario::new().all()).await;
     let mut config = env.worker_config();
     config.worker_concurrency = 1;
-    let slow = consolidator::worker::Worker::new(env.db.clone(), env.bus.clone(), config)
+    let slow = consolidator::worker::Worker::new(env.db.clone(), env.bus.clone(), config, RetentionConfig::default())
         .with_models(Arc::new(SlowSynthesizer(Duration::from_secs(8))), Arc::new(CentroidEmbedder));
     let worker = env.spawn_worker_with(slow);
     let long = trigger(long_project.id, serde_json::json!({}));
@@ -481,7 +483,12 @@ async fn the_synthesis_cluster_size_is_configurable() {
     fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
     let mut config = env.worker_config();
     config.synthesis_min_cluster = 2;
-    let worker = env.spawn_worker_with(consolidator::worker::Worker::new(env.db.clone(), env.bus.clone(), config));
+    let worker = env.spawn_worker_with(consolidator::worker::Worker::new(
+        env.db.clone(),
+        env.bus.clone(),
+        config,
+        RetentionConfig::default(),
+    ));
     let command = trigger(project.id, serde_json::json!({}));
 
     publish_trigger(&env.bus, &command).await;

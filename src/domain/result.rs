@@ -1,0 +1,219 @@
+//! A job's result, as the worker stores it in `consolidation_jobs.result` and the completed event
+//! carries it: what a real run changed, or (a dry run, or a plan the blast radius stopped) the
+//! plan, bounded. The gateway, the demo, the benchmarks and the console read this shape.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::options::{ClusteringOptions, ValueGuard};
+use super::plan::{BlastRadius, Counters, Difference, PhaseTimings, ScopeReport, Supersession};
+use super::vocabulary::MemoryType;
+
+/// A job's four counters: what it merged, archived, promoted and summarized.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobCounters {
+    pub memories_merged: i32,
+    pub memories_archived: i32,
+    pub memories_promoted: i32,
+    pub summaries_created: i32,
+}
+
+impl From<&super::plan::Counters> for JobCounters {
+    fn from(counters: &super::plan::Counters) -> Self {
+        JobCounters {
+            memories_merged: counters.memories_merged,
+            memories_archived: counters.memories_archived,
+            memories_promoted: counters.memories_promoted,
+            summaries_created: counters.summaries_created,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobResult {
+    pub dry_run: bool,
+    /// Set when a limit stopped the plan (`max_changed_share`); the plan is then in `plan`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
+    /// The plan of a dry run or of a blocked job, bounded (`PlanReport`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub plan: Option<PlanReport>,
+    /// What a real run changed.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub applied: Option<Applied>,
+    #[schema(value_type = Object)]
+    pub guards: GuardsSummary,
+    /// The clustering options the next job compares with to run incrementally; null when this
+    /// job cannot serve as its base.
+    #[schema(value_type = Option<Object>)]
+    pub clustering: Option<ClusteringOptions>,
+}
+
+impl JobResult {
+    /// Timings and scope, wherever this kind of result keeps them.
+    pub fn timings_and_scope(&self) -> (Option<&PhaseTimings>, Option<&ScopeReport>) {
+        match (&self.applied, &self.plan) {
+            (Some(applied), _) => (Some(&applied.timings_ms), Some(&applied.scope)),
+            (None, Some(plan)) => (Some(&plan.timings_ms), Some(&plan.scope)),
+            (None, None) => (None, None),
+        }
+    }
+}
+
+/// What a real run changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    pub created_memory_ids: Vec<Uuid>,
+    pub merges: Vec<AppliedMerge>,
+    pub syntheses: Vec<AppliedSynthesis>,
+    pub playbook_entry_ids: Vec<Uuid>,
+    /// Memories the plan wanted to change that changed since its snapshot (their clusters were
+    /// left out).
+    pub skipped_changed_memories: Vec<Uuid>,
+    /// Review rows this job opened.
+    pub reviews: Vec<OpenedReview>,
+    pub superseded: Vec<Supersession>,
+    pub warnings: Vec<String>,
+    pub timings_ms: PhaseTimings,
+    pub scope: ScopeReport,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedMerge {
+    pub cluster_id: String,
+    pub memory_id: Uuid,
+    pub sources: Vec<Uuid>,
+    pub source_type: Option<MemoryType>,
+    pub coverage: f32,
+    pub compression: f32,
+    pub length_vs_longest: f32,
+    pub confidence: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedSynthesis {
+    pub cluster_id: String,
+    pub memory_id: Uuid,
+    pub confidence: f32,
+    pub needs_review: bool,
+    pub supersedes: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenedReview {
+    pub review_id: Uuid,
+    pub kind: String,
+    pub older_memory_id: Uuid,
+    pub newer_memory_id: Uuid,
+    pub similarity: f32,
+    pub difference: Difference,
+    pub suggestion: String,
+}
+
+/// `result.guards`: what each guard held back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardsSummary {
+    pub value_guard: ValueGuardSummary,
+    pub blast_radius: BlastRadius,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValueGuardSummary {
+    pub mode: ValueGuard,
+    pub held_pairs: usize,
+    pub judged_pairs: usize,
+    pub reviews_proposed: usize,
+    /// Review rows this job opened and open ones it brought up to date (null for a plan that
+    /// was not applied).
+    pub reviews_opened: Option<usize>,
+    pub reviews_refreshed: Option<usize>,
+    pub superseded: usize,
+}
+
+/// A plan as a dry run stores it: bounded whatever the project's size. Each list keeps its first
+/// `limit` entries (without embeddings, their own lists cut with a `<name>_total` beside them),
+/// and `totals` says how many there were.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanReport {
+    pub memories_before: i64,
+    pub memories_after: i64,
+    pub clusters: Vec<Value>,
+    pub merges: Vec<Value>,
+    pub syntheses: Vec<Value>,
+    pub archives: Vec<Value>,
+    pub promotions: Vec<Value>,
+    pub changes: Vec<Value>,
+    pub warnings: Vec<Value>,
+    pub counters: Counters,
+    pub timings_ms: PhaseTimings,
+    pub scope: ScopeReport,
+    pub guard: GuardReportView,
+    pub totals: BTreeMap<String, usize>,
+    pub limit: usize,
+    pub truncated: bool,
+}
+
+/// The value guard's part of a bounded plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GuardReportView {
+    pub value_guard: ValueGuard,
+    pub held_pairs: usize,
+    pub judged_pairs: usize,
+    pub reviews: Vec<Value>,
+    pub superseded: Vec<Value>,
+}
+
+/// A job's result as its completed event carries it: whole while small, else a summary that
+/// points at the job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EventResult {
+    Summary(Box<ResultSummary>),
+    Whole(Box<JobResult>),
+}
+
+/// The counts of a result too large for an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultSummary {
+    pub dry_run: bool,
+    /// Why this is a summary, and where the whole result is.
+    pub truncated: String,
+    pub created_memories: usize,
+    pub merges: usize,
+    pub syntheses: usize,
+    pub archives: usize,
+    pub promotions: usize,
+    pub skipped_changed_memories: usize,
+    pub reviews: usize,
+    pub guards: GuardsSummary,
+    pub timings_ms: Option<PhaseTimings>,
+    pub scope: Option<ScopeReport>,
+}
+
+impl ResultSummary {
+    pub fn of(result: &JobResult, truncated: String) -> Self {
+        let applied = result.applied.as_ref();
+        let plan = result.plan.as_ref();
+        let planned = |count: fn(&PlanReport) -> usize| plan.map_or(0, count);
+        let (timings, scope) = result.timings_and_scope();
+        ResultSummary {
+            dry_run: result.dry_run,
+            truncated,
+            created_memories: applied.map_or(0, |a| a.created_memory_ids.len()),
+            merges: applied.map_or(0, |a| a.merges.len()).max(planned(|p| p.merges.len())),
+            syntheses: applied.map_or(0, |a| a.syntheses.len()).max(planned(|p| p.syntheses.len())),
+            archives: planned(|p| p.archives.len()),
+            promotions: applied.map_or(0, |a| a.playbook_entry_ids.len()).max(planned(|p| p.promotions.len())),
+            skipped_changed_memories: applied.map_or(0, |a| a.skipped_changed_memories.len()),
+            reviews: applied.map_or(0, |a| a.reviews.len()),
+            guards: result.guards.clone(),
+            timings_ms: timings.copied(),
+            scope: scope.cloned(),
+        }
+    }
+}
