@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod engine;
+pub mod finish;
 pub mod gateway;
 pub mod interchange;
 pub mod llm;

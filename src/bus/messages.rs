@@ -74,17 +74,6 @@ pub struct CancelCommand {
     pub requested_by: String,
 }
 
-impl JobEvent {
-    /// The `cancelled` event of a job that ended so, from its row.
-    pub fn cancelled(job: &crate::store::jobs::Job) -> Self {
-        let mut event = JobEvent::new(JobEventKind::Cancelled, job.id, job.project_id);
-        event.at = job.completed_at.unwrap_or(event.at);
-        event.phase = Some(job.phase);
-        event.error = job.error_message.clone();
-        event
-    }
-}
-
 /// An event on `<prefix>.evt.job.<project_id>.<job_id>.<kind>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobEvent {

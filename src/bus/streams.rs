@@ -209,6 +209,9 @@ fn may_answer_later(error: &jetstream::Error, known_servers: usize, replicas: us
         | ErrorCode::STREAM_OFFLINE
         | ErrorCode::CONSUMER_OFFLINE => true,
         ErrorCode::CLUSTER_NO_PEERS | ErrorCode::INSUFFICIENT_RESOURCES => known_servers >= replicas,
+        // In a cluster, a create that raced a leader change can find our own stream under its
+        // subjects (the lookup before it missed); asked again, the lookup finds and updates it.
+        ErrorCode::STREAM_SUBJECT_OVERLAP => known_servers > 1,
         _ => false,
     }
 }
@@ -235,6 +238,8 @@ mod tests {
         assert!(may_answer_later(&api_error(503, 10008), 3, 3), "no meta leader yet");
         assert!(may_answer_later(&api_error(500, 10118), 3, 3), "stream offline");
         assert!(may_answer_later(&api_error(400, 10005), 3, 3), "three servers known, not all joined yet");
+        assert!(may_answer_later(&api_error(400, 10065), 3, 3), "a cluster's stale lookup before a create");
+        assert!(!may_answer_later(&api_error(400, 10065), 1, 1), "one server: the overlap is real");
         assert!(!may_answer_later(&api_error(400, 10005), 2, 3), "a two-server cluster never places three");
         assert!(!may_answer_later(&api_error(503, 10023), 1, 3), "a single server never places three");
         assert!(!may_answer_later(&api_error(503, 10076), 1, 1), "JetStream not enabled");

@@ -134,6 +134,13 @@ pub enum Command {
         #[command(subcommand)]
         kind: bench::BenchKind,
     },
+    /// Benchmarks: this binary was built without them (`--features bench`).
+    #[cfg(not(feature = "bench"))]
+    #[command(hide = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Mints an admin token signed with JWT_SECRET, or else with the local development secret
     /// that `all` made.
     Token {

@@ -92,6 +92,10 @@ impl Cli {
             }
             #[cfg(feature = "bench")]
             Command::Bench { kind } => super::bench::run(kind).await,
+            #[cfg(not(feature = "bench"))]
+            Command::Bench { .. } => anyhow::bail!(
+                "this binary was built without the benchmarks: build it with `cargo build --release --features bench`"
+            ),
             Command::Token { jwt_secret, local_secret, sub, projects, role, ttl_secs, issuer, audience } => {
                 let secret = app::token_secret(jwt_secret, &local_secret)?;
                 let claims = auth::Claims {

@@ -49,6 +49,13 @@ pub fn shortest_f32<S: serde::Serializer>(value: &f32, serializer: S) -> Result<
 }
 
 impl Options {
+    /// The clustering options a later job compares with to run incrementally from this one;
+    /// None when this job cannot serve as that base: it did not merge, or it did not judge every
+    /// pair under its options (`complete` false).
+    pub fn incremental_base(&self, complete: bool) -> Option<ClusteringOptions> {
+        (self.merge && complete).then(|| self.clustering())
+    }
+
     pub fn clustering(&self) -> ClusteringOptions {
         ClusteringOptions {
             similarity_threshold: self.similarity_threshold,

@@ -176,6 +176,13 @@ vocabulary!(RollbackStatus, "rollback status", [
 ]);
 
 vocabulary!(
+    /// A sweep's state: open while its jobs run, completed once its summary is published.
+    SweepStatus, "sweep status", [
+    Running => "running",
+    Completed => "completed",
+]);
+
+vocabulary!(
     /// The kind of a job event (the last token of its subject).
     JobEventKind, "job event", [
     Queued => "queued",

@@ -18,7 +18,7 @@ use super::{
     views::status_location,
 };
 use crate::{
-    bus::{JobEventKind, messages::JobEvent},
+    bus::JobEventKind,
     domain::JobStatus,
     store::{
         cancel::{self, CancelRequest},
@@ -78,13 +78,14 @@ pub async fn cancel_job(
         }
         CancelRequest::Cancelled(job) => {
             // The row is the truth; a lost event is found by the SSE endpoint's status check.
-            if let Err(error) = state.bus.job_terminal_event(JobEventKind::Cancelled, &JobEvent::cancelled(&job)).await
+            if let Err(error) =
+                state.bus.job_terminal_event(JobEventKind::Cancelled, &crate::finish::cancelled_event(&job)).await
             {
                 tracing::warn!(%error, "cancelled event not published");
             }
             // The last job of a sweep to end closes the sweep, whoever ends it.
             if let Some(tick) = job.sweep_tick {
-                if let Err(failure) = crate::worker::sweep::complete_if_done(&state.db, &state.bus, tick).await {
+                if let Err(failure) = crate::finish::close_sweep_if_done(&state.db, &state.bus, tick).await {
                     tracing::warn!(?failure, %tick, "sweep completion check failed");
                 }
             }

@@ -17,7 +17,7 @@ use super::{
     page,
     views::MemoryView,
 };
-use crate::domain::StoredMemory;
+use crate::domain::{ArchiveReason, StoredMemory};
 use crate::store::{changes, memories};
 
 const DEFAULT_PAGE: u32 = 100;
@@ -35,8 +35,8 @@ pub struct Provenance {
     pub consolidated_into: Option<Uuid>,
     /// Synthesis memories written from it.
     pub syntheses: Vec<Uuid>,
-    /// The newer memory that supersedes it as an update of the same fact. Always null for now:
-    /// the service does not yet mark memories superseded.
+    /// The newer memory that supersedes it as an update of the same fact (`value_guard=auto`,
+    /// or an approved review); null while it is not archived as superseded.
     pub superseded_by: Option<Uuid>,
 }
 
@@ -99,12 +99,17 @@ pub async fn get_memory(
         Some(replacement) => Some(replacement),
         None => memories::consolidated_into(&state.db, memory.project_id, id).await?,
     };
+    let superseded_by = if memory.is_archived && memory.archive_reason == Some(ArchiveReason::Superseded) {
+        changes::superseded_by(&state.db, id).await?
+    } else {
+        None
+    };
     let provenance = Provenance {
         sources: memory.consolidated_from.clone().unwrap_or_default(),
         synthesized_from: memory.synthesized_from.clone().unwrap_or_default(),
         consolidated_into,
         syntheses: memories::syntheses_of(&state.db, memory.project_id, id).await?,
-        superseded_by: None,
+        superseded_by,
     };
     let memory = MemoryView::new(memory, query.include_embedding.unwrap_or(false))?;
     Ok(axum::Json(MemoryDetail { memory, provenance }))

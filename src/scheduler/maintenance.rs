@@ -183,7 +183,7 @@ impl Scheduler {
                 report.republished_sweeps += 1;
                 continue;
             }
-            if let Err(failure) = crate::worker::sweep::complete_if_done(&self.db, &self.bus, sweep.tick).await {
+            if let Err(failure) = crate::finish::close_sweep_if_done(&self.db, &self.bus, sweep.tick).await {
                 tracing::warn!(?failure, tick = %sweep.tick, "sweep completion check failed");
             }
         }

@@ -135,3 +135,17 @@ pub async fn for_memory(
         .fetch_all(db)
         .await?)
 }
+
+/// The memory that superseded `memory_id`, as its newest superseding audit row names it (a job
+/// with `value_guard=auto`, or an approved review); None when no row does.
+pub async fn superseded_by(db: impl PgExecutor<'_>, memory_id: Uuid) -> Result<Option<Uuid>> {
+    let named: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT new_state ->> 'superseded_by' FROM consolidation_changes
+          WHERE memory_id = $1 AND operation = 'archive' AND new_state ? 'superseded_by'
+          ORDER BY id DESC LIMIT 1",
+    )
+    .bind(memory_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(named.flatten().and_then(|id| id.parse().ok()))
+}

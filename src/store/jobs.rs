@@ -325,20 +325,6 @@ pub async fn history(db: impl PgExecutor<'_>, project_id: Uuid, filter: &History
     .await?)
 }
 
-/// Durations in seconds of the project's recent completed jobs with their sizes, for estimates.
-pub async fn recent_durations(db: impl PgExecutor<'_>, project_id: Uuid, limit: i64) -> Result<Vec<(f64, i32)>> {
-    Ok(sqlx::query_as(
-        "SELECT EXTRACT(EPOCH FROM completed_at - started_at)::float8, COALESCE(memories_before, 0)
-           FROM consolidation_jobs
-          WHERE project_id = $1 AND status = 'completed' AND started_at IS NOT NULL
-          ORDER BY created_at DESC LIMIT $2",
-    )
-    .bind(project_id)
-    .bind(limit)
-    .fetch_all(db)
-    .await?)
-}
-
 /// Jobs left pending longer than `grace` since they were created or last re-published: their
 /// command may never have been published, or may be gone.
 pub async fn stale_pending(db: impl PgExecutor<'_>, grace: Duration) -> Result<Vec<Job>> {

@@ -15,19 +15,13 @@ use crate::domain::{
 /// A stored row as the domain's `StoredMemory`: kinds parsed, the embedding decoded.
 impl<'r> sqlx::FromRow<'r, PgRow> for StoredMemory {
     fn from_row(row: &'r PgRow) -> sqlx::Result<Self> {
-        let kind = |column: &str| -> sqlx::Result<MemoryType> {
-            let text: String = row.try_get(column)?;
-            text.parse().map_err(|error: UnknownVariant| decode_error(column, error))
-        };
-        let source_type: Option<String> = row.try_get("source_type")?;
-        let archive_reason: Option<String> = row.try_get("archive_reason")?;
         let embedding: Option<Vec<u8>> = row.try_get("context_embedding")?;
         Ok(StoredMemory {
             id: row.try_get("id")?,
             project_id: row.try_get("project_id")?,
             task_id: row.try_get("task_id")?,
             execution_summary: row.try_get("execution_summary")?,
-            memory_type: kind("memory_type")?,
+            memory_type: vocabulary(row, "memory_type")?.ok_or_else(|| decode_error("memory_type", Missing))?,
             goal: row.try_get("goal")?,
             result: row.try_get("result")?,
             feedback: row.try_get("feedback")?,
@@ -55,16 +49,22 @@ impl<'r> sqlx::FromRow<'r, PgRow> for StoredMemory {
             needs_review: row.try_get("needs_review")?,
             is_archived: row.try_get("is_archived")?,
             archived_at: row.try_get("archived_at")?,
-            archive_reason: archive_reason
-                .map(|text| text.parse().map_err(|error: UnknownVariant| decode_error("archive_reason", error)))
-                .transpose()?,
-            source_type: source_type
-                .map(|text| text.parse().map_err(|error: UnknownVariant| decode_error("source_type", error)))
-                .transpose()?,
+            archive_reason: vocabulary(row, "archive_reason")?,
+            source_type: vocabulary(row, "source_type")?,
             task_ids: row.try_get("task_ids")?,
         })
     }
 }
+
+/// A closed-vocabulary column, parsed (None when it is null).
+fn vocabulary<T: std::str::FromStr<Err = UnknownVariant>>(row: &PgRow, column: &str) -> sqlx::Result<Option<T>> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|text| text.parse().map_err(|error| decode_error(column, error))).transpose()
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("null in a NOT NULL column")]
+struct Missing;
 
 fn decode_error(column: &str, error: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
     sqlx::Error::ColumnDecode { index: column.to_owned(), source: Box::new(error) }

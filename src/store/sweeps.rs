@@ -6,6 +6,7 @@ use sqlx::{PgExecutor, types::Json};
 use uuid::Uuid;
 
 use super::Result;
+use crate::domain::SweepStatus;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Sweep {
@@ -13,7 +14,8 @@ pub struct Sweep {
     /// The tick's UTC date.
     pub sweep_date: NaiveDate,
     pub scheduled_at: DateTime<Utc>,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: SweepStatus,
     pub projects_considered: i32,
     pub projects_triggered: i32,
     pub job_ids: Vec<Uuid>,

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::{Worker, guards};
 use crate::{
     domain::{
-        Applied as AppliedResult, AppliedMerge, AppliedSynthesis, Archive, ArchiveReason, BlastRadius,
-        ClusteringOptions, JobResult, Merge, NewMemory, OpenedReview, Options, Plan, Promotion, SourceRef, Synthesis,
+        Applied as AppliedResult, AppliedMerge, AppliedSynthesis, Archive, ArchiveReason, BlastRadius, JobResult,
+        Merge, NewMemory, OpenedReview, Options, Plan, Promotion, SourceRef, Synthesis,
     },
     store::{
         Result, cancel, changes,
@@ -37,13 +37,6 @@ pub struct Applied {
     /// Memories the plan wanted to change that changed since the snapshot.
     pub skipped_memories: Vec<Uuid>,
     pub result: JobResult,
-}
-
-/// The clustering options the next job compares with to run incrementally. None when this job
-/// cannot serve as a base: it did not merge, or it did not judge every pair under its options
-/// (`complete` false: an incremental run forced over different options).
-pub fn clustering_of(options: &Options, complete: bool) -> Option<ClusteringOptions> {
-    (options.merge && complete).then(|| options.clustering())
 }
 
 /// Applies the plan in one transaction; changes nothing unless it ends `Applied`.
@@ -197,7 +190,7 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
             Some((opened.len(), stored.refreshed.len())),
         ),
         // A cluster left out because a member changed is judged again only by a full run.
-        clustering: clustering_of(options, complete && skipped_memories.is_empty()),
+        clustering: options.incremental_base(complete && skipped_memories.is_empty()),
     };
     // The last phase boundary, with the job row locked: a cancel request either is here now or
     // waits for this commit and finds the job completed.

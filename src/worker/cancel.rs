@@ -9,7 +9,7 @@ use super::{Outcome, Worker, failure::Failure};
 use crate::{
     bus::{
         JobEventKind,
-        messages::{CancelCommand, JobEvent, decode},
+        messages::{CancelCommand, decode},
     },
     store::{
         cancel::{self, CancelRequest},
@@ -37,7 +37,7 @@ async fn run(worker: &Worker, command: &CancelCommand) -> Result<Outcome, Failur
         CancelRequest::NotFound => Err(Failure::Rejected(format!("job {} does not exist", command.job_id))),
         CancelRequest::Requested(_) => Ok(Outcome::Done),
         CancelRequest::Cancelled(job) => {
-            worker.bus.job_terminal_event(JobEventKind::Cancelled, &JobEvent::cancelled(&job)).await?;
+            worker.bus.job_terminal_event(JobEventKind::Cancelled, &crate::finish::cancelled_event(&job)).await?;
             super::sweep::on_job_finished(worker, job.id).await;
             Ok(Outcome::Done)
         }
@@ -46,7 +46,7 @@ async fn run(worker: &Worker, command: &CancelCommand) -> Result<Outcome, Failur
             if job.status == JobStatus::Cancelled
                 && job.cancel_requested_by.as_deref() == Some(command.requested_by.as_str()) =>
         {
-            worker.bus.job_terminal_event(JobEventKind::Cancelled, &JobEvent::cancelled(&job)).await?;
+            worker.bus.job_terminal_event(JobEventKind::Cancelled, &crate::finish::cancelled_event(&job)).await?;
             Ok(Outcome::Done)
         }
         CancelRequest::Finished(job) => {

@@ -53,6 +53,16 @@ impl From<StoreError> for Failure {
     }
 }
 
+impl From<crate::finish::FinishError> for Failure {
+    fn from(error: crate::finish::FinishError) -> Self {
+        match error {
+            crate::finish::FinishError::Store(error) => error.into(),
+            crate::finish::FinishError::Bus(error) => error.into(),
+            other => Self::Transient(other.to_string()),
+        }
+    }
+}
+
 impl From<BusError> for Failure {
     fn from(error: BusError) -> Self {
         match error {

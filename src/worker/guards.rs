@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{Worker, apply, boundary::End, events::job_event};
+use super::{Worker, boundary::End, events::job_event};
 use crate::{
     domain::{
         BlastRadius, EventResult, GuardsSummary, JobEventKind, JobResult, Options, Phase, Plan, ValueGuardSummary,
@@ -46,7 +46,7 @@ pub async fn fail_blocked(
         plan: Some(report::report(plan, report::PLAN_REPORT_LIMIT)),
         applied: None,
         guards: summary(plan, blast, None),
-        clustering: apply::clustering_of(options, complete),
+        clustering: options.incremental_base(complete),
     };
     let before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
     if !jobs::fail_with_result(&worker.db, job.id, &worker.worker_id, &error, before, &result).await? {

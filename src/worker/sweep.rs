@@ -5,15 +5,13 @@ use std::time::Duration;
 
 use async_nats::jetstream::{AckKind, Message};
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{Outcome, Worker, check::publish_trigger, failure::Failure};
 use crate::{
-    bus::{
-        Bus,
-        messages::{SCHEMA_VERSION, SweepCommand, SweepSummary, decode, tick_token},
-    },
+    bus::messages::{SweepCommand, decode, tick_token},
+    domain::SweepStatus,
+    finish,
     store::{
         jobs::{self, CreateOutcome, NewJob, TriggerType},
         projects, sweeps,
@@ -44,7 +42,7 @@ async fn run(worker: &Worker, message: &Message, command: &SweepCommand) -> Resu
         Some(sweep) => sweep,
         None => sweeps::get(&worker.db, tick).await?.ok_or_else(|| Failure::Transient("sweep row vanished".into()))?,
     };
-    if sweep.status == "completed" {
+    if sweep.status == SweepStatus::Completed {
         return Ok(Outcome::Done);
     }
     let candidates = projects::sweep_candidates(&worker.db).await?;
@@ -82,7 +80,7 @@ async fn run(worker: &Worker, message: &Message, command: &SweepCommand) -> Resu
     let job_ids = jobs::of_sweep(&worker.db, tick).await?;
     sweeps::record_fan_out(&worker.db, tick, considered, &job_ids).await?;
     tracing::info!(%tick, considered, triggered = job_ids.len(), "sweep fanned out");
-    complete_if_done(&worker.db, &worker.bus, tick).await?;
+    finish::close_sweep_if_done(&worker.db, &worker.bus, tick).await?;
     Ok(Outcome::Done)
 }
 
@@ -90,46 +88,7 @@ async fn run(worker: &Worker, message: &Message, command: &SweepCommand) -> Resu
 pub async fn on_job_finished(worker: &Worker, job_id: Uuid) {
     let Ok(Some(job)) = jobs::get(&worker.db, job_id).await else { return };
     let Some(tick) = job.sweep_tick else { return };
-    if let Err(failure) = complete_if_done(&worker.db, &worker.bus, tick).await {
+    if let Err(failure) = finish::close_sweep_if_done(&worker.db, &worker.bus, tick).await {
         tracing::warn!(?failure, %tick, "sweep completion check failed");
     }
-}
-
-/// Completes the sweep of `tick` and publishes its summary once every job it triggered ended.
-pub async fn complete_if_done(db: &PgPool, bus: &Bus, tick: DateTime<Utc>) -> Result<(), Failure> {
-    let Some(sweep) = sweeps::get(db, tick).await? else { return Ok(()) };
-    if sweep.status == "completed" || sweep.fanned_out_at.is_none() {
-        return Ok(());
-    }
-    let mut summary = SweepSummary {
-        schema_version: SCHEMA_VERSION,
-        tick: Some(tick),
-        sweep_date: Some(sweep.sweep_date),
-        projects_considered: sweep.projects_considered,
-        projects_triggered: sweep.projects_triggered,
-        job_ids: sweep.job_ids.clone(),
-        ..Default::default()
-    };
-    for job_id in &sweep.job_ids {
-        let Some(job) = jobs::get(db, *job_id).await? else { continue };
-        match job.status.as_str() {
-            "completed" => summary.jobs_completed += 1,
-            "failed" => summary.jobs_failed += 1,
-            "cancelled" => summary.jobs_cancelled += 1,
-            _ => return Ok(()),
-        }
-        summary.memories_merged += i64::from(job.memories_merged);
-        summary.memories_archived += i64::from(job.memories_archived);
-        summary.memories_promoted += i64::from(job.memories_promoted);
-        summary.summaries_created += i64::from(job.summaries_created);
-    }
-    let value = serde_json::to_value(&summary).map_err(|error| Failure::Transient(error.to_string()))?;
-    // Published before the row is closed: a failure leaves the sweep open for the next job's
-    // end or a redelivery, and concurrent closers are deduplicated by the message id.
-    let subject = bus.prefix.sweep_completed(tick);
-    bus.publish_event_once(subject, &format!("sweep:{}.completed", tick_token(tick)), &summary).await?;
-    if sweeps::complete(db, tick, &value).await? {
-        tracing::info!(%tick, completed = summary.jobs_completed, failed = summary.jobs_failed, "sweep completed");
-    }
-    Ok(())
 }

@@ -260,7 +260,7 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
             plan: Some(report::report(&plan, report::PLAN_REPORT_LIMIT)),
             applied: None,
             guards: guards::summary(&plan, &blast, None),
-            clustering: apply::clustering_of(options, complete),
+            clustering: options.incremental_base(complete),
         };
         let before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
         let after = i32::try_from(plan.memories_after).unwrap_or(i32::MAX);

@@ -121,6 +121,7 @@ async fn value_guard_auto_supersedes_the_older_memory_and_a_rollback_restores_it
     let hidden = memories::get(&env.db, older.id).await.unwrap().unwrap();
     assert_eq!((hidden.is_archived, hidden.archive_reason.map(|reason| reason.as_str())), (true, Some("superseded")));
     assert!(!hidden.is_duplicate, "superseded, not merged");
+    assert_eq!(changes::superseded_by(&env.db, older.id).await.unwrap(), Some(newer.id));
     assert_eq!(job.memories_merged, 0);
     let audit = changes::for_job(&env.db, job.id, Some(consolidator::domain::ChangeOperation::Archive), None, 100)
         .await

@@ -227,6 +227,9 @@ async fn approving_checks_versions_then_supersedes_the_older_memory_in_one_audit
     let archive =
         audit.iter().find(|(operation, manual, _)| operation == "archive" && *manual).expect("an archive row");
     assert_eq!(archive.2["superseded_by"], newer.id.to_string());
+    let detail =
+        ok(gateway.get(&format!("/api/v1/memories/{}", older.id)).send().await.expect("sent"), StatusCode::OK).await;
+    assert_eq!(detail["provenance"]["superseded_by"], newer.id.to_string(), "the memory names what superseded it");
     assert!(audit.iter().any(|(operation, _, _)| operation == "review"));
     assert_eq!(reviews(&gateway, project, "approved").await.len(), 1);
     gateway.stop().await;

@@ -1,3 +1,5 @@
+use std::collections::BTreeSet;
+
 use consolidator::store::{self, db};
 use uuid::Uuid;
 
@@ -230,4 +232,48 @@ async fn the_steady_state_migration_gives_existing_consolidated_memories_their_s
     assert_eq!(source_type.as_deref(), Some("warning"));
     assert_eq!(task_ids, vec!["t-1", "t-2"]);
     assert_eq!(version, 1, "filling the columns is not a change a rollback would see as a conflict");
+}
+
+/// The values a CHECK constraint allows in `table.column`, read from the live schema.
+async fn allowed_values(env: &TestEnv, table: &str, column: &str) -> BTreeSet<String> {
+    let definitions: Vec<String> = sqlx::query_scalar(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'c'",
+    )
+    .bind(table)
+    .fetch_all(&env.db)
+    .await
+    .expect("constraints read");
+    let mention = format!("({column} = ANY");
+    let definition = definitions
+        .iter()
+        .find(|definition| definition.contains(&mention) && definition.matches("::text").count() > 0)
+        .unwrap_or_else(|| panic!("no CHECK lists the values of {table}.{column}: {definitions:?}"));
+    definition.split('\'').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
+fn texts<T: std::fmt::Display>(values: impl IntoIterator<Item = T>) -> BTreeSet<String> {
+    values.into_iter().map(|value| value.to_string()).collect()
+}
+
+#[tokio::test]
+async fn every_closed_vocabulary_is_exactly_what_its_check_constraint_allows() {
+    use consolidator::domain::{
+        ArchiveReason, ChangeOperation, JobStatus, MemoryType, Phase, ReviewStatus, RollbackStatus, SweepStatus,
+        TriggerType,
+    };
+    let env = TestEnv::new().await;
+    let cases = [
+        ("task_memories", "memory_type", texts(MemoryType::ALL)),
+        ("task_memories", "archive_reason", texts(ArchiveReason::ALL)),
+        ("consolidation_changes", "operation", texts(ChangeOperation::ALL)),
+        ("consolidation_jobs", "status", texts(JobStatus::ALL)),
+        ("consolidation_jobs", "trigger_type", texts(TriggerType::ALL)),
+        ("consolidation_jobs", "phase", texts(Phase::ALL)),
+        ("consolidation_rollbacks", "status", texts(RollbackStatus::ALL)),
+        ("consolidation_reviews", "status", texts(ReviewStatus::ALL)),
+        ("consolidation_sweeps", "status", texts(SweepStatus::ALL)),
+    ];
+    for (table, column, rust) in cases {
+        assert_eq!(allowed_values(&env, table, column).await, rust, "{table}.{column}: SQL and Rust differ");
+    }
 }

@@ -364,8 +364,9 @@ async fn every_tick_of_a_seconds_field_schedule_is_one_sweep_whatever_the_number
     let started = Utc::now();
     let replicas: Vec<_> =
         (0..3).map(|_| tokio::spawn(scheduler::run(scheduler(&env, every_second), shutdown.clone()))).collect();
-    tokio::time::sleep(Duration::from_millis(4500)).await;
-    let until = Utc::now() - chrono::Duration::milliseconds(300);
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    // Ticks a whole second before the stop: a replica slowed by a loaded machine still sweeps them.
+    let until = Utc::now() - chrono::Duration::milliseconds(1000);
     shutdown.cancel();
     for replica in replicas {
         replica.await.unwrap();

@@ -15,8 +15,8 @@ use crate::domain::{Options, ValueGuard};
 use crate::engine::candidates::incremental::fresh_pairs;
 use crate::engine::candidates::partition::{Partition, partitions};
 use crate::engine::clustering::clique::{clique_groups, cluster_id};
+use crate::engine::config::EngineConfig;
 use crate::engine::guards::held::{Texts, guarded_nodes, screen};
-use crate::engine::plan::EngineConfig;
 use crate::engine::similarity::ScoredPair;
 use crate::engine::similarity::ann::approximate_pairs;
 use crate::engine::similarity::prefilter::prefiltered_pairs;
@@ -227,12 +227,4 @@ fn describe(nodes: &[usize], units: Vec<usize>, part: &Partition<'_>) -> (Cluste
         memory_type,
     };
     (cluster, ordered)
-}
-
-impl Found {
-    /// Ids of the units, lead first.
-    pub fn unit_ids(&self, parts: &[Partition<'_>]) -> Vec<Uuid> {
-        let part = &parts[self.partition];
-        self.units.iter().map(|&u| part.units[u].id).collect()
-    }
 }

@@ -289,10 +289,6 @@ impl Sentence {
         let normalized = normalize(text);
         Sentence { tokens: tokens(&normalized), text: text.trim().to_owned(), normalized }
     }
-
-    pub fn says_the_same_as(&self, other: &Sentence) -> bool {
-        self.normalized == other.normalized || jaccard(&self.tokens, &other.tokens) >= NEAR_DUPLICATE_JACCARD
-    }
 }
 
 pub fn sentences(text: &str) -> Vec<Sentence> {
@@ -399,16 +395,6 @@ mod tests {
         assert_eq!(normalize("- Use   the Pool."), "use the pool");
         assert_eq!(normalize("USE THE POOL"), "use the pool");
         assert_eq!(normalize("1. Use the pool!"), "use the pool");
-    }
-
-    #[test]
-    fn near_duplicates_are_detected_but_different_numbers_are_not() {
-        let a = Sentence::new("Set pool_recycle=280 on the engine in backend/app/db/session.py.");
-        let b = Sentence::new("set pool_recycle=280 on the engine in backend/app/db/session.py");
-        let c = Sentence::new("CI run #123: green after the change.");
-        let d = Sentence::new("CI run #456: green after the change.");
-        assert!(a.says_the_same_as(&b));
-        assert!(!c.says_the_same_as(&d));
     }
 
     #[test]
