@@ -49,6 +49,8 @@ pub enum DemoError {
     Watch(#[from] WatchError),
     #[error("job {0} is not in the database")]
     NoJob(Uuid),
+    #[error("reading the job's result: {0}")]
+    Result(String),
     #[error("the demo job {job_id} ended {event}: {error}")]
     JobEnded { job_id: Uuid, event: String, error: String },
 }

@@ -4,11 +4,10 @@
 
 use std::{collections::HashMap, fmt};
 
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::DemoError;
-use crate::domain::ChangeOperation;
+use crate::domain::{Applied, ChangeOperation, Difference, PlanReport};
 use crate::store::{changes, jobs, memories, playbook};
 
 /// Characters of a memory's first line shown per member.
@@ -60,105 +59,242 @@ pub struct PromotionReport {
     pub content: String,
 }
 
+/// A merge or synthesis as the report shows it: the created memory (its text when the plan holds
+/// it), its sources and figures.
+struct Created {
+    memory_id: Uuid,
+    text: Option<String>,
+    sources: Vec<Uuid>,
+    coverage: Option<f32>,
+    compression: Option<f32>,
+    confidence: Option<f32>,
+    needs_review: bool,
+}
+
+/// A possible update: the older and newer memory and their differing values.
+struct Update {
+    older: Uuid,
+    newer: Uuid,
+    difference: Difference,
+}
+
+/// What the report reads of a job's result, whether it was applied or only planned.
+struct Outcome {
+    merges: Vec<Created>,
+    syntheses: Vec<Created>,
+    updates: Vec<Update>,
+    archived: Vec<Uuid>,
+    /// Planned promotions (a dry run), or the playbook entries the job wrote.
+    promotions: Result<Vec<PromotionReport>, Vec<Uuid>>,
+}
+
+/// The parts of a bounded plan's entries (`PlanReport`) the report shows.
+mod planned {
+    use serde::Deserialize;
+    use uuid::Uuid;
+
+    use crate::domain::{Difference, SourceRef};
+
+    #[derive(Deserialize)]
+    pub struct Memory {
+        pub id: Uuid,
+        pub execution_summary: String,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Merge {
+        pub memory: Memory,
+        pub sources: Vec<SourceRef>,
+        pub coverage: f32,
+        pub compression: f32,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Synthesis {
+        pub memory: Memory,
+        pub confidence: f32,
+        pub needs_review: bool,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Review {
+        pub older: SourceRef,
+        pub newer: SourceRef,
+        pub difference: Difference,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Archive {
+        pub memory_id: Uuid,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Promotion {
+        pub category: String,
+        pub content: String,
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(entries: &[serde_json::Value]) -> Result<Vec<T>, DemoError> {
+    entries
+        .iter()
+        .map(|entry| serde_json::from_value(entry.clone()).map_err(|error| DemoError::Result(error.to_string())))
+        .collect()
+}
+
+impl Outcome {
+    fn of_plan(plan: &PlanReport) -> Result<Self, DemoError> {
+        let merges = decode::<planned::Merge>(&plan.merges)?
+            .into_iter()
+            .map(|merge| Created {
+                memory_id: merge.memory.id,
+                text: Some(merge.memory.execution_summary),
+                sources: merge.sources.iter().map(|source| source.id).collect(),
+                coverage: Some(merge.coverage),
+                compression: Some(merge.compression),
+                confidence: None,
+                needs_review: false,
+            })
+            .collect();
+        let syntheses = decode::<planned::Synthesis>(&plan.syntheses)?
+            .into_iter()
+            .map(|synthesis| Created {
+                memory_id: synthesis.memory.id,
+                text: Some(synthesis.memory.execution_summary),
+                sources: Vec::new(),
+                coverage: None,
+                compression: None,
+                confidence: Some(synthesis.confidence),
+                needs_review: synthesis.needs_review,
+            })
+            .collect();
+        let updates = decode::<planned::Review>(&plan.guard.reviews)?
+            .into_iter()
+            .map(|review| Update { older: review.older.id, newer: review.newer.id, difference: review.difference })
+            .collect();
+        let archived =
+            decode::<planned::Archive>(&plan.archives)?.into_iter().map(|archive| archive.memory_id).collect();
+        let promotions = decode::<planned::Promotion>(&plan.promotions)?
+            .into_iter()
+            .map(|promotion| PromotionReport { category: promotion.category, content: promotion.content })
+            .collect();
+        Ok(Outcome { merges, syntheses, updates, archived, promotions: Ok(promotions) })
+    }
+
+    fn of_applied(applied: &Applied, archived: Vec<Uuid>) -> Self {
+        let merges = applied
+            .merges
+            .iter()
+            .map(|merge| Created {
+                memory_id: merge.memory_id,
+                text: None,
+                sources: merge.sources.clone(),
+                coverage: Some(merge.coverage),
+                compression: Some(merge.compression),
+                confidence: None,
+                needs_review: false,
+            })
+            .collect();
+        let syntheses = applied
+            .syntheses
+            .iter()
+            .map(|synthesis| Created {
+                memory_id: synthesis.memory_id,
+                text: None,
+                sources: Vec::new(),
+                coverage: None,
+                compression: None,
+                confidence: Some(synthesis.confidence),
+                needs_review: synthesis.needs_review,
+            })
+            .collect();
+        let updates = applied
+            .reviews
+            .iter()
+            .map(|review| Update {
+                older: review.older_memory_id,
+                newer: review.newer_memory_id,
+                difference: review.difference.clone(),
+            })
+            .collect();
+        Outcome { merges, syntheses, updates, archived, promotions: Err(applied.playbook_entry_ids.clone()) }
+    }
+}
+
 impl Report {
     /// Reads the finished job's result and the memories it names.
     pub async fn gather(db: &sqlx::PgPool, job_id: Uuid) -> Result<Self, DemoError> {
         let job = jobs::get(db, job_id).await?.ok_or(DemoError::NoJob(job_id))?;
-        let result = job.result.map(|result| result.0).unwrap_or(Value::Null);
-        let dry_run = result["dry_run"].as_bool().unwrap_or(false);
-        let plan = if dry_run { &result["plan"] } else { &result };
-        let merges = list(plan, "merges");
-        let syntheses = list(plan, "syntheses");
-        let reviews = if dry_run { list(&plan["guard"], "reviews") } else { list(&result, "reviews") };
-        // A stored review names its memories; a planned one holds them as [id, version].
-        let side =
-            |review: &Value, name: &str| id(&review[format!("{name}_memory_id")]).or_else(|| id(&review[name][0]));
-        let archived_ids: Vec<Uuid> = if dry_run {
-            list(plan, "archives").iter().filter_map(|archive| id(&archive["memory_id"])).collect()
-        } else {
-            changes::for_job(db, job_id, Some(ChangeOperation::Archive), None, MAX_ARCHIVES)
-                .await?
-                .into_iter()
-                .map(|change| change.memory_id)
-                .collect()
+        let result = job.typed_result().ok_or_else(|| DemoError::Result("the job has no result".to_owned()))?;
+        let outcome = match (&result.plan, &result.applied) {
+            (Some(plan), _) => Outcome::of_plan(plan)?,
+            (None, Some(applied)) => {
+                let archived = changes::for_job(db, job_id, Some(ChangeOperation::Archive), None, MAX_ARCHIVES)
+                    .await?
+                    .into_iter()
+                    .map(|change| change.memory_id)
+                    .collect();
+                Outcome::of_applied(applied, archived)
+            }
+            (None, None) => return Err(DemoError::Result("the result holds neither a plan nor changes".to_owned())),
         };
 
-        let mut wanted: Vec<Uuid> = archived_ids.clone();
-        for merge in merges {
-            wanted.extend(list(merge, "sources").iter().filter_map(source_id));
-            wanted.extend(id(&merge["memory_id"]));
+        let mut wanted: Vec<Uuid> = outcome.archived.clone();
+        for created in outcome.merges.iter().chain(&outcome.syntheses) {
+            wanted.extend(&created.sources);
+            wanted.push(created.memory_id);
         }
-        wanted.extend(syntheses.iter().filter_map(|synthesis| id(&synthesis["memory_id"])));
-        wanted.extend(reviews.iter().flat_map(|review| [side(review, "older"), side(review, "newer")]).flatten());
+        wanted.extend(outcome.updates.iter().flat_map(|update| [update.older, update.newer]));
         let texts: HashMap<Uuid, String> = memories::get_many(db, &wanted)
             .await?
             .into_iter()
             .map(|memory| (memory.id, memory.execution_summary))
             .collect();
-        let text_of = |item: &Value| -> String {
-            // A dry run's plan holds the text it would write; a real run's result, the id.
-            item["memory"]["execution_summary"]
-                .as_str()
-                .map(str::to_owned)
-                .or_else(|| id(&item["memory_id"]).and_then(|id| texts.get(&id).cloned()))
-                .unwrap_or_default()
+        let text_of = |created: &Created| -> String {
+            created.text.clone().or_else(|| texts.get(&created.memory_id).cloned()).unwrap_or_default()
         };
+        let named = |id: &Uuid| texts.get(id).map_or_else(|| id.to_string(), |text| first_line(text));
 
-        let merges = merges
+        let merges = outcome
+            .merges
             .iter()
             .map(|merge| MergeReport {
-                merged_id: id(&merge["memory_id"]).or_else(|| id(&merge["memory"]["id"])).unwrap_or_default(),
+                merged_id: merge.memory_id,
                 merged_text: text_of(merge),
-                members: list(merge, "sources")
-                    .iter()
-                    .filter_map(source_id)
-                    .map(|source| texts.get(&source).map_or_else(|| source.to_string(), |text| first_line(text)))
-                    .collect(),
-                coverage: merge["coverage"].as_f64(),
-                compression: merge["compression"].as_f64(),
+                members: merge.sources.iter().map(named).collect(),
+                coverage: merge.coverage.map(f64::from),
+                compression: merge.compression.map(f64::from),
             })
             .collect();
-        let syntheses = syntheses
+        let syntheses = outcome
+            .syntheses
             .iter()
             .map(|synthesis| SynthesisReport {
                 text: text_of(synthesis),
-                confidence: synthesis["confidence"].as_f64(),
-                needs_review: synthesis["needs_review"].as_bool().unwrap_or(false),
+                confidence: synthesis.confidence.map(f64::from),
+                needs_review: synthesis.needs_review,
             })
             .collect();
-        let promoted = if dry_run {
-            list(plan, "promotions")
-                .iter()
-                .map(|promotion| PromotionReport {
-                    category: promotion["category"].as_str().unwrap_or_default().to_owned(),
-                    content: promotion["content"].as_str().unwrap_or_default().to_owned(),
-                })
-                .collect()
-        } else {
-            let entry_ids: Vec<Uuid> = list(&result, "playbook_entry_ids").iter().filter_map(id).collect();
-            playbook::get_many(db, &entry_ids)
+        let promoted = match outcome.promotions {
+            Ok(planned) => planned,
+            Err(entry_ids) => playbook::get_many(db, &entry_ids)
                 .await?
                 .into_iter()
                 .map(|entry| PromotionReport { category: entry.category, content: entry.content })
-                .collect()
+                .collect(),
         };
-        let named = |memory: Option<Uuid>| {
-            memory.map_or_else(String::new, |id| texts.get(&id).map_or_else(|| id.to_string(), |text| first_line(text)))
-        };
-        let updates = reviews
+        let updates = outcome
+            .updates
             .iter()
-            .map(|review| UpdateReport {
-                older: named(side(review, "older")),
-                newer: named(side(review, "newer")),
-                values: (values(&review["difference"]["left"]), values(&review["difference"]["right"])),
+            .map(|update| UpdateReport {
+                older: named(&update.older),
+                newer: named(&update.newer),
+                values: (update.difference.left.join(", "), update.difference.right.join(", ")),
             })
             .collect();
-        let archived = archived_ids
-            .iter()
-            .map(|id| texts.get(id).map_or_else(|| id.to_string(), |text| first_line(text)))
-            .collect();
+        let archived = outcome.archived.iter().map(named).collect();
         Ok(Self {
-            dry_run,
+            dry_run: result.dry_run,
             memories_before: job.memories_before,
             memories_after: job.memories_after,
             merges,
@@ -177,19 +313,6 @@ impl Report {
     pub fn needing_review(&self) -> usize {
         self.syntheses.iter().filter(|synthesis| synthesis.needs_review).count()
     }
-}
-
-fn list<'a>(value: &'a Value, key: &str) -> &'a [Value] {
-    value[key].as_array().map_or(&[], Vec::as_slice)
-}
-
-fn id(value: &Value) -> Option<Uuid> {
-    value.as_str().and_then(|raw| raw.parse().ok())
-}
-
-/// A source is an id (a real run's result) or `{id, version}` (a dry run's plan).
-fn source_id(value: &Value) -> Option<Uuid> {
-    id(value).or_else(|| id(&value["id"]))
 }
 
 /// The first line of a text, cut to [`FIRST_LINE_CHARS`] characters.
@@ -275,19 +398,6 @@ impl fmt::Display for Report {
     }
 }
 
-/// A review's differing values as one line.
-fn values(side: &Value) -> String {
-    match side {
-        Value::Array(items) => items
-            .iter()
-            .map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_owned))
-            .collect::<Vec<_>>()
-            .join(", "),
-        Value::Null => String::new(),
-        other => other.as_str().map_or_else(|| other.to_string(), str::to_owned),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,13 +409,5 @@ mod tests {
         let cut = first_line(&long);
         assert_eq!(cut.chars().count(), FIRST_LINE_CHARS);
         assert!(cut.ends_with('…'));
-    }
-
-    #[test]
-    fn sources_are_read_as_ids_or_as_id_and_version() {
-        let id = Uuid::new_v4();
-        assert_eq!(source_id(&serde_json::json!(id.to_string())), Some(id));
-        assert_eq!(source_id(&serde_json::json!({"id": id.to_string(), "version": 3})), Some(id));
-        assert_eq!(source_id(&serde_json::json!(7)), None);
     }
 }

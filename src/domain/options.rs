@@ -215,7 +215,7 @@ const FIELDS: [Field; 14] = [
     field("dry_run", Kind::Bool, "plan and report without changing anything"),
     field(
         "mode",
-        Kind::Choice(&["auto", "incremental", "full"]),
+        Kind::Choice(&Mode::NAMES),
         "`auto`: incremental when the last completed job clustered with the same options, else full",
     ),
     field(
@@ -225,7 +225,7 @@ const FIELDS: [Field; 14] = [
     ),
     field(
         "value_guard",
-        Kind::Choice(&["review", "auto", "off"]),
+        Kind::Choice(&ValueGuard::NAMES),
         "near-duplicates that state different values: `review` queues them, `auto` supersedes the older, `off` merges them",
     ),
 ];

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::memory::NewMemory;
 use super::options::ValueGuard;
-use super::vocabulary::{ArchiveReason, ChangeOperation, MemoryType};
+use super::vocabulary::{ArchiveReason, ChangeOperation, MemoryType, ReviewKind, ReviewSuggestion, ScopeMode};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -59,15 +59,14 @@ impl GuardReport {
 /// Two near-identical memories that differ in a value: perhaps the newer updates the older.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReviewItem {
-    /// `possible_update`.
-    pub kind: String,
+    pub kind: ReviewKind,
     pub older: SourceRef,
     pub newer: SourceRef,
     pub similarity: f32,
     /// `left`: the older memory's values, `right`: the newer one's.
     pub difference: Difference,
     /// `supersede`: approving archives the older memory as superseded by the newer.
-    pub suggestion: String,
+    pub suggestion: ReviewSuggestion,
 }
 
 /// An older memory hidden because a newer one states a different value of the same fact.
@@ -82,8 +81,7 @@ pub struct Supersession {
 /// Which memories this plan compared, and why (DESIGN.md §11).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScopeReport {
-    /// `full` or `incremental`.
-    pub mode: String,
+    pub mode: ScopeMode,
     pub reason: String,
     /// Clustering nodes: plain memories plus the original sources of consolidated ones.
     pub candidates: usize,

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::options::{ClusteringOptions, ValueGuard};
 use super::plan::{BlastRadius, Counters, Difference, PhaseTimings, ScopeReport, Supersession};
-use super::vocabulary::MemoryType;
+use super::vocabulary::{MemoryType, ReviewKind, ReviewSuggestion};
 
 /// A job's four counters: what it merged, archived, promoted and summarized.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -107,12 +107,12 @@ pub struct AppliedSynthesis {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpenedReview {
     pub review_id: Uuid,
-    pub kind: String,
+    pub kind: ReviewKind,
     pub older_memory_id: Uuid,
     pub newer_memory_id: Uuid,
     pub similarity: f32,
     pub difference: Difference,
-    pub suggestion: String,
+    pub suggestion: ReviewSuggestion,
 }
 
 /// `result.guards`: what each guard held back.
@@ -169,12 +169,14 @@ pub struct GuardReportView {
 }
 
 /// A job's result as its completed event carries it: whole while small, else a summary that
-/// points at the job.
+/// points at the job. Read in this order (untagged): a summary has `truncated`, which a whole
+/// result lacks; anything else is a result written by an earlier version, passed on as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum EventResult {
     Summary(Box<ResultSummary>),
     Whole(Box<JobResult>),
+    Stored(Value),
 }
 
 /// The counts of a result too large for an event.
@@ -215,5 +217,29 @@ impl ResultSummary {
             timings_ms: timings.copied(),
             scope: scope.cloned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn an_event_result_is_read_back_as_the_kind_it_was_written() {
+        let guards = json!({
+            "value_guard": {"mode": "review", "held_pairs": 0, "judged_pairs": 0, "reviews_proposed": 0,
+                            "reviews_opened": null, "reviews_refreshed": null, "superseded": 0},
+            "blast_radius": {"active": 0, "changed": 0, "share": 0.0, "limit": 0.6, "exceeded": false},
+        });
+        let whole = json!({"dry_run": false, "guards": guards, "clustering": null});
+        assert!(matches!(serde_json::from_value(whole).unwrap(), EventResult::Whole(_)));
+        let summary = json!({"dry_run": false, "truncated": "too large", "created_memories": 1, "merges": 1,
+            "syntheses": 0, "archives": 0, "promotions": 0, "skipped_changed_memories": 0, "reviews": 0,
+            "guards": guards, "timings_ms": null, "scope": null});
+        assert!(matches!(serde_json::from_value(summary).unwrap(), EventResult::Summary(_)));
+        let earlier = json!({"dry_run": false, "merges": [1]});
+        assert_eq!(serde_json::from_value::<EventResult>(earlier.clone()).unwrap(), EventResult::Stored(earlier));
     }
 }

@@ -1,5 +1,5 @@
 //! The closed vocabularies: every value a status, kind or operation column may hold. Each is an
-//! enum here, a CHECK constraint in SQL (tests/it/schema compares the two), and parsed once at
+//! enum here, a CHECK constraint in SQL (a test in tests/it/migrations.rs compares the two), and parsed once at
 //! the store's edge.
 
 use std::fmt;
@@ -24,8 +24,10 @@ macro_rules! vocabulary {
 
         impl $name {
             pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
+            /// Every value as its text, in the order of `ALL`.
+            pub const NAMES: [&'static str; [$($text),+].len()] = [$($text),+];
 
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }
         }
@@ -159,6 +161,36 @@ vocabulary!(
     Done => "done",
     Failed => "failed",
     Cancelled => "cancelled",
+]);
+
+vocabulary!(
+    /// What a review proposes to judge.
+    ReviewKind, "review kind", [
+    /// Near-identical memories that state different values: perhaps the newer updates the older.
+    PossibleUpdate => "possible_update",
+]);
+
+vocabulary!(
+    /// What approving a review does.
+    ReviewSuggestion, "review suggestion", [
+    /// The older memory is archived as superseded by the newer.
+    Supersede => "supersede",
+]);
+
+vocabulary!(
+    /// The operation of a playbook change (`playbook_changes`).
+    PlaybookOperation, "playbook operation", [
+    Add => "add",
+    Update => "update",
+    Delete => "delete",
+    Promote => "promote",
+]);
+
+vocabulary!(
+    /// Which memories a job actually compared (its `Mode` decided; §11).
+    ScopeMode, "scope mode", [
+    Full => "full",
+    Incremental => "incremental",
 ]);
 
 vocabulary!(ReviewStatus, "review status", [

@@ -29,9 +29,8 @@ use super::{
 };
 use crate::{
     bus::{JobEventKind, messages::JobEvent},
-    domain::EventResult,
     store::{
-        jobs::{self, Job, JobCounters},
+        jobs::{self, Job},
         rollbacks,
     },
 };
@@ -195,12 +194,12 @@ impl Follow {
     }
 
     async fn accept(&mut self, sequence: Option<u64>, event: JobEvent) -> Option<Event> {
-        match Some(event.event) {
-            Some(JobEventKind::Completed) => {
+        match event.event {
+            JobEventKind::Completed => {
                 self.completed_sent = true;
                 self.done = !rollback_may_follow(&self.db, self.job_id).await;
             }
-            Some(JobEventKind::Failed | JobEventKind::Cancelled | JobEventKind::RolledBack) => self.done = true,
+            JobEventKind::Failed | JobEventKind::Cancelled | JobEventKind::RolledBack => self.done = true,
             _ => {}
         }
         let named = Event::default().event(event.event.as_str());
@@ -275,15 +274,10 @@ fn terminal_event(job: &Job, kind: JobEventKind) -> JobEvent {
     event.at = at.unwrap_or(event.at);
     event.phase = Some(job.phase);
     event.progress = Some(job.progress);
-    event.counters = Some(JobCounters {
-        memories_merged: job.memories_merged,
-        memories_archived: job.memories_archived,
-        memories_promoted: job.memories_promoted,
-        summaries_created: job.summaries_created,
-    });
+    event.counters = Some(job.counters());
     event.memories_before = job.memories_before;
     event.memories_after = job.memories_after;
     event.error = job.error_message.clone();
-    event.result = job.typed_result().map(|result| EventResult::Whole(Box::new(result)));
+    event.result = job.event_result();
     event
 }

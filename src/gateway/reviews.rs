@@ -19,7 +19,7 @@ use super::{
     page,
 };
 use crate::{
-    domain::{ArchiveReason, ChangeOperation, ReviewStatus},
+    domain::{ArchiveReason, ChangeOperation, ReviewKind, ReviewStatus, ReviewSuggestion},
     store::{
         changes::{self, NewChange},
         memories, projects,
@@ -68,7 +68,7 @@ pub struct ReviewView {
     /// The job that proposed it.
     pub job_id: Option<Uuid>,
     /// `possible_update`: near-identical memories that state different values.
-    pub kind: String,
+    pub kind: ReviewKind,
     pub older_memory_id: Uuid,
     pub newer_memory_id: Uuid,
     /// The versions the review was opened on: approving checks them.
@@ -79,7 +79,7 @@ pub struct ReviewView {
     #[schema(value_type = Object)]
     pub difference: serde_json::Value,
     /// `supersede`: approving archives the older memory as superseded by the newer.
-    pub suggestion: String,
+    pub suggestion: ReviewSuggestion,
     /// `open`, `approved` or `rejected`.
     pub status: ReviewStatus,
     pub decided_by: Option<String>,

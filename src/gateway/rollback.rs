@@ -216,18 +216,20 @@ async fn quick_checks(state: &AppState, job: &Job) -> Result<Option<Rollback>> {
 
 fn answer(rollback: Rollback) -> Result<Response> {
     let id = rollback.id;
-    match rollback.status.as_str() {
-        "completed" => Ok((StatusCode::OK, axum::Json(RollbackView::from(rollback))).into_response()),
-        "refused" => Err(ApiError::Conflict(format!(
+    match rollback.status {
+        RollbackStatus::Completed => Ok((StatusCode::OK, axum::Json(RollbackView::from(rollback))).into_response()),
+        RollbackStatus::Refused => Err(ApiError::Conflict(format!(
             "rollback {id} refused: {}",
             rollback.error.as_deref().unwrap_or("no reason given")
         ))),
-        "failed" => Err(ApiError::Unavailable(format!(
+        RollbackStatus::Failed => Err(ApiError::Unavailable(format!(
             "rollback {id} failed: {}",
             rollback.error.as_deref().unwrap_or("no reason given")
         ))),
-        _ => Ok((StatusCode::ACCEPTED, [(header::LOCATION, location(id))], axum::Json(RollbackView::from(rollback)))
-            .into_response()),
+        RollbackStatus::Pending | RollbackStatus::Running => {
+            Ok((StatusCode::ACCEPTED, [(header::LOCATION, location(id))], axum::Json(RollbackView::from(rollback)))
+                .into_response())
+        }
     }
 }
 

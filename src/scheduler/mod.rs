@@ -100,12 +100,15 @@ impl Scheduler {
 /// Catches up, then publishes a sweep at every tick and runs maintenance every interval until
 /// `shutdown`.
 pub async fn run(scheduler: Scheduler, shutdown: CancellationToken) {
-    if let Err(error) = scheduler.catch_up(Utc::now()).await {
+    // The first tick is the one after the instant catch-up looks back from: a tick that falls
+    // while catch-up runs is published late, not skipped.
+    let started = Utc::now();
+    if let Err(error) = scheduler.catch_up(started).await {
         tracing::warn!(%error, "catch-up failed; maintenance retries it");
     }
     let mut maintenance = tokio::time::interval(scheduler.maintenance_interval());
     maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut next = scheduler.next_tick(Utc::now());
+    let mut next = scheduler.next_tick(started);
     loop {
         let Some(tick) = next else {
             tracing::error!("the schedule has no next tick; scheduler stops");

@@ -8,7 +8,7 @@ use sqlx::{PgExecutor, types::Json};
 use uuid::Uuid;
 
 use super::{Result, violated_constraint};
-use crate::domain::JobResult;
+use crate::domain::{EventResult, JobResult};
 pub use crate::domain::{JobCounters, JobStatus, Phase, TriggerType};
 
 pub const ONE_ACTIVE_PER_PROJECT: &str = "consolidation_jobs_one_active_per_project";
@@ -71,6 +71,14 @@ impl Job {
     /// The typed result; None when there is none or it is not one this version reads.
     pub fn typed_result(&self) -> Option<JobResult> {
         self.result.as_ref().and_then(|result| serde_json::from_value(result.0.clone()).ok())
+    }
+
+    /// The result for an event: typed, or (written by an earlier version) as stored.
+    pub fn event_result(&self) -> Option<EventResult> {
+        match self.typed_result() {
+            Some(result) => Some(EventResult::Whole(Box::new(result))),
+            None => self.result.as_ref().map(|result| EventResult::Stored(result.0.clone())),
+        }
     }
 
     /// The memories the job created, as its result lists them.
@@ -227,9 +235,10 @@ pub async fn heartbeat(
     .bind(progress.clamp(0.0, 1.0))
     .fetch_one(db)
     .await?;
-    Ok(match (renewed, status.as_deref()) {
+    let finished = status.map(|status| status.parse::<JobStatus>()).transpose().map_err(corrupt)?;
+    Ok(match (renewed, finished) {
         (true, _) => Heartbeat::Renewed,
-        (false, Some("completed" | "failed" | "cancelled")) => Heartbeat::Finished,
+        (false, Some(status)) if status.is_finished() => Heartbeat::Finished,
         (false, _) => Heartbeat::Lost,
     })
 }
@@ -539,4 +548,8 @@ pub async fn fail_with_result(
     .await?
     .rows_affected();
     Ok(updated == 1)
+}
+
+fn corrupt(error: crate::domain::UnknownVariant) -> super::StoreError {
+    super::StoreError::Corrupt(error.to_string())
 }

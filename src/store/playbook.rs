@@ -6,6 +6,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use super::{Result, embedding};
+use crate::domain::PlaybookOperation;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct PlaybookEntry {
@@ -73,7 +74,7 @@ pub async fn insert_batch(
     conn: &mut PgConnection,
     project_id: Uuid,
     entries: &[NewEntry],
-    operation: &str,
+    operation: PlaybookOperation,
     reason: &str,
     job_id: Option<Uuid>,
     changed_by: &str,
@@ -120,7 +121,7 @@ pub async fn insert_batch(
     .bind(project_id)
     .bind(&ids)
     .bind(&contents)
-    .bind(operation)
+    .bind(operation.as_str())
     .bind(reason)
     .bind(job_id)
     .bind(changed_by)
@@ -159,7 +160,8 @@ pub struct PlaybookChange {
     pub id: i64,
     pub project_id: Uuid,
     pub entry_id: Uuid,
-    pub operation: String,
+    #[sqlx(try_from = "String")]
+    pub operation: PlaybookOperation,
     pub old_content: Option<String>,
     pub new_content: Option<String>,
     pub reason: Option<String>,

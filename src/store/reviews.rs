@@ -9,22 +9,24 @@ use sqlx::{PgConnection, PgExecutor, types::Json};
 use uuid::Uuid;
 
 use super::Result;
-use crate::domain::Difference;
 pub use crate::domain::ReviewStatus;
+use crate::domain::{Difference, ReviewKind, ReviewSuggestion};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ReviewRow {
     pub id: Uuid,
     pub project_id: Uuid,
     pub job_id: Option<Uuid>,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: ReviewKind,
     pub older_memory_id: Uuid,
     pub newer_memory_id: Uuid,
     pub older_version: i64,
     pub newer_version: i64,
     pub similarity: f32,
     pub difference: Json<serde_json::Value>,
-    pub suggestion: String,
+    #[sqlx(try_from = "String")]
+    pub suggestion: ReviewSuggestion,
     #[sqlx(try_from = "String")]
     pub status: ReviewStatus,
     pub decided_by: Option<String>,
@@ -38,12 +40,12 @@ const COLUMNS: &str = "id, project_id, job_id, kind, older_memory_id, newer_memo
 #[derive(Debug, Clone)]
 pub struct NewReview {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: ReviewKind,
     pub older: (Uuid, i64),
     pub newer: (Uuid, i64),
     pub similarity: f32,
     pub difference: Difference,
-    pub suggestion: String,
+    pub suggestion: ReviewSuggestion,
 }
 
 /// What proposing reviews did: rows opened, and open rows of the same pairs brought up to date
@@ -61,11 +63,18 @@ pub async fn open_batch(
     job_id: Uuid,
     reviews: &[NewReview],
 ) -> Result<Proposed> {
+    // One row per pair, either way round: a second proposal of a pair in one statement would
+    // make ON CONFLICT touch its row twice, which PostgreSQL refuses.
+    let mut seen = BTreeSet::new();
+    let reviews: Vec<&NewReview> = reviews
+        .iter()
+        .filter(|r| r.older.0 != r.newer.0 && seen.insert((r.older.0.min(r.newer.0), r.older.0.max(r.newer.0))))
+        .collect();
     if reviews.is_empty() {
         return Ok(Proposed::default());
     }
-    let column = |f: fn(&NewReview) -> Uuid| reviews.iter().map(f).collect::<Vec<Uuid>>();
-    let versions = |f: fn(&NewReview) -> i64| reviews.iter().map(f).collect::<Vec<i64>>();
+    let column = |f: fn(&NewReview) -> Uuid| reviews.iter().map(|r| f(r)).collect::<Vec<Uuid>>();
+    let versions = |f: fn(&NewReview) -> i64| reviews.iter().map(|r| f(r)).collect::<Vec<i64>>();
     let kinds: Vec<&str> = reviews.iter().map(|r| r.kind.as_str()).collect();
     let suggestions: Vec<&str> = reviews.iter().map(|r| r.suggestion.as_str()).collect();
     let similarity: Vec<f32> = reviews.iter().map(|r| r.similarity).collect();

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::{Worker, guards};
 use crate::{
     domain::{
-        Applied as AppliedResult, AppliedMerge, AppliedSynthesis, Archive, ArchiveReason, BlastRadius, JobResult,
-        Merge, NewMemory, OpenedReview, Options, Plan, Promotion, SourceRef, Synthesis,
+        Applied, AppliedMerge, AppliedSynthesis, Archive, ArchiveReason, BlastRadius, JobResult, Merge, NewMemory,
+        OpenedReview, Options, Plan, PlaybookOperation, Promotion, SourceRef, Synthesis,
     },
     store::{
         Result, cancel, changes,
@@ -23,14 +23,14 @@ use crate::{
 
 /// How an apply ended.
 pub enum ApplyOutcome {
-    Applied(Box<Applied>),
+    Committed(Box<Committed>),
     /// This worker no longer holds the job: nothing was changed.
     Lost,
     /// A cancel request (by the named actor) reached the job before its commit: nothing was changed.
     Cancelled(String),
 }
 
-pub struct Applied {
+pub struct Committed {
     pub counters: JobCounters,
     pub memories_before: i32,
     pub memories_after: i32,
@@ -39,7 +39,7 @@ pub struct Applied {
     pub result: JobResult,
 }
 
-/// Applies the plan in one transaction; changes nothing unless it ends `Applied`.
+/// Applies the plan in one transaction; changes nothing unless it ends `Committed`.
 pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, complete: bool) -> Result<ApplyOutcome> {
     let mut tx = worker.db.begin().await?;
     let expected = expected_versions(plan);
@@ -95,7 +95,16 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
         .collect();
     let changed_by = format!("worker:{}", worker.worker_id);
     let reason = format!("promoted by consolidation job {}", job.id);
-    playbook::insert_batch(&mut tx, job.project_id, &entries, "promote", &reason, Some(job.id), &changed_by).await?;
+    playbook::insert_batch(
+        &mut tx,
+        job.project_id,
+        &entries,
+        PlaybookOperation::Promote,
+        &reason,
+        Some(job.id),
+        &changed_by,
+    )
+    .await?;
 
     let audit: Vec<NewChange> = plan
         .changes
@@ -132,7 +141,7 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
     let memories_after = projects::active_memory_count(&mut *tx, job.project_id).await? as i32;
     let mut skipped_memories: Vec<Uuid> = changed.into_iter().collect();
     skipped_memories.sort();
-    let applied = AppliedResult {
+    let applied = Applied {
         created_memory_ids: new_rows.iter().map(|row| row.id).collect(),
         merges: kept
             .merges
@@ -166,12 +175,12 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
             .filter(|review| opened.contains(&review.id))
             .map(|review| OpenedReview {
                 review_id: review.id,
-                kind: review.kind.clone(),
+                kind: review.kind,
                 older_memory_id: review.older.0,
                 newer_memory_id: review.newer.0,
                 similarity: review.similarity,
                 difference: review.difference.clone(),
-                suggestion: review.suggestion.clone(),
+                suggestion: review.suggestion,
             })
             .collect(),
         superseded: plan.guard.superseded.iter().filter(|s| kept.touches(s.memory.id)).cloned().collect(),
@@ -205,7 +214,13 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
         return Ok(ApplyOutcome::Lost);
     }
     tx.commit().await?;
-    Ok(ApplyOutcome::Applied(Box::new(Applied { counters, memories_before, memories_after, skipped_memories, result })))
+    Ok(ApplyOutcome::Committed(Box::new(Committed {
+        counters,
+        memories_before,
+        memories_after,
+        skipped_memories,
+        result,
+    })))
 }
 
 /// The version each memory the plan changes had in the snapshot.

@@ -70,12 +70,12 @@ pub fn new_reviews(job_id: Uuid, plan: &Plan, kept: impl Fn(Uuid) -> bool) -> Ve
         .filter(|r| kept(r.older.id) && kept(r.newer.id))
         .map(|r| crate::store::reviews::NewReview {
             id: Uuid::new_v5(&job_id, format!("review:{}:{}", r.older.id, r.newer.id).as_bytes()),
-            kind: r.kind.clone(),
+            kind: r.kind,
             older: (r.older.id, r.older.version),
             newer: (r.newer.id, r.newer.version),
             similarity: r.similarity,
             difference: r.difference.clone(),
-            suggestion: r.suggestion.clone(),
+            suggestion: r.suggestion,
         })
         .collect()
 }

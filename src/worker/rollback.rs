@@ -220,21 +220,21 @@ impl Touched {
         };
         for row in rows.iter().filter(|row| row.operation != ChangeOperation::Rollback) {
             let previous_version = row.previous_state.as_ref().and_then(|state| state.0["version"].as_i64());
-            match (row.operation.as_str(), previous_version) {
-                ("merge" | "summarize", None) => {
+            match (row.operation, previous_version) {
+                (ChangeOperation::Merge | ChangeOperation::Summarize, None) => {
                     touched.created.push(row.memory_id);
                     touched.versions_after.insert(row.memory_id, 1);
                 }
                 // A merged source, or an earlier synthesis a grown cluster's synthesis replaced.
-                ("merge" | "summarize", Some(version)) => {
+                (ChangeOperation::Merge | ChangeOperation::Summarize, Some(version)) => {
                     touched.sources.push(row.memory_id);
                     touched.versions_after.insert(row.memory_id, version + 1);
                 }
-                ("archive", Some(version)) => {
+                (ChangeOperation::Archive, Some(version)) => {
                     touched.archived.push(row.memory_id);
                     touched.versions_after.insert(row.memory_id, version + 1);
                 }
-                ("promote", _) => {
+                (ChangeOperation::Promote, _) => {
                     let entry = row.new_state.as_ref().and_then(|state| state.0["entry_id"].as_str());
                     if let Some(entry) = entry.and_then(|id| id.parse().ok()) {
                         touched.entries.push(entry);

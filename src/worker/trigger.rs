@@ -274,7 +274,7 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
         return Ok(Some(End { kind: JobEventKind::Completed, event: completed }));
     }
     let applied = match apply::apply(worker, job, &plan, options, complete).await? {
-        ApplyOutcome::Applied(applied) => applied,
+        ApplyOutcome::Committed(committed) => committed,
         ApplyOutcome::Lost => return Ok(None),
         ApplyOutcome::Cancelled(by) => return boundary::cancelled(worker, job, &by, "its commit").await,
     };
@@ -322,7 +322,10 @@ async fn republish_end(worker: &Worker, job: &Job) -> Result<(), Failure> {
     event.memories_before = job.memories_before;
     event.memories_after = job.memories_after;
     event.counters = Some(job.counters());
-    event.result = job.typed_result().as_ref().map(event_result);
+    event.result = match job.typed_result() {
+        Some(result) => Some(event_result(&result)),
+        None => job.event_result(),
+    };
     worker.bus.job_terminal_event(kind, &event).await?;
     Ok(())
 }
@@ -356,7 +359,12 @@ mod tests {
             superseded: Vec::new(),
             warnings: Vec::new(),
             timings_ms: PhaseTimings::default(),
-            scope: ScopeReport { mode: "full".to_owned(), reason: String::new(), candidates: 0, compared: 0 },
+            scope: ScopeReport {
+                mode: crate::domain::ScopeMode::Full,
+                reason: String::new(),
+                candidates: 0,
+                compared: 0,
+            },
         };
         let value_guard = ValueGuardSummary {
             mode: ValueGuard::Review,

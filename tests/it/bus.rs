@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use consolidator::bus::{Bus, CommandKind, streams::ConsumerSettings};
 
-use crate::harness::TestEnv;
+use crate::harness::*;
 
 #[tokio::test]
 async fn streams_and_consumers_are_created_once_and_updated_when_settings_change() {

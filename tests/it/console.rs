@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
 
-use crate::harness::{TestGateway, ok, token};
+use crate::harness::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 const WINDOW: (u32, u32) = (1366, 900);

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use consolidator::demo::{self, DemoOptions};
 
-use crate::harness::TestEnv;
+use crate::harness::*;
 
 fn options(dry_run: bool) -> DemoOptions {
     DemoOptions { dry_run, progress_bar: false, patience: Duration::from_secs(60) }

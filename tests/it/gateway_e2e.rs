@@ -7,12 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{
-    gateway_jobs::read_sse,
-    gateway_memories::ingest,
-    gateway_rollback::clustered_memories,
-    harness::{TestGateway, ok},
-};
+use crate::harness::*;
 
 /// Every memory of the project, hidden ones included: id -> the fields a rollback restores.
 async fn all_memories(gateway: &TestGateway, project: Uuid) -> BTreeMap<String, Value> {

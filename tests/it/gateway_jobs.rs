@@ -7,76 +7,17 @@ use consolidator::{
     domain::ChangeOperation,
     store::{
         changes::{self, NewChange},
-        jobs::{self, Job, JobCounters, NewJob, TriggerType},
+        jobs::{self, TriggerType},
     },
 };
-use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::harness::{TestGateway, error, ok};
-
-/// A job taken through the store to `completed` (or `failed`), as a worker would.
-pub async fn finished_job(
-    gateway: &TestGateway,
-    project: Uuid,
-    trigger_type: TriggerType,
-    completed: bool,
-    result: Value,
-) -> Job {
-    let db = &gateway.env.db;
-    let new = NewJob {
-        id: Uuid::new_v4(),
-        project_id: project,
-        trigger_type,
-        options: json!({}),
-        triggered_by: "tester".to_owned(),
-        scheduled_for: None,
-    };
-    jobs::create(db, &new).await.expect("job created");
-    jobs::claim(db, new.id, "test-worker", Duration::from_secs(60)).await.expect("claimed");
-    if completed {
-        let counters =
-            JobCounters { memories_merged: 2, memories_archived: 1, memories_promoted: 0, summaries_created: 1 };
-        assert!(jobs::complete(db, new.id, "test-worker", &counters, 10, 8, &result).await.expect("completed"));
-    } else {
-        assert!(jobs::fail(db, new.id, "it broke").await.expect("failed"));
-    }
-    jobs::get(db, new.id).await.expect("read").expect("exists")
-}
+use crate::harness::*;
 
 async fn trigger(gateway: &TestGateway, body: Value) -> reqwest::Response {
     gateway.post("/api/v1/consolidation/trigger", &body).send().await.expect("sent")
-}
-
-/// One Server-Sent Event: (event name, id, JSON data).
-pub type Sse = (String, Option<String>, Value);
-
-/// Reads an SSE response to its end (or `timeout`), returning the events and whether it ended.
-pub async fn read_sse(response: reqwest::Response, timeout: Duration) -> (Vec<Sse>, bool) {
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.headers()["content-type"].to_str().expect("ascii").starts_with("text/event-stream"));
-    let mut body = response.bytes_stream();
-    let mut text = String::new();
-    let ended = tokio::time::timeout(timeout, async {
-        while let Some(chunk) = body.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
-        }
-    })
-    .await
-    .is_ok();
-    let events = text
-        .split("\n\n")
-        .filter_map(|block| {
-            let field = |name: &str| {
-                block.lines().find_map(|line| line.strip_prefix(name).map(|value| value.trim_start().to_owned()))
-            };
-            let data = field("data:")?;
-            Some((field("event:").unwrap_or_default(), field("id:"), serde_json::from_str(&data).expect("JSON data")))
-        })
-        .collect();
-    (events, ended)
 }
 
 #[tokio::test]

@@ -7,13 +7,7 @@ use consolidator::store::jobs::TriggerType;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::{
-    gateway_jobs::{finished_job, read_sse},
-    gateway_memories::{ingest, memory},
-    harness::eventually,
-    harness::fixtures::direction,
-    harness::{TestGateway, error, ok},
-};
+use crate::harness::*;
 
 #[tokio::test]
 async fn event_streams_beyond_the_cap_get_429_and_a_closed_one_frees_its_place() {
@@ -50,9 +44,9 @@ async fn a_search_that_would_rank_more_than_the_cap_is_503_and_a_narrower_one_ru
         &gateway,
         project,
         &[
-            memory("one", "learning", direction(0, 0.0)),
-            memory("two", "learning", direction(1, 0.0)),
-            memory("three", "decision", direction(2, 0.0)),
+            memory_json("one", "learning", direction(0, 0.0)),
+            memory_json("two", "learning", direction(1, 0.0)),
+            memory_json("three", "decision", direction(2, 0.0)),
         ],
     )
     .await;
@@ -71,7 +65,7 @@ async fn a_search_that_would_rank_more_than_the_cap_is_503_and_a_narrower_one_ru
 async fn searches_beyond_the_concurrency_cap_get_429_while_one_runs() {
     let gateway = TestGateway::start_with(|config| config.search_max_concurrent = 1).await;
     let project = gateway.project().await;
-    ingest(&gateway, project, &[memory("one", "learning", direction(0, 0.0))]).await;
+    ingest(&gateway, project, &[memory_json("one", "learning", direction(0, 0.0))]).await;
     let path = format!("/api/v1/projects/{project}/memories/search");
     // Holds the first search inside its read, as a search over a huge project would be.
     let mut blocker = gateway.env.db.begin().await.expect("transaction");

@@ -5,32 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{
-    harness::fixtures::direction,
-    harness::{TestGateway, error, ok},
-};
-
-pub fn memory(summary: &str, memory_type: &str, embedding: Vec<f32>) -> Value {
-    json!({
-        "id": Uuid::new_v4(),
-        "task_id": format!("task-{}", Uuid::new_v4().simple()),
-        "execution_summary": summary,
-        "memory_type": memory_type,
-        "tags": ["test"],
-        "files": ["src/lib.rs"],
-        "context_embedding": embedding,
-        "success": true,
-        "reused_count": 5,
-        "last_reused_at": chrono::Utc::now(),
-    })
-}
-
-pub async fn ingest(gateway: &TestGateway, project: Uuid, memories: &[Value]) -> Vec<Uuid> {
-    let response =
-        gateway.post(&format!("/api/v1/projects/{project}/memories"), &json!({"memories": memories})).send().await;
-    let body = ok(response.expect("sent"), StatusCode::CREATED).await;
-    serde_json::from_value(body["ids"].clone()).expect("ids")
-}
+use crate::harness::*;
 
 async fn list(gateway: &TestGateway, project: Uuid, query: &str) -> Value {
     let response = gateway.get(&format!("/api/v1/projects/{project}/memories?{query}")).send().await.expect("sent");
@@ -54,8 +29,8 @@ async fn a_batch_is_stored_whole_and_fixes_the_projects_dimension() {
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
     let batch = [
-        memory("Fixed the flaky login test.", "error_fix", direction(0, 0.1)),
-        memory("The cache is keyed by tenant.", "codebase_knowledge", direction(3, 0.0)),
+        memory_json("Fixed the flaky login test.", "error_fix", direction(0, 0.1)),
+        memory_json("The cache is keyed by tenant.", "codebase_knowledge", direction(3, 0.0)),
     ];
 
     let response = gateway.post(&format!("/api/v1/projects/{project}/memories"), &json!({"memories": batch})).send();
@@ -82,8 +57,8 @@ async fn a_batch_is_stored_whole_and_fixes_the_projects_dimension() {
 async fn an_invalid_memory_is_named_and_nothing_of_its_batch_is_stored() {
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
-    ingest(&gateway, project, &[memory("first", "learning", direction(0, 0.0))]).await;
-    let good = || memory("fine", "learning", direction(1, 0.0));
+    ingest(&gateway, project, &[memory_json("first", "learning", direction(0, 0.0))]).await;
+    let good = || memory_json("fine", "learning", direction(1, 0.0));
     let mut wrong_dim = good();
     wrong_dim["context_embedding"] = json!([1.0, 0.0, 0.0]);
     let mut bad_type = good();
@@ -123,7 +98,7 @@ async fn an_invalid_memory_is_named_and_nothing_of_its_batch_is_stored() {
 async fn a_first_batch_may_not_mix_dimensions() {
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
-    let batch = [memory("a", "learning", vec![1.0, 0.0]), memory("b", "learning", vec![1.0, 0.0, 0.0])];
+    let batch = [memory_json("a", "learning", vec![1.0, 0.0]), memory_json("b", "learning", vec![1.0, 0.0, 0.0])];
 
     let response = gateway.post(&format!("/api/v1/projects/{project}/memories"), &json!({"memories": batch})).send();
     let message = error(response.await.expect("sent"), StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity").await;
@@ -138,7 +113,7 @@ async fn a_first_batch_may_not_mix_dimensions() {
 async fn too_many_memories_in_one_batch_is_413() {
     let gateway = TestGateway::start_with(|config| config.ingest_max_batch = 2).await;
     let project = gateway.project().await;
-    let batch: Vec<Value> = (0..3).map(|i| memory(&format!("m{i}"), "learning", direction(i, 0.0))).collect();
+    let batch: Vec<Value> = (0..3).map(|i| memory_json(&format!("m{i}"), "learning", direction(i, 0.0))).collect();
 
     let response = gateway.post(&format!("/api/v1/projects/{project}/memories"), &json!({"memories": batch})).send();
     error(response.await.expect("sent"), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
@@ -149,12 +124,12 @@ async fn too_many_memories_in_one_batch_is_413() {
 async fn ingest_answers_409_for_an_existing_id_404_for_an_unknown_project_and_403_outside_the_token() {
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
-    let first = memory("first", "learning", direction(0, 0.0));
+    let first = memory_json("first", "learning", direction(0, 0.0));
     ingest(&gateway, project, std::slice::from_ref(&first)).await;
 
     let again = gateway.post(&format!("/api/v1/projects/{project}/memories"), &json!({"memories": [first]})).send();
     error(again.await.expect("sent"), StatusCode::CONFLICT, "conflict").await;
-    let body = json!({"memories": [memory("x", "learning", direction(0, 0.0))]});
+    let body = json!({"memories": [memory_json("x", "learning", direction(0, 0.0))]});
     let unknown = gateway.post(&format!("/api/v1/projects/{}/memories", Uuid::new_v4()), &body).send();
     error(unknown.await.expect("sent"), StatusCode::NOT_FOUND, "not_found").await;
     let other = gateway.scoped(Method::POST, &format!("/api/v1/projects/{project}/memories"), Uuid::new_v4());
@@ -174,10 +149,10 @@ async fn listing_hides_archived_and_duplicate_memories_unless_asked_and_filters_
         &gateway,
         project,
         &[
-            memory("kept", "learning", direction(0, 0.0)),
-            memory("archived", "learning", direction(1, 0.0)),
-            memory("duplicate", "warning", direction(2, 0.0)),
-            memory("a decision", "decision", direction(3, 0.0)),
+            memory_json("kept", "learning", direction(0, 0.0)),
+            memory_json("archived", "learning", direction(1, 0.0)),
+            memory_json("duplicate", "warning", direction(2, 0.0)),
+            memory_json("a decision", "decision", direction(3, 0.0)),
         ],
     )
     .await;
@@ -215,7 +190,7 @@ async fn listing_hides_archived_and_duplicate_memories_unless_asked_and_filters_
 async fn listing_pages_in_a_stable_order_without_gaps_or_repeats() {
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
-    let batch: Vec<Value> = (0..7).map(|i| memory(&format!("m{i}"), "learning", direction(i, 0.0))).collect();
+    let batch: Vec<Value> = (0..7).map(|i| memory_json(&format!("m{i}"), "learning", direction(i, 0.0))).collect();
     let mut expected = ingest(&gateway, project, &batch).await;
     expected.sort();
 
@@ -241,11 +216,11 @@ async fn search_ranks_by_similarity_and_hides_archived_and_duplicates_unless_ask
         &gateway,
         project,
         &[
-            memory("closest", "learning", direction(0, 0.05)),
-            memory("close", "decision", direction(0, 0.4)),
-            memory("far", "learning", direction(5, 0.0)),
-            memory("archived twin", "learning", direction(0, 0.0)),
-            memory("duplicate twin", "learning", direction(0, 0.01)),
+            memory_json("closest", "learning", direction(0, 0.05)),
+            memory_json("close", "decision", direction(0, 0.4)),
+            memory_json("far", "learning", direction(5, 0.0)),
+            memory_json("archived twin", "learning", direction(0, 0.0)),
+            memory_json("duplicate twin", "learning", direction(0, 0.01)),
         ],
     )
     .await;
@@ -313,7 +288,7 @@ async fn audit_rows(gateway: &TestGateway, memory: Uuid) -> Vec<(Option<Uuid>, S
 async fn archive_unarchive_and_reuse_change_the_memory_and_are_audited() {
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
-    let id = ingest(&gateway, project, &[memory("m", "learning", direction(0, 0.0))]).await[0];
+    let id = ingest(&gateway, project, &[memory_json("m", "learning", direction(0, 0.0))]).await[0];
 
     let archived = gateway.post(&format!("/api/v1/memories/{id}/archive"), &json!({"reason": "obsolete API"})).send();
     let archived = ok(archived.await.expect("sent"), StatusCode::OK).await;
@@ -350,7 +325,7 @@ async fn archive_unarchive_and_reuse_change_the_memory_and_are_audited() {
 async fn manual_actions_answer_409_404_and_400_as_they_should() {
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
-    let id = ingest(&gateway, project, &[memory("m", "learning", direction(0, 0.0))]).await[0];
+    let id = ingest(&gateway, project, &[memory_json("m", "learning", direction(0, 0.0))]).await[0];
 
     let unarchive = gateway.post(&format!("/api/v1/memories/{id}/unarchive"), &json!({})).send().await.expect("sent");
     error(unarchive, StatusCode::CONFLICT, "conflict").await;

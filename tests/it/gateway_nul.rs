@@ -5,12 +5,7 @@ use consolidator::gateway::auth::{self, Claims};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::{
-    gateway_jobs::finished_job,
-    gateway_memories::{ingest, memory},
-    harness::fixtures::direction,
-    harness::{SECRET, TestGateway, error, ok},
-};
+use crate::harness::*;
 
 const NUL: &str = "before\u{0}after";
 
@@ -18,10 +13,10 @@ const NUL: &str = "before\u{0}after";
 async fn a_nul_in_any_text_is_a_422_naming_the_field() {
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
-    let stored = ingest(&gateway, project, &[memory("kept", "learning", direction(0, 0.0))]).await[0];
+    let stored = ingest(&gateway, project, &[memory_json("kept", "learning", direction(0, 0.0))]).await[0];
     let job = finished_job(&gateway, project, consolidator::store::jobs::TriggerType::Manual, true, json!({})).await;
     let with = |field: &str, value: Value| {
-        let mut memory = memory("fine", "learning", direction(1, 0.0));
+        let mut memory = memory_json("fine", "learning", direction(1, 0.0));
         memory[field] = value;
         json!({"memories": [memory]})
     };

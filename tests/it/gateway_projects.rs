@@ -4,7 +4,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::harness::{TestGateway, error, ok};
+use crate::harness::*;
 
 #[tokio::test]
 async fn a_project_is_created_with_defaults_and_read_back() {

@@ -1,7 +1,5 @@
 //! Gateway: rollback requests, the quick refusals, the bounded wait, and rollback status.
 
-use std::time::Duration;
-
 use consolidator::{
     bus::{CommandKind, messages::RollbackCommand},
     store::{
@@ -13,13 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{
-    gateway_jobs::finished_job,
-    gateway_memories::{ingest, memory},
-    harness::eventually,
-    harness::fixtures::direction,
-    harness::{TestGateway, error, ok},
-};
+use crate::harness::*;
 
 async fn rollback(gateway: &TestGateway, body: Value) -> reqwest::Response {
     gateway.post("/api/v1/consolidation/rollback", &body).send().await.expect("sent")
@@ -161,32 +153,6 @@ async fn rollback_status_answers_404_for_unknown_and_foreign_ids() {
     )
     .await;
     gateway.stop().await;
-}
-
-/// Runs a real job through the worker and returns its finished status.
-pub async fn consolidate(gateway: &TestGateway, project: Uuid) -> Value {
-    let accepted = gateway.post("/api/v1/consolidation/trigger", &json!({"project_id": project})).send().await;
-    let job_id = ok(accepted.expect("sent"), StatusCode::ACCEPTED).await["job_id"].as_str().expect("job id").to_owned();
-    eventually(Duration::from_secs(60), || async {
-        let status = gateway.get(&format!("/api/v1/consolidation/status/{job_id}")).send().await.ok()?;
-        let status: Value = status.json().await.ok()?;
-        (status["status"] == "completed" || status["status"] == "failed").then_some(status)
-    })
-    .await
-    .expect("the job finished")
-}
-
-/// Memories that merge: three near-identical, two near-identical, two loners.
-pub fn clustered_memories() -> Vec<Value> {
-    vec![
-        memory("Retry the flaky upload with backoff.", "error_fix", direction(0, 0.0)),
-        memory("Upload flakes: retry it with exponential backoff.", "error_fix", direction(0, 0.03)),
-        memory("The upload step is flaky; a retry with backoff fixes it.", "error_fix", direction(0, 0.06)),
-        memory("Config lives in settings.toml.", "codebase_knowledge", direction(4, 0.0)),
-        memory("Settings are read from settings.toml at start.", "codebase_knowledge", direction(4, 0.04)),
-        memory("Use the staging database for load tests.", "decision", direction(8, 0.0)),
-        memory("The API rate limit is 100 requests a minute.", "learning", direction(12, 0.0)),
-    ]
 }
 
 #[tokio::test]

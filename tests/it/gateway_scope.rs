@@ -9,12 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{
-    gateway_jobs::finished_job,
-    gateway_memories::{ingest, memory},
-    harness::fixtures::direction,
-    harness::{TestGateway, ok},
-};
+use crate::harness::*;
 
 /// Status and body, with `id` written as `<id>` so two answers about different ids compare.
 async fn answer(response: reqwest::Response, id: &str) -> (StatusCode, Value) {
@@ -31,7 +26,7 @@ async fn a_foreign_id_is_answered_exactly_as_an_unknown_one() {
     let job = finished_job(&gateway, theirs, TriggerType::Manual, true, json!({"dry_run": false})).await;
     let rollback = Uuid::new_v4();
     rollbacks::create(&gateway.env.db, rollback, job.id, theirs, None, "someone").await.expect("rollback row");
-    let memory_id = ingest(&gateway, theirs, &[memory("theirs", "learning", direction(0, 0.0))]).await[0];
+    let memory_id = ingest(&gateway, theirs, &[memory_json("theirs", "learning", direction(0, 0.0))]).await[0];
 
     let routes: Vec<(Method, String, Option<Value>, String)> = vec![
         (Method::GET, "/api/v1/consolidation/status/{}".into(), None, job.id.to_string()),
@@ -79,8 +74,8 @@ async fn a_taken_memory_id_is_answered_alike_whichever_project_holds_it_and_name
     let gateway = TestGateway::start().await;
     let theirs = gateway.project().await;
     let mine = gateway.project().await;
-    let their_memory = memory("theirs", "learning", direction(0, 0.0));
-    let my_memory = memory("mine", "learning", direction(1, 0.0));
+    let their_memory = memory_json("theirs", "learning", direction(0, 0.0));
+    let my_memory = memory_json("mine", "learning", direction(1, 0.0));
     ingest(&gateway, theirs, std::slice::from_ref(&their_memory)).await;
     ingest(&gateway, mine, std::slice::from_ref(&my_memory)).await;
 
@@ -105,7 +100,7 @@ async fn a_foreign_memory_action_waits_for_no_lock() {
     let gateway = TestGateway::start().await;
     let theirs = gateway.project().await;
     let mine = gateway.project().await;
-    let memory_id = ingest(&gateway, theirs, &[memory("theirs", "learning", direction(0, 0.0))]).await[0];
+    let memory_id = ingest(&gateway, theirs, &[memory_json("theirs", "learning", direction(0, 0.0))]).await[0];
     // Another session holds the row, as a long job's apply would.
     let mut holder = gateway.env.db.begin().await.expect("transaction");
     sqlx::query("SELECT id FROM task_memories WHERE id = $1 FOR UPDATE")

@@ -15,12 +15,7 @@ use proptest::{
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::{
-    gateway_jobs::finished_job,
-    gateway_memories::{ingest, memory},
-    harness::fixtures::direction,
-    harness::{TestGateway, ok},
-};
+use crate::harness::*;
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 const JSON_TYPES: [&str; 7] = ["string", "number", "integer", "boolean", "array", "object", "null"];
@@ -309,7 +304,7 @@ struct Case {
 async fn requests_generated_from_the_spec_never_get_a_5xx_and_every_error_is_json() {
     let gateway = TestGateway::start_with(|config| config.rollback_wait_ms = 100).await;
     let project = gateway.project().await;
-    let memories = ingest(&gateway, project, &[memory("a", "learning", direction(0, 0.0))]).await;
+    let memories = ingest(&gateway, project, &[memory_json("a", "learning", direction(0, 0.0))]).await;
     let job = finished_job(&gateway, project, TriggerType::Manual, true, json!({"dry_run": false})).await;
     let spec = served(&gateway).await;
     let ids = vec![

@@ -15,13 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{
-    gateway_jobs::{finished_job, read_sse},
-    gateway_memories::{ingest, memory},
-    gateway_rollback::{clustered_memories, consolidate},
-    harness::fixtures::direction,
-    harness::{TestGateway, error, ok},
-};
+use crate::harness::*;
 
 fn ids(items: &Value, key: &str) -> Vec<Uuid> {
     items
@@ -42,9 +36,9 @@ async fn projects_are_listed_in_pages_within_the_tokens_scope_with_counts_and_th
         &gateway,
         busy,
         &[
-            memory("kept", "learning", direction(0, 0.0)),
-            memory("archived", "learning", direction(1, 0.0)),
-            memory("merged away", "learning", direction(2, 0.0)),
+            memory_json("kept", "learning", direction(0, 0.0)),
+            memory_json("archived", "learning", direction(1, 0.0)),
+            memory_json("merged away", "learning", direction(2, 0.0)),
         ],
     )
     .await;
@@ -159,7 +153,7 @@ async fn a_memory_shows_its_provenance_and_every_change_that_touched_it() {
 async fn the_playbook_lists_active_entries_with_their_supporting_memories() {
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
-    let stored = ingest(&gateway, project, &[memory("supports it", "learning", direction(0, 0.0))]).await;
+    let stored = ingest(&gateway, project, &[memory_json("supports it", "learning", direction(0, 0.0))]).await;
     let entry = |content: &str, supporting: Vec<Uuid>| NewEntry {
         id: Uuid::new_v4(),
         content: content.to_owned(),
@@ -173,9 +167,17 @@ async fn the_playbook_lists_active_entries_with_their_supporting_memories() {
     let active = entry("Retry with backoff.", vec![stored[0], Uuid::new_v4()]);
     let retired = entry("An old rule.", vec![stored[0]]);
     let mut conn = gateway.env.db.acquire().await.expect("connection");
-    playbook::insert_batch(&mut conn, project, &[active.clone(), retired.clone()], "promote", "test", None, "tester")
-        .await
-        .expect("entries");
+    playbook::insert_batch(
+        &mut conn,
+        project,
+        &[active.clone(), retired.clone()],
+        consolidator::domain::PlaybookOperation::Promote,
+        "test",
+        None,
+        "tester",
+    )
+    .await
+    .expect("entries");
     playbook::deactivate(&mut conn, &[retired.id], "test", None, "tester").await.expect("deactivated");
     drop(conn);
     let path = format!("/api/v1/projects/{project}/playbook");

@@ -8,7 +8,6 @@ use consolidator::{
         CommandKind,
         messages::{CancelCommand, DeadLetter, JobEvent, SCHEMA_VERSION},
     },
-    domain::{MemoryType, NewMemory},
     store::{
         changes,
         jobs::{self, NewJob, TriggerType},
@@ -18,27 +17,9 @@ use consolidator::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::{
-    harness::TestEnv,
-    harness::fixtures::{self, direction},
-    harness::{Scenario, events_until, publish_trigger, rollback, trigger, wait_for_status},
-};
+use crate::harness::*;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Two paraphrases of the old router address and, learned later, the new address.
-pub fn router_addresses() -> (Vec<NewMemory>, NewMemory) {
-    let old = |summary: &str, tilt: f32, days: i64| NewMemory {
-        learned_at: chrono::Utc::now() - chrono::Duration::days(days),
-        ..fixtures::memory(summary, MemoryType::CodebaseKnowledge, direction(2, tilt))
-    };
-    let paraphrases = vec![
-        old("The office router IP is 192.168.7.1; the VPN config points at it.", 0.0, 30),
-        old("The VPN config points at the office router, whose IP is 192.168.7.1.", 0.04, 20),
-    ];
-    let newer = old("The office router IP is 192.168.9.1; the VPN config points at it.", 0.02, 2);
-    (paraphrases, newer)
-}
 
 async fn count(env: &TestEnv, sql: &str, project_id: Uuid) -> i64 {
     sqlx::query_scalar(sql).bind(project_id).fetch_one(&env.db).await.expect("count")

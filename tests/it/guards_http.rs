@@ -10,13 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{
-    gateway_jobs::read_sse,
-    guards_bus::router_addresses,
-    harness::fixtures,
-    harness::{Scenario, wait_for_status},
-    harness::{TestGateway, error, ok},
-};
+use crate::harness::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::{harness::TestEnv, harness::fixtures};
+use crate::harness::*;
 
 async fn insert_review(
     env: &TestEnv,
@@ -65,4 +65,42 @@ async fn the_guards_schema_takes_cancelled_jobs_superseded_archives_and_one_revi
     };
     assert!(job("cancelled").await.is_ok());
     assert!(job("aborted").await.is_err());
+}
+
+#[tokio::test]
+async fn one_batch_that_proposes_a_pair_twice_either_way_round_opens_one_review() {
+    use consolidator::{
+        domain::{Difference, DifferenceKind},
+        store::reviews::{self, NewReview},
+    };
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let proposal = |older: Uuid, newer: Uuid| NewReview {
+        id: Uuid::new_v4(),
+        kind: consolidator::domain::ReviewKind::PossibleUpdate,
+        older: (older, 1),
+        newer: (newer, 1),
+        similarity: 0.95,
+        difference: Difference { kind: DifferenceKind::Value, left: vec!["1".into()], right: vec!["2".into()] },
+        suggestion: consolidator::domain::ReviewSuggestion::Supersede,
+    };
+    let job = Uuid::new_v4();
+    sqlx::query("INSERT INTO consolidation_jobs (id, project_id, trigger_type, triggered_by) VALUES ($1, $2, 'manual', 'tester')")
+        .bind(job)
+        .bind(project.id)
+        .execute(&env.db)
+        .await
+        .expect("a job");
+    let mut conn = env.db.acquire().await.expect("connection");
+    let proposed = reviews::open_batch(&mut conn, project.id, job, &[proposal(a, b), proposal(b, a), proposal(a, a)])
+        .await
+        .expect("the batch is stored");
+    assert_eq!((proposed.opened.len(), proposed.refreshed.len()), (1, 0));
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM consolidation_reviews WHERE project_id = $1")
+        .bind(project.id)
+        .fetch_one(&env.db)
+        .await
+        .expect("count");
+    assert_eq!(stored, 1);
 }

@@ -3,7 +3,7 @@ use std::collections::BTreeSet;
 use consolidator::store::{self, db};
 use uuid::Uuid;
 
-use crate::{harness::TestEnv, harness::fixtures};
+use crate::harness::*;
 
 const OUR_TABLES: [&str; 9] = [
     "projects",
@@ -243,10 +243,12 @@ async fn allowed_values(env: &TestEnv, table: &str, column: &str) -> BTreeSet<St
     .fetch_all(&env.db)
     .await
     .expect("constraints read");
-    let mention = format!("({column} = ANY");
+    // PostgreSQL writes `IN (...)` as `= ANY (ARRAY[...])`, and a one-value list as `= '...'`.
+    let (several, one) = (format!("({column} = ANY"), format!("CHECK (({column} = '"));
     let definition = definitions
         .iter()
-        .find(|definition| definition.contains(&mention) && definition.matches("::text").count() > 0)
+        .find(|definition| definition.contains(&several))
+        .or_else(|| definitions.iter().find(|definition| definition.starts_with(&one)))
         .unwrap_or_else(|| panic!("no CHECK lists the values of {table}.{column}: {definitions:?}"));
     definition.split('\'').skip(1).step_by(2).map(str::to_owned).collect()
 }
@@ -258,8 +260,8 @@ fn texts<T: std::fmt::Display>(values: impl IntoIterator<Item = T>) -> BTreeSet<
 #[tokio::test]
 async fn every_closed_vocabulary_is_exactly_what_its_check_constraint_allows() {
     use consolidator::domain::{
-        ArchiveReason, ChangeOperation, JobStatus, MemoryType, Phase, ReviewStatus, RollbackStatus, SweepStatus,
-        TriggerType,
+        ArchiveReason, ChangeOperation, JobStatus, MemoryType, Phase, PlaybookOperation, ReviewKind, ReviewStatus,
+        ReviewSuggestion, RollbackStatus, SweepStatus, TriggerType,
     };
     let env = TestEnv::new().await;
     let cases = [
@@ -272,6 +274,9 @@ async fn every_closed_vocabulary_is_exactly_what_its_check_constraint_allows() {
         ("consolidation_rollbacks", "status", texts(RollbackStatus::ALL)),
         ("consolidation_reviews", "status", texts(ReviewStatus::ALL)),
         ("consolidation_sweeps", "status", texts(SweepStatus::ALL)),
+        ("consolidation_reviews", "kind", texts(ReviewKind::ALL)),
+        ("consolidation_reviews", "suggestion", texts(ReviewSuggestion::ALL)),
+        ("playbook_changes", "operation", texts(PlaybookOperation::ALL)),
     ];
     for (table, column, rust) in cases {
         assert_eq!(allowed_values(&env, table, column).await, rust, "{table}.{column}: SQL and Rust differ");

@@ -16,11 +16,7 @@ use consolidator::{
 use futures::StreamExt;
 use uuid::Uuid;
 
-use crate::{
-    harness::fixtures,
-    harness::{Scenario, events_until, publish_trigger, trigger, wait_for_status},
-    harness::{TestEnv, eventually},
-};
+use crate::harness::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 

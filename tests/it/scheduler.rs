@@ -20,11 +20,7 @@ use consolidator::{
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{
-    harness::fixtures,
-    harness::{Scenario, events_until},
-    harness::{TestEnv, eventually},
-};
+use crate::harness::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -4,11 +4,7 @@
 use consolidator::store::{jobs, memories};
 use uuid::Uuid;
 
-use crate::{
-    harness::TestEnv,
-    harness::fixtures,
-    harness::{Scenario, publish_trigger, rollback, trigger, wait_for_status},
-};
+use crate::harness::*;
 
 const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 

@@ -18,10 +18,7 @@ use consolidator::{
 };
 use uuid::Uuid;
 
-use crate::{
-    harness::TestEnv,
-    harness::fixtures::{self, direction},
-};
+use crate::harness::*;
 
 fn new_job(project_id: Uuid) -> NewJob {
     NewJob {
@@ -126,9 +123,17 @@ async fn the_snapshot_holds_active_memories_with_files_and_the_active_playbook()
         embedding: Some(direction(3, 0.0)),
         source_memory_id: Some(kept.id),
     };
-    playbook::insert_batch(&mut conn, project.id, std::slice::from_ref(&entry), "add", "test", None, "tester")
-        .await
-        .unwrap();
+    playbook::insert_batch(
+        &mut conn,
+        project.id,
+        std::slice::from_ref(&entry),
+        consolidator::domain::PlaybookOperation::Add,
+        "test",
+        None,
+        "tester",
+    )
+    .await
+    .unwrap();
 
     let snapshot = memories::snapshot(&mut conn, project.id, None, None).await.unwrap();
 
@@ -459,9 +464,17 @@ async fn playbook_entries_are_read_by_ids() {
         source_memory_id: None,
     };
     let mut conn = env.db.acquire().await.unwrap();
-    playbook::insert_batch(&mut conn, project.id, std::slice::from_ref(&entry), "add", "test", None, "t")
-        .await
-        .unwrap();
+    playbook::insert_batch(
+        &mut conn,
+        project.id,
+        std::slice::from_ref(&entry),
+        consolidator::domain::PlaybookOperation::Add,
+        "test",
+        None,
+        "t",
+    )
+    .await
+    .unwrap();
 
     let read = playbook::get_many(&env.db, &[entry.id, Uuid::new_v4()]).await.unwrap();
 

@@ -5,11 +5,7 @@ use std::time::Duration;
 use consolidator::{bus::messages::JobEvent, watch};
 use uuid::Uuid;
 
-use crate::{
-    harness::TestEnv,
-    harness::fixtures,
-    harness::{self, Scenario},
-};
+use crate::harness::*;
 
 #[tokio::test]
 async fn watch_prints_every_event_of_a_job_as_json_lines_until_it_completes() {
@@ -17,8 +13,8 @@ async fn watch_prints_every_event_of_a_job_as_json_lines_until_it_completes() {
     let project = fixtures::project(&env.db, 1).await;
     fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
     let worker = env.spawn_worker();
-    let command = harness::trigger(project.id, serde_json::json!({}));
-    harness::publish_trigger(&env.bus, &command).await;
+    let command = trigger(project.id, serde_json::json!({}));
+    publish_trigger(&env.bus, &command).await;
 
     let mut out = Vec::new();
     let end =

@@ -16,11 +16,7 @@ use consolidator::{
 };
 use uuid::Uuid;
 
-use crate::{
-    harness::fixtures,
-    harness::{Scenario, events_until, job_events, publish_trigger, rollback, trigger, wait_for_status},
-    harness::{TestEnv, eventually},
-};
+use crate::harness::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use rayon::prelude::*;
 use uuid::Uuid;
 
-use crate::domain::Difference;
 use crate::domain::Memory;
 use crate::domain::ValueGuard;
+use crate::domain::{Difference, ReviewKind, ReviewSuggestion};
 use crate::domain::{GuardReport, ReviewItem, SourceRef, Supersession};
 use crate::engine::candidates::partition::Partition;
 use crate::engine::guards::value::{Claims, difference};
@@ -20,10 +20,6 @@ use crate::engine::similarity::ScoredPair;
 /// Texts of clustering nodes by id (a node is a plain memory or an original source of a
 /// consolidated one). A node without a text is never held back.
 pub type Texts<'t> = HashMap<Uuid, &'t str>;
-
-/// What review items propose.
-pub const POSSIBLE_UPDATE: &str = "possible_update";
-pub const SUPERSEDE: &str = "supersede";
 
 /// One held pair of units (active memories), the older first.
 #[derive(Debug, Clone)]
@@ -116,12 +112,12 @@ pub fn screen(
             report.reviews = open
                 .iter()
                 .map(|h| ReviewItem {
-                    kind: POSSIBLE_UPDATE.to_owned(),
+                    kind: ReviewKind::PossibleUpdate,
                     older: unit_ref(h.older),
                     newer: unit_ref(h.newer),
                     similarity: h.similarity,
                     difference: h.difference.clone(),
-                    suggestion: SUPERSEDE.to_owned(),
+                    suggestion: ReviewSuggestion::Supersede,
                 })
                 .collect();
         }

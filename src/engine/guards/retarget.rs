@@ -8,7 +8,8 @@ use uuid::Uuid;
 use crate::domain::{GuardReport, Merge, NEW_MEMORY_VERSION, SourceRef};
 
 /// A held memory that this plan merges is represented afterwards by the consolidated memory:
-/// reviews and supersessions name that one, and two reviews that become the same pair are one.
+/// reviews and supersessions name that one, and two reviews that become the same pair (either
+/// way round: A older than B in one, B older than the merge of A in another) are one.
 pub fn retarget(guard: &mut GuardReport, merges: &[Merge]) {
     let into: HashMap<Uuid, SourceRef> = merges
         .iter()
@@ -19,12 +20,55 @@ pub fn retarget(guard: &mut GuardReport, merges: &[Merge]) {
     let mut reviews = Vec::with_capacity(guard.reviews.len());
     for mut review in std::mem::take(&mut guard.reviews) {
         (review.older, review.newer) = (moved(review.older), moved(review.newer));
-        if seen.insert((review.older.id, review.newer.id)) {
+        let pair = (review.older.id.min(review.newer.id), review.older.id.max(review.newer.id));
+        if review.older.id != review.newer.id && seen.insert(pair) {
             reviews.push(review);
         }
     }
     guard.reviews = reviews;
     for s in &mut guard.superseded {
         s.superseded_by = moved(SourceRef { id: s.superseded_by, version: 0 }).id;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Difference, DifferenceKind, NewMemory, ReviewItem, ValueGuard};
+
+    fn review(older: u128, newer: u128) -> ReviewItem {
+        ReviewItem {
+            kind: crate::domain::ReviewKind::PossibleUpdate,
+            older: SourceRef { id: Uuid::from_u128(older), version: 1 },
+            newer: SourceRef { id: Uuid::from_u128(newer), version: 1 },
+            similarity: 0.95,
+            difference: Difference { kind: DifferenceKind::Value, left: vec!["1".into()], right: vec!["2".into()] },
+            suggestion: crate::domain::ReviewSuggestion::Supersede,
+        }
+    }
+
+    fn merge_of(created: u128, sources: &[u128]) -> Merge {
+        let memory: NewMemory = crate::domain::Memory::for_test(created, "merged").into();
+        Merge {
+            cluster_id: format!("c{created}"),
+            memory,
+            sources: sources.iter().map(|&id| SourceRef { id: Uuid::from_u128(id), version: 1 }).collect(),
+            coverage: 1.0,
+            compression: 1.0,
+            length_vs_longest: 1.0,
+            confidence: 1.0,
+            embedder: "centroid".to_owned(),
+        }
+    }
+
+    #[test]
+    fn two_reviews_that_become_one_pair_either_way_round_are_one() {
+        // A (1) is older than B (2); B is older than C (3); A and C merge into M (9).
+        let mut guard = GuardReport::new(ValueGuard::Review);
+        guard.reviews = vec![review(1, 2), review(2, 3)];
+        retarget(&mut guard, &[merge_of(9, &[1, 3])]);
+        assert_eq!(guard.reviews.len(), 1, "{:?}", guard.reviews);
+        let only = &guard.reviews[0];
+        assert_eq!((only.older.id, only.newer.id), (Uuid::from_u128(9), Uuid::from_u128(2)));
     }
 }

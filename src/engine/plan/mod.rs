@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     Archive, ArchiveReason, Counters, Memory, MemoryType, Merge, Options, PhaseTimings, Plan, ProjectSnapshot,
-    ScopeReport, Synthesis,
+    ScopeMode, ScopeReport, Synthesis,
 };
 use crate::engine::archive::stale_memories;
 use crate::engine::candidates::partition::{Partition, leaf_originals};
@@ -186,7 +186,7 @@ pub fn build(
         warnings,
         timings_ms: timings,
         scope: ScopeReport {
-            mode: if incremental { "incremental" } else { "full" }.to_owned(),
+            mode: if incremental { ScopeMode::Incremental } else { ScopeMode::Full },
             reason: snapshot.scope.reason.clone(),
             candidates: parts.iter().map(Partition::len).sum(),
             compared: compared_nodes,

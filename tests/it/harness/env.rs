@@ -2,7 +2,6 @@
 //! in parallel without seeing each other. DATABASE_URL / NATS_URL (default: the standard local
 //! ports) are used when they answer; otherwise, if a Docker engine exists, testcontainers starts
 //! PostgreSQL and NATS with JetStream once for the whole test binary.
-#![allow(dead_code)]
 
 use std::{net::ToSocketAddrs, str::FromStr, sync::Arc, time::Duration};
 
@@ -83,7 +82,6 @@ async fn start_nats_container() -> String {
 /// One test's private world: a fresh migrated database and a fresh subject prefix.
 pub struct TestEnv {
     pub db: PgPool,
-    pub database_url: String,
     pub database_name: String,
     pub nats: NatsConfig,
     pub bus: Bus,
@@ -130,7 +128,7 @@ impl TestEnv {
             .await
             .expect("connecting to NATS");
         bus.ensure_streams(Duration::from_secs(3600)).await.expect("creating streams");
-        Self { db, database_url, database_name, nats, bus, admin_url: services.database_url.clone() }
+        Self { db, database_name, nats, bus, admin_url: services.database_url.clone() }
     }
 
     pub fn worker_config(&self) -> WorkerConfig {

@@ -75,3 +75,17 @@ pub async fn insert(db: &PgPool, project_id: Uuid, batch: &[NewMemory]) {
     consolidator::store::projects::fix_embedding_dim(&mut *conn, project_id, DIM as i32).await.expect("dim fixed");
     memories::insert_batch(&mut conn, project_id, batch).await.expect("memories inserted");
 }
+
+/// Two paraphrases of the old router address and, learned later, the new address.
+pub fn router_addresses() -> (Vec<NewMemory>, NewMemory) {
+    let old = |summary: &str, tilt: f32, days: i64| NewMemory {
+        learned_at: chrono::Utc::now() - chrono::Duration::days(days),
+        ..memory(summary, MemoryType::CodebaseKnowledge, direction(2, tilt))
+    };
+    let paraphrases = vec![
+        old("The office router IP is 192.168.7.1; the VPN config points at it.", 0.0, 30),
+        old("The VPN config points at the office router, whose IP is 192.168.7.1.", 0.04, 20),
+    ];
+    let newer = old("The office router IP is 192.168.9.1; the VPN config points at it.", 0.02, 2);
+    (paraphrases, newer)
+}

@@ -1,6 +1,6 @@
 //! The gateway served in-process for tests, its tokens, and assertions on its answers.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::time::Duration;
 
 use consolidator::config::RetentionConfig;
 use consolidator::{
@@ -10,7 +10,6 @@ use consolidator::{
         auth::{self, Claims},
     },
 };
-use futures::StreamExt;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;

@@ -1,14 +1,15 @@
 //! Everything a test needs, one import away (`use crate::harness::*`): its own database and
 //! subject prefix (`TestEnv`), workers, the gateway served in-process (`TestGateway`), fixtures,
 //! and helpers for commands and events.
-#![allow(dead_code, unused_imports)]
 
 pub mod env;
 pub mod fixtures;
 pub mod gateway;
+pub mod http;
 pub mod support;
 
 pub use env::*;
 pub use fixtures::*;
 pub use gateway::*;
+pub use http::*;
 pub use support::*;
