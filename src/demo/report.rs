@@ -71,6 +71,18 @@ struct Created {
     needs_review: bool,
 }
 
+impl Created {
+    fn merge(memory_id: Uuid, text: Option<String>, sources: Vec<Uuid>, coverage: f32, compression: f32) -> Self {
+        let (coverage, compression) = (Some(coverage), Some(compression));
+        Created { memory_id, text, sources, coverage, compression, confidence: None, needs_review: false }
+    }
+
+    fn synthesis(memory_id: Uuid, text: Option<String>, confidence: f32, needs_review: bool) -> Self {
+        let (sources, confidence) = (Vec::new(), Some(confidence));
+        Created { memory_id, text, sources, coverage: None, compression: None, confidence, needs_review }
+    }
+}
+
 /// A possible update: the older and newer memory and their differing values.
 struct Update {
     older: Uuid,
@@ -146,26 +158,17 @@ impl Outcome {
     fn of_plan(plan: &PlanReport) -> Result<Self, DemoError> {
         let merges = decode::<planned::Merge>(&plan.merges)?
             .into_iter()
-            .map(|merge| Created {
-                memory_id: merge.memory.id,
-                text: Some(merge.memory.execution_summary),
-                sources: merge.sources.iter().map(|source| source.id).collect(),
-                coverage: Some(merge.coverage),
-                compression: Some(merge.compression),
-                confidence: None,
-                needs_review: false,
+            .map(|merge| {
+                let sources = merge.sources.iter().map(|source| source.id).collect();
+                let text = Some(merge.memory.execution_summary);
+                Created::merge(merge.memory.id, text, sources, merge.coverage, merge.compression)
             })
             .collect();
         let syntheses = decode::<planned::Synthesis>(&plan.syntheses)?
             .into_iter()
-            .map(|synthesis| Created {
-                memory_id: synthesis.memory.id,
-                text: Some(synthesis.memory.execution_summary),
-                sources: Vec::new(),
-                coverage: None,
-                compression: None,
-                confidence: Some(synthesis.confidence),
-                needs_review: synthesis.needs_review,
+            .map(|synthesis| {
+                let text = Some(synthesis.memory.execution_summary);
+                Created::synthesis(synthesis.memory.id, text, synthesis.confidence, synthesis.needs_review)
             })
             .collect();
         let updates = decode::<planned::Review>(&plan.guard.reviews)?
@@ -185,27 +188,15 @@ impl Outcome {
         let merges = applied
             .merges
             .iter()
-            .map(|merge| Created {
-                memory_id: merge.memory_id,
-                text: None,
-                sources: merge.sources.clone(),
-                coverage: Some(merge.coverage),
-                compression: Some(merge.compression),
-                confidence: None,
-                needs_review: false,
+            .map(|merge| {
+                Created::merge(merge.memory_id, None, merge.sources.clone(), merge.coverage, merge.compression)
             })
             .collect();
         let syntheses = applied
             .syntheses
             .iter()
-            .map(|synthesis| Created {
-                memory_id: synthesis.memory_id,
-                text: None,
-                sources: Vec::new(),
-                coverage: None,
-                compression: None,
-                confidence: Some(synthesis.confidence),
-                needs_review: synthesis.needs_review,
+            .map(|synthesis| {
+                Created::synthesis(synthesis.memory_id, None, synthesis.confidence, synthesis.needs_review)
             })
             .collect();
         let updates = applied

@@ -66,23 +66,9 @@ impl Options {
 }
 
 impl Default for Options {
+    /// The defaults of the field table (`FIELDS`); the unit tests resolve them.
     fn default() -> Self {
-        Options {
-            merge: true,
-            summarize: true,
-            archive: true,
-            promote: true,
-            similarity_threshold: 0.90,
-            min_cluster_size: 2,
-            cross_type: false,
-            archive_stale_days: 90,
-            archive_min_reuse: 3,
-            promote_confidence_threshold: 0.85,
-            dry_run: false,
-            mode: Mode::Auto,
-            max_changed_share: 0.6,
-            value_guard: ValueGuard::Review,
-        }
+        serde_json::from_value(Value::Object(defaults())).expect("the field table's defaults form valid options")
     }
 }
 
@@ -100,7 +86,6 @@ impl ConsolidationOptions {
 
 impl utoipa::PartialSchema for ConsolidationOptions {
     fn schema() -> RefOr<Schema> {
-        let defaults = serde_json::to_value(Options::default()).unwrap_or(Value::Null);
         let mut object = ObjectBuilder::new().description(Some(
             "Consolidation options; every field optional: an absent one falls back to the project's \
              default, then to the built-in default.",
@@ -118,7 +103,7 @@ impl utoipa::PartialSchema for ConsolidationOptions {
                     ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values.iter().copied()))
                 }
             };
-            let property = property.description(Some(field.doc)).default(defaults.get(field.name).cloned());
+            let property = property.description(Some(field.doc)).default(Some(field.default.value()));
             object = object.property(field.name, property);
         }
         RefOr::T(Schema::Object(
@@ -136,7 +121,6 @@ impl utoipa::ToSchema for ConsolidationOptions {
 /// The options as a Markdown table (name, default, allowed, meaning): docs/configuration.md
 /// holds this table, and a test keeps the two the same.
 pub fn markdown_table() -> String {
-    let defaults = serde_json::to_value(Options::default()).unwrap_or(Value::Null);
     let mut table = String::from("| option | default | allowed | meaning |\n|---|---|---|---|\n");
     for field in &FIELDS {
         let allowed = match field.kind {
@@ -145,10 +129,9 @@ pub fn markdown_table() -> String {
             Kind::Integer { min, max } => format!("{min}..={max}"),
             Kind::Choice(values) => values.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", "),
         };
-        let default = match defaults.get(field.name) {
-            Some(Value::String(text)) => format!("`{text}`"),
-            Some(value) => format!("`{value}`"),
-            None => String::new(),
+        let default = match field.default.value() {
+            Value::String(text) => format!("`{text}`"),
+            value => format!("`{value}`"),
         };
         table.push_str(&format!("| `{}` | {default} | {allowed} | {} |\n", field.name, field.doc));
     }
@@ -176,56 +159,103 @@ enum Kind {
     Choice(&'static [&'static str]),
 }
 
-/// One option: its name, JSON kind and allowed range, and what it does.
+/// An option's built-in default.
+#[derive(Clone, Copy)]
+enum Preset {
+    Bool(bool),
+    Number(f64),
+    Integer(i64),
+    Text(&'static str),
+}
+
+impl Preset {
+    fn value(self) -> Value {
+        match self {
+            Preset::Bool(flag) => Value::Bool(flag),
+            Preset::Number(x) => serde_json::json!(x),
+            Preset::Integer(n) => Value::from(n),
+            Preset::Text(text) => Value::from(text),
+        }
+    }
+}
+
+/// One option: its name, JSON kind and allowed range, built-in default, and what it does.
 struct Field {
     name: &'static str,
     kind: Kind,
+    default: Preset,
     doc: &'static str,
 }
 
-const fn field(name: &'static str, kind: Kind, doc: &'static str) -> Field {
-    Field { name, kind, doc }
+const fn field(name: &'static str, kind: Kind, default: Preset, doc: &'static str) -> Field {
+    Field { name, kind, default, doc }
 }
 
-/// Every option (DESIGN.md §5): the one table that validation, the API's schema and the docs'
-/// table read; the defaults are `Options::default()`.
+/// The built-in defaults, as a JSON object.
+fn defaults() -> Map<String, Value> {
+    FIELDS.iter().map(|field| (field.name.to_owned(), field.default.value())).collect()
+}
+
+/// Every option (DESIGN.md §5): the one table that validation, the defaults, the API's schema
+/// and the docs' table read.
 const FIELDS: [Field; 14] = [
-    field("merge", Kind::Bool, "merge clusters of near-duplicates into consolidated memories"),
-    field("summarize", Kind::Bool, "write a synthesis for clusters of `SYNTHESIS_MIN_CLUSTER` (3) or more"),
-    field("archive", Kind::Bool, "archive stale, little-reused memories"),
-    field("promote", Kind::Bool, "copy high-confidence consolidated and synthesis memories into the playbook"),
+    field("merge", Kind::Bool, Preset::Bool(true), "merge clusters of near-duplicates into consolidated memories"),
+    field(
+        "summarize",
+        Kind::Bool,
+        Preset::Bool(true),
+        "write a synthesis for clusters of `SYNTHESIS_MIN_CLUSTER` (3) or more",
+    ),
+    field("archive", Kind::Bool, Preset::Bool(true), "archive stale, little-reused memories"),
+    field(
+        "promote",
+        Kind::Bool,
+        Preset::Bool(true),
+        "copy high-confidence consolidated and synthesis memories into the playbook",
+    ),
     field(
         "similarity_threshold",
         Kind::Float { min: 0.50, max: 0.99 },
+        Preset::Number(0.90),
         "cosine at or above which two memories are near-duplicates; every pair of a cluster must reach it",
     ),
-    field("min_cluster_size", Kind::Integer { min: 2, max: 50 }, "smallest cluster that merges"),
-    field("cross_type", Kind::Bool, "false: cluster within one memory type"),
+    field("min_cluster_size", Kind::Integer { min: 2, max: 50 }, Preset::Integer(2), "smallest cluster that merges"),
+    field("cross_type", Kind::Bool, Preset::Bool(false), "false: cluster within one memory type"),
     field(
         "archive_stale_days",
         Kind::Integer { min: 1, max: 3650 },
+        Preset::Integer(90),
         "a memory not reused (or, never reused, not learned) for this many days may be archived ...",
     ),
-    field("archive_min_reuse", Kind::Integer { min: 0, max: 1000 }, "... when it was reused fewer times than this"),
+    field(
+        "archive_min_reuse",
+        Kind::Integer { min: 0, max: 1000 },
+        Preset::Integer(3),
+        "... when it was reused fewer times than this",
+    ),
     field(
         "promote_confidence_threshold",
         Kind::Float { min: 0.50, max: 1.0 },
+        Preset::Number(0.85),
         "confidence a consolidated or synthesis memory needs to be promoted",
     ),
-    field("dry_run", Kind::Bool, "plan and report without changing anything"),
+    field("dry_run", Kind::Bool, Preset::Bool(false), "plan and report without changing anything"),
     field(
         "mode",
         Kind::Choice(&Mode::NAMES),
+        Preset::Text(Mode::Auto.as_str()),
         "`auto`: incremental when the last completed job clustered with the same options, else full",
     ),
     field(
         "max_changed_share",
         Kind::Float { min: 0.0, max: 1.0 },
+        Preset::Number(0.6),
         "the blast radius: the largest share of the active memories a job may mark duplicate or archived",
     ),
     field(
         "value_guard",
         Kind::Choice(&ValueGuard::NAMES),
+        Preset::Text(ValueGuard::Review.as_str()),
         "near-duplicates that state different values: `review` queues them, `auto` supersedes the older, `off` merges them",
     ),
 ];
@@ -290,10 +320,7 @@ impl Options {
     /// inputs are JSON objects or null; a null field means "not given". An unknown field, a wrong
     /// JSON type or an out-of-range value yields an `OptionsError` naming the field.
     pub fn resolve(project_defaults: &Value, request: &Value) -> Result<Options, OptionsError> {
-        let mut merged = match serde_json::to_value(Options::default()) {
-            Ok(Value::Object(map)) => map,
-            _ => return Err(OptionsError::new("options", "defaults are not an object")),
-        };
+        let mut merged = defaults();
         overlay(&mut merged, project_defaults, "project_defaults")?;
         overlay(&mut merged, request, "options")?;
         let options: Options =
