@@ -9,9 +9,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::engine::MergeFigures;
+use crate::domain::Prefix;
 use crate::{
     bus::{
-        Bus, CommandKind, Prefix,
+        Bus, CommandKind,
         messages::{JobEvent, SCHEMA_VERSION, TriggerCommand},
     },
     config::{NatsConfig, WorkerConfig},

@@ -10,8 +10,8 @@ use async_nats::{HeaderMap, jetstream};
 use backon::Retryable;
 use serde::Serialize;
 
-use crate::config::NatsConfig;
-pub use subjects::{CommandKind, JobEventKind, Prefix, RollbackEventKind};
+use crate::{config::NatsConfig, domain::Prefix};
+pub use subjects::CommandKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {

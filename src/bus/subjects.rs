@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-pub use crate::domain::{JobEventKind, Prefix, RollbackEventKind};
+use crate::domain::{JobEventKind, Prefix, RollbackEventKind};
 
 /// Subject, stream and consumer names under one deployment's prefix.
 impl Prefix {

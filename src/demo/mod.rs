@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use crate::domain::JobEventKind;
 use crate::{
     bus::{
         Bus, BusError, CommandKind,
@@ -114,7 +115,7 @@ pub async fn run(db: &sqlx::PgPool, bus: &Bus, options: &DemoOptions) -> Result<
         Ok(())
     })
     .await?;
-    if end.event != crate::bus::JobEventKind::Completed {
+    if end.event != JobEventKind::Completed {
         let error = end.error.clone().unwrap_or_else(|| "no reason given".to_owned());
         return Err(DemoError::JobEnded { job_id, event: end.event.to_string(), error });
     }

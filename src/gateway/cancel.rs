@@ -17,8 +17,8 @@ use super::{
     status::authorized_job,
     views::status_location,
 };
+use crate::domain::JobEventKind;
 use crate::{
-    bus::JobEventKind,
     domain::JobStatus,
     store::{
         cancel::{self, CancelRequest},

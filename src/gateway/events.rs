@@ -27,8 +27,9 @@ use super::{
     extract::Path,
     status::authorized_job,
 };
+use crate::domain::JobEventKind;
 use crate::{
-    bus::{JobEventKind, messages::JobEvent},
+    bus::messages::JobEvent,
     store::{
         jobs::{self, Job},
         rollbacks,

@@ -22,9 +22,10 @@ use super::{
     publish::publish_recorded,
     views::{Located, status_location},
 };
+use crate::domain::JobEventKind;
 use crate::{
     bus::{
-        CommandKind, JobEventKind,
+        CommandKind,
         messages::{JobEvent, SCHEMA_VERSION, TriggerCommand},
     },
     domain::{ConsolidationOptions, JobStatus, Options},

@@ -9,9 +9,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{Scheduler, SchedulerError};
+use crate::domain::JobEventKind;
 use crate::{
     bus::{
-        CommandKind, JobEventKind,
+        CommandKind,
         messages::{JobEvent, RollbackCommand, SCHEMA_VERSION, SweepCommand, TriggerCommand, tick_token},
     },
     store::{changes, jobs, rollbacks, sweeps},

@@ -3,9 +3,10 @@
 //! commit (`apply`); stopped anywhere, it has changed nothing.
 
 use super::{Worker, events::job_event, failure::Failure};
+use crate::domain::JobEventKind;
 use crate::domain::Phase;
 use crate::{
-    bus::{JobEventKind, messages::JobEvent},
+    bus::messages::JobEvent,
     store::{cancel, jobs::Job},
 };
 

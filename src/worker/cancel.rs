@@ -6,11 +6,9 @@ use async_nats::jetstream::Message;
 use tracing::Span;
 
 use super::{Outcome, Worker, failure::Failure};
+use crate::domain::JobEventKind;
 use crate::{
-    bus::{
-        JobEventKind,
-        messages::{CancelCommand, decode},
-    },
+    bus::messages::{CancelCommand, decode},
     store::{
         cancel::{self, CancelRequest},
         jobs::JobStatus,

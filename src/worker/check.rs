@@ -6,9 +6,10 @@ use tracing::Span;
 use uuid::Uuid;
 
 use super::{Outcome, Worker, events::job_event, failure::Failure};
+use crate::domain::JobEventKind;
 use crate::{
     bus::{
-        CommandKind, JobEventKind,
+        CommandKind,
         messages::{CheckCommand, SCHEMA_VERSION, TriggerCommand, decode},
     },
     store::{

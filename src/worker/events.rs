@@ -4,9 +4,10 @@
 use uuid::Uuid;
 
 use crate::bus::{
-    Bus, BusError, JobEventKind, RollbackEventKind,
+    Bus, BusError,
     messages::{JobEvent, RollbackEvent},
 };
+use crate::domain::{JobEventKind, RollbackEventKind};
 
 impl Bus {
     /// Progress-type events: a lost one is logged, the database still has the state.

@@ -16,9 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use consolidator::domain::Prefix;
 use consolidator::{
     bus::{
-        Bus, CommandKind, Prefix,
+        Bus, CommandKind,
         messages::{SCHEMA_VERSION, TriggerCommand},
         streams::ConsumerSettings,
     },

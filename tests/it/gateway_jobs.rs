@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use consolidator::domain::JobEventKind;
 use consolidator::{
-    bus::{CommandKind, JobEventKind, messages::TriggerCommand},
+    bus::{CommandKind, messages::TriggerCommand},
     domain::ChangeOperation,
     store::{
         changes::{self, NewChange},

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use consolidator::domain::JobEventKind;
 use consolidator::{
-    bus::{JobEventKind, messages::JobEvent},
+    bus::messages::JobEvent,
     store::{
         jobs::{self, TriggerType},
         playbook::{self, NewEntry},

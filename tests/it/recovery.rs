@@ -5,9 +5,10 @@ use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{Message, consumer::PullConsumer};
 use consolidator::config::RetentionConfig;
+use consolidator::domain::RollbackEventKind;
 use consolidator::{
     bus::{
-        CommandKind, RollbackEventKind,
+        CommandKind,
         messages::{CheckCommand, DeadLetter, RollbackCommand, SCHEMA_VERSION, TriggerCommand},
     },
     store::{jobs, projects, rollbacks},

@@ -6,8 +6,9 @@
 use std::{net::ToSocketAddrs, str::FromStr, sync::Arc, time::Duration};
 
 use consolidator::config::RetentionConfig;
+use consolidator::domain::Prefix;
 use consolidator::{
-    bus::{Bus, Prefix},
+    bus::Bus,
     config::{NatsConfig, WorkerConfig},
     store,
     worker::Worker,
