@@ -2,7 +2,8 @@
 //!
 //! `gateway` (HTTP) and other services publish commands on NATS JetStream (`bus`); `worker`s
 //! consume them, plan with the pure `engine` and apply the plan to PostgreSQL (`store`); the
-//! `scheduler` publishes one sweep per tick. `app` starts any combination of them.
+//! `scheduler` publishes one sweep per tick. `app` starts any combination of them. Every module
+//! speaks the vocabulary of `domain`, which imports none of them.
 #![forbid(unsafe_code)]
 
 pub mod app;

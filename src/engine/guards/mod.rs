@@ -1,5 +1,6 @@
-//! What a plan may not do on its own (DESIGN.md §11): merge texts that differ in a value, or hide
-//! more than `max_changed_share` of the active memories.
+//! The value guard (DESIGN.md §11): near-identical texts that state different values are held
+//! apart, proposed for review or superseded, and named after the merges. The other limit, the
+//! blast radius, is measured on the finished plan (`domain::BlastRadius`).
 
 pub mod held;
 pub mod retarget;
