@@ -194,6 +194,6 @@ pub async fn list(
     let (rows, more) = page::split(memories::list(&state.db, project_id, &filter).await?, limit);
     let next_cursor = if more { rows.last().map(|row| row.id) } else { None };
     let with_embedding = query.include_embedding.unwrap_or(false);
-    let memories = rows.into_iter().map(|row| MemoryView::new(row, with_embedding)).collect::<Result<_>>()?;
+    let memories = rows.into_iter().map(|row| MemoryView::new(row, with_embedding)).collect();
     Ok(axum::Json(MemoryPage { memories, next_cursor }))
 }

@@ -191,5 +191,5 @@ async fn act(
     changes::insert_batch(&mut tx, None, after.project_id, admin.subject(), &[change]).await?;
     tx.commit().await?;
     tracing::info!(operation = action.operation().as_str(), "memory changed by hand");
-    MemoryView::new(after, false)
+    Ok(MemoryView::new(after, false))
 }

@@ -111,7 +111,7 @@ pub async fn get_memory(
         syntheses: memories::syntheses_of(&state.db, memory.project_id, id).await?,
         superseded_by,
     };
-    let memory = MemoryView::new(memory, query.include_embedding.unwrap_or(false))?;
+    let memory = MemoryView::new(memory, query.include_embedding.unwrap_or(false));
     Ok(axum::Json(MemoryDetail { memory, provenance }))
 }
 

@@ -149,9 +149,11 @@ pub async fn search(
         memories::get_many(&state.db, &ids).await?.into_iter().map(|row| (row.id, row)).collect();
     let results = ranked
         .into_iter()
-        .filter_map(|(similarity, id)| rows.remove(&id).map(|row| (similarity, row)))
-        .map(|(similarity, row)| Ok(SearchHit { similarity, memory: MemoryView::new(row, request.include_embedding)? }))
-        .collect::<Result<_>>()?;
+        .filter_map(|(similarity, id)| {
+            rows.remove(&id)
+                .map(|row| SearchHit { similarity, memory: MemoryView::new(row, request.include_embedding) })
+        })
+        .collect();
     Ok(axum::Json(SearchResults { results }))
 }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{API_PREFIX, error::ApiError};
+use super::API_PREFIX;
 use crate::{
     domain::{ChangeOperation, JobCounters, JobState, Phase, StoredMemory, TriggerType},
     store::jobs::Job,
@@ -140,9 +140,9 @@ pub struct MemoryView {
 }
 
 impl MemoryView {
-    pub fn new(memory: StoredMemory, with_embedding: bool) -> Result<Self, ApiError> {
-        let context_embedding = if with_embedding { memory.embedding.clone() } else { None };
-        Ok(Self { memory, context_embedding })
+    pub fn new(mut memory: StoredMemory, with_embedding: bool) -> Self {
+        let context_embedding = if with_embedding { memory.embedding.take() } else { None };
+        Self { memory, context_embedding }
     }
 }
 

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgExecutor, types::Json};
 use uuid::Uuid;
 
@@ -70,7 +70,7 @@ impl Job {
 
     /// The typed result; None when there is none or it is not one this version reads.
     pub fn typed_result(&self) -> Option<JobResult> {
-        self.result.as_ref().and_then(|result| serde_json::from_value(result.0.clone()).ok())
+        self.result.as_ref().and_then(|result| JobResult::deserialize(&result.0).ok())
     }
 
     /// The result for an event: typed, or (written by an earlier version) as stored.
@@ -90,7 +90,7 @@ impl Job {
         }
         self.result
             .as_ref()
-            .and_then(|result| serde_json::from_value::<Created>(result.0.clone()).ok())
+            .and_then(|result| Created::deserialize(&result.0).ok())
             .map(|created| created.created_memory_ids)
             .unwrap_or_default()
     }
