@@ -22,5 +22,6 @@ pub mod scheduler;
 pub mod store;
 pub mod synthetic;
 pub mod telemetry;
+pub mod unmerge;
 pub mod watch;
 pub mod worker;

@@ -33,6 +33,9 @@ pub struct RollbackCommand {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub requested_by: String,
+    /// Roll back the standing later jobs that built on this one first, newest first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cascade: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +75,39 @@ pub struct CancelCommand {
     pub schema_version: u32,
     pub job_id: Uuid,
     pub requested_by: String,
+}
+
+/// `cmd.unmerge`: take one consolidated memory of the named project apart (DESIGN.md §6).
+/// Idempotency key: `unmerge:<memory_id>` (a memory is unmerged once).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnmergeCommand {
+    #[serde(default = "schema_version")]
+    pub schema_version: u32,
+    pub project_id: Uuid,
+    pub memory_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub requested_by: String,
+}
+
+/// The event on `<prefix>.evt.memory.<project_id>.<memory_id>.unmerged`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UnmergeEvent {
+    pub schema_version: u32,
+    pub project_id: Uuid,
+    /// The consolidated memory taken apart (now retired, reason `unmerged`).
+    pub memory_id: Uuid,
+    /// The job that wrote it.
+    pub job_id: Uuid,
+    /// Memories active again: its sources, and syntheses an undone one had replaced.
+    pub restored: Vec<Uuid>,
+    /// It and the syntheses that came from it.
+    pub retired: Vec<Uuid>,
+    /// Pairs of original memories the clustering keeps apart from now on.
+    pub kept_apart: usize,
+    pub requested_by: String,
+    pub at: DateTime<Utc>,
 }
 
 /// An event on `<prefix>.evt.job.<project_id>.<job_id>.<kind>`.
@@ -134,6 +170,9 @@ pub struct RollbackEvent {
     pub warnings: Vec<String>,
     /// Memories changed after the job, when that is why the rollback was refused.
     pub conflicts: Vec<Uuid>,
+    /// Later jobs rolled back first (cascade), or the standing ones the rollback was refused for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub later_jobs: Vec<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -287,6 +326,17 @@ impl Versioned for CheckCommand {
     }
     fn texts(&self) -> Vec<(&'static str, &str)> {
         vec![("requested_by", &self.requested_by)]
+    }
+}
+
+impl Versioned for UnmergeCommand {
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn texts(&self) -> Vec<(&'static str, &str)> {
+        let mut texts = vec![("requested_by", self.requested_by.as_str())];
+        texts.extend(self.reason.as_deref().map(|reason| ("reason", reason)));
+        texts
     }
 }
 

@@ -132,6 +132,12 @@ impl Bus {
         self.publish_acked(subject, HeaderMap::new(), serde_json::to_vec(event)?).await.map(|_| ())
     }
 
+    /// The end of an unmerge, once per memory.
+    pub async fn unmerged_event(&self, event: &messages::UnmergeEvent) -> Result<(), BusError> {
+        let subject = self.prefix.memory_unmerged(event.project_id, event.memory_id);
+        self.publish_event_once(subject, &format!("unmerged.{}", event.memory_id), event).await
+    }
+
     /// Publishes an event with a message id: a repeat inside the duplicate window is dropped.
     pub async fn publish_event_once<T: Serialize>(
         &self,

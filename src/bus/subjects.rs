@@ -67,6 +67,11 @@ impl Prefix {
         format!("{}.evt.rollback.{project_id}.{rollback_id}.*", self.as_str())
     }
 
+    /// A consolidated memory taken apart by an unmerge.
+    pub fn memory_unmerged(&self, project_id: Uuid, memory_id: Uuid) -> String {
+        format!("{}.evt.memory.{project_id}.{memory_id}.unmerged", self.as_str())
+    }
+
     pub fn sweep_completed(&self, tick: chrono::DateTime<chrono::Utc>) -> String {
         format!("{}.evt.sweep.{}.completed", self.as_str(), super::messages::tick_token(tick))
     }
@@ -83,10 +88,12 @@ pub enum CommandKind {
     Sweep,
     Check,
     Cancel,
+    Unmerge,
 }
 
 impl CommandKind {
-    pub const ALL: [CommandKind; 5] = [Self::Trigger, Self::Rollback, Self::Sweep, Self::Check, Self::Cancel];
+    pub const ALL: [CommandKind; 6] =
+        [Self::Trigger, Self::Rollback, Self::Sweep, Self::Check, Self::Cancel, Self::Unmerge];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -95,6 +102,7 @@ impl CommandKind {
             Self::Sweep => "sweep",
             Self::Check => "check",
             Self::Cancel => "cancel",
+            Self::Unmerge => "unmerge",
         }
     }
 }

@@ -41,6 +41,10 @@ pub struct ProjectSnapshot {
     /// guard still keeps them apart but does not propose them again.
     #[serde(default)]
     pub judged: std::collections::BTreeSet<(Uuid, Uuid)>,
+    /// Memory pairs (smaller id first) a person took apart with an unmerge, texts unchanged since:
+    /// never in one cluster.
+    #[serde(default)]
+    pub apart: std::collections::BTreeSet<(Uuid, Uuid)>,
 }
 
 impl ProjectSnapshot {
@@ -54,6 +58,7 @@ impl ProjectSnapshot {
             playbook: Vec::new(),
             scope: Scope::default(),
             judged: std::collections::BTreeSet::new(),
+            apart: std::collections::BTreeSet::new(),
         }
     }
 }

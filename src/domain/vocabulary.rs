@@ -88,7 +88,18 @@ vocabulary!(ArchiveReason, "archive reason", [
     LowValue => "low_value",
     Manual => "manual",
     Superseded => "superseded",
+    /// Created by a job that was rolled back: hidden, kept, never restored by hand.
+    RolledBack => "rolled_back",
+    /// A consolidated memory (or its synthesis) taken apart by an unmerge: hidden, kept.
+    Unmerged => "unmerged",
 ]);
+
+impl ArchiveReason {
+    /// Retired by an undo (rollback or unmerge) rather than archived: not for `unarchive`.
+    pub const fn is_retirement(self) -> bool {
+        matches!(self, Self::RolledBack | Self::Unmerged)
+    }
+}
 
 vocabulary!(
     /// The operation of an audit row in `consolidation_changes` (`Operation` in the API).
@@ -102,6 +113,7 @@ vocabulary!(
     Unarchive => "unarchive",
     Reuse => "reuse",
     Review => "review",
+    Unmerge => "unmerge",
 ]);
 
 vocabulary!(

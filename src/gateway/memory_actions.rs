@@ -1,5 +1,6 @@
-//! `POST /memories/{id}/archive`, `/unarchive` and `/reuse`: manual changes, each one audited
-//! (job_id NULL), so a later rollback of a job that touched the memory sees the conflict.
+//! `POST /memories/{id}/archive`, `/unarchive`, `/reuse` and `/unmerge`: manual changes, each one audited
+//! (job_id NULL), so a later rollback of a job that touched the memory sees the conflict (a reuse
+//! is usage, never a conflict).
 
 use axum::extract::State;
 use serde::Deserialize;
@@ -15,11 +16,14 @@ use super::{
     extract::{OptionalJson, Path},
     views::MemoryView,
 };
+use crate::bus::messages::UnmergeEvent;
 use crate::domain::{ArchiveReason, ChangeOperation, StoredMemory};
 use crate::store::{
     changes::{self, NewChange},
     memories,
+    undo::unmerge::{Refusal, Request},
 };
+use crate::unmerge::UnmergeError;
 
 const MAX_REASON_CHARS: usize = 2000;
 
@@ -56,10 +60,9 @@ impl Action {
         }
     }
 
-    /// The audited fields before and after, from the row after the change (whose one update
-    /// moved the version by exactly one).
+    /// The audited fields before and after, from the rows before and after the change.
     fn states(self, after: &StoredMemory, before: &StoredMemory) -> (serde_json::Value, serde_json::Value) {
-        let version_before = after.version - 1;
+        let version_before = before.version;
         match self {
             Self::Archive => (
                 serde_json::json!({"version": version_before, "is_archived": false}),
@@ -72,17 +75,72 @@ impl Action {
                 serde_json::json!({"version": after.version, "is_archived": false}),
             ),
             Self::Reuse => (
-                serde_json::json!({"version": version_before, "reused_count": after.reused_count - 1,
-                                   "last_reused_at": before.last_reused_at}),
-                serde_json::json!({"version": after.version, "reused_count": after.reused_count,
-                                   "last_reused_at": after.last_reused_at}),
+                serde_json::json!({"reused_count": before.reused_count, "last_reused_at": before.last_reused_at}),
+                serde_json::json!({"reused_count": after.reused_count, "last_reused_at": after.last_reused_at}),
             ),
         }
     }
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(archive)).routes(routes!(unarchive)).routes(routes!(reuse))
+    OpenApiRouter::new()
+        .routes(routes!(archive))
+        .routes(routes!(unarchive))
+        .routes(routes!(reuse))
+        .routes(routes!(unmerge))
+}
+
+/// Takes one consolidated memory apart (DESIGN.md §6).
+///
+/// Its sources are active again, it is retired (kept, reason `unmerged`, audited), the
+/// syntheses and playbook entries that came from it are undone, and its member set is kept apart:
+/// the next job does not merge it again while the texts stay as they are. Works on a memory
+/// written by any job inside the rollback window; a reuse since is no obstacle.
+#[utoipa::path(post, path = "/memories/{id}/unmerge", tag = "memories",
+    params(("id" = Uuid, Path)), request_body(content = Option<ActionRequest>, description = "Optional"),
+    responses(
+        (status = 200, description = "What the unmerge restored and retired", body = UnmergeEvent),
+        (status = 400, description = "Malformed id or body", body = ErrorBody),
+        (status = 404, description = "No such memory", body = ErrorBody),
+        (status = 409, description = "Not an active consolidated memory, or written outside the rollback window",
+            body = ErrorBody),
+        (status = 410, description = "Its job's audit rows are gone (purged, or imported)", body = ErrorBody),
+        (status = 422, description = "An invalid reason (too long, or holding a NUL character)", body = ErrorBody),
+        (status = 503, description = "Database or NATS unavailable", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(job_id, project_id))]
+pub async fn unmerge(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    OptionalJson(body): OptionalJson<ActionRequest>,
+) -> Result<axum::Json<UnmergeEvent>> {
+    let reason = body.and_then(|body| body.reason);
+    if reason.as_ref().is_some_and(|reason| reason.chars().count() > MAX_REASON_CHARS) {
+        return Err(ApiError::Unprocessable(format!("reason: at most {MAX_REASON_CHARS} characters")));
+    }
+    let not_found = || ApiError::NotFound(format!("memory {id} does not exist"));
+    let project_id = memories::project_of(&state.db, id).await?.filter(|project| admin.may_see(*project));
+    let project_id = project_id.ok_or_else(not_found)?;
+    Span::current().record("project_id", tracing::field::display(project_id));
+    let request = Request {
+        project_id,
+        memory_id: id,
+        requested_by: admin.subject(),
+        reason: reason.as_deref(),
+        window_days: state.retention.rollback_window_days,
+    };
+    match crate::unmerge::run(&state.db, &state.bus, &request).await {
+        Ok(Ok(event)) => Ok(axum::Json(event)),
+        Ok(Err(Refusal::NotFound(message))) => Err(ApiError::NotFound(message)),
+        Ok(Err(Refusal::Conflict(message))) => Err(ApiError::Conflict(message)),
+        Ok(Err(Refusal::Gone(message))) => Err(ApiError::Gone(message)),
+        Err(UnmergeError::Store(error)) => Err(error.into()),
+        // Committed; only the event is missing. The store holds the result.
+        Err(UnmergeError::Bus(error)) => {
+            Err(ApiError::Unavailable(format!("memory {id} was unmerged, but its event was not published: {error}")))
+        }
+    }
 }
 
 /// Archives a memory (reason `manual`).
@@ -112,7 +170,7 @@ pub async fn archive(
         (status = 200, description = "The memory after the change", body = MemoryView),
         (status = 400, description = "Malformed id or body", body = ErrorBody),
         (status = 404, description = "No such memory", body = ErrorBody),
-        (status = 409, description = "Not archived", body = ErrorBody),
+        (status = 409, description = "Not archived, or retired by a rollback or an unmerge", body = ErrorBody),
         (status = 422, description = "An invalid reason (too long, or holding a NUL character)", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(job_id, project_id))]
@@ -126,10 +184,14 @@ pub async fn unarchive(
 }
 
 /// Counts one reuse of a memory.
+///
+/// Usage is not an edit: the version stays, so a reuse never blocks a rollback, an unmerge or a
+/// review. A memory merged into a consolidated memory counts its reuse there (the answer is that
+/// memory), so no reuse is lost to a merge.
 #[utoipa::path(post, path = "/memories/{id}/reuse", tag = "memories",
     params(("id" = Uuid, Path)), request_body(content = Option<ActionRequest>, description = "Optional"),
     responses(
-        (status = 200, description = "The memory after the change", body = MemoryView),
+        (status = 200, description = "The memory that counted the reuse, after the change", body = MemoryView),
         (status = 400, description = "Malformed id or body", body = ErrorBody),
         (status = 404, description = "No such memory", body = ErrorBody),
         (status = 422, description = "An invalid reason (too long, or holding a NUL character)", body = ErrorBody),
@@ -163,8 +225,17 @@ async fn act(
     Span::current().record("project_id", tracing::field::display(project_id));
     let mut tx = state.db.begin().await?;
     // Locked before it is read, so the audit row's previous state is the one this change replaced.
+    let id = match action {
+        Action::Reuse => memories::reuse_holder(&mut tx, id).await?.ok_or_else(not_found)?,
+        Action::Archive | Action::Unarchive => id,
+    };
     memories::lock_versions(&mut tx, &[id]).await?;
     let before = memories::get(&mut *tx, id).await?.ok_or_else(not_found)?;
+    if let (Action::Unarchive, Some(reason)) = (action, before.archive_reason.filter(|r| r.is_retirement())) {
+        return Err(ApiError::Conflict(format!(
+            "memory {id} was retired ({reason}); a rollback or unmerge is undone by its own record, not by hand"
+        )));
+    }
 
     let changed = match action {
         Action::Archive => memories::archive(&mut tx, &[id], ArchiveReason::Manual).await?,

@@ -51,6 +51,10 @@ pub struct RollbackRequest {
     /// Why; kept with the rollback and in its audit rows (at most 256 characters).
     #[schema(max_length = 256)]
     pub reason: Option<String>,
+    /// Roll back the standing later jobs that built on this one first, newest first, in the same
+    /// request (default false: such a rollback is refused, naming them).
+    #[serde(default)]
+    pub cascade: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -67,6 +71,10 @@ pub struct RollbackView {
     pub warnings: Vec<String>,
     /// Memories changed after the job, when that is why it was refused.
     pub conflicts: Vec<Uuid>,
+    /// Later jobs rolled back first (`cascade`), or the standing ones it was refused for.
+    pub later_jobs: Vec<Uuid>,
+    /// Whether the request asked for a cascade.
+    pub cascade: bool,
     pub error: Option<String>,
     pub reason: Option<String>,
     pub requested_by: String,
@@ -89,6 +97,8 @@ impl From<Rollback> for RollbackView {
             memories_deleted: rollback.memories_deleted,
             warnings: rollback.warnings.0,
             conflicts: rollback.conflicts.0,
+            later_jobs: rollback.later_jobs.0,
+            cascade: rollback.cascade,
             error: rollback.error,
             reason: rollback.reason,
             requested_by: rollback.requested_by,
@@ -116,8 +126,10 @@ pub fn router() -> OpenApiRouter<AppState> {
             headers(("location" = String, description = "The rollback's status URL"))),
         (status = 400, description = "Malformed body, or the job is outside the rollback window", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
-        (status = 409, description = "The job is not completed, was a dry run, or later changes conflict \
-                                       (the conflicting memories are named)", body = ErrorBody),
+        (status = 409, description = "The job is not completed, was a dry run, a standing later job built on \
+                                       it (named; ask for `cascade`), or a change by hand conflicts (the \
+                                       memories are named)", body = ErrorBody),
+        (status = 410, description = "The job's audit rows were purged (AUDIT_RETENTION_DAYS)", body = ErrorBody),
         (status = 422, description = "An invalid field", body = ErrorBody),
         (status = 503, description = "Database or NATS unavailable, or the worker gave up", body = ErrorBody),
     ))]
@@ -148,12 +160,16 @@ pub async fn request_rollback(
         .map_err(|error| ApiError::Unavailable(format!("the message bus is unavailable: {error}")))?;
     rollbacks::create(&state.db, rollback_id, job.id, job.project_id, request.reason.as_deref(), admin.subject())
         .await?;
+    if request.cascade {
+        rollbacks::mark_cascade(&state.db, rollback_id).await?;
+    }
     let command = RollbackCommand {
         schema_version: SCHEMA_VERSION,
         rollback_id,
         consolidation_id: job.id,
         reason: request.reason,
         requested_by: admin.subject().to_owned(),
+        cascade: request.cascade,
     };
     let db = state.db.clone();
     publish_recorded(&state.bus, CommandKind::Rollback, rollback_id.to_string(), command, move |reason| async move {
@@ -202,6 +218,9 @@ async fn quick_checks(state: &AppState, job: &Job) -> Result<Option<Rollback>> {
     }
     if job.result_is_dry_run() {
         return Err(ApiError::Conflict(format!("job {} was a dry run and changed nothing", job.id)));
+    }
+    if let Some(purged) = job.audit_purged_at {
+        return Err(ApiError::Gone(crate::store::undo::audit_gone(job.id, purged)));
     }
     let window_days = state.retention.rollback_window_days;
     let completed_at = job.completed_at.unwrap_or(job.created_at);

@@ -150,6 +150,7 @@ impl Scheduler {
                 consolidation_id: rollback.job_id,
                 reason: rollback.reason.clone(),
                 requested_by: rollback.requested_by.clone(),
+                cascade: rollback.cascade,
             };
             let message_id = fresh_message_id(&rollback.id.to_string());
             let stored = self.bus.publish_command_stored(CommandKind::Rollback, &message_id, &command).await?;

@@ -112,13 +112,20 @@ pub async fn later_changes(
     .await?)
 }
 
-/// Deletes audit rows older than `cutoff`; returns how many went.
+/// Deletes audit rows older than `cutoff`, and marks the jobs that lost rows as purged (their
+/// rollback is gone, not refused); returns how many rows went.
 pub async fn delete_older_than(db: impl PgExecutor<'_>, cutoff: DateTime<Utc>) -> Result<u64> {
-    Ok(sqlx::query("DELETE FROM consolidation_changes WHERE changed_at < $1")
-        .bind(cutoff)
-        .execute(db)
-        .await?
-        .rows_affected())
+    let purged: i64 = sqlx::query_scalar(
+        "WITH purged AS (DELETE FROM consolidation_changes WHERE changed_at < $1 RETURNING job_id),
+              marked AS (UPDATE consolidation_jobs SET audit_purged_at = now()
+                          WHERE id IN (SELECT job_id FROM purged WHERE job_id IS NOT NULL)
+                            AND audit_purged_at IS NULL)
+         SELECT count(*) FROM purged",
+    )
+    .bind(cutoff)
+    .fetch_one(db)
+    .await?;
+    Ok(purged as u64)
 }
 
 /// One page of every audit row that touched a memory (job or manual), in write order.

@@ -52,6 +52,8 @@ pub struct Job {
     /// When someone asked the job to stop at its next phase boundary, and who.
     pub cancel_requested_at: Option<DateTime<Utc>>,
     pub cancel_requested_by: Option<String>,
+    /// When the purge removed the job's audit rows: it can no longer be rolled back.
+    pub audit_purged_at: Option<DateTime<Utc>>,
 }
 
 impl Job {

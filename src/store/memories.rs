@@ -198,6 +198,7 @@ pub async fn consolidated_into(db: impl PgExecutor<'_>, project_id: Uuid, id: Uu
     Ok(sqlx::query_scalar(
         "SELECT id FROM task_memories
           WHERE project_id = $1 AND memory_type = 'consolidated' AND $2 = ANY(consolidated_from)
+            AND archive_reason IS DISTINCT FROM 'rolled_back' AND archive_reason IS DISTINCT FROM 'unmerged'
           ORDER BY created_at DESC, id DESC LIMIT 1",
     )
     .bind(project_id)
@@ -464,6 +465,7 @@ pub async fn snapshot(
         playbook,
         scope: crate::domain::Scope { fresh: fresh_ids, reason: String::new() },
         judged: super::reviews::judged_pairs(&mut *conn, project_id).await?,
+        apart: super::undo::unmerge::kept_apart(&mut *conn, project_id).await?,
     })
 }
 
@@ -543,7 +545,7 @@ pub async fn archive(conn: &mut PgConnection, ids: &[Uuid], reason: ArchiveReaso
 pub async fn unarchive(conn: &mut PgConnection, ids: &[Uuid]) -> Result<u64> {
     Ok(sqlx::query(
         "UPDATE task_memories SET is_archived = false, archived_at = NULL, archive_reason = NULL
-         WHERE id = ANY($1) AND is_archived",
+         WHERE id = ANY($1) AND is_archived AND COALESCE(archive_reason, '') NOT IN ('rolled_back', 'unmerged')",
     )
     .bind(ids)
     .execute(&mut *conn)
@@ -551,7 +553,34 @@ pub async fn unarchive(conn: &mut PgConnection, ids: &[Uuid]) -> Result<u64> {
     .rows_affected())
 }
 
-/// Counts one reuse; false when the memory does not exist.
+/// Where a reuse of `id` counts: the memory itself, or, when it was merged away, the active
+/// memory its duplicate marks lead to. Every memory on the way is locked, so a reuse waits for a
+/// concurrent merge and then counts on what it made. None when `id` does not exist.
+pub async fn reuse_holder(conn: &mut PgConnection, id: Uuid) -> Result<Option<Uuid>> {
+    let mut current = id;
+    for _ in 0..MAX_DUPLICATE_CHAIN {
+        let row: Option<Option<Uuid>> = sqlx::query_scalar(
+            "SELECT CASE WHEN is_duplicate THEN duplicate_of END FROM task_memories WHERE id = $1 FOR UPDATE",
+        )
+        .bind(current)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match row {
+            None if current == id => return Ok(None),
+            // A duplicate mark that points nowhere: the reuse stays where the chain broke.
+            None => return Ok(Some(current)),
+            Some(None) => return Ok(Some(current)),
+            Some(Some(next)) => current = next,
+        }
+    }
+    Err(StoreError::Corrupt(format!("memory {id}: its duplicate marks form a chain longer than {MAX_DUPLICATE_CHAIN}")))
+}
+
+/// A chain of duplicate marks longer than this is a loop.
+const MAX_DUPLICATE_CHAIN: usize = 64;
+
+/// Counts one reuse; false when the memory does not exist. Usage is not an edit: the version
+/// stays (the version trigger ignores the usage columns).
 pub async fn record_reuse(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool> {
     let updated =
         sqlx::query("UPDATE task_memories SET reused_count = reused_count + 1, last_reused_at = now() WHERE id = $1")
@@ -562,7 +591,92 @@ pub async fn record_reuse(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool> {
     Ok(updated == 1)
 }
 
-/// Deletes memories a job created; file links go with them, audit rows stay.
-pub async fn delete(conn: &mut PgConnection, ids: &[Uuid]) -> Result<u64> {
-    Ok(sqlx::query("DELETE FROM task_memories WHERE id = ANY($1)").bind(ids).execute(&mut *conn).await?.rows_affected())
+/// The usage of a memory: how often and when it was last reused.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Usage {
+    pub reused_count: i32,
+    pub last_reused_at: Option<DateTime<Utc>>,
+}
+
+impl Usage {
+    /// The usage of several memories taken together.
+    pub fn sum<'a>(usages: impl IntoIterator<Item = &'a Usage>) -> Usage {
+        usages.into_iter().fold(Usage::default(), |acc, u| Usage {
+            reused_count: acc.reused_count.saturating_add(u.reused_count.max(0)),
+            last_reused_at: acc.last_reused_at.max(u.last_reused_at),
+        })
+    }
+}
+
+/// The current usage of the given memories (lock them first to keep it current).
+pub async fn usage(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<HashMap<Uuid, Usage>> {
+    let rows: Vec<(Uuid, i32, Option<DateTime<Utc>>)> =
+        sqlx::query_as("SELECT id, reused_count, last_reused_at FROM task_memories WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(db)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, reused_count, last_reused_at)| (id, Usage { reused_count, last_reused_at }))
+        .collect())
+}
+
+/// Adds reuses counted elsewhere (on a memory an undo retires) to `id`.
+pub async fn add_usage(conn: &mut PgConnection, id: Uuid, added: Usage) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE task_memories SET reused_count = reused_count + $2,
+                                  last_reused_at = GREATEST(last_reused_at, $3)
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(added.reused_count)
+    .bind(added.last_reused_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
+}
+
+/// The marks an undo checks and restores: what a job or a person left on a memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Marks {
+    pub is_duplicate: bool,
+    pub duplicate_of: Option<Uuid>,
+    pub is_archived: bool,
+    pub archive_reason: Option<ArchiveReason>,
+}
+
+/// The marks of the given memories, locked for update until the transaction ends.
+pub async fn lock_marks(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, Marks>> {
+    type MarksRow = (Uuid, bool, Option<Uuid>, bool, Option<String>);
+    let rows: Vec<MarksRow> = sqlx::query_as(
+        "SELECT id, is_duplicate, duplicate_of, is_archived, archive_reason FROM task_memories
+          WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(|(id, is_duplicate, duplicate_of, is_archived, reason)| {
+            let archive_reason = reason
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|error: UnknownVariant| StoreError::Corrupt(error.to_string()))?;
+            Ok((id, Marks { is_duplicate, duplicate_of, is_archived, archive_reason }))
+        })
+        .collect()
+}
+
+/// Retires memories an undo takes away: hidden like archived (with `reason`), kept with their
+/// texts and file links, never restored by hand.
+pub async fn retire(conn: &mut PgConnection, ids: &[Uuid], reason: ArchiveReason) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE task_memories SET is_archived = true, archived_at = now(), archive_reason = $2
+          WHERE id = ANY($1) AND archive_reason IS DISTINCT FROM $2",
+    )
+    .bind(ids)
+    .bind(reason.as_str())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
 }

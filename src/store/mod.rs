@@ -11,6 +11,7 @@ pub mod projects;
 pub mod reviews;
 pub mod rollbacks;
 pub mod sweeps;
+pub mod undo;
 
 pub use db::{Db, connect};
 

@@ -27,6 +27,10 @@ pub struct Rollback {
     pub completed_at: Option<DateTime<Utc>>,
     pub published_seq: Option<i64>,
     pub failures: i32,
+    /// Asked to roll back the standing later jobs first.
+    pub cascade: bool,
+    /// The later jobs it rolled back first (cascade), or the standing ones it was refused for.
+    pub later_jobs: Json<Vec<Uuid>>,
 }
 
 impl Rollback {
@@ -118,6 +122,22 @@ pub async fn complete(
     .bind(Json(warnings))
     .execute(db)
     .await?;
+    Ok(())
+}
+
+/// Records that the request asks for a cascade (before its command is published).
+pub async fn mark_cascade(db: impl PgExecutor<'_>, id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE consolidation_rollbacks SET cascade = true WHERE id = $1").bind(id).execute(db).await?;
+    Ok(())
+}
+
+/// Names the later jobs the rollback took with it, or was refused for.
+pub async fn record_later_jobs(db: impl PgExecutor<'_>, id: Uuid, later_jobs: &[Uuid]) -> Result<()> {
+    sqlx::query("UPDATE consolidation_rollbacks SET later_jobs = $2 WHERE id = $1")
+        .bind(id)
+        .bind(Json(later_jobs))
+        .execute(db)
+        .await?;
     Ok(())
 }
 

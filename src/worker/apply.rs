@@ -15,7 +15,7 @@ use crate::{
         Result, cancel, changes,
         changes::NewChange,
         jobs::{self, Job, JobCounters},
-        memories,
+        memories::{self, Usage},
         playbook::{self, NewEntry},
         projects, reviews,
     },
@@ -54,14 +54,34 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
         .filter(|(id, version)| !matches!(current.get(id), Some((now, false, false)) if now == *version))
         .map(|(id, _)| *id)
         .collect();
-    let kept = Kept::select(plan, &changed);
+    let planned: HashSet<Uuid> =
+        plan.merges.iter().map(|m| m.memory.id).chain(plan.syntheses.iter().map(|s| s.memory.id)).collect();
+    // A supersession stands only in favour of a memory that is active after this commit.
+    let targets: Vec<Uuid> =
+        plan.guard.superseded.iter().map(|s| s.superseded_by).filter(|id| !planned.contains(id)).collect();
+    let live_targets: HashSet<Uuid> = memories::lock_versions(&mut tx, &targets)
+        .await?
+        .into_iter()
+        .filter(|(_, _, archived, duplicate)| !archived && !duplicate)
+        .map(|(id, ..)| id)
+        .collect();
+    let kept = Kept::select(plan, &changed, &live_targets);
 
+    // Usage is read under the locks: a reuse that reached a source after the snapshot is carried.
+    let usage_of = memories::usage(&mut *tx, &ids).await?;
+    let carried = |refs: &[SourceRef]| Usage::sum(refs.iter().filter_map(|r| usage_of.get(&r.id)));
+    let with_usage = |memory: &NewMemory, usage: Usage| NewMemory {
+        reused_count: usage.reused_count,
+        last_reused_at: usage.last_reused_at,
+        ..memory.clone()
+    };
     let new_rows: Vec<NewMemory> = kept
         .merges
         .iter()
-        .map(|merge| merge.memory.clone())
-        .chain(kept.syntheses.iter().map(|synthesis| synthesis.memory.clone()))
+        .map(|merge| with_usage(&merge.memory, carried(&merge.sources)))
+        .chain(kept.syntheses.iter().map(|synthesis| with_usage(&synthesis.memory, carried(&synthesis.supersedes))))
         .collect();
+    let created_usage: HashMap<Uuid, i32> = new_rows.iter().map(|row| (row.id, row.reused_count)).collect();
     memories::insert_batch(&mut tx, job.project_id, &new_rows).await?;
 
     let (sources, targets): (Vec<Uuid>, Vec<Uuid>) =
@@ -114,7 +134,8 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
             operation: change.operation,
             memory_id: change.memory_id,
             previous_state: Some(change.previous_state.clone()).filter(|state| !state.is_null()),
-            new_state: Some(change.new_state.clone()).filter(|state| !state.is_null()),
+            new_state: Some(with_reused_count(&change.new_state, created_usage.get(&change.memory_id)))
+                .filter(|state| !state.is_null()),
             reason: change.reason.clone(),
             confidence: change.confidence,
         })
@@ -123,8 +144,6 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
 
     // A review names memories as they are after this commit: unchanged ones, or what it created.
     let created: HashSet<Uuid> = new_rows.iter().map(|row| row.id).collect();
-    let planned: HashSet<Uuid> =
-        plan.merges.iter().map(|m| m.memory.id).chain(plan.syntheses.iter().map(|s| s.memory.id)).collect();
     let proposed = guards::new_reviews(job.id, plan, |id| {
         !changed.contains(&id) && (created.contains(&id) || !planned.contains(&id))
     });
@@ -223,6 +242,16 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
     })))
 }
 
+/// A created memory's audit row records the usage it started with: a rollback carries back only
+/// the reuses counted on it afterwards.
+fn with_reused_count(state: &serde_json::Value, reused_count: Option<&i32>) -> serde_json::Value {
+    let mut state = state.clone();
+    if let (Some(count), Some(fields)) = (reused_count, state.as_object_mut()) {
+        fields.insert("reused_count".to_owned(), serde_json::json!(count));
+    }
+    state
+}
+
 /// The version each memory the plan changes had in the snapshot.
 fn expected_versions(plan: &Plan) -> HashMap<Uuid, i64> {
     let merge_sources = plan.merges.iter().flat_map(|merge| &merge.sources);
@@ -245,7 +274,8 @@ struct Kept<'a> {
 }
 
 impl<'a> Kept<'a> {
-    fn select(plan: &'a Plan, changed: &HashSet<Uuid>) -> Self {
+    /// `live_targets`: memories the plan does not create that are active under the apply's locks.
+    fn select(plan: &'a Plan, changed: &HashSet<Uuid>, live_targets: &HashSet<Uuid>) -> Self {
         let clean = |sources: &[SourceRef]| sources.iter().all(|s| !changed.contains(&s.id));
         let skipped_clusters: HashSet<&str> = plan
             .merges
@@ -263,9 +293,18 @@ impl<'a> Kept<'a> {
             plan.merges.iter().filter(|m| !skipped_clusters.contains(m.cluster_id.as_str())).collect();
         let syntheses: Vec<&Synthesis> =
             plan.syntheses.iter().filter(|s| !skipped_clusters.contains(s.cluster_id.as_str())).collect();
-        let archives: Vec<_> = plan.archives.iter().filter(|a| !changed.contains(&a.memory_id)).collect();
         let created: HashSet<Uuid> =
             merges.iter().map(|m| m.memory.id).chain(syntheses.iter().map(|s| s.memory.id)).collect();
+        let archived: HashSet<Uuid> = plan.archives.iter().map(|a| a.memory_id).collect();
+        let superseded_by: HashMap<Uuid, Uuid> =
+            plan.guard.superseded.iter().map(|s| (s.memory.id, s.superseded_by)).collect();
+        let stands = |archive: &Archive| match superseded_by.get(&archive.memory_id) {
+            Some(by) if archive.reason == ArchiveReason::Superseded => {
+                created.contains(by) || (live_targets.contains(by) && !archived.contains(by))
+            }
+            _ => true,
+        };
+        let archives: Vec<_> = plan.archives.iter().filter(|a| !changed.contains(&a.memory_id) && stands(a)).collect();
         let promotions: Vec<_> = plan.promotions.iter().filter(|p| created.contains(&p.memory_id)).collect();
         let memory_ids = merges
             .iter()

@@ -19,6 +19,7 @@ mod rollback;
 mod scope;
 pub(crate) mod sweep;
 mod trigger;
+mod unmerge;
 
 use std::{sync::Arc, time::Duration};
 
@@ -156,6 +157,7 @@ pub async fn process_one(worker: &Worker, kind: CommandKind, message: Message) -
                 CommandKind::Check => check::handle(worker, &message).await,
                 CommandKind::Sweep => sweep::handle(worker, &message).await,
                 CommandKind::Cancel => cancel::handle(worker, &message).await,
+                CommandKind::Unmerge => unmerge::handle(worker, &message).await,
             }
         },
         span.clone(),
@@ -182,7 +184,7 @@ async fn count_failure(worker: &Worker, kind: CommandKind, payload: &[u8]) -> Op
     let counted = match kind {
         CommandKind::Trigger => jobs::count_failure(&worker.db, named_id(payload, "job_id")?).await,
         CommandKind::Rollback => rollbacks::count_failure(&worker.db, named_id(payload, "rollback_id")?).await,
-        CommandKind::Sweep | CommandKind::Check | CommandKind::Cancel => return None,
+        CommandKind::Sweep | CommandKind::Check | CommandKind::Cancel | CommandKind::Unmerge => return None,
     };
     counted.ok().flatten().map(i64::from)
 }
@@ -192,7 +194,7 @@ async fn give_up(worker: &Worker, kind: CommandKind, payload: &[u8], reason: &st
     match kind {
         CommandKind::Trigger => trigger::give_up(worker, payload, reason).await,
         CommandKind::Rollback => rollback::give_up(worker, payload, reason).await,
-        CommandKind::Sweep | CommandKind::Check | CommandKind::Cancel => {}
+        CommandKind::Sweep | CommandKind::Check | CommandKind::Cancel | CommandKind::Unmerge => {}
     }
 }
 

@@ -1,6 +1,5 @@
-//! `cmd.rollback`: undo one completed job inside the window, unless later changes conflict.
-
-use std::collections::HashMap;
+//! `cmd.rollback`: undo one completed job inside the window, with the standing later jobs that
+//! built on it first (`cascade`), unless a change that still stands conflicts.
 
 use async_nats::jetstream::Message;
 use chrono::{Duration, Utc};
@@ -11,29 +10,28 @@ use uuid::Uuid;
 use super::{Outcome, Worker, events::job_event, failure::Failure, lease::InProgress};
 use crate::{
     bus::messages::{RollbackCommand, RollbackEvent, SCHEMA_VERSION, decode, named_id},
-    domain::{ChangeOperation, JobEventKind, RollbackEventKind},
+    domain::{ArchiveReason, ChangeOperation, JobEventKind, RollbackEventKind},
     store::{
-        changes::{self, ChangeRow, NewChange},
         jobs::{self, Job},
-        memories, playbook,
         rollbacks::{self, Rollback, RollbackStatus},
+        undo::{self, JobTrail, Restored, Undo, later::LaterJob, standing_later_jobs},
     },
 };
-
-/// Audit rows read per page while collecting what a job changed.
-const CHANGES_PAGE: i64 = 10_000;
 
 enum Decision {
     Completed {
         restored: i32,
         deleted: i32,
         warnings: Vec<String>,
+        /// Later jobs rolled back first, newest first.
+        cascaded: Vec<Uuid>,
     },
     /// This rollback's own result is in its row already (an earlier delivery wrote it).
     AlreadyRecorded,
     Refused {
         reason: String,
         conflicts: Vec<Uuid>,
+        later_jobs: Vec<Uuid>,
     },
 }
 
@@ -104,7 +102,7 @@ async fn run(worker: &Worker, command: &RollbackCommand) -> Result<Outcome, Fail
         });
     }
     if !rollback.is_finished() {
-        let decision = decide_and_restore(worker, &job, &rollback).await?;
+        let decision = decide_and_restore(worker, &job, &rollback, command.cascade || rollback.cascade).await?;
         record(worker, &rollback, &decision).await?;
     }
     let rollback = rollbacks::get(&worker.db, rollback.id)
@@ -114,7 +112,12 @@ async fn run(worker: &Worker, command: &RollbackCommand) -> Result<Outcome, Fail
     Ok(Outcome::Done)
 }
 
-async fn decide_and_restore(worker: &Worker, job: &Job, rollback: &Rollback) -> Result<Decision, Failure> {
+async fn decide_and_restore(
+    worker: &Worker,
+    job: &Job,
+    rollback: &Rollback,
+    cascade: bool,
+) -> Result<Decision, Failure> {
     let mut tx = worker.db.begin().await?;
     // A redelivery that arrives while the first run holds this row waits here, then finds the
     // rollback finished and leaves its result alone.
@@ -144,10 +147,14 @@ async fn decide_and_restore(worker: &Worker, job: &Job, rollback: &Rollback) -> 
             restored: first.memories_restored,
             deleted: first.memories_deleted,
             warnings,
+            cascaded: Vec::new(),
         });
     }
     if job.result_is_dry_run() {
         return Ok(refused(format!("job {} was a dry run and changed nothing", job.id)));
+    }
+    if let Some(purged) = job.audit_purged_at {
+        return Ok(refused(undo::audit_gone(job.id, purged)));
     }
     let window = Duration::days(i64::from(worker.retention.rollback_window_days));
     let completed_at = job.completed_at.unwrap_or(job.created_at);
@@ -158,156 +165,140 @@ async fn decide_and_restore(worker: &Worker, job: &Job, rollback: &Rollback) -> 
         )));
     }
 
-    let touched = Touched::collect(&mut tx, job.id).await?;
-    let conflicts = touched.conflicts(&mut tx, job.id, completed_at).await?;
-    if !conflicts.is_empty() {
-        let listed = conflicts.iter().map(Uuid::to_string).collect::<Vec<_>>().join(", ");
-        return Ok(Decision::Refused { reason: format!("memories changed after job {}: {listed}", job.id), conflicts });
+    let trail = JobTrail::read(&mut tx, job.id).await?.without_unmerged(&mut tx).await?;
+    let counters = job.counters();
+    let changed_something =
+        counters.memories_merged + counters.memories_archived + counters.memories_promoted + counters.summaries_created
+            > 0;
+    if trail.is_empty() && changed_something {
+        return Ok(refused(format!("job {}: its audit rows are gone; nothing can be restored", job.id)));
+    }
+    let later = later_jobs(&mut tx, &job, &trail, completed_at).await?;
+    let later_ids: Vec<Uuid> = later.iter().map(|(l, _)| l.id).collect();
+    if !later.is_empty() && !cascade {
+        let mut conflicts: Vec<Uuid> = later.iter().flat_map(|(l, _)| l.touched.iter().copied()).collect();
+        conflicts.sort();
+        conflicts.dedup();
+        return Ok(Decision::Refused {
+            reason: format!(
+                "later jobs built on the memories of job {} and still stand: {}; roll them back first (newest \
+                 first), or ask for \"cascade\": true",
+                job.id,
+                listed(&later_ids)
+            ),
+            conflicts,
+            later_jobs: later_ids,
+        });
     }
 
     let changed_by = format!("rollback:{}:{}", rollback.id, rollback.requested_by);
-    let reason = format!("rollback {} of job {}", rollback.id, job.id);
-    let restored = memories::unmark_duplicates(&mut tx, &touched.sources).await?
-        + memories::unarchive(&mut tx, &touched.archived).await?;
-    playbook::deactivate(&mut tx, &touched.entries, &reason, Some(job.id), &changed_by).await?;
-    let deleted = memories::delete(&mut tx, &touched.created).await?;
-    changes::insert_batch(&mut tx, Some(job.id), job.project_id, &changed_by, &touched.audit_rows(&reason)).await?;
+    let mut total = Restored::default();
+    for (later_job, later_trail) in &later {
+        let conflicts = later_trail.changed_since(&mut tx).await?;
+        if !conflicts.is_empty() {
+            return Ok(Decision::Refused {
+                reason: format!(
+                    "cascade stopped at job {}: memories changed after it by a change that still stands: {}",
+                    later_job.id,
+                    listed(&conflicts)
+                ),
+                conflicts,
+                later_jobs: vec![later_job.id],
+            });
+        }
+        let undo = rollback_undo(
+            job.project_id,
+            later_job.id,
+            &changed_by,
+            format!("rollback {} of job {} (cascade from job {})", rollback.id, later_job.id, job.id),
+        );
+        total += later_trail.restore(&mut tx, &undo).await?;
+        jobs::mark_rolled_back(&mut *tx, later_job.id).await?;
+    }
+    let conflicts = trail.changed_since(&mut tx).await?;
+    if !conflicts.is_empty() {
+        return Ok(Decision::Refused {
+            reason: format!(
+                "memories changed after job {} by a change that still stands (by hand): {}",
+                job.id,
+                listed(&conflicts)
+            ),
+            conflicts,
+            later_jobs: Vec::new(),
+        });
+    }
+    let undo =
+        rollback_undo(job.project_id, job.id, &changed_by, format!("rollback {} of job {}", rollback.id, job.id));
+    total += trail.restore(&mut tx, &undo).await?;
     jobs::mark_rolled_back(&mut *tx, job.id).await?;
     let mut warnings = Vec::new();
-    if touched.entries.is_empty()
-        && touched.created.is_empty()
-        && touched.sources.is_empty()
-        && touched.archived.is_empty()
-    {
+    if trail.is_empty() {
         warnings.push("the job changed nothing; nothing to restore".to_owned());
     }
-    rollbacks::complete(&mut *tx, rollback.id, restored as i32, deleted as i32, &warnings).await?;
+    let (restored, deleted) = (total.restored as i32, total.retired as i32);
+    rollbacks::complete(&mut *tx, rollback.id, restored, deleted, &warnings).await?;
+    rollbacks::record_later_jobs(&mut *tx, rollback.id, &later_ids).await?;
     tx.commit().await?;
-    Ok(Decision::Completed { restored: restored as i32, deleted: deleted as i32, warnings })
+    Ok(Decision::Completed { restored, deleted, warnings, cascaded: later_ids })
+}
+
+fn rollback_undo(project_id: Uuid, job_id: Uuid, changed_by: &str, reason: String) -> Undo<'_> {
+    Undo {
+        project_id,
+        audit_job: Some(job_id),
+        operation: ChangeOperation::Rollback,
+        retire_as: ArchiveReason::RolledBack,
+        reason,
+        changed_by,
+    }
+}
+
+/// Every standing later job that built on this job's memories, or on a later one's, with what
+/// each did; newest first, the order they are undone in.
+async fn later_jobs(
+    conn: &mut PgConnection,
+    job: &Job,
+    trail: &JobTrail,
+    completed_at: chrono::DateTime<Utc>,
+) -> Result<Vec<(LaterJob, JobTrail)>, Failure> {
+    let mut found: Vec<(LaterJob, JobTrail)> = Vec::new();
+    let mut seen = vec![job.id];
+    let mut frontier = trail.memory_ids();
+    while !frontier.is_empty() {
+        let next = standing_later_jobs(&mut *conn, job.project_id, &seen, completed_at, &frontier).await?;
+        frontier = Vec::new();
+        for later in next {
+            seen.push(later.id);
+            let later_trail = JobTrail::read(&mut *conn, later.id).await?.without_unmerged(&mut *conn).await?;
+            frontier.extend(later_trail.memory_ids());
+            found.push((later, later_trail));
+        }
+    }
+    found.sort_by_key(|(later, _)| std::cmp::Reverse((later.completed_at, later.id)));
+    Ok(found)
+}
+
+fn listed(ids: &[Uuid]) -> String {
+    ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(", ")
 }
 
 fn refused(reason: String) -> Decision {
-    Decision::Refused { reason, conflicts: Vec::new() }
-}
-
-/// What a job did, read back from its audit rows.
-struct Touched {
-    /// Memory id -> its version right after the job.
-    versions_after: HashMap<Uuid, i64>,
-    sources: Vec<Uuid>,
-    archived: Vec<Uuid>,
-    created: Vec<Uuid>,
-    entries: Vec<Uuid>,
-}
-
-impl Touched {
-    async fn collect(conn: &mut PgConnection, job_id: Uuid) -> Result<Self, Failure> {
-        let mut rows: Vec<ChangeRow> = Vec::new();
-        loop {
-            let page = changes::for_job(&mut *conn, job_id, None, rows.last().map(|row| row.id), CHANGES_PAGE).await?;
-            let done = (page.len() as i64) < CHANGES_PAGE;
-            rows.extend(page);
-            if done {
-                break;
-            }
-        }
-        let mut touched = Touched {
-            versions_after: HashMap::new(),
-            sources: vec![],
-            archived: vec![],
-            created: vec![],
-            entries: vec![],
-        };
-        for row in rows.iter().filter(|row| row.operation != ChangeOperation::Rollback) {
-            let previous_version = row.previous_state.as_ref().and_then(|state| state.0["version"].as_i64());
-            match (row.operation, previous_version) {
-                (ChangeOperation::Merge | ChangeOperation::Summarize, None) => {
-                    touched.created.push(row.memory_id);
-                    touched.versions_after.insert(row.memory_id, 1);
-                }
-                // A merged source, or an earlier synthesis a grown cluster's synthesis replaced.
-                (ChangeOperation::Merge | ChangeOperation::Summarize, Some(version)) => {
-                    touched.sources.push(row.memory_id);
-                    touched.versions_after.insert(row.memory_id, version + 1);
-                }
-                (ChangeOperation::Archive, Some(version)) => {
-                    touched.archived.push(row.memory_id);
-                    touched.versions_after.insert(row.memory_id, version + 1);
-                }
-                (ChangeOperation::Promote, _) => {
-                    let entry = row.new_state.as_ref().and_then(|state| state.0["entry_id"].as_str());
-                    if let Some(entry) = entry.and_then(|id| id.parse().ok()) {
-                        touched.entries.push(entry);
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(touched)
-    }
-
-    /// Memories whose version moved since the job, that are gone, or that a later change touched.
-    async fn conflicts(
-        &self,
-        conn: &mut PgConnection,
-        job_id: Uuid,
-        since: chrono::DateTime<Utc>,
-    ) -> Result<Vec<Uuid>, Failure> {
-        let ids: Vec<Uuid> = self.versions_after.keys().copied().collect();
-        let current: HashMap<Uuid, i64> = memories::lock_versions(&mut *conn, &ids)
-            .await?
-            .into_iter()
-            .map(|(id, version, _, _)| (id, version))
-            .collect();
-        let mut conflicts: Vec<Uuid> = self
-            .versions_after
-            .iter()
-            .filter(|(id, after)| current.get(id) != Some(after))
-            .map(|(id, _)| *id)
-            .chain(changes::later_changes(&mut *conn, &ids, job_id, since).await?.into_iter().map(|row| row.memory_id))
-            .collect();
-        conflicts.sort();
-        conflicts.dedup();
-        Ok(conflicts)
-    }
-
-    fn audit_rows(&self, reason: &str) -> Vec<NewChange> {
-        let row = |memory_id: Uuid, previous: serde_json::Value, new: Option<serde_json::Value>| NewChange {
-            operation: ChangeOperation::Rollback,
-            memory_id,
-            previous_state: Some(previous),
-            new_state: new,
-            reason: reason.to_owned(),
-            confidence: None,
-        };
-        let restored_source = serde_json::json!({"is_duplicate": false, "duplicate_of": null});
-        let restored_archive = serde_json::json!({"is_archived": false, "archived_at": null, "archive_reason": null});
-        self.sources
-            .iter()
-            .map(|id| row(*id, serde_json::json!({"is_duplicate": true}), Some(restored_source.clone())))
-            .chain(
-                self.archived
-                    .iter()
-                    .map(|id| row(*id, serde_json::json!({"is_archived": true}), Some(restored_archive.clone()))),
-            )
-            .chain(
-                self.created.iter().map(|id| {
-                    row(*id, serde_json::json!({"exists": true}), Some(serde_json::json!({"deleted": true})))
-                }),
-            )
-            .collect()
-    }
+    Decision::Refused { reason, conflicts: Vec::new(), later_jobs: Vec::new() }
 }
 
 async fn record(worker: &Worker, rollback: &Rollback, decision: &Decision) -> Result<(), Failure> {
     match decision {
-        Decision::Completed { restored, deleted, warnings } => {
-            tracing::info!(restored, deleted, ?warnings, "rollback completed");
+        Decision::Completed { restored, deleted, warnings, cascaded } => {
+            tracing::info!(restored, deleted, ?warnings, ?cascaded, "rollback completed");
         }
         Decision::AlreadyRecorded => tracing::info!("rollback already finished by an earlier delivery"),
-        Decision::Refused { reason, conflicts } => {
+        Decision::Refused { reason, conflicts, later_jobs } => {
             tracing::info!(%reason, "rollback refused");
-            rollbacks::finish_unsuccessful(&worker.db, rollback.id, RollbackStatus::Refused, reason, conflicts).await?;
+            if rollbacks::finish_unsuccessful(&worker.db, rollback.id, RollbackStatus::Refused, reason, conflicts)
+                .await?
+            {
+                rollbacks::record_later_jobs(&worker.db, rollback.id, later_jobs).await?;
+            }
         }
     }
     Ok(())
@@ -325,11 +316,14 @@ async fn publish_result(worker: &Worker, rollback: &Rollback) -> Result<(), Fail
     event.memories_deleted = rollback.memories_deleted;
     event.warnings = rollback.warnings.0.clone();
     event.conflicts = rollback.conflicts.0.clone();
+    event.later_jobs = rollback.later_jobs.0.clone();
     event.error = rollback.error.clone();
     worker.bus.rollback_event(kind, &event).await?;
     if kind == RollbackEventKind::Completed {
-        let job = job_event(JobEventKind::RolledBack, rollback.job_id, rollback.project_id);
-        worker.bus.job_terminal_event(JobEventKind::RolledBack, &job).await?;
+        for job_id in rollback.later_jobs.0.iter().chain([&rollback.job_id]) {
+            let job = job_event(JobEventKind::RolledBack, *job_id, rollback.project_id);
+            worker.bus.job_terminal_event(JobEventKind::RolledBack, &job).await?;
+        }
     }
     Ok(())
 }
@@ -347,6 +341,7 @@ fn event_of(rollback: &Rollback, event: RollbackEventKind) -> RollbackEvent {
         memories_deleted: 0,
         warnings: Vec::new(),
         conflicts: Vec::new(),
+        later_jobs: Vec::new(),
         error: None,
     }
 }
@@ -364,6 +359,7 @@ fn event_of_command(command: &RollbackCommand, project_id: Uuid, event: Rollback
         memories_deleted: 0,
         warnings: Vec::new(),
         conflicts: Vec::new(),
+        later_jobs: Vec::new(),
         error: None,
     }
 }

@@ -296,6 +296,7 @@ async fn archive_unarchive_and_reuse_change_the_memory_and_are_audited() {
     let restored = gateway.request(Method::POST, &format!("/api/v1/memories/{id}/unarchive")).send().await;
     let restored = ok(restored.expect("sent"), StatusCode::OK).await;
     assert_eq!(restored["is_archived"], false);
+    let unarchived_version = restored["version"].clone();
     let reused = ok(
         gateway.post(&format!("/api/v1/memories/{id}/reuse"), &json!({})).send().await.expect("sent"),
         StatusCode::OK,
@@ -310,7 +311,7 @@ async fn archive_unarchive_and_reuse_change_the_memory_and_are_audited() {
     assert_eq!(rows[0].3["is_archived"], false);
     assert_eq!(rows[0].4["is_archived"], true);
     assert_eq!((rows[2].3["reused_count"].clone(), rows[2].4["reused_count"].clone()), (json!(5), json!(6)));
-    assert_eq!(rows[2].4["version"], reused["version"], "the audit row records the version it produced");
+    assert_eq!(reused["version"], unarchived_version, "a reuse is usage, not an edit: the version stays");
     let reason: String =
         sqlx::query_scalar("SELECT reason FROM consolidation_changes WHERE memory_id = $1 ORDER BY id LIMIT 1")
             .bind(id)

@@ -156,7 +156,7 @@ async fn rollback_status_answers_404_for_unknown_and_foreign_ids() {
 }
 
 #[tokio::test]
-async fn a_rollback_the_worker_refuses_for_a_later_change_is_409_naming_the_memory() {
+async fn a_rollback_the_worker_refuses_for_a_change_by_hand_is_409_naming_the_memory() {
     let gateway = TestGateway::start_with(|config| config.rollback_wait_ms = 8000).await;
     let worker = gateway.env.spawn_worker();
     let project = gateway.project().await;
@@ -165,7 +165,7 @@ async fn a_rollback_the_worker_refuses_for_a_later_change_is_409_naming_the_memo
     assert_eq!(status["status"], "completed", "{status}");
     let created = status["created_memory_ids"][0].as_str().expect("the job created a memory").to_owned();
     ok(
-        gateway.post(&format!("/api/v1/memories/{created}/reuse"), &json!({})).send().await.expect("sent"),
+        gateway.post(&format!("/api/v1/memories/{created}/archive"), &json!({})).send().await.expect("sent"),
         StatusCode::OK,
     )
     .await;

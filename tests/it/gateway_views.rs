@@ -117,9 +117,19 @@ async fn a_memory_shows_its_provenance_and_every_change_that_touched_it() {
     assert!(stored[..3].iter().all(|id| sources.contains(id)), "{sources:?}");
     assert_eq!(merged["provenance"]["consolidated_into"], Value::Null);
 
-    ok(
+    let holder = ok(
         gateway
             .post(&format!("/api/v1/memories/{source}/reuse"), &json!({"reason": "used it"}))
+            .send()
+            .await
+            .expect("sent"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(holder["id"], json!(into), "a merged source's reuse counts on what it was merged into");
+    ok(
+        gateway
+            .post(&format!("/api/v1/memories/{source}/archive"), &json!({"reason": "by hand"}))
             .send()
             .await
             .expect("sent"),
@@ -132,7 +142,7 @@ async fn a_memory_shows_its_provenance_and_every_change_that_touched_it() {
     let rows = changes["changes"].as_array().expect("rows");
     assert!(rows.iter().any(|row| row["job_id"] == status["job_id"] && row["operation"] == "merge"), "{changes}");
     let manual = rows.last().expect("the manual change is the latest");
-    assert_eq!((manual["operation"].clone(), manual["job_id"].clone()), (json!("reuse"), Value::Null));
+    assert_eq!((manual["operation"].clone(), manual["job_id"].clone()), (json!("archive"), Value::Null));
     let paged = ok(
         gateway.get(&format!("/api/v1/memories/{source}/changes?limit=1")).send().await.expect("sent"),
         StatusCode::OK,

@@ -197,12 +197,19 @@ async fn approving_checks_versions_then_supersedes_the_older_memory_in_one_audit
     let open = reviews(&gateway, project, "open").await;
     assert_eq!(open.len(), 1);
 
-    // The newer memory changes after the review was opened: approving now is refused.
+    // A reuse is usage, not a change: it leaves the review's versions alone.
     ok(
         gateway.post(&format!("/api/v1/memories/{}/reuse", newer.id), &json!({})).send().await.expect("sent"),
         StatusCode::OK,
     )
     .await;
+    let reviewed = memories::get(&gateway.env.db, newer.id).await.unwrap().unwrap();
+    assert_eq!(reviewed.version, open[0]["newer_version"].as_i64().expect("newer_version"), "{}", open[0]);
+    // The newer memory changes after the review was opened: approving now is refused.
+    let archive = format!("/api/v1/memories/{}/archive", newer.id);
+    ok(gateway.post(&archive, &json!({})).send().await.expect("sent"), StatusCode::OK).await;
+    let unarchive = format!("/api/v1/memories/{}/unarchive", newer.id);
+    ok(gateway.post(&unarchive, &json!({})).send().await.expect("sent"), StatusCode::OK).await;
     let message = error(decide(&gateway, &open[0], "approve").await, StatusCode::CONFLICT, "conflict").await;
     assert!(message.contains(&newer.id.to_string()), "{message}");
     assert!(!memories::get(&gateway.env.db, older.id).await.unwrap().unwrap().is_archived, "nothing applied");

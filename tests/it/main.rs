@@ -18,6 +18,7 @@ mod guards_bus;
 mod guards_http;
 mod guards_schema;
 mod harness;
+mod live_store;
 mod migrations;
 mod private_nats;
 mod recovery;

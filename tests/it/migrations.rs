@@ -148,7 +148,7 @@ async fn audit_rows_survive_the_deletion_of_the_memory_they_describe() {
     .await
     .unwrap();
 
-    store::memories::delete(&mut conn, &[memory.id]).await.unwrap();
+    sqlx::query("DELETE FROM task_memories WHERE id = $1").bind(memory.id).execute(&mut *conn).await.unwrap();
 
     let remaining: i64 = sqlx::query_scalar("SELECT count(*) FROM consolidation_changes WHERE memory_id = $1")
         .bind(memory.id)
@@ -159,7 +159,7 @@ async fn audit_rows_survive_the_deletion_of_the_memory_they_describe() {
 }
 
 #[tokio::test]
-async fn every_update_moves_a_memory_version() {
+async fn a_change_moves_a_memory_version_and_a_reuse_does_not() {
     let env = TestEnv::new().await;
     let project = fixtures::project(&env.db, 10).await;
     let memory = fixtures::memory("versioned", consolidator::domain::MemoryType::Learning, fixtures::direction(0, 0.0));
@@ -167,10 +167,14 @@ async fn every_update_moves_a_memory_version() {
 
     store::memories::record_reuse(&env.db, memory.id).await.unwrap();
     store::memories::record_reuse(&env.db, memory.id).await.unwrap();
+    let reused = store::memories::get(&env.db, memory.id).await.unwrap().unwrap();
+    assert_eq!((reused.version, reused.reused_count), (1, 7), "usage is not an edit");
+    assert_eq!(reused.updated_at, reused.created_at, "a reuse leaves updated_at alone (incremental mode reads it)");
 
-    let row = store::memories::get(&env.db, memory.id).await.unwrap().unwrap();
-    assert_eq!(row.version, 3);
-    assert_eq!(row.reused_count, 7);
+    let mut conn = env.db.acquire().await.unwrap();
+    store::memories::archive(&mut conn, &[memory.id], consolidator::domain::ArchiveReason::Manual).await.unwrap();
+    let archived = store::memories::get(&env.db, memory.id).await.unwrap().unwrap();
+    assert_eq!(archived.version, 2);
 }
 
 /// A consolidated memory as the schema before the steady-state migration held it.

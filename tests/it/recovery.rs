@@ -196,6 +196,7 @@ fn rollback_command(job_id: Uuid) -> RollbackCommand {
         consolidation_id: job_id,
         reason: Some("test".into()),
         requested_by: "admin".into(),
+        cascade: false,
     }
 }
 

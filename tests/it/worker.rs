@@ -296,7 +296,7 @@ async fn touched_columns(env: &TestEnv, project_id: Uuid) -> Snapshot {
     Snapshot(
         sqlx::query_as(
             "SELECT id, is_duplicate, duplicate_of, is_archived, archived_at, archive_reason, execution_summary, reused_count
-               FROM task_memories WHERE project_id = $1 ORDER BY id",
+               FROM task_memories WHERE project_id = $1 AND archive_reason IS DISTINCT FROM 'rolled_back' ORDER BY id",
         )
         .bind(project_id)
         .fetch_all(&env.db)
@@ -350,7 +350,9 @@ async fn a_rollback_refuses_when_a_merged_memory_changed_later() {
     let env = TestEnv::new().await;
     let worker = env.spawn_worker();
     let (project_id, job_id, scenario, _) = completed_job(&env).await;
-    memories::record_reuse(&env.db, scenario.triple[0].id).await.unwrap();
+    // A change by hand that still stands: the merged source is made active again.
+    let mut conn = env.db.acquire().await.unwrap();
+    memories::unmark_duplicates(&mut conn, &[scenario.triple[0].id]).await.unwrap();
 
     let result = rollback(&env, project_id, job_id, Uuid::new_v4()).await;
 

@@ -133,8 +133,15 @@ pub fn group<'a>(
     let mut found = Vec::new();
     let mut guard = GuardReport::new(options.value_guard);
     for (index, (part, pairs)) in parts.iter().zip(pairs).enumerate() {
-        let screened = screen(part, pairs, texts, options.value_guard, &snapshot.judged);
+        let mut screened = screen(part, pairs, texts, options.value_guard, &snapshot.judged);
         guard.absorb(screened.report);
+        if !snapshot.apart.is_empty() {
+            let id = |n: u32| part.node_ids[n as usize];
+            screened.pairs.retain(|p| {
+                let (a, b) = (id(p.a), id(p.b));
+                !snapshot.apart.contains(&(a.min(b), a.max(b)))
+            });
+        }
         for group in clique_groups(part.len(), &screened.pairs, &part.locked_groups()) {
             let nodes: Vec<usize> = group.iter().map(|&i| i as usize).collect();
             let mut units: Vec<usize> = nodes.iter().map(|&n| part.unit_of[n] as usize).collect();

@@ -34,6 +34,7 @@ pub async fn rollback(env: &TestEnv, project_id: Uuid, job_id: Uuid, rollback_id
         consolidation_id: job_id,
         reason: Some("test".to_owned()),
         requested_by: "admin".to_owned(),
+        cascade: false,
     };
     env.bus.publish_command(CommandKind::Rollback, &rollback_id.to_string(), &command).await.unwrap();
     let events = events_until::<RollbackEvent>(

@@ -1,0 +1,191 @@
+//! The live store (DESIGN.md §6, §11): usage, undo in any order and at the grain of one cluster,
+//! while agents keep using the store.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::harness::*;
+
+async fn rollback(gateway: &TestGateway, body: Value) -> reqwest::Response {
+    gateway.post("/api/v1/consolidation/rollback", &body).send().await.expect("sent")
+}
+
+async fn memory(gateway: &TestGateway, id: &str) -> Value {
+    ok(gateway.get(&format!("/api/v1/memories/{id}")).send().await.expect("sent"), StatusCode::OK).await
+}
+
+/// Reuses over the memories a reader sees as live (active or archived, not merged away, not retired).
+async fn live_reuses(gateway: &TestGateway, project: Uuid) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COALESCE(sum(reused_count), 0)::bigint FROM task_memories
+          WHERE project_id = $1 AND NOT is_duplicate AND archive_reason IS DISTINCT FROM 'rolled_back'
+            AND archive_reason IS DISTINCT FROM 'unmerged'",
+    )
+    .bind(project)
+    .fetch_one(&gateway.env.db)
+    .await
+    .expect("sum")
+}
+
+async fn reuse(gateway: &TestGateway, id: &str) -> Value {
+    ok(gateway.post(&format!("/api/v1/memories/{id}/reuse"), &json!({})).send().await.expect("sent"), StatusCode::OK)
+        .await
+}
+
+/// Copies of the three-member cluster that an agent learns again.
+fn relearned() -> Vec<Value> {
+    vec![
+        memory_json("Retry the flaky upload with backoff; it works.", "error_fix", direction(0, 0.02)),
+        memory_json("A flaky upload is fixed by retrying with backoff.", "error_fix", direction(0, 0.04)),
+    ]
+}
+
+#[tokio::test]
+async fn a_reuse_does_not_block_a_rollback_and_the_reuses_survive_it() {
+    let gateway = TestGateway::start_with(|config| config.rollback_wait_ms = 8000).await;
+    let worker = gateway.env.spawn_worker();
+    let project = gateway.project().await;
+    let stored = ingest(&gateway, project, &clustered_memories()).await;
+    reuse(&gateway, &stored[0].to_string()).await;
+    let status = consolidate(&gateway, project).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    let source = memory(&gateway, &stored[0].to_string()).await;
+    let created = source["provenance"]["consolidated_into"].as_str().expect("merged").to_owned();
+    let before = live_reuses(&gateway, project).await;
+    let counted = reuse(&gateway, &created).await;
+    assert_eq!(counted["version"], 1, "usage is not an edit");
+    // A reuse of a merged source counts on the memory it was merged into.
+    let holder = reuse(&gateway, &stored[1].to_string()).await;
+    assert_eq!(holder["id"], json!(created));
+    assert_eq!(live_reuses(&gateway, project).await, before + 2);
+
+    let result = ok(rollback(&gateway, json!({"consolidation_id": status["job_id"]})).await, StatusCode::OK).await;
+    assert_eq!(result["success"], true, "{result}");
+    let retired = memory(&gateway, &created).await;
+    assert_eq!(
+        (retired["is_archived"].clone(), retired["archive_reason"].clone()),
+        (json!(true), json!("rolled_back"))
+    );
+    assert!(retired["execution_summary"].as_str().is_some_and(|text| !text.is_empty()), "kept and readable");
+    assert_eq!(live_reuses(&gateway, project).await, before + 2, "no reuse is lost with the retired memory");
+    let unarchive = gateway.post(&format!("/api/v1/memories/{created}/unarchive"), &json!({})).send().await;
+    error(unarchive.expect("sent"), StatusCode::CONFLICT, "conflict").await;
+    worker.stop().await;
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn newest_first_undo_works_and_an_older_job_under_a_standing_one_is_refused_or_cascaded() {
+    let gateway = TestGateway::start_with(|config| config.rollback_wait_ms = 8000).await;
+    let worker = gateway.env.spawn_worker();
+    let project = gateway.project().await;
+    ingest(&gateway, project, &clustered_memories()).await;
+    let first = consolidate(&gateway, project).await;
+    assert_eq!(first["status"], "completed", "{first}");
+    let active_after_first = active_ids(&gateway, project).await;
+    ingest(&gateway, project, &relearned()).await;
+    let second = consolidate(&gateway, project).await;
+    assert_eq!(second["status"], "completed", "{second}");
+    assert!(second["counters"]["memories_merged"].as_i64().is_some_and(|n| n >= 2), "the copies fold in: {second}");
+
+    // The older job under a standing later one: refused, naming the later job.
+    let refused = rollback(&gateway, json!({"consolidation_id": first["job_id"]})).await;
+    let message = error(refused, StatusCode::CONFLICT, "conflict").await;
+    assert!(message.contains(second["job_id"].as_str().expect("id")), "{message}");
+
+    // Newest first: both go back.
+    ok(rollback(&gateway, json!({"consolidation_id": second["job_id"]})).await, StatusCode::OK).await;
+    assert_eq!(active_ids(&gateway, project).await.len(), active_after_first.len() + relearned().len());
+    let undone = ok(rollback(&gateway, json!({"consolidation_id": first["job_id"]})).await, StatusCode::OK).await;
+    assert_eq!(undone["success"], true, "{undone}");
+    assert_eq!(active_ids(&gateway, project).await.len(), clustered_memories().len() + relearned().len());
+
+    // Cascade: the same two jobs again, undone in one request from the older one.
+    let third = consolidate(&gateway, project).await;
+    ingest(&gateway, project, &[memory_json("Upload flaky? Retry it, with backoff.", "error_fix", direction(0, 0.05))])
+        .await;
+    let fourth = consolidate(&gateway, project).await;
+    assert!(fourth["counters"]["memories_merged"].as_i64().is_some_and(|n| n >= 1), "{fourth}");
+    let cascade = json!({"consolidation_id": third["job_id"], "cascade": true});
+    let both = ok(rollback(&gateway, cascade).await, StatusCode::OK).await;
+    assert_eq!(both["later_jobs"], json!([fourth["job_id"]]), "{both}");
+    assert_eq!(active_ids(&gateway, project).await.len(), clustered_memories().len() + relearned().len() + 1);
+    for job in [&third, &fourth] {
+        let path = format!("/api/v1/consolidation/status/{}", job["job_id"].as_str().expect("id"));
+        let status = ok(gateway.get(&path).send().await.expect("sent"), StatusCode::OK).await;
+        assert!(status["rolled_back_at"].is_string(), "{status}");
+    }
+    worker.stop().await;
+    gateway.stop().await;
+}
+
+async fn active_ids(gateway: &TestGateway, project: Uuid) -> Vec<Uuid> {
+    sqlx::query_scalar(
+        "SELECT id FROM task_memories WHERE project_id = $1 AND NOT is_archived AND NOT is_duplicate ORDER BY id",
+    )
+    .bind(project)
+    .fetch_all(&gateway.env.db)
+    .await
+    .expect("ids")
+}
+
+#[tokio::test]
+async fn unmerge_restores_a_clusters_sources_and_the_next_job_keeps_them_apart() {
+    let gateway = TestGateway::start().await;
+    let worker = gateway.env.spawn_worker();
+    let project = gateway.project().await;
+    let stored = ingest(&gateway, project, &clustered_memories()).await;
+    let status = consolidate(&gateway, project).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    let source = memory(&gateway, &stored[0].to_string()).await;
+    let merged = source["provenance"]["consolidated_into"].as_str().expect("merged").to_owned();
+    reuse(&gateway, &merged).await;
+    let reuses = live_reuses(&gateway, project).await;
+
+    let unmerged = gateway.post(&format!("/api/v1/memories/{merged}/unmerge"), &json!({"reason": "not the same"}));
+    let unmerged = ok(unmerged.send().await.expect("sent"), StatusCode::OK).await;
+    let mut restored: Vec<Uuid> = serde_json::from_value(unmerged["restored"].clone()).expect("restored");
+    restored.sort();
+    let mut cluster = stored[..3].to_vec();
+    cluster.sort();
+    assert_eq!(restored, cluster, "{unmerged}");
+    assert_eq!(unmerged["kept_apart"], 3);
+    let retired = memory(&gateway, &merged).await;
+    assert_eq!(retired["archive_reason"], "unmerged");
+    assert_eq!(live_reuses(&gateway, project).await, reuses, "the reuse went back to a source");
+    let again = gateway.post(&format!("/api/v1/memories/{merged}/unmerge"), &json!({})).send().await;
+    error(again.expect("sent"), StatusCode::CONFLICT, "conflict").await;
+
+    let next =
+        gateway.post("/api/v1/consolidation/trigger", &json!({"project_id": project, "options": {"mode": "full"}}));
+    let job_id =
+        ok(next.send().await.expect("sent"), StatusCode::ACCEPTED).await["job_id"].as_str().unwrap().to_owned();
+    let next =
+        wait_for_status(&gateway.env, job_id.parse().unwrap(), "completed", std::time::Duration::from_secs(60)).await;
+    let active = active_ids(&gateway, project).await;
+    assert!(stored[..3].iter().all(|id| active.contains(id)), "the unmerged sources stay apart: {:?}", next.result);
+
+    // The job inside the window can still be rolled back as a whole: the unmerged cluster is
+    // left as the unmerge left it.
+    let whole = ok(rollback(&gateway, json!({"consolidation_id": status["job_id"]})).await, StatusCode::OK).await;
+    assert_eq!(whole["success"], true, "{whole}");
+    worker.stop().await;
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_rollback_of_a_job_whose_audit_rows_were_purged_is_gone() {
+    let gateway = TestGateway::start().await;
+    let worker = gateway.env.spawn_worker();
+    let project = gateway.project().await;
+    ingest(&gateway, project, &clustered_memories()).await;
+    let status = consolidate(&gateway, project).await;
+    worker.stop().await;
+    let job_id: Uuid = status["job_id"].as_str().expect("id").parse().expect("uuid");
+    let purged = consolidator::store::changes::delete_older_than(&gateway.env.db, chrono::Utc::now()).await.unwrap();
+    assert!(purged > 0);
+    let message = error(rollback(&gateway, json!({"consolidation_id": job_id})).await, StatusCode::GONE, "gone").await;
+    assert!(message.contains("AUDIT_RETENTION_DAYS"), "{message}");
+    gateway.stop().await;
+}
