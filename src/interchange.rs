@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::NewMemory;
 use crate::{
-    domain::MemoryType,
+    domain::{ArchiveReason, MemoryType},
     store::{
         StoreError,
         memories::{self, ListFilter},
@@ -86,6 +86,59 @@ pub struct MemoryInput {
     /// Only for a consolidated memory: the task ids of its sources.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub task_ids: Vec<String>,
+}
+
+/// What consolidation left on a memory, beyond what an agent writes: exported with it and
+/// restored by `import` (never accepted by the ingest API), so export, import, export is stable.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryState {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_duplicate: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_archived: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archived_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_reason: Option<ArchiveReason>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consolidated_from: Vec<Uuid>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub synthesized_from: Vec<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthesis_confidence: Option<f32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub needs_review: bool,
+}
+
+/// The keys of [`MemoryState`] in a line.
+const STATE_KEYS: [&str; 9] = [
+    "is_duplicate",
+    "duplicate_of",
+    "is_archived",
+    "archived_at",
+    "archive_reason",
+    "consolidated_from",
+    "synthesized_from",
+    "synthesis_confidence",
+    "needs_review",
+];
+
+impl MemoryState {
+    fn validate(&self) -> Result<(), FieldError> {
+        if self.duplicate_of.is_some() && !self.is_duplicate {
+            return Err(invalid("duplicate_of", "only a duplicate (is_duplicate: true) names what it duplicates"));
+        }
+        if (self.archive_reason.is_some() || self.archived_at.is_some()) && !self.is_archived {
+            return Err(invalid("archive_reason", "only an archived memory (is_archived: true) has an archive reason"));
+        }
+        if self.synthesis_confidence.is_some_and(|c| !(0.0..=1.0).contains(&c)) {
+            return Err(invalid("synthesis_confidence", "must be 0 to 1"));
+        }
+        Ok(())
+    }
 }
 
 /// A field that breaks a rule, and the rule.
@@ -240,7 +293,15 @@ pub fn check_embedding(embedding: &[f32], dim: &mut Option<usize>) -> Result<(),
 }
 
 /// Parses and validates every line; the first embedding fixes the dimension if `dim` is None.
-pub fn parse(reader: impl BufRead, mut dim: Option<usize>) -> Result<Vec<NewMemory>, InterchangeError> {
+pub fn parse(reader: impl BufRead, dim: Option<usize>) -> Result<Vec<NewMemory>, InterchangeError> {
+    Ok(parse_with_state(reader, dim)?.into_iter().map(|(memory, _)| memory).collect())
+}
+
+/// [`parse`], keeping each memory's exported state (marks and provenance).
+pub fn parse_with_state(
+    reader: impl BufRead,
+    mut dim: Option<usize>,
+) -> Result<Vec<(NewMemory, MemoryState)>, InterchangeError> {
     let now = Utc::now();
     let mut parsed = Vec::new();
     for (index, line) in reader.lines().enumerate() {
@@ -249,13 +310,25 @@ pub fn parse(reader: impl BufRead, mut dim: Option<usize>) -> Result<Vec<NewMemo
         if line.trim().is_empty() {
             continue;
         }
-        let memory: MemoryInput = serde_json::from_str(&line)
-            .map_err(|error| InterchangeError::Line { line: line_number, message: within_line(&error) })?;
-        memory.validate(&mut dim).map_err(|error| InterchangeError::Line {
-            line: line_number,
-            message: format!("{}: {}", error.field, error.message),
-        })?;
-        parsed.push(memory.into_new_memory(now));
+        let at_line = |message: String| InterchangeError::Line { line: line_number, message };
+        let mut fields: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&line).map_err(|error| at_line(within_line(&error)))?;
+        let state: serde_json::Map<String, serde_json::Value> =
+            STATE_KEYS.iter().filter_map(|key| fields.remove_entry(*key)).collect();
+        let memory: MemoryInput =
+            serde_json::from_value(fields.into()).map_err(|error| at_line(within_line(&error)))?;
+        let state: MemoryState = serde_json::from_value(state.into()).map_err(|error| at_line(within_line(&error)))?;
+        let field_error = |error: FieldError| at_line(format!("{}: {}", error.field, error.message));
+        memory.validate(&mut dim).map_err(field_error)?;
+        state.validate().map_err(field_error)?;
+        let memory = NewMemory {
+            consolidated_from: state.consolidated_from.clone(),
+            synthesized_from: state.synthesized_from.clone(),
+            synthesis_confidence: state.synthesis_confidence,
+            needs_review: state.needs_review,
+            ..memory.into_new_memory(now)
+        };
+        parsed.push((memory, state));
     }
     Ok(parsed)
 }
@@ -263,13 +336,25 @@ pub fn parse(reader: impl BufRead, mut dim: Option<usize>) -> Result<Vec<NewMemo
 /// Loads a whole file into a project, or nothing of it.
 pub async fn import(db: &sqlx::PgPool, project_id: Uuid, reader: impl BufRead) -> Result<usize, InterchangeError> {
     let project = projects::get(db, project_id).await?.ok_or(InterchangeError::UnknownProject(project_id))?;
-    let memories = parse(reader, project.embedding_dim.and_then(|dim| usize::try_from(dim).ok()))?;
-    load(db, project_id, &memories).await
+    let parsed = parse_with_state(reader, project.embedding_dim.and_then(|dim| usize::try_from(dim).ok()))?;
+    let (memories, states): (Vec<NewMemory>, Vec<MemoryState>) = parsed.into_iter().unzip();
+    let marks: Vec<(Uuid, MemoryState)> = memories.iter().map(|m| m.id).zip(states).collect();
+    load_with_state(db, project_id, &memories, &marks).await
 }
 
 /// Inserts validated memories into a project in one transaction, fixing its embedding
 /// dimension on first use (a different dimension in force refuses the whole load).
 pub async fn load(db: &sqlx::PgPool, project_id: Uuid, memories: &[NewMemory]) -> Result<usize, InterchangeError> {
+    load_with_state(db, project_id, memories, &[]).await
+}
+
+/// [`load`], then the duplicate and archive marks of `states`, in the same transaction.
+async fn load_with_state(
+    db: &sqlx::PgPool,
+    project_id: Uuid,
+    memories: &[NewMemory],
+    states: &[(Uuid, MemoryState)],
+) -> Result<usize, InterchangeError> {
     let mut tx = db.begin().await.map_err(StoreError::from)?;
     if let Some(dim) = memories.iter().find_map(|memory| memory.embedding.as_ref().map(Vec::len)) {
         let in_force = projects::fix_embedding_dim(&mut *tx, project_id, dim as i32).await?;
@@ -283,11 +368,36 @@ pub async fn load(db: &sqlx::PgPool, project_id: Uuid, memories: &[NewMemory]) -
     for batch in memories.chunks(BATCH) {
         memories::insert_batch(&mut tx, project_id, batch).await?;
     }
+    let marked: Vec<&(Uuid, MemoryState)> =
+        states.iter().filter(|(_, state)| state.is_duplicate || state.is_archived).collect();
+    for batch in marked.chunks(BATCH) {
+        let marks: Vec<memories::ImportedMarks> = batch
+            .iter()
+            .map(|(id, state)| memories::ImportedMarks {
+                id: *id,
+                is_duplicate: state.is_duplicate,
+                duplicate_of: state.duplicate_of,
+                is_archived: state.is_archived,
+                archived_at: state.archived_at,
+                archive_reason: state.archive_reason,
+            })
+            .collect();
+        let foreign = memories::set_imported_marks(&mut tx, project_id, &marks)
+            .await
+            .map_err(|error| InterchangeError::Line { line: 0, message: format!("duplicate_of: {error}") })?;
+        if let Some(id) = foreign.first() {
+            return Err(InterchangeError::Line {
+                line: 0,
+                message: format!("duplicate_of: memory {id} is marked a duplicate of a memory of another project"),
+            });
+        }
+    }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(memories.len())
 }
 
-/// Writes every memory of the project (archived and duplicates included) as JSON Lines.
+/// Writes every memory of the project (archived, duplicates and retired ones included, with
+/// their marks and provenance) as JSON Lines.
 pub async fn export(db: &sqlx::PgPool, project_id: Uuid, mut out: impl Write) -> Result<usize, InterchangeError> {
     let mut filter =
         ListFilter { include_archived: true, include_duplicates: true, limit: BATCH as i64, ..Default::default() };
@@ -313,7 +423,24 @@ pub async fn export(db: &sqlx::PgPool, project_id: Uuid, mut out: impl Write) ->
                 source_type: row.source_type,
                 task_ids: row.task_ids.clone(),
             };
-            serde_json::to_writer(&mut out, &memory).map_err(std::io::Error::from)?;
+            let state = MemoryState {
+                is_duplicate: row.is_duplicate,
+                duplicate_of: row.duplicate_of,
+                is_archived: row.is_archived,
+                archived_at: row.archived_at,
+                archive_reason: row.archive_reason,
+                consolidated_from: row.consolidated_from.clone().unwrap_or_default(),
+                synthesized_from: row.synthesized_from.clone().unwrap_or_default(),
+                synthesis_confidence: row.synthesis_confidence,
+                needs_review: row.needs_review,
+            };
+            let mut line = serde_json::to_value(&memory).map_err(std::io::Error::from)?;
+            if let (Some(fields), serde_json::Value::Object(state)) =
+                (line.as_object_mut(), serde_json::to_value(&state).map_err(std::io::Error::from)?)
+            {
+                fields.extend(state);
+            }
+            serde_json::to_writer(&mut out, &line).map_err(std::io::Error::from)?;
             out.write_all(b"\n")?;
             written += 1;
         }

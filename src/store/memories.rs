@@ -667,6 +667,55 @@ pub async fn lock_marks(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap
         .collect()
 }
 
+/// The marks an import restores on memories it just inserted.
+#[derive(Debug, Clone)]
+pub struct ImportedMarks {
+    pub id: Uuid,
+    pub is_duplicate: bool,
+    pub duplicate_of: Option<Uuid>,
+    pub is_archived: bool,
+    pub archived_at: Option<DateTime<Utc>>,
+    pub archive_reason: Option<ArchiveReason>,
+}
+
+/// Sets imported marks; returns the memories whose `duplicate_of` is a memory of another project.
+pub async fn set_imported_marks(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+    marks: &[ImportedMarks],
+) -> Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = marks.iter().map(|m| m.id).collect();
+    let duplicate: Vec<bool> = marks.iter().map(|m| m.is_duplicate).collect();
+    let of: Vec<Option<Uuid>> = marks.iter().map(|m| m.duplicate_of).collect();
+    let archived: Vec<bool> = marks.iter().map(|m| m.is_archived).collect();
+    let at: Vec<Option<DateTime<Utc>>> = marks.iter().map(|m| m.archived_at).collect();
+    let reason: Vec<Option<&str>> = marks.iter().map(|m| m.archive_reason.map(|r| r.as_str())).collect();
+    sqlx::query(
+        "UPDATE task_memories m
+            SET is_duplicate = r.duplicate, duplicate_of = r.of, is_archived = r.archived,
+                archived_at = CASE WHEN r.archived THEN COALESCE(r.at, now()) END, archive_reason = r.reason
+           FROM UNNEST($2::uuid[], $3::bool[], $4::uuid[], $5::bool[], $6::timestamptz[], $7::text[])
+                AS r(id, duplicate, of, archived, at, reason)
+          WHERE m.id = r.id AND m.project_id = $1",
+    )
+    .bind(project_id)
+    .bind(&ids)
+    .bind(&duplicate)
+    .bind(&of)
+    .bind(&archived)
+    .bind(&at)
+    .bind(&reason)
+    .execute(&mut *conn)
+    .await?;
+    Ok(sqlx::query_scalar(
+        "SELECT m.id FROM task_memories m JOIN task_memories t ON t.id = m.duplicate_of
+          WHERE m.id = ANY($1) AND t.project_id <> m.project_id ORDER BY m.id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
 /// Retires memories an undo takes away: hidden like archived (with `reason`), kept with their
 /// texts and file links, never restored by hand.
 pub async fn retire(conn: &mut PgConnection, ids: &[Uuid], reason: ArchiveReason) -> Result<u64> {

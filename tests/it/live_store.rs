@@ -189,3 +189,37 @@ async fn a_rollback_of_a_job_whose_audit_rows_were_purged_is_gone() {
     assert!(message.contains("AUDIT_RETENTION_DAYS"), "{message}");
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn export_then_import_into_a_fresh_database_keeps_the_whole_state_and_exports_the_same_file() {
+    let gateway = TestGateway::start().await;
+    let worker = gateway.env.spawn_worker();
+    let project = gateway.project().await;
+    let stored = ingest(&gateway, project, &clustered_memories()).await;
+    let status = consolidate(&gateway, project).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    worker.stop().await;
+    reuse(&gateway, &stored[5].to_string()).await;
+    let archive = gateway.post(&format!("/api/v1/memories/{}/archive", stored[6]), &json!({})).send().await;
+    ok(archive.expect("sent"), StatusCode::OK).await;
+
+    let mut first = Vec::new();
+    let written = consolidator::interchange::export(&gateway.env.db, project, &mut first).await.expect("export");
+    let fresh = TestEnv::new().await;
+    let copy = fixtures::project(&fresh.db, 10).await;
+    let read = consolidator::interchange::import(&fresh.db, copy.id, first.as_slice()).await.expect("import");
+    assert_eq!(read, written);
+    let mut second = Vec::new();
+    consolidator::interchange::export(&fresh.db, copy.id, &mut second).await.expect("export again");
+    assert_eq!(String::from_utf8_lossy(&first), String::from_utf8_lossy(&second), "export, import, export is stable");
+
+    let count = |db: sqlx::PgPool, project: Uuid| async move {
+        consolidator::store::projects::active_memory_count(&db, project).await.expect("count")
+    };
+    assert_eq!(count(fresh.db.clone(), copy.id).await, count(gateway.env.db.clone(), project).await);
+    let source = consolidator::store::memories::get(&fresh.db, stored[0]).await.unwrap().expect("imported");
+    assert!(source.is_duplicate && source.duplicate_of.is_some(), "the duplicate mark and its target came along");
+    let archived = consolidator::store::memories::get(&fresh.db, stored[6]).await.unwrap().expect("imported");
+    assert_eq!(archived.archive_reason, Some(consolidator::domain::ArchiveReason::Manual));
+    gateway.stop().await;
+}
