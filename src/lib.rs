@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod interchange;
 pub mod llm;
 pub mod scheduler;
+pub mod soak;
 pub mod store;
 pub mod synthetic;
 pub mod telemetry;

@@ -194,6 +194,7 @@ pub async fn unarchive(
         (status = 200, description = "The memory that counted the reuse, after the change", body = MemoryView),
         (status = 400, description = "Malformed id or body", body = ErrorBody),
         (status = 404, description = "No such memory", body = ErrorBody),
+        (status = 409, description = "Retired by a rollback or an unmerge", body = ErrorBody),
         (status = 422, description = "An invalid reason (too long, or holding a NUL character)", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(job_id, project_id))]
@@ -231,9 +232,12 @@ async fn act(
     };
     memories::lock_versions(&mut tx, &[id]).await?;
     let before = memories::get(&mut *tx, id).await?.ok_or_else(not_found)?;
-    if let (Action::Unarchive, Some(reason)) = (action, before.archive_reason.filter(|r| r.is_retirement())) {
+    if let (Action::Unarchive | Action::Reuse, Some(reason)) =
+        (action, before.archive_reason.filter(|r| r.is_retirement()))
+    {
         return Err(ApiError::Conflict(format!(
-            "memory {id} was retired ({reason}); a rollback or unmerge is undone by its own record, not by hand"
+            "memory {id} was retired ({reason}): its sources are the live memories now; a retirement is not \
+             undone by hand"
         )));
     }
 

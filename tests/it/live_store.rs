@@ -223,3 +223,38 @@ async fn export_then_import_into_a_fresh_database_keeps_the_whole_state_and_expo
     assert_eq!(archived.archive_reason, Some(consolidator::domain::ArchiveReason::Manual));
     gateway.stop().await;
 }
+
+/// The seeded live-store simulation, short form (DESIGN.md §11); `consolidator bench soak` runs
+/// it long. A seed that ever fails is added here.
+async fn soak(seed: u64, steps: usize) -> consolidator::soak::SoakReport {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker();
+    let project = fixtures::project(&env.db, 10).await;
+    let config = consolidator::soak::SoakConfig { steps, seed };
+    let retention = consolidator::config::RetentionConfig::default();
+    let report = consolidator::soak::run(env.db.clone(), env.bus.clone(), project.id, retention, config).await;
+    worker.stop().await;
+    let report = report.unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(report.invariant_checks, steps);
+    let did = |prefix: &str| report.actions.iter().any(|(action, n)| action.starts_with(prefix) && *n > 0);
+    for action in ["ingest", "reuse:counted", "job:changed", "rollback:", "dry_then_real"] {
+        assert!(did(action), "seed {seed}: no {action} step in {:?}", report.actions);
+    }
+    eprintln!("{}", serde_json::to_string(&report).unwrap_or_default());
+    report
+}
+
+#[tokio::test]
+async fn the_live_store_simulation_holds_on_seed_1() {
+    soak(1, 400).await;
+}
+
+#[tokio::test]
+async fn the_live_store_simulation_holds_on_seed_2() {
+    soak(2, 400).await;
+}
+
+#[tokio::test]
+async fn the_live_store_simulation_holds_on_seed_3() {
+    soak(3, 400).await;
+}

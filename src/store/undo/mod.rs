@@ -265,7 +265,13 @@ async fn retire(
     for c in created {
         let (Some(now), Some(initial), Some(heir)) = (usage.get(&c.id), c.initial_reuses, c.heir) else { continue };
         let gained = Usage { reused_count: now.reused_count - initial, last_reused_at: now.last_reused_at };
-        if gained.reused_count <= 0 || memories::add_usage(conn, heir, gained).await? == 0 {
+        if gained.reused_count <= 0 {
+            continue;
+        }
+        // The heir may be an original that is itself merged (a fold-in's representative): the
+        // reuses go where a reuse of it would count now.
+        let heir = memories::reuse_holder(conn, heir).await?.unwrap_or(heir);
+        if memories::add_usage(conn, heir, gained).await? == 0 {
             continue;
         }
         audit.push(NewChange {

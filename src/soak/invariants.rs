@@ -1,0 +1,130 @@
+//! The invariants checked after every step, against the store and the driver's model of it.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::Marks;
+
+/// What the driver knows the store must hold.
+#[derive(Debug, Default)]
+pub struct Model {
+    /// Every memory an agent wrote.
+    pub originals: HashSet<Uuid>,
+    /// Reuses written with the memories plus every reuse the gateway counted.
+    pub reuses: i64,
+}
+
+/// The marks of every memory of the project.
+pub async fn marks(db: &PgPool, project_id: Uuid) -> Result<HashMap<Uuid, Marks>, String> {
+    type Row = (Uuid, bool, Option<Uuid>, bool, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, is_duplicate, duplicate_of, is_archived, archive_reason FROM task_memories WHERE project_id = $1",
+    )
+    .bind(project_id)
+    .fetch_all(db)
+    .await
+    .map_err(|error| error.to_string())?;
+    Ok(rows.into_iter().map(|(id, d, of, a, reason)| (id, (d, of, a, reason))).collect())
+}
+
+fn retired(reason: &Option<String>) -> bool {
+    matches!(reason.as_deref(), Some("rolled_back" | "unmerged"))
+}
+
+/// Every invariant that holds after any step; the first broken one is the error.
+pub async fn check(db: &PgPool, project_id: Uuid, model: &Model) -> Result<(), String> {
+    let all = marks(db, project_id).await?;
+    // No original memory is lost: it exists with its text, is never retired, and is active,
+    // archived, or merged into a chain that ends in a live memory.
+    let texts: HashMap<Uuid, bool> = sqlx::query_as::<_, (Uuid, bool)>(
+        "SELECT id, length(execution_summary) > 0 FROM task_memories WHERE project_id = $1",
+    )
+    .bind(project_id)
+    .fetch_all(db)
+    .await
+    .map_err(|error| error.to_string())?
+    .into_iter()
+    .collect();
+    for id in &model.originals {
+        let Some((duplicate, _, _, reason)) = all.get(id) else { return Err(format!("original memory {id} is gone")) };
+        if texts.get(id) != Some(&true) {
+            return Err(format!("original memory {id} lost its text"));
+        }
+        if retired(reason) {
+            return Err(format!("original memory {id} was retired ({reason:?})"));
+        }
+        if *duplicate {
+            let mut at = *id;
+            for _ in 0..64 {
+                match all.get(&at) {
+                    Some((true, Some(next), _, _)) => at = *next,
+                    Some((false, _, _, reason)) if !retired(reason) => break,
+                    other => {
+                        return Err(format!("original memory {id} leads through {at} to {other:?}, not a live memory"));
+                    }
+                }
+            }
+        }
+    }
+    // No reuse is lost: the live memories hold every reuse ever counted.
+    let live: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(sum(reused_count), 0)::bigint FROM task_memories
+          WHERE project_id = $1 AND NOT is_duplicate AND COALESCE(archive_reason, '') NOT IN ('rolled_back', 'unmerged')",
+    )
+    .bind(project_id)
+    .fetch_one(db)
+    .await
+    .map_err(|error| error.to_string())?;
+    if live != model.reuses {
+        /// A retired memory with reuses: id, type, reuses, reason, its carries, its initial reuses.
+        type Retired = (Uuid, String, i32, Option<String>, Option<String>, Option<i64>);
+        let retired: Vec<Retired> = sqlx::query_as(
+            "SELECT m.id, m.memory_type, m.reused_count, m.archive_reason,
+                    (SELECT string_agg(c.new_state::text, ';') FROM consolidation_changes c
+                      WHERE c.operation = 'reuse' AND c.previous_state ->> 'carried_from' = m.id::text),
+                    (SELECT (c.new_state ->> 'reused_count')::bigint FROM consolidation_changes c
+                      WHERE c.memory_id = m.id AND c.previous_state IS NULL AND c.operation IN ('merge', 'summarize')
+                      LIMIT 1)
+               FROM task_memories m
+              WHERE m.project_id = $1 AND COALESCE(m.archive_reason, '') IN ('rolled_back', 'unmerged')
+                AND m.reused_count > 0",
+        )
+        .bind(project_id)
+        .fetch_all(db)
+        .await
+        .map_err(|error| error.to_string())?;
+        return Err(format!(
+            "the live memories hold {live} reuses, {} were counted; retired with reuses: {retired:?}",
+            model.reuses
+        ));
+    }
+    // Every change has an audit row.
+    let unaudited: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT m.id FROM task_memories m
+          WHERE m.project_id = $1
+            AND (m.is_duplicate OR m.is_archived OR m.memory_type IN ('consolidated', 'synthesis'))
+            AND NOT EXISTS (SELECT 1 FROM consolidation_changes c WHERE c.memory_id = m.id)
+          LIMIT 5",
+    )
+    .bind(project_id)
+    .fetch_all(db)
+    .await
+    .map_err(|error| error.to_string())?;
+    if !unaudited.is_empty() {
+        return Err(format!("changed memories without an audit row: {unaudited:?}"));
+    }
+    // No job stays non-terminal.
+    let open: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM consolidation_jobs WHERE project_id = $1 AND status IN ('pending', 'running')",
+    )
+    .bind(project_id)
+    .fetch_one(db)
+    .await
+    .map_err(|error| error.to_string())?;
+    if open != 0 {
+        return Err(format!("{open} jobs are still pending or running"));
+    }
+    Ok(())
+}
