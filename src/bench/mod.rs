@@ -5,3 +5,4 @@ pub mod engine;
 pub mod gateway;
 pub mod lifecycle;
 pub mod realtext;
+pub mod soak;

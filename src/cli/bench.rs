@@ -33,6 +33,20 @@ pub enum BenchKind {
         #[command(flatten)]
         lifecycle: bench::lifecycle::LifecycleArgs,
     },
+    /// The live-store simulation run long: agents, jobs and an admin through the gateway, the
+    /// store's invariants checked after every step (DESIGN.md §11).
+    Soak {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        nats: NatsConfig,
+        #[command(flatten)]
+        worker: WorkerConfig,
+        #[arg(long, default_value_t = 1000)]
+        steps: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Plans the real-text set (scripts/realtext/build.py) with the engine: pair precision and
     /// recall against its truth, merged-text coverage and compression, example merges.
     Realtext {
@@ -112,6 +126,10 @@ pub async fn run(kind: BenchKind) -> anyhow::Result<()> {
         BenchKind::E2e(run) => {
             let seeded = run.memories()?;
             bench::e2e::run(&run.database.database_url, &run.nats, run.worker, seeded).await?
+        }
+        BenchKind::Soak { database, nats, worker, steps, seed } => {
+            let config = consolidator::soak::SoakConfig { steps, seed };
+            bench::soak::run(&database.database_url, &nats, worker, config).await?
         }
         BenchKind::Lifecycle { run, lifecycle } => {
             let seeded = run.memories()?;

@@ -258,3 +258,79 @@ async fn the_live_store_simulation_holds_on_seed_2() {
 async fn the_live_store_simulation_holds_on_seed_3() {
     soak(3, 400).await;
 }
+
+/// The merges a job reports, as sorted sets of source ids (a dry run's plan or a real run's result).
+fn merged_sets(result: &Value) -> Vec<Vec<String>> {
+    let merges = result["plan"]["merges"].as_array().or_else(|| result["merges"].as_array()).cloned();
+    let id = |source: &Value| source["id"].as_str().or_else(|| source.as_str()).unwrap_or_default().to_owned();
+    let mut sets: Vec<Vec<String>> = merges
+        .unwrap_or_default()
+        .iter()
+        .map(|merge| {
+            let mut ids: Vec<String> =
+                merge["sources"].as_array().map(|s| s.iter().map(id).collect()).unwrap_or_default();
+            ids.sort();
+            ids
+        })
+        .collect();
+    sets.sort();
+    sets
+}
+
+#[tokio::test]
+async fn on_the_real_text_set_a_real_job_with_the_default_guard_completes_as_its_dry_run_predicted() {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker();
+    let project = fixtures::project(&env.db, 10).await;
+    let file = std::fs::File::open("testdata/realtext/memories.jsonl").expect("the real-text set");
+    consolidator::interchange::import(&env.db, project.id, std::io::BufReader::new(file)).await.expect("imported");
+    let options = json!({"similarity_threshold": 0.90, "cross_type": true, "archive": false, "mode": "full"});
+    let run = |dry_run: bool| {
+        let mut options = options.clone();
+        options["dry_run"] = json!(dry_run);
+        trigger(project.id, options)
+    };
+    let dry = run(true);
+    publish_trigger(&env.bus, &dry).await;
+    let dry = wait_for_status(&env, dry.job_id, "completed", std::time::Duration::from_secs(120)).await;
+    let real = run(false);
+    publish_trigger(&env.bus, &real).await;
+    let real = wait_for_status(&env, real.job_id, "completed", std::time::Duration::from_secs(120)).await;
+    worker.stop().await;
+
+    assert_eq!(dry.counters(), real.counters());
+    assert_eq!(dry.memories_after, real.memories_after);
+    assert!(real.counters().memories_merged > 100, "{:?}", real.counters());
+    let (dry_result, real_result) = (dry.result.expect("plan").0, real.result.expect("result").0);
+    assert!(!merged_sets(&real_result).is_empty(), "{real_result}");
+    if dry_result["plan"]["truncated"] != true {
+        assert_eq!(merged_sets(&dry_result), merged_sets(&real_result), "the same clusters merge");
+    }
+    let reviews = real_result["guards"]["value_guard"]["reviews_opened"].as_u64().unwrap_or_default();
+    let proposed = dry_result["guards"]["value_guard"]["reviews_proposed"].as_u64().unwrap_or_default();
+    assert_eq!(reviews, proposed, "the reviews the dry run proposed were opened: {real_result}");
+}
+
+#[tokio::test]
+async fn on_the_bench_data_a_dry_run_predicts_the_real_run() {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker();
+    let project = fixtures::project(&env.db, 10).await;
+    let memories = consolidator::synthetic::synthetic_memories(800, 64, 42);
+    consolidator::interchange::load(&env.db, project.id, &memories).await.expect("loaded");
+    let mut jobs = Vec::new();
+    for dry_run in [true, false] {
+        let command = trigger(project.id, json!({"dry_run": dry_run}));
+        publish_trigger(&env.bus, &command).await;
+        jobs.push(wait_for_status(&env, command.job_id, "completed", std::time::Duration::from_secs(120)).await);
+    }
+    worker.stop().await;
+    let (dry, real) = (&jobs[0], &jobs[1]);
+    assert_eq!(dry.counters(), real.counters());
+    assert!(real.counters().memories_merged > 0 && real.counters().memories_archived > 0, "{:?}", real.counters());
+    assert_eq!(dry.memories_after, real.memories_after);
+    let (dry_result, real_result) = (&dry.result.as_ref().expect("plan").0, &real.result.as_ref().expect("result").0);
+    if dry_result["plan"]["truncated"] != true {
+        assert_eq!(merged_sets(dry_result), merged_sets(real_result), "the same clusters merge");
+    }
+}
