@@ -3,6 +3,8 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use std::time::Duration;
+
 use uuid::Uuid;
 
 use crate::harness::*;
@@ -333,4 +335,47 @@ async fn on_the_bench_data_a_dry_run_predicts_the_real_run() {
     if dry_result["plan"]["truncated"] != true {
         assert_eq!(merged_sets(dry_result), merged_sets(real_result), "the same clusters merge");
     }
+}
+
+#[tokio::test]
+async fn cmd_unmerge_acts_only_on_its_project_and_announces_what_it_did() {
+    use consolidator::bus::{
+        CommandKind,
+        messages::{DeadLetter, SCHEMA_VERSION, UnmergeCommand, UnmergeEvent},
+    };
+    let gateway = TestGateway::start().await;
+    let worker = gateway.env.spawn_worker();
+    let project = gateway.project().await;
+    let other = gateway.project().await;
+    let stored = ingest(&gateway, project, &clustered_memories()).await;
+    consolidate(&gateway, project).await;
+    let merged: Uuid = memory(&gateway, &stored[0].to_string()).await["provenance"]["consolidated_into"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("merged");
+    let bus = &gateway.env.bus;
+    let command = |project_id: Uuid| UnmergeCommand {
+        schema_version: SCHEMA_VERSION,
+        project_id,
+        memory_id: merged,
+        reason: Some("two facts".to_owned()),
+        requested_by: "another-service".to_owned(),
+    };
+
+    bus.publish_command(CommandKind::Unmerge, "wrong-project", &command(other)).await.expect("published");
+    let letters =
+        events_until::<DeadLetter>(bus, bus.prefix.dead_letter("unmerge"), Duration::from_secs(15), |_| true).await;
+    assert!(letters.iter().any(|(_, letter)| letter.reason.contains("does not exist")), "{letters:?}");
+    assert_eq!(memory(&gateway, &merged.to_string()).await["is_archived"], false, "nothing changed");
+
+    bus.publish_command(CommandKind::Unmerge, &format!("unmerge:{merged}"), &command(project))
+        .await
+        .expect("published");
+    let subject = bus.prefix.memory_unmerged(project, merged);
+    let events = events_until::<UnmergeEvent>(bus, subject, Duration::from_secs(15), |_| true).await;
+    let event = &events.last().expect("the unmerged event").1;
+    assert_eq!((event.memory_id, event.restored.len()), (merged, 3), "{event:?}");
+    assert_eq!(memory(&gateway, &merged.to_string()).await["archive_reason"], "unmerged");
+    worker.stop().await;
+    gateway.stop().await;
 }
