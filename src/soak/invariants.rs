@@ -115,6 +115,23 @@ pub async fn check(db: &PgPool, project_id: Uuid, model: &Model) -> Result<(), S
     if !unaudited.is_empty() {
         return Err(format!("changed memories without an audit row: {unaudited:?}"));
     }
+    // A superseded memory names a memory that exists (a job's own or an approved review's).
+    let dangling: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT m.id FROM task_memories m
+          WHERE m.project_id = $1 AND m.archive_reason = 'superseded'
+            AND NOT EXISTS (
+                SELECT 1 FROM consolidation_changes c JOIN task_memories t
+                    ON t.id::text = c.new_state ->> 'superseded_by'
+                 WHERE c.memory_id = m.id AND c.operation = 'archive')
+          LIMIT 5",
+    )
+    .bind(project_id)
+    .fetch_all(db)
+    .await
+    .map_err(|error| error.to_string())?;
+    if !dangling.is_empty() {
+        return Err(format!("superseded in favour of a memory that does not exist: {dangling:?}"));
+    }
     // No job stays non-terminal.
     let open: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM consolidation_jobs WHERE project_id = $1 AND status IN ('pending', 'running')",

@@ -371,8 +371,10 @@ impl PlanningRow {
     }
 }
 
-/// What an incremental snapshot compares against: memories that moved after `since` and that
-/// the base job itself did not write are fresh.
+/// What an incremental snapshot compares against: memories that moved after `since`, unless
+/// their last move was the base job's own write (its audit row and the row's `updated_at` share
+/// the apply transaction's timestamp), are fresh. A memory the base job wrote and something
+/// changed since (an unmerge, a rollback of a later job, a hand) is fresh again.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FreshSince {
     pub base_job: Uuid,
@@ -400,7 +402,8 @@ pub async fn snapshot(
                 COALESCE(m.synthesized_from, '{}') AS synthesized_from,
                 CASE WHEN $2::timestamptz IS NULL THEN NULL
                      ELSE m.updated_at >= $2 AND NOT EXISTS (SELECT 1 FROM consolidation_changes c
-                                                             WHERE c.memory_id = m.id AND c.job_id = $3) END AS fresh
+                                                             WHERE c.memory_id = m.id AND c.job_id = $3
+                                                               AND c.changed_at = m.updated_at) END AS fresh
            FROM task_memories m
           WHERE m.project_id = $1 AND NOT m.is_archived AND NOT m.is_duplicate
           ORDER BY m.id",
