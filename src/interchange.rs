@@ -315,8 +315,10 @@ pub fn parse_with_state(
             serde_json::from_str(&line).map_err(|error| at_line(within_line(&error)))?;
         let state: serde_json::Map<String, serde_json::Value> =
             STATE_KEYS.iter().filter_map(|key| fields.remove_entry(*key)).collect();
+        // Read from the text when it holds no state, so an error keeps its column.
         let memory: MemoryInput =
-            serde_json::from_value(fields.into()).map_err(|error| at_line(within_line(&error)))?;
+            if state.is_empty() { serde_json::from_str(&line) } else { serde_json::from_value(fields.into()) }
+                .map_err(|error| at_line(within_line(&error)))?;
         let state: MemoryState = serde_json::from_value(state.into()).map_err(|error| at_line(within_line(&error)))?;
         let field_error = |error: FieldError| at_line(format!("{}: {}", error.field, error.message));
         memory.validate(&mut dim).map_err(field_error)?;
@@ -483,6 +485,29 @@ mod tests {
                 }
                 other => panic!("{field}: expected a line error, got {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn an_exported_state_is_read_back_and_an_inconsistent_one_is_refused_naming_the_field() {
+        let target = "0b1e2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+        let marked = LINE.replace(
+            r#""reused_count":1"#,
+            &format!(
+                r#""reused_count":1,"is_duplicate":true,"duplicate_of":"{target}","consolidated_from":["{target}"]"#
+            ),
+        );
+        let parsed = parse_with_state(marked.as_bytes(), None).expect("parsed");
+        let (memory, state) = &parsed[0];
+        assert!(state.is_duplicate && state.duplicate_of == target.parse().ok());
+        assert_eq!(memory.consolidated_from, vec![target.parse::<Uuid>().expect("uuid")]);
+
+        let orphan = LINE.replace(r#""reused_count":1"#, r#""reused_count":1,"archive_reason":"manual""#);
+        match parse_with_state(orphan.as_bytes(), None) {
+            Err(InterchangeError::Line { line: 1, message }) => {
+                assert!(message.contains("archive_reason"), "{message}")
+            }
+            other => panic!("expected a line error, got {other:?}"),
         }
     }
 

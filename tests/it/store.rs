@@ -157,7 +157,7 @@ async fn the_snapshot_holds_active_memories_with_files_and_the_active_playbook()
 }
 
 #[tokio::test]
-async fn an_incremental_snapshot_marks_only_what_moved_since_the_base_job_and_what_it_did_not_write() {
+async fn an_incremental_snapshot_marks_what_moved_since_the_base_job_unless_the_base_job_wrote_it_last() {
     let env = TestEnv::new().await;
     let project = fixtures::project(&env.db, 10).await;
     let old = fixtures::memory("old", MemoryType::Warning, direction(1, 0.0));
@@ -176,23 +176,33 @@ async fn an_incremental_snapshot_marks_only_what_moved_since_the_base_job_and_wh
         jobs::record_snapshot_time(&env.db, base).await.unwrap().expect("every session is visible to this role");
     let new = fixtures::memory("new", MemoryType::Warning, direction(2, 0.0));
     let written = fixtures::memory("written by the base job", MemoryType::Warning, direction(3, 0.0));
-    fixtures::insert(&env.db, project.id, &[new.clone(), written.clone()]).await;
-    let mut conn = env.db.acquire().await.unwrap();
-    let change = NewChange {
+    let rewritten = fixtures::memory("written by the base job, unmerged since", MemoryType::Warning, direction(4, 0.0));
+    fixtures::insert(&env.db, project.id, std::slice::from_ref(&new)).await;
+    // The base job writes its memories and their audit rows in one transaction, as the apply does.
+    let mut tx = env.db.begin().await.unwrap();
+    memories::insert_batch(&mut tx, project.id, &[written.clone(), rewritten.clone()]).await.unwrap();
+    let created = |id| NewChange {
         operation: consolidator::domain::ChangeOperation::Merge,
-        memory_id: written.id,
+        memory_id: id,
         previous_state: None,
         new_state: Some(serde_json::json!({"created": true})),
         reason: "test".into(),
         confidence: None,
     };
-    changes::insert_batch(&mut conn, Some(base), project.id, "tester", &[change]).await.unwrap();
+    changes::insert_batch(&mut tx, Some(base), project.id, "tester", &[created(written.id), created(rewritten.id)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // Something changes one of them later: it is fresh again.
+    let mut conn = env.db.acquire().await.unwrap();
+    memories::archive(&mut conn, &[rewritten.id], consolidator::domain::ArchiveReason::Manual).await.unwrap();
+    memories::unarchive(&mut conn, &[rewritten.id]).await.unwrap();
 
     let fresh = memories::FreshSince { base_job: base, since };
     let snapshot = memories::snapshot(&mut conn, project.id, Some(fresh), None).await.unwrap();
 
-    assert_eq!(snapshot.memories.len(), 3);
-    assert_eq!(snapshot.scope.fresh, Some([new.id].into_iter().collect()));
+    assert_eq!(snapshot.memories.len(), 4);
+    assert_eq!(snapshot.scope.fresh, Some([new.id, rewritten.id].into_iter().collect()));
 }
 
 #[tokio::test]

@@ -31,6 +31,25 @@ pub fn retarget(guard: &mut GuardReport, merges: &[Merge]) {
     }
 }
 
+/// A supersession stands only in favour of a memory that exists after the plan: one superseded in
+/// turn hands it on to the memory that superseded it (A by B, B by C: A by C), and one the plan
+/// archives (or a loop) drops it. The apply checks the same under its locks, so a dry run reports
+/// what the real run does.
+pub fn settle(guard: &mut GuardReport, archived: &HashSet<Uuid>) {
+    let by: HashMap<Uuid, Uuid> = guard.superseded.iter().map(|s| (s.memory.id, s.superseded_by)).collect();
+    guard.superseded.retain_mut(|s| {
+        let mut target = s.superseded_by;
+        for _ in 0..=by.len() {
+            match by.get(&target) {
+                Some(next) => target = *next,
+                None => break,
+            }
+        }
+        s.superseded_by = target;
+        !by.contains_key(&target) && target != s.memory.id && !archived.contains(&target)
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +78,26 @@ mod tests {
             confidence: 1.0,
             embedder: "centroid".to_owned(),
         }
+    }
+
+    fn supersession(older: u128, newer: u128) -> crate::domain::Supersession {
+        crate::domain::Supersession {
+            memory: SourceRef { id: Uuid::from_u128(older), version: 1 },
+            superseded_by: Uuid::from_u128(newer),
+            similarity: 0.95,
+            difference: review(older, newer).difference,
+        }
+    }
+
+    #[test]
+    fn a_supersession_goes_to_a_memory_that_exists_after_the_plan() {
+        let mut guard = GuardReport::new(ValueGuard::Auto);
+        // 1 by 2, 2 by 3: 1 by 3. 4 by 5, 5 archived as stale: dropped. 6 by 7, 7 by 6: a loop.
+        guard.superseded =
+            vec![supersession(1, 2), supersession(2, 3), supersession(4, 5), supersession(6, 7), supersession(7, 6)];
+        settle(&mut guard, &[Uuid::from_u128(5)].into_iter().collect());
+        let kept: Vec<(Uuid, Uuid)> = guard.superseded.iter().map(|s| (s.memory.id, s.superseded_by)).collect();
+        assert_eq!(kept, vec![(Uuid::from_u128(1), Uuid::from_u128(3)), (Uuid::from_u128(2), Uuid::from_u128(3))]);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::engine::candidates::partition::{Partition, leaf_originals};
 pub use crate::engine::clustering::{Clustering, Found, Paired, cluster, group, pairs};
 pub use crate::engine::config::EngineConfig;
 pub use crate::engine::guards::held::Texts;
-use crate::engine::guards::retarget::retarget;
+use crate::engine::guards::retarget::{retarget, settle};
 pub use crate::engine::merge::build::Rows;
 use crate::engine::merge::build::build_merge;
 use crate::engine::merge::embed::Embedder;
@@ -138,6 +138,7 @@ pub fn build(
     } else {
         Vec::new()
     };
+    settle(&mut guard, &archives.iter().map(|(a, _)| a.memory_id).collect());
     timings.archive = ms(t);
 
     let t = Instant::now();
