@@ -37,11 +37,7 @@ pub enum BenchKind {
     /// store's invariants checked after every step (DESIGN.md §11).
     Soak {
         #[command(flatten)]
-        database: DatabaseConfig,
-        #[command(flatten)]
-        nats: NatsConfig,
-        #[command(flatten)]
-        worker: WorkerConfig,
+        services: Services,
         #[arg(long, default_value_t = 1000)]
         steps: usize,
         #[arg(long, default_value_t = 1)]
@@ -73,14 +69,21 @@ fn parse_value_guard(text: &str) -> Result<ValueGuard, String> {
 }
 
 /// What an end-to-end benchmark runs against, and on which memories.
+/// The PostgreSQL, NATS and in-process worker an end-to-end benchmark runs against.
 #[derive(clap::Args)]
-pub struct EndToEnd {
+pub struct Services {
     #[command(flatten)]
     database: DatabaseConfig,
     #[command(flatten)]
     nats: NatsConfig,
     #[command(flatten)]
     worker: WorkerConfig,
+}
+
+#[derive(clap::Args)]
+pub struct EndToEnd {
+    #[command(flatten)]
+    services: Services,
     /// A memory interchange file (e.g. from scripts/bench/gen_memories.py); else synthetic data.
     #[arg(long)]
     input: Option<std::path::PathBuf>,
@@ -125,16 +128,17 @@ pub async fn run(kind: BenchKind) -> anyhow::Result<()> {
         BenchKind::Gateway(args) => serde_json::to_value(bench::gateway::run(args).await?)?,
         BenchKind::E2e(run) => {
             let seeded = run.memories()?;
-            bench::e2e::run(&run.database.database_url, &run.nats, run.worker, seeded).await?
+            let Services { database, nats, worker } = run.services;
+            bench::e2e::run(&database.database_url, &nats, worker, seeded).await?
         }
-        BenchKind::Soak { database, nats, worker, steps, seed } => {
+        BenchKind::Soak { services: Services { database, nats, worker }, steps, seed } => {
             let config = consolidator::soak::SoakConfig { steps, seed };
             bench::soak::run(&database.database_url, &nats, worker, config).await?
         }
         BenchKind::Lifecycle { run, lifecycle } => {
             let seeded = run.memories()?;
-            let url = &run.database.database_url;
-            bench::lifecycle::run(url, &run.nats, run.worker, seeded, &lifecycle, run.data.seed).await?
+            let Services { database, nats, worker } = run.services;
+            bench::lifecycle::run(&database.database_url, &nats, worker, seeded, &lifecycle, run.data.seed).await?
         }
     };
     println!("{}", serde_json::to_string_pretty(&report)?);

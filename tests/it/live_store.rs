@@ -30,6 +30,16 @@ async fn live_reuses(gateway: &TestGateway, project: Uuid) -> i64 {
     .expect("sum")
 }
 
+/// Memories written and consolidated through the gateway: their ids, and the memory the first
+/// three were merged into.
+async fn consolidated(gateway: &TestGateway, project: Uuid) -> (Vec<Uuid>, String) {
+    let stored = ingest(gateway, project, &clustered_memories()).await;
+    let status = consolidate(gateway, project).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    let source = memory(gateway, &stored[0].to_string()).await;
+    (stored, source["provenance"]["consolidated_into"].as_str().expect("merged").to_owned())
+}
+
 async fn reuse(gateway: &TestGateway, id: &str) -> Value {
     ok(gateway.post(&format!("/api/v1/memories/{id}/reuse"), &json!({})).send().await.expect("sent"), StatusCode::OK)
         .await
@@ -197,9 +207,7 @@ async fn export_then_import_into_a_fresh_database_keeps_the_whole_state_and_expo
     let gateway = TestGateway::start().await;
     let worker = gateway.env.spawn_worker();
     let project = gateway.project().await;
-    let stored = ingest(&gateway, project, &clustered_memories()).await;
-    let status = consolidate(&gateway, project).await;
-    assert_eq!(status["status"], "completed", "{status}");
+    let (stored, _) = consolidated(&gateway, project).await;
     worker.stop().await;
     reuse(&gateway, &stored[5].to_string()).await;
     let archive = gateway.post(&format!("/api/v1/memories/{}/archive", stored[6]), &json!({})).send().await;
@@ -347,12 +355,8 @@ async fn cmd_unmerge_acts_only_on_its_project_and_announces_what_it_did() {
     let worker = gateway.env.spawn_worker();
     let project = gateway.project().await;
     let other = gateway.project().await;
-    let stored = ingest(&gateway, project, &clustered_memories()).await;
-    consolidate(&gateway, project).await;
-    let merged: Uuid = memory(&gateway, &stored[0].to_string()).await["provenance"]["consolidated_into"]
-        .as_str()
-        .and_then(|id| id.parse().ok())
-        .expect("merged");
+    let (_, merged) = consolidated(&gateway, project).await;
+    let merged: Uuid = merged.parse().expect("uuid");
     let bus = &gateway.env.bus;
     let command = |project_id: Uuid| UnmergeCommand {
         schema_version: SCHEMA_VERSION,
