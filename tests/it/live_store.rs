@@ -383,3 +383,41 @@ async fn cmd_unmerge_acts_only_on_its_project_and_announces_what_it_did() {
     worker.stop().await;
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn a_reuse_between_the_snapshot_and_the_apply_is_carried_and_skips_nothing() {
+    use consolidator::domain::MemoryType;
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    let cluster: Vec<_> = [0.0, 0.03, 0.06]
+        .iter()
+        .map(|tilt| fixtures::memory("Retry the flaky upload with backoff.", MemoryType::ErrorFix, direction(0, *tilt)))
+        .collect();
+    fixtures::insert(&env.db, project.id, &cluster).await;
+    // An agent holds the first source while the job plans; the apply waits for it.
+    let mut agent = env.db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM task_memories WHERE id = $1 FOR UPDATE")
+        .bind(cluster[0].id)
+        .execute(&mut *agent)
+        .await
+        .unwrap();
+    let worker = env.spawn_worker();
+    let command = trigger(project.id, json!({"max_changed_share": 1.0, "summarize": false, "promote": false}));
+    publish_trigger(&env.bus, &command).await;
+    eventually(Duration::from_secs(30), || async {
+        let job = consolidator::store::jobs::get(&env.db, command.job_id).await.ok()??;
+        (job.phase == consolidator::domain::Phase::Applying).then_some(())
+    })
+    .await
+    .expect("the job reached its apply");
+    consolidator::store::memories::record_reuse(&mut *agent, cluster[0].id).await.unwrap();
+    agent.commit().await.unwrap();
+
+    let job = wait_for_status(&env, command.job_id, "completed", Duration::from_secs(30)).await;
+    worker.stop().await;
+    let result = job.typed_result().expect("result");
+    let applied = result.applied.expect("applied");
+    assert!(applied.skipped_changed_memories.is_empty(), "a reuse is not a change: {applied:?}");
+    let merged = consolidator::store::memories::get(&env.db, applied.merges[0].memory_id).await.unwrap().unwrap();
+    assert_eq!(merged.reused_count, 3 * 5 + 1, "the late reuse is carried to the consolidated memory");
+}
