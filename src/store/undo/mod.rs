@@ -52,6 +52,43 @@ pub struct Created {
     first_member: Option<Uuid>,
 }
 
+impl Created {
+    /// From the audit row that records the memory's creation (its new state).
+    fn from_audit(id: Uuid, new: Option<&Value>) -> Created {
+        Created {
+            id,
+            cluster_id: new.and_then(|s| s["cluster_id"].as_str()).map(str::to_owned),
+            heir: uuid_at(new, "representative"),
+            initial_reuses: new.and_then(|s| s["reused_count"].as_i64()).and_then(|n| i32::try_from(n).ok()),
+            first_member: new.and_then(|s| s["synthesized_from"][0].as_str()).and_then(|id| id.parse().ok()),
+        }
+    }
+}
+
+/// Heirs of created memories that name no representative: the first memory they replaced
+/// (`replaced`: created memory -> a memory marked its duplicate), else a synthesis's first member.
+pub(crate) fn inherit(created: &mut [Created], replaced: &HashMap<Uuid, Uuid>) {
+    for c in created {
+        c.heir = c.heir.or_else(|| replaced.get(&c.id).copied()).or(c.first_member);
+    }
+}
+
+/// The created memories among `ids`, as the audit rows of their creation describe them (a memory
+/// without such a row is left out).
+pub async fn created(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Created>> {
+    let rows: Vec<(Uuid, Option<sqlx::types::Json<Value>>)> = sqlx::query_as(
+        "SELECT DISTINCT ON (memory_id) memory_id, new_state FROM consolidation_changes
+          WHERE memory_id = ANY($1) AND operation IN ('merge', 'summarize') AND previous_state IS NULL
+          ORDER BY memory_id, id",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let by_id: HashMap<Uuid, Created> =
+        rows.into_iter().map(|(id, new)| (id, Created::from_audit(id, new.as_ref().map(|n| &n.0)))).collect();
+    Ok(ids.iter().filter_map(|id| by_id.get(id).cloned()).collect())
+}
+
 /// What one job did, read back from its audit rows.
 #[derive(Debug, Clone, Default)]
 pub struct JobTrail {
@@ -98,13 +135,9 @@ impl JobTrail {
             let previous = row.previous_state.as_ref().map(|state| &state.0);
             let new = row.new_state.as_ref().map(|state| &state.0);
             match (row.operation, previous.is_some()) {
-                (ChangeOperation::Merge | ChangeOperation::Summarize, false) => trail.created.push(Created {
-                    id: row.memory_id,
-                    cluster_id: new.and_then(|s| s["cluster_id"].as_str()).map(str::to_owned),
-                    heir: uuid_at(new, "representative"),
-                    initial_reuses: new.and_then(|s| s["reused_count"].as_i64()).and_then(|n| i32::try_from(n).ok()),
-                    first_member: new.and_then(|s| s["synthesized_from"][0].as_str()).and_then(|id| id.parse().ok()),
-                }),
+                (ChangeOperation::Merge | ChangeOperation::Summarize, false) => {
+                    trail.created.push(Created::from_audit(row.memory_id, new))
+                }
                 (ChangeOperation::Merge | ChangeOperation::Summarize, true) => {
                     let duplicate_of = uuid_at(new, "duplicate_of");
                     if let Some(target) = duplicate_of {

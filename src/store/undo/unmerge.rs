@@ -10,7 +10,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
 
-use super::{Created, JobTrail, Marked, Undo};
+use super::{JobTrail, Marked, Undo};
 use crate::domain::{ArchiveReason, ChangeOperation, MemoryType};
 use crate::store::Result;
 
@@ -118,42 +118,27 @@ pub async fn unmerge(conn: &mut PgConnection, request: &Request<'_>) -> Result<R
         ))));
     }
 
-    let job_trail = JobTrail::read(&mut *conn, origin.job_id).await?;
+    // Its syntheses: the ones its job wrote for its cluster, and any written from it since;
+    // only what is still active is undone (a synthesis replaced or archived since stays as it is).
     let cluster_id = origin.new_state.as_ref().and_then(|s| s.0["cluster_id"].as_str()).map(str::to_owned);
-    let mut created: Vec<Created> = job_trail
-        .created
-        .iter()
-        .filter(|c| c.id != id && cluster_id.is_some() && c.cluster_id == cluster_id)
-        .cloned()
-        .collect();
-    let later_syntheses: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM task_memories
-          WHERE project_id = $1 AND memory_type = 'synthesis' AND $2 = ANY(synthesized_from)
-            AND NOT is_archived AND NOT is_duplicate ORDER BY id",
+    let syntheses: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT m.id FROM task_memories m
+          WHERE m.project_id = $1 AND m.memory_type = 'synthesis' AND NOT m.is_archived AND NOT m.is_duplicate
+            AND ($2 = ANY(m.synthesized_from)
+                 OR EXISTS (SELECT 1 FROM consolidation_changes c
+                             WHERE c.memory_id = m.id AND c.job_id = $3 AND c.operation = 'summarize'
+                               AND c.previous_state IS NULL AND c.new_state ->> 'cluster_id' = $4))
+          ORDER BY m.id",
     )
     .bind(request.project_id)
     .bind(id)
+    .bind(origin.job_id)
+    .bind(cluster_id)
     .fetch_all(&mut *conn)
     .await?;
-    for synthesis in later_syntheses {
-        if !created.iter().any(|c| c.id == synthesis) {
-            created.push(Created {
-                id: synthesis,
-                cluster_id: None,
-                heir: None,
-                initial_reuses: None,
-                first_member: None,
-            });
-        }
-    }
-    // Only what is still active is undone: a synthesis replaced or archived since stays as it is.
-    let active: Vec<Uuid> =
-        sqlx::query_scalar("SELECT id FROM task_memories WHERE id = ANY($1) AND NOT is_archived AND NOT is_duplicate")
-            .bind(created.iter().map(|c| c.id).collect::<Vec<_>>())
-            .fetch_all(&mut *conn)
-            .await?;
-    created.retain(|c| active.contains(&c.id));
-    created.extend(job_trail.created.iter().find(|c| c.id == id).cloned());
+    // Syntheses first: one whose heir is this memory hands its reuses on before it retires.
+    let mut created = super::created(&mut *conn, &syntheses).await?;
+    created.extend(super::created(&mut *conn, &[id]).await?);
 
     let retired_ids: Vec<Uuid> = created.iter().map(|c| c.id).collect();
     let marked: Vec<(Uuid, Uuid)> = sqlx::query_as(
@@ -163,6 +148,11 @@ pub async fn unmerge(conn: &mut PgConnection, request: &Request<'_>) -> Result<R
     .bind(&retired_ids)
     .fetch_all(&mut *conn)
     .await?;
+    let mut replaced: HashMap<Uuid, Uuid> = HashMap::new();
+    for (source, into) in &marked {
+        replaced.entry(*into).or_insert(*source);
+    }
+    super::inherit(&mut created, &replaced);
     let entries: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM playbook_entries WHERE project_id = $1 AND source_memory_id = ANY($2) AND is_active",
     )
