@@ -15,6 +15,10 @@ const RETRY_AFTER_SECS: u32 = 2;
 /// input, never a server fault. The gateway refuses NUL before it gets here; this is the backstop.
 const UNSTORABLE_TEXT: [&str; 2] = ["22021", "22P05"];
 
+/// SQLSTATEs of a transaction that lost to a concurrent one (deadlock, serialization): the same
+/// request succeeds when tried again.
+const RETRYABLE: [&str; 2] = ["40P01", "40001"];
+
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +132,11 @@ impl From<StoreError> for ApiError {
                     if db.code().is_some_and(|code| UNSTORABLE_TEXT.contains(&code.as_ref())) =>
                 {
                     Self::Unprocessable(format!("a text cannot be stored: {}", db.message()))
+                }
+                StoreError::Database(sqlx::Error::Database(db))
+                    if db.code().is_some_and(|code| RETRYABLE.contains(&code.as_ref())) =>
+                {
+                    Self::Unavailable("a concurrent change got in the way; try again".to_owned())
                 }
                 StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
                     Self::Unavailable("the database is unavailable".to_owned())

@@ -158,11 +158,8 @@ pub async fn request_rollback(
         .subscribe(state.bus.prefix.rollback_events_of(job.project_id, rollback_id))
         .await
         .map_err(|error| ApiError::Unavailable(format!("the message bus is unavailable: {error}")))?;
-    rollbacks::create(&state.db, rollback_id, job.id, job.project_id, request.reason.as_deref(), admin.subject())
-        .await?;
-    if request.cascade {
-        rollbacks::mark_cascade(&state.db, rollback_id).await?;
-    }
+    let reason = request.reason.as_deref();
+    rollbacks::create(&state.db, rollback_id, job.id, job.project_id, reason, admin.subject(), request.cascade).await?;
     let command = RollbackCommand {
         schema_version: SCHEMA_VERSION,
         rollback_id,

@@ -557,23 +557,39 @@ pub async fn unarchive(conn: &mut PgConnection, ids: &[Uuid]) -> Result<u64> {
 }
 
 /// Where a reuse of `id` counts: the memory itself, or, when it was merged away, the active
-/// memory its duplicate marks lead to. Every memory on the way is locked, so a reuse waits for a
-/// concurrent merge and then counts on what it made. None when `id` does not exist.
+/// memory its duplicate marks lead to. Only that holder is locked (walking the chain unlocked
+/// keeps one lock order with the apply and the undo, which lock what they create first), and
+/// the walk starts again if it was merged meanwhile. None when `id` does not exist.
 pub async fn reuse_holder(conn: &mut PgConnection, id: Uuid) -> Result<Option<Uuid>> {
-    let mut current = id;
     for _ in 0..MAX_DUPLICATE_CHAIN {
-        let row: Option<Option<Uuid>> = sqlx::query_scalar(
-            "SELECT CASE WHEN is_duplicate THEN duplicate_of END FROM task_memories WHERE id = $1 FOR UPDATE",
+        let Some(holder) = chain_end(&mut *conn, id).await? else { return Ok(None) };
+        let still: Option<bool> = sqlx::query_scalar(
+            "SELECT is_duplicate AND duplicate_of IS NOT NULL FROM task_memories WHERE id = $1 FOR UPDATE",
         )
-        .bind(current)
+        .bind(holder)
         .fetch_optional(&mut *conn)
         .await?;
+        if still == Some(false) {
+            return Ok(Some(holder));
+        }
+    }
+    Err(StoreError::Corrupt(format!("memory {id}: its duplicate marks kept moving")))
+}
+
+/// The end of a memory's chain of duplicate marks, read without locks.
+async fn chain_end(conn: &mut PgConnection, id: Uuid) -> Result<Option<Uuid>> {
+    let (mut previous, mut current) = (None, id);
+    for _ in 0..MAX_DUPLICATE_CHAIN {
+        let row: Option<Option<Uuid>> =
+            sqlx::query_scalar("SELECT CASE WHEN is_duplicate THEN duplicate_of END FROM task_memories WHERE id = $1")
+                .bind(current)
+                .fetch_optional(&mut *conn)
+                .await?;
         match row {
-            None if current == id => return Ok(None),
-            // A duplicate mark that points nowhere: the reuse stays where the chain broke.
-            None => return Ok(Some(current)),
+            // Gone (or never there): the chain ends at the memory that pointed here, if any.
+            None => return Ok(previous),
             Some(None) => return Ok(Some(current)),
-            Some(Some(next)) => current = next,
+            Some(Some(next)) => (previous, current) = (Some(current), next),
         }
     }
     Err(StoreError::Corrupt(format!("memory {id}: its duplicate marks form a chain longer than {MAX_DUPLICATE_CHAIN}")))

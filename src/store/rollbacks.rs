@@ -47,8 +47,9 @@ pub async fn create(
     project_id: Uuid,
     reason: Option<&str>,
     requested_by: &str,
+    cascade: bool,
 ) -> Result<Rollback> {
-    match insert(db, id, job_id, project_id, reason, requested_by).await {
+    match insert(db, id, job_id, project_id, reason, requested_by, cascade).await {
         Err(super::StoreError::Database(sqlx::Error::RowNotFound)) => {
             get(db, id).await?.ok_or(super::StoreError::Database(sqlx::Error::RowNotFound))
         }
@@ -63,11 +64,12 @@ async fn insert(
     project_id: Uuid,
     reason: Option<&str>,
     requested_by: &str,
+    cascade: bool,
 ) -> Result<Rollback> {
     Ok(sqlx::query_as(
         "WITH inserted AS (
-             INSERT INTO consolidation_rollbacks (id, job_id, project_id, reason, requested_by)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING *)
+             INSERT INTO consolidation_rollbacks (id, job_id, project_id, reason, requested_by, cascade)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING *)
          SELECT * FROM inserted UNION ALL SELECT * FROM consolidation_rollbacks WHERE id = $1",
     )
     .bind(id)
@@ -75,6 +77,7 @@ async fn insert(
     .bind(project_id)
     .bind(reason)
     .bind(requested_by)
+    .bind(cascade)
     .fetch_optional(db)
     .await?
     // A concurrent insert of the same id committed after this statement's snapshot was taken.
@@ -122,12 +125,6 @@ pub async fn complete(
     .bind(Json(warnings))
     .execute(db)
     .await?;
-    Ok(())
-}
-
-/// Records that the request asks for a cascade (before its command is published).
-pub async fn mark_cascade(db: impl PgExecutor<'_>, id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE consolidation_rollbacks SET cascade = true WHERE id = $1").bind(id).execute(db).await?;
     Ok(())
 }
 

@@ -94,6 +94,7 @@ async fn run(worker: &Worker, command: &RollbackCommand) -> Result<Outcome, Fail
         job.project_id,
         command.reason.as_deref(),
         &command.requested_by,
+        command.cascade,
     )
     .await?;
     if rollback.job_id != job.id {
@@ -165,7 +166,7 @@ async fn decide_and_restore(
         )));
     }
 
-    let trail = JobTrail::read(&mut tx, job.id).await?.without_unmerged(&mut tx).await?;
+    let trail = JobTrail::read(&mut tx, job.id).await?;
     let counters = job.counters();
     let changed_something =
         counters.memories_merged + counters.memories_archived + counters.memories_promoted + counters.summaries_created
@@ -173,6 +174,7 @@ async fn decide_and_restore(
     if trail.is_empty() && changed_something {
         return Ok(refused(format!("job {}: its audit rows are gone; nothing can be restored", job.id)));
     }
+    let trail = trail.without_unmerged(&mut tx).await?;
     let later = later_jobs(&mut tx, &job, &trail, completed_at).await?;
     let later_ids: Vec<Uuid> = later.iter().map(|(l, _)| l.id).collect();
     if !later.is_empty() && !cascade {
@@ -194,6 +196,12 @@ async fn decide_and_restore(
     let changed_by = format!("rollback:{}:{}", rollback.id, rollback.requested_by);
     let mut total = Restored::default();
     for (later_job, later_trail) in &later {
+        // Locked like the job itself: a rollback of the later job running meanwhile finishes
+        // first, and then there is nothing left of it to undo.
+        match jobs::lock(&mut tx, later_job.id).await? {
+            Some(locked) if locked.rolled_back_at.is_none() => {}
+            _ => continue,
+        }
         let conflicts = later_trail.changed_since(&mut tx).await?;
         if !conflicts.is_empty() {
             return Ok(Decision::Refused {

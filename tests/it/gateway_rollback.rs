@@ -114,7 +114,7 @@ async fn rolling_back_a_rolled_back_job_answers_the_first_result() {
     let project = gateway.project().await;
     let job = finished_job(&gateway, project, TriggerType::Manual, true, json!({"dry_run": false})).await;
     let first = Uuid::new_v4();
-    rollbacks::create(&gateway.env.db, first, job.id, project, None, "someone").await.expect("created");
+    rollbacks::create(&gateway.env.db, first, job.id, project, None, "someone", false).await.expect("created");
     rollbacks::complete(&gateway.env.db, first, 3, 1, &[]).await.expect("completed");
     jobs::mark_rolled_back(&gateway.env.db, job.id).await.expect("marked");
 
@@ -134,7 +134,7 @@ async fn rollback_status_answers_404_for_unknown_and_foreign_ids() {
     let project = gateway.project().await;
     let job = finished_job(&gateway, project, TriggerType::Manual, true, json!({"dry_run": false})).await;
     let id = Uuid::new_v4();
-    rollbacks::create(&gateway.env.db, id, job.id, project, Some("why"), "someone").await.expect("created");
+    rollbacks::create(&gateway.env.db, id, job.id, project, Some("why"), "someone", false).await.expect("created");
 
     let read =
         ok(gateway.get(&format!("/api/v1/consolidation/rollback/{id}")).send().await.expect("sent"), StatusCode::OK)

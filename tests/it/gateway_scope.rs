@@ -25,7 +25,7 @@ async fn a_foreign_id_is_answered_exactly_as_an_unknown_one() {
     let mine = gateway.project().await;
     let job = finished_job(&gateway, theirs, TriggerType::Manual, true, json!({"dry_run": false})).await;
     let rollback = Uuid::new_v4();
-    rollbacks::create(&gateway.env.db, rollback, job.id, theirs, None, "someone").await.expect("rollback row");
+    rollbacks::create(&gateway.env.db, rollback, job.id, theirs, None, "someone", false).await.expect("rollback row");
     let memory_id = ingest(&gateway, theirs, &[memory_json("theirs", "learning", direction(0, 0.0))]).await[0];
 
     let routes: Vec<(Method, String, Option<Value>, String)> = vec![

@@ -233,7 +233,9 @@ async fn a_rolled_back_job_says_so_in_its_status_its_history_and_its_event_strea
     )
     .await;
     let rollback = Uuid::new_v4();
-    rollbacks::create(&gateway.env.db, rollback, undone.id, project, None, "someone").await.expect("pending rollback");
+    rollbacks::create(&gateway.env.db, rollback, undone.id, project, None, "someone", false)
+        .await
+        .expect("pending rollback");
 
     // Open while the rollback is under way: the stream stays open after `completed`.
     let events = gateway.get(&format!("/api/v1/consolidation/status/{}/events", undone.id)).send().await.expect("sent");

@@ -421,3 +421,25 @@ async fn a_reuse_between_the_snapshot_and_the_apply_is_carried_and_skips_nothing
     let merged = consolidator::store::memories::get(&env.db, applied.merges[0].memory_id).await.unwrap().unwrap();
     assert_eq!(merged.reused_count, 3 * 5 + 1, "the late reuse is carried to the consolidated memory");
 }
+
+#[tokio::test]
+async fn a_job_whose_only_cluster_was_unmerged_still_rolls_back() {
+    let gateway = TestGateway::start_with(|config| config.rollback_wait_ms = 8000).await;
+    let worker = gateway.env.spawn_worker();
+    let project = gateway.project().await;
+    let stored = ingest(&gateway, project, &clustered_memories()[..3]).await;
+    let status = consolidate(&gateway, project).await;
+    assert_eq!(status["counters"]["memories_merged"], 3, "{status}");
+    let merged = memory(&gateway, &stored[0].to_string()).await["provenance"]["consolidated_into"]
+        .as_str()
+        .expect("merged")
+        .to_owned();
+    let unmerge = gateway.post(&format!("/api/v1/memories/{merged}/unmerge"), &json!({})).send().await;
+    ok(unmerge.expect("sent"), StatusCode::OK).await;
+
+    let undone = ok(rollback(&gateway, json!({"consolidation_id": status["job_id"]})).await, StatusCode::OK).await;
+    assert_eq!(undone["success"], true, "{undone}");
+    assert_eq!(active_ids(&gateway, project).await.len(), 3, "the sources stay active, nothing else changes");
+    worker.stop().await;
+    gateway.stop().await;
+}

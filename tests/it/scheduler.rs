@@ -415,7 +415,7 @@ async fn a_rollback_left_pending_without_its_command_is_published_again_and_comp
         .expect("job completed");
     // The gateway wrote the row, then could not publish (and could not record that either).
     let rollback_id = Uuid::new_v4();
-    rollbacks::create(&env.db, rollback_id, job.id, project, Some("undo"), "admin").await.unwrap();
+    rollbacks::create(&env.db, rollback_id, job.id, project, Some("undo"), "admin", false).await.unwrap();
 
     let report = scheduler(&env, "0 2 * * *").maintain(Utc::now()).await.unwrap();
 

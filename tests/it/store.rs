@@ -346,8 +346,8 @@ async fn rollbacks_are_idempotent_by_id_and_record_their_end() {
     jobs::create(&env.db, &job).await.unwrap();
     let id = Uuid::new_v4();
 
-    let created = rollbacks::create(&env.db, id, job.id, project.id, Some("oops"), "admin").await.unwrap();
-    let again = rollbacks::create(&env.db, id, job.id, project.id, Some("other"), "admin").await.unwrap();
+    let created = rollbacks::create(&env.db, id, job.id, project.id, Some("oops"), "admin", false).await.unwrap();
+    let again = rollbacks::create(&env.db, id, job.id, project.id, Some("other"), "admin", false).await.unwrap();
     assert_eq!((created.status.as_str(), again.reason.as_deref()), ("pending", Some("oops")));
     assert!(rollbacks::completed_for_job(&env.db, job.id).await.unwrap().is_none());
 
@@ -359,7 +359,7 @@ async fn rollbacks_are_idempotent_by_id_and_record_their_end() {
     );
 
     let refused = Uuid::new_v4();
-    rollbacks::create(&env.db, refused, job.id, project.id, None, "admin").await.unwrap();
+    rollbacks::create(&env.db, refused, job.id, project.id, None, "admin", false).await.unwrap();
     let conflict = Uuid::new_v4();
     rollbacks::finish_unsuccessful(
         &env.db,

@@ -190,14 +190,10 @@ impl JobTrail {
         if unmerged.is_empty() {
             return Ok(self);
         }
-        let sources: Vec<Uuid> = self.marked.iter().map(|m| m.id).collect();
-        let source_marks = memories::lock_marks(&mut *conn, &sources).await?;
+        // The unmerge cleared every duplicate mark on its memory: what a source carries now
+        // (active, or merged again by a later job) is not this job's.
         self.created.retain(|c| !unmerged.contains(&c.id));
-        self.marked.retain(|m| {
-            let taken_back = m.duplicate_of.is_some_and(|target| unmerged.contains(&target))
-                && source_marks.get(&m.id).is_some_and(|now| !now.is_duplicate);
-            !taken_back
-        });
+        self.marked.retain(|m| !m.duplicate_of.is_some_and(|target| unmerged.contains(&target)));
         Ok(self)
     }
 

@@ -128,7 +128,7 @@ pub async fn unmerge(conn: &mut PgConnection, request: &Request<'_>) -> Result<R
                  OR EXISTS (SELECT 1 FROM consolidation_changes c
                              WHERE c.memory_id = m.id AND c.job_id = $3 AND c.operation = 'summarize'
                                AND c.previous_state IS NULL AND c.new_state ->> 'cluster_id' = $4))
-          ORDER BY m.id",
+          ORDER BY m.id FOR UPDATE",
     )
     .bind(request.project_id)
     .bind(id)
