@@ -16,7 +16,8 @@ pub struct LaterJob {
 }
 
 /// Standing jobs, completed after `after` and other than `excluded`, that changed one of
-/// `memory_ids` or built a consolidated memory or a synthesis from one; newest first.
+/// `memory_ids`, built a consolidated memory or a synthesis from one, or superseded a memory in
+/// favour of one; newest first.
 pub async fn standing_later_jobs(
     conn: &mut PgConnection,
     project_id: Uuid,
@@ -37,6 +38,9 @@ pub async fn standing_later_jobs(
                            COALESCE(c.new_state -> 'consolidated_from', '[]') ||
                            COALESCE(c.new_state -> 'synthesized_from', '[]')) AS e
                  WHERE c.previous_state IS NULL AND e = ANY($5)
+                UNION
+                SELECT (c.new_state ->> 'superseded_by')::uuid
+                 WHERE c.operation = 'archive' AND c.new_state ->> 'superseded_by' = ANY($5)
            ) AS t(memory_id)
           WHERE j.project_id = $1 AND j.status = 'completed' AND j.rolled_back_at IS NULL
             AND j.id <> ALL($2) AND j.completed_at > $3
