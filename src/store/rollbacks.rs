@@ -88,12 +88,16 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Rollback>> 
     Ok(sqlx::query_as("SELECT * FROM consolidation_rollbacks WHERE id = $1").bind(id).fetch_optional(db).await?)
 }
 
-/// The job's successful rollback, if it has one.
+/// The successful rollback that undid the job: its own, or an older job's that cascaded to it.
 pub async fn completed_for_job(db: impl PgExecutor<'_>, job_id: Uuid) -> Result<Option<Rollback>> {
-    Ok(sqlx::query_as("SELECT * FROM consolidation_rollbacks WHERE job_id = $1 AND status = 'completed' ORDER BY completed_at LIMIT 1")
-        .bind(job_id)
-        .fetch_optional(db)
-        .await?)
+    Ok(sqlx::query_as(
+        "SELECT * FROM consolidation_rollbacks
+          WHERE (job_id = $1 OR later_jobs ? $1::text) AND status = 'completed'
+          ORDER BY completed_at LIMIT 1",
+    )
+    .bind(job_id)
+    .fetch_optional(db)
+    .await?)
 }
 
 /// Whether a rollback of the job is pending or running.

@@ -123,6 +123,8 @@ async fn newest_first_undo_works_and_an_older_job_under_a_standing_one_is_refuse
     let both = ok(rollback(&gateway, cascade).await, StatusCode::OK).await;
     assert_eq!(both["later_jobs"], json!([fourth["job_id"]]), "{both}");
     assert_eq!(active_ids(&gateway, project).await.len(), clustered_memories().len() + relearned().len() + 1);
+    let again = ok(rollback(&gateway, json!({"consolidation_id": fourth["job_id"]})).await, StatusCode::OK).await;
+    assert_eq!(again["rollback_id"], both["rollback_id"], "the cascade that undid it answers: {again}");
     for job in [&third, &fourth] {
         let path = format!("/api/v1/consolidation/status/{}", job["job_id"].as_str().expect("id"));
         let status = ok(gateway.get(&path).send().await.expect("sent"), StatusCode::OK).await;
