@@ -377,11 +377,13 @@ async fn load_with_state(
             .iter()
             .map(|(id, state)| memories::ImportedMarks {
                 id: *id,
-                is_duplicate: state.is_duplicate,
-                duplicate_of: state.duplicate_of,
-                is_archived: state.is_archived,
+                marks: memories::Marks {
+                    is_duplicate: state.is_duplicate,
+                    duplicate_of: state.duplicate_of,
+                    is_archived: state.is_archived,
+                    archive_reason: state.archive_reason,
+                },
                 archived_at: state.archived_at,
-                archive_reason: state.archive_reason,
             })
             .collect();
         let foreign = memories::set_imported_marks(&mut tx, project_id, &marks)

@@ -14,11 +14,12 @@ use tower::ServiceExt;
 use uuid::Uuid;
 
 use super::invariants::{self, Model};
-use super::{Marks, SoakConfig, SoakError, SoakReport};
+use super::{SoakConfig, SoakError, SoakReport};
 use crate::bus::Bus;
 use crate::config::{GatewayConfig, RetentionConfig};
 use crate::engine::similarity::ann::gaussian;
 use crate::gateway::{self, AppState, auth};
+use crate::store::memories::Marks;
 
 const DIM: usize = 24;
 const TOPICS: usize = 24;

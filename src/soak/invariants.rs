@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::Marks;
+use crate::store::memories::{self, Marks};
 
 /// What the driver knows the store must hold.
 #[derive(Debug, Default)]
@@ -18,19 +18,11 @@ pub struct Model {
 
 /// The marks of every memory of the project.
 pub async fn marks(db: &PgPool, project_id: Uuid) -> Result<HashMap<Uuid, Marks>, String> {
-    type Row = (Uuid, bool, Option<Uuid>, bool, Option<String>);
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, is_duplicate, duplicate_of, is_archived, archive_reason FROM task_memories WHERE project_id = $1",
-    )
-    .bind(project_id)
-    .fetch_all(db)
-    .await
-    .map_err(|error| error.to_string())?;
-    Ok(rows.into_iter().map(|(id, d, of, a, reason)| (id, (d, of, a, reason))).collect())
+    memories::project_marks(db, project_id).await.map_err(|error| error.to_string())
 }
 
-fn retired(reason: &Option<String>) -> bool {
-    matches!(reason.as_deref(), Some("rolled_back" | "unmerged"))
+fn retired(marks: &Marks) -> bool {
+    marks.archive_reason.is_some_and(|reason| reason.is_retirement())
 }
 
 /// Every invariant that holds after any step; the first broken one is the error.
@@ -48,22 +40,20 @@ pub async fn check(db: &PgPool, project_id: Uuid, model: &Model) -> Result<(), S
     .into_iter()
     .collect();
     for id in &model.originals {
-        let Some((duplicate, _, _, reason)) = all.get(id) else { return Err(format!("original memory {id} is gone")) };
+        let Some(marks) = all.get(id) else { return Err(format!("original memory {id} is gone")) };
         if texts.get(id) != Some(&true) {
             return Err(format!("original memory {id} lost its text"));
         }
-        if retired(reason) {
-            return Err(format!("original memory {id} was retired ({reason:?})"));
+        if retired(marks) {
+            return Err(format!("original memory {id} was retired ({:?})", marks.archive_reason));
         }
-        if *duplicate {
-            let mut at = *id;
-            for _ in 0..64 {
-                match all.get(&at) {
-                    Some((true, Some(next), _, _)) => at = *next,
-                    Some((false, _, _, reason)) if !retired(reason) => break,
-                    other => {
-                        return Err(format!("original memory {id} leads through {at} to {other:?}, not a live memory"));
-                    }
+        let mut at = *id;
+        for _ in 0..64 {
+            match all.get(&at) {
+                Some(Marks { is_duplicate: true, duplicate_of: Some(next), .. }) => at = *next,
+                Some(live) if !live.is_duplicate && !retired(live) => break,
+                other => {
+                    return Err(format!("original memory {id} leads through {at} to {other:?}, not a live memory"));
                 }
             }
         }

@@ -11,7 +11,6 @@ mod invariants;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use uuid::Uuid;
 
 pub use driver::run;
 
@@ -41,6 +40,3 @@ pub enum SoakError {
     #[error("seed {seed}, step {step}: {message}")]
     Driver { seed: u64, step: usize, message: String },
 }
-
-/// A memory's marks as a rollback must restore them.
-pub(crate) type Marks = (bool, Option<Uuid>, bool, Option<String>);

@@ -664,37 +664,68 @@ pub struct Marks {
     pub archive_reason: Option<ArchiveReason>,
 }
 
-/// The marks of the given memories, locked for update until the transaction ends.
-pub async fn lock_marks(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, Marks>> {
-    type MarksRow = (Uuid, bool, Option<Uuid>, bool, Option<String>);
-    let rows: Vec<MarksRow> = sqlx::query_as(
-        "SELECT id, is_duplicate, duplicate_of, is_archived, archive_reason FROM task_memories
-          WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-    )
-    .bind(ids)
-    .fetch_all(&mut *conn)
-    .await?;
+/// A row of marks as stored (the archive reason still text).
+#[derive(sqlx::FromRow)]
+struct MarksRow {
+    id: Uuid,
+    is_duplicate: bool,
+    duplicate_of: Option<Uuid>,
+    is_archived: bool,
+    archive_reason: Option<String>,
+}
+
+fn marks_by_id(rows: Vec<MarksRow>) -> Result<HashMap<Uuid, Marks>> {
     rows.into_iter()
-        .map(|(id, is_duplicate, duplicate_of, is_archived, reason)| {
-            let archive_reason = reason
+        .map(|row| {
+            let archive_reason = row
+                .archive_reason
                 .as_deref()
                 .map(str::parse)
                 .transpose()
                 .map_err(|error: UnknownVariant| StoreError::Corrupt(error.to_string()))?;
-            Ok((id, Marks { is_duplicate, duplicate_of, is_archived, archive_reason }))
+            let marks = Marks {
+                is_duplicate: row.is_duplicate,
+                duplicate_of: row.duplicate_of,
+                is_archived: row.is_archived,
+                archive_reason,
+            };
+            Ok((row.id, marks))
         })
         .collect()
 }
 
-/// The marks an import restores on memories it just inserted.
+/// The marks of the given memories, locked for update until the transaction ends.
+pub async fn lock_marks(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, Marks>> {
+    marks_by_id(
+        sqlx::query_as(
+            "SELECT id, is_duplicate, duplicate_of, is_archived, archive_reason FROM task_memories
+              WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await?,
+    )
+}
+
+/// The marks of every memory of a project, unlocked.
+pub async fn project_marks(db: impl PgExecutor<'_>, project_id: Uuid) -> Result<HashMap<Uuid, Marks>> {
+    marks_by_id(
+        sqlx::query_as(
+            "SELECT id, is_duplicate, duplicate_of, is_archived, archive_reason FROM task_memories
+              WHERE project_id = $1",
+        )
+        .bind(project_id)
+        .fetch_all(db)
+        .await?,
+    )
+}
+
+/// The marks an import restores on a memory it just inserted.
 #[derive(Debug, Clone)]
 pub struct ImportedMarks {
     pub id: Uuid,
-    pub is_duplicate: bool,
-    pub duplicate_of: Option<Uuid>,
-    pub is_archived: bool,
+    pub marks: Marks,
     pub archived_at: Option<DateTime<Utc>>,
-    pub archive_reason: Option<ArchiveReason>,
 }
 
 /// Sets imported marks; returns the memories whose `duplicate_of` is a memory of another project.
@@ -704,11 +735,11 @@ pub async fn set_imported_marks(
     marks: &[ImportedMarks],
 ) -> Result<Vec<Uuid>> {
     let ids: Vec<Uuid> = marks.iter().map(|m| m.id).collect();
-    let duplicate: Vec<bool> = marks.iter().map(|m| m.is_duplicate).collect();
-    let of: Vec<Option<Uuid>> = marks.iter().map(|m| m.duplicate_of).collect();
-    let archived: Vec<bool> = marks.iter().map(|m| m.is_archived).collect();
+    let duplicate: Vec<bool> = marks.iter().map(|m| m.marks.is_duplicate).collect();
+    let of: Vec<Option<Uuid>> = marks.iter().map(|m| m.marks.duplicate_of).collect();
+    let archived: Vec<bool> = marks.iter().map(|m| m.marks.is_archived).collect();
     let at: Vec<Option<DateTime<Utc>>> = marks.iter().map(|m| m.archived_at).collect();
-    let reason: Vec<Option<&str>> = marks.iter().map(|m| m.archive_reason.map(|r| r.as_str())).collect();
+    let reason: Vec<Option<&str>> = marks.iter().map(|m| m.marks.archive_reason.map(|r| r.as_str())).collect();
     sqlx::query(
         "UPDATE task_memories m
             SET is_duplicate = r.duplicate, duplicate_of = r.of, is_archived = r.archived,

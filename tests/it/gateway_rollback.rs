@@ -13,10 +13,6 @@ use uuid::Uuid;
 
 use crate::harness::*;
 
-async fn rollback(gateway: &TestGateway, body: Value) -> reqwest::Response {
-    gateway.post("/api/v1/consolidation/rollback", &body).send().await.expect("sent")
-}
-
 #[tokio::test]
 async fn rollback_is_refused_at_once_for_unknown_unfinished_dry_run_and_old_jobs() {
     let gateway = TestGateway::start().await;
@@ -32,20 +28,29 @@ async fn rollback_is_refused_at_once_for_unknown_unfinished_dry_run_and_old_jobs
     let accepted = gateway.post("/api/v1/consolidation/trigger", &json!({"project_id": project})).send().await;
     let pending = ok(accepted.expect("sent"), StatusCode::ACCEPTED).await["job_id"].clone();
 
-    error(rollback(&gateway, json!({"consolidation_id": Uuid::new_v4()})).await, StatusCode::NOT_FOUND, "not_found")
-        .await;
+    error(
+        post_rollback(&gateway, json!({"consolidation_id": Uuid::new_v4()})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
     let message =
-        error(rollback(&gateway, json!({"consolidation_id": pending})).await, StatusCode::CONFLICT, "conflict").await;
+        error(post_rollback(&gateway, json!({"consolidation_id": pending})).await, StatusCode::CONFLICT, "conflict")
+            .await;
     assert!(message.contains("pending"), "{message}");
-    let message = error(rollback(&gateway, json!({"job_id": failed.id})).await, StatusCode::CONFLICT, "conflict").await;
+    let message =
+        error(post_rollback(&gateway, json!({"job_id": failed.id})).await, StatusCode::CONFLICT, "conflict").await;
     assert!(message.contains("failed"), "{message}");
     let message =
-        error(rollback(&gateway, json!({"consolidation_id": dry_run.id})).await, StatusCode::CONFLICT, "conflict")
+        error(post_rollback(&gateway, json!({"consolidation_id": dry_run.id})).await, StatusCode::CONFLICT, "conflict")
             .await;
     assert!(message.contains("dry run"), "{message}");
-    let message =
-        error(rollback(&gateway, json!({"consolidation_id": old.id})).await, StatusCode::BAD_REQUEST, "bad_request")
-            .await;
+    let message = error(
+        post_rollback(&gateway, json!({"consolidation_id": old.id})).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
     assert!(message.contains("7-day rollback window"), "{message}");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM consolidation_rollbacks")
         .fetch_one(&gateway.env.db)
@@ -62,14 +67,15 @@ async fn rollback_refuses_malformed_requests_and_foreign_tokens() {
     let job = finished_job(&gateway, project, TriggerType::Manual, true, json!({"dry_run": false})).await;
 
     error(
-        rollback(&gateway, json!({"reason": "no id"})).await,
+        post_rollback(&gateway, json!({"reason": "no id"})).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "unprocessable_entity",
     )
     .await;
     // The reason travels on the bus, which takes at most 256 characters.
     let long = json!({"consolidation_id": job.id, "reason": "x".repeat(257)});
-    let message = error(rollback(&gateway, long).await, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity").await;
+    let message =
+        error(post_rollback(&gateway, long).await, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity").await;
     assert!(message.contains("at most 256"), "{message}");
     let malformed =
         gateway.request(Method::POST, "/api/v1/consolidation/rollback").header("content-type", "application/json");
@@ -87,7 +93,8 @@ async fn without_a_result_in_time_the_answer_is_202_with_a_location_to_poll() {
     let project = gateway.project().await;
     let job = finished_job(&gateway, project, TriggerType::Manual, true, json!({"dry_run": false})).await;
 
-    let response = rollback(&gateway, json!({"consolidation_id": job.id, "reason": "merged the wrong ones"})).await;
+    let response =
+        post_rollback(&gateway, json!({"consolidation_id": job.id, "reason": "merged the wrong ones"})).await;
     let location = response.headers()["location"].to_str().expect("ascii").to_owned();
     let body = ok(response, StatusCode::ACCEPTED).await;
     let rollback_id = body["rollback_id"].as_str().expect("rollback id").to_owned();
@@ -118,7 +125,7 @@ async fn rolling_back_a_rolled_back_job_answers_the_first_result() {
     rollbacks::complete(&gateway.env.db, first, 3, 1, &[]).await.expect("completed");
     jobs::mark_rolled_back(&gateway.env.db, job.id).await.expect("marked");
 
-    let body = ok(rollback(&gateway, json!({"consolidation_id": job.id})).await, StatusCode::OK).await;
+    let body = ok(post_rollback(&gateway, json!({"consolidation_id": job.id})).await, StatusCode::OK).await;
     assert_eq!(body["rollback_id"], json!(first));
     assert_eq!(
         (body["success"].clone(), body["memories_restored"].clone(), body["memories_deleted"].clone()),
@@ -170,7 +177,7 @@ async fn a_rollback_the_worker_refuses_for_a_change_by_hand_is_409_naming_the_me
     )
     .await;
 
-    let response = rollback(&gateway, json!({"consolidation_id": status["job_id"]})).await;
+    let response = post_rollback(&gateway, json!({"consolidation_id": status["job_id"]})).await;
     let message = error(response, StatusCode::CONFLICT, "conflict").await;
     assert!(message.contains("refused") && message.contains(&created), "{message}");
     worker.stop().await;

@@ -9,10 +9,6 @@ use uuid::Uuid;
 
 use crate::harness::*;
 
-async fn rollback(gateway: &TestGateway, body: Value) -> reqwest::Response {
-    gateway.post("/api/v1/consolidation/rollback", &body).send().await.expect("sent")
-}
-
 async fn memory(gateway: &TestGateway, id: &str) -> Value {
     ok(gateway.get(&format!("/api/v1/memories/{id}")).send().await.expect("sent"), StatusCode::OK).await
 }
@@ -72,7 +68,7 @@ async fn a_reuse_does_not_block_a_rollback_and_the_reuses_survive_it() {
     assert_eq!(holder["id"], json!(created));
     assert_eq!(live_reuses(&gateway, project).await, before + 2);
 
-    let result = ok(rollback(&gateway, json!({"consolidation_id": status["job_id"]})).await, StatusCode::OK).await;
+    let result = ok(post_rollback(&gateway, json!({"consolidation_id": status["job_id"]})).await, StatusCode::OK).await;
     assert_eq!(result["success"], true, "{result}");
     let retired = memory(&gateway, &created).await;
     assert_eq!(
@@ -102,14 +98,14 @@ async fn newest_first_undo_works_and_an_older_job_under_a_standing_one_is_refuse
     assert!(second["counters"]["memories_merged"].as_i64().is_some_and(|n| n >= 2), "the copies fold in: {second}");
 
     // The older job under a standing later one: refused, naming the later job.
-    let refused = rollback(&gateway, json!({"consolidation_id": first["job_id"]})).await;
+    let refused = post_rollback(&gateway, json!({"consolidation_id": first["job_id"]})).await;
     let message = error(refused, StatusCode::CONFLICT, "conflict").await;
     assert!(message.contains(second["job_id"].as_str().expect("id")), "{message}");
 
     // Newest first: both go back.
-    ok(rollback(&gateway, json!({"consolidation_id": second["job_id"]})).await, StatusCode::OK).await;
+    ok(post_rollback(&gateway, json!({"consolidation_id": second["job_id"]})).await, StatusCode::OK).await;
     assert_eq!(active_ids(&gateway, project).await.len(), active_after_first.len() + relearned().len());
-    let undone = ok(rollback(&gateway, json!({"consolidation_id": first["job_id"]})).await, StatusCode::OK).await;
+    let undone = ok(post_rollback(&gateway, json!({"consolidation_id": first["job_id"]})).await, StatusCode::OK).await;
     assert_eq!(undone["success"], true, "{undone}");
     assert_eq!(active_ids(&gateway, project).await.len(), clustered_memories().len() + relearned().len());
 
@@ -120,10 +116,10 @@ async fn newest_first_undo_works_and_an_older_job_under_a_standing_one_is_refuse
     let fourth = consolidate(&gateway, project).await;
     assert!(fourth["counters"]["memories_merged"].as_i64().is_some_and(|n| n >= 1), "{fourth}");
     let cascade = json!({"consolidation_id": third["job_id"], "cascade": true});
-    let both = ok(rollback(&gateway, cascade).await, StatusCode::OK).await;
+    let both = ok(post_rollback(&gateway, cascade).await, StatusCode::OK).await;
     assert_eq!(both["later_jobs"], json!([fourth["job_id"]]), "{both}");
     assert_eq!(active_ids(&gateway, project).await.len(), clustered_memories().len() + relearned().len() + 1);
-    let again = ok(rollback(&gateway, json!({"consolidation_id": fourth["job_id"]})).await, StatusCode::OK).await;
+    let again = ok(post_rollback(&gateway, json!({"consolidation_id": fourth["job_id"]})).await, StatusCode::OK).await;
     assert_eq!(again["rollback_id"], both["rollback_id"], "the cascade that undid it answers: {again}");
     for job in [&third, &fourth] {
         let path = format!("/api/v1/consolidation/status/{}", job["job_id"].as_str().expect("id"));
@@ -182,7 +178,7 @@ async fn unmerge_restores_a_clusters_sources_and_the_next_job_keeps_them_apart()
 
     // The job inside the window can still be rolled back as a whole: the unmerged cluster is
     // left as the unmerge left it.
-    let whole = ok(rollback(&gateway, json!({"consolidation_id": status["job_id"]})).await, StatusCode::OK).await;
+    let whole = ok(post_rollback(&gateway, json!({"consolidation_id": status["job_id"]})).await, StatusCode::OK).await;
     assert_eq!(whole["success"], true, "{whole}");
     worker.stop().await;
     gateway.stop().await;
@@ -199,7 +195,8 @@ async fn a_rollback_of_a_job_whose_audit_rows_were_purged_is_gone() {
     let job_id: Uuid = status["job_id"].as_str().expect("id").parse().expect("uuid");
     let purged = consolidator::store::changes::delete_older_than(&gateway.env.db, chrono::Utc::now()).await.unwrap();
     assert!(purged > 0);
-    let message = error(rollback(&gateway, json!({"consolidation_id": job_id})).await, StatusCode::GONE, "gone").await;
+    let message =
+        error(post_rollback(&gateway, json!({"consolidation_id": job_id})).await, StatusCode::GONE, "gone").await;
     assert!(message.contains("AUDIT_RETENTION_DAYS"), "{message}");
     gateway.stop().await;
 }
@@ -315,9 +312,8 @@ async fn on_the_real_text_set_a_real_job_with_the_default_guard_completes_as_its
     assert!(real.counters().memories_merged > 100, "{:?}", real.counters());
     let (dry_result, real_result) = (dry.result.expect("plan").0, real.result.expect("result").0);
     assert!(!merged_sets(&real_result).is_empty(), "{real_result}");
-    if dry_result["plan"]["truncated"] != true {
-        assert_eq!(merged_sets(&dry_result), merged_sets(&real_result), "the same clusters merge");
-    }
+    assert_eq!(dry_result["plan"]["truncated"], false, "the whole plan is reported");
+    assert_eq!(merged_sets(&dry_result), merged_sets(&real_result), "the same clusters merge");
     let reviews = real_result["guards"]["value_guard"]["reviews_opened"].as_u64().unwrap_or_default();
     let proposed = dry_result["guards"]["value_guard"]["reviews_proposed"].as_u64().unwrap_or_default();
     assert_eq!(reviews, proposed, "the reviews the dry run proposed were opened: {real_result}");
@@ -342,9 +338,8 @@ async fn on_the_bench_data_a_dry_run_predicts_the_real_run() {
     assert!(real.counters().memories_merged > 0 && real.counters().memories_archived > 0, "{:?}", real.counters());
     assert_eq!(dry.memories_after, real.memories_after);
     let (dry_result, real_result) = (&dry.result.as_ref().expect("plan").0, &real.result.as_ref().expect("result").0);
-    if dry_result["plan"]["truncated"] != true {
-        assert_eq!(merged_sets(dry_result), merged_sets(real_result), "the same clusters merge");
-    }
+    assert_eq!(dry_result["plan"]["truncated"], false, "the whole plan is reported");
+    assert_eq!(merged_sets(dry_result), merged_sets(real_result), "the same clusters merge");
 }
 
 #[tokio::test]
@@ -439,7 +434,7 @@ async fn a_job_whose_only_cluster_was_unmerged_still_rolls_back() {
     let unmerge = gateway.post(&format!("/api/v1/memories/{merged}/unmerge"), &json!({})).send().await;
     ok(unmerge.expect("sent"), StatusCode::OK).await;
 
-    let undone = ok(rollback(&gateway, json!({"consolidation_id": status["job_id"]})).await, StatusCode::OK).await;
+    let undone = ok(post_rollback(&gateway, json!({"consolidation_id": status["job_id"]})).await, StatusCode::OK).await;
     assert_eq!(undone["success"], true, "{undone}");
     assert_eq!(active_ids(&gateway, project).await.len(), 3, "the sources stay active, nothing else changes");
     worker.stop().await;

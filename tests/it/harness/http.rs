@@ -120,3 +120,8 @@ pub fn clustered_memories() -> Vec<Value> {
         memory_json("The API rate limit is 100 requests a minute.", "learning", direction(12, 0.0)),
     ]
 }
+
+/// `POST /consolidation/rollback` with the admin token.
+pub async fn post_rollback(gateway: &TestGateway, body: Value) -> reqwest::Response {
+    gateway.post("/api/v1/consolidation/rollback", &body).send().await.expect("sent")
+}
