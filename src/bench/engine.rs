@@ -103,9 +103,16 @@ pub fn merge_stats(merges: &[MergeFigures]) -> Value {
         "mean_coverage": mean(|m| m.coverage),
         "mean_compression": mean(|m| m.compression),
         "mean_length_vs_longest": mean(|m| m.length_vs_longest),
+        "p90_length_vs_longest": p90(merges.iter().map(|m| m.length_vs_longest).collect()),
         "max_length_vs_longest": merges.iter().map(|m| m.length_vs_longest).fold(0.0f32, f32::max),
         "merges_over_1_5x_longest": merges.iter().filter(|m| m.length_vs_longest > 1.5).count(),
     })
+}
+
+/// The value below which nine in ten of `values` lie (0 for none).
+fn p90(mut values: Vec<f32>) -> f32 {
+    values.sort_by(f32::total_cmp);
+    values.get((values.len() * 9).div_ceil(10).saturating_sub(1)).copied().unwrap_or(0.0)
 }
 
 /// The figures of a plan's merges.

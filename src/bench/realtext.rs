@@ -17,6 +17,8 @@ use crate::domain::{Options, ValueGuard};
 use crate::engine::merge::embed::CentroidEmbedder;
 use crate::engine::plan::{EngineConfig, plan};
 use crate::engine::synthesis::ExtractiveSynthesizer;
+use crate::engine::text::units::{UnitKind, key, units};
+use crate::engine::text::words::Content;
 use crate::interchange::{self, InterchangeError};
 use crate::synthetic::anchor;
 
@@ -133,6 +135,7 @@ pub fn evaluate(
             "must_not_total": must_not.len(),
         },
         "merge_text": merge_stats(&figures_of(&result.merges)),
+        "merged_text_checks": text_checks(&result.merges, &by_id),
         "syntheses": result.syntheses.len(),
         "synthesis_examples": result
             .syntheses
@@ -154,6 +157,44 @@ fn held_pairs(guard: &GuardReport, pairs: &BTreeSet<(Uuid, Uuid)>) -> usize {
         .chain(guard.superseded.iter().map(|s| pair(s.memory.id, s.superseded_by)))
         .filter(|p| pairs.contains(p))
         .count()
+}
+
+/// What a reader checks in every merged summary: no unit says what another says (same key:
+/// case, punctuation and word endings aside), and every value a source states is kept.
+fn text_checks(merges: &[Merge], by_id: &HashMap<Uuid, &Memory>) -> Value {
+    let content = |text: &str| {
+        units(text).iter().fold(Content::default(), |mut acc, u| {
+            // A code block's fence ("```rust" or "```compile_fail") is not a value it states.
+            acc.extend(&if u.kind == UnitKind::Code { Content::of_lines(&u.text) } else { Content::of(&u.text) });
+            acc
+        })
+    };
+    let (mut repeating, mut repeated_units, mut values, mut kept, mut losing) = (0, 0, 0, 0, 0);
+    for merge in merges {
+        let text = &merge.memory.execution_summary;
+        let keys: Vec<String> = units(text).iter().map(|u| key(&u.text)).collect();
+        let distinct: BTreeSet<&String> = keys.iter().collect();
+        repeated_units += keys.len() - distinct.len();
+        repeating += usize::from(keys.len() > distinct.len());
+        let held = content(text);
+        let mut stated = BTreeSet::new();
+        for id in &merge.memory.consolidated_from {
+            if let Some(member) = by_id.get(id) {
+                stated.extend(content(&member.execution_summary).values);
+            }
+        }
+        let held_now = stated.iter().filter(|v| held.holds_value(v)).count();
+        values += stated.len();
+        kept += held_now;
+        losing += usize::from(held_now < stated.len());
+    }
+    json!({
+        "merges_repeating_a_unit": repeating,
+        "repeated_units": repeated_units,
+        "source_values": values,
+        "values_kept": if values == 0 { 1.0 } else { kept as f64 / values as f64 },
+        "merges_losing_a_value": losing,
+    })
 }
 
 fn example(merge: &Merge, by_id: &HashMap<Uuid, &Memory>) -> Value {

@@ -92,7 +92,10 @@ pub fn units(text: &str) -> Vec<Unit> {
                 item.text.push('\n');
                 item.text.push_str(lines[i].trim_end());
             }
-        } else if is_list_item(trimmed) || stands_alone(trimmed, &lines[i + 1..], paragraph.is_empty()) {
+        } else if is_list_item(trimmed)
+            || stands_alone(trimmed, &lines[i + 1..], paragraph.is_empty())
+            || (out.is_empty() && paragraph.is_empty() && is_title(trimmed, &lines[i + 1..]))
+        {
             flush_paragraph(&mut paragraph, paragraph_sep, &mut out, &mut next_sep);
             let kind = if is_list_item(trimmed) { UnitKind::Item } else { UnitKind::Line };
             // A list item is one unit, whatever punctuation it contains.
@@ -119,7 +122,7 @@ fn stands_alone(line: &str, rest: &[&str], starts_paragraph: bool) -> bool {
     if line.starts_with('#') {
         return true;
     }
-    if line.ends_with(['.', '!', '?', ',', ';', ':', '-', '(', '&']) {
+    if line.ends_with(['.', '!', '?', ',', ';', ':', '-', '(', '&']) || ends_in_joining_word(line) {
         return false;
     }
     match rest.first().map(|l| l.trim()) {
@@ -135,6 +138,37 @@ fn stands_alone(line: &str, rest: &[&str], starts_paragraph: bool) -> bool {
         }
         _ => starts_paragraph && rest.iter().any(|l| !l.trim().is_empty()),
     }
+}
+
+/// The first line of a text, followed by more text, that does not end mid-sentence (a comma,
+/// a joining word): a title, whatever the next line starts with ("simple Linux inotify Python
+/// bindings -- documentation" above "pyinotify is a ..."). A hard-wrapped first sentence ends
+/// in a word that asks for more ("the", "of", "and"), or its next line starts with one
+/// ("by raising ...").
+fn is_title(line: &str, rest: &[&str]) -> bool {
+    const CONTINUING: [&str; 12] =
+        ["by", "because", "so", "when", "then", "after", "before", "since", "until", "if", "using", "while"];
+    let Some(next) = rest.first().map(|l| l.trim()).filter(|l| !l.is_empty()) else { return false };
+    let next_word = next.split_whitespace().next().unwrap_or_default();
+    let mut sentences = Vec::new();
+    split_prose(line, &mut sentences);
+    !JOINING.contains(&next_word)
+        && !CONTINUING.contains(&next_word)
+        && sentences.len() == 1
+        && line.chars().count() <= 100
+        && !line.ends_with(['.', ',', ';', ':', '-', '(', '&', '/'])
+        && !ends_in_joining_word(line)
+}
+
+/// Words that ask for more after them: a line ending in one wraps its sentence.
+const JOINING: [&str; 24] = [
+    "a", "an", "the", "of", "and", "or", "to", "for", "with", "in", "on", "at", "by", "from", "as", "is", "are",
+    "that", "which", "be", "into", "its", "their", "but",
+];
+
+fn ends_in_joining_word(line: &str) -> bool {
+    let last = line.rsplit(char::is_whitespace).next().unwrap_or_default().to_lowercase();
+    JOINING.contains(&last.as_str())
 }
 
 /// An indented line right after a list item continues it.
@@ -197,7 +231,12 @@ fn split_prose(text: &str, out: &mut Vec<String>) {
         } else if c == '"' && !in_code && !crate::engine::text::words::is_inch_mark(i.checked_sub(1).map(|p| chars[p]))
         {
             quote_open = !quote_open;
-        } else if !in_code && !quote_open && matches!(c, '.' | '!' | '?') && ends_sentence(&chars, start, i) {
+        } else if !in_code
+            && !quote_open
+            && matches!(c, '.' | '!' | '?')
+            && !is_ellipsis(&chars, i)
+            && ends_sentence(&chars, start, i)
+        {
             let mut end = i + 1;
             while end < chars.len() && matches!(chars[end], ')' | '"' | '\'') {
                 end += 1;
@@ -210,6 +249,11 @@ fn split_prose(text: &str, out: &mut Vec<String>) {
         i += 1;
     }
     push_trimmed(out, &chars[start..].iter().collect::<String>());
+}
+
+/// "SELECT ... FOR UPDATE": an ellipsis stands for words left out, it ends nothing.
+fn is_ellipsis(chars: &[char], i: usize) -> bool {
+    chars[i] == '.' && i > 0 && chars[i - 1] == '.'
 }
 
 /// A terminator ends a sentence when whitespace follows and the next word starts like a new
@@ -257,6 +301,26 @@ pub fn normalize(sentence: &str) -> String {
     }
     let collapsed = s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
     collapsed.trim_end_matches(['.', '!', '?', ';', ':', ',']).trim().to_owned()
+}
+
+/// The form in which two units say the same thing: their [`statement`], [`normalize`]d, then
+/// stemmed ([`crate::engine::text::words::unit_key`]).
+pub fn key(unit: &str) -> String {
+    crate::engine::text::words::unit_key(&normalize(statement(unit)))
+}
+
+/// A unit without its label: "Lesson learned: X", "Beware (nats): X" and "tokio gotcha: X"
+/// state X. A label is at most four words before the first ": ", without digits or code, and
+/// something follows it.
+pub fn statement(unit: &str) -> &str {
+    let Some((label, rest)) = unit.split_once(": ") else { return unit };
+    let words = label.split_whitespace().count();
+    let plain = label.chars().all(|c| c.is_alphabetic() || matches!(c, ' ' | '(' | ')' | '-' | '\'' | '_' | '*'));
+    if (1..=4).contains(&words) && label.chars().count() <= 40 && plain && !rest.trim().is_empty() {
+        rest.trim_start()
+    } else {
+        unit
+    }
 }
 
 /// Word tokens: runs of letters, digits and the characters that hold paths, versions and
@@ -388,6 +452,41 @@ mod tests {
                 ("Last words", UnitKind::Prose),
             ]
         );
+    }
+
+    #[test]
+    fn a_first_line_is_a_title_whatever_follows_unless_it_wraps_a_sentence() {
+        let parts =
+            split_sentences("simple Linux inotify Python bindings -- documentation\npyinotify is a module. It works.");
+        assert_eq!(
+            parts,
+            vec!["simple Linux inotify Python bindings -- documentation", "pyinotify is a module.", "It works."]
+        );
+        let wrapped = split_sentences("This crate provides a fast implementation of the\nfoo algorithm. Done.");
+        assert_eq!(wrapped, vec!["This crate provides a fast implementation of the foo algorithm.", "Done."]);
+    }
+
+    #[test]
+    fn an_ellipsis_ends_no_sentence() {
+        assert_eq!(
+            split_sentences("Locked the row with SELECT ... FOR UPDATE. It held."),
+            vec!["Locked the row with SELECT ... FOR UPDATE.", "It held."]
+        );
+    }
+
+    #[test]
+    fn a_short_label_is_not_the_statement() {
+        assert_eq!(statement("Beware (nats): A consumer stops."), "A consumer stops.");
+        assert_eq!(statement("Lesson learned: x"), "x");
+        assert_eq!(statement("Set pool_size=20: it helped"), "Set pool_size=20: it helped");
+        assert_eq!(statement("Steps:"), "Steps:");
+        assert_eq!(key("Warning: Holding a guard deadlocks."), key("Careful: holding a guard deadlocks"));
+    }
+
+    #[test]
+    fn keys_ignore_case_punctuation_markers_and_word_endings() {
+        assert_eq!(key("- Raised the pools, quickly!"), key("raise the pool quickly"));
+        assert_ne!(key("Raised pool_size to 20."), key("Raised pool_size to 30."));
     }
 
     #[test]

@@ -21,7 +21,10 @@ const STOP_WORDS: &str = "\
     yours via per within without already still yet ever even may might must shall let lets get \
     got make made fixed fix fixes resolved resolve issue issues problem successfully done work \
     worked works thing came come comes back happen happened happens occurred solution cause \
-    caused root error errors raise raised track tracked down took take around line";
+    caused root error errors raise raised track tracked down took take around line \
+    lesson lessons learn learned learnt note noted notes worth remember remembering discovered \
+    noticed realized realised found turns turned takeaway til tip observed gotcha beware again \
+    went away solved solve solves";
 
 static STOP_SET: LazyLock<HashSet<&str>> = LazyLock::new(|| STOP_WORDS.split_whitespace().collect());
 
@@ -33,11 +36,14 @@ fn is_stop_word(word: &str) -> bool {
 /// (`db.py`, `std::fs`), a flag dash, or an inner capital (`QueuePool`).
 fn is_value(token: &str) -> bool {
     let inner_capital = token.chars().skip(1).any(char::is_uppercase) && token.chars().any(char::is_lowercase);
-    token.chars().any(|c| c.is_ascii_digit() || matches!(c, '_' | '/' | '\\' | '=' | '#' | '@' | '$' | '<' | '>'))
-        || token.contains("::")
-        || token.trim_matches('.').contains('.')
-        || (token.starts_with('-') && token.len() > 1)
-        || inner_capital
+    let marked =
+        token.chars().any(|c| c.is_ascii_digit() || matches!(c, '_' | '/' | '\\' | '=' | '#' | '@' | '$' | '<' | '>'))
+            || token.contains("::")
+            || token.trim_matches('.').contains('.')
+            || (token.starts_with('-') && token.len() > 1)
+            || inner_capital;
+    // A lone "=" or "--" is punctuation, not a value.
+    marked && token.chars().any(char::is_alphanumeric)
 }
 
 /// Takes the spans between pairs of `delimiter` out of `text`; an unmatched last delimiter
@@ -109,6 +115,25 @@ fn atoms(value: &str) -> Vec<&str> {
     std::iter::once(path).chain(numbers).collect()
 }
 
+/// "500s" and "1990s" are the number read as a plural: the value is the number.
+fn plural_number(value: &str) -> String {
+    match value.strip_suffix('s') {
+        Some(number) if !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()) => number.to_owned(),
+        _ => value.to_owned(),
+    }
+}
+
+/// The form in which two units are the same statement whatever their case, punctuation,
+/// spacing, list marker or word endings: the Snowball stems of their words, in order.
+pub fn unit_key(text: &str) -> String {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| STEMMER.stem(&w.to_lowercase()).into_owned())
+        .map(|w| plural_number(&w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `_word_` and `**word**` are emphasis, not identifiers.
 fn strip_emphasis(token: &str) -> &str {
     let inner = token.trim_matches(['_', '*']);
@@ -137,19 +162,30 @@ impl Content {
         }
         for token in tokens {
             if is_value(&token) {
-                let value = token.to_lowercase();
+                let value = plural_number(&token.to_lowercase());
                 content.atoms.extend(atoms(&value).into_iter().map(str::to_owned));
                 content.values.insert(value);
                 continue;
             }
             let lower = token.to_lowercase();
             for word in lower.split(|c: char| !c.is_alphabetic()).filter(|w| w.chars().count() >= 2) {
-                if !is_stop_word(word) {
-                    content.words.insert(STEMMER.stem(word).into_owned());
+                let stem = STEMMER.stem(word);
+                if !is_stop_word(word) && !is_stop_word(&stem) {
+                    content.words.insert(stem.into_owned());
                 }
             }
         }
         content
+    }
+
+    /// A code block's content: each non-empty line, spacing collapsed, as a value.
+    pub fn of_lines(text: &str) -> Content {
+        let values = text
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|l| !l.is_empty() && !l.starts_with("```"))
+            .collect();
+        Content { values, ..Content::default() }
     }
 
     pub fn len(&self) -> usize {
@@ -185,7 +221,7 @@ impl Content {
         }
     }
 
-    fn holds_word(&self, word: &str) -> bool {
+    pub fn holds_word(&self, word: &str) -> bool {
         self.words.contains(word) || self.values.contains(word)
     }
 
