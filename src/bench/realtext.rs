@@ -114,6 +114,7 @@ pub fn evaluate(
         "value_guard": value_guard.as_str(),
         "guard": {
             "held_pairs": result.guard.held_pairs,
+            "boundaries": result.guard.boundaries,
             "reviews": result.guard.reviews.len(),
             "held_truth_pairs": held_pairs(&result.guard, &expected),
             "held_must_not_pairs": held_pairs(&result.guard, &must_not),
@@ -170,6 +171,7 @@ fn text_checks(merges: &[Merge], by_id: &HashMap<Uuid, &Memory>) -> Value {
         })
     };
     let (mut repeating, mut repeated_units, mut values, mut kept, mut losing) = (0, 0, 0, 0, 0);
+    let mut lost = Vec::new();
     for merge in merges {
         let text = &merge.memory.execution_summary;
         let keys: Vec<String> = units(text).iter().map(|u| key(&u.text)).collect();
@@ -184,6 +186,7 @@ fn text_checks(merges: &[Merge], by_id: &HashMap<Uuid, &Memory>) -> Value {
             }
         }
         let held_now = stated.iter().filter(|v| held.holds_value(v)).count();
+        lost.extend(stated.iter().filter(|v| !held.holds_value(v)).map(|v| json!({"value": v, "merged": text})));
         values += stated.len();
         kept += held_now;
         losing += usize::from(held_now < stated.len());
@@ -194,6 +197,7 @@ fn text_checks(merges: &[Merge], by_id: &HashMap<Uuid, &Memory>) -> Value {
         "source_values": values,
         "values_kept": if values == 0 { 1.0 } else { kept as f64 / values as f64 },
         "merges_losing_a_value": losing,
+        "lost_values": lost,
     })
 }
 

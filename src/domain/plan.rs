@@ -41,11 +41,32 @@ pub struct GuardReport {
     pub reviews: Vec<ReviewItem>,
     /// `value_guard=auto`: older memories superseded by newer ones (they are in `archives` too).
     pub superseded: Vec<Supersession>,
+    /// What the merge policy kept out of clusters.
+    pub boundaries: MergeBoundaries,
+}
+
+/// What the merge policy kept out of clusters, by boundary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MergeBoundaries {
+    /// Pinned memories that had near-duplicates: never merged, archived or superseded.
+    pub pinned: usize,
+    /// Above-threshold pairs held apart because their texts are in different languages or scripts.
+    pub language_pairs: usize,
+    /// Members left out of a cluster whose merged text would be longer than 1.6x its longest
+    /// source (they say other things; they stay as they are).
+    pub length_left_out: usize,
 }
 
 impl GuardReport {
     pub fn new(value_guard: ValueGuard) -> Self {
-        GuardReport { value_guard, held_pairs: 0, judged_pairs: 0, reviews: Vec::new(), superseded: Vec::new() }
+        GuardReport {
+            value_guard,
+            held_pairs: 0,
+            judged_pairs: 0,
+            reviews: Vec::new(),
+            superseded: Vec::new(),
+            boundaries: MergeBoundaries::default(),
+        }
     }
 
     pub fn absorb(&mut self, other: GuardReport) {
@@ -53,6 +74,10 @@ impl GuardReport {
         self.judged_pairs += other.judged_pairs;
         self.reviews.extend(other.reviews);
         self.superseded.extend(other.superseded);
+        let b = other.boundaries;
+        self.boundaries.pinned += b.pinned;
+        self.boundaries.language_pairs += b.language_pairs;
+        self.boundaries.length_left_out += b.length_left_out;
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::options::{ClusteringOptions, ValueGuard};
-use super::plan::{BlastRadius, Counters, Difference, PhaseTimings, ScopeReport, Supersession};
+use super::plan::{BlastRadius, Counters, Difference, MergeBoundaries, PhaseTimings, ScopeReport, Supersession};
 use super::vocabulary::{MemoryType, ReviewKind, ReviewSuggestion};
 
 /// A job's four counters: what it merged, archived, promoted and summarized.
@@ -120,6 +120,9 @@ pub struct OpenedReview {
 pub struct GuardsSummary {
     pub value_guard: ValueGuardSummary,
     pub blast_radius: BlastRadius,
+    /// Absent from results written before the merge policy's boundaries were counted.
+    #[serde(default)]
+    pub merge_policy: MergeBoundaries,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,6 +167,8 @@ pub struct GuardReportView {
     pub value_guard: ValueGuard,
     pub held_pairs: usize,
     pub judged_pairs: usize,
+    #[serde(default)]
+    pub boundaries: MergeBoundaries,
     pub reviews: Vec<Value>,
     pub superseded: Vec<Value>,
 }

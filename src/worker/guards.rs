@@ -26,6 +26,7 @@ pub fn summary(plan: &Plan, blast: &BlastRadius, stored: Option<(usize, usize)>)
             superseded: plan.guard.superseded.len(),
         },
         blast_radius: *blast,
+        merge_policy: plan.guard.boundaries,
     }
 }
 

@@ -381,7 +381,7 @@ mod tests {
             blocked_by: None,
             plan: None,
             applied: Some(applied),
-            guards: GuardsSummary { value_guard, blast_radius },
+            guards: GuardsSummary { value_guard, blast_radius, merge_policy: Default::default() },
             clustering: None,
         }
     }

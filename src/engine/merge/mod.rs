@@ -174,6 +174,27 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn five_paraphrases_of_a_checkout_fix_say_it_once_and_keep_every_value_and_task_id() {
+        // Five agents' wordings of one fix (the case a trial user measured at 2.32x).
+        let texts = [
+            "Checkout returned 500s intermittently. Root cause: a stale pooled connection that the database had already closed. Fixed by setting pool_recycle=60 and retrying the query once.",
+            "Intermittent HTTP 500 errors on checkout were caused by stale connections in the pool (the database closes idle ones). Set pool_recycle=60 and added one retry.",
+            "The checkout endpoint failed with 500 now and then because the pool handed out a stale connection. Solution: pool_recycle=60 plus a single retry of the query.",
+            "Fixed flaky checkout 500s: stale pooled connections. Set pool_recycle=60 and retry once.",
+            "Checkout 500s traced to stale connections from the pool; the database drops idle connections. Configured pool_recycle=60 and wrapped the query in one retry.",
+        ];
+        let members: Vec<Memory> = texts.iter().enumerate().map(|(i, t)| memory(i as u128 + 1, t)).collect();
+        let merged = merge_members(&members.iter().collect::<Vec<_>>());
+        assert!(merged.length_vs_longest <= 1.5, "{}: {}", merged.length_vs_longest, merged.execution_summary);
+        for value in ["pool_recycle=60", "500"] {
+            assert!(merged.execution_summary.contains(value), "{value}: {}", merged.execution_summary);
+        }
+        assert_eq!(merged.task_ids, vec!["task-1", "task-2", "task-3", "task-4", "task-5"]);
+        assert_eq!(merged.coverage, 1.0);
+        assert_eq!(merged.execution_summary.matches("pool_recycle=60").count(), 1, "{}", merged.execution_summary);
+    }
+
+    #[test]
     fn a_wording_that_differs_only_by_a_version_survives() {
         let a = memory(1, "Pinned sqlalchemy to 2.0.29 to stop the QueuePool errors.");
         let b = memory(2, "Pinned sqlalchemy to 2.0.29 to stop QueuePool errors.");

@@ -103,21 +103,39 @@ impl<'a> Kept<'a> {
         self.said.extend(&piece.whole);
     }
 
-    /// Drops each shown unit (the first aside) that another shown unit says all of: what an
-    /// upgrade left behind.
+    /// Drops each shown unit (the first aside) that the others together say, when the text
+    /// without it still loses nothing: a unit an upgrade left behind, or one a later unit
+    /// restates with more.
     fn prune(&mut self) {
         let places: Vec<Pos> = self.shown.keys().copied().skip(1).collect();
         for place in places {
             let Some(&pos) = self.shown.get(&place) else { continue };
             let piece = self.piece(pos);
-            let covered = self.shown.iter().any(|(other, &shown)| {
-                *other != place && shown != pos && self.piece(shown).whole.missing_from(&piece.whole) == (0, 0)
-            });
-            if covered {
-                self.shown.remove(&place);
+            let others =
+                self.shown.iter().filter(|(p, _)| **p != place).fold(Content::default(), |mut acc, (_, &s)| {
+                    acc.extend(&self.piece(s).content);
+                    acc
+                });
+            if brings_something_new(&others, &piece.content) {
+                continue;
+            }
+            self.shown.remove(&place);
+            if self.first_lost().is_some() {
+                self.shown.insert(place, pos);
+            } else {
                 self.keys.remove(piece.key.as_str());
             }
         }
+    }
+
+    /// The first source unit not shown whose clauses the rendered text loses.
+    fn first_lost(&self) -> Option<Pos> {
+        let (shown, held) = rendered(&render(self));
+        self.sources
+            .iter()
+            .enumerate()
+            .flat_map(|(s, pieces)| (0..pieces.len()).map(move |k| (s, k)))
+            .find(|&pos| !self.is_shown(pos) && loses(self.piece(pos), &shown, &held) > 0)
     }
 
     /// Keeps `pos` in the place of a kept unit it says more than, or in its own place.
@@ -196,7 +214,9 @@ pub fn merge_texts(texts: &[Option<&str>]) -> MergedField {
             kept.consider((s, k));
         }
     }
-    let text = keep_every_clause(&mut kept);
+    keep_every_clause(&mut kept);
+    kept.prune();
+    let text = render(&kept);
     let (source_items, present_items) = coverage_items(&sources, &text);
     MergedField {
         origins: origins(&kept).into_iter().map(|from| from.into_iter().map(|s| members[s]).collect()).collect(),
@@ -209,27 +229,15 @@ pub fn merge_texts(texts: &[Option<&str>]) -> MergedField {
 }
 
 /// Keeps dropped units whose clauses the text would lose, judged on the rendered text as a
-/// reader splits it, until none is lost; returns that text.
-fn keep_every_clause(kept: &mut Kept) -> String {
+/// reader splits it, until none is lost.
+fn keep_every_clause(kept: &mut Kept) {
     // Each round shows a unit never shown before (a replaced unit is held by its replacement).
     for _ in 0..kept.sources.iter().map(Vec::len).sum::<usize>() {
-        let text = render(kept);
-        let (shown, held) = rendered(&text);
-        let lost = kept
-            .sources
-            .iter()
-            .enumerate()
-            .flat_map(|(s, pieces)| (0..pieces.len()).map(move |k| (s, k)))
-            .find(|&pos| !kept.is_shown(pos) && loses(kept.piece(pos), &shown, &held) > 0);
-        match lost {
-            Some(pos) => {
-                kept.add(pos);
-                kept.prune();
-            }
-            None => return text,
+        match kept.first_lost() {
+            Some(pos) => kept.add(pos),
+            None => return,
         }
     }
-    render(kept)
 }
 
 /// What each unit of a rendered text says, and all it holds.
@@ -261,7 +269,7 @@ fn loses(piece: &Piece, shown: &[Content], held: &Content) -> usize {
                 return missing;
             }
             let closest = shown.iter().max_by_key(|c| c.shared_with(&clause));
-            if closest.is_some_and(|c| clause.missing_from(c).1 > 0) { 0 } else { missing }
+            if closest.is_some_and(|c| clause.missing_from(c) != (0, 0)) { 0 } else { missing }
         })
         .sum();
     values + lost
@@ -295,11 +303,18 @@ fn coverage_items(sources: &[Vec<Piece>], text: &str) -> (usize, usize) {
 }
 
 /// A new value is a fact; otherwise enough new content words make a new statement, and a
-/// paraphrase of what is already said brings neither.
+/// paraphrase of what is already said brings neither. A unit that restates values already said
+/// ("See PR #7400", "Implemented in db.py (PR #7400)") weighs its new words against its values
+/// too: it points at the same facts in other words.
 fn brings_something_new(said: &Content, candidate: &Content) -> bool {
     let (new_values, new_words) = said.missing_from(candidate);
-    new_values > 0
-        || (!candidate.words.is_empty() && new_words as f64 / candidate.words.len() as f64 >= NOVEL_WORD_SHARE)
+    if new_values > 0 {
+        true
+    } else if candidate.values.is_empty() {
+        !candidate.words.is_empty() && new_words as f64 / candidate.words.len() as f64 >= NOVEL_WORD_SHARE
+    } else {
+        new_words as f64 / candidate.len() as f64 >= NOVEL_WORD_SHARE
+    }
 }
 
 /// The last words of `line` after the opening it shares with `shown`, when that opening is at

@@ -48,6 +48,7 @@ pub fn report(plan: &Plan, limit: usize) -> PlanReport {
             value_guard: guard.value_guard,
             held_pairs: guard.held_pairs,
             judged_pairs: guard.judged_pairs,
+            boundaries: guard.boundaries,
             reviews: kept(&guard.reviews, limit),
             superseded: kept(&guard.superseded, limit),
         },

@@ -310,13 +310,20 @@ pub fn key(unit: &str) -> String {
 }
 
 /// A unit without its label: "Lesson learned: X", "Beware (nats): X" and "tokio gotcha: X"
-/// state X. A label is at most four words before the first ": ", without digits or code, and
-/// something follows it.
+/// state X. A label is at most four words before the first ": ", naming no value ("TMChan: X"
+/// is a definition), not a list item, and something follows it.
 pub fn statement(unit: &str) -> &str {
     let Some((label, rest)) = unit.split_once(": ") else { return unit };
     let words = label.split_whitespace().count();
     let plain = label.chars().all(|c| c.is_alphabetic() || matches!(c, ' ' | '(' | ')' | '-' | '\'' | '_' | '*'));
-    if (1..=4).contains(&words) && label.chars().count() <= 40 && plain && !rest.trim().is_empty() {
+    let names_a_value = !crate::engine::text::words::Content::of(label).values.is_empty();
+    if (1..=4).contains(&words)
+        && label.chars().count() <= 40
+        && plain
+        && !names_a_value
+        && !is_list_item(label)
+        && !rest.trim().is_empty()
+    {
         rest.trim_start()
     } else {
         unit
@@ -480,6 +487,7 @@ mod tests {
         assert_eq!(statement("Lesson learned: x"), "x");
         assert_eq!(statement("Set pool_size=20: it helped"), "Set pool_size=20: it helped");
         assert_eq!(statement("Steps:"), "Steps:");
+        assert_eq!(statement("* TBMChan: a bounded channel"), "* TBMChan: a bounded channel");
         assert_eq!(key("Warning: Holding a guard deadlocks."), key("Careful: holding a guard deadlocks"));
     }
 

@@ -24,7 +24,7 @@ const STOP_WORDS: &str = "\
     caused root error errors raise raised track tracked down took take around line \
     lesson lessons learn learned learnt note noted notes worth remember remembering discovered \
     noticed realized realised found turns turned takeaway til tip observed gotcha beware again \
-    went away solved solve solves";
+    went away solved solve solves whose";
 
 static STOP_SET: LazyLock<HashSet<&str>> = LazyLock::new(|| STOP_WORDS.split_whitespace().collect());
 
@@ -157,9 +157,14 @@ impl Content {
     pub fn of(text: &str) -> Content {
         let (spans, tokens) = raw_tokens(text);
         let mut content = Content::default();
-        for span in spans {
-            content.values.insert(span);
+        for span in &spans {
+            // A quoted message's words are said too: "Input should be a valid datetime" and the
+            // same words unquoted state one thing.
+            for token in span.split_whitespace().filter(|t| !is_value(t)) {
+                content.add_words(token);
+            }
         }
+        content.values.extend(spans);
         for token in tokens {
             if is_value(&token) {
                 let value = plural_number(&token.to_lowercase());
@@ -167,15 +172,19 @@ impl Content {
                 content.values.insert(value);
                 continue;
             }
-            let lower = token.to_lowercase();
-            for word in lower.split(|c: char| !c.is_alphabetic()).filter(|w| w.chars().count() >= 2) {
-                let stem = STEMMER.stem(word);
-                if !is_stop_word(word) && !is_stop_word(&stem) {
-                    content.words.insert(stem.into_owned());
-                }
-            }
+            content.add_words(&token);
         }
         content
+    }
+
+    fn add_words(&mut self, token: &str) {
+        let lower = token.to_lowercase();
+        for word in lower.split(|c: char| !c.is_alphabetic()).filter(|w| w.chars().count() >= 2) {
+            let stem = STEMMER.stem(word);
+            if !is_stop_word(word) && !is_stop_word(&stem) {
+                self.words.insert(stem.into_owned());
+            }
+        }
     }
 
     /// A code block's content: each non-empty line, spacing collapsed, as a value.
@@ -215,10 +224,14 @@ impl Content {
     /// ("QueuePool", "queuepool") is held either way.
     pub fn holds_value(&self, value: &str) -> bool {
         let held = |v: &str| self.values.contains(v) || self.atoms.contains(v);
-        held(value) || (value.chars().all(char::is_alphabetic) && self.words.contains(value)) || {
-            let parts = atoms(value);
-            parts.len() > 1 && parts.into_iter().all(held)
-        }
+        let plain = value.chars().all(char::is_alphabetic);
+        held(value)
+            || (plain && (self.words.contains(value) || self.words.contains(STEMMER.stem(value).as_ref())))
+            || {
+                let parts = atoms(value);
+                parts.len() > 1 && parts.into_iter().all(held)
+            }
+            || (value.contains(' ') && self.missing_from(&Content::of(value)) == (0, 0))
     }
 
     pub fn holds_word(&self, word: &str) -> bool {
