@@ -48,13 +48,8 @@ pub struct GuardReport {
 /// What the merge policy kept out of clusters, by boundary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MergeBoundaries {
-    /// Pinned memories that had near-duplicates: never merged, archived or superseded.
-    pub pinned: usize,
     /// Above-threshold pairs held apart because their texts are in different languages or scripts.
     pub language_pairs: usize,
-    /// Members left out of a cluster whose merged text would be longer than 1.6x its longest
-    /// source (they say other things; they stay as they are).
-    pub length_left_out: usize,
 }
 
 impl GuardReport {
@@ -74,10 +69,7 @@ impl GuardReport {
         self.judged_pairs += other.judged_pairs;
         self.reviews.extend(other.reviews);
         self.superseded.extend(other.superseded);
-        let b = other.boundaries;
-        self.boundaries.pinned += b.pinned;
-        self.boundaries.language_pairs += b.language_pairs;
-        self.boundaries.length_left_out += b.length_left_out;
+        self.boundaries.language_pairs += other.boundaries.language_pairs;
     }
 }
 

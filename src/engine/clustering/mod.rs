@@ -17,7 +17,7 @@ use crate::engine::candidates::partition::{Partition, partitions};
 use crate::engine::clustering::clique::{clique_groups, cluster_id};
 use crate::engine::config::EngineConfig;
 use crate::engine::guards::held::{Texts, guarded_nodes, screen};
-use crate::engine::merge::novelty::merge_texts;
+use crate::engine::guards::language::keep_languages_apart;
 use crate::engine::similarity::ScoredPair;
 use crate::engine::similarity::ann::approximate_pairs;
 use crate::engine::similarity::prefilter::prefiltered_pairs;
@@ -133,7 +133,8 @@ pub fn group<'a>(
     let t = Instant::now();
     let mut found = Vec::new();
     let mut guard = GuardReport::new(options.value_guard);
-    for (index, (part, pairs)) in parts.iter().zip(pairs).enumerate() {
+    for (index, (part, mut pairs)) in parts.iter().zip(pairs).enumerate() {
+        guard.boundaries.language_pairs += keep_languages_apart(part, &mut pairs, texts);
         let mut screened = screen(part, pairs, texts, options.value_guard, &snapshot.judged);
         guard.absorb(screened.report);
         if !snapshot.apart.is_empty() {
@@ -151,14 +152,6 @@ pub fn group<'a>(
             if units.len() < 2 || nodes.len() < options.min_cluster_size {
                 continue;
             }
-            let (_, ordered) = describe(&nodes, units, part);
-            let (nodes, units, left_out) = within_length(nodes, ordered, part, texts);
-            guard.boundaries.length_left_out += left_out;
-            if units.len() < 2 || nodes.len() < options.min_cluster_size {
-                continue;
-            }
-            let mut units = units;
-            units.sort_unstable();
             let (cluster, units) = describe(&nodes, units, part);
             found.push(Found { partition: index, nodes, units, cluster });
         }
@@ -183,41 +176,6 @@ pub fn cluster<'a>(snapshot: &'a ProjectSnapshot, options: &Options, config: &En
     let texts: Texts<'_> =
         snapshot.memories.iter().chain(&snapshot.originals).map(|m| (m.id, m.execution_summary.as_str())).collect();
     group(snapshot, pairs(snapshot, options, config), &texts, options)
-}
-
-/// A merged summary longer than this times its longest source says several things, not one.
-pub const MAX_LENGTH_VS_LONGEST: f64 = 1.6;
-
-/// The group's nodes and units (lead first) without the members whose texts would make the
-/// merged summary longer than [`MAX_LENGTH_VS_LONGEST`] times its longest source: the member
-/// whose absence shortens it most goes first (the lead too: the rest choose a new one). Two
-/// members that still say too much together are no cluster. Returns how many units were left
-/// out.
-fn within_length(
-    mut nodes: Vec<usize>,
-    mut units: Vec<usize>,
-    part: &Partition<'_>,
-    texts: &Texts<'_>,
-) -> (Vec<usize>, Vec<usize>, usize) {
-    let length = |units: &[usize]| {
-        let texts: Vec<Option<&str>> = units.iter().map(|&u| texts.get(&part.units[u].id).copied()).collect();
-        let merged = merge_texts(&texts);
-        merged.chars() as f64 / merged.longest_source_chars.max(1) as f64
-    };
-    let before = units.len();
-    while length(&units) > MAX_LENGTH_VS_LONGEST {
-        if units.len() <= 2 {
-            units.clear();
-            break;
-        }
-        let without =
-            |k: usize| -> Vec<usize> { units.iter().enumerate().filter(|(i, _)| *i != k).map(|(_, &u)| u).collect() };
-        let drop = (0..units.len()).min_by(|&a, &b| length(&without(a)).total_cmp(&length(&without(b)))).unwrap_or(0);
-        units.remove(drop);
-    }
-    nodes.retain(|&n| units.contains(&(part.unit_of[n] as usize)));
-    let left_out = before - units.len();
-    (nodes, units, left_out)
 }
 
 /// Sorted original ids, lead unit, cohesion (average pairwise similarity of the originals) and

@@ -103,20 +103,21 @@ impl<'a> Kept<'a> {
         self.said.extend(&piece.whole);
     }
 
-    /// Drops each shown unit (the first aside) that the others together say, when the text
-    /// without it still loses nothing: a unit an upgrade left behind, or one a later unit
-    /// restates with more.
+    /// Drops each shown unit (the first aside) that one other shown unit says with more, when
+    /// the text without it still loses nothing: a unit an upgrade left behind ("Next time,
+    /// prefer X" beside "..., so prefer X").
     fn prune(&mut self) {
         let places: Vec<Pos> = self.shown.keys().copied().skip(1).collect();
         for place in places {
             let Some(&pos) = self.shown.get(&place) else { continue };
             let piece = self.piece(pos);
-            let others =
-                self.shown.iter().filter(|(p, _)| **p != place).fold(Content::default(), |mut acc, (_, &s)| {
-                    acc.extend(&self.piece(s).content);
-                    acc
-                });
-            if brings_something_new(&others, &piece.content) {
+            let closest = self
+                .shown
+                .iter()
+                .filter(|(p, _)| **p != place)
+                .map(|(_, &s)| &self.piece(s).content)
+                .max_by_key(|c| c.shared_with(&piece.content));
+            if closest.is_none_or(|c| brings_something_new(c, &piece.content)) {
                 continue;
             }
             self.shown.remove(&place);
@@ -361,6 +362,9 @@ fn render(kept: &Kept) -> String {
             };
             let sep = if sep == Sep::Space && (last_kind != UnitKind::Prose || unit.kind != UnitKind::Prose) {
                 Sep::Line
+            } else if ps != place.0 && out.ends_with(':') {
+                // A unit from another member never completes one that announces what follows.
+                Sep::Paragraph
             } else {
                 sep
             };

@@ -24,7 +24,7 @@ const STOP_WORDS: &str = "\
     caused root error errors raise raised track tracked down took take around line \
     lesson lessons learn learned learnt note noted notes worth remember remembering discovered \
     noticed realized realised found turns turned takeaway til tip observed gotcha beware again \
-    went away solved solve solves whose";
+    went away solved solve solves whose decided decide chose choose chosen agreed agree opted opt";
 
 static STOP_SET: LazyLock<HashSet<&str>> = LazyLock::new(|| STOP_WORDS.split_whitespace().collect());
 
