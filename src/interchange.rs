@@ -111,10 +111,13 @@ pub struct MemoryState {
     pub synthesis_confidence: Option<f32>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub needs_review: bool,
+    /// Never merged, archived or superseded (`POST /memories/{id}/pin`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
 }
 
 /// The keys of [`MemoryState`] in a line.
-const STATE_KEYS: [&str; 9] = [
+const STATE_KEYS: [&str; 10] = [
     "is_duplicate",
     "duplicate_of",
     "is_archived",
@@ -124,6 +127,7 @@ const STATE_KEYS: [&str; 9] = [
     "synthesized_from",
     "synthesis_confidence",
     "needs_review",
+    "pinned",
 ];
 
 impl MemoryState {
@@ -396,6 +400,8 @@ async fn load_with_state(
             });
         }
     }
+    let pinned: Vec<Uuid> = states.iter().filter(|(_, state)| state.pinned).map(|(id, _)| *id).collect();
+    memories::set_pinned(&mut tx, &pinned, true).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(memories.len())
 }
@@ -433,6 +439,7 @@ pub async fn export(db: &sqlx::PgPool, project_id: Uuid, mut out: impl Write) ->
                 is_archived: row.is_archived,
                 archived_at: row.archived_at,
                 archive_reason: row.archive_reason,
+                pinned: row.pinned,
                 consolidated_from: row.consolidated_from.clone().unwrap_or_default(),
                 synthesized_from: row.synthesized_from.clone().unwrap_or_default(),
                 synthesis_confidence: row.synthesis_confidence,

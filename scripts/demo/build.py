@@ -46,7 +46,7 @@ PARAPHRASES = {
     "error_fix": [
         "{Crate}: {symptom}. Fixed by {fix}.",
         "Fixed {symptom} in {crate} by {fix}.",
-        "The {symptom} in {crate} went away after {fix}.",
+        "{The_symptom} in {crate} went away after {fix}.",
         "{Crate} {symptom} resolved: {fix} solved it.",
         "Root cause of {symptom} ({crate}) found; {fix} fixed it.",
         "Resolved {symptom} with {crate} by {fix}.",
@@ -113,6 +113,11 @@ def render(template, crate, slots):
     values = dict(slots, crate=crate, Crate=crate)
     if "fact" in slots:
         values["fact_lc"] = slots["fact"][:1].lower() + slots["fact"][1:]
+    if "symptom" in slots:
+        # "The" before a symptom that has no article yet; one that has one opens the sentence.
+        symptom = slots["symptom"]
+        has_article = symptom.split(" ", 1)[0] in ("a", "an", "the")
+        values["The_symptom"] = symptom[:1].upper() + symptom[1:] if has_article else f"The {symptom}"
     return template.format(**values)
 
 

@@ -196,6 +196,8 @@ pub struct StoredMemory {
     pub source_type: Option<MemoryType>,
     /// For a consolidated memory: the task ids of all its sources.
     pub task_ids: Vec<String>,
+    /// Never merged, archived or superseded by a job (`POST /memories/{id}/pin`).
+    pub pinned: bool,
 }
 
 impl StoredMemory {

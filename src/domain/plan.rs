@@ -48,6 +48,8 @@ pub struct GuardReport {
 /// What the merge policy kept out of clusters, by boundary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MergeBoundaries {
+    /// Pinned memories that had near-duplicates: never merged, archived or superseded.
+    pub pinned: usize,
     /// Above-threshold pairs held apart because their texts are in different languages or scripts.
     pub language_pairs: usize,
 }
@@ -70,6 +72,7 @@ impl GuardReport {
         self.reviews.extend(other.reviews);
         self.superseded.extend(other.superseded);
         self.boundaries.language_pairs += other.boundaries.language_pairs;
+        self.boundaries.pinned += other.boundaries.pinned;
     }
 }
 

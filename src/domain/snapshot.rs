@@ -45,6 +45,9 @@ pub struct ProjectSnapshot {
     /// never in one cluster.
     #[serde(default)]
     pub apart: std::collections::BTreeSet<(Uuid, Uuid)>,
+    /// Active memories a person pinned: never merged, archived or superseded.
+    #[serde(default)]
+    pub pinned: std::collections::BTreeSet<Uuid>,
 }
 
 impl ProjectSnapshot {
@@ -59,6 +62,7 @@ impl ProjectSnapshot {
             scope: Scope::default(),
             judged: std::collections::BTreeSet::new(),
             apart: std::collections::BTreeSet::new(),
+            pinned: std::collections::BTreeSet::new(),
         }
     }
 }

@@ -114,6 +114,7 @@ vocabulary!(
     Reuse => "reuse",
     Review => "review",
     Unmerge => "unmerge",
+    Pin => "pin",
 ]);
 
 vocabulary!(

@@ -1,4 +1,5 @@
-//! `POST /memories/{id}/archive`, `/unarchive`, `/reuse` and `/unmerge`: manual changes, each one audited
+//! `POST /memories/{id}/archive`, `/unarchive`, `/pin`, `/unpin`, `/reuse` and `/unmerge`: manual
+//! changes, each one audited
 //! (job_id NULL), so a later rollback of a job that touched the memory sees the conflict (a reuse
 //! is usage, never a conflict).
 
@@ -41,6 +42,8 @@ enum Action {
     Archive,
     Unarchive,
     Reuse,
+    Pin,
+    Unpin,
 }
 
 impl Action {
@@ -49,6 +52,7 @@ impl Action {
             Self::Archive => ChangeOperation::Archive,
             Self::Unarchive => ChangeOperation::Unarchive,
             Self::Reuse => ChangeOperation::Reuse,
+            Self::Pin | Self::Unpin => ChangeOperation::Pin,
         }
     }
 
@@ -57,6 +61,8 @@ impl Action {
             Self::Archive => "archived by an administrator",
             Self::Unarchive => "restored by an administrator",
             Self::Reuse => "reuse counted",
+            Self::Pin => "pinned by an administrator",
+            Self::Unpin => "unpinned by an administrator",
         }
     }
 
@@ -78,6 +84,10 @@ impl Action {
                 serde_json::json!({"reused_count": before.reused_count, "last_reused_at": before.last_reused_at}),
                 serde_json::json!({"reused_count": after.reused_count, "last_reused_at": after.last_reused_at}),
             ),
+            Self::Pin | Self::Unpin => (
+                serde_json::json!({"version": version_before, "pinned": before.pinned}),
+                serde_json::json!({"version": after.version, "pinned": after.pinned}),
+            ),
         }
     }
 }
@@ -87,6 +97,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(archive))
         .routes(routes!(unarchive))
         .routes(routes!(reuse))
+        .routes(routes!(pin))
+        .routes(routes!(unpin))
         .routes(routes!(unmerge))
 }
 
@@ -207,6 +219,46 @@ pub async fn reuse(
     act(&state, &admin, id, Action::Reuse, body).await.map(axum::Json)
 }
 
+/// Pins a memory: no job merges, archives or supersedes it until it is unpinned.
+#[utoipa::path(post, path = "/memories/{id}/pin", tag = "memories",
+    params(("id" = Uuid, Path)), request_body(content = Option<ActionRequest>, description = "Optional"),
+    responses(
+        (status = 200, description = "The memory after the change", body = MemoryView),
+        (status = 400, description = "Malformed id or body", body = ErrorBody),
+        (status = 404, description = "No such memory", body = ErrorBody),
+        (status = 409, description = "Pinned already, archived, or merged into another memory", body = ErrorBody),
+        (status = 422, description = "An invalid reason (too long, or holding a NUL character)", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(job_id, project_id))]
+pub async fn pin(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    OptionalJson(body): OptionalJson<ActionRequest>,
+) -> Result<axum::Json<MemoryView>> {
+    act(&state, &admin, id, Action::Pin, body).await.map(axum::Json)
+}
+
+/// Unpins a memory: jobs treat it like any other again.
+#[utoipa::path(post, path = "/memories/{id}/unpin", tag = "memories",
+    params(("id" = Uuid, Path)), request_body(content = Option<ActionRequest>, description = "Optional"),
+    responses(
+        (status = 200, description = "The memory after the change", body = MemoryView),
+        (status = 400, description = "Malformed id or body", body = ErrorBody),
+        (status = 404, description = "No such memory", body = ErrorBody),
+        (status = 409, description = "Not pinned", body = ErrorBody),
+        (status = 422, description = "An invalid reason (too long, or holding a NUL character)", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(job_id, project_id))]
+pub async fn unpin(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    OptionalJson(body): OptionalJson<ActionRequest>,
+) -> Result<axum::Json<MemoryView>> {
+    act(&state, &admin, id, Action::Unpin, body).await.map(axum::Json)
+}
+
 async fn act(
     state: &AppState,
     admin: &Admin,
@@ -228,7 +280,7 @@ async fn act(
     // Locked before it is read, so the audit row's previous state is the one this change replaced.
     let id = match action {
         Action::Reuse => memories::reuse_holder(&mut tx, id).await?.ok_or_else(not_found)?,
-        Action::Archive | Action::Unarchive => id,
+        Action::Archive | Action::Unarchive | Action::Pin | Action::Unpin => id,
     };
     memories::lock_versions(&mut tx, &[id]).await?;
     let before = memories::get(&mut *tx, id).await?.ok_or_else(not_found)?;
@@ -241,16 +293,24 @@ async fn act(
         )));
     }
 
+    if matches!(action, Action::Pin) && (before.is_archived || before.is_duplicate) {
+        let state = if before.is_archived { "archived" } else { "merged into another memory" };
+        return Err(ApiError::Conflict(format!("memory {id} is {state}: only an active memory can be pinned")));
+    }
     let changed = match action {
         Action::Archive => memories::archive(&mut tx, &[id], ArchiveReason::Manual).await?,
         Action::Unarchive => memories::unarchive(&mut tx, &[id]).await?,
         Action::Reuse => u64::from(memories::record_reuse(&mut *tx, id).await?),
+        Action::Pin => memories::set_pinned(&mut tx, &[id], true).await?,
+        Action::Unpin => memories::set_pinned(&mut tx, &[id], false).await?,
     };
     if changed == 0 {
         return Err(match action {
             Action::Archive => ApiError::Conflict(format!("memory {id} is archived already")),
             Action::Unarchive => ApiError::Conflict(format!("memory {id} is not archived")),
             Action::Reuse => not_found(),
+            Action::Pin => ApiError::Conflict(format!("memory {id} is pinned already")),
+            Action::Unpin => ApiError::Conflict(format!("memory {id} is not pinned")),
         });
     }
     let after = memories::get(&mut *tx, id).await?.ok_or_else(not_found)?;

@@ -52,6 +52,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for StoredMemory {
             archive_reason: vocabulary(row, "archive_reason")?,
             source_type: vocabulary(row, "source_type")?,
             task_ids: row.try_get("task_ids")?,
+            pinned: row.try_get("pinned")?,
         })
     }
 }
@@ -469,7 +470,29 @@ pub async fn snapshot(
         scope: crate::domain::Scope { fresh: fresh_ids, reason: String::new() },
         judged: super::reviews::judged_pairs(&mut *conn, project_id).await?,
         apart: super::undo::unmerge::kept_apart(&mut *conn, project_id).await?,
+        pinned: pinned(&mut *conn, project_id).await?,
     })
+}
+
+/// The project's active pinned memories.
+async fn pinned(conn: &mut PgConnection, project_id: Uuid) -> Result<std::collections::BTreeSet<Uuid>> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM task_memories WHERE project_id = $1 AND pinned AND NOT is_archived AND NOT is_duplicate",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(ids.into_iter().collect())
+}
+
+/// Pins or unpins memories; returns how many changed (a memory already so is left alone).
+pub async fn set_pinned(conn: &mut PgConnection, ids: &[Uuid], pinned: bool) -> Result<u64> {
+    Ok(sqlx::query("UPDATE task_memories SET pinned = $2 WHERE id = ANY($1) AND pinned <> $2")
+        .bind(ids)
+        .bind(pinned)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
 }
 
 /// Full rows (texts, tags, files) of the given memories, for the merges and syntheses of a plan;
@@ -480,7 +503,7 @@ pub async fn full_rows(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<Memo
                 m.tags, NULL::bytea AS context_embedding, m.success, m.reused_count, m.last_reused_at, m.learned_at,
                 m.is_duplicate, m.duplicate_of, m.version, m.created_at, m.updated_at, m.consolidated_from,
                 m.consolidated_at, m.synthesized_from, m.synthesized_at, m.synthesis_confidence, m.needs_review,
-                m.is_archived, m.archived_at, m.archive_reason, m.source_type, m.task_ids,
+                m.is_archived, m.archived_at, m.archive_reason, m.source_type, m.task_ids, m.pinned,
                 COALESCE((SELECT array_agg(f.path ORDER BY f.path) FROM memory_files f WHERE f.memory_id = m.id), '{}')
                     AS files
            FROM task_memories m WHERE m.id = ANY($1) ORDER BY m.id",

@@ -42,7 +42,7 @@ fn operations(spec: &Value) -> BTreeSet<(String, String)> {
 }
 
 /// DESIGN.md §7, route by route.
-const DESIGNED_ROUTES: [(&str, &str); 32] = [
+const DESIGNED_ROUTES: [(&str, &str); 34] = [
     ("POST", "/api/v1/consolidation/trigger"),
     ("GET", "/api/v1/consolidation/status/{job_id}"),
     ("GET", "/api/v1/consolidation/status/{job_id}/events"),
@@ -65,6 +65,8 @@ const DESIGNED_ROUTES: [(&str, &str); 32] = [
     ("POST", "/api/v1/memories/{id}/unarchive"),
     ("POST", "/api/v1/memories/{id}/reuse"),
     ("POST", "/api/v1/memories/{id}/unmerge"),
+    ("POST", "/api/v1/memories/{id}/pin"),
+    ("POST", "/api/v1/memories/{id}/unpin"),
     ("POST", "/api/v1/consolidation/jobs/{job_id}/cancel"),
     ("GET", "/api/v1/projects/{id}/reviews"),
     ("POST", "/api/v1/reviews/{id}/approve"),

@@ -440,3 +440,47 @@ async fn a_job_whose_only_cluster_was_unmerged_still_rolls_back() {
     worker.stop().await;
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn a_pinned_memory_stays_out_of_every_merge_until_it_is_unpinned() {
+    let gateway = TestGateway::start().await;
+    let worker = gateway.env.spawn_worker();
+    let project = gateway.project().await;
+    let stored = ingest(&gateway, project, &clustered_memories()).await;
+    let pin = |id: Uuid, action: &'static str| gateway.post(&format!("/api/v1/memories/{id}/{action}"), &json!({}));
+    let pinned = ok(pin(stored[0], "pin").send().await.expect("sent"), StatusCode::OK).await;
+    assert_eq!((pinned["pinned"].clone(), pinned["version"].clone()), (json!(true), json!(2)), "a pin is an edit");
+    error(pin(stored[0], "pin").send().await.expect("sent"), StatusCode::CONFLICT, "conflict").await;
+
+    let status = consolidate(&gateway, project).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["result"]["guards"]["merge_policy"]["pinned"], 1, "{status}");
+    let kept = memory(&gateway, &stored[0].to_string()).await;
+    assert_eq!(kept["provenance"]["consolidated_into"], Value::Null, "{kept}");
+    let other = memory(&gateway, &stored[1].to_string()).await;
+    assert!(other["provenance"]["consolidated_into"].is_string(), "the rest of the cluster still merges: {other}");
+
+    let unpinned = ok(pin(stored[0], "unpin").send().await.expect("sent"), StatusCode::OK).await;
+    assert_eq!(unpinned["pinned"], false);
+    error(pin(stored[0], "unpin").send().await.expect("sent"), StatusCode::CONFLICT, "conflict").await;
+    let pins: Vec<(Value, Value)> = sqlx::query_as::<_, (sqlx::types::Json<Value>, sqlx::types::Json<Value>)>(
+        "SELECT previous_state, new_state FROM consolidation_changes WHERE memory_id = $1 AND operation = 'pin'
+          ORDER BY id",
+    )
+    .bind(stored[0])
+    .fetch_all(&gateway.env.db)
+    .await
+    .expect("audit rows")
+    .into_iter()
+    .map(|(previous, new)| (previous.0, new.0))
+    .collect();
+    assert_eq!(pins.len(), 2, "{pins:?}");
+    assert_eq!((pins[0].0["pinned"].clone(), pins[0].1["pinned"].clone()), (json!(false), json!(true)));
+    let again = consolidate(&gateway, project).await;
+    assert_eq!(again["status"], "completed", "{again}");
+    let folded = memory(&gateway, &stored[0].to_string()).await;
+    assert!(folded["provenance"]["consolidated_into"].is_string(), "unpinned, it folds in: {folded}");
+    error(pin(stored[1], "pin").send().await.expect("sent"), StatusCode::CONFLICT, "conflict").await;
+    worker.stop().await;
+    gateway.stop().await;
+}

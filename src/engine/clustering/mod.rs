@@ -4,6 +4,7 @@
 
 pub mod clique;
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use uuid::Uuid;
@@ -134,6 +135,7 @@ pub fn group<'a>(
     let mut found = Vec::new();
     let mut guard = GuardReport::new(options.value_guard);
     for (index, (part, mut pairs)) in parts.iter().zip(pairs).enumerate() {
+        guard.boundaries.pinned += keep_pinned_apart(part, &mut pairs, &snapshot.pinned);
         guard.boundaries.language_pairs += keep_languages_apart(part, &mut pairs, texts);
         let mut screened = screen(part, pairs, texts, options.value_guard, &snapshot.judged);
         guard.absorb(screened.report);
@@ -176,6 +178,25 @@ pub fn cluster<'a>(snapshot: &'a ProjectSnapshot, options: &Options, config: &En
     let texts: Texts<'_> =
         snapshot.memories.iter().chain(&snapshot.originals).map(|m| (m.id, m.execution_summary.as_str())).collect();
     group(snapshot, pairs(snapshot, options, config), &texts, options)
+}
+
+/// `pairs` without those touching a pinned memory (a unit that is pinned, through any of its
+/// nodes); returns how many pinned memories had one.
+fn keep_pinned_apart(part: &Partition<'_>, pairs: &mut Vec<ScoredPair>, pinned: &BTreeSet<Uuid>) -> usize {
+    if pinned.is_empty() {
+        return 0;
+    }
+    let unit_pinned = |node: u32| {
+        let unit = part.units[part.unit_of[node as usize] as usize];
+        pinned.contains(&unit.id).then_some(unit.id)
+    };
+    let mut held: BTreeSet<Uuid> = BTreeSet::new();
+    pairs.retain(|p| {
+        let touched: Vec<Uuid> = [unit_pinned(p.a), unit_pinned(p.b)].into_iter().flatten().collect();
+        held.extend(&touched);
+        touched.is_empty()
+    });
+    held.len()
 }
 
 /// Sorted original ids, lead unit, cohesion (average pairwise similarity of the originals) and

@@ -26,6 +26,8 @@ struct Piece {
     content: Content,
     /// What its whole text says, label included: what it adds to a text holding it.
     whole: Content,
+    /// What each clause of its statement says (see [`clauses`]).
+    clauses: Vec<Content>,
     key: String,
 }
 
@@ -38,7 +40,8 @@ impl Piece {
         } else {
             (Content::of(statement(&unit.text)), Content::of(&unit.text))
         };
-        Piece { content, whole, key: key(&unit.text), unit }
+        let clauses = clauses(statement(&unit.text)).iter().map(|c| Content::of(c)).collect();
+        Piece { content, whole, clauses, key: key(&unit.text), unit }
     }
 
     /// Holds every value and word of `other`, and says something `other` does not.
@@ -121,7 +124,7 @@ impl<'a> Kept<'a> {
                 continue;
             }
             self.shown.remove(&place);
-            if self.first_lost().is_some() {
+            if self.first_lost(false).is_some() {
                 self.shown.insert(place, pos);
             } else {
                 self.keys.remove(piece.key.as_str());
@@ -129,9 +132,23 @@ impl<'a> Kept<'a> {
         }
     }
 
-    /// The first source unit not shown whose clauses the rendered text loses.
-    fn first_lost(&self) -> Option<Pos> {
-        let (shown, held) = rendered(&render(self));
+    /// The first source unit not shown whose clauses the text loses: judged on the shown units
+    /// (cheap), or on the rendered text as a reader splits it (where units meet, a quote opened
+    /// in one can pair with one in the next).
+    fn first_lost(&self, on_rendered: bool) -> Option<Pos> {
+        let (shown, held) = if on_rendered {
+            rendered(&render(self))
+        } else {
+            let pieces = self.shown.values().map(|&p| self.piece(p));
+            let mut held = pieces.clone().fold(Content::default(), |mut acc, p| {
+                acc.extend(&p.whole);
+                acc
+            });
+            for tail in self.tails.values().flatten() {
+                held.extend(&Content::of(tail));
+            }
+            (pieces.map(|p| p.content.clone()).collect(), held)
+        };
         self.sources
             .iter()
             .enumerate()
@@ -215,8 +232,9 @@ pub fn merge_texts(texts: &[Option<&str>]) -> MergedField {
             kept.consider((s, k));
         }
     }
-    keep_every_clause(&mut kept);
+    keep_every_clause(&mut kept, false);
     kept.prune();
+    keep_every_clause(&mut kept, true);
     let text = render(&kept);
     let (source_items, present_items) = coverage_items(&sources, &text);
     MergedField {
@@ -229,12 +247,11 @@ pub fn merge_texts(texts: &[Option<&str>]) -> MergedField {
     }
 }
 
-/// Keeps dropped units whose clauses the text would lose, judged on the rendered text as a
-/// reader splits it, until none is lost.
-fn keep_every_clause(kept: &mut Kept) {
+/// Keeps dropped units whose clauses the text would lose until none is lost.
+fn keep_every_clause(kept: &mut Kept, on_rendered: bool) {
     // Each round shows a unit never shown before (a replaced unit is held by its replacement).
     for _ in 0..kept.sources.iter().map(Vec::len).sum::<usize>() {
-        match kept.first_lost() {
+        match kept.first_lost(on_rendered) {
             Some(pos) => kept.add(pos),
             None => return,
         }
@@ -243,12 +260,20 @@ fn keep_every_clause(kept: &mut Kept) {
 
 /// What each unit of a rendered text says, and all it holds.
 fn rendered(text: &str) -> (Vec<Content>, Content) {
-    let pieces: Vec<Piece> = units(text).into_iter().map(Piece::new).collect();
-    let held = pieces.iter().fold(Content::default(), |mut acc, p| {
-        acc.extend(&p.whole);
-        acc
-    });
-    (pieces.into_iter().map(|p| p.content).collect(), held)
+    let mut held = Content::default();
+    let shown = units(text)
+        .into_iter()
+        .map(|unit| {
+            if unit.kind == UnitKind::Code {
+                let lines = Content::of_lines(&unit.text);
+                held.extend(&lines);
+                return lines;
+            }
+            held.extend(&Content::of(&unit.text));
+            Content::of(statement(&unit.text))
+        })
+        .collect();
+    (shown, held)
 }
 
 /// How many items of `piece` the text would lose: its values the text does not hold, and the
@@ -261,11 +286,11 @@ fn loses(piece: &Piece, shown: &[Content], held: &Content) -> usize {
     if words == 0 {
         return values;
     }
-    let lost: usize = clauses(statement(&piece.unit.text))
+    let lost: usize = piece
+        .clauses
         .iter()
-        .map(|clause| Content::of(clause))
         .map(|clause| {
-            let missing = held.missing_from(&clause).1;
+            let missing = held.missing_from(clause).1;
             if missing == 0 || 2 * held.shared_with(&clause) < clause.len() {
                 return missing;
             }

@@ -130,6 +130,7 @@ pub fn build(
             .flat_map(|m| m.sources.iter().map(|s| s.id))
             .chain(syntheses.iter().flat_map(|s| s.sources.iter().chain(&s.supersedes).map(|s| s.id)))
             .chain(guard.superseded.iter().map(|s| s.memory.id))
+            .chain(snapshot.pinned.iter().copied())
             .collect();
         stale_memories(&snapshot.memories, &in_plan, options, now)
             .into_iter()

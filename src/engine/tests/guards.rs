@@ -120,3 +120,51 @@ fn negated_and_affirmed_versions_of_one_statement_do_not_merge() {
     assert_eq!(p.guard.reviews.len(), 1);
     assert_eq!(p.guard.reviews[0].difference.kind, crate::domain::DifferenceKind::Polarity);
 }
+
+#[test]
+fn a_pinned_memory_is_never_merged_superseded_or_archived() {
+    let mut snapshot = router_addresses();
+    snapshot.pinned.insert(Uuid::from_u128(1));
+    let auto = run(&snapshot, ValueGuard::Auto);
+    assert!(auto.guard.superseded.iter().all(|s| s.memory.id != Uuid::from_u128(1)), "{:?}", auto.guard.superseded);
+    assert!(auto.clusters.iter().all(|c| !c.members.contains(&Uuid::from_u128(1))));
+    assert_eq!(auto.guard.boundaries.pinned, 1);
+    let off = run(&snapshot, ValueGuard::Off);
+    assert_eq!(off.clusters.len(), 1);
+    assert_eq!(off.clusters[0].members, vec![Uuid::from_u128(2), Uuid::from_u128(3)]);
+
+    let mut stale = ProjectSnapshot::new(
+        Uuid::from_u128(9),
+        Some(3),
+        vec![memory(7, 400, [0.0, 1.0, 0.0], "An old note."), memory(8, 400, [0.0, 0.0, 1.0], "Another old note.")],
+    );
+    stale.pinned.insert(Uuid::from_u128(7));
+    let options = Options { archive: true, ..Options::default() };
+    let p = plan(
+        &stale,
+        &options,
+        &EngineConfig::default(),
+        Uuid::from_u128(7),
+        anchor(),
+        &ExtractiveSynthesizer,
+        &CentroidEmbedder,
+    );
+    let archived: Vec<Uuid> = p.archives.iter().map(|a| a.memory_id).collect();
+    assert_eq!(archived, vec![Uuid::from_u128(8)], "only the unpinned stale memory is archived");
+}
+
+#[test]
+fn texts_in_different_languages_are_never_merged() {
+    let memories = vec![
+        memory(1, 3, [1.0, 0.0, 0.0], "The connection pool runs out when a session is held across the HTTP call."),
+        memory(
+            2,
+            2,
+            [1.0, 0.01, 0.0],
+            "Der Verbindungspool läuft leer, wenn eine Sitzung über den HTTP-Aufruf gehalten wird.",
+        ),
+    ];
+    let p = run(&ProjectSnapshot::new(Uuid::from_u128(9), Some(3), memories), ValueGuard::Off);
+    assert!(p.clusters.is_empty());
+    assert_eq!(p.guard.boundaries.language_pairs, 1);
+}
