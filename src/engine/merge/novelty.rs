@@ -291,10 +291,10 @@ fn loses(piece: &Piece, shown: &[Content], held: &Content) -> usize {
         .iter()
         .map(|clause| {
             let missing = held.missing_from(clause).1;
-            if missing == 0 || 2 * held.shared_with(&clause) < clause.len() {
+            if missing == 0 || 2 * held.shared_with(clause) < clause.len() {
                 return missing;
             }
-            let closest = shown.iter().max_by_key(|c| c.shared_with(&clause));
+            let closest = shown.iter().max_by_key(|c| c.shared_with(clause));
             if closest.is_some_and(|c| clause.missing_from(c) != (0, 0)) { 0 } else { missing }
         })
         .sum();
