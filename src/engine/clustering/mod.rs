@@ -192,6 +192,10 @@ fn keep_pinned_apart(part: &Partition<'_>, pairs: &mut Vec<ScoredPair>, pinned: 
     };
     let mut held: BTreeSet<Uuid> = BTreeSet::new();
     pairs.retain(|p| {
+        // The originals of one consolidated memory are not near-duplicates kept apart.
+        if part.unit_of[p.a as usize] == part.unit_of[p.b as usize] {
+            return true;
+        }
         let touched: Vec<Uuid> = [unit_pinned(p.a), unit_pinned(p.b)].into_iter().flatten().collect();
         held.extend(&touched);
         touched.is_empty()

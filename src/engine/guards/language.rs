@@ -49,8 +49,8 @@ pub fn keep_languages_apart(part: &Partition<'_>, pairs: &mut Vec<ScoredPair>, t
     };
     let before = pairs.len();
     pairs.retain(|p| {
-        let (a, b) = (of(p.a), of(p.b));
-        !apart(a, b)
+        // The originals of one consolidated memory stay together whatever they are written in.
+        part.unit_of[p.a as usize] == part.unit_of[p.b as usize] || !apart(of(p.a), of(p.b))
     });
     before - pairs.len()
 }

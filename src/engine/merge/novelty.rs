@@ -47,9 +47,41 @@ impl Piece {
     /// Holds every value and word of `other`, and says something `other` does not.
     fn says_more_than(&self, other: &Piece) -> bool {
         self.unit.kind == other.unit.kind
+            && negated(&self.unit.text) == negated(&other.unit.text)
             && self.content.missing_from(&other.content) == (0, 0)
             && other.content.missing_from(&self.content) != (0, 0)
     }
+}
+
+/// "Do not set X" says the opposite of "Set X ...", though its content words (stop words
+/// aside) are fewer: a negated unit never stands in for an affirmed one, nor the reverse.
+fn negated(text: &str) -> bool {
+    // Verb negations only: "cursor pagination, not OFFSET" contrasts, it does not negate.
+    const NEGATIONS: [&str; 16] = [
+        "do not",
+        "does not",
+        "did not",
+        "must not",
+        "should not",
+        "is not",
+        "are not",
+        "cannot",
+        "can't",
+        "don't",
+        "doesn't",
+        "isn't",
+        "won't",
+        "shouldn't",
+        "never",
+        "avoid",
+    ];
+    let words: Vec<String> = text
+        .split(|c: char| !(c.is_alphabetic() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let joined = format!(" {} ", words.join(" "));
+    NEGATIONS.iter().any(|n| joined.contains(&format!(" {n} ")))
 }
 
 /// One merged field: its text (None when no member has the field), the sources' distinct
@@ -400,6 +432,10 @@ fn render(kept: &Kept) -> String {
             out.push_str(sep.as_str());
         }
         out.push_str(&unit.text);
+        if unit.kind == UnitKind::Code && !unit.text.trim_end().ends_with("```") {
+            // An unclosed fence would swallow what follows.
+            out.push_str("\n```");
+        }
         if let Some(tails) = tails {
             out.push_str(" / ");
             out.push_str(&tails);
@@ -488,6 +524,25 @@ mod tests {
         let text = m.text.unwrap_or_default();
         assert_eq!(text.matches("let tz").count(), 1, "{text}");
         assert!(text.contains("# Ok::<(), E>(())"), "{text}");
+    }
+
+    #[test]
+    fn a_negated_unit_never_stands_in_for_an_affirmed_one() {
+        let m =
+            merged(&["Do not set pool_size=20 in production.", "Set pool_size=20 in production to stop the timeouts."]);
+        let text = m.text.unwrap_or_default();
+        assert!(text.starts_with("Do not set pool_size=20 in production."), "{text}");
+    }
+
+    #[test]
+    fn a_scope_naming_a_value_is_part_of_the_statement_and_an_unclosed_fence_is_closed() {
+        // A scope that names a value is a fact.
+        let m = merged(&["PostgreSQL 15: install libpq-dev first.", "PostgreSQL 16: install libpq-dev first."]);
+        let text = m.text.unwrap_or_default();
+        assert!(text.contains("PostgreSQL 15") && text.contains("PostgreSQL 16"), "{text}");
+        let m = merged(&["Run:\n```\ncargo test", "Also set pool_size=20 in db.py."]);
+        let text = m.text.unwrap_or_default();
+        assert!(text.ends_with("```\nAlso set pool_size=20 in db.py."), "{text}");
     }
 
     #[test]

@@ -19,7 +19,9 @@ use crate::engine::synthesis::{
 /// Active synthesis memories by the original memories they summarize.
 pub fn syntheses_by_original(snapshot: &ProjectSnapshot) -> HashMap<Uuid, Vec<&Memory>> {
     let mut index: HashMap<Uuid, Vec<&Memory>> = HashMap::new();
-    for m in snapshot.memories.iter().filter(|m| m.memory_type == MemoryType::Synthesis) {
+    // A pinned synthesis is never superseded: a new one is written beside it.
+    let syntheses = snapshot.memories.iter().filter(|m| m.memory_type == MemoryType::Synthesis);
+    for m in syntheses.filter(|m| !snapshot.pinned.contains(&m.id)) {
         for id in &m.synthesized_from {
             index.entry(*id).or_default().push(m);
         }

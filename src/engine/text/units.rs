@@ -161,9 +161,10 @@ fn is_title(line: &str, rest: &[&str]) -> bool {
 }
 
 /// Words that ask for more after them: a line ending in one wraps its sentence.
-const JOINING: [&str; 24] = [
+const JOINING: [&str; 40] = [
     "a", "an", "the", "of", "and", "or", "to", "for", "with", "in", "on", "at", "by", "from", "as", "is", "are",
-    "that", "which", "be", "into", "its", "their", "but",
+    "that", "which", "be", "into", "its", "their", "but", "during", "over", "under", "about", "between", "through",
+    "across", "via", "within", "while", "when", "because", "if", "than", "after", "before",
 ];
 
 fn ends_in_joining_word(line: &str) -> bool {
@@ -311,7 +312,8 @@ pub fn key(unit: &str) -> String {
 
 /// A unit without its label: "Lesson learned: X", "Beware (nats): X" and "tokio gotcha: X"
 /// state X. A label is at most four words before the first ": ", naming no value ("TMChan: X"
-/// is a definition), not a list item, and something follows it.
+/// is a definition), not a list item, and something follows it. A plain scope ("Linux: X")
+/// reads as a label too: "Linux: X" and "Windows: X" merge to one of them.
 pub fn statement(unit: &str) -> &str {
     let Some((label, rest)) = unit.split_once(": ") else { return unit };
     let words = label.split_whitespace().count();
