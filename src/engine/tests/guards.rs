@@ -13,10 +13,13 @@ use crate::engine::synthesis::ExtractiveSynthesizer;
 use crate::synthetic::anchor;
 
 fn run(snapshot: &ProjectSnapshot, value_guard: ValueGuard) -> Plan {
-    let options = Options { value_guard, archive: false, ..Options::default() };
+    run_with(snapshot, &Options { value_guard, archive: false, ..Options::default() })
+}
+
+fn run_with(snapshot: &ProjectSnapshot, options: &Options) -> Plan {
     plan(
         snapshot,
-        &options,
+        options,
         &EngineConfig::default(),
         Uuid::from_u128(7),
         anchor(),
@@ -139,16 +142,7 @@ fn a_pinned_memory_is_never_merged_superseded_or_archived() {
         vec![memory(7, 400, [0.0, 1.0, 0.0], "An old note."), memory(8, 400, [0.0, 0.0, 1.0], "Another old note.")],
     );
     stale.pinned.insert(Uuid::from_u128(7));
-    let options = Options { archive: true, ..Options::default() };
-    let p = plan(
-        &stale,
-        &options,
-        &EngineConfig::default(),
-        Uuid::from_u128(7),
-        anchor(),
-        &ExtractiveSynthesizer,
-        &CentroidEmbedder,
-    );
+    let p = run_with(&stale, &Options { archive: true, ..Options::default() });
     let archived: Vec<Uuid> = p.archives.iter().map(|a| a.memory_id).collect();
     assert_eq!(archived, vec![Uuid::from_u128(8)], "only the unpinned stale memory is archived");
 }
