@@ -56,16 +56,22 @@ function cluster(merge, index) {
   return details;
 }
 
+const SECTIONS = { fix: 'Fixes', gotcha: 'Gotchas', decision: 'Decisions', practice: 'Practices', fact: 'Facts' };
+
+// A synthesis lists its topic's facts by kind, each with links to the members that state it.
 function synthesis(item) {
   const text = item.memory?.execution_summary;
-  const lists = ['patterns', 'best_practices', 'gotchas'].filter((key) => item[key]?.length)
-    .map((key) => h('div', {}, h('h3', {}, key.replace('_', ' ')), h('ul', {}, item[key].map((line) => h('li', {}, line)))));
-  const body = h('div', {}, text ? h('p', { class: 'text' }, text) : '', lists);
+  const facts = item.facts ?? [];
+  const lists = Object.entries(SECTIONS).filter(([kind]) => facts.some((f) => f.kind === kind))
+    .map(([kind, title]) => h('div', {}, h('h3', {}, title), h('ul', {}, facts.filter((f) => f.kind === kind)
+      .map((f) => h('li', { class: 'fact' }, f.text, ' ', h('span', { class: 'muted' }, f.members.map((m, i) => [i ? ', ' : '', memoryLink(m)])))))));
+  const members = item.memory?.synthesized_from ?? [];
+  const body = h('div', {}, lists.length ? lists : (text ? h('p', { class: 'text' }, text) : ''));
   const details = h('details', { class: 'cluster' },
-    h('summary', {}, `confidence ${fixed(item.confidence)}`, item.needs_review ? h('b', {}, ' · needs review') : '',
+    h('summary', {}, `topic of ${members.length || '?'} memories · confidence ${fixed(item.confidence)}`, item.needs_review ? h('b', {}, ' · needs review') : '',
       item.memory_id ? [' · ', memoryLink(item.memory_id)] : ''),
     body);
-  if (!text && item.memory_id) {
+  if (!lists.length && item.memory_id) {
     details.addEventListener('toggle', async () => {
       if (!details.open || body.dataset.loaded) return;
       body.dataset.loaded = 'yes';
@@ -133,7 +139,7 @@ async function result(job, target) {
     archives.length ? await memoryList(archives) : h('p', { class: 'muted' }, 'None.'),
     h('h2', {}, `Promoted to the playbook: ${promotions.length}`),
     promotions.length
-      ? h('ul', { class: 'plain' }, promotions.map((p) => h('li', {}, h('b', {}, `[${p.category ?? ''}] `), firstLine(p.content, 200), ' ', p.memory_id ? memoryLink(p.memory_id) : '')))
+      ? h('ul', { class: 'plain' }, promotions.map((p) => h('li', {}, h('b', {}, `[${p.category ?? ''}] `), firstLine(p.content, 200), ' ', p.memory_id ? memoryLink(p.memory_id) : '', p.followed ? h('span', { class: 'muted' }, ' (an existing entry follows its cluster here)') : '')))
       : h('p', { class: 'muted' }, 'None.'),
     dry ? h('p', { class: 'muted' }, 'A dry run writes no audit rows.') : audit.section);
   if (!dry) await audit.load();

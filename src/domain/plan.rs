@@ -6,7 +6,9 @@ use uuid::Uuid;
 
 use super::memory::NewMemory;
 use super::options::ValueGuard;
-use super::vocabulary::{ArchiveReason, ChangeOperation, MemoryType, ReviewKind, ReviewSuggestion, ScopeMode};
+use super::vocabulary::{
+    ArchiveReason, ChangeOperation, FactKind, MemoryType, ReviewKind, ReviewSuggestion, ScopeMode,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -18,6 +20,8 @@ pub struct Plan {
     pub syntheses: Vec<Synthesis>,
     pub archives: Vec<Archive>,
     pub promotions: Vec<Promotion>,
+    /// Active playbook entries moved to the memory that now stands for their cluster or topic.
+    pub follows: Vec<PlaybookFollow>,
     /// Every audit row the apply must write, in a stable order: merges (sources then the
     /// created memory), syntheses, archives, promotions.
     pub changes: Vec<PlannedChange>,
@@ -129,23 +133,42 @@ pub struct Merge {
     pub confidence: f32,
     /// Name of the embedder that produced `memory.embedding`.
     pub embedder: String,
+    /// The merged text's units, in order, each with the sources that state it.
+    pub units: Vec<MergedUnit>,
+}
+
+/// One unit (sentence, line, list item, title) of a merged text and the sources that state it:
+/// the one it was taken from first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergedUnit {
+    pub text: String,
+    pub sources: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Synthesis {
-    pub cluster_id: String,
+    /// Derived from the topic's member ids (`memory.synthesized_from`).
+    pub topic_id: String,
     /// memory_type `synthesis`.
     pub memory: NewMemory,
+    /// The active memories the topic reads, as snapshotted (a merged member's sources).
     pub sources: Vec<SourceRef>,
-    /// Earlier syntheses of this cluster's memories, replaced by this one (marked duplicate of it).
+    /// Earlier syntheses of part of this topic, replaced by this one (marked duplicate of it).
     pub supersedes: Vec<SourceRef>,
     pub confidence: f32,
     pub needs_review: bool,
-    pub patterns: Vec<String>,
-    pub best_practices: Vec<String>,
-    pub gotchas: Vec<String>,
+    /// The topic's distinct facts, each once, with the members that state it.
+    pub facts: Vec<SynthesisFact>,
     /// Name of the synthesizer whose draft was used (after any fallback).
     pub synthesizer: String,
+}
+
+/// One line of a synthesis: what it states and which topic members (active memory ids) say it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SynthesisFact {
+    pub kind: FactKind,
+    pub text: String,
+    pub members: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -169,15 +192,36 @@ pub struct Promotion {
     pub confidence: f32,
 }
 
+/// What a playbook entry says and stands on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntryState {
+    pub source_memory_id: Option<Uuid>,
+    pub supporting_memory_ids: Vec<Uuid>,
+    pub content: String,
+}
+
+/// An active playbook entry whose source memory this plan replaces (its cluster grew, or its
+/// topic's synthesis was rebuilt): it moves to the created memory, one entry per cluster.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlaybookFollow {
+    pub entry_id: Uuid,
+    /// The created memory the entry comes from after this plan.
+    pub memory_id: Uuid,
+    pub previous: EntryState,
+    pub next: EntryState,
+}
+
 /// One audit row for `consolidation_changes`. Shapes by operation (rollback relies on them):
 ///
 /// | operation   | memory_id          | previous_state | new_state |
 /// |-------------|--------------------|----------------|-----------|
 /// | `merge`     | each source        | `{"is_duplicate":false,"duplicate_of":null,"version":v}` | `{"is_duplicate":true,"duplicate_of":<new id>}` |
 /// | `merge`     | created memory     | `null` | `{"created":true,"memory_type":"consolidated","cluster_id":..,"representative":..,"consolidated_from":[..],"coverage":c,"compression":r,"length_vs_longest":l}` |
-/// | `summarize` | created memory     | `null` | `{"created":true,"memory_type":"synthesis","cluster_id":..,"synthesized_from":[..],"synthesis_confidence":c,"needs_review":b,"synthesizer":name}` |
-/// | `archive`   | archived memory    | `{"is_archived":false,"archived_at":null,"archive_reason":null,"version":v}` | `{"is_archived":true,"archived_at":<now RFC 3339>,"archive_reason":"staleness"}` |
+/// | `summarize` | created memory     | `null` | `{"created":true,"memory_type":"synthesis","topic_id":..,"synthesized_from":[..],"facts":n,"synthesis_confidence":c,"needs_review":b,"synthesizer":name}` |
+/// | `summarize` | replaced synthesis | as for a merged source | `{"is_duplicate":true,"duplicate_of":<new id>}` |
+/// | `archive`   | archived memory    | `{"is_archived":false,"archived_at":null,"archive_reason":null,"version":v}` | `{"is_archived":true,"archived_at":<now RFC 3339>,"archive_reason":"staleness"}` (or `outdated`, `superseded`) |
 /// | `promote`   | promoted (created) memory | `null` | `{"entry_id":..,"category":..,"priority":..,"content":..,"supporting_memory_ids":[..]}` |
+/// | `promote`   | created memory an entry follows | `{"entry_id":..,"source_memory_id":..,"supporting_memory_ids":[..],"content":..}` | `{"entry_id":..,"followed":true,"source_memory_id":..,"supporting_memory_ids":[..],"content":..}` |
 ///
 /// `confidence` is the cluster cohesion for merges, the synthesis confidence for summaries and
 /// the promotion confidence for promotions; `None` for archives.

@@ -97,7 +97,9 @@ pub struct AppliedMerge {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppliedSynthesis {
-    pub cluster_id: String,
+    /// Results stored before topics named it `cluster_id`.
+    #[serde(alias = "cluster_id")]
+    pub topic_id: String,
     pub memory_id: Uuid,
     pub confidence: f32,
     pub needs_review: bool,

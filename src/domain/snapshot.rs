@@ -24,6 +24,9 @@ pub struct PlaybookEntrySnapshot {
     pub category: String,
     pub embedding: Option<Vec<f32>>,
     pub supporting_memory_ids: Vec<Uuid>,
+    /// The created memory it was promoted from (or followed to since).
+    #[serde(default)]
+    pub source_memory_id: Option<Uuid>,
 }
 
 /// Everything the planner reads about one project.
@@ -48,6 +51,9 @@ pub struct ProjectSnapshot {
     /// Active memories a person pinned: never merged, archived or superseded.
     #[serde(default)]
     pub pinned: std::collections::BTreeSet<Uuid>,
+    /// Active syntheses with a member edited since they were written: rebuilt or archived.
+    #[serde(default)]
+    pub outdated_syntheses: std::collections::BTreeSet<Uuid>,
 }
 
 impl ProjectSnapshot {
@@ -63,6 +69,7 @@ impl ProjectSnapshot {
             judged: std::collections::BTreeSet::new(),
             apart: std::collections::BTreeSet::new(),
             pinned: std::collections::BTreeSet::new(),
+            outdated_syntheses: std::collections::BTreeSet::new(),
         }
     }
 }

@@ -92,6 +92,19 @@ vocabulary!(ArchiveReason, "archive reason", [
     RolledBack => "rolled_back",
     /// A consolidated memory (or its synthesis) taken apart by an unmerge: hidden, kept.
     Unmerged => "unmerged",
+    /// A synthesis whose topic changed (a member merged, edited, archived or undone) and that
+    /// no new synthesis replaced.
+    Outdated => "outdated",
+]);
+
+vocabulary!(
+    /// What a synthesis line states, from its members' memory type first, then cue words.
+    FactKind, "fact kind", [
+    Fix => "fix",
+    Gotcha => "gotcha",
+    Decision => "decision",
+    Practice => "practice",
+    Fact => "fact",
 ]);
 
 impl ArchiveReason {

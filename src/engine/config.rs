@@ -1,5 +1,5 @@
 //! The planner's own settings (not per-job options): where the ANN path starts, which clusters
-//! get a synthesis, and when a synthesis needs review.
+//! get a synthesis, how topics are found, and when a synthesis needs review.
 
 use crate::engine::similarity::ann::AnnParams;
 
@@ -13,6 +13,16 @@ pub struct EngineConfig {
     /// A synthesis below this confidence is stored with needs_review.
     pub review_confidence: f32,
     pub ann: AnnParams,
+    /// Topic members are linked below the merge threshold by at most this much...
+    pub topic_band: f32,
+    /// ...and this much further when they share a tag or a file.
+    pub topic_shared_band: f32,
+    /// Members (merge clusters or single memories) of one topic at most.
+    pub topic_max_members: usize,
+    /// A full run seeds the topic search from every unit up to this many nodes.
+    pub topic_all_seeds_max: usize,
+    /// Multiply-adds the topic search may spend per plan.
+    pub topic_search_budget: u64,
 }
 
 impl Default for EngineConfig {
@@ -22,6 +32,11 @@ impl Default for EngineConfig {
             synthesis_min_cluster: 3,
             review_confidence: 0.80,
             ann: AnnParams::default(),
+            topic_band: 0.22,
+            topic_shared_band: 0.05,
+            topic_max_members: 6,
+            topic_all_seeds_max: 4096,
+            topic_search_budget: 4_000_000_000,
         }
     }
 }

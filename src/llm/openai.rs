@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 
 use super::http::{HttpFailure, JsonClient};
 use crate::engine::merge::embed::{EmbedError, Embedder};
-use crate::engine::synthesis::{ClusterView, SynthesisDraft, SynthesisError, Synthesizer, validate_draft};
+use crate::engine::synthesis::{
+    ExtractiveSynthesizer, SynthesisDraft, SynthesisError, Synthesizer, TopicView, validate_draft,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenAiConfig {
@@ -29,15 +31,17 @@ impl OpenAiConfig {
     }
 }
 
-/// Member texts are cut to this many characters in the prompt to bound its size.
-const MAX_MEMBER_CHARS: usize = 2_000;
+/// Fact texts are cut to this many characters in the prompt to bound its size.
+const MAX_FACT_CHARS: usize = 600;
 
-const SYSTEM_PROMPT: &str = "You consolidate an AI coding agent's task memories. Given a cluster of \
-related memories, answer with one JSON object with exactly these keys: \"summary\" (string, 1-3 \
-sentences), \"patterns\" (array of strings), \"best_practices\" (array of strings), \"gotchas\" (array \
-of strings), \"confidence\" (number from 0 to 1: how consistent and well supported the synthesis is). \
-Use only facts stated in the memories.";
+const SYSTEM_PROMPT: &str = "You write the synthesis of a topic from an AI coding agent's task memories. \
+You are given the topic's facts, numbered, each with its kind. Answer with one JSON object with exactly \
+these keys: \"text\" (string: a short prose synthesis that states every listed fact once and nothing \
+else, grouped by kind, citing each fact's number in brackets), \"confidence\" (number from 0 to 1: how \
+consistent the facts are with each other).";
 
+/// Writes a synthesis's prose from the facts the extractive synthesizer gathered: the facts (and
+/// their members) are the same either way; the model only words them.
 pub struct OpenAiSynthesizer {
     config: OpenAiConfig,
     client: JsonClient,
@@ -51,16 +55,11 @@ impl OpenAiSynthesizer {
         OpenAiSynthesizer { config, client, name }
     }
 
-    fn request_body(&self, view: &ClusterView<'_>) -> Value {
-        let mut prompt = format!("{} memories:\n", view.members.len());
-        for (i, m) in view.members.iter().enumerate() {
-            let mut text = m.execution_summary.clone();
-            for extra in [&m.result, &m.feedback].into_iter().flatten() {
-                text.push(' ');
-                text.push_str(extra);
-            }
-            let text: String = text.chars().take(MAX_MEMBER_CHARS).collect();
-            prompt.push_str(&format!("{}. [{}] {text}\n", i + 1, m.memory_type));
+    fn request_body(&self, draft: &SynthesisDraft) -> Value {
+        let mut prompt = format!("{}\n", draft.summary);
+        for (i, fact) in draft.facts.iter().enumerate() {
+            let text: String = fact.text.chars().take(MAX_FACT_CHARS).collect();
+            prompt.push_str(&format!("{}. [{}] {text}\n", i + 1, fact.kind));
         }
         json!({
             "model": self.config.model,
@@ -76,11 +75,8 @@ impl OpenAiSynthesizer {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DraftAnswer {
-    summary: String,
-    patterns: Vec<String>,
-    best_practices: Vec<String>,
-    gotchas: Vec<String>,
+struct ProseAnswer {
+    text: String,
     confidence: f32,
 }
 
@@ -92,21 +88,19 @@ fn synthesis_error(failure: HttpFailure) -> SynthesisError {
     }
 }
 
-/// Extracts and validates the draft from a chat-completions response.
-pub fn parse_chat_answer(response: &Value) -> Result<SynthesisDraft, SynthesisError> {
+/// The extractive draft with the model's prose: its confidence is the lower of the two.
+pub fn with_chat_answer(draft: SynthesisDraft, response: &Value) -> Result<SynthesisDraft, SynthesisError> {
     let content = response
         .pointer("/choices/0/message/content")
         .and_then(Value::as_str)
         .ok_or_else(|| SynthesisError::InvalidAnswer("no choices[0].message.content".into()))?;
-    let answer: DraftAnswer = serde_json::from_str(content)
+    let answer: ProseAnswer = serde_json::from_str(content)
         .map_err(|e| SynthesisError::InvalidAnswer(format!("content is not the expected JSON object: {e}")))?;
-    let draft = SynthesisDraft {
-        summary: answer.summary,
-        patterns: answer.patterns,
-        best_practices: answer.best_practices,
-        gotchas: answer.gotchas,
-        confidence: answer.confidence,
-    };
+    if !(0.0..=1.0).contains(&answer.confidence) {
+        return Err(SynthesisError::InvalidAnswer(format!("confidence {} is outside 0..=1", answer.confidence)));
+    }
+    let draft =
+        SynthesisDraft { confidence: draft.confidence.min(answer.confidence), prose: Some(answer.text), ..draft };
     validate_draft(&draft)?;
     Ok(draft)
 }
@@ -116,12 +110,13 @@ impl Synthesizer for OpenAiSynthesizer {
         &self.name
     }
 
-    fn synthesize(&self, view: &ClusterView<'_>) -> Result<SynthesisDraft, SynthesisError> {
+    fn synthesize(&self, view: &TopicView<'_>) -> Result<SynthesisDraft, SynthesisError> {
+        let draft = ExtractiveSynthesizer.synthesize(view)?;
         let response = self
             .client
-            .post(&self.config.endpoint("chat/completions"), &self.request_body(view))
+            .post(&self.config.endpoint("chat/completions"), &self.request_body(&draft))
             .map_err(synthesis_error)?;
-        parse_chat_answer(&response)
+        with_chat_answer(draft, &response)
     }
 }
 
@@ -193,28 +188,36 @@ mod tests {
         Reply::ok(json!({"choices": [{"message": {"role": "assistant", "content": content}}]}).to_string())
     }
 
-    pub const GOOD_ANSWER: &str = r#"{"summary":"Pool exhaustion from sessions held across HTTP calls.","patterns":["Sessions held during outbound calls"],"best_practices":["Release the session before the call"],"gotchas":["QueuePool limit reached"],"confidence":0.91}"#;
+    pub const GOOD_ANSWER: &str = r#"{"text":"Pool exhaustion: release the session before the call [1]; retries are not idempotent [2].","confidence":0.91}"#;
 
-    fn view_fixture() -> (crate::domain::Cluster, Vec<crate::domain::Memory>) {
-        let fixture = crate::engine::tests::three_similar_memories();
-        (fixture.0, fixture.1)
+    fn members() -> Vec<crate::domain::Memory> {
+        crate::engine::tests::three_related_memories()
+    }
+
+    fn view(members: &[crate::domain::Memory]) -> TopicView<'_> {
+        crate::engine::tests::topic_view(members)
     }
 
     #[test]
     fn a_valid_chat_answer_becomes_a_draft_and_the_request_is_well_formed() {
         let server = FakeServer::start(vec![chat_reply(GOOD_ANSWER)]);
         let synthesizer = OpenAiSynthesizer::new(config(server.base_url()));
-        let (cluster, members) = view_fixture();
-        let view = ClusterView { cluster: &cluster, members: members.iter().collect() };
-        let draft = synthesizer.synthesize(&view).unwrap();
-        assert_eq!(draft.confidence, 0.91);
-        assert_eq!(draft.best_practices, vec!["Release the session before the call"]);
+        let members = members();
+        let extractive = ExtractiveSynthesizer.synthesize(&view(&members)).unwrap();
+        let draft = synthesizer.synthesize(&view(&members)).unwrap();
+        assert_eq!(draft.confidence, extractive.confidence.min(0.91));
+        assert!(draft.prose.as_deref().unwrap().starts_with("Pool exhaustion"));
+        assert_eq!(draft.facts, extractive.facts, "the model words the same facts");
         let requests = server.requests();
         assert_eq!(requests.len(), 1);
         assert!(requests[0].head.starts_with("POST /v1/chat/completions"));
         assert!(requests[0].head.to_lowercase().contains("authorization: bearer sk-test"));
         let body: Value = serde_json::from_str(&requests[0].body).unwrap();
         assert_eq!(body["response_format"]["type"], "json_object");
+        let prompt = body["messages"][1]["content"].as_str().unwrap();
+        for fact in &extractive.facts {
+            assert!(prompt.contains(&fact.text), "{prompt}");
+        }
         assert_eq!(body["model"], "test-model");
     }
 
@@ -222,9 +225,8 @@ mod tests {
     fn an_answer_that_is_not_the_expected_json_is_rejected_clearly() {
         let server = FakeServer::start(vec![chat_reply("Sure! Here are the patterns: ...")]);
         let synthesizer = OpenAiSynthesizer::new(config(server.base_url()));
-        let (cluster, members) = view_fixture();
-        let view = ClusterView { cluster: &cluster, members: members.iter().collect() };
-        let err = synthesizer.synthesize(&view).unwrap_err();
+        let members = members();
+        let err = synthesizer.synthesize(&view(&members)).unwrap_err();
         assert!(
             matches!(&err, SynthesisError::InvalidAnswer(m) if m.contains("not the expected JSON object")),
             "{err}"
@@ -237,9 +239,8 @@ mod tests {
         let answer = GOOD_ANSWER.replace("0.91", "1.7");
         let server = FakeServer::start(vec![chat_reply(&answer)]);
         let synthesizer = OpenAiSynthesizer::new(config(server.base_url()));
-        let (cluster, members) = view_fixture();
-        let view = ClusterView { cluster: &cluster, members: members.iter().collect() };
-        let err = synthesizer.synthesize(&view).unwrap_err();
+        let members = members();
+        let err = synthesizer.synthesize(&view(&members)).unwrap_err();
         assert!(err.to_string().contains("confidence 1.7"), "{err}");
     }
 
@@ -247,9 +248,8 @@ mod tests {
     fn a_server_error_is_retried_then_succeeds() {
         let server = FakeServer::start(vec![Reply::status(500, "overloaded"), chat_reply(GOOD_ANSWER)]);
         let synthesizer = OpenAiSynthesizer::new(config(server.base_url()));
-        let (cluster, members) = view_fixture();
-        let view = ClusterView { cluster: &cluster, members: members.iter().collect() };
-        assert!(synthesizer.synthesize(&view).is_ok());
+        let members = members();
+        assert!(synthesizer.synthesize(&view(&members)).is_ok());
         assert_eq!(server.requests().len(), 2);
     }
 
@@ -257,9 +257,8 @@ mod tests {
     fn a_client_error_is_not_retried() {
         let server = FakeServer::start(vec![Reply::status(401, "bad key"), chat_reply(GOOD_ANSWER)]);
         let synthesizer = OpenAiSynthesizer::new(config(server.base_url()));
-        let (cluster, members) = view_fixture();
-        let view = ClusterView { cluster: &cluster, members: members.iter().collect() };
-        let err = synthesizer.synthesize(&view).unwrap_err();
+        let members = members();
+        let err = synthesizer.synthesize(&view(&members)).unwrap_err();
         assert_eq!(err, SynthesisError::Status { status: 401, body: "bad key".into() });
         assert_eq!(server.requests().len(), 1);
     }
@@ -286,8 +285,7 @@ mod tests {
         };
         let server = FakeServer::start(vec![Reply::status(503, "down")]);
         let synthesizer = OpenAiSynthesizer::new(OpenAiConfig { max_retries: 1, ..config(server.base_url()) });
-        let (_, members) = view_fixture();
-        let snapshot = crate::domain::ProjectSnapshot::new(uuid::Uuid::nil(), Some(3), members);
+        let snapshot = crate::domain::ProjectSnapshot::new(uuid::Uuid::nil(), Some(4), members());
         let now = chrono::Utc::now();
         let p = plan(
             &snapshot,

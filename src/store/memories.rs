@@ -458,6 +458,7 @@ pub async fn snapshot(
                 content: entry.content,
                 category: entry.category,
                 supporting_memory_ids: entry.supporting_memory_ids,
+                source_memory_id: entry.source_memory_id,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -471,7 +472,23 @@ pub async fn snapshot(
         judged: super::reviews::judged_pairs(&mut *conn, project_id).await?,
         apart: super::undo::unmerge::kept_apart(&mut *conn, project_id).await?,
         pinned: pinned(&mut *conn, project_id).await?,
+        outdated_syntheses: outdated_syntheses(&mut *conn, project_id).await?,
     })
+}
+
+/// Active syntheses with a member whose content changed after the synthesis was written (a
+/// member created in the same transaction has the same timestamp, so it does not count).
+async fn outdated_syntheses(conn: &mut PgConnection, project_id: Uuid) -> Result<std::collections::BTreeSet<Uuid>> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT s.id FROM task_memories s
+          WHERE s.project_id = $1 AND s.memory_type = 'synthesis' AND NOT s.is_archived AND NOT s.is_duplicate
+            AND EXISTS (SELECT 1 FROM task_memories m
+                         WHERE m.id = ANY(s.synthesized_from) AND m.updated_at > s.updated_at)",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(ids.into_iter().collect())
 }
 
 /// The project's active pinned memories.

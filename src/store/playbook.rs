@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use super::{Result, embedding};
-use crate::domain::PlaybookOperation;
+use crate::domain::{EntryState, PlaybookOperation};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct PlaybookEntry {
@@ -129,6 +129,84 @@ pub async fn insert_batch(
     .execute(&mut *conn)
     .await?;
     Ok(inserted)
+}
+
+/// An entry moving from one state to another (a follow, or its undo).
+#[derive(Debug, Clone)]
+pub struct Move {
+    pub entry_id: Uuid,
+    pub from: EntryState,
+    pub to: EntryState,
+}
+
+/// Moves each entry that is active and still comes from `from.source_memory_id` to `to`, and
+/// logs an `update` for each one moved; returns how many moved.
+pub async fn move_entries(
+    conn: &mut PgConnection,
+    moves: &[Move],
+    reason: &str,
+    job_id: Option<Uuid>,
+    changed_by: &str,
+) -> Result<u64> {
+    if moves.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = moves.iter().map(|m| m.entry_id).collect();
+    let expected: Vec<Option<Uuid>> = moves.iter().map(|m| m.from.source_memory_id).collect();
+    let sources: Vec<Option<Uuid>> = moves.iter().map(|m| m.to.source_memory_id).collect();
+    let supporting: Vec<serde_json::Value> =
+        moves.iter().map(|m| serde_json::json!(m.to.supporting_memory_ids)).collect();
+    let contents: Vec<&str> = moves.iter().map(|m| m.to.content.as_str()).collect();
+    let old_contents: Vec<&str> = moves.iter().map(|m| m.from.content.as_str()).collect();
+    Ok(sqlx::query(
+        "WITH moved AS (
+             UPDATE playbook_entries e
+                SET source_memory_id = r.source, content = r.content, updated_at = now(),
+                    supporting_memory_ids = ARRAY(SELECT jsonb_array_elements_text(r.supporting)::uuid)
+               FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::jsonb[], $5::text[], $6::text[])
+                    AS r(id, expected, source, supporting, content, old_content)
+              WHERE e.id = r.id AND e.is_active AND e.source_memory_id IS NOT DISTINCT FROM r.expected
+             RETURNING e.id, e.project_id, r.content, r.old_content, r.source)
+         INSERT INTO playbook_changes (project_id, entry_id, operation, old_content, new_content, reason,
+                                       related_memory_id, job_id, changed_by)
+         SELECT project_id, id, 'update', old_content, content, $7, source, $8, $9 FROM moved",
+    )
+    .bind(&ids)
+    .bind(&expected)
+    .bind(&sources)
+    .bind(&supporting)
+    .bind(&contents)
+    .bind(&old_contents)
+    .bind(reason)
+    .bind(job_id)
+    .bind(changed_by)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
+}
+
+/// The follows recorded for entries that now come from one of `memory_ids` (latest per entry),
+/// as moves back to where each entry came from.
+pub async fn follows_back(conn: &mut PgConnection, memory_ids: &[Uuid]) -> Result<Vec<Move>> {
+    let rows: Vec<(sqlx::types::Json<serde_json::Value>, sqlx::types::Json<serde_json::Value>)> = sqlx::query_as(
+        "SELECT DISTINCT ON (previous_state ->> 'entry_id') previous_state, new_state
+           FROM consolidation_changes
+          WHERE operation = 'promote' AND previous_state IS NOT NULL AND memory_id = ANY($1)
+          ORDER BY previous_state ->> 'entry_id', id DESC",
+    )
+    .bind(memory_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().filter_map(|(previous, new)| Move::back(&previous.0, &new.0)).collect())
+}
+
+impl Move {
+    /// From a follow's audit row: the move that undoes it.
+    pub fn back(previous: &serde_json::Value, new: &serde_json::Value) -> Option<Move> {
+        let state = |v: &serde_json::Value| serde_json::from_value::<EntryState>(v.clone()).ok();
+        let entry_id = previous["entry_id"].as_str()?.parse().ok()?;
+        Some(Move { entry_id, from: state(new)?, to: state(previous)? })
+    }
 }
 
 /// Deactivates entries and logs a `delete` for each one that was active.

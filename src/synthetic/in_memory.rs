@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use uuid::Uuid;
 
-use crate::domain::{Memory, MemoryType, NewMemory, Plan, ProjectSnapshot, Scope};
+use crate::domain::{Memory, MemoryType, NewMemory, Plan, PlaybookEntrySnapshot, ProjectSnapshot, Scope};
 
 fn created(memory: &NewMemory) -> Memory {
     Memory::from(memory.clone())
@@ -13,7 +13,8 @@ fn created(memory: &NewMemory) -> Memory {
 
 /// Applies `plan` to `snapshot`: merged units and replaced syntheses leave the active memories
 /// (a plain one becomes an original of its consolidated memory), archived ones leave, created
-/// memories join. Returns the ids of the created memories. The scope is reset to a full run.
+/// memories join, promotions join the playbook and followed entries move. Returns the ids of the
+/// created memories. The scope is reset to a full run.
 pub fn apply(snapshot: &mut ProjectSnapshot, plan: &Plan) -> Vec<Uuid> {
     let merged: HashSet<Uuid> = plan.merges.iter().flat_map(|m| m.sources.iter().map(|s| s.id)).collect();
     let replaced: HashSet<Uuid> = plan.syntheses.iter().flat_map(|s| s.supersedes.iter().map(|r| r.id)).collect();
@@ -38,6 +39,21 @@ pub fn apply(snapshot: &mut ProjectSnapshot, plan: &Plan) -> Vec<Uuid> {
     kept.extend(new);
     snapshot.memories = kept;
     snapshot.scope = Scope::default();
+    for follow in &plan.follows {
+        if let Some(entry) = snapshot.playbook.iter_mut().find(|e| e.id == follow.entry_id) {
+            entry.source_memory_id = follow.next.source_memory_id;
+            entry.supporting_memory_ids = follow.next.supporting_memory_ids.clone();
+            entry.content = follow.next.content.clone();
+        }
+    }
+    snapshot.playbook.extend(plan.promotions.iter().map(|p| PlaybookEntrySnapshot {
+        id: p.entry_id,
+        content: p.content.clone(),
+        category: p.category.clone(),
+        embedding: Some(p.embedding.clone()),
+        supporting_memory_ids: p.supporting_memory_ids.clone(),
+        source_memory_id: Some(p.memory_id),
+    }));
     ids
 }
 

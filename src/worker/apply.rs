@@ -9,7 +9,7 @@ use super::{Worker, guards};
 use crate::{
     domain::{
         Applied, AppliedMerge, AppliedSynthesis, Archive, ArchiveReason, BlastRadius, JobResult, Merge, NewMemory,
-        OpenedReview, Options, Plan, PlaybookOperation, Promotion, SourceRef, Synthesis,
+        OpenedReview, Options, Plan, PlaybookFollow, PlaybookOperation, Promotion, SourceRef, Synthesis,
     },
     store::{
         Result, cancel, changes,
@@ -126,6 +126,14 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
     )
     .await?;
 
+    let moves: Vec<playbook::Move> = kept
+        .follows
+        .iter()
+        .map(|f| playbook::Move { entry_id: f.entry_id, from: f.previous.clone(), to: f.next.clone() })
+        .collect();
+    let reason = format!("follows its cluster in consolidation job {}", job.id);
+    playbook::move_entries(&mut tx, &moves, &reason, Some(job.id), &changed_by).await?;
+
     let audit: Vec<NewChange> = plan
         .changes
         .iter()
@@ -180,7 +188,7 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
             .syntheses
             .iter()
             .map(|synthesis| AppliedSynthesis {
-                cluster_id: synthesis.cluster_id.clone(),
+                topic_id: synthesis.topic_id.clone(),
                 memory_id: synthesis.memory.id,
                 confidence: synthesis.confidence,
                 needs_review: synthesis.needs_review,
@@ -270,6 +278,7 @@ struct Kept<'a> {
     syntheses: Vec<&'a Synthesis>,
     archives: Vec<&'a Archive>,
     promotions: Vec<&'a Promotion>,
+    follows: Vec<&'a PlaybookFollow>,
     memory_ids: HashSet<Uuid>,
 }
 
@@ -277,22 +286,15 @@ impl<'a> Kept<'a> {
     /// `live_targets`: memories the plan does not create that are active under the apply's locks.
     fn select(plan: &'a Plan, changed: &HashSet<Uuid>, live_targets: &HashSet<Uuid>) -> Self {
         let clean = |sources: &[SourceRef]| sources.iter().all(|s| !changed.contains(&s.id));
-        let skipped_clusters: HashSet<&str> = plan
-            .merges
+        let merges: Vec<&Merge> = plan.merges.iter().filter(|m| clean(&m.sources)).collect();
+        // A topic that names a merge left out is left out with it.
+        let left_out: HashSet<Uuid> = plan.merges.iter().filter(|m| !clean(&m.sources)).map(|m| m.memory.id).collect();
+        let syntheses: Vec<&Synthesis> = plan
+            .syntheses
             .iter()
-            .filter(|merge| !clean(&merge.sources))
-            .map(|merge| merge.cluster_id.as_str())
-            .chain(
-                plan.syntheses
-                    .iter()
-                    .filter(|s| !clean(&s.sources) || !clean(&s.supersedes))
-                    .map(|s| s.cluster_id.as_str()),
-            )
+            .filter(|s| clean(&s.sources) && clean(&s.supersedes))
+            .filter(|s| !s.memory.synthesized_from.iter().any(|id| left_out.contains(id)))
             .collect();
-        let merges: Vec<&Merge> =
-            plan.merges.iter().filter(|m| !skipped_clusters.contains(m.cluster_id.as_str())).collect();
-        let syntheses: Vec<&Synthesis> =
-            plan.syntheses.iter().filter(|s| !skipped_clusters.contains(s.cluster_id.as_str())).collect();
         let created: HashSet<Uuid> =
             merges.iter().map(|m| m.memory.id).chain(syntheses.iter().map(|s| s.memory.id)).collect();
         let archived: HashSet<Uuid> = plan.archives.iter().map(|a| a.memory_id).collect();
@@ -306,6 +308,7 @@ impl<'a> Kept<'a> {
         };
         let archives: Vec<_> = plan.archives.iter().filter(|a| !changed.contains(&a.memory_id) && stands(a)).collect();
         let promotions: Vec<_> = plan.promotions.iter().filter(|p| created.contains(&p.memory_id)).collect();
+        let follows: Vec<_> = plan.follows.iter().filter(|f| created.contains(&f.memory_id)).collect();
         let memory_ids = merges
             .iter()
             .flat_map(|m| m.sources.iter().map(|s| s.id))
@@ -313,7 +316,7 @@ impl<'a> Kept<'a> {
             .chain(created.iter().copied())
             .chain(archives.iter().map(|a| a.memory_id))
             .collect();
-        Self { merges, syntheses, archives, promotions, memory_ids }
+        Self { merges, syntheses, archives, promotions, follows, memory_ids }
     }
 
     fn touches(&self, memory_id: Uuid) -> bool {

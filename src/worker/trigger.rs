@@ -216,8 +216,8 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
             let summaries = runtime.block_on(memories::summaries(&db, &paired.guarded_ids(&options)))?;
             let mut load_rows = loading.elapsed().as_secs_f64() * 1e3;
             let texts: engine::plan::Texts<'_> = summaries.iter().map(|(id, text)| (*id, text.as_str())).collect();
-            let clustering = engine::plan::group(&snapshot, paired, &texts, &options);
-            let needed = engine::plan::rows_needed(&clustering, &options, &engine);
+            let clustering = engine::plan::group(&snapshot, paired, &texts, &options, &engine);
+            let needed = engine::plan::rows_needed(&clustering, &options);
             let loading = std::time::Instant::now();
             let loaded = runtime.block_on(memories::full_rows(&db, &needed))?;
             load_rows += loading.elapsed().as_secs_f64() * 1e3;

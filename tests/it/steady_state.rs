@@ -87,7 +87,7 @@ async fn a_second_job_folds_relearned_memories_into_the_consolidated_ones_increm
     .fetch_one(&env.db)
     .await
     .unwrap();
-    assert_eq!(syntheses, 2, "one per grown cluster: the pair has four memories now");
+    assert_eq!(syntheses, 1, "the topic's synthesis is rebuilt around the grown consolidated memory");
     let old_synthesis: Uuid =
         serde_json::from_value(first.result.as_ref().unwrap().0["syntheses"][0]["memory_id"].clone()).unwrap();
     assert!(memories::get(&env.db, old_synthesis).await.unwrap().unwrap().is_duplicate, "the old one is replaced");
@@ -140,4 +140,70 @@ async fn mode_full_compares_every_pair_and_says_so() {
     assert_eq!(scope["mode"], "full");
     assert_eq!(scope["reason"], "mode full: every pair compared");
     assert_eq!(second.memories_merged, 3, "the pair's copies and its consolidated memory");
+}
+
+/// The active playbook entry whose source is `memory_id`: its id and supporters.
+async fn entry_from(env: &TestEnv, memory_id: Uuid) -> Option<(Uuid, Vec<Uuid>)> {
+    sqlx::query_as("SELECT id, supporting_memory_ids FROM playbook_entries WHERE source_memory_id = $1 AND is_active")
+        .bind(memory_id)
+        .fetch_optional(&env.db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_playbook_entry_follows_its_cluster_as_it_grows_is_rolled_back_and_unmerged() {
+    let env = TestEnv::new().await;
+    let (project_id, scenario, _first, _worker) = consolidated_once(&env).await;
+    let triple_c = memories::get(&env.db, scenario.triple[0].id).await.unwrap().unwrap().duplicate_of.unwrap();
+    let (entry, supporters) = entry_from(&env, triple_c).await.expect("the triple is promoted");
+    assert_eq!(supporters.len(), 3);
+    let entries = |env: &TestEnv| {
+        let db = env.db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM playbook_entries WHERE project_id = $1 AND is_active")
+                .bind(project_id)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    let count = entries(&env).await;
+    let copies = relearned(&scenario.triple[..1]);
+    fixtures::insert(&env.db, project_id, &copies).await;
+
+    let second = run_job(&env, project_id, serde_json::json!({})).await;
+    let grown = memories::get(&env.db, triple_c).await.unwrap().unwrap().duplicate_of.expect("grown");
+    let (followed, supporters) = entry_from(&env, grown).await.expect("the entry follows the grown cluster");
+    assert_eq!(followed, entry, "the same entry, not a second one");
+    assert!(supporters.contains(&copies[0].id), "the re-learned memory supports it: {supporters:?}");
+    assert_eq!(supporters.len(), 4);
+    assert_eq!(entries(&env).await, count);
+    let content: String = sqlx::query_scalar("SELECT content FROM playbook_entries WHERE id = $1")
+        .bind(entry)
+        .fetch_one(&env.db)
+        .await
+        .unwrap();
+    assert_eq!(content, memories::get(&env.db, grown).await.unwrap().unwrap().execution_summary);
+
+    let undone = rollback(&env, project_id, second.id, Uuid::new_v4()).await;
+    assert_eq!(undone.event, "completed", "{:?}", undone.error);
+    assert_eq!(entry_from(&env, triple_c).await.map(|e| e.0), Some(entry), "back with its cluster");
+
+    run_job(&env, project_id, serde_json::json!({})).await;
+    let grown = memories::get(&env.db, triple_c).await.unwrap().unwrap().duplicate_of.expect("grown again");
+    assert_eq!(entry_from(&env, grown).await.map(|e| e.0), Some(entry));
+    let mut conn = env.db.acquire().await.unwrap();
+    let request = consolidator::store::undo::unmerge::Request {
+        project_id,
+        memory_id: grown,
+        requested_by: "test",
+        reason: None,
+        window_days: 7,
+    };
+    let unmerged = consolidator::store::undo::unmerge::unmerge(&mut conn, &request).await.unwrap();
+    assert!(unmerged.is_ok(), "{:?}", unmerged.err());
+    let (back, supporters) = entry_from(&env, triple_c).await.expect("the unmerge moves it back");
+    assert_eq!((back, supporters.len()), (entry, 3));
+    assert_eq!(entries(&env).await, count);
 }

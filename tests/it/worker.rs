@@ -10,7 +10,7 @@ use consolidator::{
     },
     engine::{
         merge::embed::CentroidEmbedder,
-        synthesis::{ClusterView, ExtractiveSynthesizer, SynthesisDraft, SynthesisError, Synthesizer},
+        synthesis::{ExtractiveSynthesizer, SynthesisDraft, SynthesisError, Synthesizer, TopicView},
     },
     store::{jobs, memories, projects},
 };
@@ -43,7 +43,7 @@ async fn a_trigger_runs_to_completed_with_rows_changes_and_events() {
     let job = wait_for_status(&env, command.job_id, "completed", WAIT).await;
     assert_eq!(job.memories_merged, 5, "the triple and the pair are merged");
     assert_eq!(job.memories_archived, 1, "the stale memory is archived");
-    assert_eq!(job.summaries_created, 1, "the triple gets a synthesis");
+    assert_eq!(job.summaries_created, 1, "the merged triple and its related learning are a topic");
     assert_eq!(job.memories_before, Some(8));
     assert_eq!(job.memories_after, Some(8 - 5 - 1 + 2 + 1));
     assert_eq!(job.progress, 1.0);
@@ -183,7 +183,7 @@ impl Synthesizer for SlowSynthesizer {
         "slow-extractive"
     }
 
-    fn synthesize(&self, view: &ClusterView<'_>) -> Result<SynthesisDraft, SynthesisError> {
+    fn synthesize(&self, view: &TopicView<'_>) -> Result<SynthesisDraft, SynthesisError> {
         std::thread::sleep(self.0);
         ExtractiveSynthesizer.synthesize(view)
     }
@@ -475,12 +475,13 @@ async fn a_trigger_for_a_disabled_project_fails_its_job_and_is_dead_lettered() {
 }
 
 #[tokio::test]
-async fn the_synthesis_cluster_size_is_configurable() {
+async fn the_memories_a_synthesis_stands_for_at_least_are_configurable() {
     let env = TestEnv::new().await;
     let project = fixtures::project(&env.db, 1).await;
     fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
     let mut config = env.worker_config();
-    config.synthesis_min_cluster = 2;
+    // The one topic (the merged triple and the related learning) stands for four memories.
+    config.synthesis_min_cluster = 5;
     let worker = env.spawn_worker_with(consolidator::worker::Worker::new(
         env.db.clone(),
         env.bus.clone(),
@@ -493,5 +494,5 @@ async fn the_synthesis_cluster_size_is_configurable() {
 
     let job = wait_for_status(&env, command.job_id, "completed", WAIT).await;
     worker.stop().await;
-    assert_eq!(job.summaries_created, 2, "the pair is synthesized too");
+    assert_eq!(job.summaries_created, 0, "a topic of four memories is below five");
 }

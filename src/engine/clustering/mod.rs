@@ -22,6 +22,8 @@ use crate::engine::guards::language::keep_languages_apart;
 use crate::engine::similarity::ScoredPair;
 use crate::engine::similarity::ann::approximate_pairs;
 use crate::engine::similarity::prefilter::prefiltered_pairs;
+use crate::engine::synthesis::build::reseed;
+use crate::engine::synthesis::topics::{Link, Members, links};
 
 /// A group to act on: at least two units, at least `min_cluster_size` original memories.
 pub struct Found {
@@ -46,6 +48,8 @@ pub struct Clustering<'a> {
     pub warnings: Vec<String>,
     /// What the value guard held back.
     pub guard: GuardReport,
+    /// Topic links (empty unless the job summarizes).
+    pub links: Vec<Link>,
 }
 
 /// An incremental partition with more than 1/FULL_PATH_FRESH_SHARE of its nodes fresh runs the
@@ -123,14 +127,16 @@ pub fn pairs<'a>(snapshot: &'a ProjectSnapshot, options: &Options, config: &Engi
 }
 
 /// The guard and the clique step: pairs whose texts differ in a value are taken out (`held`),
-/// then the clique groups of what is left become clusters.
+/// then the clique groups of what is left become clusters; then, for a job that summarizes, the
+/// topic links around them.
 pub fn group<'a>(
     snapshot: &ProjectSnapshot,
     paired: Paired<'a>,
     texts: &Texts<'_>,
     options: &Options,
+    config: &EngineConfig,
 ) -> Clustering<'a> {
-    let Paired { parts, pairs, incremental, compared_nodes, partitions_ms, similarity_ms, warnings } = paired;
+    let Paired { parts, pairs, incremental, compared_nodes, partitions_ms, similarity_ms, mut warnings } = paired;
     let t = Instant::now();
     let mut found = Vec::new();
     let mut guard = GuardReport::new(options.value_guard);
@@ -159,6 +165,12 @@ pub fn group<'a>(
         }
     }
     found.sort_by(|a, b| a.cluster.id.cmp(&b.cluster.id));
+    let links = if options.summarize {
+        let members = Members::new(&parts, &found, options.merge);
+        links(snapshot, &members, &reseed(snapshot), options, config, &mut warnings)
+    } else {
+        Vec::new()
+    };
     let clustering_ms = ms(t);
     Clustering {
         parts,
@@ -170,6 +182,7 @@ pub fn group<'a>(
         clustering_ms,
         warnings,
         guard,
+        links,
     }
 }
 
@@ -177,7 +190,7 @@ pub fn group<'a>(
 pub fn cluster<'a>(snapshot: &'a ProjectSnapshot, options: &Options, config: &EngineConfig) -> Clustering<'a> {
     let texts: Texts<'_> =
         snapshot.memories.iter().chain(&snapshot.originals).map(|m| (m.id, m.execution_summary.as_str())).collect();
-    group(snapshot, pairs(snapshot, options, config), &texts, options)
+    group(snapshot, pairs(snapshot, options, config), &texts, options, config)
 }
 
 /// `pairs` without those touching a pinned memory (a unit that is pinned, through any of its

@@ -77,6 +77,7 @@ mod tests {
             length_vs_longest: 1.0,
             confidence: 1.0,
             embedder: "centroid".to_owned(),
+            units: Vec::new(),
         }
     }
 

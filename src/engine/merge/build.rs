@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use crate::domain::{Memory, MemoryType, Merge, NewMemory, SourceRef};
+use crate::domain::{Memory, MemoryType, Merge, MergedUnit, NewMemory, SourceRef};
 use crate::engine::candidates::partition::Partition;
 use crate::engine::clustering::Found;
 use crate::engine::merge::embed::{CentroidEmbedder, Embedder, validate_embedding};
@@ -16,20 +16,23 @@ pub type Rows<'r> = HashMap<Uuid, &'r Memory>;
 
 /// Embeds with the configured embedder, falling back to the centroid on any error or invalid
 /// answer. Returns the vector, the name of the embedder used, and a warning if it fell back.
+/// `rows` are the unit-norm embeddings of the memories `text` stands for (at least one); `what`
+/// names it in the warning.
 pub fn embed_with_fallback(
     embedder: &dyn Embedder,
     text: &str,
-    f: &Found,
-    part: &Partition<'_>,
+    rows: &[&[f32]],
+    dim: usize,
+    what: &str,
 ) -> (Vec<f32>, String, Option<String>) {
-    let rows: Vec<&[f32]> = f.nodes.iter().map(|&i| part.matrix.row(i)).collect();
-    let answer = embedder.embed(text, &rows).and_then(|v| validate_embedding(&v, part.matrix.dim).map(|_| v));
+    let answer = embedder.embed(text, rows).and_then(|v| validate_embedding(&v, dim).map(|_| v));
     match answer {
         Ok(v) => (v, embedder.name().to_owned(), None),
         Err(e) => {
-            let centroid = CentroidEmbedder.embed(text, &rows).unwrap_or_else(|_| rows[0].to_vec());
-            let warning =
-                format!("cluster {}: embedder {} failed ({e}); used the centroid", f.cluster.id, embedder.name());
+            let centroid = CentroidEmbedder
+                .embed(text, rows)
+                .unwrap_or_else(|_| rows.first().map(|r| r.to_vec()).unwrap_or_default());
+            let warning = format!("{what}: embedder {} failed ({e}); used the centroid", embedder.name());
             (centroid, CentroidEmbedder.name().to_owned(), Some(warning))
         }
     }
@@ -45,8 +48,15 @@ pub fn build_merge(
     let Some(members) = unit_rows(f, part, rows) else {
         return (None, vec![format!("cluster {}: a member vanished since the snapshot; not merged", f.cluster.id)]);
     };
-    let fields = merge_members(&members);
-    let (embedding, embedder_name, warning) = embed_with_fallback(embedder, &fields.execution_summary, f, part);
+    let mut fields = merge_members(&members);
+    let units = std::mem::take(&mut fields.units)
+        .into_iter()
+        .map(|(text, from)| MergedUnit { text, sources: from.into_iter().map(|i| members[i].id).collect() })
+        .collect();
+    let node_rows: Vec<&[f32]> = f.nodes.iter().map(|&i| part.matrix.row(i)).collect();
+    let what = format!("cluster {}", f.cluster.id);
+    let (embedding, embedder_name, warning) =
+        embed_with_fallback(embedder, &fields.execution_summary, &node_rows, part.matrix.dim, &what);
     let memory = NewMemory {
         id: Uuid::new_v5(&job_id, format!("merge:{}", f.cluster.id).as_bytes()),
         memory_type: MemoryType::Consolidated,
@@ -78,6 +88,7 @@ pub fn build_merge(
         length_vs_longest: fields.length_vs_longest,
         confidence: f.cluster.cohesion,
         embedder: embedder_name,
+        units,
     };
     (Some(merge), warning.into_iter().collect())
 }

@@ -35,6 +35,8 @@ pub struct MergedFields {
     pub compression: f32,
     /// Merged execution_summary length / the longest source execution_summary.
     pub length_vs_longest: f32,
+    /// The merged execution_summary's units, each with the members (indices) that state it.
+    pub units: Vec<(String, Vec<usize>)>,
 }
 
 fn union<'a>(lists: impl Iterator<Item = &'a String>) -> Vec<String> {
@@ -69,6 +71,7 @@ pub fn merge_members(members: &[&Memory]) -> MergedFields {
     MergedFields {
         task_id: representative.task_id.clone(),
         task_ids,
+        units: summary.origins,
         execution_summary: summary.text.unwrap_or_default(),
         goal: goal.text,
         result: result.text,

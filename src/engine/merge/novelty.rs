@@ -93,10 +93,10 @@ pub struct MergedField {
     pub present_items: usize,
     pub source_chars: usize,
     pub longest_source_chars: usize,
-    /// For each unit of the merged text, in order, the members (by index, 0 = the
+    /// For each unit of the merged text, in order, its text and the members (by index, 0 = the
     /// representative) that state it: the one it was taken from first, then those whose unit
     /// it stands for.
-    pub origins: Vec<Vec<usize>>,
+    pub origins: Vec<(String, Vec<usize>)>,
 }
 
 impl MergedField {
@@ -270,7 +270,10 @@ pub fn merge_texts(texts: &[Option<&str>]) -> MergedField {
     let text = render(&kept);
     let (source_items, present_items) = coverage_items(&sources, &text);
     MergedField {
-        origins: origins(&kept).into_iter().map(|from| from.into_iter().map(|s| members[s]).collect()).collect(),
+        origins: origins(&kept)
+            .into_iter()
+            .map(|(text, from)| (text, from.into_iter().map(|s| members[s]).collect()))
+            .collect(),
         text: Some(text),
         source_items,
         present_items,
@@ -386,11 +389,15 @@ fn tail(shown: &str, line: &str) -> Option<String> {
 
 /// For each shown unit, the sources stating it: its own, then every source with a unit of the
 /// same key or one it says more than.
-fn origins(kept: &Kept) -> Vec<Vec<usize>> {
+fn origins(kept: &Kept) -> Vec<(String, Vec<usize>)> {
     kept.shown
-        .values()
-        .map(|&(s, k)| {
+        .iter()
+        .map(|(place, &(s, k))| {
             let shown = kept.piece((s, k));
+            let text = match kept.tails.get(place) {
+                Some(tails) => format!("{} / {}", shown.unit.text, tails.join(" / ")),
+                None => shown.unit.text.clone(),
+            };
             let mut from = vec![s];
             for (other, pieces) in kept.sources.iter().enumerate() {
                 let states = pieces.iter().any(|p| p.key == shown.key || shown.says_more_than(p));
@@ -398,7 +405,7 @@ fn origins(kept: &Kept) -> Vec<Vec<usize>> {
                     from.push(other);
                 }
             }
-            from
+            (text, from)
         })
         .collect()
 }
@@ -496,7 +503,9 @@ mod tests {
             Some("Run cargo fmt and cargo clippy before pushing to the main branch. CI rejects unformatted code.")
         );
         assert_eq!(m.coverage(), 1.0);
-        assert_eq!(m.origins, vec![vec![1, 0], vec![0]]);
+        let from: Vec<&Vec<usize>> = m.origins.iter().map(|(_, from)| from).collect();
+        assert_eq!(from, vec![&vec![1, 0], &vec![0]]);
+        assert_eq!(m.origins[1].0, "CI rejects unformatted code.");
     }
 
     #[test]

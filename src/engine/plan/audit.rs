@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::ArchiveReason;
 use crate::domain::Options;
-use crate::domain::{Archive, Merge, PlannedChange, Promotion, SourceRef, Supersession, Synthesis};
+use crate::domain::{Archive, Merge, PlannedChange, PlaybookFollow, Promotion, SourceRef, Supersession, Synthesis};
 use crate::domain::{ChangeOperation, Memory, MemoryType};
 use crate::engine::clustering::Found;
 
@@ -36,6 +36,7 @@ pub fn audit_rows(
     merges: &[Merge],
     syntheses: &[Synthesis],
     archives: &[(Archive, &Memory)],
+    outdated: &[(Archive, String)],
     superseded: &[Supersession],
     promotions: &[Promotion],
     options: &Options,
@@ -64,6 +65,7 @@ pub fn audit_rows(
                 "coverage": m.coverage,
                 "compression": m.compression,
                 "length_vs_longest": m.length_vs_longest,
+                "units": m.units,
             }),
             reason: format!("consolidated {} near-duplicate memories", m.sources.len()),
             confidence: Some(m.confidence),
@@ -72,7 +74,7 @@ pub fn audit_rows(
     for s in syntheses {
         for old in &s.supersedes {
             let reason =
-                format!("synthesis replaced by {} after its cluster grew (cluster {})", s.memory.id, s.cluster_id);
+                format!("synthesis replaced by {} after its topic changed (topic {})", s.memory.id, s.topic_id);
             rows.push(marked_duplicate(ChangeOperation::Summarize, old, s.memory.id, reason, s.confidence));
         }
         rows.push(PlannedChange {
@@ -82,13 +84,18 @@ pub fn audit_rows(
             new_state: json!({
                 "created": true,
                 "memory_type": MemoryType::Synthesis,
-                "cluster_id": s.cluster_id,
+                "topic_id": s.topic_id,
                 "synthesized_from": s.memory.synthesized_from,
+                "facts": s.facts.len(),
                 "synthesis_confidence": s.confidence,
                 "needs_review": s.needs_review,
                 "synthesizer": s.synthesizer,
             }),
-            reason: format!("synthesized {} related memories", s.sources.len()),
+            reason: format!(
+                "synthesized {} facts from a topic of {} memories",
+                s.facts.len(),
+                s.memory.synthesized_from.len()
+            ),
             confidence: Some(s.confidence),
         });
     }
@@ -102,6 +109,16 @@ pub fn audit_rows(
                 "not reused for more than {} days and reused {} times (< {})",
                 options.archive_stale_days, m.reused_count, options.archive_min_reuse
             ),
+            confidence: None,
+        });
+    }
+    for (a, reason) in outdated {
+        rows.push(PlannedChange {
+            operation: ChangeOperation::Archive,
+            memory_id: a.memory_id,
+            previous_state: json!({"is_archived": false, "archived_at": null, "archive_reason": null, "version": a.version}),
+            new_state: json!({"is_archived": true, "archived_at": now, "archive_reason": a.reason}),
+            reason: reason.clone(),
             confidence: None,
         });
     }
@@ -138,4 +155,36 @@ pub fn audit_rows(
         });
     }
     rows
+}
+
+/// One `promote` row per entry that follows its cluster: rollback and unmerge restore the entry
+/// from its previous state.
+pub fn follow_rows(follows: &[PlaybookFollow]) -> Vec<PlannedChange> {
+    follows
+        .iter()
+        .map(|f| PlannedChange {
+            operation: ChangeOperation::Promote,
+            memory_id: f.memory_id,
+            previous_state: json!({
+                "entry_id": f.entry_id,
+                "source_memory_id": f.previous.source_memory_id,
+                "supporting_memory_ids": f.previous.supporting_memory_ids,
+                "content": f.previous.content,
+            }),
+            new_state: json!({
+                "entry_id": f.entry_id,
+                "followed": true,
+                "source_memory_id": f.next.source_memory_id,
+                "supporting_memory_ids": f.next.supporting_memory_ids,
+                "content": f.next.content,
+            }),
+            reason: format!(
+                "playbook entry {} follows its cluster from {} to {}",
+                f.entry_id,
+                f.previous.source_memory_id.map_or_else(|| "nothing".to_owned(), |id| id.to_string()),
+                f.memory_id
+            ),
+            confidence: None,
+        })
+        .collect()
 }

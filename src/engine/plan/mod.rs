@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     Archive, ArchiveReason, Counters, Memory, MemoryType, Merge, Options, PhaseTimings, Plan, ProjectSnapshot,
-    ScopeMode, ScopeReport, Synthesis,
+    ScopeMode, ScopeReport,
 };
 use crate::engine::archive::stale_memories;
 use crate::engine::candidates::partition::{Partition, leaf_originals};
@@ -28,8 +28,10 @@ use crate::engine::merge::build::build_merge;
 use crate::engine::merge::embed::Embedder;
 use crate::engine::plan::audit::audit_rows;
 use crate::engine::promote::build::promotions;
+use crate::engine::promote::follow::follows;
 use crate::engine::synthesis::Synthesizer;
-use crate::engine::synthesis::build::{build_synthesis, superseded_syntheses, syntheses_by_original};
+use crate::engine::synthesis::build::{Inputs, Planned, plan_syntheses};
+use crate::engine::synthesis::topics::Members;
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
@@ -50,15 +52,21 @@ pub fn plan(
     build(snapshot, clustering, &rows, options, config, job_id, now, synthesizer, embedder)
 }
 
-/// The memories whose full rows `build` reads: every unit of a merge, and the original members
-/// of a cluster large enough for a synthesis.
-pub fn rows_needed(clustering: &Clustering<'_>, options: &Options, config: &EngineConfig) -> Vec<Uuid> {
+/// The memories whose full rows `build` reads: every unit of a merge, and every memory a topic
+/// link names.
+pub fn rows_needed(clustering: &Clustering<'_>, options: &Options) -> Vec<Uuid> {
     let mut ids = BTreeSet::new();
     for f in &clustering.found {
         let part = &clustering.parts[f.partition];
         ids.extend(f.units.iter().map(|&u| part.units[u].id));
-        if options.summarize && f.nodes.len() >= config.synthesis_min_cluster {
-            ids.extend(f.nodes.iter().map(|&n| part.node_ids[n]));
+    }
+    if options.summarize {
+        let members = Members::new(&clustering.parts, &clustering.found, options.merge);
+        for link in &clustering.links {
+            for m in [link.a, link.b] {
+                let part = &clustering.parts[members.partition(m)];
+                ids.extend(members.units(m).into_iter().map(|u| part.units[u].id));
+            }
         }
     }
     ids.into_iter().collect()
@@ -83,7 +91,7 @@ pub fn build(
         clustering: clustering.clustering_ms,
         ..PhaseTimings::default()
     };
-    let Clustering { parts, mut found, incremental, compared_nodes, mut warnings, mut guard, .. } = clustering;
+    let Clustering { parts, mut found, incremental, compared_nodes, mut warnings, mut guard, links, .. } = clustering;
     let originals: Originals<'_> = snapshot.originals.iter().map(|o| (o.id, o)).collect();
     for f in &mut found {
         f.cluster.members = provenance(f, &parts[f.partition], &originals);
@@ -102,25 +110,27 @@ pub fn build(
     retarget(&mut guard, &merges);
 
     let t = Instant::now();
-    let by_original = syntheses_by_original(snapshot);
-    let syntheses: Vec<(Option<Synthesis>, Vec<String>)> = if options.summarize {
-        found
-            .par_iter()
-            .filter(|f| f.nodes.len() >= config.synthesis_min_cluster)
-            .filter_map(|f| superseded_syntheses(f, &by_original).map(|superseded| (f, superseded)))
-            .map(|(f, superseded)| {
-                build_synthesis(f, &parts[f.partition], rows, superseded, job_id, now, config, synthesizer, embedder)
-            })
-            .collect()
+    let planned = if options.summarize {
+        let inputs = Inputs {
+            snapshot,
+            parts: &parts,
+            found: &found,
+            merges: &merges,
+            links: &links,
+            rows,
+            threshold: options.similarity_threshold,
+            merging: options.merge,
+            superseded: guard.superseded.iter().map(|s| s.memory.id).collect(),
+            config,
+            job_id,
+            now,
+        };
+        plan_syntheses(&inputs, synthesizer, embedder)
     } else {
-        Vec::new()
+        Planned { syntheses: Vec::new(), outdated: Vec::new(), warnings: Vec::new() }
     };
-    let mut synthesis_list = Vec::new();
-    for (synthesis, w) in syntheses {
-        synthesis_list.extend(synthesis);
-        warnings.extend(w);
-    }
-    let syntheses = synthesis_list;
+    let Planned { syntheses, outdated, warnings: synthesis_warnings } = planned;
+    warnings.extend(synthesis_warnings);
     timings.synthesis = ms(t);
 
     let t = Instant::now();
@@ -130,6 +140,7 @@ pub fn build(
             .flat_map(|m| m.sources.iter().map(|s| s.id))
             .chain(syntheses.iter().flat_map(|s| s.sources.iter().chain(&s.supersedes).map(|s| s.id)))
             .chain(guard.superseded.iter().map(|s| s.memory.id))
+            .chain(outdated.iter().map(|(a, _)| a.memory_id))
             .chain(snapshot.pinned.iter().copied())
             .collect();
         stale_memories(&snapshot.memories, &in_plan, options, now)
@@ -143,14 +154,18 @@ pub fn build(
     timings.archive = ms(t);
 
     let t = Instant::now();
+    // An entry follows its cluster whether or not this job promotes.
+    let follows = follows(snapshot, &merges, &syntheses);
     let promotions = if options.promote {
-        promotions(snapshot, options, config, job_id, &found, &merges, &syntheses)
+        promotions(snapshot, options, config, job_id, &found, &merges, &syntheses, &follows)
     } else {
         Vec::new()
     };
     timings.promote = ms(t);
 
-    let changes = audit_rows(&found, &merges, &syntheses, &archives, &guard.superseded, &promotions, options, now);
+    let changes =
+        audit_rows(&found, &merges, &syntheses, &archives, &outdated, &guard.superseded, &promotions, options, now);
+    let changes = [changes, audit::follow_rows(&follows)].concat();
     let archives: Vec<Archive> = archives
         .into_iter()
         .map(|(a, _)| a)
@@ -159,6 +174,7 @@ pub fn build(
             version: s.memory.version,
             reason: ArchiveReason::Superseded,
         }))
+        .chain(outdated.into_iter().map(|(a, _)| a))
         .collect();
     let merged_sources: usize = merges.iter().map(|m| m.sources.len()).sum();
     let counters = Counters {
@@ -183,6 +199,7 @@ pub fn build(
         syntheses,
         archives,
         promotions,
+        follows,
         changes,
         counters,
         warnings,

@@ -30,6 +30,7 @@
 //! + 1 if the members' summed reuse is >= 20; capped at 10.
 
 pub mod build;
+pub mod follow;
 
 use std::collections::HashSet;
 
@@ -181,6 +182,7 @@ mod tests {
     #[test]
     fn novel_candidates_skip_playbook_twins_and_repeats_within_the_plan() {
         let entry = |content: &str, embedding: Option<Vec<f32>>| PlaybookEntrySnapshot {
+            source_memory_id: None,
             id: uuid::Uuid::new_v4(),
             content: content.into(),
             category: "general".into(),

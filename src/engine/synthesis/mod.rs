@@ -1,28 +1,50 @@
-//! Synthesis of a cluster of 3+ memories into patterns, best practices and gotchas. The default
-//! synthesizer is the deterministic, offline `ExtractiveSynthesizer` (see `extractive`).
+//! Synthesis of a topic (related memories that are not duplicates, see `topics`) into one memory
+//! that lists the topic's distinct facts once each, grouped by kind, each traceable to the
+//! members that state it. The default synthesizer is the deterministic, offline
+//! `ExtractiveSynthesizer`; a model (`llm::openai`) may write the prose from the same facts.
 
 pub mod build;
 pub mod cues;
 pub mod extractive;
+pub mod topics;
 
-use crate::domain::Cluster;
-use crate::domain::Memory;
+use uuid::Uuid;
+
+use crate::domain::{FactKind, MemoryType, SynthesisFact};
 pub use crate::engine::synthesis::extractive::ExtractiveSynthesizer;
 
-/// A cluster and its member memories, in the cluster's member order.
+/// One member of a topic as the synthesizer reads it: a consolidated memory this plan writes or
+/// an active memory.
 #[derive(Debug, Clone)]
-pub struct ClusterView<'a> {
-    pub cluster: &'a Cluster,
-    pub members: Vec<&'a Memory>,
+pub struct TopicMember<'a> {
+    /// The member's id once the plan is applied.
+    pub id: Uuid,
+    pub memory_type: Option<MemoryType>,
+    /// A task id, else the id's first 8 hex digits.
+    pub label: String,
+    /// Execution summary first, then result and feedback.
+    pub texts: Vec<&'a str>,
+    pub tags: Vec<&'a str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TopicView<'a> {
+    pub topic_id: &'a str,
+    /// The lowest similarity between two of its members.
+    pub weakest_link: f32,
+    /// The similarity at which memories are related without sharing a tag or a file (the bottom
+    /// of the topic band).
+    pub related_at: f32,
+    pub members: Vec<TopicMember<'a>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthesisDraft {
     pub summary: String,
-    pub patterns: Vec<String>,
-    pub best_practices: Vec<String>,
-    pub gotchas: Vec<String>,
+    pub facts: Vec<SynthesisFact>,
     pub confidence: f32,
+    /// A model's prose written from `facts`; the stored text when present.
+    pub prose: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -33,18 +55,18 @@ pub enum SynthesisError {
     Status { status: u16, body: String },
     #[error("invalid synthesis answer: {0}")]
     InvalidAnswer(String),
-    /// Not a failure: the cluster holds nothing a synthesis would add to its merged memory.
-    #[error("synthesis would only restate the consolidated memory")]
+    /// Not a failure: the topic holds fewer than two distinct facts from two members.
+    #[error("the topic holds too few distinct facts for a synthesis")]
     NothingToAdd,
 }
 
 pub trait Synthesizer: Send + Sync {
     fn name(&self) -> &str;
-    fn synthesize(&self, view: &ClusterView<'_>) -> Result<SynthesisDraft, SynthesisError>;
+    fn synthesize(&self, view: &TopicView<'_>) -> Result<SynthesisDraft, SynthesisError>;
 }
 
-/// Checks any synthesizer's draft: a summary, at least one list item, no blank items and a
-/// confidence within 0..=1.
+/// Checks any synthesizer's draft: a summary, at least two facts, none blank, each with a
+/// member, prose (if any) not blank, and a confidence within 0..=1.
 pub fn validate_draft(draft: &SynthesisDraft) -> Result<(), SynthesisError> {
     let invalid = |m: &str| Err(SynthesisError::InvalidAnswer(m.to_owned()));
     if draft.summary.trim().is_empty() {
@@ -53,27 +75,45 @@ pub fn validate_draft(draft: &SynthesisDraft) -> Result<(), SynthesisError> {
     if !(0.0..=1.0).contains(&draft.confidence) {
         return invalid(&format!("confidence {} is outside 0..=1", draft.confidence));
     }
-    let lists = [&draft.patterns, &draft.best_practices, &draft.gotchas];
-    if lists.iter().all(|l| l.is_empty()) {
-        return invalid("patterns, best_practices and gotchas are all empty");
+    if draft.facts.len() < 2 {
+        return invalid("fewer than two facts");
     }
-    if lists.iter().any(|l| l.iter().any(|item| item.trim().is_empty())) {
-        return invalid("a list item is blank");
+    if draft.facts.iter().any(|f| f.text.trim().is_empty() || f.members.is_empty()) {
+        return invalid("a fact is blank or has no member");
+    }
+    if draft.prose.as_deref().is_some_and(|p| p.trim().is_empty()) {
+        return invalid("prose is blank");
     }
     Ok(())
 }
 
-/// The text stored as a synthesis memory's execution_summary.
-pub fn render(draft: &SynthesisDraft) -> String {
+/// The section title of a kind of fact.
+pub fn section(kind: FactKind) -> &'static str {
+    match kind {
+        FactKind::Fix => "Fixes",
+        FactKind::Gotcha => "Gotchas",
+        FactKind::Decision => "Decisions",
+        FactKind::Practice => "Practices",
+        FactKind::Fact => "Facts",
+    }
+}
+
+/// The text stored as a synthesis memory's execution_summary: the model's prose when there is
+/// one, else the summary and one line per fact, by section, with the labels of its members.
+pub fn render(draft: &SynthesisDraft, labels: &dyn Fn(Uuid) -> String) -> String {
+    if let Some(prose) = &draft.prose {
+        return prose.trim().to_owned();
+    }
     let mut out = draft.summary.trim().to_owned();
-    for (title, items) in
-        [("Patterns", &draft.patterns), ("Best practices", &draft.best_practices), ("Gotchas", &draft.gotchas)]
-    {
-        if !items.is_empty() {
-            out.push_str(&format!("\n{title}:"));
-            for item in items {
-                out.push_str(&format!("\n- {}", item.trim()));
-            }
+    for kind in [FactKind::Fix, FactKind::Gotcha, FactKind::Decision, FactKind::Practice, FactKind::Fact] {
+        let facts: Vec<&SynthesisFact> = draft.facts.iter().filter(|f| f.kind == kind).collect();
+        if facts.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("\n{}:", section(kind)));
+        for fact in facts {
+            let by: Vec<String> = fact.members.iter().map(|&m| labels(m)).collect();
+            out.push_str(&format!("\n- {} [{}]", fact.text.trim(), by.join(", ")));
         }
     }
     out
@@ -81,110 +121,69 @@ pub fn render(draft: &SynthesisDraft) -> String {
 
 #[cfg(test)]
 mod tests {
-    use uuid::Uuid;
-
     use super::*;
-    use crate::domain::MemoryType;
+    use crate::domain::Memory;
+    use crate::engine::tests::{three_related_memories, topic_view};
 
-    fn member(id: u128, summary: &str) -> Memory {
-        Memory::for_test(id, summary)
-    }
-
-    fn cluster(cohesion: f32) -> Cluster {
-        Cluster {
-            id: "c".into(),
-            members: vec![],
-            representative: Uuid::nil(),
-            cohesion,
-            memory_type: Some(MemoryType::ErrorFix),
-        }
+    fn facts_of(draft: &SynthesisDraft, kind: FactKind) -> Vec<&str> {
+        draft.facts.iter().filter(|f| f.kind == kind).map(|f| f.text.as_str()).collect()
     }
 
     #[test]
-    fn extractive_synthesis_is_deterministic_and_sorts_sentences_into_lists() {
-        let ms = [
-            member(
+    fn a_topic_lists_each_fact_once_by_the_kind_its_member_is() {
+        let members = three_related_memories();
+        let view = topic_view(&members);
+        let draft = ExtractiveSynthesizer.synthesize(&view).unwrap();
+        assert_eq!(draft, ExtractiveSynthesizer.synthesize(&view).unwrap(), "deterministic");
+        assert!(validate_draft(&draft).is_ok());
+        assert_eq!(
+            facts_of(&draft, FactKind::Fix),
+            vec!["QueuePool limit reached in db.py under load.", "Release the session before the HTTP call."]
+        );
+        assert_eq!(facts_of(&draft, FactKind::Gotcha).len(), 1);
+        assert_eq!(facts_of(&draft, FactKind::Decision).len(), 1);
+        assert!(draft.facts.iter().all(|f| f.members.len() == 1));
+        assert_eq!(draft.facts[2].members, vec![members[1].id], "each line names its member");
+        assert_eq!(draft.summary, "What 3 related memories say about call and checkout:");
+        // Every member contributes, and they are related without a shared tag or file.
+        assert_eq!(draft.confidence, 1.0);
+    }
+
+    #[test]
+    fn a_fact_two_members_state_is_listed_once_with_both() {
+        let mut members = three_related_memories();
+        members[1].execution_summary.push_str(" Release the session before the HTTP call!");
+        let draft = ExtractiveSynthesizer.synthesize(&topic_view(&members)).unwrap();
+        let release: Vec<_> = draft.facts.iter().filter(|f| f.text.contains("Release the session")).collect();
+        assert_eq!(release.len(), 1, "{:?}", draft.facts);
+        assert_eq!(release[0].members, vec![members[0].id, members[1].id]);
+    }
+
+    #[test]
+    fn a_topic_one_member_says_all_of_gives_nothing_to_add() {
+        let members = [
+            Memory::for_test(
                 1,
-                "Fixed QueuePool limit reached in db.py. Root cause: sessions held during HTTP calls. Fix: release the session before the call.",
+                "Tokio is a runtime for asynchronous Rust applications. It schedules tasks on threads.",
             ),
-            member(
-                2,
-                "QueuePool limit reached again in db.py. The cause was that sessions were held during HTTP calls. Release the session before the call.",
-            ),
-            member(3, "Resolved QueuePool limit reached in db.py. Sessions held during HTTP calls caused it."),
+            Memory::for_test(2, "Tokio is an asynchronous runtime for Rust applications."),
         ];
-        let c = cluster(0.95);
-        let view = ClusterView { cluster: &c, members: ms.iter().collect() };
-        let a = ExtractiveSynthesizer.synthesize(&view).unwrap();
-        let b = ExtractiveSynthesizer.synthesize(&view).unwrap();
-        assert_eq!(a, b);
-        assert!(validate_draft(&a).is_ok());
-        assert!(a.summary.starts_with("Synthesis of 3 error_fix memories:"));
-        assert!(a.best_practices.iter().any(|s| s.contains("release the session")), "{a:?}");
-        assert!(a.gotchas.iter().any(|s| s.contains("HTTP calls")), "{a:?}");
-        assert!(a.confidence >= 0.8, "{}", a.confidence);
-    }
-
-    fn synthesize(cohesion: f32, ms: &[Memory]) -> Result<SynthesisDraft, SynthesisError> {
-        let c = cluster(cohesion);
-        ExtractiveSynthesizer.synthesize(&ClusterView { cluster: &c, members: ms.iter().collect() })
-    }
-
-    #[test]
-    fn members_that_only_describe_give_nothing_to_add() {
-        let ms = [
-            member(1, "Tokio is a runtime for asynchronous Rust applications."),
-            member(2, "Tokio is an asynchronous runtime for Rust applications."),
-            member(3, "A runtime for asynchronous applications in Rust."),
-        ];
-        assert_eq!(synthesize(0.97, &ms), Err(SynthesisError::NothingToAdd));
-    }
-
-    #[test]
-    fn a_tight_cluster_whose_members_agree_on_nothing_stays_below_promotion() {
-        let ms = [
-            member(1, "Pin serde to 1.0.200 in Cargo.toml."),
-            member(2, "The build fails when openssl headers are missing."),
-            member(3, "Run cargo update before releasing."),
-        ];
-        let draft = synthesize(0.98, &ms).unwrap();
-        assert!(draft.confidence < 0.8, "{}", draft.confidence);
-    }
-
-    #[test]
-    fn shared_content_is_a_pattern_stated_once_and_a_lone_claim_is_attributed() {
-        let ms = [
-            Memory {
-                task_id: Some("t-1".into()),
-                ..member(1, "Uploads stall on the S3 client. Set the timeout to 30s.")
-            },
-            Memory { task_id: Some("t-2".into()), ..member(2, "Uploads stall on the S3 client again.") },
-            Memory {
-                task_id: Some("t-3".into()),
-                ..member(3, "The S3 client uploads stall. Beware: retries are not idempotent.")
-            },
-        ];
-        let draft = synthesize(0.95, &ms).unwrap();
-        assert_eq!(draft.patterns, vec!["Uploads stall on the S3 client."]);
-        assert_eq!(draft.best_practices, vec!["Set the timeout to 30s (only in t-1)."]);
-        assert_eq!(draft.gotchas, vec!["Beware: retries are not idempotent (only in t-3)."]);
+        let result = ExtractiveSynthesizer.synthesize(&topic_view(&members));
+        assert_eq!(result, Err(SynthesisError::NothingToAdd));
     }
 
     #[test]
     fn validation_rejects_bad_drafts() {
-        let good = SynthesisDraft {
-            summary: "s".into(),
-            patterns: vec!["p".into()],
-            best_practices: vec![],
-            gotchas: vec![],
-            confidence: 0.9,
-        };
+        let fact = |text: &str| SynthesisFact { kind: FactKind::Fact, text: text.into(), members: vec![Uuid::nil()] };
+        let good =
+            SynthesisDraft { summary: "s".into(), facts: vec![fact("a"), fact("b")], confidence: 0.9, prose: None };
         assert!(validate_draft(&good).is_ok());
         let cases = [
             SynthesisDraft { confidence: 1.5, ..good.clone() },
             SynthesisDraft { summary: " ".into(), ..good.clone() },
-            SynthesisDraft { patterns: vec![], ..good.clone() },
-            SynthesisDraft { patterns: vec!["".into()], ..good.clone() },
+            SynthesisDraft { facts: vec![fact("a")], ..good.clone() },
+            SynthesisDraft { facts: vec![fact("a"), fact(" ")], ..good.clone() },
+            SynthesisDraft { prose: Some(" ".into()), ..good.clone() },
         ];
         for draft in cases {
             assert!(matches!(validate_draft(&draft), Err(SynthesisError::InvalidAnswer(_))), "{draft:?}");
@@ -192,14 +191,20 @@ mod tests {
     }
 
     #[test]
-    fn render_lists_each_non_empty_section() {
+    fn render_lists_each_section_with_the_labels_of_its_members() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
         let draft = SynthesisDraft {
-            summary: "Sum.".into(),
-            patterns: vec![],
-            best_practices: vec!["Do it.".into()],
-            gotchas: vec!["Beware.".into()],
+            summary: "Sum:".into(),
+            facts: vec![
+                SynthesisFact { kind: FactKind::Fix, text: "Do it.".into(), members: vec![a, b] },
+                SynthesisFact { kind: FactKind::Gotcha, text: "Beware.".into(), members: vec![b] },
+            ],
             confidence: 0.9,
+            prose: None,
         };
-        assert_eq!(render(&draft), "Sum.\nBest practices:\n- Do it.\nGotchas:\n- Beware.");
+        let labels = |id: Uuid| if id == a { "t-1".to_owned() } else { "t-2".to_owned() };
+        assert_eq!(render(&draft, &labels), "Sum:\nFixes:\n- Do it. [t-1, t-2]\nGotchas:\n- Beware. [t-2]");
+        let prose = SynthesisDraft { prose: Some("In prose.".into()), ..draft };
+        assert_eq!(render(&prose, &labels), "In prose.");
     }
 }

@@ -3,6 +3,7 @@
 mod blast;
 mod guards;
 mod steady_state;
+mod topics;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -18,7 +19,7 @@ use crate::engine::guards::value::{Claims, difference};
 use crate::engine::merge::embed::{CentroidEmbedder, EmbedError, Embedder};
 use crate::engine::plan::{EngineConfig, plan};
 use crate::engine::similarity::{UnitMatrix, dot};
-use crate::engine::synthesis::{ClusterView, ExtractiveSynthesizer, SynthesisDraft, SynthesisError, Synthesizer};
+use crate::engine::synthesis::{ExtractiveSynthesizer, SynthesisDraft, SynthesisError, Synthesizer, TopicView};
 use crate::synthetic::{anchor, generate};
 
 const JOB: Uuid = Uuid::from_u128(42);
@@ -85,6 +86,56 @@ pub fn three_similar_memories() -> (Cluster, Vec<Memory>) {
     ];
     let p = run(&snapshot(members.clone(), 3), &Options::default());
     (p.clusters[0].clone(), members)
+}
+
+/// Three memories on one topic (the pool), each pair at similarity 0.86: related, never merged at
+/// the default threshold, one topic. Each states something the others do not.
+pub fn three_related_memories() -> Vec<Memory> {
+    let (a, b) = (0.86f32.sqrt(), 0.14f32.sqrt());
+    let along = |i: usize| {
+        let mut v = vec![a, 0.0, 0.0, 0.0];
+        v[i] = b;
+        v
+    };
+    vec![
+        memory(
+            11,
+            MemoryType::ErrorFix,
+            along(1),
+            "QueuePool limit reached in db.py under load. Release the session before the HTTP call.",
+        ),
+        memory(
+            12,
+            MemoryType::Warning,
+            along(2),
+            "Retries of the checkout call are not idempotent: a retried request can charge twice.",
+        ),
+        memory(
+            13,
+            MemoryType::Decision,
+            along(3),
+            "We chose pool_recycle=60 for the checkout database pool, after stale connections dropped requests.",
+        ),
+    ]
+}
+
+/// The synthesizer's view of `members` as one topic.
+pub fn topic_view(members: &[Memory]) -> crate::engine::synthesis::TopicView<'_> {
+    crate::engine::synthesis::TopicView {
+        topic_id: "topic",
+        weakest_link: 0.86,
+        related_at: 0.92 - EngineConfig::default().topic_band,
+        members: members
+            .iter()
+            .map(|m| crate::engine::synthesis::TopicMember {
+                id: m.id,
+                memory_type: Some(m.memory_type),
+                label: m.id.simple().to_string()[..8].to_owned(),
+                texts: vec![m.execution_summary.as_str()],
+                tags: m.tags.iter().map(String::as_str).collect(),
+            })
+            .collect(),
+    }
 }
 
 #[test]
@@ -191,13 +242,13 @@ fn memories_without_a_matching_embedding_are_not_clustered_and_are_reported() {
 }
 
 #[test]
-fn with_merge_off_clusters_are_still_synthesized_and_their_sources_not_archived() {
-    let (_, mut members) = three_similar_memories();
+fn with_merge_off_topics_are_still_synthesized_and_their_sources_not_archived() {
+    let mut members = three_related_memories();
     for m in &mut members {
         m.reused_count = 0;
         m.learned_at = anchor() - Duration::days(400);
     }
-    let p = run(&snapshot(members, 3), &Options { merge: false, ..Options::default() });
+    let p = run(&snapshot(members, 4), &Options { merge: false, ..Options::default() });
     assert!(p.merges.is_empty());
     assert_eq!(p.syntheses.len(), 1);
     assert!(p.archives.is_empty(), "synthesis sources are not archived");
@@ -230,7 +281,7 @@ fn audit_rows_have_the_documented_shapes() {
     assert_eq!(archive.memory_id, Uuid::from_u128(9));
     assert_eq!(archive.previous_state["version"], 3);
     assert_eq!(archive.new_state["archive_reason"], "staleness");
-    assert!(p.changes.iter().any(|c| c.operation == ChangeOperation::Summarize));
+    assert!(p.syntheses.is_empty(), "a near-duplicate cluster alone is no topic");
     for promo in &p.promotions {
         let row = p
             .changes
@@ -256,6 +307,7 @@ fn a_near_identical_playbook_entry_blocks_a_promotion() {
             category: p.category.clone(),
             embedding: Some(p.embedding.clone()),
             supporting_memory_ids: vec![],
+            source_memory_id: None,
         })
         .collect();
     assert!(run(&snap, &Options::default()).promotions.is_empty());
@@ -276,7 +328,7 @@ impl Synthesizer for Failing {
     fn name(&self) -> &str {
         "failing"
     }
-    fn synthesize(&self, _: &ClusterView<'_>) -> Result<SynthesisDraft, SynthesisError> {
+    fn synthesize(&self, _: &TopicView<'_>) -> Result<SynthesisDraft, SynthesisError> {
         Err(SynthesisError::Transport("connection refused".into()))
     }
 }
@@ -295,11 +347,14 @@ fn a_failing_synthesizer_or_invalid_embedder_falls_back_with_a_warning() {
     let (_, members) = three_similar_memories();
     let snap = snapshot(members, 3);
     let p = plan(&snap, &Options::default(), &EngineConfig::default(), JOB, anchor(), &Failing, &Failing);
-    assert_eq!(p.syntheses[0].synthesizer, "extractive");
     assert_eq!(p.merges[0].embedder, "centroid");
     assert_eq!(p.merges[0].memory.embedding.as_ref().map_or(0, Vec::len), 3);
-    assert!(p.warnings.iter().any(|w| w.contains("synthesizer failing failed")));
     assert!(p.warnings.iter().any(|w| w.contains("embedder failing failed")));
+    let snap = snapshot(three_related_memories(), 4);
+    let p = plan(&snap, &Options::default(), &EngineConfig::default(), JOB, anchor(), &Failing, &Failing);
+    assert_eq!(p.syntheses[0].synthesizer, "extractive");
+    assert_eq!(p.syntheses[0].memory.embedding.as_ref().map_or(0, Vec::len), 4, "the centroid");
+    assert!(p.warnings.iter().any(|w| w.contains("synthesizer failing failed")));
 }
 
 #[test]
@@ -322,10 +377,13 @@ fn a_cluster_that_only_describes_gets_no_synthesis_and_no_warning() {
 
 #[test]
 fn low_confidence_syntheses_need_review() {
-    let (_, members) = three_similar_memories();
-    let config = EngineConfig { review_confidence: 0.999, ..EngineConfig::default() };
+    // With no band, the members are related only through a shared tag: closeness 0.86 / 0.92.
+    let config =
+        EngineConfig { topic_band: 0.0, topic_shared_band: 0.1, review_confidence: 0.99, ..EngineConfig::default() };
+    let members: Vec<Memory> =
+        three_related_memories().into_iter().map(|m| Memory { tags: vec!["pool".into()], ..m }).collect();
     let p = plan(
-        &snapshot(members, 3),
+        &snapshot(members, 4),
         &Options::default(),
         &config,
         JOB,
@@ -333,6 +391,7 @@ fn low_confidence_syntheses_need_review() {
         &ExtractiveSynthesizer,
         &CentroidEmbedder,
     );
+    assert!(p.syntheses[0].confidence < config.review_confidence, "{}", p.syntheses[0].confidence);
     assert!(p.syntheses[0].needs_review && p.syntheses[0].memory.needs_review);
     assert_eq!(p.counters.needs_review, 1);
 }

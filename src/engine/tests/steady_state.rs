@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::Options;
 use crate::domain::Plan;
-use crate::domain::{Memory, MemoryType, PlaybookEntrySnapshot, ProjectSnapshot};
+use crate::domain::{Memory, MemoryType, ProjectSnapshot};
 use crate::engine::merge::embed::CentroidEmbedder;
 use crate::engine::plan::{EngineConfig, plan};
 use crate::engine::similarity::ann::gaussian;
@@ -166,7 +166,7 @@ fn a_consolidated_memory_of_mixed_types_meets_nothing_without_cross_type() {
 }
 
 #[test]
-fn a_grown_cluster_gets_a_fresh_synthesis_and_keeps_its_one_playbook_entry() {
+fn a_grown_cluster_keeps_its_one_playbook_entry_which_follows_it() {
     let mut facts = Facts::new(4, 1);
     let texts = [
         "The pool times out when a session is held across the HTTP call. Always release the session first.",
@@ -179,33 +179,28 @@ fn a_grown_cluster_gets_a_fresh_synthesis_and_keeps_its_one_playbook_entry() {
         .collect();
     let mut state = snapshot(originals.clone());
     let first = run(&state, &no_archive());
-    assert_eq!((first.merges.len(), first.syntheses.len()), (1, 1), "{:?}", first.warnings);
-    let old_synthesis = first.syntheses[0].memory.id;
-    state.playbook = first
-        .promotions
-        .iter()
-        .map(|p| PlaybookEntrySnapshot {
-            id: p.entry_id,
-            content: p.content.clone(),
-            category: p.category.clone(),
-            embedding: None,
-            supporting_memory_ids: p.supporting_memory_ids.clone(),
-        })
-        .collect();
-    assert!(!state.playbook.is_empty(), "fixture: the first job promotes");
+    assert_eq!((first.merges.len(), first.promotions.len()), (1, 1), "{:?}", first.warnings);
+    let entry = first.promotions[0].entry_id;
     apply(&mut state, &first);
     let copy = facts.copy_of(&originals[1]);
+    let copy_id = copy.id;
     state.memories.push(copy);
 
     let second = run(&state, &no_archive());
 
     assert_eq!(second.merges.len(), 1);
-    assert_eq!(second.syntheses.len(), 1);
-    assert_eq!(second.syntheses[0].supersedes.iter().map(|s| s.id).collect::<Vec<_>>(), vec![old_synthesis]);
-    assert_eq!(second.syntheses[0].memory.synthesized_from.len(), 4);
     assert!(second.promotions.is_empty(), "the cluster already has its playbook entry");
+    assert_eq!(second.follows.len(), 1);
+    let follow = &second.follows[0];
+    assert_eq!((follow.entry_id, follow.memory_id), (entry, second.merges[0].memory.id));
+    assert_eq!(follow.previous.source_memory_id, Some(first.merges[0].memory.id));
+    assert!(follow.next.supporting_memory_ids.contains(&copy_id), "the new supporter");
+    assert_eq!(follow.next.supporting_memory_ids.len(), 4);
+    let row = second.changes.iter().find(|c| c.new_state["followed"] == true).unwrap();
+    assert_eq!(row.previous_state["source_memory_id"], serde_json::json!(first.merges[0].memory.id));
     apply(&mut state, &second);
-    assert_eq!(state.memories.iter().filter(|m| m.memory_type == MemoryType::Synthesis).count(), 1);
+    assert_eq!(state.playbook.len(), 1);
+    assert_eq!(state.playbook[0].source_memory_id, Some(second.merges[0].memory.id));
 }
 
 /// Every active consolidated memory's originals are pairwise above the threshold, and no

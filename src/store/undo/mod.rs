@@ -97,6 +97,8 @@ pub struct JobTrail {
     pub archived: Vec<(Uuid, Option<ArchiveReason>)>,
     pub created: Vec<Created>,
     pub entries: Vec<Uuid>,
+    /// Entries the job moved to a memory it created, as moves back.
+    pub followed: Vec<playbook::Move>,
 }
 
 /// What an undo restored and retired.
@@ -149,7 +151,10 @@ impl JobTrail {
                     let reason = new.and_then(|s| s["archive_reason"].as_str()).and_then(|r| r.parse().ok());
                     trail.archived.push((row.memory_id, reason));
                 }
-                (ChangeOperation::Promote, _) => trail.entries.extend(uuid_at(new, "entry_id")),
+                (ChangeOperation::Promote, false) => trail.entries.extend(uuid_at(new, "entry_id")),
+                (ChangeOperation::Promote, true) => {
+                    trail.followed.extend(previous.zip(new).and_then(|(p, n)| playbook::Move::back(p, n)))
+                }
                 _ => {}
             }
         }
@@ -160,7 +165,11 @@ impl JobTrail {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.marked.is_empty() && self.archived.is_empty() && self.created.is_empty() && self.entries.is_empty()
+        self.marked.is_empty()
+            && self.archived.is_empty()
+            && self.created.is_empty()
+            && self.entries.is_empty()
+            && self.followed.is_empty()
     }
 
     /// Every memory the job changed or created.
@@ -226,7 +235,7 @@ impl JobTrail {
 
     /// Takes the job back: sources lose their duplicate mark, archived memories return, created
     /// memories carry their later reuses to their heir and are retired, promoted entries are
-    /// deactivated; every restoration is an audit row of `operation`.
+    /// deactivated and followed ones move back; every restoration is an audit row of `operation`.
     pub async fn restore(&self, conn: &mut PgConnection, undo: &Undo<'_>) -> Result<Restored> {
         let marked: Vec<Uuid> = self.marked.iter().map(|m| m.id).collect();
         let archived: Vec<Uuid> = self.archived.iter().map(|(id, _)| *id).collect();
@@ -251,6 +260,7 @@ impl JobTrail {
             .collect();
         let retired = retire(conn, &self.created, undo, &mut audit).await?;
         playbook::deactivate(conn, &self.entries, &undo.reason, undo.audit_job, undo.changed_by).await?;
+        playbook::move_entries(conn, &self.followed, &undo.reason, undo.audit_job, undo.changed_by).await?;
         changes::insert_batch(conn, undo.audit_job, undo.project_id, undo.changed_by, &audit).await?;
         Ok(Restored { restored, retired })
     }

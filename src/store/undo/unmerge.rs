@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{JobTrail, Marked, Undo};
 use crate::domain::{ArchiveReason, ChangeOperation, MemoryType};
-use crate::store::Result;
+use crate::store::{Result, playbook};
 
 /// What an unmerge did.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,11 +153,17 @@ pub async fn unmerge(conn: &mut PgConnection, request: &Request<'_>) -> Result<R
         replaced.entry(*into).or_insert(*source);
     }
     super::inherit(&mut created, &replaced);
+    // An entry that followed its cluster here moves back to where it came from (which this
+    // unmerge restores); one promoted from here is deactivated.
+    let followed = playbook::follows_back(&mut *conn, &retired_ids).await?;
+    let moved: Vec<Uuid> = followed.iter().map(|m| m.entry_id).collect();
     let entries: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM playbook_entries WHERE project_id = $1 AND source_memory_id = ANY($2) AND is_active",
+        "SELECT id FROM playbook_entries
+          WHERE project_id = $1 AND source_memory_id = ANY($2) AND is_active AND id <> ALL($3)",
     )
     .bind(request.project_id)
     .bind(&retired_ids)
+    .bind(&moved)
     .fetch_all(&mut *conn)
     .await?;
     let sources: Vec<Uuid> = marked.iter().filter(|(_, into)| *into == id).map(|(source, _)| *source).collect();
@@ -167,6 +173,7 @@ pub async fn unmerge(conn: &mut PgConnection, request: &Request<'_>) -> Result<R
         archived: Vec::new(),
         created,
         entries,
+        followed,
     };
     let reason = match request.reason {
         Some(reason) => format!("unmerged by {}: {reason}", request.requested_by),

@@ -38,6 +38,14 @@ pub fn direction(axis: usize, tilt: f32) -> Vec<f32> {
     vector.iter().map(|v| v / norm).collect()
 }
 
+/// A unit vector at similarity `cos` to `axis`, the rest along `other`.
+pub fn leaning(axis: usize, cos: f32, other: usize) -> Vec<f32> {
+    let mut vector = vec![0.0; DIM];
+    vector[axis % DIM] = cos;
+    vector[other % DIM] = (1.0 - cos * cos).sqrt();
+    vector
+}
+
 pub fn memory(summary: &str, memory_type: MemoryType, embedding: Vec<f32>) -> NewMemory {
     NewMemory {
         id: Uuid::new_v4(),

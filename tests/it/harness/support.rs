@@ -135,10 +135,13 @@ impl Scenario {
         ];
         let unrelated = vec![
             fixtures::memory("The CSS grid broke on Safari 15.", MemoryType::Discovery, direction(8, 0.0)),
+            // Related to the triple (similarity about 0.86), not a duplicate: with the merged
+            // triple it is a topic, and gets a synthesis.
             fixtures::memory(
-                "Tokio's spawn_blocking suits CPU-bound planning.",
+                "Pool size alone is not enough: sqlx holds a connection for the whole transaction, so keep \
+                 transactions short.",
                 MemoryType::Learning,
-                direction(11, 0.0),
+                fixtures::leaning(0, 0.86, 11),
             ),
         ];
         let stale = fixtures::stale(
