@@ -14,10 +14,22 @@ async function memoryText(id) {
   return detail;
 }
 
-function memoryBlock(memory, id) {
+function memoryBlock(memory, id, mark) {
   return h('div', { class: 'member' },
-    h('div', { class: 'muted' }, memoryLink(id ?? memory.id), ' ', memory.memory_type ?? ''),
+    h('div', { class: 'muted' }, mark ? h('b', { class: 'source-mark' }, `[${mark}] `) : '', memoryLink(id ?? memory.id), ' ', memory.memory_type ?? ''),
     h('p', { class: 'text' }, memory.execution_summary ?? ''));
+}
+
+// The merged text unit by unit, each followed by the marks of the sources that state it (the
+// one it was taken from first), when the merge recorded them.
+function mergedText(text, units, sources) {
+  if (!units?.length) return h('p', { class: 'text merged' }, text ?? '');
+  const mark = (id) => sources.indexOf(id) + 1;
+  return h('p', { class: 'text merged units' }, units.map((unit, i) => [
+    i ? ' ' : '',
+    h('span', { class: 'unit', title: `stated by ${unit.sources.map((id) => `[${mark(id)}]`).join(' ')}` },
+      unit.text, h('sup', { class: 'source-mark' }, unit.sources.map((id) => `[${mark(id)}]`).join(''))),
+  ]));
 }
 
 /** A cluster, closed until opened; opening it reads the member texts. */
@@ -42,11 +54,12 @@ function cluster(merge, index) {
       const merged = merge.memory?.execution_summary !== undefined
         ? merge.memory
         : await memoryText(merge.memory_id);
+      const units = merge.units ?? merged.provenance?.merged_units;
       fill(body,
-        h('section', { 'aria-label': 'Before' }, h('h3', {}, `Before: ${members.length} memories`), members.map((m, i) => memoryBlock(m, sources[i]))),
+        h('section', { 'aria-label': 'Before' }, h('h3', {}, `Before: ${members.length} memories`), members.map((m, i) => memoryBlock(m, sources[i], i + 1))),
         h('section', { 'aria-label': 'After' }, h('h3', {}, 'After: the merged memory'),
           merge.memory_id ? h('div', { class: 'muted' }, memoryLink(merge.memory_id)) : h('div', { class: 'muted' }, 'not written (dry run)'),
-          h('p', { class: 'text merged' }, merged.execution_summary ?? ''),
+          mergedText(merged.execution_summary, units, sources),
           figures ? h('p', { class: 'muted' }, `Kept: ${figures}`) : ''));
     } catch (error) {
       fill(body, errorBox(error));

@@ -204,7 +204,7 @@ const FIELDS: [Field; 14] = [
         "summarize",
         Kind::Bool,
         Preset::Bool(true),
-        "write a synthesis for clusters of `SYNTHESIS_MIN_CLUSTER` (3) or more",
+        "write a synthesis for each topic of related memories with two facts or more",
     ),
     field("archive", Kind::Bool, Preset::Bool(true), "archive stale, little-reused memories"),
     field(

@@ -139,7 +139,7 @@ pub struct Merge {
 
 /// One unit (sentence, line, list item, title) of a merged text and the sources that state it:
 /// the one it was taken from first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MergedUnit {
     pub text: String,
     pub sources: Vec<Uuid>,

@@ -19,7 +19,7 @@ pub struct EngineConfig {
     pub topic_shared_band: f32,
     /// Members (merge clusters or single memories) of one topic at most.
     pub topic_max_members: usize,
-    /// A full run seeds the topic search from every unit up to this many nodes.
+    /// Up to this many nodes, the topic search starts from every unit (incremental runs too).
     pub topic_all_seeds_max: usize,
     /// Multiply-adds the topic search may spend per plan.
     pub topic_search_budget: u64,

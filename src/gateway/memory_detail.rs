@@ -17,7 +17,7 @@ use super::{
     page,
     views::MemoryView,
 };
-use crate::domain::{ArchiveReason, StoredMemory};
+use crate::domain::{ArchiveReason, MemoryType, MergedUnit, StoredMemory};
 use crate::store::{changes, memories};
 
 const DEFAULT_PAGE: u32 = 100;
@@ -38,6 +38,9 @@ pub struct Provenance {
     /// The newer memory that supersedes it as an update of the same fact (`value_guard=auto`,
     /// or an approved review); null while it is not archived as superseded.
     pub superseded_by: Option<Uuid>,
+    /// A consolidated memory's text unit by unit (sentence, line, list item, title), each with
+    /// the sources that state it; empty for other memories.
+    pub merged_units: Vec<MergedUnit>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -110,6 +113,11 @@ pub async fn get_memory(
         consolidated_into,
         syntheses: memories::syntheses_of(&state.db, memory.project_id, id).await?,
         superseded_by,
+        merged_units: if memory.memory_type == MemoryType::Consolidated {
+            changes::merged_units(&state.db, id).await?
+        } else {
+            Vec::new()
+        },
     };
     let memory = MemoryView::new(memory, query.include_embedding.unwrap_or(false));
     Ok(axum::Json(MemoryDetail { memory, provenance }))

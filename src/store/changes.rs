@@ -6,7 +6,7 @@ use sqlx::{PgConnection, PgExecutor, types::Json};
 use uuid::Uuid;
 
 use super::Result;
-use crate::domain::ChangeOperation;
+use crate::domain::{ChangeOperation, MergedUnit};
 
 #[derive(Debug, Clone)]
 pub struct NewChange {
@@ -155,4 +155,18 @@ pub async fn superseded_by(db: impl PgExecutor<'_>, memory_id: Uuid) -> Result<O
     .fetch_optional(db)
     .await?;
     Ok(named.flatten().and_then(|id| id.parse().ok()))
+}
+
+/// The units of a consolidated memory's text with the sources that state each, as the merge that
+/// wrote it recorded them (empty for a memory written before units were recorded).
+pub async fn merged_units(db: impl PgExecutor<'_>, memory_id: Uuid) -> Result<Vec<MergedUnit>> {
+    let units: Option<Option<Json<Vec<MergedUnit>>>> = sqlx::query_scalar(
+        "SELECT new_state -> 'units' FROM consolidation_changes
+          WHERE memory_id = $1 AND operation = 'merge' AND previous_state IS NULL AND new_state ? 'units'
+          ORDER BY id LIMIT 1",
+    )
+    .bind(memory_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(units.flatten().map(|units| units.0).unwrap_or_default())
 }

@@ -212,7 +212,21 @@ async fn an_admin_follows_a_dry_run_and_a_real_run_in_the_console_and_rolls_the_
     for member in &members {
         texts.push(member.text().await.expect("member text").lines().last().unwrap_or_default().to_owned());
     }
-    assert!(texts.iter().any(|text| merged.contains(text.as_str())), "a member is kept verbatim: {merged} / {texts:?}");
+    assert!(!merged.is_empty());
+    // Each unit of the merged text carries the marks of the members that state it.
+    let units = client.find_all(Locator::Css("#clusters details[open] .merged .unit")).await.expect("units");
+    assert!(!units.is_empty(), "the merged text is shown unit by unit: {merged}");
+    let mut verbatim = 0;
+    for unit in &units {
+        let marks = unit.find(Locator::Css("sup")).await.expect("marks").text().await.expect("marks");
+        let first: usize =
+            marks.trim_start_matches('[').split(']').next().and_then(|n| n.parse().ok()).expect("a mark");
+        assert!((1..=texts.len()).contains(&first), "mark {marks} names a member");
+        let whole = unit.text().await.expect("unit");
+        let sentence = whole.trim_end_matches(marks.as_str()).trim();
+        verbatim += usize::from(texts[first - 1].contains(sentence));
+    }
+    assert!(verbatim > 0, "a unit is its member's words: {merged} / {texts:?}");
     browser.text_until("#audit tbody", |text| text.contains("merge") && text.contains("consolidated")).await;
     browser.screenshot("job").await;
 

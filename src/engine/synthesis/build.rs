@@ -210,11 +210,23 @@ pub fn plan_syntheses(inputs: &Inputs<'_, '_>, synthesizer: &dyn Synthesizer, em
         let (Some(a), Some(b)) = (described.get(&l.a), described.get(&l.b)) else { return false };
         l.similarity >= band || !a.marks.is_disjoint(&b.marks)
     };
-    let groups = agglomerate(inputs.links, keep, inputs.config.topic_max_members);
-    let similarity: HashMap<(Member, Member), f32> = inputs.links.iter().map(|l| ((l.a, l.b), l.similarity)).collect();
-
     let next = successors(inputs, &members, &merge_of);
     let olds = existing(inputs.snapshot, &next);
+    // Topics whose synthesis still holds stand as they are, unless they grow.
+    let member_of: HashMap<Uuid, Member> = described.iter().map(|(m, d)| (d.id, *m)).collect();
+    let standing: Vec<Vec<Member>> = olds
+        .iter()
+        .filter(|o| o.outdated.is_none())
+        .filter_map(|o| {
+            let mut group: Vec<Member> =
+                o.members.iter().map(|id| member_of.get(id).copied()).collect::<Option<_>>()?;
+            group.sort_unstable();
+            (group.len() >= 2).then_some(group)
+        })
+        .collect();
+    let groups = agglomerate(inputs.links, keep, inputs.config.topic_max_members, &standing);
+    let similarity: HashMap<(Member, Member), f32> = inputs.links.iter().map(|l| ((l.a, l.b), l.similarity)).collect();
+
     let topics: Vec<(Vec<Member>, Vec<SourceRef>)> = groups
         .into_iter()
         .filter(|g| g.iter().map(|m| described[m].nodes).sum::<usize>() >= inputs.config.synthesis_min_cluster)

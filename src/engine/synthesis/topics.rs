@@ -6,8 +6,8 @@
 //! chains from one subject to the next.
 //!
 //! Links are searched from *seeds*: the plan's merge clusters, the units new or changed since the
-//! base job, and the members of syntheses that must be rebuilt; in a full run of a small project,
-//! every unit. The search costs seeds x nodes x dimension multiply-adds; past `topic_search_budget`
+//! base job, and the members of syntheses that must be rebuilt; in a small project (up to
+//! `topic_all_seeds_max` nodes), every unit, so that an incremental run finds what a full one does. The search costs seeds x nodes x dimension multiply-adds; past `topic_search_budget`
 //! it keeps the seeds that fit (merge clusters first) and says so in a warning.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -127,7 +127,8 @@ pub fn links(
     }
     let mut seeds: BTreeSet<Member> =
         members.found.iter().flat_map(|f| f.units.iter().map(|&u| members.of_unit(f.partition, u))).collect();
-    let all = total_nodes <= config.topic_all_seeds_max && snapshot.scope.fresh.is_none();
+    // A small project is searched whole, incremental or not: its topics are the same either way.
+    let all = total_nodes <= config.topic_all_seeds_max;
     for member in members.all_units() {
         let Member::Unit { partition, unit } = member else { continue };
         let part = &parts[partition];
@@ -232,14 +233,30 @@ fn candidate_pairs(
 
 /// Complete-linkage groups of two or more members over the links `keep` accepts, at most
 /// `max_members` each: the strongest link first; two groups join only when every pair across
-/// them is linked. Each group sorted; groups in order of their first member.
-pub fn agglomerate(links: &[Link], keep: impl Fn(&Link) -> bool, max_members: usize) -> Vec<Vec<Member>> {
+/// them is linked. `standing` groups (the topics of syntheses that still hold) are where the
+/// agglomeration starts, so a topic stays as it is unless it grows. Each group sorted; groups
+/// in order of their first member.
+pub fn agglomerate(
+    links: &[Link],
+    keep: impl Fn(&Link) -> bool,
+    max_members: usize,
+    standing: &[Vec<Member>],
+) -> Vec<Vec<Member>> {
     let kept: Vec<&Link> = links.iter().filter(|l| keep(l)).collect();
     let linked: HashSet<(Member, Member)> = kept.iter().map(|l| (l.a, l.b)).collect();
     let mut order = kept.clone();
     order.sort_by(|x, y| y.similarity.total_cmp(&x.similarity).then((x.a, x.b).cmp(&(y.a, y.b))));
     let mut group_of: BTreeMap<Member, usize> = BTreeMap::new();
     let mut groups: Vec<Vec<Member>> = Vec::new();
+    for group in standing {
+        if group.iter().any(|m| group_of.contains_key(m)) {
+            continue;
+        }
+        for &m in group {
+            group_of.insert(m, groups.len());
+        }
+        groups.push(group.clone());
+    }
     for link in order {
         let ga = group_of.get(&link.a).copied();
         let gb = group_of.get(&link.b).copied();
@@ -290,11 +307,18 @@ mod tests {
     #[test]
     fn a_topic_does_not_chain_and_respects_its_size() {
         // 0~1, 1~2, 0 and 2 unrelated: {0,1} and 2 alone, never {0,1,2}.
-        let groups = agglomerate(&[link(0, 1, 0.85), link(1, 2, 0.84)], |_| true, 8);
+        let groups = agglomerate(&[link(0, 1, 0.85), link(1, 2, 0.84)], |_| true, 8, &[]);
         assert_eq!(groups, vec![vec![unit(0), unit(1)]]);
         let triangle = [link(0, 1, 0.85), link(1, 2, 0.84), link(0, 2, 0.83), link(3, 4, 0.9)];
-        assert_eq!(agglomerate(&triangle, |_| true, 8), vec![vec![unit(0), unit(1), unit(2)], vec![unit(3), unit(4)]]);
-        assert_eq!(agglomerate(&triangle, |_| true, 2), vec![vec![unit(0), unit(1)], vec![unit(3), unit(4)]]);
-        assert!(agglomerate(&triangle, |l| l.similarity > 0.95, 8).is_empty());
+        let all = |_: &Link| true;
+        assert_eq!(agglomerate(&triangle, all, 8, &[]), vec![vec![unit(0), unit(1), unit(2)], vec![unit(3), unit(4)]]);
+        assert_eq!(agglomerate(&triangle, all, 2, &[]), vec![vec![unit(0), unit(1)], vec![unit(3), unit(4)]]);
+        assert!(agglomerate(&triangle, |l| l.similarity > 0.95, 8, &[]).is_empty());
+        // A standing topic {1, 2} keeps 1 from the stronger link to 0 (0 is not linked to 3).
+        let standing = vec![vec![unit(1), unit(2)]];
+        assert_eq!(
+            agglomerate(&triangle[..2], all, 8, &standing),
+            vec![vec![unit(1), unit(2)], vec![unit(3), unit(4)]][..1]
+        );
     }
 }
