@@ -108,6 +108,8 @@ pub fn evaluate(
     let by_id: HashMap<Uuid, &Memory> = snapshot.memories.iter().map(|m| (m.id, m)).collect();
     let mut shown: Vec<&Merge> = result.merges.iter().collect();
     shown.sort_by(|a, b| b.sources.len().cmp(&a.sources.len()).then(a.cluster_id.cmp(&b.cluster_id)));
+    let mut longest: Vec<&Merge> = result.merges.iter().collect();
+    longest.sort_by(|a, b| b.length_vs_longest.total_cmp(&a.length_vs_longest));
     json!({
         "memories": snapshot.memories.len(),
         "threshold": threshold,
@@ -142,10 +144,15 @@ pub fn evaluate(
             .syntheses
             .iter()
             .take(examples)
-            .map(|s| json!({"confidence": s.confidence, "text": s.memory.execution_summary}))
+            .map(|s| {
+                let members: Vec<&str> =
+                    s.memory.synthesized_from.iter().filter_map(|id| by_id.get(id)).map(|m| m.execution_summary.as_str()).collect();
+                json!({"confidence": s.confidence, "text": s.memory.execution_summary, "members": members})
+            })
             .collect::<Vec<_>>(),
         "promotions": result.promotions.len(),
         "examples": shown.iter().take(examples).map(|m| example(m, &by_id)).collect::<Vec<_>>(),
+        "longest_examples": longest.iter().take(examples).map(|m| example(m, &by_id)).collect::<Vec<_>>(),
     })
 }
 
@@ -211,6 +218,7 @@ fn example(merge: &Merge, by_id: &HashMap<Uuid, &Memory>) -> Value {
             json!({
                 "task_id": m.task_id,
                 "first_line": m.execution_summary.lines().next().unwrap_or_default(),
+                "text": m.execution_summary,
                 "chars": m.execution_summary.chars().count(),
             })
         })

@@ -200,22 +200,29 @@ impl<'a> Kept<'a> {
         if piece.content.is_empty() || self.keys.contains(piece.key.as_str()) {
             return;
         }
-        if piece.unit.kind == UnitKind::Line && self.fuse(pos) {
+        // "X -- development" beside "X -- documentation": one title line; "This package
+        // contains X." beside "This package contains Y.": one sentence.
+        if matches!(piece.unit.kind, UnitKind::Line | UnitKind::Prose) && self.fuse(pos, false) {
             return;
         }
         if brings_something_new(&self.said, &piece.content) {
+            // A new title that shares only a name ("IntelliJ IDEA ...") joins that title line.
+            if piece.unit.kind == UnitKind::Line && self.fuse(pos, true) {
+                return;
+            }
             self.add(pos);
         }
     }
 
-    /// Shows a title line as the last words it adds to a shown title line it shares its
-    /// opening with, when it has any.
-    fn fuse(&mut self, pos: Pos) -> bool {
+    /// Shows a title line (or a short sentence of another member) as the last words it adds to
+    /// a shown unit of its kind it shares its opening with, when it has any.
+    fn fuse(&mut self, pos: Pos, by_name: bool) -> bool {
         let piece = self.piece(pos);
+        let kind = piece.unit.kind;
         let found = self.shown.iter().find_map(|(place, &shown)| {
             let other = self.piece(shown);
-            (other.unit.kind == UnitKind::Line)
-                .then(|| tail(&other.unit.text, &piece.unit.text))
+            (other.unit.kind == kind && shown.0 != pos.0)
+                .then(|| tail(&other.unit.text, &piece.unit.text, kind, by_name))
                 .flatten()
                 .map(|t| (*place, t))
         });
@@ -226,6 +233,37 @@ impl<'a> Kept<'a> {
         }
         self.said.extend(&piece.whole);
         true
+    }
+
+    /// Drops each fused tail whose every word and value the rest of the text says ("API
+    /// Reference" beside a sentence naming the API reference).
+    fn prune_tails(&mut self) {
+        let places: Vec<Pos> = self.tails.keys().copied().collect();
+        for place in places {
+            let mut k = 0;
+            while k < self.tails.get(&place).map_or(0, Vec::len) {
+                let content = Content::of(&self.tails[&place][k]);
+                let mut rest = self.shown.values().fold(Content::default(), |mut acc, &p| {
+                    acc.extend(&self.piece(p).whole);
+                    acc
+                });
+                for (p, tails) in &self.tails {
+                    for (j, t) in tails.iter().enumerate() {
+                        if (*p, j) != (place, k) {
+                            rest.extend(&Content::of(t));
+                        }
+                    }
+                }
+                let adds = content.values.iter().any(|v| !rest.holds_value(v))
+                    || content.words.iter().any(|w| !rest.holds_word(w) && !rest.holds_value(w));
+                match self.tails.get_mut(&place) {
+                    Some(tails) if !adds => {
+                        tails.remove(k);
+                    }
+                    _ => k += 1,
+                }
+            }
+        }
     }
 }
 
@@ -264,6 +302,7 @@ pub fn merge_texts(texts: &[Option<&str>]) -> MergedField {
             kept.consider((s, k));
         }
     }
+    kept.prune_tails();
     keep_every_clause(&mut kept, false);
     kept.prune();
     keep_every_clause(&mut kept, true);
@@ -379,12 +418,52 @@ fn brings_something_new(said: &Content, candidate: &Content) -> bool {
 }
 
 /// The last words of `line` after the opening it shares with `shown`, when that opening is at
-/// least half of each and three words or more: "X -- documentation" after "X -- development".
-fn tail(shown: &str, line: &str) -> Option<String> {
+/// least half of each and three words or more: "X -- documentation" after "X -- development"
+/// (for a sentence, when the rest of it shares nothing with the shown one's).
+fn tail(shown: &str, line: &str, kind: UnitKind, by_name: bool) -> Option<String> {
+    let bare = |t: &str| t.trim_end_matches(['.', '!', '?']).to_owned();
+    let (shown, line) = if kind == UnitKind::Prose { (bare(shown), bare(line)) } else { (shown.into(), line.into()) };
     let (a, b): (Vec<&str>, Vec<&str>) = (shown.split_whitespace().collect(), line.split_whitespace().collect());
     let common = a.iter().zip(&b).take_while(|(x, y)| x.eq_ignore_ascii_case(y)).count();
-    let enough = common >= 3 && 2 * common >= a.len().max(b.len());
-    (enough && common < b.len() && common < a.len()).then(|| b[common..].join(" "))
+    // Titles share most of their words, or (`by_name`) a name ("IntelliJ IDEA Platform API",
+    // "IntelliJ IDEA Extension Point Framework"); sentences share most of their words, and a
+    // negation is never a tail.
+    let enough = if kind == UnitKind::Line && by_name {
+        common >= 2 && 2 * common >= a.len().min(b.len())
+    } else {
+        common >= 3 && 2 * common >= a.len().max(b.len())
+    };
+    let tail = &b[common.min(b.len())..];
+    let negated = tail.first().is_some_and(|w| matches!(w.to_lowercase().as_str(), "not" | "no" | "never"));
+    // A sentence's tail states another thing only when it shares nothing with the shown one's
+    // (else it is a rewording of it, judged as one).
+    let distinct = kind != UnitKind::Prose || {
+        let (mine, theirs) = (Content::of(&a[common.min(a.len())..].join(" ")), Content::of(&tail.join(" ")));
+        !theirs.is_empty() && theirs.shared_with(&mine) == 0
+    };
+    (enough && distinct && !negated && common < b.len() && common < a.len()).then(|| tail.join(" "))
+}
+
+/// A shown unit with the tails fused into it: a title's as `X / Y`, parenthesised variants
+/// as `X (a, b)`, a sentence's as `X; Y.`.
+fn fused(unit: &Unit, tails: Option<&Vec<String>>) -> String {
+    let Some(tails) = tails.filter(|t| !t.is_empty()) else { return unit.text.clone() };
+    if unit.kind == UnitKind::Prose {
+        let body = unit.text.trim_end_matches(['.', '!', '?']);
+        let end = &unit.text[body.len()..];
+        return format!("{body}; {}{}", tails.join("; "), if end.is_empty() { "." } else { end });
+    }
+    let inner = |t: &str| t.strip_prefix('(').and_then(|t| t.strip_suffix(')')).map(str::to_owned);
+    let open = unit.text.rfind(" (").filter(|_| unit.text.ends_with(')'));
+    let variants: Option<Vec<String>> = tails.iter().map(|t| inner(t)).collect();
+    match (open, variants) {
+        (Some(at), Some(variants)) => {
+            let head = &unit.text[..at];
+            let first = &unit.text[at + 2..unit.text.len() - 1];
+            format!("{head} ({first}, {})", variants.join(", "))
+        }
+        _ => format!("{} / {}", unit.text, tails.join(" / ")),
+    }
 }
 
 /// For each shown unit, the sources stating it: its own, then every source with a unit of the
@@ -394,10 +473,7 @@ fn origins(kept: &Kept) -> Vec<(String, Vec<usize>)> {
         .iter()
         .map(|(place, &(s, k))| {
             let shown = kept.piece((s, k));
-            let text = match kept.tails.get(place) {
-                Some(tails) => format!("{} / {}", shown.unit.text, tails.join(" / ")),
-                None => shown.unit.text.clone(),
-            };
+            let text = fused(&shown.unit, kept.tails.get(place));
             let mut from = vec![s];
             for (other, pieces) in kept.sources.iter().enumerate() {
                 let states = pieces.iter().any(|p| p.key == shown.key || shown.says_more_than(p));
@@ -415,7 +491,6 @@ fn render(kept: &Kept) -> String {
     let mut previous: Option<(Pos, UnitKind)> = None;
     for (&place, &pos) in &kept.shown {
         let unit = &kept.piece(pos).unit;
-        let tails = kept.tails.get(&place).map(|t| t.join(" / "));
         if let Some(((ps, pk), last_kind)) = previous {
             let sep = if ps == place.0 {
                 kept.sources[ps][pk + 1..=place.1].iter().map(|p| p.unit.sep).max().unwrap_or(Sep::Space)
@@ -438,14 +513,10 @@ fn render(kept: &Kept) -> String {
             }
             out.push_str(sep.as_str());
         }
-        out.push_str(&unit.text);
+        out.push_str(&fused(unit, kept.tails.get(&place)));
         if unit.kind == UnitKind::Code && !unit.text.trim_end().ends_with("```") {
             // An unclosed fence would swallow what follows.
             out.push_str("\n```");
-        }
-        if let Some(tails) = tails {
-            out.push_str(" / ");
-            out.push_str(&tails);
         }
         previous = Some((place, unit.kind));
     }
@@ -522,6 +593,42 @@ mod tests {
             )
         );
         assert_eq!(m.coverage(), 1.0);
+    }
+
+    #[test]
+    fn variants_in_parentheses_and_short_sentences_sharing_their_opening_are_one_unit() {
+        let m = merged(&[
+            "Open GL canvas library (common files)\nClutter makes fast 2D single window applications.\n\nThis package contains translations.",
+            "Open GL canvas library (development files)\nClutter makes fast 2D single window applications.\n\nThis package contains headers.",
+            "Open GL canvas library (documentation)\nClutter makes fast 2D single window applications.\n\nThis package contains the manual.",
+        ]);
+        assert_eq!(
+            m.text.as_deref(),
+            Some(
+                "Open GL canvas library (common files, development files, documentation)\nClutter makes fast 2D single \
+                 window applications.\n\nThis package contains translations; headers; the manual."
+            )
+        );
+        assert_eq!(m.coverage(), 1.0);
+        assert_eq!(m.origins.last().map(|o| o.1.clone()), Some(vec![0]), "the fused unit is the lead's");
+    }
+
+    #[test]
+    fn a_new_title_sharing_only_a_name_joins_the_title_line() {
+        let m = merged(&[
+            "IntelliJ IDEA Platform API\nIntelliJ IDEA is a Java IDE.",
+            "IntelliJ IDEA Extension Point Framework\nIntelliJ IDEA is a Java IDE.",
+        ]);
+        let text = m.text.unwrap_or_default();
+        assert_eq!(text, "IntelliJ IDEA Platform API / Extension Point Framework\nIntelliJ IDEA is a Java IDE.");
+    }
+
+    #[test]
+    fn a_sentence_that_negates_is_never_fused_as_a_tail() {
+        let m = merged(&["The cache is safe to share.", "The cache is not safe to share across workers."]);
+        let text = m.text.unwrap_or_default();
+        assert!(!text.contains("; not"), "{text}");
+        assert!(text.contains("The cache is not safe to share across workers."), "{text}");
     }
 
     #[test]
