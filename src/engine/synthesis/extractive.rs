@@ -44,6 +44,17 @@ fn same_fact(a: &Content, b: &Content) -> bool {
     a.overlap(b) >= SAME_FACT_JACCARD || shared / smaller >= SAME_FACT_CONTAINMENT
 }
 
+/// A unit as one line of a list: its own list marker and line breaks gone.
+fn one_line(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let marker = |w: &str| {
+        matches!(w, "-" | "*" | "+")
+            || (w.ends_with('.') && w[..w.len() - 1].chars().all(|c| c.is_ascii_digit()) && w.len() > 1)
+    };
+    let start = usize::from(words.first().is_some_and(|w| marker(w)));
+    words[start..].join(" ")
+}
+
 /// A fact's kind: what its member is, else what its sentence says.
 pub fn kind_of(memory_type: Option<MemoryType>, sentence: &str) -> FactKind {
     match memory_type {
@@ -65,8 +76,8 @@ fn gather(view: &TopicView<'_>) -> Vec<Gathered> {
         let mut brought = 0;
         // Bounded, since every unit is compared with every fact so far.
         for unit in member.texts.iter().flat_map(|t| units(t)).take(MAX_UNITS_PER_MEMBER) {
-            // Titles and code blocks are material, not facts.
-            if matches!(unit.kind, UnitKind::Line | UnitKind::Code) {
+            // Titles, code blocks and lines announcing a list are material, not facts.
+            if matches!(unit.kind, UnitKind::Line | UnitKind::Code) || unit.text.trim_end().ends_with(':') {
                 continue;
             }
             let content = Content::of(&unit.text);
@@ -85,7 +96,7 @@ fn gather(view: &TopicView<'_>) -> Vec<Gathered> {
                     brought += 1;
                     facts.push(Gathered {
                         kind: kind_of(member.memory_type, &unit.text),
-                        text: unit.text,
+                        text: one_line(&unit.text),
                         content,
                         members: BTreeSet::from([index]),
                     });

@@ -150,6 +150,18 @@ mod tests {
     }
 
     #[test]
+    fn a_list_item_is_one_line_of_the_synthesis_without_its_marker() {
+        let mut members = three_related_memories();
+        members[1].execution_summary = "Checkout retries:\n- Retries of the checkout call are not\n  idempotent: a retried request can charge twice.".into();
+        let draft = ExtractiveSynthesizer.synthesize(&topic_view(&members)).unwrap();
+        let gotcha = draft.facts.iter().find(|f| f.kind == FactKind::Gotcha).map(|f| f.text.as_str());
+        assert_eq!(
+            gotcha,
+            Some("Retries of the checkout call are not idempotent: a retried request can charge twice.")
+        );
+    }
+
+    #[test]
     fn a_fact_two_members_state_is_listed_once_with_both() {
         let mut members = three_related_memories();
         members[1].execution_summary.push_str(" Release the session before the HTTP call!");
