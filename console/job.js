@@ -141,7 +141,8 @@ async function result(job, target) {
   const archives = dry ? (plan.archives ?? []).map((a) => a.memory_id) : (await changesOf(job.job_id, 'archive')).map((c) => c.memory_id);
   const promotions = dry
     ? (plan.promotions ?? []).map((p) => ({ category: p.category, content: p.content, memory_id: p.memory_id }))
-    : (await changesOf(job.job_id, 'promote')).map((c) => ({ ...(c.new_state ?? {}), memory_id: c.memory_id }));
+    : (await changesOf(job.job_id, 'promote')).map((c) => ({ ...(c.new_state ?? {}), memory_id: c.memory_id }))
+      .filter((p) => !p.followed);
   const audit = auditTable(job.job_id);
   fill(target,
     h('h2', { id: 'clusters-heading' }, `Before / after: ${merges.length} clusters${dry ? ' (planned, nothing written)' : ''}`),
@@ -152,7 +153,7 @@ async function result(job, target) {
     archives.length ? await memoryList(archives) : h('p', { class: 'muted' }, 'None.'),
     h('h2', {}, `Promoted to the playbook: ${promotions.length}`),
     promotions.length
-      ? h('ul', { class: 'plain' }, promotions.map((p) => h('li', {}, h('b', {}, `[${p.category ?? ''}] `), firstLine(p.content, 200), ' ', p.memory_id ? memoryLink(p.memory_id) : '', p.followed ? h('span', { class: 'muted' }, ' (an existing entry follows its cluster here)') : '')))
+      ? h('ul', { class: 'plain' }, promotions.map((p) => h('li', {}, h('b', {}, `[${p.category ?? ''}] `), firstLine(p.content, 200), ' ', p.memory_id ? memoryLink(p.memory_id) : '')))
       : h('p', { class: 'muted' }, 'None.'),
     dry ? h('p', { class: 'muted' }, 'A dry run writes no audit rows.') : audit.section);
   if (!dry) await audit.load();

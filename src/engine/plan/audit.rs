@@ -30,6 +30,18 @@ fn marked_duplicate(
     }
 }
 
+/// The audit row of an archived memory (for staleness, or an outdated synthesis).
+fn archived(a: &Archive, reason: String, now: DateTime<Utc>) -> PlannedChange {
+    PlannedChange {
+        operation: ChangeOperation::Archive,
+        memory_id: a.memory_id,
+        previous_state: json!({"is_archived": false, "archived_at": null, "archive_reason": null, "version": a.version}),
+        new_state: json!({"is_archived": true, "archived_at": now, "archive_reason": a.reason}),
+        reason,
+        confidence: None,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn audit_rows(
     found: &[Found],
@@ -100,27 +112,14 @@ pub fn audit_rows(
         });
     }
     for (a, m) in archives {
-        rows.push(PlannedChange {
-            operation: ChangeOperation::Archive,
-            memory_id: a.memory_id,
-            previous_state: json!({"is_archived": false, "archived_at": null, "archive_reason": null, "version": a.version}),
-            new_state: json!({"is_archived": true, "archived_at": now, "archive_reason": a.reason}),
-            reason: format!(
-                "not reused for more than {} days and reused {} times (< {})",
-                options.archive_stale_days, m.reused_count, options.archive_min_reuse
-            ),
-            confidence: None,
-        });
+        let reason = format!(
+            "not reused for more than {} days and reused {} times (< {})",
+            options.archive_stale_days, m.reused_count, options.archive_min_reuse
+        );
+        rows.push(archived(a, reason, now));
     }
     for (a, reason) in outdated {
-        rows.push(PlannedChange {
-            operation: ChangeOperation::Archive,
-            memory_id: a.memory_id,
-            previous_state: json!({"is_archived": false, "archived_at": null, "archive_reason": null, "version": a.version}),
-            new_state: json!({"is_archived": true, "archived_at": now, "archive_reason": a.reason}),
-            reason: reason.clone(),
-            confidence: None,
-        });
+        rows.push(archived(a, reason.clone(), now));
     }
     for s in superseded {
         rows.push(PlannedChange {

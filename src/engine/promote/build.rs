@@ -57,12 +57,27 @@ pub fn promotions(
         let members = f.cluster.members.clone();
         Some((f.cluster.memory_type, members, &m.memory, m.memory.execution_summary.clone(), m.confidence))
     });
-    // A topic already supported through one of its members keeps that entry.
-    let summarized =
-        syntheses.iter().filter(|s| !s.memory.synthesized_from.iter().any(|id| supported.contains(id))).map(|s| {
-            let members = s.memory.synthesized_from.clone();
-            (topic_type(&s.facts), members, &s.memory, s.memory.execution_summary.clone(), s.confidence)
-        });
+    // A topic with a member that has (or gets in this plan) an entry: that entry says it first.
+    let promoted_merges: HashSet<Uuid> = merges
+        .iter()
+        .filter(|m| {
+            m.confidence >= options.promote_confidence_threshold && by_cluster.contains_key(m.cluster_id.as_str())
+        })
+        .map(|m| m.memory.id)
+        .collect();
+    let sources: HashSet<Uuid> = snapshot.playbook.iter().filter_map(|e| e.source_memory_id).collect();
+    let originals_of = |id: &Uuid| -> Vec<Uuid> {
+        let created = merges.iter().find(|m| m.memory.id == *id).map(|m| m.memory.consolidated_from.clone());
+        let stored = || snapshot.memories.iter().find(|m| m.id == *id).map(|m| m.consolidated_from.clone());
+        created.or_else(stored).filter(|o| !o.is_empty()).unwrap_or_else(|| vec![*id])
+    };
+    let has_entry = |id: &Uuid| {
+        promoted_merges.contains(id) || sources.contains(id) || originals_of(id).iter().any(|o| supported.contains(o))
+    };
+    let summarized = syntheses.iter().filter(|s| !s.memory.synthesized_from.iter().any(has_entry)).map(|s| {
+        let members = s.memory.synthesized_from.clone();
+        (topic_type(&s.facts), members, &s.memory, s.memory.execution_summary.clone(), s.confidence)
+    });
     let candidates: Vec<Candidate<'_>> = merged
         .chain(summarized)
         .filter(|c| c.4 >= options.promote_confidence_threshold && !followed.contains(&c.2.id))

@@ -44,5 +44,8 @@ pub fn follows(snapshot: &ProjectSnapshot, merges: &[Merge], syntheses: &[Synthe
         })
         .collect();
     out.sort_by_key(|f| f.entry_id);
+    // One entry per cluster: when two entries' sources end in one memory, the first follows.
+    let mut taken = std::collections::HashSet::new();
+    out.retain(|f| taken.insert(f.memory_id));
     out
 }

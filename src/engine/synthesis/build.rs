@@ -132,7 +132,8 @@ fn successors(
     members: &Members<'_, '_>,
     merge_of: &HashMap<usize, &Merge>,
 ) -> HashMap<Uuid, Uuid> {
-    let mut next = HashMap::new();
+    // An active memory outside every partition (no embedding, or no clustering type) stays.
+    let mut next: HashMap<Uuid, Uuid> = inputs.snapshot.memories.iter().map(|m| (m.id, m.id)).collect();
     for (p, part) in inputs.parts.iter().enumerate() {
         for (node, &id) in part.node_ids.iter().enumerate() {
             let unit = part.unit_of[node] as usize;
@@ -210,7 +211,9 @@ pub fn plan_syntheses(inputs: &Inputs<'_, '_>, synthesizer: &dyn Synthesizer, em
         let (Some(a), Some(b)) = (described.get(&l.a), described.get(&l.b)) else { return false };
         l.similarity >= band || !a.marks.is_disjoint(&b.marks)
     };
-    let next = successors(inputs, &members, &merge_of);
+    let mut next = successors(inputs, &members, &merge_of);
+    // A memory the plan archives as superseded leaves its topics.
+    next.retain(|id, _| !inputs.superseded.contains(id));
     let olds = existing(inputs.snapshot, &next);
     // Topics whose synthesis still holds stand as they are, unless they grow.
     let member_of: HashMap<Uuid, Member> = described.iter().map(|(m, d)| (d.id, *m)).collect();

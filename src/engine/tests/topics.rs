@@ -55,6 +55,11 @@ fn a_topic_holds_a_merged_memory_and_the_single_memory_related_to_it() {
     let from = &p.syntheses[0].memory.synthesized_from;
     assert!(from.contains(&p.merges[0].memory.id) && from.contains(&Uuid::from_u128(8)), "{from:?}");
     assert_eq!(from.len(), 2, "the merged memory is one member");
+    assert!(p.promotions.iter().any(|x| x.memory_id == p.merges[0].memory.id));
+    assert!(
+        p.promotions.iter().all(|x| x.memory_id != p.syntheses[0].memory.id),
+        "the merged member's entry says it first"
+    );
 }
 
 #[test]
@@ -116,6 +121,10 @@ fn an_unchanged_topic_is_not_synthesized_again_and_an_edited_member_rebuilds_it(
 #[test]
 fn a_synthesis_whose_topic_is_gone_is_archived_as_outdated_unless_pinned() {
     let (mut state, old) = applied(three_related_memories());
+    // A member without an embedding is outside every partition, not gone.
+    let mut unembedded = state.clone();
+    unembedded.memories.iter_mut().filter(|m| m.id == Uuid::from_u128(13)).for_each(|m| m.embedding = None);
+    assert!(run(&unembedded, &no_archive()).archives.is_empty());
     // Two members leave (archived elsewhere): what remains is no topic.
     state.memories.retain(|m| m.id != Uuid::from_u128(12) && m.id != Uuid::from_u128(13));
     let p = run(&state, &no_archive());
