@@ -116,6 +116,8 @@ struct Kept<'a> {
     /// Title lines that differ from the one shown at a place only in their last words: those
     /// words, shown after it ("... -- development / documentation").
     tails: BTreeMap<Pos, Vec<String>>,
+    /// The source of each tail, index for index.
+    tail_from: BTreeMap<Pos, Vec<usize>>,
     keys: HashSet<&'a str>,
     said: Content,
 }
@@ -230,6 +232,7 @@ impl<'a> Kept<'a> {
         let tails = self.tails.entry(place).or_default();
         if !tails.contains(&tail) {
             tails.push(tail);
+            self.tail_from.entry(place).or_default().push(pos.0);
         }
         self.said.extend(&piece.whole);
         true
@@ -259,6 +262,9 @@ impl<'a> Kept<'a> {
                 match self.tails.get_mut(&place) {
                     Some(tails) if !adds => {
                         tails.remove(k);
+                        if let Some(from) = self.tail_from.get_mut(&place) {
+                            from.remove(k);
+                        }
                     }
                     _ => k += 1,
                 }
@@ -289,6 +295,7 @@ pub fn merge_texts(texts: &[Option<&str>]) -> MergedField {
         sources: &sources,
         shown: BTreeMap::new(),
         tails: BTreeMap::new(),
+        tail_from: BTreeMap::new(),
         keys: HashSet::new(),
         said: Content::default(),
     };
@@ -475,9 +482,14 @@ fn origins(kept: &Kept) -> Vec<(String, Vec<usize>)> {
             let shown = kept.piece((s, k));
             let text = fused(&shown.unit, kept.tails.get(place));
             let mut from = vec![s];
+            for &tail_source in kept.tail_from.get(place).into_iter().flatten() {
+                if !from.contains(&tail_source) {
+                    from.push(tail_source);
+                }
+            }
             for (other, pieces) in kept.sources.iter().enumerate() {
                 let states = pieces.iter().any(|p| p.key == shown.key || shown.says_more_than(p));
-                if other != s && states {
+                if other != s && states && !from.contains(&other) {
                     from.push(other);
                 }
             }
@@ -610,7 +622,7 @@ mod tests {
             )
         );
         assert_eq!(m.coverage(), 1.0);
-        assert_eq!(m.origins.last().map(|o| o.1.clone()), Some(vec![0]), "the fused unit is the lead's");
+        assert_eq!(m.origins.last().map(|o| o.1.clone()), Some(vec![0, 1, 2]), "each tail's source states it");
     }
 
     #[test]
