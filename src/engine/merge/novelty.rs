@@ -116,8 +116,8 @@ struct Kept<'a> {
     /// Title lines that differ from the one shown at a place only in their last words: those
     /// words, shown after it ("... -- development / documentation").
     tails: BTreeMap<Pos, Vec<String>>,
-    /// The source of each tail, index for index.
-    tail_from: BTreeMap<Pos, Vec<usize>>,
+    /// The unit each tail comes from, index for index, and whether it joined by a shared name.
+    tail_from: BTreeMap<Pos, Vec<(Pos, bool)>>,
     keys: HashSet<&'a str>,
     said: Content,
 }
@@ -232,7 +232,7 @@ impl<'a> Kept<'a> {
         let tails = self.tails.entry(place).or_default();
         if !tails.contains(&tail) {
             tails.push(tail);
-            self.tail_from.entry(place).or_default().push(pos.0);
+            self.tail_from.entry(place).or_default().push((pos, by_name));
         }
         self.said.extend(&piece.whole);
         true
@@ -259,6 +259,10 @@ impl<'a> Kept<'a> {
                 }
                 let adds = content.values.iter().any(|v| !rest.holds_value(v))
                     || content.words.iter().any(|w| !rest.holds_word(w) && !rest.holds_value(w));
+                // A title that joined by a name only stays while, all said, it is still new.
+                let joined_by_name = self.tail_from.get(&place).and_then(|f| f.get(k)).filter(|(_, by_name)| *by_name);
+                let adds = adds
+                    && joined_by_name.is_none_or(|&(from, _)| brings_something_new(&rest, &self.piece(from).content));
                 match self.tails.get_mut(&place) {
                     Some(tails) if !adds => {
                         tails.remove(k);
@@ -482,7 +486,7 @@ fn origins(kept: &Kept) -> Vec<(String, Vec<usize>)> {
             let shown = kept.piece((s, k));
             let text = fused(&shown.unit, kept.tails.get(place));
             let mut from = vec![s];
-            for &tail_source in kept.tail_from.get(place).into_iter().flatten() {
+            for &((tail_source, _), _) in kept.tail_from.get(place).into_iter().flatten() {
                 if !from.contains(&tail_source) {
                     from.push(tail_source);
                 }
@@ -633,6 +637,18 @@ mod tests {
         ]);
         let text = m.text.unwrap_or_default();
         assert_eq!(text, "IntelliJ IDEA Platform API / Extension Point Framework\nIntelliJ IDEA is a Java IDE.");
+    }
+
+    #[test]
+    fn a_title_joined_by_name_leaves_when_the_rest_of_the_text_says_it() {
+        let m = merged(&[
+            "IntelliJ IDEA Platform API\nThe IDE is for Java.",
+            "IntelliJ IDEA Project Model\nIt handles the project files and build scripts of large repositories.",
+        ]);
+        assert_eq!(m.coverage(), 1.0);
+        let text = m.text.unwrap_or_default();
+        assert!(text.starts_with("IntelliJ IDEA Platform API\n"), "{text}");
+        assert!(text.ends_with("It handles the project files and build scripts of large repositories."), "{text}");
     }
 
     #[test]
