@@ -307,6 +307,36 @@ mod tests {
     }
 
     #[test]
+    fn an_endpoint_that_never_answers_falls_back_to_extractive_within_its_deadline() {
+        use crate::domain::Options;
+        use crate::engine::{
+            merge::embed::CentroidEmbedder,
+            plan::{EngineConfig, plan},
+        };
+        // Connections are accepted by the kernel into the backlog and never answered.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1", silent.local_addr().unwrap());
+        let synthesizer =
+            OpenAiSynthesizer::new(OpenAiConfig { timeout: Duration::from_secs(1), max_retries: 0, ..config(url) });
+        let snapshot = crate::domain::ProjectSnapshot::new(uuid::Uuid::nil(), Some(4), members());
+        let started = std::time::Instant::now();
+        let p = plan(
+            &snapshot,
+            &Options::default(),
+            &EngineConfig::default(),
+            uuid::Uuid::nil(),
+            chrono::Utc::now(),
+            &synthesizer,
+            &CentroidEmbedder,
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(p.syntheses.len(), 1);
+        assert_eq!(p.syntheses[0].synthesizer, "extractive");
+        assert!(p.warnings.iter().any(|w| w.contains("openai:test-model failed")), "{:?}", p.warnings);
+        drop(silent);
+    }
+
+    #[test]
     fn an_unreachable_endpoint_is_a_transport_error() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
