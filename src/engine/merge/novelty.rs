@@ -241,15 +241,16 @@ impl<'a> Kept<'a> {
     /// Drops each fused tail whose every word and value the rest of the text says ("API
     /// Reference" beside a sentence naming the API reference).
     fn prune_tails(&mut self) {
+        let shown = self.shown.values().fold(Content::default(), |mut acc, &p| {
+            acc.extend(&self.piece(p).whole);
+            acc
+        });
         let places: Vec<Pos> = self.tails.keys().copied().collect();
         for place in places {
             let mut k = 0;
             while k < self.tails.get(&place).map_or(0, Vec::len) {
                 let content = Content::of(&self.tails[&place][k]);
-                let mut rest = self.shown.values().fold(Content::default(), |mut acc, &p| {
-                    acc.extend(&self.piece(p).whole);
-                    acc
-                });
+                let mut rest = shown.clone();
                 for (p, tails) in &self.tails {
                     for (j, t) in tails.iter().enumerate() {
                         if (*p, j) != (place, k) {

@@ -1,7 +1,7 @@
 //! The plan's promotions: confident created memories whose cluster or topic has no playbook entry
 //! yet and whose text no active entry already says.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use uuid::Uuid;
 
@@ -66,13 +66,17 @@ pub fn promotions(
         .map(|m| m.memory.id)
         .collect();
     let sources: HashSet<Uuid> = snapshot.playbook.iter().filter_map(|e| e.source_memory_id).collect();
-    let originals_of = |id: &Uuid| -> Vec<Uuid> {
-        let created = merges.iter().find(|m| m.memory.id == *id).map(|m| m.memory.consolidated_from.clone());
-        let stored = || snapshot.memories.iter().find(|m| m.id == *id).map(|m| m.consolidated_from.clone());
-        created.or_else(stored).filter(|o| !o.is_empty()).unwrap_or_else(|| vec![*id])
-    };
+    // The originals each consolidated memory stands for: created by this plan, or in the store.
+    let originals: HashMap<Uuid, &[Uuid]> = merges
+        .iter()
+        .map(|m| (m.memory.id, m.memory.consolidated_from.as_slice()))
+        .chain(snapshot.memories.iter().map(|m| (m.id, m.consolidated_from.as_slice())))
+        .filter(|(_, from)| !from.is_empty())
+        .collect();
     let has_entry = |id: &Uuid| {
-        promoted_merges.contains(id) || sources.contains(id) || originals_of(id).iter().any(|o| supported.contains(o))
+        promoted_merges.contains(id)
+            || sources.contains(id)
+            || originals.get(id).map_or(supported.contains(id), |from| from.iter().any(|o| supported.contains(o)))
     };
     let summarized = syntheses.iter().filter(|s| !s.memory.synthesized_from.iter().any(has_entry)).map(|s| {
         let members = s.memory.synthesized_from.clone();
