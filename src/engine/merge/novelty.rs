@@ -29,6 +29,7 @@ struct Piece {
     /// What each clause of its statement says (see [`clauses`]).
     clauses: Vec<Content>,
     key: String,
+    negated: bool,
 }
 
 impl Piece {
@@ -41,13 +42,13 @@ impl Piece {
             (Content::of(statement(&unit.text)), Content::of(&unit.text))
         };
         let clauses = clauses(statement(&unit.text)).iter().map(|c| Content::of(c)).collect();
-        Piece { content, whole, clauses, key: key(&unit.text), unit }
+        Piece { content, whole, clauses, key: key(&unit.text), negated: negated(&unit.text), unit }
     }
 
     /// Holds every value and word of `other`, and says something `other` does not.
     fn says_more_than(&self, other: &Piece) -> bool {
         self.unit.kind == other.unit.kind
-            && negated(&self.unit.text) == negated(&other.unit.text)
+            && self.negated == other.negated
             && self.content.missing_from(&other.content) == (0, 0)
             && other.content.missing_from(&self.content) != (0, 0)
     }

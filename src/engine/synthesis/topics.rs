@@ -18,7 +18,7 @@ use crate::domain::{Options, ProjectSnapshot};
 use crate::engine::candidates::partition::Partition;
 use crate::engine::clustering::Found;
 use crate::engine::config::EngineConfig;
-use crate::engine::similarity::{UnitMatrix, cross_pairs, dot};
+use crate::engine::similarity::{UnitMatrix, cross_pairs, dot, exact_pairs};
 
 /// A topic member as the clustering step sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -158,6 +158,9 @@ pub fn links(
         ));
     }
     let low = lowest_link(options, config);
+    if all && kept.len() == seeds.len() {
+        return scored(members, every_pair(members, low), low);
+    }
     let mut candidates = candidate_pairs(members, &kept, None, low);
     // As in an incremental merge search, the members the seeds reach are compared among
     // themselves: a topic is judged on all of its links.
@@ -178,11 +181,31 @@ pub fn links(
             reached.len()
         ));
     }
+    scored(members, candidates, low)
+}
+
+fn scored(members: &Members<'_, '_>, candidates: BTreeSet<(Member, Member)>, low: f32) -> Vec<Link> {
     candidates
         .into_iter()
         .map(|(a, b)| Link { a, b, similarity: members.similarity(a, b) })
         .filter(|l| l.similarity >= low)
         .collect()
+}
+
+/// Member pairs with a node pair at or above `low`, every member against every other: each
+/// partition against itself and the ones after it, so no product is computed twice.
+fn every_pair(members: &Members<'_, '_>, low: f32) -> BTreeSet<(Member, Member)> {
+    let parts = members.parts;
+    let member = |p: usize, node: u32| members.of_unit(p, parts[p].unit_of[node as usize] as usize);
+    let mut out = BTreeSet::new();
+    for (p, part) in parts.iter().enumerate() {
+        let within = exact_pairs(&part.matrix, low).into_iter().map(|pair| (member(p, pair.a), member(p, pair.b)));
+        let across = parts.iter().enumerate().skip(p + 1).flat_map(|(q, other)| {
+            cross_pairs(&part.matrix, &other.matrix, low).into_iter().map(move |(i, j, _)| (member(p, i), member(q, j)))
+        });
+        out.extend(within.chain(across).filter(|(a, b)| a != b).map(|(a, b)| (a.min(b), a.max(b))));
+    }
+    out
 }
 
 /// The rows of `chosen` members' nodes in partition `p`, with the member each row belongs to.

@@ -2,7 +2,8 @@
 //! code spans, URLs), which are facts and compared exactly, and its content words (English
 //! Snowball stems, stop words removed), which paraphrases mostly share.
 
-use std::collections::{BTreeSet, HashSet};
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
 
 use rust_stemmers::{Algorithm, Stemmer};
@@ -25,6 +26,31 @@ const STOP_WORDS: &str = "\
     lesson lessons learn learned learnt note noted notes worth remember remembering discovered \
     noticed realized realised found turns turned takeaway til tip observed gotcha beware again \
     went away solved solve solves whose decided decide chose choose chosen agreed agree opted opt";
+
+/// Words stemmed and texts read on this thread, so what the planner meets again costs a lookup;
+/// each cache is cleared when it grows past its size.
+const STEM_CACHE_MAX: usize = 1 << 16;
+const CONTENT_CACHE_MAX: usize = 1 << 12;
+
+thread_local! {
+    static CONTENTS: RefCell<HashMap<String, Content>> = RefCell::new(HashMap::new());
+    static STEMS: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
+}
+
+/// The English Snowball stem of a lower-case word.
+pub fn stem(word: &str) -> String {
+    STEMS.with_borrow_mut(|stems| {
+        if let Some(stem) = stems.get(word) {
+            return stem.clone();
+        }
+        if stems.len() >= STEM_CACHE_MAX {
+            stems.clear();
+        }
+        let stem = STEMMER.stem(word).into_owned();
+        stems.insert(word.to_owned(), stem.clone());
+        stem
+    })
+}
 
 static STOP_SET: LazyLock<HashSet<&str>> = LazyLock::new(|| STOP_WORDS.split_whitespace().collect());
 
@@ -131,7 +157,7 @@ fn plural_number(value: &str) -> String {
 pub fn unit_key(text: &str) -> String {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(|w| STEMMER.stem(&w.to_lowercase()).into_owned())
+        .map(|w| stem(&w.to_lowercase()))
         .map(|w| plural_number(&w))
         .collect::<Vec<_>>()
         .join(" ")
@@ -158,6 +184,20 @@ pub struct Content {
 
 impl Content {
     pub fn of(text: &str) -> Content {
+        if let Some(content) = CONTENTS.with_borrow(|contents| contents.get(text).cloned()) {
+            return content;
+        }
+        let content = Content::read(text);
+        CONTENTS.with_borrow_mut(|contents| {
+            if contents.len() >= CONTENT_CACHE_MAX {
+                contents.clear();
+            }
+            contents.insert(text.to_owned(), content.clone());
+        });
+        content
+    }
+
+    fn read(text: &str) -> Content {
         let (spans, tokens) = raw_tokens(text);
         let mut content = Content::default();
         for span in &spans {
@@ -183,9 +223,9 @@ impl Content {
     fn add_words(&mut self, token: &str) {
         let lower = token.to_lowercase();
         for word in lower.split(|c: char| !c.is_alphabetic()).filter(|w| w.chars().count() >= 2) {
-            let stem = STEMMER.stem(word);
+            let stem = stem(word);
             if !is_stop_word(word) && !is_stop_word(&stem) {
-                self.words.insert(stem.into_owned());
+                self.words.insert(stem);
             }
         }
     }
@@ -229,7 +269,7 @@ impl Content {
         let held = |v: &str| self.values.contains(v) || self.atoms.contains(v);
         let plain = value.chars().all(char::is_alphabetic);
         held(value)
-            || (plain && (self.words.contains(value) || self.words.contains(STEMMER.stem(value).as_ref())))
+            || (plain && (self.words.contains(value) || self.words.contains(&stem(value))))
             || {
                 let parts = atoms(value);
                 parts.len() > 1 && parts.into_iter().all(held)
