@@ -1,5 +1,5 @@
-// One job: live progress, then its result as before/after — each cluster's members beside the
-// merged text — syntheses, archives, promotions and the audit rows.
+// One job: live progress, then its cost (phase timeline) and its result as before/after — each
+// cluster's members beside the merged text — syntheses, archives, promotions and the audit rows.
 import { api, followEvents } from './api.js';
 import { TERMINAL, canRollBack, cancelButton, isActive, rollbackControl } from './actions.js';
 import { badge, errorBox, fill, firstLine, h, memoryLink, notify, progressBar, shortId, when } from './dom.js';
@@ -127,6 +127,45 @@ function auditTable(jobId) {
   return { section, load: () => page(null) };
 }
 
+const SVG = 'http://www.w3.org/2000/svg';
+const PHASES = [['Loading', 'loading_ms'], ['Planning', 'planning_ms'], ['Applying', 'applying_ms']];
+
+function svg(tag, attributes, text) {
+  const element = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
+const mib = (bytes) => `${(bytes / 1048576).toFixed(1)} MiB`;
+
+// The phases as one bar drawn to scale (inline SVG), then the figures of the cost report.
+function costReport(cost) {
+  const total = Math.max(cost.total_ms, 1);
+  const width = 600;
+  const described = PHASES.map(([name, key]) => `${name} ${cost[key]} ms`).join(', ');
+  const chart = svg('svg', { viewBox: `0 0 ${width} 28`, preserveAspectRatio: 'none', class: 'timeline', role: 'img', 'aria-label': `Phases of ${cost.total_ms} ms: ${described}` });
+  let x = 0;
+  PHASES.forEach(([name, key], index) => {
+    const w = (width * cost[key]) / total;
+    const rect = svg('rect', { x: x.toFixed(1), y: 2, width: Math.max(w, 1).toFixed(1), height: 24, class: `phase-${index}` });
+    rect.append(svg('title', {}, `${name}: ${cost[key]} ms`));
+    chart.append(rect);
+    x += w;
+  });
+  const legend = h('ul', { class: 'legend' }, PHASES.map(([name, key], index) =>
+    h('li', {}, h('span', { class: `swatch phase-${index}` }), `${name} ${cost[key]} ms`)));
+  const figures = [
+    ['Total', `${cost.total_ms} ms`], ['Memories / s', cost.memories_per_second],
+    ['Vectors held', `${cost.vectors_mib} MiB`], ['Peak RSS (worker)', cost.peak_rss_mib === undefined ? '—' : `${cost.peak_rss_mib} MiB`],
+    ['Read', mib(cost.bytes_read)], ['Written', mib(cost.bytes_written)],
+    ['Model calls', cost.model.calls], ['Model tokens', cost.model.tokens]];
+  return h('section', { id: 'cost', 'aria-labelledby': 'cost-heading' },
+    h('h2', { id: 'cost-heading' }, 'Cost'),
+    h('div', { class: 'card' }, chart, legend,
+      h('div', { class: 'stats' }, figures.map(([label, value]) => h('div', {}, h('span', { class: 'muted' }, label), h('b', {}, value))))));
+}
+
 async function changesOf(jobId, operation) {
   const answer = await api('GET', `/consolidation/jobs/${jobId}/changes?operation=${operation}&limit=1000`);
   return answer.changes;
@@ -183,7 +222,8 @@ export async function render(page, { id, signal }) {
       ['Active before', job.memories_before ?? '—'], ['Active after', job.memories_after ?? '—']].map(([label, value]) =>
       h('div', {}, h('span', { class: 'muted' }, label), h('b', {}, value)))),
     job.error ? errorBox({ code: 'job', message: job.error }) : '',
-    actions, out);
+    actions, out,
+    job.result?.cost ? costReport(job.result.cost) : '');
   const resultSection = h('section', { id: 'result' });
   page.append(resultSection);
   if (isActive(job)) {

@@ -16,3 +16,17 @@ pub fn init(format: &str) {
         registry.with(fmt::layer().with_writer(std::io::stderr).with_target(false)).try_init()
     };
 }
+
+/// Resets the peak resident set size (Linux: `clear_refs` 5), so that a later `peak_rss_mib`
+/// measures from now on; false where the kernel does not offer it.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Peak resident set size in MiB (VmHWM), or `None` off Linux.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

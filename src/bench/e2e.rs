@@ -158,9 +158,9 @@ pub async fn run(
     let dim = memories.iter().find_map(|m| m.embedding.as_ref().map(Vec::len)).unwrap_or(0);
     let seed_ms = harness.load(&memories).await?;
     // The parsed file is not the service's memory: measure the job without it.
-    let load_peak_rss_mib = super::engine::peak_rss_mib();
+    let load_peak_rss_mib = crate::telemetry::peak_rss_mib();
     drop(memories);
-    let job_peak_measured = super::engine::reset_peak_rss();
+    let job_peak_measured = crate::telemetry::reset_peak_rss();
     let job = harness.run_job(None).await?;
     harness.stop().await?;
     let completed = job.completed;
@@ -178,6 +178,7 @@ pub async fn run(
         "end_to_end_ms": job.end_to_end_ms,
         "events_ms_since_publish": job.phases,
         "engine_timings_ms": timings,
+        "cost": job.result.as_ref().and_then(|result| result.cost),
         // The merges the job result lists, as the worker stores them.
         "merge_text": super::engine::merge_stats(&merges),
         "counters": completed.counters,
@@ -185,7 +186,7 @@ pub async fn run(
         "memories_after": completed.memories_after,
         // Parsing and loading the file, then the job alone (the input dropped, the peak reset).
         "load_peak_rss_mib": load_peak_rss_mib,
-        "job_peak_rss_mib": if job_peak_measured { super::engine::peak_rss_mib() } else { None },
+        "job_peak_rss_mib": if job_peak_measured { crate::telemetry::peak_rss_mib() } else { None },
     }))
 }
 

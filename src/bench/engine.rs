@@ -24,20 +24,6 @@ pub struct EngineBenchArgs {
     pub check_recall: bool,
 }
 
-/// Resets the peak resident set size (Linux: `clear_refs` 5), so that a later `peak_rss_mib`
-/// measures from now on; false where the kernel does not offer it.
-pub fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-/// Peak resident set size in MiB (VmHWM), or `None` off Linux.
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 pub fn run(args: &EngineBenchArgs) -> Value {
     let t = Instant::now();
     let (snapshot, truth) = generate(args.memories, args.dim, args.seed);
@@ -64,7 +50,7 @@ pub fn run(args: &EngineBenchArgs) -> Value {
         "merge_text": merge_stats(&figures_of(&result.merges)),
         "truth_groups": truth.groups.len(),
         "truth_chains": truth.chains.len(),
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": crate::telemetry::peak_rss_mib(),
     });
     if args.check_recall {
         report["recall"] = recall(&snapshot, &options, &config);

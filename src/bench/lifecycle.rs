@@ -139,7 +139,7 @@ pub async fn run(
         "relearned_copies_active_at_end": final_copies,
         "relearned_paraphrases_active_at_end": final_paraphrases,
         "relearned_total": all_copies.len() + all_paraphrases.len(),
-        "peak_rss_mib": super::engine::peak_rss_mib(),
+        "peak_rss_mib": crate::telemetry::peak_rss_mib(),
     }))
 }
 
@@ -154,6 +154,7 @@ fn day_report(day: usize, job: &super::e2e::JobRun, arrivals: usize, left_copies
         "end_to_end_ms": job.end_to_end_ms,
         "events_ms_since_publish": job.phases,
         "engine_timings_ms": timings,
+        "cost": job.result.as_ref().and_then(|result| result.cost),
         "merged": job.completed.counters.as_ref().map(|c| c.memories_merged),
         "active_memories": job.completed.memories_after,
         "relearned_copies_left_unmerged": left_copies,

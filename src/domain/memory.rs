@@ -37,6 +37,11 @@ pub struct Memory {
 }
 
 impl Memory {
+    /// Bytes of its texts (summary, goal, result, feedback), as stored.
+    pub fn text_bytes(&self) -> usize {
+        text_bytes(&self.execution_summary, [&self.goal, &self.result, &self.feedback])
+    }
+
     /// The type this memory clusters under when `cross_type` is off: its own, or for a
     /// consolidated memory the type its sources share.
     pub fn clustering_type(&self) -> Option<MemoryType> {
@@ -104,6 +109,17 @@ pub struct NewMemory {
 
 /// The version a memory has when it is inserted.
 pub const NEW_MEMORY_VERSION: i64 = 1;
+
+fn text_bytes(summary: &str, fields: [&Option<String>; 3]) -> usize {
+    summary.len() + fields.iter().map(|t| t.as_deref().map_or(0, str::len)).sum::<usize>()
+}
+
+impl NewMemory {
+    /// Bytes of its texts (summary, goal, result, feedback), as stored.
+    pub fn text_bytes(&self) -> usize {
+        text_bytes(&self.execution_summary, [&self.goal, &self.result, &self.feedback])
+    }
+}
 
 impl From<NewMemory> for Memory {
     fn from(m: NewMemory) -> Self {

@@ -52,6 +52,69 @@ pub struct JobResult {
     /// job cannot serve as its base.
     #[schema(value_type = Option<Object>)]
     pub clustering: Option<ClusteringOptions>,
+    /// What the job cost; absent from results stored before cost reports existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub cost: Option<JobCost>,
+}
+
+/// Calls to the model endpoints (synthesis and embeddings) and the tokens they reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelUsage {
+    /// HTTP requests sent, retries included.
+    pub calls: u64,
+    /// `usage.total_tokens` summed over the answers that reported it.
+    pub tokens: u64,
+}
+
+impl std::ops::Add for ModelUsage {
+    type Output = ModelUsage;
+    fn add(self, other: ModelUsage) -> ModelUsage {
+        ModelUsage { calls: self.calls + other.calls, tokens: self.tokens + other.tokens }
+    }
+}
+
+/// A job's cost report: wall-clock time per phase (from the start of loading), throughput, memory
+/// and the bytes and model calls it took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobCost {
+    /// Reading the snapshot (ids, versions, embeddings not in the worker's cache).
+    pub loading_ms: f64,
+    /// The plan, texts of what merges included.
+    pub planning_ms: f64,
+    /// The transaction that writes the plan; 0 for a dry run.
+    pub applying_ms: f64,
+    pub total_ms: f64,
+    /// Active memories the job considered, per second of `total_ms`.
+    pub memories_per_second: f64,
+    /// The worker process's peak resident memory when the job ended (every job it ran counts);
+    /// absent where the operating system does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_mib: Option<f64>,
+    /// The embeddings the plan held (snapshot and originals).
+    pub vectors_mib: f64,
+    /// Embedding and text bytes read from PostgreSQL (embeddings served by the cache excluded).
+    pub bytes_read: u64,
+    /// Embedding, text and audit bytes written.
+    pub bytes_written: u64,
+    pub model: ModelUsage,
+}
+
+impl JobCost {
+    /// Figures rounded to what they mean: milliseconds to a tenth, rates and sizes to a unit or a tenth.
+    pub fn rounded(self) -> JobCost {
+        let tenth = |x: f64| (x * 10.0).round() / 10.0;
+        JobCost {
+            loading_ms: tenth(self.loading_ms),
+            planning_ms: tenth(self.planning_ms),
+            applying_ms: tenth(self.applying_ms),
+            total_ms: tenth(self.total_ms),
+            memories_per_second: self.memories_per_second.round(),
+            peak_rss_mib: self.peak_rss_mib.map(tenth),
+            vectors_mib: tenth(self.vectors_mib),
+            ..self
+        }
+    }
 }
 
 impl JobResult {
@@ -202,6 +265,8 @@ pub struct ResultSummary {
     pub guards: GuardsSummary,
     pub timings_ms: Option<PhaseTimings>,
     pub scope: Option<ScopeReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<JobCost>,
 }
 
 impl ResultSummary {
@@ -223,6 +288,7 @@ impl ResultSummary {
             guards: result.guards.clone(),
             timings_ms: timings.copied(),
             scope: scope.cloned(),
+            cost: result.cost,
         }
     }
 }

@@ -2,12 +2,14 @@
 //! `OpenAiEmbedder` (POST {base_url}/embeddings). Answers are validated; the planner falls back
 //! to the extractive synthesizer or the centroid when these return an error.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::http::{HttpFailure, JsonClient};
+use crate::domain::ModelUsage;
 use crate::engine::merge::embed::{EmbedError, Embedder};
 use crate::engine::synthesis::{
     ExtractiveSynthesizer, SynthesisDraft, SynthesisError, Synthesizer, TopicView, validate_draft,
@@ -118,6 +120,14 @@ impl Synthesizer for OpenAiSynthesizer {
             .map_err(synthesis_error)?;
         with_chat_answer(draft, &response)
     }
+
+    fn usage(&self) -> ModelUsage {
+        self.client.usage()
+    }
+
+    fn for_job(&self) -> Option<Arc<dyn Synthesizer>> {
+        Some(Arc::new(OpenAiSynthesizer::new(self.config.clone())))
+    }
 }
 
 pub struct OpenAiEmbedder {
@@ -166,6 +176,14 @@ impl Embedder for OpenAiEmbedder {
         }
         crate::engine::merge::embed::validate_embedding(&vector, vector.len())?;
         Ok(vector)
+    }
+
+    fn usage(&self) -> ModelUsage {
+        self.client.usage()
+    }
+
+    fn for_job(&self) -> Option<Arc<dyn Embedder>> {
+        Some(Arc::new(OpenAiEmbedder::new(self.config.clone())))
     }
 }
 
@@ -219,6 +237,23 @@ mod tests {
             assert!(prompt.contains(&fact.text), "{prompt}");
         }
         assert_eq!(body["model"], "test-model");
+    }
+
+    #[test]
+    fn each_request_and_the_reported_tokens_are_counted_per_instance() {
+        let answer = json!({"choices": [{"message": {"role": "assistant", "content": GOOD_ANSWER}}],
+                            "usage": {"prompt_tokens": 90, "completion_tokens": 30, "total_tokens": 120}});
+        let server = FakeServer::start(vec![Reply::status(503, "busy"), Reply::ok(answer.to_string())]);
+        let shared = OpenAiSynthesizer::new(config(server.base_url()));
+        let job = shared.for_job().unwrap();
+        let members = members();
+        job.synthesize(&view(&members)).unwrap();
+        assert_eq!(
+            job.usage(),
+            ModelUsage { calls: 2, tokens: 120 },
+            "a retry is a call; the tokens come from the answer"
+        );
+        assert_eq!(shared.usage(), ModelUsage::default(), "another job's instance counts nothing of it");
     }
 
     #[test]

@@ -18,6 +18,14 @@ pub struct NewChange {
     pub confidence: Option<f32>,
 }
 
+impl NewChange {
+    /// Bytes the audit row writes: its states as JSON text and its reason.
+    pub fn bytes(&self) -> u64 {
+        let json = |state: &Option<serde_json::Value>| state.as_ref().map_or(0, |v| v.to_string().len());
+        (json(&self.previous_state) + json(&self.new_state) + self.reason.len()) as u64
+    }
+}
+
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ChangeRow {
     pub id: i64,

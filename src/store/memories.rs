@@ -304,15 +304,17 @@ pub trait EmbeddingCache: Send + Sync {
     fn retain(&self, project_id: Uuid, live: &std::collections::HashSet<Uuid>);
 }
 
-/// Reads the embeddings of `rows` that `cache` does not hold (all of them without a cache).
+/// Reads the embeddings of `rows` that `cache` does not hold (all of them without a cache);
+/// returns them and the bytes read.
 async fn embeddings_of(
     conn: &mut PgConnection,
     project_id: Uuid,
     rows: &[PlanningRow],
     cache: Option<&dyn EmbeddingCache>,
-) -> Result<HashMap<Uuid, Vec<f32>>> {
+) -> Result<(HashMap<Uuid, Vec<f32>>, u64)> {
     let mut found: HashMap<Uuid, Vec<f32>> = HashMap::with_capacity(rows.len());
     let mut missing = Vec::new();
+    let mut bytes_read = 0u64;
     for row in rows.iter().filter(|r| r.has_embedding) {
         match cache.and_then(|c| c.get(project_id, row.id)) {
             Some(vector) => {
@@ -329,6 +331,7 @@ async fn embeddings_of(
         .fetch_all(&mut *conn)
         .await?;
         for (id, bytes) in read {
+            bytes_read += bytes.len() as u64;
             let vector = embedding::decode(&bytes)?;
             if let Some(cache) = cache {
                 cache.put(project_id, id, &vector);
@@ -336,7 +339,7 @@ async fn embeddings_of(
             found.insert(id, vector);
         }
     }
-    Ok(found)
+    Ok((found, bytes_read))
 }
 
 /// Embeddings read per statement when the cache misses.
@@ -386,12 +389,18 @@ pub struct FreshSince {
 /// provenance, reuse), the embeddings of the consolidated memories' original sources, and the
 /// active playbook. Texts are read later, only for what merges (`full_rows`). With `fresh`, the
 /// scope lists the memories new or changed since the base job; otherwise it is a full run.
+/// A snapshot and the embedding bytes read from the database for it (the cache's excluded).
+pub struct Loaded {
+    pub snapshot: ProjectSnapshot,
+    pub embedding_bytes_read: u64,
+}
+
 pub async fn snapshot(
     conn: &mut PgConnection,
     project_id: Uuid,
     fresh: Option<FreshSince>,
     cache: Option<&dyn EmbeddingCache>,
-) -> Result<ProjectSnapshot> {
+) -> Result<Loaded> {
     let embedding_dim: Option<i32> = sqlx::query_scalar("SELECT embedding_dim FROM projects WHERE id = $1")
         .bind(project_id)
         .fetch_optional(&mut *conn)
@@ -444,8 +453,10 @@ pub async fn snapshot(
     if let Some(cache) = cache {
         cache.retain(project_id, &rows.iter().chain(&originals).map(|r| r.id).collect());
     }
-    let mut embeddings = embeddings_of(&mut *conn, project_id, &rows, cache).await?;
-    embeddings.extend(embeddings_of(&mut *conn, project_id, &originals, cache).await?);
+    let (mut embeddings, mut embedding_bytes_read) = embeddings_of(&mut *conn, project_id, &rows, cache).await?;
+    let (of_originals, bytes) = embeddings_of(&mut *conn, project_id, &originals, cache).await?;
+    embeddings.extend(of_originals);
+    embedding_bytes_read += bytes;
     let memories = rows.into_iter().map(|r| r.into_snapshot(&mut embeddings)).collect::<Result<Vec<_>>>()?;
     let originals = originals.into_iter().map(|r| r.into_snapshot(&mut embeddings)).collect::<Result<Vec<_>>>()?;
     let playbook = super::playbook::active_entries(&mut *conn, project_id)
@@ -462,7 +473,7 @@ pub async fn snapshot(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(ProjectSnapshot {
+    let snapshot = ProjectSnapshot {
         project_id,
         embedding_dim: embedding_dim.and_then(|dim| usize::try_from(dim).ok()),
         memories,
@@ -473,7 +484,8 @@ pub async fn snapshot(
         apart: super::undo::unmerge::kept_apart(&mut *conn, project_id).await?,
         pinned: pinned(&mut *conn, project_id).await?,
         outdated_syntheses: outdated_syntheses(&mut *conn, project_id).await?,
-    })
+    };
+    Ok(Loaded { snapshot, embedding_bytes_read })
 }
 
 /// Active syntheses with a member whose content changed after the synthesis was written (a

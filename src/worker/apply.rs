@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
+use super::cost::{self, CostMeter};
 use super::{Worker, guards};
 use crate::{
     domain::{
@@ -40,7 +41,14 @@ pub struct Committed {
 }
 
 /// Applies the plan in one transaction; changes nothing unless it ends `Committed`.
-pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, complete: bool) -> Result<ApplyOutcome> {
+pub async fn apply(
+    worker: &Worker,
+    job: &Job,
+    plan: &Plan,
+    options: &Options,
+    complete: bool,
+    mut meter: CostMeter,
+) -> Result<ApplyOutcome> {
     let mut tx = worker.db.begin().await?;
     let expected = expected_versions(plan);
     let ids: Vec<Uuid> = expected.keys().copied().collect();
@@ -215,6 +223,13 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
         timings_ms: plan.timings_ms,
         scope: plan.scope.clone(),
     };
+    let written = new_rows.iter().map(cost::new_memory_bytes).sum::<u64>()
+        + entries
+            .iter()
+            .map(|e| (e.content.len() + e.embedding.as_ref().map_or(0, |v| 4 * v.len())) as u64)
+            .sum::<u64>()
+        + audit.iter().map(NewChange::bytes).sum::<u64>();
+    meter.applied(written);
     let result = JobResult {
         dry_run: false,
         blocked_by: None,
@@ -227,6 +242,7 @@ pub async fn apply(worker: &Worker, job: &Job, plan: &Plan, options: &Options, c
         ),
         // A cluster left out because a member changed is judged again only by a full run.
         clustering: options.incremental_base(complete && skipped_memories.is_empty()),
+        cost: Some(meter.report(plan.memories_before)),
     };
     // The last phase boundary, with the job row locked: a cancel request either is here now or
     // waits for this commit and finds the job completed.

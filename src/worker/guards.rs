@@ -6,7 +6,8 @@ use uuid::Uuid;
 use super::{Worker, boundary::End, events::job_event};
 use crate::{
     domain::{
-        BlastRadius, EventResult, GuardsSummary, JobEventKind, JobResult, Options, Phase, Plan, ValueGuardSummary,
+        BlastRadius, EventResult, GuardsSummary, JobCost, JobEventKind, JobResult, Options, Phase, Plan,
+        ValueGuardSummary,
     },
     engine::plan::report,
     store::{jobs, jobs::Job},
@@ -39,6 +40,7 @@ pub async fn fail_blocked(
     options: &Options,
     complete: bool,
     blast: &BlastRadius,
+    cost: JobCost,
 ) -> Result<Option<End>, crate::store::StoreError> {
     let error = blast.describe();
     let result = JobResult {
@@ -48,6 +50,7 @@ pub async fn fail_blocked(
         applied: None,
         guards: summary(plan, blast, None),
         clustering: options.incremental_base(complete),
+        cost: Some(cost),
     };
     let before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
     if !jobs::fail_with_result(&worker.db, job.id, &worker.worker_id, &error, before, &result).await? {

@@ -9,6 +9,7 @@ mod apply;
 mod boundary;
 mod cancel;
 mod check;
+mod cost;
 mod embedding_cache;
 mod events;
 pub(crate) mod failure;

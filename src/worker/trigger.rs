@@ -11,6 +11,7 @@ use super::{
     Outcome, Worker, apply,
     apply::ApplyOutcome,
     boundary::{self, End, Step},
+    cost::{self, CostMeter},
     events::job_event,
     failure::Failure,
     guards,
@@ -195,31 +196,38 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
     let decision = scope::decide(options, base.as_ref());
     let complete = decision.complete;
     jobs::record_snapshot_time(&mut *conn, job.id).await?;
-    let loading = std::time::Instant::now();
-    let mut snapshot =
+    let mut meter = CostMeter::start();
+    let loaded =
         memories::snapshot(&mut conn, job.project_id, decision.fresh, Some(worker.embeddings.as_ref())).await?;
+    let mut snapshot = loaded.snapshot;
     snapshot.scope.reason = decision.reason;
     drop(conn);
-    let load_snapshot = loading.elapsed().as_secs_f64() * 1e3;
+    meter.loaded(&snapshot, loaded.embedding_bytes_read);
+    let load_snapshot = meter.loading_ms();
     if let Step::Stop(end) = boundary::check(worker, job, Phase::Planning).await? {
         return Ok(end.map(|end| *end));
     }
     worker.bus.job_progress_event(JobEventKind::Progress, &progress(Phase::Planning, 0.2)).await;
 
-    let plan = {
+    // The job's own model clients, so that its calls and tokens are counted apart.
+    let synthesizer = worker.synthesizer.for_job().unwrap_or_else(|| worker.synthesizer.clone());
+    let embedder = worker.embedder.for_job().unwrap_or_else(|| worker.embedder.clone());
+    let (plan, text_bytes) = {
         let (options, engine, synthesizer, embedder) =
-            (options.clone(), worker.engine.clone(), worker.synthesizer.clone(), worker.embedder.clone());
+            (options.clone(), worker.engine.clone(), synthesizer.clone(), embedder.clone());
         let (job_id, db, runtime) = (job.id, worker.db.clone(), tokio::runtime::Handle::current());
-        tokio::task::spawn_blocking(move || -> Result<Plan, Failure> {
+        tokio::task::spawn_blocking(move || -> Result<(Plan, u64), Failure> {
             let paired = engine::plan::pairs(&snapshot, &options, &engine);
             let loading = std::time::Instant::now();
             let summaries = runtime.block_on(memories::summaries(&db, &paired.guarded_ids(&options)))?;
+            let mut text_bytes: u64 = summaries.iter().map(|(_, text)| text.len() as u64).sum();
             let mut load_rows = loading.elapsed().as_secs_f64() * 1e3;
             let texts: engine::plan::Texts<'_> = summaries.iter().map(|(id, text)| (*id, text.as_str())).collect();
             let clustering = engine::plan::group(&snapshot, paired, &texts, &options, &engine);
             let needed = engine::plan::rows_needed(&clustering, &options);
             let loading = std::time::Instant::now();
             let loaded = runtime.block_on(memories::full_rows(&db, &needed))?;
+            text_bytes += cost::text_bytes(&loaded);
             load_rows += loading.elapsed().as_secs_f64() * 1e3;
             let rows: engine::plan::Rows<'_> = loaded.iter().map(|m| (m.id, m)).collect();
             let mut plan = engine::plan::build(
@@ -235,17 +243,27 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
             );
             plan.timings_ms.load_snapshot = load_snapshot;
             plan.timings_ms.load_rows = load_rows;
-            Ok(plan)
+            Ok((plan, text_bytes))
         })
         .await
         .map_err(|error| Failure::Transient(format!("planning task failed: {error}")))??
     };
+    meter.planned(text_bytes, synthesizer.usage() + embedder.usage());
     if let Step::Stop(end) = boundary::check(worker, job, Phase::Applying).await? {
         return Ok(end.map(|end| *end));
     }
     let blast = BlastRadius::of(&plan, options.max_changed_share);
     if blast.exceeded && !options.dry_run {
-        return Ok(guards::fail_blocked(worker, job, &plan, options, complete, &blast).await?);
+        return Ok(guards::fail_blocked(
+            worker,
+            job,
+            &plan,
+            options,
+            complete,
+            &blast,
+            meter.report(plan.memories_before),
+        )
+        .await?);
     }
     worker.bus.job_progress_event(JobEventKind::Progress, &progress(Phase::Applying, 0.7)).await;
 
@@ -261,6 +279,7 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
             applied: None,
             guards: guards::summary(&plan, &blast, None),
             clustering: options.incremental_base(complete),
+            cost: Some(meter.report(plan.memories_before)),
         };
         let before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
         let after = i32::try_from(plan.memories_after).unwrap_or(i32::MAX);
@@ -273,7 +292,7 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
         completed.result = Some(event_result(&result));
         return Ok(Some(End { kind: JobEventKind::Completed, event: completed }));
     }
-    let applied = match apply::apply(worker, job, &plan, options, complete).await? {
+    let applied = match apply::apply(worker, job, &plan, options, complete, meter).await? {
         ApplyOutcome::Committed(committed) => committed,
         ApplyOutcome::Lost => return Ok(None),
         ApplyOutcome::Cancelled(by) => return boundary::cancelled(worker, job, &by, "its commit").await,
@@ -383,6 +402,7 @@ mod tests {
             applied: Some(applied),
             guards: GuardsSummary { value_guard, blast_radius, merge_policy: Default::default() },
             clustering: None,
+            cost: None,
         }
     }
 

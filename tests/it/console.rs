@@ -228,6 +228,15 @@ async fn an_admin_follows_a_dry_run_and_a_real_run_in_the_console_and_rolls_the_
     }
     assert!(verbatim > 0, "a unit is its member's words: {merged} / {texts:?}");
     browser.text_until("#audit tbody", |text| text.contains("merge") && text.contains("consolidated")).await;
+    // The cost report: the phases drawn to scale and the figures beside them.
+    let cost = browser.text_until("#cost", |text| text.contains("Planning")).await;
+    for label in ["Loading", "Applying", "Memories / s", "Read", "Written", "Model calls"] {
+        assert!(cost.contains(label), "{label} in {cost}");
+    }
+    let phases = client.find_all(Locator::Css("#cost svg.timeline rect")).await.expect("phase bars");
+    assert_eq!(phases.len(), 3, "one bar per phase");
+    let label = browser.css("#cost svg.timeline").await.attr("aria-label").await.expect("label").unwrap_or_default();
+    assert!(label.starts_with("Phases of ") && label.contains("Applying"), "{label}");
     browser.screenshot("job").await;
 
     // A memory's provenance: the merged memory lists its sources.

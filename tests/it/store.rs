@@ -135,7 +135,7 @@ async fn the_snapshot_holds_active_memories_with_files_and_the_active_playbook()
     .await
     .unwrap();
 
-    let snapshot = memories::snapshot(&mut conn, project.id, None, None).await.unwrap();
+    let snapshot = memories::snapshot(&mut conn, project.id, None, None).await.unwrap().snapshot;
 
     assert_eq!(snapshot.embedding_dim, Some(fixtures::DIM));
     assert_eq!(snapshot.memories.len(), 1);
@@ -153,7 +153,7 @@ async fn the_snapshot_holds_active_memories_with_files_and_the_active_playbook()
     assert_eq!(playbook::deactivate(&mut conn, &[entry.id], "rollback", None, "tester").await.unwrap(), 0);
     let log = playbook::changes_for_entry(&env.db, entry.id).await.unwrap();
     assert_eq!(log.iter().map(|c| c.operation.as_str()).collect::<Vec<_>>(), ["add", "delete"]);
-    assert!(memories::snapshot(&mut conn, project.id, None, None).await.unwrap().playbook.is_empty());
+    assert!(memories::snapshot(&mut conn, project.id, None, None).await.unwrap().snapshot.playbook.is_empty());
 }
 
 #[tokio::test]
@@ -199,7 +199,7 @@ async fn an_incremental_snapshot_marks_what_moved_since_the_base_job_unless_the_
     memories::unarchive(&mut conn, &[rewritten.id]).await.unwrap();
 
     let fresh = memories::FreshSince { base_job: base, since };
-    let snapshot = memories::snapshot(&mut conn, project.id, Some(fresh), None).await.unwrap();
+    let snapshot = memories::snapshot(&mut conn, project.id, Some(fresh), None).await.unwrap().snapshot;
 
     assert_eq!(snapshot.memories.len(), 4);
     assert_eq!(snapshot.scope.fresh, Some([new.id, rewritten.id].into_iter().collect()));

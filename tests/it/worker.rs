@@ -68,6 +68,17 @@ async fn a_trigger_runs_to_completed_with_rows_changes_and_events() {
     assert_eq!(audit.iter().filter(|c| c.operation == "summarize").count(), 1);
     assert_eq!(audit.iter().filter(|c| c.operation == "promote").count() as i32, job.memories_promoted);
 
+    // The cost report: phases, throughput, bytes; no model endpoint, so no calls.
+    let cost = &job.result.as_ref().unwrap().0["cost"];
+    let ms = |key: &str| cost[key].as_f64().unwrap_or_else(|| panic!("{key} in {cost}"));
+    assert!(ms("loading_ms") > 0.0 && ms("planning_ms") > 0.0 && ms("applying_ms") > 0.0, "{cost}");
+    assert!(ms("total_ms") + 0.2 >= ms("loading_ms") + ms("planning_ms") + ms("applying_ms"), "{cost}");
+    assert!(ms("memories_per_second") > 0.0, "{cost}");
+    let dim = scenario.triple[0].embedding.as_ref().unwrap().len() as u64;
+    assert!(cost["bytes_read"].as_u64().unwrap() >= 8 * 4 * dim, "every embedding was read once: {cost}");
+    assert!(cost["bytes_written"].as_u64().unwrap() >= 3 * 4 * dim, "three memories created: {cost}");
+    assert_eq!(cost["model"], serde_json::json!({"calls": 0, "tokens": 0}));
+
     let events = job_events(&env.bus, project.id, job.id, WAIT).await;
     let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(kinds.first(), Some(&"queued"));
@@ -96,6 +107,8 @@ async fn a_dry_run_changes_nothing_and_reports_the_plan() {
     assert!(!plan.to_string().contains("\"embedding\""), "a bounded plan: no embeddings");
     assert_eq!(plan["truncated"], false);
     assert_eq!(plan["merges"].as_array().unwrap().len(), 2);
+    let cost = &job.result.as_ref().unwrap().0["cost"];
+    assert_eq!((cost["applying_ms"].as_f64(), cost["bytes_written"].as_u64()), (Some(0.0), Some(0)), "{cost}");
     let events = job_events(&env.bus, project.id, job.id, WAIT).await;
     let last_result = serde_json::to_value(events.last().unwrap().result.as_ref().unwrap()).unwrap();
     assert!(last_result["plan"]["clusters"].is_array());

@@ -19,6 +19,14 @@ pub trait Embedder: Send + Sync {
     fn name(&self) -> &str;
     /// `member_embeddings` are the members' unit vectors; an embedder may ignore them.
     fn embed(&self, text: &str, member_embeddings: &[&[f32]]) -> Result<Vec<f32>, EmbedError>;
+    /// Requests and tokens this instance spent; an offline embedder spends none.
+    fn usage(&self) -> crate::domain::ModelUsage {
+        crate::domain::ModelUsage::default()
+    }
+    /// An instance of its own for one job (see [`crate::engine::synthesis::Synthesizer::for_job`]).
+    fn for_job(&self) -> Option<std::sync::Arc<dyn Embedder>> {
+        None
+    }
 }
 
 /// The normalized centroid of the members' (unit) embeddings. Deterministic and offline.

@@ -63,6 +63,15 @@ pub enum SynthesisError {
 pub trait Synthesizer: Send + Sync {
     fn name(&self) -> &str;
     fn synthesize(&self, view: &TopicView<'_>) -> Result<SynthesisDraft, SynthesisError>;
+    /// Requests and tokens this instance spent; an offline synthesizer spends none.
+    fn usage(&self) -> crate::domain::ModelUsage {
+        crate::domain::ModelUsage::default()
+    }
+    /// An instance of its own for one job, so that the job's usage is counted apart; `None`
+    /// when this one spends nothing.
+    fn for_job(&self) -> Option<std::sync::Arc<dyn Synthesizer>> {
+        None
+    }
 }
 
 /// Checks any synthesizer's draft: a summary, at least two facts, none blank, each with a
