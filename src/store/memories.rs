@@ -297,8 +297,10 @@ struct PlanningRow {
 /// Embeddings a reader already holds, by memory id. A stored memory's embedding never changes
 /// (no statement updates it), so an id is a complete cache key.
 pub trait EmbeddingCache: Send + Sync {
-    fn get(&self, project_id: Uuid, id: Uuid) -> Option<Vec<f32>>;
-    fn put(&self, project_id: Uuid, id: Uuid, embedding: &[f32]);
+    /// The embedding of memory `id` at `version`: a memory edited since (re-embedded, say) is
+    /// never served from an older version.
+    fn get(&self, project_id: Uuid, id: Uuid, version: i64) -> Option<Vec<f32>>;
+    fn put(&self, project_id: Uuid, id: Uuid, version: i64, embedding: &[f32]);
     /// Forgets the project's embeddings of memories no longer among `live` (merged away,
     /// archived, deleted by a rollback), so the budget holds what the next job reads.
     fn retain(&self, project_id: Uuid, live: &std::collections::HashSet<Uuid>);
@@ -316,13 +318,14 @@ async fn embeddings_of(
     let mut missing = Vec::new();
     let mut bytes_read = 0u64;
     for row in rows.iter().filter(|r| r.has_embedding) {
-        match cache.and_then(|c| c.get(project_id, row.id)) {
+        match cache.and_then(|c| c.get(project_id, row.id, row.version)) {
             Some(vector) => {
                 found.insert(row.id, vector);
             }
             None => missing.push(row.id),
         }
     }
+    let versions: HashMap<Uuid, i64> = rows.iter().map(|r| (r.id, r.version)).collect();
     for chunk in missing.chunks(EMBEDDING_BATCH) {
         let read: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(
             "SELECT id, context_embedding FROM task_memories WHERE id = ANY($1) AND context_embedding IS NOT NULL",
@@ -333,8 +336,8 @@ async fn embeddings_of(
         for (id, bytes) in read {
             bytes_read += bytes.len() as u64;
             let vector = embedding::decode(&bytes)?;
-            if let Some(cache) = cache {
-                cache.put(project_id, id, &vector);
+            if let (Some(cache), Some(&version)) = (cache, versions.get(&id)) {
+                cache.put(project_id, id, version, &vector);
             }
             found.insert(id, vector);
         }
