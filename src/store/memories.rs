@@ -314,25 +314,38 @@ async fn embeddings_of(
     rows: &[PlanningRow],
     cache: Option<&dyn EmbeddingCache>,
 ) -> Result<(HashMap<Uuid, Vec<f32>>, u64)> {
-    let mut found: HashMap<Uuid, Vec<f32>> = HashMap::with_capacity(rows.len());
+    let wanted = rows.iter().filter(|r| r.has_embedding).map(|r| (r.id, r.version)).collect();
+    cached_embeddings(conn, project_id, wanted, MEMORY_EMBEDDINGS, cache).await
+}
+
+const MEMORY_EMBEDDINGS: &str =
+    "SELECT id, context_embedding FROM task_memories WHERE id = ANY($1) AND context_embedding IS NOT NULL";
+const ENTRY_EMBEDDINGS: &str =
+    "SELECT id, embedding FROM playbook_entries WHERE id = ANY($1) AND embedding IS NOT NULL";
+
+/// The embeddings of `wanted` (id, version): from `cache` where it holds that version, else
+/// read with `sql` (id, bytes) and cached; returns them and the bytes read.
+async fn cached_embeddings(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+    wanted: Vec<(Uuid, i64)>,
+    sql: &str,
+    cache: Option<&dyn EmbeddingCache>,
+) -> Result<(HashMap<Uuid, Vec<f32>>, u64)> {
+    let mut found: HashMap<Uuid, Vec<f32>> = HashMap::with_capacity(wanted.len());
     let mut missing = Vec::new();
-    let mut bytes_read = 0u64;
-    for row in rows.iter().filter(|r| r.has_embedding) {
-        match cache.and_then(|c| c.get(project_id, row.id, row.version)) {
+    for &(id, version) in &wanted {
+        match cache.and_then(|c| c.get(project_id, id, version)) {
             Some(vector) => {
-                found.insert(row.id, vector);
+                found.insert(id, vector);
             }
-            None => missing.push(row.id),
+            None => missing.push(id),
         }
     }
-    let versions: HashMap<Uuid, i64> = rows.iter().map(|r| (r.id, r.version)).collect();
+    let versions: HashMap<Uuid, i64> = wanted.into_iter().collect();
+    let mut bytes_read = 0u64;
     for chunk in missing.chunks(EMBEDDING_BATCH) {
-        let read: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, context_embedding FROM task_memories WHERE id = ANY($1) AND context_embedding IS NOT NULL",
-        )
-        .bind(chunk)
-        .fetch_all(&mut *conn)
-        .await?;
+        let read: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(sql).bind(chunk).fetch_all(&mut *conn).await?;
         for (id, bytes) in read {
             bytes_read += bytes.len() as u64;
             let vector = embedding::decode(&bytes)?;
@@ -343,6 +356,49 @@ async fn embeddings_of(
         }
     }
     Ok((found, bytes_read))
+}
+
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    id: Uuid,
+    content: String,
+    category: String,
+    supporting_memory_ids: Vec<Uuid>,
+    source_memory_id: Option<Uuid>,
+    updated_at: DateTime<Utc>,
+    has_embedding: bool,
+}
+
+/// The project's active playbook entries, their embeddings from `cache` where it holds them at
+/// the entry's last update; returns them and the embedding bytes read.
+async fn playbook_entries(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+    cache: Option<&dyn EmbeddingCache>,
+) -> Result<(Vec<PlaybookEntrySnapshot>, u64)> {
+    let rows: Vec<EntryRow> = sqlx::query_as(
+        "SELECT id, content, category, supporting_memory_ids, source_memory_id, updated_at,
+                embedding IS NOT NULL AS has_embedding
+           FROM playbook_entries WHERE project_id = $1 AND is_active ORDER BY id",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    // An entry's update time is its version: every change to an entry sets it.
+    let wanted = rows.iter().filter(|r| r.has_embedding).map(|r| (r.id, r.updated_at.timestamp_micros())).collect();
+    let (mut found, bytes_read) = cached_embeddings(conn, project_id, wanted, ENTRY_EMBEDDINGS, cache).await?;
+    let entries = rows
+        .into_iter()
+        .map(|row| PlaybookEntrySnapshot {
+            embedding: found.remove(&row.id),
+            id: row.id,
+            content: row.content,
+            category: row.category,
+            supporting_memory_ids: row.supporting_memory_ids,
+            source_memory_id: row.source_memory_id,
+        })
+        .collect();
+    Ok((entries, bytes_read))
 }
 
 /// Embeddings read per statement when the cache misses.
@@ -454,7 +510,12 @@ pub async fn snapshot(
     .fetch_all(&mut *conn)
     .await?;
     if let Some(cache) = cache {
-        cache.retain(project_id, &rows.iter().chain(&originals).map(|r| r.id).collect());
+        let entries: Vec<Uuid> =
+            sqlx::query_scalar("SELECT id FROM playbook_entries WHERE project_id = $1 AND is_active")
+                .bind(project_id)
+                .fetch_all(&mut *conn)
+                .await?;
+        cache.retain(project_id, &rows.iter().chain(&originals).map(|r| r.id).chain(entries).collect());
     }
     let (mut embeddings, mut embedding_bytes_read) = embeddings_of(&mut *conn, project_id, &rows, cache).await?;
     let (of_originals, bytes) = embeddings_of(&mut *conn, project_id, &originals, cache).await?;
@@ -462,20 +523,8 @@ pub async fn snapshot(
     embedding_bytes_read += bytes;
     let memories = rows.into_iter().map(|r| r.into_snapshot(&mut embeddings)).collect::<Result<Vec<_>>>()?;
     let originals = originals.into_iter().map(|r| r.into_snapshot(&mut embeddings)).collect::<Result<Vec<_>>>()?;
-    let playbook = super::playbook::active_entries(&mut *conn, project_id)
-        .await?
-        .into_iter()
-        .map(|entry| {
-            Ok(PlaybookEntrySnapshot {
-                embedding: entry.embedding.as_deref().map(embedding::decode).transpose()?,
-                id: entry.id,
-                content: entry.content,
-                category: entry.category,
-                supporting_memory_ids: entry.supporting_memory_ids,
-                source_memory_id: entry.source_memory_id,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let (playbook, bytes) = playbook_entries(&mut *conn, project_id, cache).await?;
+    embedding_bytes_read += bytes;
     let snapshot = ProjectSnapshot {
         project_id,
         embedding_dim: embedding_dim.and_then(|dim| usize::try_from(dim).ok()),

@@ -37,13 +37,6 @@ pub struct NewEntry {
     pub source_memory_id: Option<Uuid>,
 }
 
-pub async fn active_entries(db: impl PgExecutor<'_>, project_id: Uuid) -> Result<Vec<PlaybookEntry>> {
-    Ok(sqlx::query_as("SELECT * FROM playbook_entries WHERE project_id = $1 AND is_active ORDER BY id")
-        .bind(project_id)
-        .fetch_all(db)
-        .await?)
-}
-
 /// One page of a project's entries in id order: active ones only unless `include_inactive`.
 pub async fn list(
     db: impl PgExecutor<'_>,

@@ -90,6 +90,42 @@ async fn a_trigger_runs_to_completed_with_rows_changes_and_events() {
 }
 
 #[tokio::test]
+async fn a_worker_reads_no_embedding_twice_and_an_edited_one_again() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    let scenario = Scenario::new();
+    fixtures::insert(&env.db, project.id, &scenario.all()).await;
+    let dim = scenario.triple[0].embedding.as_ref().unwrap().len() as u64;
+    let worker = env.spawn_worker();
+    let mut bytes_read = Vec::new();
+    for round in 0..4 {
+        if round == 3 {
+            // An edit moves the memory's version: its embedding is read again, never served stale.
+            sqlx::query("UPDATE task_memories SET context_embedding = context_embedding WHERE id = $1")
+                .bind(scenario.unrelated[0].id)
+                .execute(&env.db)
+                .await
+                .unwrap();
+        }
+        let command = trigger(project.id, serde_json::json!({"mode": "full"}));
+        publish_trigger(&env.bus, &command).await;
+        let job = wait_for_status(&env, command.job_id, "completed", WAIT).await;
+        bytes_read.push(job.result.as_ref().unwrap().0["cost"]["bytes_read"].as_u64().unwrap());
+    }
+    assert!(bytes_read[0] >= 8 * 4 * dim, "the first job reads every embedding: {bytes_read:?}");
+    // The second reads the embeddings of what the first created (consolidated memories,
+    // syntheses, playbook entries); the third and fourth read the same texts, and the fourth
+    // exactly one embedding more: the third read none.
+    assert!(bytes_read[2] < bytes_read[1], "{bytes_read:?}");
+    assert_eq!(
+        bytes_read[3] - bytes_read[2],
+        4 * dim,
+        "only the edited memory's embedding is read again: {bytes_read:?}"
+    );
+    worker.stop().await;
+}
+
+#[tokio::test]
 async fn a_dry_run_changes_nothing_and_reports_the_plan() {
     let env = TestEnv::new().await;
     let project = fixtures::project(&env.db, 1).await;
