@@ -136,10 +136,11 @@ impl Harness {
         Ok(JobRun { end_to_end_ms, phases, completed, result })
     }
 
-    /// Stops the worker and drops the database.
+    /// Stops the worker, deletes the run's streams and drops the database.
     pub async fn stop(self) -> Result<(), E2eError> {
         self.shutdown.cancel();
         let _ = self.running.await;
+        self.bus.delete_streams().await?;
         self.db.close().await;
         drop_database(&self.database_url).await
     }

@@ -31,6 +31,19 @@ pub struct ConsumerSettings {
 }
 
 impl Bus {
+    /// Deletes both streams (a test's or a benchmark's, with everything in them); a stream that
+    /// does not exist is no error.
+    pub async fn delete_streams(&self) -> Result<(), BusError> {
+        for name in [self.prefix.commands_stream(), self.prefix.events_stream()] {
+            if let Err(error) = self.jetstream.delete_stream(&name).await {
+                if self.jetstream.get_stream(&name).await.is_ok() {
+                    return Err(BusError::Setup(format!("deleting stream {name}: {error}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Creates both streams, or updates them to these settings.
     pub async fn ensure_streams(&self, events_max_age: Duration) -> Result<(), BusError> {
         let commands = Config {

@@ -63,3 +63,20 @@ fn replicas_outside_jetstreams_range_and_an_empty_server_list_are_refused() {
     config.nats_url = " , ".into();
     assert_eq!(config.servers().unwrap_err().name, "NATS_URL");
 }
+
+#[tokio::test]
+async fn a_test_leaves_no_stream_behind() {
+    let env = TestEnv::new().await;
+    let (jetstream, prefix) = (env.bus.jetstream.clone(), env.bus.prefix.clone());
+    for name in [prefix.commands_stream(), prefix.events_stream()] {
+        assert!(jetstream.get_stream(&name).await.is_ok(), "{name} exists while the test runs");
+    }
+    drop(env);
+    for name in [prefix.commands_stream(), prefix.events_stream()] {
+        assert!(jetstream.get_stream(&name).await.is_err(), "{name} is deleted with the test's database");
+    }
+    // Deleting what is already gone is no error.
+    let again = TestEnv::new().await;
+    again.bus.delete_streams().await.expect("first delete");
+    again.bus.delete_streams().await.expect("a stream already gone is no error");
+}

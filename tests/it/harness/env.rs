@@ -185,12 +185,13 @@ impl RunningWorker {
 }
 
 impl Drop for TestEnv {
-    /// Best effort: drop the test database so repeated local runs leave little behind. (Its
-    /// streams stay: they are small, and events age out.) A thread with its own runtime, since
+    /// Best effort: drop the test database and delete the test's streams, so runs leave nothing
+    /// behind. A thread with its own runtime (and its own NATS connection, bounded in time), since
     /// the test's runtime may be single-threaded and is blocked here.
     fn drop(&mut self) {
         let admin_url = self.admin_url.clone();
         let name = self.database_name.clone();
+        let (nats, prefix) = (self.nats.clone(), self.bus.prefix.clone());
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             runtime.block_on(async move {
@@ -198,6 +199,12 @@ impl Drop for TestEnv {
                     let drop = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
                     let _ = sqlx::query(&drop).execute(&mut conn).await;
                 }
+                let cleanup = async {
+                    if let Ok(bus) = Bus::connect(&nats, prefix, "consolidator-test-cleanup").await {
+                        let _ = bus.delete_streams().await;
+                    }
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(5), cleanup).await;
             });
         })
         .join();
