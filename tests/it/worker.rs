@@ -3,6 +3,7 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use consolidator::config::RetentionConfig;
+use consolidator::llm::{OpenAiConfig, OpenAiSynthesizer};
 use consolidator::{
     bus::{
         CommandKind,
@@ -123,6 +124,69 @@ async fn a_worker_reads_no_embedding_twice_and_an_edited_one_again() {
         "only the edited memory's embedding is read again: {bytes_read:?}"
     );
     worker.stop().await;
+}
+
+/// An OpenAI-compatible chat endpoint on 127.0.0.1:0 answering every request with a valid
+/// synthesis and `usage.total_tokens` = `tokens`; returns its base URL.
+fn chat_endpoint(tokens: u64) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let url = format!("http://{}/v1", listener.local_addr().expect("address"));
+    let content = r#"{"text":"Raise the pool size [1]; the related note says why [2].","confidence":0.9}"#;
+    let body = serde_json::json!({
+        "choices": [{"message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": tokens - 20, "completion_tokens": 20, "total_tokens": tokens}
+    })
+    .to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut request = vec![0u8; length];
+            let _ = reader.read_exact(&mut request);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = reader.get_mut().write_all(answer.as_bytes());
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_jobs_model_calls_and_tokens_are_in_its_cost() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
+    let model = OpenAiConfig {
+        base_url: chat_endpoint(120),
+        model: "test-model".to_owned(),
+        api_key: None,
+        timeout: Duration::from_secs(10),
+        max_retries: 0,
+    };
+    let worker = env.worker().with_models(Arc::new(OpenAiSynthesizer::new(model)), Arc::new(CentroidEmbedder));
+    let running = env.spawn_worker_with(worker);
+    let mut usage = Vec::new();
+    for _ in 0..2 {
+        let command = trigger(project.id, serde_json::json!({"dry_run": true}));
+        publish_trigger(&env.bus, &command).await;
+        let job = wait_for_status(&env, command.job_id, "completed", WAIT).await;
+        assert_eq!(job.summaries_created, 1, "the scenario's topic is synthesized by the model");
+        usage.push(job.result.as_ref().unwrap().0["cost"]["model"].clone());
+    }
+    // Each job counts its own calls: the second does not carry the first's.
+    assert_eq!(usage[0], serde_json::json!({"calls": 1, "tokens": 120}), "{usage:?}");
+    assert_eq!(usage[1], usage[0], "{usage:?}");
+    running.stop().await;
 }
 
 #[tokio::test]
