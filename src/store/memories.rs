@@ -294,8 +294,8 @@ struct PlanningRow {
     fresh: Option<bool>,
 }
 
-/// Embeddings a reader already holds, by memory id. A stored memory's embedding never changes
-/// (no statement updates it), so an id is a complete cache key.
+/// Embeddings a reader already holds, by id (a memory's or a playbook entry's) and the version
+/// they were read at.
 pub trait EmbeddingCache: Send + Sync {
     /// The embedding of memory `id` at `version`: a memory edited since (re-embedded, say) is
     /// never served from an older version.
@@ -369,21 +369,26 @@ struct EntryRow {
     has_embedding: bool,
 }
 
-/// The project's active playbook entries, their embeddings from `cache` where it holds them at
-/// the entry's last update; returns them and the embedding bytes read.
-async fn playbook_entries(
-    conn: &mut PgConnection,
-    project_id: Uuid,
-    cache: Option<&dyn EmbeddingCache>,
-) -> Result<(Vec<PlaybookEntrySnapshot>, u64)> {
-    let rows: Vec<EntryRow> = sqlx::query_as(
+/// The project's active playbook entries, without their embeddings.
+async fn entry_rows(conn: &mut PgConnection, project_id: Uuid) -> Result<Vec<EntryRow>> {
+    Ok(sqlx::query_as(
         "SELECT id, content, category, supporting_memory_ids, source_memory_id, updated_at,
                 embedding IS NOT NULL AS has_embedding
            FROM playbook_entries WHERE project_id = $1 AND is_active ORDER BY id",
     )
     .bind(project_id)
     .fetch_all(&mut *conn)
-    .await?;
+    .await?)
+}
+
+/// The entries with their embeddings, from `cache` where it holds them at the entry's last
+/// update; returns them and the embedding bytes read.
+async fn playbook_entries(
+    conn: &mut PgConnection,
+    project_id: Uuid,
+    rows: Vec<EntryRow>,
+    cache: Option<&dyn EmbeddingCache>,
+) -> Result<(Vec<PlaybookEntrySnapshot>, u64)> {
     // An entry's update time is its version: every change to an entry sets it.
     let wanted = rows.iter().filter(|r| r.has_embedding).map(|r| (r.id, r.updated_at.timestamp_micros())).collect();
     let (mut found, bytes_read) = cached_embeddings(conn, project_id, wanted, ENTRY_EMBEDDINGS, cache).await?;
@@ -444,16 +449,16 @@ pub struct FreshSince {
     pub since: DateTime<Utc>,
 }
 
-/// Everything the engine clusters from: active memories (ids, versions, types, embeddings,
-/// provenance, reuse), the embeddings of the consolidated memories' original sources, and the
-/// active playbook. Texts are read later, only for what merges (`full_rows`). With `fresh`, the
-/// scope lists the memories new or changed since the base job; otherwise it is a full run.
 /// A snapshot and the embedding bytes read from the database for it (the cache's excluded).
 pub struct Loaded {
     pub snapshot: ProjectSnapshot,
     pub embedding_bytes_read: u64,
 }
 
+/// Everything the engine clusters from: active memories (ids, versions, types, embeddings,
+/// provenance, reuse), the embeddings of the consolidated memories' original sources, and the
+/// active playbook. Texts are read later, only for what merges (`full_rows`). With `fresh`, the
+/// scope lists the memories new or changed since the base job; otherwise it is a full run.
 pub async fn snapshot(
     conn: &mut PgConnection,
     project_id: Uuid,
@@ -509,13 +514,10 @@ pub async fn snapshot(
     .bind(project_id)
     .fetch_all(&mut *conn)
     .await?;
+    let entries = entry_rows(&mut *conn, project_id).await?;
     if let Some(cache) = cache {
-        let entries: Vec<Uuid> =
-            sqlx::query_scalar("SELECT id FROM playbook_entries WHERE project_id = $1 AND is_active")
-                .bind(project_id)
-                .fetch_all(&mut *conn)
-                .await?;
-        cache.retain(project_id, &rows.iter().chain(&originals).map(|r| r.id).chain(entries).collect());
+        let live = rows.iter().map(|r| r.id).chain(originals.iter().map(|r| r.id)).chain(entries.iter().map(|e| e.id));
+        cache.retain(project_id, &live.collect());
     }
     let (mut embeddings, mut embedding_bytes_read) = embeddings_of(&mut *conn, project_id, &rows, cache).await?;
     let (of_originals, bytes) = embeddings_of(&mut *conn, project_id, &originals, cache).await?;
@@ -523,7 +525,7 @@ pub async fn snapshot(
     embedding_bytes_read += bytes;
     let memories = rows.into_iter().map(|r| r.into_snapshot(&mut embeddings)).collect::<Result<Vec<_>>>()?;
     let originals = originals.into_iter().map(|r| r.into_snapshot(&mut embeddings)).collect::<Result<Vec<_>>>()?;
-    let (playbook, bytes) = playbook_entries(&mut *conn, project_id, cache).await?;
+    let (playbook, bytes) = playbook_entries(&mut *conn, project_id, entries, cache).await?;
     embedding_bytes_read += bytes;
     let snapshot = ProjectSnapshot {
         project_id,

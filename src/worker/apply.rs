@@ -224,10 +224,7 @@ pub async fn apply(
         scope: plan.scope.clone(),
     };
     let written = new_rows.iter().map(cost::new_memory_bytes).sum::<u64>()
-        + entries
-            .iter()
-            .map(|e| (e.content.len() + e.embedding.as_ref().map_or(0, |v| 4 * v.len())) as u64)
-            .sum::<u64>()
+        + entries.iter().map(cost::entry_bytes).sum::<u64>()
         + audit.iter().map(NewChange::bytes).sum::<u64>();
     meter.applied(written);
     let result = JobResult {

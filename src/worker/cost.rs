@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use crate::domain::{JobCost, Memory, ModelUsage, NewMemory, ProjectSnapshot};
+use crate::domain::{JobCost, ModelUsage, NewMemory, ProjectSnapshot};
+use crate::store::playbook::NewEntry;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -69,15 +70,18 @@ impl CostMeter {
     }
 }
 
-/// Text bytes of memories read in full.
-pub fn text_bytes<'a>(memories: impl IntoIterator<Item = &'a Memory>) -> u64 {
-    memories.into_iter().map(|m| m.text_bytes() as u64).sum()
+fn vector_bytes(embedding: Option<&Vec<f32>>) -> usize {
+    embedding.map_or(0, |e| e.len() * std::mem::size_of::<f32>())
 }
 
 /// Bytes of the rows a new memory writes: its texts and its embedding.
 pub fn new_memory_bytes(memory: &NewMemory) -> u64 {
-    let embedding = memory.embedding.as_ref().map_or(0, |e| e.len() * std::mem::size_of::<f32>());
-    (memory.text_bytes() + embedding) as u64
+    (memory.text_bytes() + vector_bytes(memory.embedding.as_ref())) as u64
+}
+
+/// Bytes a new playbook entry writes: its content and its embedding.
+pub fn entry_bytes(entry: &NewEntry) -> u64 {
+    (entry.content.len() + vector_bytes(entry.embedding.as_ref())) as u64
 }
 
 #[cfg(test)]

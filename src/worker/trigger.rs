@@ -11,7 +11,7 @@ use super::{
     Outcome, Worker, apply,
     apply::ApplyOutcome,
     boundary::{self, End, Step},
-    cost::{self, CostMeter},
+    cost::CostMeter,
     events::job_event,
     failure::Failure,
     guards,
@@ -227,7 +227,7 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
             let needed = engine::plan::rows_needed(&clustering, &options);
             let loading = std::time::Instant::now();
             let loaded = runtime.block_on(memories::full_rows(&db, &needed))?;
-            text_bytes += cost::text_bytes(&loaded);
+            text_bytes += loaded.iter().map(|m| m.text_bytes() as u64).sum::<u64>();
             load_rows += loading.elapsed().as_secs_f64() * 1e3;
             let rows: engine::plan::Rows<'_> = loaded.iter().map(|m| (m.id, m)).collect();
             let mut plan = engine::plan::build(
