@@ -29,6 +29,8 @@ pub struct RollbackCommand {
     #[serde(default = "schema_version")]
     pub schema_version: u32,
     pub rollback_id: Uuid,
+    /// The project of the job to roll back: a job of any other project is refused.
+    pub project_id: Uuid,
     pub consolidation_id: Uuid,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -73,6 +75,8 @@ pub struct CheckCommand {
 pub struct CancelCommand {
     #[serde(default = "schema_version")]
     pub schema_version: u32,
+    /// The job's project: a job of any other project is left alone.
+    pub project_id: Uuid,
     pub job_id: Uuid,
     pub requested_by: String,
 }
@@ -379,7 +383,7 @@ mod tests {
         assert!(decode::<TriggerCommand>(&in_key).is_err());
 
         let rollback = serde_json::json!({
-            "rollback_id": Uuid::nil(), "consolidation_id": Uuid::nil(),
+            "rollback_id": Uuid::nil(), "project_id": Uuid::nil(), "consolidation_id": Uuid::nil(),
             "requested_by": "admin", "reason": "r".repeat(300),
         });
         let error = decode::<RollbackCommand>(&serde_json::to_vec(&rollback).unwrap()).unwrap_err();

@@ -70,8 +70,8 @@ pub async fn cancel_job(
     State(state): State<AppState>,
     Path(job_id): Path<Uuid>,
 ) -> Result<(StatusCode, axum::Json<CancelView>)> {
-    authorized_job(&state, &admin, job_id).await?;
-    match cancel::request(&state.db, job_id, admin.subject()).await? {
+    let job = authorized_job(&state, &admin, job_id).await?;
+    match cancel::request(&state.db, job_id, job.project_id, admin.subject()).await? {
         CancelRequest::NotFound => Err(ApiError::NotFound(format!("consolidation job {job_id} does not exist"))),
         CancelRequest::Finished(job) => {
             Err(ApiError::Conflict(format!("job {job_id} has already ended ({}); nothing to cancel", job.status)))

@@ -163,6 +163,7 @@ pub async fn request_rollback(
     let command = RollbackCommand {
         schema_version: SCHEMA_VERSION,
         rollback_id,
+        project_id: job.project_id,
         consolidation_id: job.id,
         reason: request.reason,
         requested_by: admin.subject().to_owned(),

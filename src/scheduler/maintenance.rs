@@ -147,6 +147,7 @@ impl Scheduler {
             let command = RollbackCommand {
                 schema_version: SCHEMA_VERSION,
                 rollback_id: rollback.id,
+                project_id: rollback.project_id,
                 consolidation_id: rollback.job_id,
                 reason: rollback.reason.clone(),
                 requested_by: rollback.requested_by.clone(),

@@ -21,11 +21,13 @@ pub enum CancelRequest {
     NotFound,
 }
 
-/// Records a cancel request. Serialized with the worker on the job row: an apply transaction
-/// that already holds the row commits first, and this then finds the job finished.
-pub async fn request(db: &sqlx::PgPool, id: Uuid, requested_by: &str) -> Result<CancelRequest> {
+/// Records a cancel request for a job of `project_id` (a job of another project is not found).
+/// Serialized with the worker on the job row: an apply transaction that already holds the row
+/// commits first, and this then finds the job finished.
+pub async fn request(db: &sqlx::PgPool, id: Uuid, project_id: Uuid, requested_by: &str) -> Result<CancelRequest> {
     let mut tx = db.begin().await?;
-    let Some(job) = super::jobs::lock(&mut tx, id).await? else { return Ok(CancelRequest::NotFound) };
+    let job = super::jobs::lock(&mut tx, id).await?.filter(|job| job.project_id == project_id);
+    let Some(job) = job else { return Ok(CancelRequest::NotFound) };
     let outcome = if job.is_finished() {
         CancelRequest::Finished(job)
     } else if job.status == JobStatus::Pending {

@@ -457,18 +457,25 @@ pub async fn duration_histogram(db: impl PgExecutor<'_>, bounds: &[f64]) -> Resu
     Ok((buckets, sum, count))
 }
 
-/// Fails a job unless another worker holds a live lease on it: a stray delivery that gives up
-/// must not fail the run that is going well elsewhere.
-pub async fn fail_unless_held(db: impl PgExecutor<'_>, id: Uuid, error: &str, lease: Duration) -> Result<bool> {
+/// Fails a job of `project_id` unless another worker holds a live lease on it: a stray delivery
+/// that gives up must not fail the run that is going well elsewhere, nor a job of another project.
+pub async fn fail_unless_held(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    project_id: Uuid,
+    error: &str,
+    lease: Duration,
+) -> Result<bool> {
     let updated = sqlx::query(
         "UPDATE consolidation_jobs SET status = 'failed', phase = 'failed', completed_at = now(), error_message = $2
-          WHERE id = $1
+          WHERE id = $1 AND project_id = $4
             AND (status = 'pending'
                  OR (status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < now() - $3 * interval '1 millisecond')))",
     )
     .bind(id)
     .bind(error)
     .bind(lease.as_millis() as f64)
+    .bind(project_id)
     .execute(db)
     .await?
     .rows_affected();

@@ -20,7 +20,7 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
         Ok(command) => command,
         Err(error) => return Outcome::Poison { reason: error.to_string() },
     };
-    Span::current().record("job_id", command.job_id.to_string());
+    Span::current().record("job_id", command.job_id.to_string()).record("project_id", command.project_id.to_string());
     if command.requested_by.trim().is_empty() {
         return Outcome::Poison { reason: "requested_by must not be empty".to_owned() };
     }
@@ -31,8 +31,10 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
 }
 
 async fn run(worker: &Worker, command: &CancelCommand) -> Result<Outcome, Failure> {
-    match cancel::request(&worker.db, command.job_id, &command.requested_by).await? {
-        CancelRequest::NotFound => Err(Failure::Rejected(format!("job {} does not exist", command.job_id))),
+    match cancel::request(&worker.db, command.job_id, command.project_id, &command.requested_by).await? {
+        CancelRequest::NotFound => {
+            Err(Failure::Rejected(format!("project {} has no job {}", command.project_id, command.job_id)))
+        }
         CancelRequest::Requested(_) => Ok(Outcome::Done),
         CancelRequest::Cancelled(job) => {
             worker.bus.job_terminal_event(JobEventKind::Cancelled, &crate::finish::cancelled_event(&job)).await?;

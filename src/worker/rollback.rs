@@ -57,10 +57,17 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
     }
 }
 
-/// Deliveries ran out: the rollback fails with the reason, unless it had ended already.
+/// Deliveries ran out: the rollback fails with the reason, unless it had ended already or the
+/// payload does not name its project.
 pub async fn give_up(worker: &Worker, payload: &[u8], reason: &str) {
-    let Some(rollback_id) = named_id(payload, "rollback_id") else { return };
+    let (Some(rollback_id), Some(project_id)) = (named_id(payload, "rollback_id"), named_id(payload, "project_id"))
+    else {
+        return;
+    };
     let Ok(Some(rollback)) = rollbacks::get(&worker.db, rollback_id).await else { return };
+    if rollback.project_id != project_id {
+        return;
+    }
     match rollbacks::finish_unsuccessful(&worker.db, rollback.id, RollbackStatus::Failed, reason, &[]).await {
         Ok(true) => {}
         Ok(false) => return,
@@ -77,12 +84,11 @@ pub async fn give_up(worker: &Worker, payload: &[u8], reason: &str) {
 }
 
 async fn run(worker: &Worker, command: &RollbackCommand) -> Result<Outcome, Failure> {
-    let Some(job) = jobs::get(&worker.db, command.consolidation_id).await? else {
-        let reason = format!("consolidation job {} does not exist", command.consolidation_id);
-        let event = RollbackEvent {
-            error: Some(reason.clone()),
-            ..event_of_command(command, Uuid::nil(), RollbackEventKind::Refused)
-        };
+    let job = jobs::get(&worker.db, command.consolidation_id).await?.filter(|job| job.project_id == command.project_id);
+    let Some(job) = job else {
+        let reason = format!("project {} has no consolidation job {}", command.project_id, command.consolidation_id);
+        let event =
+            RollbackEvent { error: Some(reason.clone()), ..event_of_command(command, RollbackEventKind::Refused) };
         worker.bus.rollback_event(RollbackEventKind::Refused, &event).await?;
         return Ok(Outcome::Poison { reason });
     };
@@ -354,13 +360,13 @@ fn event_of(rollback: &Rollback, event: RollbackEventKind) -> RollbackEvent {
     }
 }
 
-fn event_of_command(command: &RollbackCommand, project_id: Uuid, event: RollbackEventKind) -> RollbackEvent {
+fn event_of_command(command: &RollbackCommand, event: RollbackEventKind) -> RollbackEvent {
     RollbackEvent {
         schema_version: SCHEMA_VERSION,
         event,
         rollback_id: command.rollback_id,
         consolidation_id: command.consolidation_id,
-        project_id,
+        project_id: command.project_id,
         at: Utc::now(),
         success: false,
         memories_restored: 0,

@@ -47,23 +47,23 @@ pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
     match result {
         Ok(outcome) => outcome,
         Err(Failure::Impossible(reason)) => {
-            fail_job(worker, command.job_id, &reason).await;
+            fail_job(worker, command.job_id, command.project_id, &reason).await;
             Outcome::Poison { reason }
         }
         Err(failure) => failure.into(),
     }
 }
 
-/// The command will not be delivered again: the job it names fails with the reason (unless a
-/// worker holds it alive).
+/// The command will not be delivered again: the job it names fails with the reason, when the
+/// payload names the job's project too (and no worker holds it alive).
 pub async fn give_up(worker: &Worker, payload: &[u8], reason: &str) {
-    if let Some(job_id) = named_id(payload, "job_id") {
-        fail_job(worker, job_id, reason).await;
+    if let (Some(job_id), Some(project_id)) = (named_id(payload, "job_id"), named_id(payload, "project_id")) {
+        fail_job(worker, job_id, project_id, reason).await;
     }
 }
 
-async fn fail_job(worker: &Worker, job_id: Uuid, reason: &str) {
-    match jobs::fail_unless_held(&worker.db, job_id, reason, worker.lease()).await {
+async fn fail_job(worker: &Worker, job_id: Uuid, project_id: Uuid, reason: &str) {
+    match jobs::fail_unless_held(&worker.db, job_id, project_id, reason, worker.lease()).await {
         Ok(true) => announce_failure(worker, job_id, reason).await,
         Ok(false) => {}
         Err(error) => tracing::error!(%error, "could not record the job's failure"),

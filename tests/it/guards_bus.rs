@@ -145,8 +145,9 @@ async fn a_plan_beyond_the_blast_radius_fails_naming_share_and_limit_and_changes
     assert_eq!((event.event.as_str(), event.error.as_deref()), ("failed", Some(error.as_str())));
 }
 
-async fn publish_cancel(env: &TestEnv, job_id: Uuid, requested_by: &str) {
-    let command = CancelCommand { schema_version: SCHEMA_VERSION, job_id, requested_by: requested_by.to_owned() };
+async fn publish_cancel(env: &TestEnv, project_id: Uuid, job_id: Uuid, requested_by: &str) {
+    let command =
+        CancelCommand { schema_version: SCHEMA_VERSION, project_id, job_id, requested_by: requested_by.to_owned() };
     env.bus.publish_command(CommandKind::Cancel, &Uuid::new_v4().to_string(), &command).await.expect("published");
 }
 
@@ -165,14 +166,14 @@ async fn cmd_cancel_ends_a_pending_job_and_dead_letters_a_cancel_of_an_ended_or_
     jobs::create(&env.db, &new).await.expect("pending job");
     let worker = env.spawn_worker();
 
-    publish_cancel(&env, new.id, "ops-bot").await;
+    publish_cancel(&env, project.id, new.id, "ops-bot").await;
     let job = wait_for_status(&env, new.id, "cancelled", WAIT).await;
     assert_eq!(job.cancel_requested_by.as_deref(), Some("ops-bot"));
     assert_eq!(terminal_event(&env, project.id, new.id).await.event, "cancelled");
     assert_eq!(jobs::active_for_project(&env.db, project.id).await.unwrap(), None, "the project is free again");
 
-    publish_cancel(&env, new.id, "someone-else").await;
-    publish_cancel(&env, Uuid::new_v4(), "ops-bot").await;
+    publish_cancel(&env, project.id, new.id, "someone-else").await;
+    publish_cancel(&env, project.id, Uuid::new_v4(), "ops-bot").await;
     let garbage = br#"{"schema_version":1,"job_id":42}"#;
     let subject = env.bus.prefix.command(CommandKind::Cancel);
     env.bus.jetstream.publish(subject, garbage.as_slice().into()).await.unwrap().await.unwrap();

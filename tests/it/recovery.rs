@@ -5,13 +5,16 @@ use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{Message, consumer::PullConsumer};
 use consolidator::config::RetentionConfig;
-use consolidator::domain::RollbackEventKind;
+use consolidator::domain::{RollbackEventKind, TriggerType};
 use consolidator::{
     bus::{
         CommandKind,
-        messages::{CheckCommand, DeadLetter, RollbackCommand, SCHEMA_VERSION, TriggerCommand},
+        messages::{CancelCommand, CheckCommand, DeadLetter, RollbackCommand, SCHEMA_VERSION, TriggerCommand},
     },
-    store::{jobs, projects, rollbacks},
+    store::{
+        jobs::{self, NewJob},
+        projects, rollbacks,
+    },
     worker::{self, Settled, Worker, advisories},
 };
 use futures::StreamExt;
@@ -189,10 +192,11 @@ async fn completed_job(env: &TestEnv) -> (Uuid, Uuid) {
     (project.id, command.job_id)
 }
 
-fn rollback_command(job_id: Uuid) -> RollbackCommand {
+fn rollback_command(project_id: Uuid, job_id: Uuid) -> RollbackCommand {
     RollbackCommand {
         schema_version: SCHEMA_VERSION,
         rollback_id: Uuid::new_v4(),
+        project_id,
         consolidation_id: job_id,
         reason: Some("test".into()),
         requested_by: "admin".into(),
@@ -203,10 +207,10 @@ fn rollback_command(job_id: Uuid) -> RollbackCommand {
 #[tokio::test]
 async fn a_rollback_redelivered_mid_run_keeps_its_own_result() {
     let env = TestEnv::new().await;
-    let (_, job_id) = completed_job(&env).await;
+    let (project_id, job_id) = completed_job(&env).await;
     let worker = env.worker();
     let consumer = consumer(&worker, CommandKind::Rollback).await;
-    let command = rollback_command(job_id);
+    let command = rollback_command(project_id, job_id);
     env.bus.publish_command(CommandKind::Rollback, &command.rollback_id.to_string(), &command).await.unwrap();
     let message = next_delivery(&consumer).await;
 
@@ -226,7 +230,7 @@ async fn a_rollback_redelivered_mid_run_keeps_its_own_result() {
 async fn giving_up_on_a_rollback_that_completed_changes_nothing_and_announces_nothing() {
     let env = TestEnv::new().await;
     let (project_id, job_id) = completed_job(&env).await;
-    let command = rollback_command(job_id);
+    let command = rollback_command(project_id, job_id);
     let running = env.spawn_worker();
     let result = crate::harness::rollback(&env, project_id, job_id, command.rollback_id).await;
     running.stop().await;
@@ -234,7 +238,7 @@ async fn giving_up_on_a_rollback_that_completed_changes_nothing_and_announces_no
     // A stray copy of the command that JetStream then gives up on.
     let worker = Arc::new(env.worker());
     let stream = env.bus.jetstream.get_stream(env.bus.prefix.commands_stream()).await.unwrap();
-    let stray = RollbackCommand { rollback_id: command.rollback_id, ..rollback_command(job_id) };
+    let stray = RollbackCommand { rollback_id: command.rollback_id, ..rollback_command(project_id, job_id) };
     env.bus.publish_command(CommandKind::Rollback, "stray-copy", &stray).await.unwrap();
     let sequence = stream.get_info().await.unwrap().state.last_sequence;
     let failed_events = env
@@ -274,7 +278,7 @@ async fn commands_with_overlong_actors_or_reasons_or_a_nul_are_dead_lettered_nam
     let mut nul = trigger(project.id, serde_json::json!({}));
     nul.triggered_by = "agent\u{0}".into();
     publish_trigger(&env.bus, &nul).await;
-    let reason = RollbackCommand { reason: Some("r".repeat(257)), ..rollback_command(Uuid::new_v4()) };
+    let reason = RollbackCommand { reason: Some("r".repeat(257)), ..rollback_command(Uuid::new_v4(), Uuid::new_v4()) };
     env.bus.publish_command(CommandKind::Rollback, &reason.rollback_id.to_string(), &reason).await.unwrap();
 
     let triggers = eventually(WAIT, || async {
@@ -342,4 +346,56 @@ async fn failures_that_are_not_outages_are_counted_on_the_row() {
     assert_eq!(jobs::count_failure(&env.db, command.job_id).await.unwrap(), Some(1));
     assert_eq!(jobs::count_failure(&env.db, command.job_id).await.unwrap(), Some(2));
     assert_eq!(jobs::count_failure(&env.db, Uuid::new_v4()).await.unwrap(), None, "no row, no count");
+}
+
+#[tokio::test]
+async fn a_command_naming_another_project_is_dead_lettered_and_changes_nothing() {
+    let env = TestEnv::new().await;
+    let (project_id, job_id) = completed_job(&env).await;
+    let other = fixtures::project(&env.db, 2).await;
+    let pending = NewJob {
+        id: Uuid::new_v4(),
+        project_id: other.id,
+        trigger_type: TriggerType::Manual,
+        options: serde_json::json!({}),
+        triggered_by: "tester".to_owned(),
+        scheduled_for: None,
+    };
+    jobs::create(&env.db, &pending).await.unwrap();
+    let worker = env.spawn_worker();
+
+    let rollback = rollback_command(other.id, job_id);
+    env.bus.publish_command(CommandKind::Rollback, &rollback.rollback_id.to_string(), &rollback).await.unwrap();
+    let cancel = CancelCommand {
+        schema_version: SCHEMA_VERSION,
+        project_id,
+        job_id: pending.id,
+        requested_by: "intruder".to_owned(),
+    };
+    env.bus.publish_command(CommandKind::Cancel, "foreign-cancel", &cancel).await.unwrap();
+    // Undecodable, naming the other project's job under this project: the job must not fail.
+    let garbage = serde_json::json!({"job_id": pending.id, "project_id": project_id, "trigger_type": 7});
+    let subject = env.bus.prefix.command(CommandKind::Trigger);
+    env.bus.jetstream.publish(subject, garbage.to_string().into()).await.unwrap().await.unwrap();
+
+    let letters = eventually(WAIT, || async {
+        let mut letters = dead_letters(&env, "rollback", Duration::from_millis(300)).await;
+        letters.extend(dead_letters(&env, "cancel", Duration::from_millis(300)).await);
+        letters.extend(dead_letters(&env, "trigger", Duration::from_millis(300)).await);
+        (letters.len() == 3).then_some(letters)
+    })
+    .await
+    .expect("three dead letters");
+    worker.stop().await;
+
+    let reasons: Vec<&str> = letters.iter().map(|l| l.reason.as_str()).collect();
+    assert!(
+        reasons.contains(&format!("project {} has no consolidation job {job_id}", other.id).as_str()),
+        "{reasons:?}"
+    );
+    assert!(reasons.contains(&format!("project {project_id} has no job {}", pending.id).as_str()), "{reasons:?}");
+    let job = jobs::get(&env.db, job_id).await.unwrap().unwrap();
+    assert!(job.rolled_back_at.is_none(), "the completed job stands");
+    let untouched = jobs::get(&env.db, pending.id).await.unwrap().unwrap();
+    assert_eq!((untouched.status.as_str(), untouched.cancel_requested_by), ("pending", None));
 }

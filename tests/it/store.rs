@@ -500,9 +500,11 @@ async fn giving_up_never_fails_a_job_another_worker_holds_alive() {
     jobs::create(&env.db, &job).await.unwrap();
     jobs::claim(&env.db, job.id, "alive", Duration::from_secs(60)).await.unwrap();
 
-    assert!(!jobs::fail_unless_held(&env.db, job.id, "gave up", Duration::from_secs(60)).await.unwrap());
+    assert!(!jobs::fail_unless_held(&env.db, job.id, project.id, "gave up", Duration::from_secs(60)).await.unwrap());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(jobs::fail_unless_held(&env.db, job.id, "gave up", Duration::from_millis(100)).await.unwrap());
+    let foreign = Uuid::new_v4();
+    assert!(!jobs::fail_unless_held(&env.db, job.id, foreign, "gave up", Duration::from_millis(100)).await.unwrap());
+    assert!(jobs::fail_unless_held(&env.db, job.id, project.id, "gave up", Duration::from_millis(100)).await.unwrap());
     assert_eq!(jobs::get(&env.db, job.id).await.unwrap().unwrap().status, "failed");
     assert_eq!(
         jobs::of_sweep(&env.db, Utc.with_ymd_and_hms(2026, 1, 1, 2, 0, 0).unwrap()).await.unwrap(),

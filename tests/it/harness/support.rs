@@ -31,6 +31,7 @@ pub async fn rollback(env: &TestEnv, project_id: Uuid, job_id: Uuid, rollback_id
     let command = RollbackCommand {
         schema_version: SCHEMA_VERSION,
         rollback_id,
+        project_id,
         consolidation_id: job_id,
         reason: Some("test".to_owned()),
         requested_by: "admin".to_owned(),
