@@ -117,10 +117,34 @@ pub async fn connect_database(config: &DatabaseConfig) -> anyhow::Result<PgPool>
     Ok(pool)
 }
 
-pub async fn connect_bus(config: &NatsConfig, name: &str) -> anyhow::Result<Bus> {
+/// What a process may do to the two JetStream streams.
+#[derive(Debug, Clone, Copy)]
+pub enum StreamAccess {
+    /// Create them, or update them to this process's settings (a worker, `setup`).
+    Manage,
+    /// Find both as they are, waiting this long for them to appear (gateway, scheduler, demo).
+    Bind(std::time::Duration),
+    /// Find the events stream as it is (a read-only subscriber: `watch`).
+    BindEvents(std::time::Duration),
+}
+
+pub async fn connect_bus(config: &NatsConfig, name: &str, access: StreamAccess) -> anyhow::Result<Bus> {
     let prefix = config.prefix()?;
     let bus = Bus::connect(config, prefix, name).await.context("connecting to NATS (NATS_URL)")?;
-    bus.ensure_streams(config.events_max_age()?).await.context("creating JetStream streams")?;
+    let [commands, events] = bus.stream_configs(config.events_max_age()?);
+    match access {
+        StreamAccess::Manage => {
+            bus.ensure_streams(config.events_max_age()?).await.context("creating JetStream streams")?;
+        }
+        StreamAccess::Bind(patience) => {
+            for wanted in [commands, events] {
+                bus.bind_stream(&wanted, patience).await?;
+            }
+        }
+        StreamAccess::BindEvents(patience) => {
+            bus.bind_stream(&events, patience).await?;
+        }
+    }
     Ok(bus)
 }
 
@@ -140,7 +164,12 @@ pub async fn run(database: DatabaseConfig, nats: NatsConfig, components: Compone
     let retention = components.retention;
     let db = connect_database(&database).await?;
     tracing::info!(database = %redact(&database.database_url), "connected to PostgreSQL; migrations applied");
-    let bus = connect_bus(&nats, "consolidator").await?;
+    // Only a process with a worker creates or updates the streams; the others find them.
+    let access = match components.worker {
+        Some(_) => StreamAccess::Manage,
+        None => StreamAccess::Bind(crate::bus::streams::SETUP_BUDGET),
+    };
+    let bus = connect_bus(&nats, "consolidator", access).await?;
     tracing::info!(nats = %nats.nats_url, prefix = %bus.prefix, "connected to NATS; streams ready");
 
     let shutdown = CancellationToken::new();

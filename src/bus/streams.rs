@@ -44,8 +44,8 @@ impl Bus {
         Ok(())
     }
 
-    /// Creates both streams, or updates them to these settings.
-    pub async fn ensure_streams(&self, events_max_age: Duration) -> Result<(), BusError> {
+    /// The two streams' settings as this process's configuration has them.
+    pub fn stream_configs(&self, events_max_age: Duration) -> [Config; 2] {
         let commands = Config {
             name: self.prefix.commands_stream(),
             subjects: vec![self.prefix.commands_wildcard()],
@@ -66,6 +66,45 @@ impl Bus {
             num_replicas: self.replicas,
             ..Default::default()
         };
+        [commands, events]
+    }
+
+    /// Finds a stream a worker (or `consolidator setup`) created, waiting up to `patience` for it
+    /// to appear, and never changes it: a setting that differs from `wanted` is logged and
+    /// returned.
+    pub async fn bind_stream(&self, wanted: &Config, patience: Duration) -> Result<Vec<String>, BusError> {
+        let name = &wanted.name;
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut stream = loop {
+            match self.jetstream.get_stream(name).await {
+                Ok(stream) => break stream,
+                Err(error) if tokio::time::Instant::now() >= deadline => {
+                    return Err(BusError::Setup(format!(
+                        "stream {name} is not there ({error}): a worker creates it at start, or run `consolidator setup`"
+                    )));
+                }
+                Err(error) => {
+                    tracing::info!(%error, "waiting for stream {name} (a worker or `consolidator setup` creates it)");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        let live =
+            stream.info().await.map_err(|error| BusError::Setup(format!("stream {name}: {error}")))?.config.clone();
+        let differences = differences(&live, wanted);
+        if !differences.is_empty() {
+            tracing::warn!(
+                stream = %name,
+                differences = %differences.join("; "),
+                "the live stream's settings differ from this process's; left as they are (a worker or `consolidator setup` applies settings)"
+            );
+        }
+        Ok(differences)
+    }
+
+    /// Creates both streams, or updates them to these settings.
+    pub async fn ensure_streams(&self, events_max_age: Duration) -> Result<(), BusError> {
+        let [commands, events] = self.stream_configs(events_max_age);
         for config in [commands, events] {
             let name = config.name.clone();
             let too_few = || {
@@ -174,6 +213,24 @@ impl Bus {
     }
 }
 
+/// The settings this service chooses in which `live` differs from `wanted`, as `name: live X, here Y`.
+fn differences(live: &Config, wanted: &Config) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut compare = |name: &str, live: String, wanted: String| {
+        if live != wanted {
+            found.push(format!("{name}: live {live}, here {wanted}"));
+        }
+    };
+    compare("subjects", format!("{:?}", live.subjects), format!("{:?}", wanted.subjects));
+    compare("retention", format!("{:?}", live.retention), format!("{:?}", wanted.retention));
+    compare("storage", format!("{:?}", live.storage), format!("{:?}", wanted.storage));
+    compare("discard", format!("{:?}", live.discard), format!("{:?}", wanted.discard));
+    compare("max_age", format!("{:?}", live.max_age), format!("{:?}", wanted.max_age));
+    compare("duplicate_window", format!("{:?}", live.duplicate_window), format!("{:?}", wanted.duplicate_window));
+    compare("num_replicas", live.num_replicas.to_string(), wanted.num_replicas.to_string());
+    found
+}
+
 /// Why one setup request failed, and whether asking again may succeed.
 struct SetupFailure {
     transient: bool,
@@ -280,6 +337,20 @@ mod tests {
         .await;
         assert_eq!(refused.unwrap_err().to_string(), "JetStream setup failed: stream S: insufficient resources");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_live_stream_is_compared_setting_by_setting() {
+        let wanted = Config {
+            name: "P_EVENTS".into(),
+            subjects: vec!["p.evt.>".into()],
+            max_age: Duration::from_secs(3600),
+            num_replicas: 1,
+            ..Default::default()
+        };
+        assert!(differences(&wanted, &wanted).is_empty());
+        let live = Config { num_replicas: 3, max_age: Duration::from_secs(7200), ..wanted.clone() };
+        assert_eq!(differences(&live, &wanted), ["max_age: live 7200s, here 3600s", "num_replicas: live 3, here 1"]);
     }
 
     #[test]

@@ -74,6 +74,14 @@ pub enum Command {
         #[command(flatten)]
         retention: RetentionConfig,
     },
+    /// Applies the migrations and creates the JetStream streams, or updates them to these
+    /// settings (what a worker does at start); then exits.
+    Setup {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        nats: NatsConfig,
+    },
     /// Applies, reverts or lists the SQL migrations.
     Migrate {
         #[command(flatten)]

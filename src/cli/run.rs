@@ -12,6 +12,9 @@ use consolidator::{
 
 use super::{Cli, Command, MigrateAction};
 
+/// How long `demo` and `watch` wait for the streams a worker creates.
+const BIND_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         let cli = self;
@@ -35,6 +38,16 @@ impl Cli {
                 let components =
                     Components { gateway: Some(gateway), worker: Some(worker), scheduler: Some(scheduler), retention };
                 app::run(database, nats, components).await
+            }
+            Command::Setup { database, nats } => {
+                app::connect_database(&database).await?;
+                let bus = app::connect_bus(&nats, "consolidator-setup", app::StreamAccess::Manage).await?;
+                eprintln!(
+                    "migrations applied; streams {} and {} ready",
+                    bus.prefix.commands_stream(),
+                    bus.prefix.events_stream()
+                );
+                Ok(())
             }
             Command::Migrate { database, action } => migrate(database, action).await,
             Command::Import { database, project, file } => {
@@ -61,7 +74,7 @@ impl Cli {
             }
             Command::Demo { database, nats, dry_run, gateway_url, timeout_secs } => {
                 let db = app::connect_database(&database).await?;
-                let bus = app::connect_bus(&nats, "consolidator-demo").await?;
+                let bus = app::connect_bus(&nats, "consolidator-demo", app::StreamAccess::Bind(BIND_PATIENCE)).await?;
                 let base_url = gateway_url.trim_end_matches('/').to_owned();
                 let options = demo::DemoOptions {
                     dry_run,
@@ -76,7 +89,8 @@ impl Cli {
                 Ok(())
             }
             Command::Watch { nats, job_id, json, timeout_secs } => {
-                let bus = app::connect_bus(&nats, "consolidator-watch").await?;
+                let bus =
+                    app::connect_bus(&nats, "consolidator-watch", app::StreamAccess::BindEvents(BIND_PATIENCE)).await?;
                 let patience = timeout_secs.map(std::time::Duration::from_secs);
                 let end = match watch::run(&bus, job_id, json, patience, &mut std::io::stdout().lock()).await {
                     // The reader went away (`watch --json ID | head`): nothing left to tell.

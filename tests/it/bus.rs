@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use consolidator::bus::{Bus, CommandKind, streams::ConsumerSettings};
+use consolidator::{
+    app,
+    bus::{Bus, CommandKind, streams::ConsumerSettings},
+};
 
 use crate::harness::*;
 
@@ -79,4 +82,32 @@ async fn a_test_leaves_no_stream_behind() {
     let again = TestEnv::new().await;
     again.bus.delete_streams().await.expect("first delete");
     again.bus.delete_streams().await.expect("a stream already gone is no error");
+}
+
+#[tokio::test]
+async fn a_read_only_client_binds_to_the_live_streams_and_never_changes_them() {
+    let env = TestEnv::new().await;
+    // What `watch` or `demo` would connect with: a week's max age where the live stream keeps an hour.
+    let mut nats = env.nats.clone();
+    nats.events_max_age_hours = 168;
+    let watcher = app::connect_bus(&nats, "watch", app::StreamAccess::BindEvents(Duration::from_secs(2)))
+        .await
+        .expect("binds to the live events stream");
+    let [_, wanted] = watcher.stream_configs(Duration::from_secs(168 * 3600));
+    let differences = watcher.bind_stream(&wanted, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(differences, ["max_age: live 3600s, here 604800s"]);
+    app::connect_bus(&nats, "demo", app::StreamAccess::Bind(Duration::from_secs(2))).await.expect("binds to both");
+    let mut events = env.bus.jetstream.get_stream(env.bus.prefix.events_stream()).await.unwrap();
+    assert_eq!(events.info().await.unwrap().config.max_age, Duration::from_secs(3600), "left as it was");
+
+    // Before any worker (or `setup`) created them, a binding client stops and says who creates them.
+    env.bus.delete_streams().await.unwrap();
+    let error = app::connect_bus(&nats, "watch", app::StreamAccess::BindEvents(Duration::from_secs(1)))
+        .await
+        .expect_err("no stream to bind to");
+    assert!(format!("{error:#}").contains("run `consolidator setup`"), "{error:#}");
+    assert!(env.bus.jetstream.get_stream(env.bus.prefix.events_stream()).await.is_err(), "nothing created");
+    app::connect_bus(&nats, "setup", app::StreamAccess::Manage).await.expect("setup creates them");
+    let mut events = env.bus.jetstream.get_stream(env.bus.prefix.events_stream()).await.unwrap();
+    assert_eq!(events.info().await.unwrap().config.max_age, Duration::from_secs(168 * 3600));
 }

@@ -184,7 +184,7 @@ async fn cmd_cancel_ends_a_pending_job_and_dead_letters_a_cancel_of_an_ended_or_
 
     assert_eq!(letters.len(), 3, "{letters:?}");
     assert!(letters.iter().any(|(_, l)| l.reason.contains("already ended (cancelled)")), "{letters:?}");
-    assert!(letters.iter().any(|(_, l)| l.reason.contains("does not exist")), "{letters:?}");
+    assert!(letters.iter().any(|(_, l)| l.reason.contains("has no job")), "{letters:?}");
     assert!(letters.iter().any(|(_, l)| l.payload.as_bytes() == garbage && l.reason.contains("not valid JSON")));
 }
 
