@@ -207,11 +207,66 @@ pub struct DeadLetter {
     pub command: String,
     pub subject: String,
     pub reason: String,
-    /// The original payload, as UTF-8 (lossy for binary payloads).
+    /// The original payload, as UTF-8 (lossy for binary payloads), cut short when the letter
+    /// would not fit in a NATS message (`payload_truncated`).
     pub payload: String,
+    /// The original payload's size in bytes and its SHA-256 (hex), whole even when it is cut.
+    #[serde(default)]
+    pub payload_bytes: usize,
+    #[serde(default)]
+    pub payload_sha256: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub payload_truncated: bool,
     pub stream_sequence: Option<u64>,
     pub deliveries: Option<i64>,
     pub at: DateTime<Utc>,
+}
+
+impl DeadLetter {
+    pub fn new(command: &str, subject: String, reason: &str, payload: &[u8]) -> Self {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(payload);
+        Self {
+            schema_version: SCHEMA_VERSION,
+            command: command.to_owned(),
+            subject,
+            reason: reason.to_owned(),
+            payload: String::from_utf8_lossy(payload).into_owned(),
+            payload_bytes: payload.len(),
+            payload_sha256: digest.iter().map(|byte| format!("{byte:02x}")).collect(),
+            payload_truncated: false,
+            stream_sequence: None,
+            deliveries: None,
+            at: Utc::now(),
+        }
+    }
+
+    /// Cuts the payload text so that the letter's JSON takes at most `max_bytes`.
+    pub fn fit(&mut self, max_bytes: usize) -> Result<Vec<u8>, serde_json::Error> {
+        let encoded = serde_json::to_vec(self)?;
+        if encoded.len() <= max_bytes {
+            return Ok(encoded);
+        }
+        let payload = std::mem::take(&mut self.payload);
+        self.payload_truncated = true;
+        let mut room = max_bytes.saturating_sub(serde_json::to_vec(self)?.len());
+        let mut keep = 0;
+        for (at, character) in payload.char_indices() {
+            let escaped = match character {
+                '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+                character if character < ' ' => 6,
+                character => character.len_utf8(),
+            };
+            if escaped > room {
+                break;
+            }
+            room -= escaped;
+            keep = at + character.len_utf8();
+        }
+        self.payload = payload;
+        self.payload.truncate(keep);
+        serde_json::to_vec(self)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -356,6 +411,25 @@ impl Versioned for CancelCommand {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dead_letter_too_big_for_a_message_keeps_the_payloads_start_size_and_digest() {
+        let payload = "é\u{0}".repeat(300_000).into_bytes();
+        let mut letter = DeadLetter::new("trigger", "p.cmd.trigger".into(), "too long", &payload);
+        let encoded = letter.fit(64 * 1024).unwrap();
+        assert!(encoded.len() <= 64 * 1024, "{}", encoded.len());
+        assert!(letter.payload_truncated && letter.payload.starts_with("é\u{0}é"));
+        assert_eq!(letter.payload_bytes, 900_000);
+        let read: DeadLetter = serde_json::from_slice(&encoded).unwrap();
+        assert_eq!(read.payload_sha256.len(), 64);
+        assert_eq!(read.payload_sha256, DeadLetter::new("t", String::new(), "", &payload).payload_sha256);
+
+        let mut small = DeadLetter::new("trigger", "p.cmd.trigger".into(), "bad", b"{}");
+        small.fit(64 * 1024).unwrap();
+        assert!(!small.payload_truncated);
+        assert_eq!(small.payload, "{}");
+        assert_eq!(small.payload_sha256, "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+    }
 
     fn trigger_with(triggered_by: &str, options: serde_json::Value) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({

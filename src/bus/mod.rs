@@ -129,7 +129,12 @@ impl Bus {
 
     /// Publishes an event into the event stream and waits for it to be stored.
     pub async fn publish_event<T: Serialize>(&self, subject: String, event: &T) -> Result<(), BusError> {
-        self.publish_acked(subject, HeaderMap::new(), serde_json::to_vec(event)?).await.map(|_| ())
+        self.publish_event_bytes(subject, serde_json::to_vec(event)?).await
+    }
+
+    /// Publishes an event already encoded.
+    pub async fn publish_event_bytes(&self, subject: String, payload: Vec<u8>) -> Result<(), BusError> {
+        self.publish_acked(subject, HeaderMap::new(), payload).await.map(|_| ())
     }
 
     /// The end of an unmerge, once per memory.

@@ -5,16 +5,12 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use futures::StreamExt;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::{Worker, give_up, outcome::publish_dead_letter};
-use crate::bus::{
-    Bus, BusError,
-    messages::{DeadLetter, SCHEMA_VERSION},
-};
+use crate::bus::{Bus, BusError, messages::DeadLetter};
 
 /// The fields of `io.nats.jetstream.advisory.v1.max_deliver` this needs.
 #[derive(Debug, Deserialize)]
@@ -71,17 +67,11 @@ pub async fn handle(worker: &Worker, advisory: &MaxDeliveriesAdvisory) {
         advisory.deliveries, advisory.consumer
     );
     let payload = stored.as_ref().map(|stored| stored.payload.to_vec()).unwrap_or_default();
-    let letter = DeadLetter {
-        schema_version: SCHEMA_VERSION,
-        command: kind.as_str().to_owned(),
-        subject: stored.as_ref().map_or_else(|| worker.bus.prefix.command(kind), |stored| stored.subject.to_string()),
-        reason: reason.clone(),
-        payload: String::from_utf8_lossy(&payload).into_owned(),
-        stream_sequence: Some(advisory.stream_seq),
-        deliveries: Some(advisory.deliveries),
-        at: Utc::now(),
-    };
-    let lettered = publish_dead_letter(&worker.bus, &letter).await;
+    let subject = stored.as_ref().map_or_else(|| worker.bus.prefix.command(kind), |stored| stored.subject.to_string());
+    let mut letter = DeadLetter::new(kind.as_str(), subject, &reason, &payload);
+    letter.stream_sequence = Some(advisory.stream_seq);
+    letter.deliveries = Some(advisory.deliveries);
+    let lettered = publish_dead_letter(&worker.bus, letter).await;
     give_up(worker, kind, &payload, &reason).await;
     // Kept while its dead letter is not stored: the payload must not be lost.
     if stored.is_some() && lettered {

@@ -6,10 +6,7 @@ use async_nats::jetstream::{AckKind, Message};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::Utc;
 
-use crate::bus::{
-    Bus,
-    messages::{DeadLetter, SCHEMA_VERSION},
-};
+use crate::bus::{Bus, messages::DeadLetter};
 
 /// What became of one delivery.
 #[derive(Debug)]
@@ -158,24 +155,27 @@ pub async fn settle(
 
 async fn dead_letter(bus: &Bus, message: &Message, command: &str, reason: &str) {
     let info = message.info().ok();
-    let letter = DeadLetter {
-        schema_version: SCHEMA_VERSION,
-        command: command.to_owned(),
-        subject: message.subject.to_string(),
-        reason: reason.to_owned(),
-        payload: String::from_utf8_lossy(&message.payload).into_owned(),
-        stream_sequence: info.as_ref().map(|info| info.stream_sequence),
-        deliveries: info.as_ref().map(|info| info.delivered),
-        at: Utc::now(),
-    };
-    publish_dead_letter(bus, &letter).await;
+    let mut letter = DeadLetter::new(command, message.subject.to_string(), reason, &message.payload);
+    letter.stream_sequence = info.as_ref().map(|info| info.stream_sequence);
+    letter.deliveries = info.as_ref().map(|info| info.delivered);
+    publish_dead_letter(bus, letter).await;
 }
 
-/// Publishes the dead letter; false if it could not be stored.
-pub async fn publish_dead_letter(bus: &Bus, letter: &DeadLetter) -> bool {
-    let (reason, command) = (&letter.reason, &letter.command);
+/// Publishes the dead letter, its payload cut to fit the server's message limit; false if it
+/// could not be stored.
+pub async fn publish_dead_letter(bus: &Bus, mut letter: DeadLetter) -> bool {
+    let (reason, command) = (letter.reason.clone(), letter.command.clone());
     tracing::error!(%reason, command, "dead-lettering command");
-    match bus.publish_event(bus.prefix.dead_letter(command), letter).await {
+    // Room for the headers JetStream adds.
+    let limit = bus.client.server_info().max_payload.saturating_sub(1024);
+    let encoded = match letter.fit(limit) {
+        Ok(encoded) => encoded,
+        Err(error) => {
+            tracing::error!(%error, "could not encode the dead letter");
+            return false;
+        }
+    };
+    match bus.publish_event_bytes(bus.prefix.dead_letter(&command), encoded).await {
         Ok(()) => true,
         Err(error) => {
             tracing::error!(%error, "could not publish the dead letter");

@@ -399,3 +399,29 @@ async fn a_command_naming_another_project_is_dead_lettered_and_changes_nothing()
     let untouched = jobs::get(&env.db, pending.id).await.unwrap().unwrap();
     assert_eq!((untouched.status.as_str(), untouched.cancel_requested_by), ("pending", None));
 }
+
+#[tokio::test]
+async fn a_command_whose_dead_letter_would_exceed_the_message_limit_still_leaves_one() {
+    let env = TestEnv::new().await;
+    let worker = env.spawn_worker();
+    // Control characters take six bytes each once escaped in the letter's JSON.
+    let payload = vec![1u8; 900_000];
+    let subject = env.bus.prefix.command(CommandKind::Trigger);
+    env.bus.jetstream.publish(subject, payload.clone().into()).await.unwrap().await.unwrap();
+
+    let letters = eventually(WAIT, || async {
+        let letters = dead_letters(&env, "trigger", Duration::from_millis(500)).await;
+        (!letters.is_empty()).then_some(letters)
+    })
+    .await
+    .expect("a dead letter");
+    worker.stop().await;
+
+    let letter = &letters[0];
+    assert!(letter.payload_truncated, "{} bytes of payload kept", letter.payload.len());
+    assert_eq!(letter.payload_bytes, 900_000);
+    assert!(!letter.payload.is_empty() && letter.payload.bytes().all(|byte| byte == 1));
+    let whole = DeadLetter::new("trigger", String::new(), "", &payload);
+    assert_eq!(letter.payload_sha256, whole.payload_sha256);
+    assert!(letter.reason.contains("not valid JSON"), "{}", letter.reason);
+}
