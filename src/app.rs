@@ -46,7 +46,7 @@ pub fn local_development_access(
     let claims = auth::Claims::admin("local-admin", vec![auth::ALL_PROJECTS.to_owned()], LOCAL_TOKEN_TTL_SECS);
     let token = auth::mint(&value, &claims).context("signing the local admin token")?;
     gateway.jwt_secret = Some(value);
-    let base_url = format!("http://{}", gateway.http_addr);
+    let base_url = crate::config::local_url(gateway.http_addr);
     Ok(Some(LocalAccess { secret_file: path.clone(), created, token, base_url }))
 }
 
@@ -62,7 +62,7 @@ impl LocalAccess {
              Admin token for every project, valid {hours} h:\n\n{token}\n\n\
              Console: {base}/console (paste the token above)\n\
              API: {base}{API_PREFIX}  OpenAPI document: {base}/openapi.json\n\
-             In another terminal (from this directory; `token` reads the same secret file):\n  \
+             In another terminal (`token` reads the same secret file):\n  \
              export TOKEN=$({program} token)\n  \
              curl -H \"Authorization: Bearer $TOKEN\" {base}{API_PREFIX}/projects\n",
             file = self.secret_file.display(),
@@ -85,7 +85,8 @@ pub fn token_secret(jwt_secret: Option<String>, secret: &LocalSecretConfig) -> a
         None => local_secret::read(&secret.local_secret_file).with_context(|| {
             format!(
                 "no JWT_SECRET set, and no local development secret in {} (LOCAL_SECRET_FILE): \
-                 start `consolidator all` once on a loopback address, or set JWT_SECRET",
+                 `consolidator all` writes it there when it starts on a loopback address without JWT_SECRET \
+                 (if it runs with another LOCAL_SECRET_FILE, give `token` the same one), or set JWT_SECRET",
                 secret.local_secret_file.display()
             )
         }),

@@ -170,9 +170,32 @@ impl GatewayConfig {
 /// JWT_SECRET or JWT_PUBLIC_KEY is set, and where `token` reads it.
 #[derive(Args, Debug, Clone)]
 pub struct LocalSecretConfig {
-    /// File holding the generated development secret (created with mode 0600).
-    #[arg(long, env = "LOCAL_SECRET_FILE", default_value = ".consolidator/jwt-secret")]
+    /// File holding the generated development secret (created with mode 0600); by default in
+    /// the user's state directory, so `all` and `token` find it from any directory.
+    #[arg(long, env = "LOCAL_SECRET_FILE", default_value_os_t = default_local_secret_file())]
     pub local_secret_file: std::path::PathBuf,
+}
+
+/// `$XDG_STATE_HOME/consolidator/jwt-secret`, else `~/.local/state/consolidator/jwt-secret`, else
+/// `.consolidator/jwt-secret` (no home directory).
+pub fn default_local_secret_file() -> std::path::PathBuf {
+    let absolute = |name: &str| std::env::var_os(name).map(std::path::PathBuf::from).filter(|path| path.is_absolute());
+    match (absolute("XDG_STATE_HOME"), absolute("HOME")) {
+        (Some(state), _) => state.join("consolidator").join("jwt-secret"),
+        (None, Some(home)) => home.join(".local/state/consolidator/jwt-secret"),
+        (None, None) => std::path::PathBuf::from(".consolidator/jwt-secret"),
+    }
+}
+
+/// The URL a client on this machine reaches a listener on `addr` at: an unspecified address
+/// (`0.0.0.0`, `::`) is reached on loopback.
+pub fn local_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -319,4 +342,24 @@ pub struct LogConfig {
     /// Log format: `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listeners_local_url_reaches_an_unspecified_address_on_loopback() {
+        assert_eq!(local_url("0.0.0.0:9090".parse().unwrap()), "http://127.0.0.1:9090");
+        assert_eq!(local_url("[::]:9090".parse().unwrap()), "http://[::1]:9090");
+        assert_eq!(local_url("10.1.2.3:80".parse().unwrap()), "http://10.1.2.3:80");
+    }
+
+    #[test]
+    fn the_local_secret_is_found_from_any_directory() {
+        if std::env::var_os("HOME").is_some_and(|home| std::path::Path::new(&home).is_absolute()) {
+            assert!(default_local_secret_file().is_absolute());
+        }
+        assert!(default_local_secret_file().ends_with("consolidator/jwt-secret"));
+    }
 }

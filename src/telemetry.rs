@@ -1,5 +1,6 @@
 //! Logging to stderr (stdout carries `token`, `export` and `bench` output): human-readable by
-//! default, JSON lines with `LOG_FORMAT=json`; `RUST_LOG` filters.
+//! default (coloured only on a terminal, and never with `NO_COLOR` set), JSON lines with
+//! `LOG_FORMAT=json`; `RUST_LOG` filters.
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -13,7 +14,9 @@ pub fn init(format: &str) {
             .with(fmt::layer().json().with_writer(std::io::stderr).with_current_span(true).with_span_list(true))
             .try_init()
     } else {
-        registry.with(fmt::layer().with_writer(std::io::stderr).with_target(false)).try_init()
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
+        registry.with(fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(colour)).try_init()
     };
 }
 

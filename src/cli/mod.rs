@@ -117,9 +117,12 @@ pub enum Command {
         /// Plan only: report what the job would do, change nothing.
         #[arg(long)]
         dry_run: bool,
-        /// The gateway's address, for the console URL and the rollback command.
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
-        gateway_url: String,
+        /// The gateway's URL, for the console link and the rollback command (default: from
+        /// HTTP_ADDR, the address the gateway listens on).
+        #[arg(long)]
+        gateway_url: Option<String>,
+        #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8080", hide = true)]
+        http_addr: std::net::SocketAddr,
         /// Seconds to wait for the job's first event before giving up (no worker running?).
         #[arg(long, default_value_t = 30)]
         timeout_secs: u64,

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use consolidator::{
     app::{self, Components},
-    config::DatabaseConfig,
+    config::{self, DatabaseConfig},
     demo,
     domain::JobEventKind,
     gateway::auth,
@@ -72,10 +72,11 @@ impl Cli {
                 eprintln!("exported {count} memories of project {project}");
                 Ok(())
             }
-            Command::Demo { database, nats, dry_run, gateway_url, timeout_secs } => {
+            Command::Demo { database, nats, dry_run, gateway_url, http_addr, timeout_secs } => {
                 let db = app::connect_database(&database).await?;
                 let bus = app::connect_bus(&nats, "consolidator-demo", app::StreamAccess::Bind(BIND_PATIENCE)).await?;
-                let base_url = gateway_url.trim_end_matches('/').to_owned();
+                let base_url = gateway_url.unwrap_or_else(|| config::local_url(http_addr));
+                let base_url = base_url.trim_end_matches('/').to_owned();
                 let options = demo::DemoOptions {
                     dry_run,
                     progress_bar: true,

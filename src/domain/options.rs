@@ -14,18 +14,18 @@ pub struct Options {
     pub summarize: bool,
     pub archive: bool,
     pub promote: bool,
-    #[serde(serialize_with = "shortest_f32")]
+    #[serde(serialize_with = "super::figures::shortest_f32")]
     pub similarity_threshold: f32,
     pub min_cluster_size: usize,
     pub cross_type: bool,
     pub archive_stale_days: u32,
     pub archive_min_reuse: i32,
-    #[serde(serialize_with = "shortest_f32")]
+    #[serde(serialize_with = "super::figures::shortest_f32")]
     pub promote_confidence_threshold: f32,
     pub dry_run: bool,
     pub mode: Mode,
     /// The largest share of active memories one job may mark duplicate or archive (§11).
-    #[serde(serialize_with = "shortest_f32")]
+    #[serde(serialize_with = "super::figures::shortest_f32")]
     pub max_changed_share: f32,
     /// What happens to near-identical memories that differ in a value (§11).
     pub value_guard: ValueGuard,
@@ -35,17 +35,10 @@ pub struct Options {
 /// clustered with the same ones.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ClusteringOptions {
-    #[serde(serialize_with = "shortest_f32")]
+    #[serde(serialize_with = "super::figures::shortest_f32")]
     pub similarity_threshold: f32,
     pub min_cluster_size: usize,
     pub cross_type: bool,
-}
-
-/// Writes an f32 as the shortest decimal that reads back as it (0.85, not the widened
-/// 0.8500000238418579), so options come back as they were given.
-pub fn shortest_f32<S: serde::Serializer>(value: &f32, serializer: S) -> Result<S::Ok, S::Error> {
-    let shortest = value.to_string().parse::<f64>().unwrap_or(f64::from(*value));
-    serializer.serialize_f64(shortest)
 }
 
 impl Options {

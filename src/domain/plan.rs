@@ -86,6 +86,7 @@ pub struct ReviewItem {
     pub kind: ReviewKind,
     pub older: SourceRef,
     pub newer: SourceRef,
+    #[serde(serialize_with = "super::figures::ratio")]
     pub similarity: f32,
     /// `left`: the older memory's values, `right`: the newer one's.
     pub difference: Difference,
@@ -98,6 +99,7 @@ pub struct ReviewItem {
 pub struct Supersession {
     pub memory: SourceRef,
     pub superseded_by: Uuid,
+    #[serde(serialize_with = "super::figures::ratio")]
     pub similarity: f32,
     pub difference: Difference,
 }
@@ -126,10 +128,14 @@ pub struct Merge {
     /// memory_type `consolidated`.
     pub memory: NewMemory,
     pub sources: Vec<SourceRef>,
+    #[serde(serialize_with = "super::figures::ratio")]
     pub coverage: f32,
+    #[serde(serialize_with = "super::figures::ratio")]
     pub compression: f32,
+    #[serde(serialize_with = "super::figures::ratio")]
     pub length_vs_longest: f32,
     /// The cluster's cohesion.
+    #[serde(serialize_with = "super::figures::ratio")]
     pub confidence: f32,
     /// Name of the embedder that produced `memory.embedding`.
     pub embedder: String,
@@ -155,6 +161,7 @@ pub struct Synthesis {
     pub sources: Vec<SourceRef>,
     /// Earlier syntheses of part of this topic, replaced by this one (marked duplicate of it).
     pub supersedes: Vec<SourceRef>,
+    #[serde(serialize_with = "super::figures::ratio")]
     pub confidence: f32,
     pub needs_review: bool,
     /// The topic's distinct facts, each once, with the members that state it.
@@ -189,6 +196,7 @@ pub struct Promotion {
     pub tags: Vec<String>,
     pub supporting_memory_ids: Vec<Uuid>,
     pub embedding: Vec<f32>,
+    #[serde(serialize_with = "super::figures::ratio")]
     pub confidence: f32,
 }
 
@@ -232,6 +240,7 @@ pub struct PlannedChange {
     pub previous_state: serde_json::Value,
     pub new_state: serde_json::Value,
     pub reason: String,
+    #[serde(serialize_with = "super::figures::ratio_opt")]
     pub confidence: Option<f32>,
 }
 
@@ -250,16 +259,26 @@ pub struct Counters {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct PhaseTimings {
     /// Filled by the worker: reading the snapshot, and the full rows of what merges.
+    #[serde(serialize_with = "super::figures::millis")]
     pub load_snapshot: f64,
+    #[serde(serialize_with = "super::figures::millis")]
     pub load_rows: f64,
     /// Building the partitions (nodes, unit vectors).
+    #[serde(serialize_with = "super::figures::millis")]
     pub partitions: f64,
+    #[serde(serialize_with = "super::figures::millis")]
     pub similarity: f64,
+    #[serde(serialize_with = "super::figures::millis")]
     pub clustering: f64,
+    #[serde(serialize_with = "super::figures::millis")]
     pub merge: f64,
+    #[serde(serialize_with = "super::figures::millis")]
     pub synthesis: f64,
+    #[serde(serialize_with = "super::figures::millis")]
     pub archive: f64,
+    #[serde(serialize_with = "super::figures::millis")]
     pub promote: f64,
+    #[serde(serialize_with = "super::figures::millis")]
     pub total: f64,
 }
 
@@ -271,6 +290,7 @@ pub struct Cluster {
     pub members: Vec<Uuid>,
     pub representative: Uuid,
     /// Average pairwise cosine similarity.
+    #[serde(serialize_with = "super::figures::ratio")]
     pub cohesion: f32,
     /// The members' type, or `None` for a cross-type cluster that mixes types.
     pub memory_type: Option<MemoryType>,
@@ -314,8 +334,9 @@ pub struct BlastRadius {
     pub active: i64,
     /// Active memories the plan marks duplicate (merge sources, replaced syntheses) or archives.
     pub changed: i64,
+    #[serde(serialize_with = "super::figures::ratio")]
     pub share: f64,
-    #[serde(serialize_with = "super::options::shortest_f32")]
+    #[serde(serialize_with = "super::figures::shortest_f32")]
     pub limit: f32,
     pub exceeded: bool,
 }

@@ -152,9 +152,13 @@ pub struct AppliedMerge {
     pub memory_id: Uuid,
     pub sources: Vec<Uuid>,
     pub source_type: Option<MemoryType>,
+    #[serde(serialize_with = "super::figures::ratio")]
     pub coverage: f32,
+    #[serde(serialize_with = "super::figures::ratio")]
     pub compression: f32,
+    #[serde(serialize_with = "super::figures::ratio")]
     pub length_vs_longest: f32,
+    #[serde(serialize_with = "super::figures::ratio")]
     pub confidence: f32,
 }
 
@@ -164,6 +168,7 @@ pub struct AppliedSynthesis {
     #[serde(alias = "cluster_id")]
     pub topic_id: String,
     pub memory_id: Uuid,
+    #[serde(serialize_with = "super::figures::ratio")]
     pub confidence: f32,
     pub needs_review: bool,
     pub supersedes: Vec<Uuid>,
@@ -175,6 +180,7 @@ pub struct OpenedReview {
     pub kind: ReviewKind,
     pub older_memory_id: Uuid,
     pub newer_memory_id: Uuid,
+    #[serde(serialize_with = "super::figures::ratio")]
     pub similarity: f32,
     pub difference: Difference,
     pub suggestion: ReviewSuggestion,

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use consolidator::demo::{self, DemoOptions};
+use consolidator::{
+    demo::{self, DemoOptions},
+    domain::Prefix,
+};
 
 use crate::harness::*;
 
@@ -67,4 +70,25 @@ async fn the_demo_runs_twice_on_one_database() {
     assert_ne!(first.project_id, second.project_id);
     assert_eq!(first.loaded, second.loaded);
     worker.stop().await;
+}
+
+#[tokio::test]
+async fn the_demo_binary_waits_for_a_workers_streams_creates_none_and_logs_without_colour() {
+    let env = TestEnv::new().await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_consolidator"))
+        .arg("demo")
+        .env("DATABASE_URL", env.database_url())
+        .env("NATS_URL", &env.nats.nats_url)
+        .env("CONSOLIDATION_PREFIX", format!("{}x", env.nats.prefix))
+        .env_remove("NO_COLOR")
+        .output()
+        .await
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("waiting for stream"), "{stderr}");
+    assert!(stderr.contains("run `consolidator setup`"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no colour codes when stderr is not a terminal: {stderr}");
+    let stream = Prefix::new(&format!("{}x", env.nats.prefix)).unwrap().events_stream();
+    assert!(env.bus.jetstream.get_stream(stream).await.is_err(), "the demo created no stream");
 }

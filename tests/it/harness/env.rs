@@ -132,6 +132,12 @@ impl TestEnv {
         Self { db, database_name, nats, bus, admin_url: services.database_url.clone() }
     }
 
+    /// The URL of this test's own database.
+    pub fn database_url(&self) -> String {
+        let admin = PgConnectOptions::from_str(&self.admin_url).expect("valid DATABASE_URL");
+        admin.database(&self.database_name).to_url_lossy().to_string()
+    }
+
     pub fn worker_config(&self) -> WorkerConfig {
         WorkerConfig {
             worker_concurrency: 4,
