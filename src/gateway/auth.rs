@@ -110,7 +110,7 @@ impl Auth {
         required.extend(config.jwt_issuer.as_ref().map(|_| "iss"));
         required.extend(config.jwt_audience.as_ref().map(|_| "aud"));
         validation.set_required_spec_claims(&required);
-        validation.leeway = 5;
+        validation.leeway = EXPIRY_LEEWAY_SECS;
         match &config.jwt_issuer {
             Some(issuer) => validation.set_issuer(&[issuer]),
             None => validation.iss = None,
@@ -125,7 +125,34 @@ impl Auth {
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
         jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map(|data| data.claims)
-            .map_err(|error| ApiError::Unauthorized(format!("invalid token: {error}")))
+            .map_err(|error| ApiError::Unauthorized(explain(&error)))
+    }
+}
+
+/// Seconds a token is still accepted after its `exp` (clocks differ).
+pub const EXPIRY_LEEWAY_SECS: u64 = 5;
+
+const MINT: &str = "mint a new one with `consolidator token` (or your identity provider)";
+
+/// Why a token was refused, and what to do about it.
+fn explain(error: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::ExpiredSignature => {
+            format!("the token has expired ({EXPIRY_LEEWAY_SECS} s of leeway for clock skew): {MINT}")
+        }
+        ErrorKind::ImmatureSignature => "the token is not valid yet (`nbf` is in the future)".to_owned(),
+        ErrorKind::InvalidSignature => format!(
+            "the token's signature does not match this gateway's key (JWT_SECRET or JWT_PUBLIC_KEY): {MINT} \
+             signed with the same key"
+        ),
+        ErrorKind::InvalidAlgorithm => {
+            format!("the token is signed with another algorithm than this gateway's: {MINT}")
+        }
+        ErrorKind::MissingRequiredClaim(claim) => format!("the token has no `{claim}` claim: {MINT}"),
+        ErrorKind::InvalidIssuer => format!("the token's `iss` is not this gateway's JWT_ISSUER: {MINT}"),
+        ErrorKind::InvalidAudience => format!("the token's `aud` is not this gateway's JWT_AUDIENCE: {MINT}"),
+        _ => format!("the token is malformed ({error}): send `Authorization: Bearer <token>` and {MINT}"),
     }
 }
 
@@ -175,17 +202,23 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("missing Authorization header".to_owned()))?;
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::Unauthorized(
+                "missing Authorization header: send `Authorization: Bearer <token>` (`consolidator token` mints one)"
+                    .to_owned(),
+            )
+        })?;
         let token = header
             .to_str()
             .ok()
             .and_then(|value| value.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token)
-            .ok_or_else(|| ApiError::Unauthorized("Authorization must be `Bearer <token>`".to_owned()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "Authorization must be `Bearer <token>` (`consolidator token` mints one)".to_owned(),
+                )
+            })?;
         let claims = state.auth.verify(token.trim())?;
         // The subject is recorded as who triggered or rolled back a job; it must say someone.
         if claims.sub.trim().is_empty() {

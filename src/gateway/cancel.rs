@@ -73,9 +73,7 @@ pub async fn cancel_job(
     let job = authorized_job(&state, &admin, job_id).await?;
     match cancel::request(&state.db, job_id, job.project_id, admin.subject()).await? {
         CancelRequest::NotFound => Err(ApiError::NotFound(format!("consolidation job {job_id} does not exist"))),
-        CancelRequest::Finished(job) => {
-            Err(ApiError::Conflict(format!("job {job_id} has already ended ({}); nothing to cancel", job.status)))
-        }
+        CancelRequest::Finished(job) => Err(ApiError::Conflict(cancel::nothing_to_cancel(&job))),
         CancelRequest::Cancelled(job) => {
             // The row is the truth; a lost event is found by the SSE endpoint's status check.
             if let Err(error) =

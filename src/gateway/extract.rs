@@ -37,10 +37,18 @@ fn declares_json(headers: &HeaderMap) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// The largest body the gateway reads (HTTP_BODY_LIMIT_BYTES), for the 413's message.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
 async fn body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    let limit = request.extensions().get::<BodyLimit>().copied();
     Bytes::from_request(request, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(rejection.body_text())
+            ApiError::PayloadTooLarge(match limit {
+                Some(BodyLimit(bytes)) => format!("the request body exceeds {bytes} bytes (HTTP_BODY_LIMIT_BYTES)"),
+                None => rejection.body_text(),
+            })
         } else {
             ApiError::BadRequest(rejection.body_text())
         }
@@ -62,15 +70,23 @@ fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
     }
 }
 
-/// Axum's own parse, whose message names the path to a wrong field (`memories[1].memory_type`).
+/// Axum's own parse, whose message names the path to a wrong field (`memories[1].memory_type`);
+/// the parser's position (`at line 1 column 52`) says nothing to a client and is left out.
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     axum::Json::<T>::from_bytes(bytes).map(|axum::Json(value)| value).map_err(|rejection| {
-        let message = rejection.body_text();
+        let message = without_position(&rejection.body_text()).to_owned();
         match rejection.status() {
             StatusCode::UNPROCESSABLE_ENTITY => ApiError::Unprocessable(message),
             _ => ApiError::BadRequest(message),
         }
     })
+}
+
+fn without_position(message: &str) -> &str {
+    let Some((head, tail)) = message.rsplit_once(" at line ") else { return message };
+    let mut numbers = tail.split(" column ");
+    let numeric = |part: Option<&str>| part.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if numeric(numbers.next()) && numeric(numbers.next()) && numbers.next().is_none() { head } else { message }
 }
 
 pub struct Path<T>(pub T);

@@ -102,7 +102,7 @@ pub async fn ingest(
     let max_batch = state.config.ingest_max_batch;
     if request.memories.len() > max_batch {
         return Err(ApiError::PayloadTooLarge(format!(
-            "{} memories in one batch; at most {max_batch}",
+            "{} memories in one batch; at most {max_batch} (INGEST_MAX_BATCH)",
             request.memories.len()
         )));
     }

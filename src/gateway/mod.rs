@@ -135,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::Extension(spec))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(axum::Extension(extract::BodyLimit(state.config.body_limit_bytes)))
         .layer(middleware::from_fn_with_state(timeout, enforce_timeout))
         .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::record))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))

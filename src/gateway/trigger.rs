@@ -14,7 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{
-    AppState,
+    API_PREFIX, AppState,
     auth::Admin,
     configure::options_error,
     error::{ApiError, ErrorBody, Result},
@@ -94,7 +94,10 @@ pub async fn trigger(
         .ok_or_else(|| ApiError::NotFound(format!("project {project_id} does not exist")))?;
     let project = context.project;
     if !project.consolidation_enabled {
-        return Err(ApiError::BadRequest(format!("consolidation is disabled for project {project_id}")));
+        return Err(ApiError::BadRequest(format!(
+            "consolidation is disabled for project {project_id}: enable it with \
+             PUT {API_PREFIX}/consolidation/configure/{project_id} {{\"enabled\": true}}"
+        )));
     }
     let requested = request.options.map(|options| options.to_value()).unwrap_or(serde_json::Value::Null);
     let options = Options::resolve(&project.consolidation_options.0, &requested).map_err(options_error)?;

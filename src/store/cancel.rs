@@ -21,6 +21,14 @@ pub enum CancelRequest {
     NotFound,
 }
 
+/// Why a job that has ended cannot be cancelled.
+pub fn nothing_to_cancel(job: &Job) -> String {
+    match job.rolled_back_at {
+        Some(at) => format!("job {} completed and was rolled back at {at}; nothing to cancel", job.id),
+        None => format!("job {} has already ended ({}); nothing to cancel", job.id, job.status),
+    }
+}
+
 /// Records a cancel request for a job of `project_id` (a job of another project is not found).
 /// Serialized with the worker on the job row: an apply transaction that already holds the row
 /// commits first, and this then finds the job finished.

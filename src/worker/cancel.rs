@@ -49,8 +49,6 @@ async fn run(worker: &Worker, command: &CancelCommand) -> Result<Outcome, Failur
             worker.bus.job_terminal_event(JobEventKind::Cancelled, &crate::finish::cancelled_event(&job)).await?;
             Ok(Outcome::Done)
         }
-        CancelRequest::Finished(job) => {
-            Err(Failure::Rejected(format!("job {} has already ended ({}); nothing to cancel", job.id, job.status)))
-        }
+        CancelRequest::Finished(job) => Err(Failure::Rejected(cancel::nothing_to_cancel(&job))),
     }
 }

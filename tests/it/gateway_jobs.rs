@@ -77,6 +77,8 @@ async fn a_trigger_is_refused_for_a_disabled_unknown_or_foreign_project_and_for_
     let message =
         error(trigger(&gateway, json!({"project_id": disabled})).await, StatusCode::BAD_REQUEST, "bad_request").await;
     assert!(message.contains("disabled"), "{message}");
+    let enable = format!("PUT /api/v1/consolidation/configure/{disabled} {{\"enabled\": true}}");
+    assert!(message.contains(&enable), "names the route that enables it: {message}");
     error(trigger(&gateway, json!({"project_id": Uuid::new_v4()})).await, StatusCode::NOT_FOUND, "not_found").await;
     let foreign = gateway
         .scoped(Method::POST, "/api/v1/consolidation/trigger", Uuid::new_v4())

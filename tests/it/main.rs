@@ -5,6 +5,7 @@ mod console;
 mod demo;
 mod gateway;
 mod gateway_e2e;
+mod gateway_guidance;
 mod gateway_jobs;
 mod gateway_limits;
 mod gateway_memories;
