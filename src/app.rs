@@ -153,6 +153,7 @@ pub async fn run(database: DatabaseConfig, nats: NatsConfig, components: Compone
     components.retention.validate()?;
     if let Some(config) = &components.worker {
         config.validate()?;
+        config.check_pool(database.database_max_connections)?;
     }
     let schedule = match &components.scheduler {
         Some(config) => Some(scheduler::parse_schedule(&config.schedule)?),

@@ -279,6 +279,24 @@ impl WorkerConfig {
         Ok(())
     }
 
+    /// A running job holds up to two connections (its snapshot or apply, and its lease's
+    /// heartbeat), and the worker's listeners one more: a smaller pool would stall jobs on
+    /// each other.
+    pub fn check_pool(&self, max_connections: u32) -> Result<(), ConfigError> {
+        let needed = self.worker_concurrency.saturating_mul(2).saturating_add(1);
+        if (max_connections as usize) < needed {
+            return Err(ConfigError::new(
+                "DATABASE_MAX_CONNECTIONS",
+                format!(
+                    "{max_connections} connections cannot serve WORKER_CONCURRENCY={} (a worker needs two per job \
+                     and one more: {needed}); raise DATABASE_MAX_CONNECTIONS or lower WORKER_CONCURRENCY",
+                    self.worker_concurrency
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn worker_id(&self) -> String {
         self.worker_id.clone().unwrap_or_else(|| {
             let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_owned());
@@ -353,6 +371,20 @@ mod tests {
         assert_eq!(local_url("0.0.0.0:9090".parse().unwrap()), "http://127.0.0.1:9090");
         assert_eq!(local_url("[::]:9090".parse().unwrap()), "http://[::1]:9090");
         assert_eq!(local_url("10.1.2.3:80".parse().unwrap()), "http://10.1.2.3:80");
+    }
+
+    #[test]
+    fn a_pool_too_small_for_the_workers_concurrency_is_refused_at_start() {
+        #[derive(clap::Parser)]
+        struct Settings {
+            #[command(flatten)]
+            worker: WorkerConfig,
+        }
+        let settings = <Settings as clap::Parser>::try_parse_from(["worker", "--worker-concurrency", "8"]).unwrap();
+        assert!(settings.worker.check_pool(17).is_ok());
+        let error = settings.worker.check_pool(10).unwrap_err().to_string();
+        assert!(error.contains("DATABASE_MAX_CONNECTIONS") && error.contains("WORKER_CONCURRENCY=8"), "{error}");
+        assert!(error.contains("17"), "{error}");
     }
 
     #[test]

@@ -490,19 +490,14 @@ pub async fn of_sweep(db: impl PgExecutor<'_>, tick: DateTime<Utc>) -> Result<Ve
         .await?)
 }
 
-/// Records, just before the job reads its snapshot, the instant from which every write counts as
-/// new for the next job, and returns it: the start of the oldest client transaction still running
-/// on this database (its rows carry that start as `updated_at` and may commit after the snapshot
-/// is read), or now. When this role cannot see another role's session (no `pg_read_all_stats`),
-/// nothing is recorded and the next job runs full.
-pub async fn record_snapshot_time(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<DateTime<Utc>>> {
+/// Records, just before the job reads its snapshot, which transactions had committed (a
+/// `pg_snapshot` taken now) and returns it as text: a memory whose last write it cannot see may
+/// be missing from the job's snapshot, and counts as new for the next job. Needs no view of other
+/// sessions (`pg_stat_activity`), so another role's idle session changes nothing.
+pub async fn record_snapshot(db: impl PgExecutor<'_>, id: Uuid) -> Result<String> {
     Ok(sqlx::query_scalar(
-        "UPDATE consolidation_jobs SET snapshot_at = (
-             SELECT CASE WHEN bool_or(a.state IS NULL) THEN NULL ELSE LEAST(now(), min(a.xact_start)) END
-               FROM pg_stat_activity a
-              WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
-                AND a.backend_type = 'client backend')
-          WHERE id = $1 RETURNING snapshot_at",
+        "UPDATE consolidation_jobs SET snapshot_at = now(), snapshot = pg_current_snapshot()
+          WHERE id = $1 RETURNING snapshot::text",
     )
     .bind(id)
     .fetch_one(db)
@@ -514,14 +509,15 @@ pub async fn record_snapshot_time(db: impl PgExecutor<'_>, id: Uuid) -> Result<O
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BaseJob {
     pub id: Uuid,
-    pub snapshot_at: Option<DateTime<Utc>>,
+    /// The transactions it could see when it read its snapshot (see `record_snapshot`).
+    pub snapshot: Option<String>,
     /// The clustering options it ran with (`result.clustering`), when it recorded them.
     pub clustering: Option<Json<serde_json::Value>>,
 }
 
 pub async fn incremental_base(db: impl PgExecutor<'_>, project_id: Uuid, except: Uuid) -> Result<Option<BaseJob>> {
     Ok(sqlx::query_as(
-        "SELECT id, snapshot_at, result -> 'clustering' AS clustering FROM consolidation_jobs
+        "SELECT id, snapshot::text AS snapshot, result -> 'clustering' AS clustering FROM consolidation_jobs
           WHERE project_id = $1 AND status = 'completed' AND rolled_back_at IS NULL AND id <> $2
             AND NOT COALESCE((result ->> 'dry_run')::boolean, false)
           ORDER BY completed_at DESC LIMIT 1",

@@ -439,14 +439,14 @@ impl PlanningRow {
     }
 }
 
-/// What an incremental snapshot compares against: memories that moved after `since`, unless
-/// their last move was the base job's own write (its audit row and the row's `updated_at` share
-/// the apply transaction's timestamp), are fresh. A memory the base job wrote and something
-/// changed since (an unmerge, a rollback of a later job, a hand) is fresh again.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What an incremental snapshot compares against: memories whose last write the base job's
+/// `snapshot` (a `pg_snapshot` as text) could not see, unless that write was the base job's own (its audit row and the row's `updated_at` share the apply transaction's
+/// timestamp), are fresh. A memory the base job wrote and something changed since (an unmerge,
+/// a rollback of a later job, a hand) is fresh again.
+#[derive(Debug, Clone, PartialEq)]
 pub struct FreshSince {
     pub base_job: Uuid,
-    pub since: DateTime<Utc>,
+    pub snapshot: String,
 }
 
 /// A snapshot and the embedding bytes read from the database for it (the cache's excluded).
@@ -474,8 +474,8 @@ pub async fn snapshot(
         "SELECT m.id, m.version, m.memory_type, m.source_type, m.reused_count, m.last_reused_at, m.learned_at,
                 m.context_embedding IS NOT NULL AS has_embedding, COALESCE(m.consolidated_from, '{}') AS consolidated_from,
                 COALESCE(m.synthesized_from, '{}') AS synthesized_from,
-                CASE WHEN $2::timestamptz IS NULL THEN NULL
-                     ELSE m.updated_at >= $2 AND NOT EXISTS (SELECT 1 FROM consolidation_changes c
+                CASE WHEN $2::text IS NULL THEN NULL
+                     ELSE NOT pg_visible_in_snapshot(m.written_xid, $2::text::pg_snapshot) AND NOT EXISTS (SELECT 1 FROM consolidation_changes c
                                                              WHERE c.memory_id = m.id AND c.job_id = $3
                                                                AND c.changed_at = m.updated_at) END AS fresh
            FROM task_memories m
@@ -483,8 +483,8 @@ pub async fn snapshot(
           ORDER BY m.id",
     )
     .bind(project_id)
-    .bind(fresh.map(|f| f.since))
-    .bind(fresh.map(|f| f.base_job))
+    .bind(fresh.as_ref().map(|f| f.snapshot.as_str()))
+    .bind(fresh.as_ref().map(|f| f.base_job))
     .fetch_all(&mut *conn)
     .await?;
     let fresh_ids: Option<std::collections::BTreeSet<Uuid>> =

@@ -25,13 +25,13 @@ pub fn decide(options: &Options, base: Option<&BaseJob>) -> Decision {
         return full("no earlier completed job to build on: every pair compared".to_owned());
     };
     let recorded = base.clustering.as_ref().and_then(|c| serde_json::from_value::<ClusteringOptions>(c.0.clone()).ok());
-    let (Some(snapshot_at), Some(recorded)) = (base.snapshot_at, recorded) else {
+    let (Some(snapshot), Some(recorded)) = (base.snapshot.clone(), recorded) else {
         return full(format!(
             "the last completed job {} recorded no clustering snapshot: every pair compared",
             base.id
         ));
     };
-    let fresh = Some(FreshSince { base_job: base.id, since: snapshot_at });
+    let fresh = Some(FreshSince { base_job: base.id, snapshot });
     let current = options.clustering();
     if recorded == current {
         return Decision {
@@ -70,7 +70,6 @@ pub fn decide(options: &Options, base: Option<&BaseJob>) -> Decision {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
     use sqlx::types::Json;
     use uuid::Uuid;
 
@@ -79,7 +78,7 @@ mod tests {
     fn base(clustering: Option<ClusteringOptions>) -> BaseJob {
         BaseJob {
             id: Uuid::from_u128(7),
-            snapshot_at: Some(Utc.with_ymd_and_hms(2026, 11, 30, 2, 0, 0).unwrap()),
+            snapshot: Some("700:705:701,703".to_owned()),
             clustering: clustering.map(|c| Json(serde_json::to_value(c).unwrap())),
         }
     }
@@ -90,7 +89,7 @@ mod tests {
         let decision = decide(&options, Some(&base(Some(options.clustering()))));
         let fresh = decision.fresh.unwrap();
         assert_eq!(fresh.base_job, Uuid::from_u128(7));
-        assert_eq!(fresh.since, Utc.with_ymd_and_hms(2026, 11, 30, 2, 0, 0).unwrap());
+        assert_eq!(fresh.snapshot, "700:705:701,703");
         assert!(decision.reason.contains("same options"), "{}", decision.reason);
     }
 

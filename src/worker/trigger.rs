@@ -195,7 +195,7 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
     let base = jobs::incremental_base(&mut *conn, job.project_id, job.id).await?;
     let decision = scope::decide(options, base.as_ref());
     let complete = decision.complete;
-    jobs::record_snapshot_time(&mut *conn, job.id).await?;
+    jobs::record_snapshot(&mut *conn, job.id).await?;
     let mut meter = CostMeter::start();
     let loaded =
         memories::snapshot(&mut conn, job.project_id, decision.fresh, Some(worker.embeddings.as_ref())).await?;

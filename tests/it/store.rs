@@ -172,8 +172,7 @@ async fn an_incremental_snapshot_marks_what_moved_since_the_base_job_unless_the_
         scheduled_for: None,
     };
     jobs::create(&env.db, &job).await.unwrap();
-    let since =
-        jobs::record_snapshot_time(&env.db, base).await.unwrap().expect("every session is visible to this role");
+    let snapshot = jobs::record_snapshot(&env.db, base).await.unwrap();
     let new = fixtures::memory("new", MemoryType::Warning, direction(2, 0.0));
     let written = fixtures::memory("written by the base job", MemoryType::Warning, direction(3, 0.0));
     let rewritten = fixtures::memory("written by the base job, unmerged since", MemoryType::Warning, direction(4, 0.0));
@@ -198,7 +197,7 @@ async fn an_incremental_snapshot_marks_what_moved_since_the_base_job_unless_the_
     memories::archive(&mut conn, &[rewritten.id], consolidator::domain::ArchiveReason::Manual).await.unwrap();
     memories::unarchive(&mut conn, &[rewritten.id]).await.unwrap();
 
-    let fresh = memories::FreshSince { base_job: base, since };
+    let fresh = memories::FreshSince { base_job: base, snapshot };
     let snapshot = memories::snapshot(&mut conn, project.id, Some(fresh), None).await.unwrap().snapshot;
 
     assert_eq!(snapshot.memories.len(), 4);
@@ -538,4 +537,52 @@ async fn a_heartbeat_after_the_workers_own_commit_finds_the_job_finished_not_los
         jobs::heartbeat(&env.db, other.id, "me", consolidator::domain::Phase::Planning, 0.2).await.unwrap(),
         jobs::Heartbeat::Lost
     );
+}
+
+#[tokio::test]
+async fn a_snapshot_is_recorded_whatever_sessions_the_workers_role_cannot_see() {
+    use sqlx::{Connection, postgres::PgConnectOptions};
+    use std::str::FromStr;
+
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let job = new_job(project.id);
+    jobs::create(&env.db, &job).await.unwrap();
+    // A worker connecting as a role without pg_read_all_stats, while another role's session is open.
+    let role = format!("consolidator_t_{}", Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE ROLE {role} LOGIN")).execute(&env.db).await.unwrap();
+    sqlx::query(&format!("GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")).execute(&env.db).await.unwrap();
+    let mut other = env.db.acquire().await.unwrap();
+    sqlx::query("SELECT 1").execute(&mut *other).await.unwrap();
+    let options = PgConnectOptions::from_str(&env.database_url()).unwrap().username(&role);
+    let mut worker = sqlx::PgConnection::connect_with(&options).await.unwrap();
+
+    let hidden: bool =
+        sqlx::query_scalar("SELECT bool_or(state IS NULL) FROM pg_stat_activity WHERE pid <> pg_backend_pid()")
+            .fetch_one(&mut worker)
+            .await
+            .unwrap();
+    let recorded = jobs::record_snapshot(&mut worker, job.id).await;
+    worker.close().await.unwrap();
+    drop(other);
+    sqlx::query(&format!("DROP OWNED BY {role}")).execute(&env.db).await.unwrap();
+    sqlx::query(&format!("DROP ROLE {role}")).execute(&env.db).await.unwrap();
+
+    assert!(hidden, "this role cannot see the other session's state");
+    let snapshot = recorded.expect("recorded without seeing other sessions");
+    let row: Option<String> = sqlx::query_scalar("SELECT snapshot::text FROM consolidation_jobs WHERE id = $1")
+        .bind(job.id)
+        .fetch_one(&env.db)
+        .await
+        .unwrap();
+    assert_eq!(row.as_deref(), Some(snapshot.as_str()));
+    let committed: bool =
+        sqlx::query_scalar("SELECT pg_visible_in_snapshot(pg_current_xact_id(), $1::text::pg_snapshot)")
+            .bind(&snapshot)
+            .fetch_one(&env.db)
+            .await
+            .unwrap();
+    assert!(!committed, "a transaction after the snapshot is not visible in it");
+    let base = jobs::incremental_base(&env.db, project.id, Uuid::new_v4()).await.unwrap();
+    assert!(base.is_none(), "a dry run is no base");
 }

@@ -495,7 +495,7 @@ async fn a_rollback_refuses_outside_the_window_and_for_unknown_jobs() {
     assert_eq!(late.event, "refused");
     assert!(late.error.unwrap().contains("outside the 7-day rollback window"));
     assert_eq!(unknown.event, "refused");
-    assert!(unknown.error.unwrap().contains("does not exist"));
+    assert!(unknown.error.unwrap().contains("has no consolidation job"));
 }
 
 #[tokio::test]
