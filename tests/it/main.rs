@@ -21,6 +21,7 @@ mod guards_schema;
 mod harness;
 mod live_store;
 mod migrations;
+mod nats_permissions;
 mod private_nats;
 mod recovery;
 mod scheduler;

@@ -98,17 +98,22 @@ impl TestEnv {
 
     /// Like [`TestEnv::new`], on a NATS server of the test's own.
     pub async fn with_nats_url(nats_url: &str) -> Self {
-        let env = Self::on(Some(nats_url)).await;
+        Self::with_nats(|nats| nats.nats_url = nats_url.to_owned()).await
+    }
+
+    /// Like [`TestEnv::new`], with NATS settings of the test's choosing (a server, a user, a prefix).
+    pub async fn with_nats(configure: impl FnOnce(&mut NatsConfig)) -> Self {
+        let env = Self::on(configure).await;
         store::db::migrate_up(&env.db).await.expect("migrations apply to a fresh database");
         env
     }
 
     /// A fresh, empty database (no migrations applied).
     pub async fn without_migrations() -> Self {
-        Self::on(None).await
+        Self::on(|_| {}).await
     }
 
-    async fn on(nats_url: Option<&str>) -> Self {
+    async fn on(configure: impl FnOnce(&mut NatsConfig)) -> Self {
         let services = services().await;
         let id = Uuid::new_v4().simple().to_string();
         let database_name = format!("consolidator_test_{}", &id[..16]);
@@ -116,8 +121,8 @@ impl TestEnv {
         let database_url = admin.clone().database(&database_name).to_url_lossy().to_string();
         store::db::create_database_if_missing(&database_url).await.expect("creating the test database");
         let db = store::connect(&database_url, 8).await.expect("connecting to the test database");
-        let nats = NatsConfig {
-            nats_url: nats_url.unwrap_or(&services.nats_url).to_owned(),
+        let mut nats = NatsConfig {
+            nats_url: services.nats_url.clone(),
             nats_creds: None,
             nats_user: None,
             nats_password: None,
@@ -125,6 +130,7 @@ impl TestEnv {
             events_max_age_hours: 1,
             stream_replicas: 1,
         };
+        configure(&mut nats);
         let bus = Bus::connect(&nats, Prefix::new(&nats.prefix).expect("valid prefix"), "consolidator-test")
             .await
             .expect("connecting to NATS");
