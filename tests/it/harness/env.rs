@@ -151,6 +151,9 @@ impl TestEnv {
             embedding_base_url: None,
             embedding_model: "none".to_owned(),
             embedding_api_key: None,
+            model_call_timeout_secs: 30,
+            model_job_budget_secs: 300,
+            model_concurrency: 4,
         }
     }
 

@@ -1,0 +1,123 @@
+//! Deadlines (issue 24 item 4): a model endpoint that never answers costs a job at most its
+//! budget, and a cancel lands while a call hangs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use consolidator::bus::{
+    CommandKind,
+    messages::{CancelCommand, SCHEMA_VERSION},
+};
+use consolidator::config::RetentionConfig;
+use consolidator::worker::Worker;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::harness::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A chat endpoint that accepts connections and never answers; counts the connections.
+struct Hanging {
+    url: String,
+    accepted: Arc<AtomicUsize>,
+}
+
+fn hanging_endpoint() -> Hanging {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let url = format!("http://{}/v1", listener.local_addr().expect("address"));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    std::thread::spawn({
+        let accepted = accepted.clone();
+        move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+        }
+    });
+    Hanging { url, accepted }
+}
+
+impl Hanging {
+    /// Waits until a model call reached the endpoint (the job is planning, its call hanging).
+    async fn called(&self) {
+        let reached = eventually(WAIT, || async { (self.accepted.load(Ordering::SeqCst) > 0).then_some(()) }).await;
+        assert!(reached.is_some(), "no model call reached the endpoint");
+    }
+}
+
+/// A worker whose synthesis endpoint is `endpoint`, with the given job budget.
+fn worker_on(env: &TestEnv, endpoint: &Hanging, budget_secs: u64) -> Worker {
+    let mut config = env.worker_config();
+    config.llm_base_url = Some(endpoint.url.clone());
+    config.llm_model = "test-model".to_owned();
+    config.model_call_timeout_secs = 120;
+    config.model_job_budget_secs = budget_secs;
+    Worker::new(env.db.clone(), env.bus.clone(), config, RetentionConfig::default())
+}
+
+async fn loaded_project(env: &TestEnv) -> Uuid {
+    let project = fixtures::project(&env.db, 1).await;
+    fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
+    project.id
+}
+
+async fn consolidated(env: &TestEnv, project_id: Uuid) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM task_memories WHERE project_id = $1 AND memory_type IN ('consolidated', 'synthesis')",
+    )
+    .bind(project_id)
+    .fetch_one(&env.db)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_job_whose_model_never_answers_completes_within_its_budget_on_extractive_text_and_says_so() {
+    let env = TestEnv::new().await;
+    let project_id = loaded_project(&env).await;
+    let endpoint = hanging_endpoint();
+    let running = env.spawn_worker_with(worker_on(&env, &endpoint, 2));
+    let command = trigger(project_id, json!({}));
+    let started = Instant::now();
+    publish_trigger(&env.bus, &command).await;
+
+    let job = wait_for_status(&env, command.job_id, "completed", WAIT).await;
+    let took = started.elapsed();
+    running.stop().await;
+
+    assert!(took < Duration::from_secs(15), "a 2 s budget, not 3 x 120 s per call: {took:?}");
+    assert!(endpoint.accepted.load(Ordering::SeqCst) >= 1, "the model was called");
+    assert_eq!(job.summaries_created, 1, "the topic is synthesized from the extractive text");
+    let result = &job.result.as_ref().unwrap().0;
+    let model = &result["cost"]["model"];
+    assert_eq!((model["budget_spent"].as_bool(), model["fallbacks"].as_u64()), (Some(true), Some(1)), "{model}");
+    let warnings = result["warnings"].to_string();
+    assert!(warnings.contains("model budget of 2 s spent") && warnings.contains("1 texts"), "{warnings}");
+}
+
+#[tokio::test]
+async fn a_cancel_during_planning_ends_the_job_within_seconds_while_its_model_call_hangs() {
+    let env = TestEnv::new().await;
+    let project_id = loaded_project(&env).await;
+    let endpoint = hanging_endpoint();
+    let running = env.spawn_worker_with(worker_on(&env, &endpoint, 300));
+    let command = trigger(project_id, json!({}));
+    publish_trigger(&env.bus, &command).await;
+    endpoint.called().await;
+
+    let asked = Instant::now();
+    let cancel =
+        CancelCommand { schema_version: SCHEMA_VERSION, job_id: command.job_id, requested_by: "tester".into() };
+    env.bus.publish_command(CommandKind::Cancel, &Uuid::new_v4().to_string(), &cancel).await.unwrap();
+    let job = wait_for_status(&env, command.job_id, "cancelled", WAIT).await;
+    let took = asked.elapsed();
+    running.stop().await;
+
+    assert!(took < Duration::from_secs(10), "the hanging call did not hold the cancel: {took:?}");
+    assert_eq!(job.error_message.as_deref(), Some("cancelled by tester before applying; nothing was applied"));
+    assert_eq!(consolidated(&env, project_id).await, 0, "nothing was applied");
+}
