@@ -238,6 +238,10 @@ pub struct WorkerConfig {
     /// Model requests in flight at once per worker process, all jobs together.
     #[arg(long, env = "MODEL_CONCURRENCY", default_value_t = 4)]
     pub model_concurrency: usize,
+    /// Seconds a stopping worker (SIGTERM, Ctrl-C) gives its running jobs to finish before it
+    /// hands them back (lease released, message redelivered at once) for another worker.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 25)]
+    pub shutdown_grace_secs: u64,
 }
 
 impl WorkerConfig {

@@ -1,7 +1,8 @@
 //! Phase boundaries of a job: where a cancel request is honoured (DESIGN.md §11). A job stops
 //! between loading, planning and applying, inside planning between its units (`interrupt`), and
 //! inside the apply transaction just before its commit (`apply`); stopped anywhere, it has
-//! changed nothing. The same boundaries end the run of a worker that lost the job.
+//! changed nothing. The same boundaries end the run of a worker that lost the job or whose
+//! shutdown grace ran out.
 
 use super::{
     Worker,
@@ -41,11 +42,13 @@ pub async fn cancelled(worker: &Worker, job: &Job, requested_by: &str, phase: &s
     Ok(Some(End { kind: JobEventKind::Cancelled, event }))
 }
 
-/// Where an interrupted job goes before `phase`: cancelled, or left to the worker that holds it.
+/// Where an interrupted job goes before `phase`: cancelled, left to the worker that holds it, or
+/// (shutdown) handed back as [`Failure::Shutdown`].
 pub async fn interrupted(worker: &Worker, job: &Job, phase: Phase, why: Interrupt) -> Result<Option<End>, Failure> {
     match why {
         Interrupt::Cancelled(by) => cancelled(worker, job, &by, phase.as_str()).await,
         Interrupt::Lost => Ok(None),
+        Interrupt::Shutdown => Err(Failure::Shutdown),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Why a running job must stop before its next boundary, seen while it runs rather than only at
-//! its phase boundaries: a cancel request (polled) or the lease lost to another worker. The first reason cancels the job's stop token, which
+//! its phase boundaries: a cancel request (polled), the lease lost to another worker, or the
+//! worker's shutdown grace running out. The first reason cancels the job's stop token, which
 //! the planner and the model calls watch.
 
 use std::sync::{Arc, OnceLock};
@@ -20,6 +21,8 @@ pub enum Interrupt {
     Cancelled(String),
     /// Another worker holds the job now: this one leaves it alone.
     Lost,
+    /// This worker is shutting down: the job goes back to pending for another worker.
+    Shutdown,
 }
 
 /// The watcher of one job; dropping it stops the watching.
@@ -30,11 +33,12 @@ pub struct JobStop {
 }
 
 impl JobStop {
-    /// Watches for a cancel request of `job_id` and for `lost` (the lease keeper's).
+    /// Watches for a cancel request of `job_id`, for `lost` (the lease keeper's) and for the
+    /// worker's `stop_jobs`.
     pub fn start(worker: &Worker, job_id: Uuid, lost: CancellationToken) -> JobStop {
         let token = CancellationToken::new();
         let reason = Arc::new(OnceLock::new());
-        let db = worker.db.clone();
+        let (db, shutdown) = (worker.db.clone(), worker.stop_jobs.clone());
         let watcher = tokio::spawn(tracing::Instrument::in_current_span({
             let (token, reason) = (token.clone(), reason.clone());
             async move {
@@ -42,6 +46,7 @@ impl JobStop {
                     tokio::select! {
                         _ = token.cancelled() => return,
                         _ = lost.cancelled() => break Interrupt::Lost,
+                        _ = shutdown.cancelled() => break Interrupt::Shutdown,
                         _ = tokio::time::sleep(CANCEL_POLL) => {
                             if let Ok(Some(by)) = cancel::requested_by(&db, job_id).await {
                                 break Interrupt::Cancelled(by);

@@ -66,6 +66,8 @@ pub struct Worker {
     pub embeddings: Arc<embedding_cache::WorkerEmbeddingCache>,
     /// Model requests in flight, all jobs together (MODEL_CONCURRENCY).
     pub model_gate: Arc<Gate>,
+    /// Cancelled when the shutdown grace runs out: running jobs hand themselves back.
+    pub stop_jobs: CancellationToken,
 }
 
 impl Worker {
@@ -99,7 +101,8 @@ impl Worker {
         };
         let embeddings = Arc::new(embedding_cache::WorkerEmbeddingCache::new(config.embedding_cache_mb * 1024 * 1024));
         let model_gate = Gate::new(config.model_concurrency);
-        Self { db, bus, config, retention, worker_id, engine, synthesizer, embedder, embeddings, model_gate }
+        let stop_jobs = CancellationToken::new();
+        Self { db, bus, config, retention, worker_id, engine, synthesizer, embedder, embeddings, model_gate, stop_jobs }
     }
 
     pub fn with_models(mut self, synthesizer: Arc<dyn Synthesizer>, embedder: Arc<dyn Embedder>) -> Self {
@@ -209,7 +212,8 @@ async fn give_up(worker: &Worker, kind: CommandKind, payload: &[u8], reason: &st
     }
 }
 
-/// Runs every command consumer until `shutdown`, then drains in-flight commands. A consumer
+/// Runs every command consumer until `shutdown`, then drains in-flight commands: running jobs
+/// get SHUTDOWN_GRACE_SECS to finish, then hand themselves back for another worker. A consumer
 /// that cannot be set up stops the ones already running (they drain) and is the error.
 pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), BusError> {
     let stop = shutdown.child_token();
@@ -218,7 +222,17 @@ pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(),
     if setup.is_err() {
         stop.cancel();
     }
+    let grace = tokio::spawn({
+        let (worker, stop) = (worker.clone(), stop.clone());
+        async move {
+            stop.cancelled().await;
+            tokio::time::sleep(Duration::from_secs(worker.config.shutdown_grace_secs)).await;
+            tracing::warn!(worker_id = %worker.worker_id, "shutdown grace ran out; handing running jobs back");
+            worker.stop_jobs.cancel();
+        }
+    });
     while loops.join_next().await.is_some() {}
+    grace.abort();
     tracing::info!(worker_id = %worker.worker_id, "worker drained and stopped");
     setup
 }

@@ -24,6 +24,9 @@ pub enum Outcome {
     Wait { delay: Duration },
     /// Malformed or impossible: never redeliver; dead-letter with the reason.
     Poison { reason: String },
+    /// This worker is shutting down and stopped the run: redeliver at once (to another worker),
+    /// not a failure.
+    Release,
 }
 
 /// What settling did, for logs and for the caller that must record a final failure.
@@ -128,6 +131,7 @@ pub async fn settle(
         Outcome::Done => (AckKind::Ack, Settled::Acked),
         // Bounded by the consumer's own max_deliver; its advisory turns the end into a dead letter.
         Outcome::Wait { delay } => (AckKind::Nak(Some(delay)), Settled::Redelivering),
+        Outcome::Release => (AckKind::Nak(None), Settled::Redelivering),
         Outcome::Retry { reason, counted } => {
             match retry_or_give_up(&reason, counted, failures, delivered, age(message), policy) {
                 Retry::After(delay) => {

@@ -125,6 +125,15 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
         // Another worker took the job over meanwhile; its run decides.
         Ok(None) => return Ok(Outcome::Done),
         Err(_) if lost => return Ok(Outcome::Done),
+        Err(Failure::Shutdown) => {
+            tracing::info!("worker shutting down: job handed back to pending");
+            match jobs::release(&worker.db, job.id, &worker.worker_id, "handed back by a worker shutting down").await {
+                Ok(true) => {}
+                Ok(false) => return Ok(Outcome::Done),
+                Err(error) => tracing::warn!(%error, "could not release the job at shutdown"),
+            }
+            return Err(Failure::Shutdown);
+        }
         Err(failure) => {
             if let Failure::Transient(reason) | Failure::Outage(reason) = &failure {
                 if let Err(error) = jobs::release(&worker.db, job.id, &worker.worker_id, reason).await {

@@ -1,5 +1,6 @@
-//! Deadlines (issue 24 item 4): a model endpoint that never answers costs a job at most its
-//! budget, and a cancel lands while a call hangs.
+//! Deadlines and hand-overs (issue 24 items 4 and 5): a model endpoint that never answers costs
+//! a job at most its budget, a cancel lands while a call hangs, and a worker shutting down hands its
+//! job to another without counting the attempt.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,6 +11,7 @@ use consolidator::bus::{
     messages::{CancelCommand, SCHEMA_VERSION},
 };
 use consolidator::config::RetentionConfig;
+use consolidator::store::jobs;
 use consolidator::worker::Worker;
 use serde_json::json;
 use uuid::Uuid;
@@ -49,13 +51,14 @@ impl Hanging {
     }
 }
 
-/// A worker whose synthesis endpoint is `endpoint`, with the given job budget.
-fn worker_on(env: &TestEnv, endpoint: &Hanging, budget_secs: u64) -> Worker {
+/// A worker whose synthesis endpoint is `endpoint`, with the given job budget and grace.
+fn worker_on(env: &TestEnv, endpoint: &Hanging, budget_secs: u64, grace_secs: u64) -> Worker {
     let mut config = env.worker_config();
     config.llm_base_url = Some(endpoint.url.clone());
     config.llm_model = "test-model".to_owned();
     config.model_call_timeout_secs = 120;
     config.model_job_budget_secs = budget_secs;
+    config.shutdown_grace_secs = grace_secs;
     Worker::new(env.db.clone(), env.bus.clone(), config, RetentionConfig::default())
 }
 
@@ -80,7 +83,7 @@ async fn a_job_whose_model_never_answers_completes_within_its_budget_on_extracti
     let env = TestEnv::new().await;
     let project_id = loaded_project(&env).await;
     let endpoint = hanging_endpoint();
-    let running = env.spawn_worker_with(worker_on(&env, &endpoint, 2));
+    let running = env.spawn_worker_with(worker_on(&env, &endpoint, 2, 10));
     let command = trigger(project_id, json!({}));
     let started = Instant::now();
     publish_trigger(&env.bus, &command).await;
@@ -104,7 +107,7 @@ async fn a_cancel_during_planning_ends_the_job_within_seconds_while_its_model_ca
     let env = TestEnv::new().await;
     let project_id = loaded_project(&env).await;
     let endpoint = hanging_endpoint();
-    let running = env.spawn_worker_with(worker_on(&env, &endpoint, 300));
+    let running = env.spawn_worker_with(worker_on(&env, &endpoint, 300, 10));
     let command = trigger(project_id, json!({}));
     publish_trigger(&env.bus, &command).await;
     endpoint.called().await;
@@ -120,4 +123,31 @@ async fn a_cancel_during_planning_ends_the_job_within_seconds_while_its_model_ca
     assert!(took < Duration::from_secs(10), "the hanging call did not hold the cancel: {took:?}");
     assert_eq!(job.error_message.as_deref(), Some("cancelled by tester before applying; nothing was applied"));
     assert_eq!(consolidated(&env, project_id).await, 0, "nothing was applied");
+}
+
+#[tokio::test]
+async fn a_worker_shut_down_mid_job_hands_it_to_another_at_once_without_counting_an_attempt() {
+    let env = TestEnv::new().await;
+    let project_id = loaded_project(&env).await;
+    let endpoint = hanging_endpoint();
+    let stopping = env.spawn_worker_with(worker_on(&env, &endpoint, 300, 1));
+    let first_worker = stopping.worker.worker_id.clone();
+    let command = trigger(project_id, json!({}));
+    publish_trigger(&env.bus, &command).await;
+    endpoint.called().await;
+
+    let asked = Instant::now();
+    stopping.stop().await;
+    let took = asked.elapsed();
+    let released = jobs::get(&env.db, command.job_id).await.unwrap().unwrap();
+    assert!(took < Duration::from_secs(10), "a 1 s grace, then the job is handed back: {took:?}");
+    assert_eq!(released.status, "pending", "{released:?}");
+    assert_eq!((released.attempts, released.failures), (0, 0), "{released:?}");
+
+    let taking_over = env.spawn_worker();
+    let job = wait_for_status(&env, command.job_id, "completed", WAIT).await;
+    taking_over.stop().await;
+    assert_eq!((job.attempts, job.failures), (1, 0), "the shutdown was neither an attempt nor a failure");
+    assert_ne!(job.worker_id.as_deref(), Some(first_worker.as_str()));
+    assert_eq!(job.memories_merged, 5);
 }

@@ -154,6 +154,7 @@ impl TestEnv {
             model_call_timeout_secs: 30,
             model_job_budget_secs: 300,
             model_concurrency: 4,
+            shutdown_grace_secs: 10,
         }
     }
 
