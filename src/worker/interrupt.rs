@@ -19,7 +19,7 @@ const CANCEL_POLL: Duration = Duration::from_secs(1);
 pub enum Interrupt {
     /// Someone (named) asked the job to stop: it ends cancelled.
     Cancelled(String),
-    /// Another worker holds the job now: this one leaves it alone.
+    /// Another worker holds the job now: this one leaves it, and its delivery, alone.
     Lost,
     /// This worker is shutting down: the job goes back to pending for another worker.
     Shutdown,

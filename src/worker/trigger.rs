@@ -122,14 +122,15 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
     // finds the job finished, and the completed event must still go out.
     let end = match result {
         Ok(Some(finished)) => finished,
-        // Another worker took the job over meanwhile; its run decides.
-        Ok(None) => return Ok(Outcome::Done),
-        Err(_) if lost => return Ok(Outcome::Done),
+        // Another worker took the job over meanwhile; its run decides, and its answer to the
+        // delivery (never this worker's ack) settles the message.
+        Ok(None) => return Ok(Outcome::Abandon),
+        Err(_) if lost => return Ok(Outcome::Abandon),
         Err(Failure::Shutdown) => {
             tracing::info!("worker shutting down: job handed back to pending");
             match jobs::release(&worker.db, job.id, &worker.worker_id, "handed back by a worker shutting down").await {
                 Ok(true) => {}
-                Ok(false) => return Ok(Outcome::Done),
+                Ok(false) => return Ok(Outcome::Abandon),
                 Err(error) => tracing::warn!(%error, "could not release the job at shutdown"),
             }
             return Err(Failure::Shutdown);

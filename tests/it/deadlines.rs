@@ -1,18 +1,21 @@
 //! Deadlines and hand-overs (issue 24 items 4 and 5): a model endpoint that never answers costs
-//! a job at most its budget, a cancel lands while a call hangs, and a worker shutting down hands its
-//! job to another without counting the attempt.
+//! a job at most its budget, a cancel lands while a call hangs, a worker shutting down hands its
+//! job to another without counting the attempt, and a worker that lost its lease leaves the
+//! delivery to the new holder.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::consumer::PullConsumer;
 use consolidator::bus::{
     CommandKind,
     messages::{CancelCommand, SCHEMA_VERSION},
 };
 use consolidator::config::RetentionConfig;
 use consolidator::store::jobs;
-use consolidator::worker::Worker;
+use consolidator::worker::{self, Settled, Worker};
+use futures::StreamExt;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -150,4 +153,38 @@ async fn a_worker_shut_down_mid_job_hands_it_to_another_at_once_without_counting
     assert_eq!((job.attempts, job.failures), (1, 0), "the shutdown was neither an attempt nor a failure");
     assert_ne!(job.worker_id.as_deref(), Some(first_worker.as_str()));
     assert_eq!(job.memories_merged, 5);
+}
+
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_stops_and_leaves_the_delivery_to_the_new_holder() {
+    let env = TestEnv::new().await;
+    let project_id = loaded_project(&env).await;
+    let endpoint = hanging_endpoint();
+    let worker = Arc::new(worker_on(&env, &endpoint, 300, 10));
+    let settings = worker.consumer_settings(CommandKind::Trigger);
+    let consumer: PullConsumer = worker.bus.command_consumer(CommandKind::Trigger, &settings).await.unwrap();
+    let command = trigger(project_id, json!({}));
+    publish_trigger(&env.bus, &command).await;
+    let mut batch = consumer.batch().max_messages(1).expires(WAIT).messages().await.unwrap();
+    let message = batch.next().await.expect("a delivery").unwrap();
+    let running = tokio::spawn({
+        let worker = worker.clone();
+        async move { worker::process_one(&worker, CommandKind::Trigger, message).await }
+    });
+    endpoint.called().await;
+
+    sqlx::query("UPDATE consolidation_jobs SET worker_id = 'another-worker', heartbeat_at = now() WHERE id = $1")
+        .bind(command.job_id)
+        .execute(&env.db)
+        .await
+        .unwrap();
+    let settled = tokio::time::timeout(WAIT, running).await.expect("the run stopped").unwrap();
+
+    assert_eq!(settled, Settled::Abandoned);
+    let job = jobs::get(&env.db, command.job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, "running", "untouched");
+    assert_eq!(job.worker_id.as_deref(), Some("another-worker"), "untouched");
+    let mut consumer = consumer;
+    assert_eq!(consumer.info().await.unwrap().num_ack_pending, 1, "the delivery was neither acked nor nakked");
+    assert_eq!(consolidated(&env, project_id).await, 0, "nothing was applied");
 }
