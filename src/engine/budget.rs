@@ -198,8 +198,8 @@ impl JobBudget {
     pub fn spent_warning(&self, fallbacks: u64) -> String {
         let budget = self.budget.map_or(0.0, |b| b.as_secs_f64());
         format!(
-            "model budget of {budget} s spent (MODEL_JOB_BUDGET_SECS): {fallbacks} texts used the extractive \
-             text or the centroid"
+            "model budget of {budget} s spent (MODEL_JOB_BUDGET_SECS); texts that used the extractive text or \
+             the centroid instead of the model: {fallbacks}"
         )
     }
 }

@@ -231,7 +231,9 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
             (options.clone(), worker.engine.clone(), synthesizer.clone(), embedder.clone());
         let (job_id, db, runtime, stop) =
             (job.id, worker.db.clone(), tokio::runtime::Handle::current(), stop.token().clone());
+        let span = Span::current();
         tokio::task::spawn_blocking(move || -> Result<Option<(Plan, u64)>, Failure> {
+            let _job = span.enter();
             let paired = engine::plan::pairs(&snapshot, &options, &engine);
             if stop.is_cancelled() {
                 return Ok(None);

@@ -102,7 +102,10 @@ async fn a_job_whose_model_never_answers_completes_within_its_budget_on_extracti
     let model = &result["cost"]["model"];
     assert_eq!((model["budget_spent"].as_bool(), model["fallbacks"].as_u64()), (Some(true), Some(1)), "{model}");
     let warnings = result["warnings"].to_string();
-    assert!(warnings.contains("model budget of 2 s spent") && warnings.contains("1 texts"), "{warnings}");
+    assert!(
+        warnings.contains("model budget of 2 s spent") && warnings.contains("instead of the model: 1"),
+        "{warnings}"
+    );
 }
 
 #[tokio::test]

@@ -18,11 +18,14 @@ pub fn map_units<T: Sync, R: Send>(
 ) -> Vec<Option<R>> {
     let unit = |item: &T| (!stop.is_cancelled()).then(|| f(item));
     let Some(threads) = outside_calls else { return items.par_iter().map(unit).collect() };
+    // The caller's span (the job's), so what a unit logs names the job.
+    let span = tracing::Span::current();
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<(usize, Option<R>)>> = Mutex::new(Vec::with_capacity(items.len()));
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, items.len().max(1)) {
             scope.spawn(|| {
+                let _job = span.enter();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(i) else { return };
