@@ -159,7 +159,9 @@ function costReport(cost) {
     ['Total', `${cost.total_ms} ms`], ['Memories / s', cost.memories_per_second],
     ['Vectors held', `${cost.vectors_mib} MiB`], ['Peak RSS (worker)', cost.peak_rss_mib === undefined ? '—' : `${cost.peak_rss_mib} MiB`],
     ['Read', mib(cost.bytes_read)], ['Written', mib(cost.bytes_written)],
-    ['Model calls', cost.model.calls], ['Model tokens', cost.model.tokens]];
+    ['Model calls', cost.model.calls], ['Model tokens', cost.model.tokens],
+    ...(cost.model.fallbacks ? [['Model fallbacks', cost.model.fallbacks]] : []),
+    ...(cost.model.budget_spent ? [['Model budget', 'spent']] : [])];
   return h('section', { id: 'cost', 'aria-labelledby': 'cost-heading' },
     h('h2', { id: 'cost-heading' }, 'Cost'),
     h('div', { class: 'card' }, chart, legend,

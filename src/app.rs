@@ -1,5 +1,6 @@
 //! Starts any combination of gateway, worker and scheduler against one database and one NATS,
-//! and stops them all on Ctrl-C or SIGTERM (in-flight jobs drain first).
+//! and stops them all on Ctrl-C or SIGTERM (running jobs get SHUTDOWN_GRACE_SECS to finish, then
+//! are handed back to another worker).
 
 use std::sync::Arc;
 

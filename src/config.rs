@@ -251,6 +251,20 @@ pub struct WorkerConfig {
     pub embedding_model: String,
     #[arg(long, env = "EMBEDDING_API_KEY", hide_env_values = true)]
     pub embedding_api_key: Option<String>,
+    /// Seconds one request to a model endpoint may take (each retry is a request).
+    #[arg(long, env = "MODEL_CALL_TIMEOUT_SECS", default_value_t = 30)]
+    pub model_call_timeout_secs: u64,
+    /// Seconds a job may spend on model calls, from its first; then its remaining texts use the
+    /// extractive text or the centroid, and its result says so.
+    #[arg(long, env = "MODEL_JOB_BUDGET_SECS", default_value_t = 300)]
+    pub model_job_budget_secs: u64,
+    /// Model requests in flight at once per worker process, all jobs together.
+    #[arg(long, env = "MODEL_CONCURRENCY", default_value_t = 4)]
+    pub model_concurrency: usize,
+    /// Seconds a stopping worker (SIGTERM, Ctrl-C) gives its running jobs to finish before it
+    /// hands them back (lease released, message redelivered at once) for another worker.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 25)]
+    pub shutdown_grace_secs: u64,
 }
 
 impl WorkerConfig {
@@ -275,6 +289,15 @@ impl WorkerConfig {
         }
         if self.synthesis_min_cluster < 2 {
             return Err(ConfigError::new("SYNTHESIS_MIN_CLUSTER", "must be at least 2"));
+        }
+        if self.model_call_timeout_secs == 0 {
+            return Err(ConfigError::new("MODEL_CALL_TIMEOUT_SECS", "must be at least 1"));
+        }
+        if self.model_job_budget_secs == 0 {
+            return Err(ConfigError::new("MODEL_JOB_BUDGET_SECS", "must be at least 1"));
+        }
+        if self.model_concurrency == 0 {
+            return Err(ConfigError::new("MODEL_CONCURRENCY", "must be at least 1"));
         }
         Ok(())
     }

@@ -65,12 +65,29 @@ pub struct ModelUsage {
     pub calls: u64,
     /// `usage.total_tokens` summed over the answers that reported it.
     pub tokens: u64,
+    /// Texts (a synthesis's prose, a new memory's embedding) that used the extractive text or the
+    /// centroid because their model call failed, timed out or was not made; absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fallbacks: u64,
+    /// The job's model budget (MODEL_JOB_BUDGET_SECS) ran out: the calls it still needed were
+    /// not made; absent when it did not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub budget_spent: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl std::ops::Add for ModelUsage {
     type Output = ModelUsage;
     fn add(self, other: ModelUsage) -> ModelUsage {
-        ModelUsage { calls: self.calls + other.calls, tokens: self.tokens + other.tokens }
+        ModelUsage {
+            calls: self.calls + other.calls,
+            tokens: self.tokens + other.tokens,
+            fallbacks: self.fallbacks + other.fallbacks,
+            budget_spent: self.budget_spent || other.budget_spent,
+        }
     }
 }
 

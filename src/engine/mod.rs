@@ -4,10 +4,12 @@
 //! `similarity` (exact, prefiltered and approximate pairs), `guards` (the value guard: pairs held
 //! apart, reviews and supersessions), `clustering` (clique groups), `merge` (merged text,
 //! embeddings), `synthesis`, `archive`, `promote`, and `plan` (the orchestration, its audit rows
-//! and its bounded report). `text` is the sentence and word analysis the text stages share. The
-//! records a plan is made of live in `domain`.
+//! and its bounded report). `text` is the sentence and word analysis the text stages share;
+//! `budget` bounds what a job spends on outside model calls. The records a plan is made of live
+//! in `domain`.
 
 pub mod archive;
+pub mod budget;
 pub mod candidates;
 pub mod clustering;
 pub mod config;

@@ -1,24 +1,31 @@
 //! A scripted HTTP/1.1 server on 127.0.0.1:0 for the client tests: answers the i-th request
-//! with the i-th reply (the last one repeats) and records every request.
+//! with the i-th reply (the last one repeats), each after its delay, and records every request.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
     pub body: String,
+    /// How long the server waits before it answers (a slow model).
+    pub delay: Duration,
 }
 
 impl Reply {
     pub fn ok(body: String) -> Reply {
-        Reply { status: 200, body }
+        Reply { status: 200, body, delay: Duration::ZERO }
     }
 
     pub fn status(status: u16, body: &str) -> Reply {
-        Reply { status, body: body.to_owned() }
+        Reply { status, body: body.to_owned(), delay: Duration::ZERO }
+    }
+
+    pub fn after(self, delay: Duration) -> Reply {
+        Reply { delay, ..self }
     }
 }
 
@@ -62,6 +69,7 @@ impl FakeServer {
                 let _ = reader.read_exact(&mut body);
                 log.lock().unwrap().push(Recorded { head, body: String::from_utf8_lossy(&body).into_owned() });
                 let reply = &replies[i.min(replies.len() - 1)];
+                thread::sleep(reply.delay);
                 let response = format!(
                     "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
                     reply.status,

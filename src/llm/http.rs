@@ -1,13 +1,15 @@
 //! One JSON POST with retries: transport errors, 429 and 5xx are retried with exponential
-//! backoff; any other status is final.
+//! backoff; any other status is final. Every attempt and backoff is bounded by the job's
+//! [`JobBudget`].
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::sleep;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::domain::ModelUsage;
+use crate::engine::budget::{JobBudget, Refusal};
 
 /// First retry delay; doubled per attempt up to `MAX_BACKOFF`.
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
@@ -18,39 +20,62 @@ const BODY_EXCERPT: usize = 300;
 #[derive(Debug, Clone, PartialEq)]
 pub enum HttpFailure {
     Transport(String),
-    Status { status: u16, body: String },
+    Status {
+        status: u16,
+        body: String,
+    },
     InvalidJson(String),
+    /// Not sent, or not waited for: the job's budget or stop decided.
+    Refused(Refusal),
 }
 
 pub struct JsonClient {
     agent: ureq::Agent,
     api_key: Option<String>,
+    timeout: Duration,
     max_retries: u32,
-    calls: AtomicU64,
+    budget: Arc<JobBudget>,
+    /// Counted by the attempt's thread as it sends.
+    calls: Arc<AtomicU64>,
     tokens: AtomicU64,
 }
 
 impl JsonClient {
-    pub fn new(timeout: Duration, api_key: Option<String>, max_retries: u32) -> JsonClient {
-        let agent =
-            ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into();
-        JsonClient { agent, api_key, max_retries, calls: AtomicU64::new(0), tokens: AtomicU64::new(0) }
+    pub fn new(timeout: Duration, api_key: Option<String>, max_retries: u32, budget: Arc<JobBudget>) -> JsonClient {
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        JsonClient {
+            agent,
+            api_key,
+            timeout,
+            max_retries,
+            budget,
+            calls: Arc::new(AtomicU64::new(0)),
+            tokens: AtomicU64::new(0),
+        }
+    }
+
+    pub fn budget(&self) -> &Arc<JobBudget> {
+        &self.budget
     }
 
     /// Requests this client sent (retries included) and the tokens their answers reported.
     pub fn usage(&self) -> ModelUsage {
-        ModelUsage { calls: self.calls.load(Ordering::Relaxed), tokens: self.tokens.load(Ordering::Relaxed) }
+        ModelUsage {
+            calls: self.calls.load(Ordering::Relaxed),
+            tokens: self.tokens.load(Ordering::Relaxed),
+            ..ModelUsage::default()
+        }
     }
 
     pub fn post(&self, url: &str, body: &Value) -> Result<Value, HttpFailure> {
-        let payload = body.to_string();
+        let payload: Arc<str> = body.to_string().into();
         let mut attempt = 0u32;
         loop {
             match self.post_once(url, &payload) {
                 Err(failure) if attempt < self.max_retries && retryable(&failure) => {
                     let delay = INITIAL_BACKOFF.saturating_mul(1 << attempt.min(16)).min(MAX_BACKOFF);
                     tracing::warn!(url, attempt, ?failure, "retrying LLM endpoint call");
-                    sleep(delay);
+                    self.budget.pause(delay).map_err(HttpFailure::Refused)?;
                     attempt += 1;
                 }
                 other => return other,
@@ -58,15 +83,29 @@ impl JsonClient {
         }
     }
 
-    fn post_once(&self, url: &str, payload: &str) -> Result<Value, HttpFailure> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let mut request = self.agent.post(url).header("Content-Type", "application/json");
-        if let Some(key) = &self.api_key {
-            request = request.header("Authorization", format!("Bearer {key}"));
-        }
-        let mut response = request.send(payload).map_err(|e| HttpFailure::Transport(e.to_string()))?;
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().map_err(|e| HttpFailure::Transport(e.to_string()))?;
+    fn post_once(&self, url: &str, payload: &Arc<str>) -> Result<Value, HttpFailure> {
+        let (agent, api_key, url, payload, calls) =
+            (self.agent.clone(), self.api_key.clone(), url.to_owned(), Arc::clone(payload), Arc::clone(&self.calls));
+        let sent = self.budget.call(self.timeout, move |timeout| {
+            let mut request = agent
+                .post(&url)
+                .config()
+                .timeout_global(Some(timeout))
+                .build()
+                .header("Content-Type", "application/json");
+            if let Some(key) = &api_key {
+                request = request.header("Authorization", format!("Bearer {key}"));
+            }
+            calls.fetch_add(1, Ordering::Relaxed);
+            let mut response = request.send(payload.as_bytes()).map_err(|e| HttpFailure::Transport(e.to_string()))?;
+            let status = response.status().as_u16();
+            let text = response.body_mut().read_to_string().map_err(|e| HttpFailure::Transport(e.to_string()))?;
+            Ok((status, text))
+        });
+        let (status, text) = sent.map_err(|refusal| match refusal {
+            Refusal::TimedOut(_) | Refusal::Thread(_) => HttpFailure::Transport(refusal.to_string()),
+            refusal => HttpFailure::Refused(refusal),
+        })??;
         if !(200..300).contains(&status) {
             return Err(HttpFailure::Status { status, body: excerpt(&text) });
         }
@@ -83,7 +122,7 @@ fn retryable(failure: &HttpFailure) -> bool {
     match failure {
         HttpFailure::Transport(_) => true,
         HttpFailure::Status { status, .. } => *status == 429 || *status >= 500,
-        HttpFailure::InvalidJson(_) => false,
+        HttpFailure::InvalidJson(_) | HttpFailure::Refused(_) => false,
     }
 }
 

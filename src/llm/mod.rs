@@ -1,5 +1,5 @@
 //! OpenAI-compatible clients for the engine's `Synthesizer` and `Embedder` traits (blocking
-//! HTTP; the worker calls the planner on a blocking thread).
+//! HTTP, each attempt on a thread of its own, bounded by the job's `engine::budget`).
 
 mod http;
 pub mod openai;

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::http::{HttpFailure, JsonClient};
 use crate::domain::ModelUsage;
+use crate::engine::budget::JobBudget;
 use crate::engine::merge::embed::{EmbedError, Embedder};
 use crate::engine::synthesis::{
     ExtractiveSynthesizer, SynthesisDraft, SynthesisError, Synthesizer, TopicView, validate_draft,
@@ -21,7 +22,7 @@ pub struct OpenAiConfig {
     pub base_url: String,
     pub model: String,
     pub api_key: Option<String>,
-    /// Per request, whole exchange.
+    /// Per request, whole exchange (MODEL_CALL_TIMEOUT_SECS); a job's budget may cut it shorter.
     pub timeout: Duration,
     /// Retries after the first attempt, on transport errors, 429 and 5xx.
     pub max_retries: u32,
@@ -32,6 +33,9 @@ impl OpenAiConfig {
         format!("{}/{path}", self.base_url.trim_end_matches('/'))
     }
 }
+
+/// Calls in flight at once for a client made outside a job (tests, tools).
+const UNBUDGETED_CONCURRENCY: usize = 4;
 
 /// Fact texts are cut to this many characters in the prompt to bound its size.
 const MAX_FACT_CHARS: usize = 600;
@@ -51,8 +55,13 @@ pub struct OpenAiSynthesizer {
 }
 
 impl OpenAiSynthesizer {
+    /// An instance outside any job: no budget, at most `UNBUDGETED_CONCURRENCY` calls at once.
     pub fn new(config: OpenAiConfig) -> OpenAiSynthesizer {
-        let client = JsonClient::new(config.timeout, config.api_key.clone(), config.max_retries);
+        OpenAiSynthesizer::with_budget(config, JobBudget::unlimited(UNBUDGETED_CONCURRENCY))
+    }
+
+    pub fn with_budget(config: OpenAiConfig, budget: Arc<JobBudget>) -> OpenAiSynthesizer {
+        let client = JsonClient::new(config.timeout, config.api_key.clone(), config.max_retries, budget);
         let name = format!("openai:{}", config.model);
         OpenAiSynthesizer { config, client, name }
     }
@@ -87,6 +96,7 @@ fn synthesis_error(failure: HttpFailure) -> SynthesisError {
         HttpFailure::Transport(e) => SynthesisError::Transport(e),
         HttpFailure::Status { status, body } => SynthesisError::Status { status, body },
         HttpFailure::InvalidJson(e) => SynthesisError::InvalidAnswer(format!("response is not JSON: {e}")),
+        HttpFailure::Refused(refusal) => SynthesisError::Skipped(refusal.to_string()),
     }
 }
 
@@ -114,19 +124,27 @@ impl Synthesizer for OpenAiSynthesizer {
 
     fn synthesize(&self, view: &TopicView<'_>) -> Result<SynthesisDraft, SynthesisError> {
         let draft = ExtractiveSynthesizer.synthesize(view)?;
-        let response = self
+        let worded = self
             .client
             .post(&self.config.endpoint("chat/completions"), &self.request_body(&draft))
-            .map_err(synthesis_error)?;
-        with_chat_answer(draft, &response)
+            .map_err(synthesis_error)
+            .and_then(|response| with_chat_answer(draft, &response));
+        if worded.is_err() {
+            self.client.budget().fell_back();
+        }
+        worded
     }
 
     fn usage(&self) -> ModelUsage {
         self.client.usage()
     }
 
-    fn for_job(&self) -> Option<Arc<dyn Synthesizer>> {
-        Some(Arc::new(OpenAiSynthesizer::new(self.config.clone())))
+    fn for_job(&self, budget: &Arc<JobBudget>) -> Option<Arc<dyn Synthesizer>> {
+        Some(Arc::new(OpenAiSynthesizer::with_budget(self.config.clone(), budget.clone())))
+    }
+
+    fn outside_calls(&self) -> Option<usize> {
+        Some(self.client.budget().concurrency())
     }
 }
 
@@ -137,8 +155,13 @@ pub struct OpenAiEmbedder {
 }
 
 impl OpenAiEmbedder {
+    /// An instance outside any job (see [`OpenAiSynthesizer::new`]).
     pub fn new(config: OpenAiConfig) -> OpenAiEmbedder {
-        let client = JsonClient::new(config.timeout, config.api_key.clone(), config.max_retries);
+        OpenAiEmbedder::with_budget(config, JobBudget::unlimited(UNBUDGETED_CONCURRENCY))
+    }
+
+    pub fn with_budget(config: OpenAiConfig, budget: Arc<JobBudget>) -> OpenAiEmbedder {
+        let client = JsonClient::new(config.timeout, config.api_key.clone(), config.max_retries, budget);
         let name = format!("openai:{}", config.model);
         OpenAiEmbedder { config, client, name }
     }
@@ -149,6 +172,7 @@ fn embed_error(failure: HttpFailure) -> EmbedError {
         HttpFailure::Transport(e) => EmbedError::Transport(e),
         HttpFailure::Status { status, body } => EmbedError::Status { status, body },
         HttpFailure::InvalidJson(e) => EmbedError::InvalidAnswer(format!("response is not JSON: {e}")),
+        HttpFailure::Refused(refusal) => EmbedError::Skipped(refusal.to_string()),
     }
 }
 
@@ -158,6 +182,28 @@ impl Embedder for OpenAiEmbedder {
     }
 
     fn embed(&self, text: &str, member_embeddings: &[&[f32]]) -> Result<Vec<f32>, EmbedError> {
+        let embedded = self.embed_once(text, member_embeddings);
+        if embedded.is_err() {
+            self.client.budget().fell_back();
+        }
+        embedded
+    }
+
+    fn usage(&self) -> ModelUsage {
+        self.client.usage()
+    }
+
+    fn for_job(&self, budget: &Arc<JobBudget>) -> Option<Arc<dyn Embedder>> {
+        Some(Arc::new(OpenAiEmbedder::with_budget(self.config.clone(), budget.clone())))
+    }
+
+    fn outside_calls(&self) -> Option<usize> {
+        Some(self.client.budget().concurrency())
+    }
+}
+
+impl OpenAiEmbedder {
+    fn embed_once(&self, text: &str, member_embeddings: &[&[f32]]) -> Result<Vec<f32>, EmbedError> {
         let body = json!({"model": self.config.model, "input": text});
         let response = self.client.post(&self.config.endpoint("embeddings"), &body).map_err(embed_error)?;
         let values = response
@@ -176,14 +222,6 @@ impl Embedder for OpenAiEmbedder {
         }
         crate::engine::merge::embed::validate_embedding(&vector, vector.len())?;
         Ok(vector)
-    }
-
-    fn usage(&self) -> ModelUsage {
-        self.client.usage()
-    }
-
-    fn for_job(&self) -> Option<Arc<dyn Embedder>> {
-        Some(Arc::new(OpenAiEmbedder::new(self.config.clone())))
     }
 }
 
@@ -245,12 +283,12 @@ mod tests {
                             "usage": {"prompt_tokens": 90, "completion_tokens": 30, "total_tokens": 120}});
         let server = FakeServer::start(vec![Reply::status(503, "busy"), Reply::ok(answer.to_string())]);
         let shared = OpenAiSynthesizer::new(config(server.base_url()));
-        let job = shared.for_job().unwrap();
+        let job = shared.for_job(&JobBudget::unlimited(1)).unwrap();
         let members = members();
         job.synthesize(&view(&members)).unwrap();
         assert_eq!(
             job.usage(),
-            ModelUsage { calls: 2, tokens: 120 },
+            ModelUsage { calls: 2, tokens: 120, ..ModelUsage::default() },
             "a retry is a call; the tokens come from the answer"
         );
         assert_eq!(shared.usage(), ModelUsage::default(), "another job's instance counts nothing of it");
@@ -369,6 +407,27 @@ mod tests {
         assert_eq!(p.syntheses[0].synthesizer, "extractive");
         assert!(p.warnings.iter().any(|w| w.contains("openai:test-model failed")), "{:?}", p.warnings);
         drop(silent);
+    }
+
+    #[test]
+    fn a_slow_endpoint_spends_the_jobs_budget_and_later_calls_are_refused_at_once() {
+        use crate::engine::budget::Gate;
+        use std::time::Instant;
+        let server = FakeServer::start(vec![chat_reply(GOOD_ANSWER).after(Duration::from_secs(4))]);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let budget = JobBudget::new(Duration::from_millis(500), Gate::new(2), stop);
+        let synthesizer = OpenAiSynthesizer::with_budget(config(server.base_url()), budget.clone());
+        let embedder = OpenAiEmbedder::with_budget(config(server.base_url()), budget.clone());
+        let members = members();
+        let started = Instant::now();
+        let first = synthesizer.synthesize(&view(&members));
+        assert!(matches!(first, Err(SynthesisError::Skipped(_))), "{first:?}");
+        assert!(started.elapsed() < Duration::from_secs(3), "cut at the budget: {:?}", started.elapsed());
+        let refused = Instant::now();
+        assert!(matches!(embedder.embed("x", &[]), Err(EmbedError::Skipped(_))));
+        assert!(refused.elapsed() < Duration::from_millis(500), "{:?}", refused.elapsed());
+        let usage = synthesizer.usage() + embedder.usage() + budget.usage();
+        assert_eq!((usage.calls, usage.fallbacks, usage.budget_spent), (1, 2, true), "{usage:?}");
     }
 
     #[test]

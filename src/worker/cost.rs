@@ -94,7 +94,7 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         let (snapshot, _) = crate::synthetic::generate(100, 1536, 1);
         meter.loaded(&snapshot, 4096);
-        meter.planned(100, ModelUsage { calls: 2, tokens: 50 });
+        meter.planned(100, ModelUsage { calls: 2, tokens: 50, ..ModelUsage::default() });
         meter.applied(7);
         let cost = meter.report(1000);
         assert!(cost.loading_ms >= 20.0, "{cost:?}");
@@ -104,7 +104,7 @@ mod tests {
         assert!(floats >= 90 * 1536, "fixture: {floats}");
         assert!((cost.vectors_mib - (floats * 4) as f64 / MIB).abs() <= 0.05, "{cost:?}");
         assert_eq!(cost.bytes_written, 7);
-        assert_eq!(cost.model, ModelUsage { calls: 2, tokens: 50 });
+        assert_eq!(cost.model, ModelUsage { calls: 2, tokens: 50, ..ModelUsage::default() });
         let expected = 1000.0 * 1e3 / cost.total_ms;
         assert!((cost.memories_per_second - expected).abs() <= 0.05 * expected + 1.0, "{cost:?}");
     }

@@ -17,6 +17,9 @@ pub enum Failure {
     Rejected(String),
     /// Valid but early (the project runs another job): wait without using up deliveries.
     Busy(String),
+    /// This worker is shutting down: the run stopped and the command goes to another worker at
+    /// once, without counting as a failure.
+    Shutdown,
 }
 
 /// SQLSTATE classes and codes that mean "the server is not there for now": connection
@@ -78,6 +81,7 @@ impl From<Failure> for Outcome {
             Failure::Outage(reason) | Failure::Busy(reason) => Outcome::Retry { reason, counted: false },
             Failure::Transient(reason) => Outcome::Retry { reason, counted: true },
             Failure::Impossible(reason) | Failure::Rejected(reason) => Outcome::Poison { reason },
+            Failure::Shutdown => Outcome::Release,
         }
     }
 }

@@ -14,6 +14,7 @@ mod embedding_cache;
 mod events;
 pub(crate) mod failure;
 mod guards;
+mod interrupt;
 mod lease;
 pub mod outcome;
 mod rollback;
@@ -34,6 +35,7 @@ use crate::{
     bus::{Bus, BusError, CommandKind, messages::named_id, streams::ConsumerSettings},
     config::{RetentionConfig, WorkerConfig},
     engine::{
+        budget::{Gate, JobBudget},
         config::EngineConfig,
         merge::embed::{CentroidEmbedder, Embedder},
         synthesis::{ExtractiveSynthesizer, Synthesizer},
@@ -45,8 +47,7 @@ pub use outcome::{Outcome, RetryPolicy, Settled};
 
 /// How long one pull request waits for a message before the loop looks at shutdown again.
 const PULL_EXPIRY: Duration = Duration::from_secs(2);
-/// Per call to an OpenAI-compatible endpoint; a failed call falls back to the offline model.
-const MODEL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Retries of a failed call to an OpenAI-compatible endpoint (then the offline model is used).
 const MODEL_RETRIES: u32 = 2;
 /// Rollbacks, checks and sweeps are short: a few in flight each is plenty.
 const SMALL_COMMAND_CONCURRENCY: usize = 2;
@@ -63,6 +64,10 @@ pub struct Worker {
     pub embedder: Arc<dyn Embedder>,
     /// Embeddings read by earlier jobs, so a steady-state job reads only what is new.
     pub embeddings: Arc<embedding_cache::WorkerEmbeddingCache>,
+    /// Model requests in flight, all jobs together (MODEL_CONCURRENCY).
+    pub model_gate: Arc<Gate>,
+    /// Cancelled when the shutdown grace runs out: running jobs hand themselves back.
+    pub stop_jobs: CancellationToken,
 }
 
 impl Worker {
@@ -75,7 +80,7 @@ impl Worker {
                 base_url: base_url.clone(),
                 model: model.to_owned(),
                 api_key: api_key.clone(),
-                timeout: MODEL_TIMEOUT,
+                timeout: Duration::from_secs(config.model_call_timeout_secs),
                 max_retries: MODEL_RETRIES,
             })
         };
@@ -95,13 +100,21 @@ impl Worker {
             ..EngineConfig::default()
         };
         let embeddings = Arc::new(embedding_cache::WorkerEmbeddingCache::new(config.embedding_cache_mb * 1024 * 1024));
-        Self { db, bus, config, retention, worker_id, engine, synthesizer, embedder, embeddings }
+        let model_gate = Gate::new(config.model_concurrency);
+        let stop_jobs = CancellationToken::new();
+        Self { db, bus, config, retention, worker_id, engine, synthesizer, embedder, embeddings, model_gate, stop_jobs }
     }
 
     pub fn with_models(mut self, synthesizer: Arc<dyn Synthesizer>, embedder: Arc<dyn Embedder>) -> Self {
         self.synthesizer = synthesizer;
         self.embedder = embedder;
         self
+    }
+
+    /// A job's model budget: its share of time, the worker's bound on calls, and its stop.
+    pub fn model_budget(&self, stop: CancellationToken) -> Arc<JobBudget> {
+        let budget = Duration::from_secs(self.config.model_job_budget_secs);
+        JobBudget::new(budget, self.model_gate.clone(), stop)
     }
 
     pub fn lease(&self) -> Duration {
@@ -199,7 +212,8 @@ async fn give_up(worker: &Worker, kind: CommandKind, payload: &[u8], reason: &st
     }
 }
 
-/// Runs every command consumer until `shutdown`, then drains in-flight commands. A consumer
+/// Runs every command consumer until `shutdown`, then drains in-flight commands: running jobs
+/// get SHUTDOWN_GRACE_SECS to finish, then hand themselves back for another worker. A consumer
 /// that cannot be set up stops the ones already running (they drain) and is the error.
 pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), BusError> {
     let stop = shutdown.child_token();
@@ -208,7 +222,17 @@ pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(),
     if setup.is_err() {
         stop.cancel();
     }
+    let grace = tokio::spawn({
+        let (worker, stop) = (worker.clone(), stop.clone());
+        async move {
+            stop.cancelled().await;
+            tokio::time::sleep(Duration::from_secs(worker.config.shutdown_grace_secs)).await;
+            tracing::warn!(worker_id = %worker.worker_id, "shutdown grace ran out; handing running jobs back");
+            worker.stop_jobs.cancel();
+        }
+    });
     while loops.join_next().await.is_some() {}
+    grace.abort();
     tracing::info!(worker_id = %worker.worker_id, "worker drained and stopped");
     setup
 }

@@ -21,6 +21,12 @@ pub enum Outcome {
     Wait { delay: Duration },
     /// Malformed or impossible: never redeliver; dead-letter with the reason.
     Poison { reason: String },
+    /// This worker is shutting down and stopped the run: redeliver at once (to another worker),
+    /// not a failure.
+    Release,
+    /// Another worker holds the job now: leave the delivery unanswered, since it may be the very
+    /// message that worker is running (its answer settles it; otherwise ack-wait redelivers it).
+    Abandon,
 }
 
 /// What settling did, for logs and for the caller that must record a final failure.
@@ -34,6 +40,8 @@ pub enum Settled {
     /// unfinished for maintenance to publish again (an outage never fails it).
     Expired,
     DeadLettered,
+    /// Left unanswered ([`Outcome::Abandon`]).
+    Abandoned,
 }
 
 /// The longest backoff between two deliveries of a failing command, before jitter (which adds
@@ -125,6 +133,8 @@ pub async fn settle(
         Outcome::Done => (AckKind::Ack, Settled::Acked),
         // Bounded by the consumer's own max_deliver; its advisory turns the end into a dead letter.
         Outcome::Wait { delay } => (AckKind::Nak(Some(delay)), Settled::Redelivering),
+        Outcome::Release => (AckKind::Nak(None), Settled::Redelivering),
+        Outcome::Abandon => return Settled::Abandoned,
         Outcome::Retry { reason, counted } => {
             match retry_or_give_up(&reason, counted, failures, delivered, age(message), policy) {
                 Retry::After(delay) => {

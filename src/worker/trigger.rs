@@ -15,6 +15,7 @@ use super::{
     events::job_event,
     failure::Failure,
     guards,
+    interrupt::JobStop,
     lease::LeaseKeeper,
     scope, sweep,
 };
@@ -121,9 +122,19 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
     // finds the job finished, and the completed event must still go out.
     let end = match result {
         Ok(Some(finished)) => finished,
-        // Another worker took the job over meanwhile; its run decides.
-        Ok(None) => return Ok(Outcome::Done),
-        Err(_) if lost => return Ok(Outcome::Done),
+        // Another worker took the job over meanwhile; its run decides, and its answer to the
+        // delivery (never this worker's ack) settles the message.
+        Ok(None) => return Ok(Outcome::Abandon),
+        Err(_) if lost => return Ok(Outcome::Abandon),
+        Err(Failure::Shutdown) => {
+            tracing::info!("worker shutting down: job handed back to pending");
+            match jobs::release(&worker.db, job.id, &worker.worker_id, "handed back by a worker shutting down").await {
+                Ok(true) => {}
+                Ok(false) => return Ok(Outcome::Abandon),
+                Err(error) => tracing::warn!(%error, "could not release the job at shutdown"),
+            }
+            return Err(Failure::Shutdown);
+        }
         Err(failure) => {
             if let Failure::Transient(reason) | Failure::Outage(reason) = &failure {
                 if let Err(error) = jobs::release(&worker.db, job.id, &worker.worker_id, reason).await {
@@ -184,10 +195,11 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
         event.progress = Some(progress);
         event
     };
+    let stop = JobStop::start(worker, job.id, keeper.lost.clone());
     let mut started = job_event(JobEventKind::Started, job.id, job.project_id);
     started.phase = Some(Phase::Loading);
     worker.bus.job_progress_event(JobEventKind::Started, &started).await;
-    if let Step::Stop(end) = boundary::check(worker, job, Phase::Loading).await? {
+    if let Step::Stop(end) = boundary::check(worker, job, Phase::Loading, &stop).await? {
         return Ok(end.map(|end| *end));
     }
 
@@ -204,26 +216,37 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
     drop(conn);
     meter.loaded(&snapshot, loaded.embedding_bytes_read);
     let load_snapshot = meter.loading_ms();
-    if let Step::Stop(end) = boundary::check(worker, job, Phase::Planning).await? {
+    if let Step::Stop(end) = boundary::check(worker, job, Phase::Planning, &stop).await? {
         return Ok(end.map(|end| *end));
     }
     worker.bus.job_progress_event(JobEventKind::Progress, &progress(Phase::Planning, 0.2)).await;
 
-    // The job's own model clients, so that its calls and tokens are counted apart.
-    let synthesizer = worker.synthesizer.for_job().unwrap_or_else(|| worker.synthesizer.clone());
-    let embedder = worker.embedder.for_job().unwrap_or_else(|| worker.embedder.clone());
-    let (plan, text_bytes) = {
+    // The job's own model clients, so that its calls and tokens are counted apart and its budget
+    // and stop bind them.
+    let budget = worker.model_budget(stop.token().clone());
+    let synthesizer = worker.synthesizer.for_job(&budget).unwrap_or_else(|| worker.synthesizer.clone());
+    let embedder = worker.embedder.for_job(&budget).unwrap_or_else(|| worker.embedder.clone());
+    let planned = {
         let (options, engine, synthesizer, embedder) =
             (options.clone(), worker.engine.clone(), synthesizer.clone(), embedder.clone());
-        let (job_id, db, runtime) = (job.id, worker.db.clone(), tokio::runtime::Handle::current());
-        tokio::task::spawn_blocking(move || -> Result<(Plan, u64), Failure> {
+        let (job_id, db, runtime, stop) =
+            (job.id, worker.db.clone(), tokio::runtime::Handle::current(), stop.token().clone());
+        let span = Span::current();
+        tokio::task::spawn_blocking(move || -> Result<Option<(Plan, u64)>, Failure> {
+            let _job = span.enter();
             let paired = engine::plan::pairs(&snapshot, &options, &engine);
+            if stop.is_cancelled() {
+                return Ok(None);
+            }
             let loading = std::time::Instant::now();
             let summaries = runtime.block_on(memories::summaries(&db, &paired.guarded_ids(&options)))?;
             let mut text_bytes: u64 = summaries.iter().map(|(_, text)| text.len() as u64).sum();
             let mut load_rows = loading.elapsed().as_secs_f64() * 1e3;
             let texts: engine::plan::Texts<'_> = summaries.iter().map(|(id, text)| (*id, text.as_str())).collect();
             let clustering = engine::plan::group(&snapshot, paired, &texts, &options, &engine);
+            if stop.is_cancelled() {
+                return Ok(None);
+            }
             let needed = engine::plan::rows_needed(&clustering, &options);
             let loading = std::time::Instant::now();
             let loaded = runtime.block_on(memories::full_rows(&db, &needed))?;
@@ -240,16 +263,27 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
                 Utc::now(),
                 synthesizer.as_ref(),
                 embedder.as_ref(),
+                &stop,
             );
             plan.timings_ms.load_snapshot = load_snapshot;
             plan.timings_ms.load_rows = load_rows;
-            Ok((plan, text_bytes))
+            Ok(Some((plan, text_bytes)))
         })
         .await
         .map_err(|error| Failure::Transient(format!("planning task failed: {error}")))??
     };
-    meter.planned(text_bytes, synthesizer.usage() + embedder.usage());
-    if let Step::Stop(end) = boundary::check(worker, job, Phase::Applying).await? {
+    // A plan cut short by a stop is incomplete: never applied.
+    let (mut plan, text_bytes) = match (stop.reason(), planned) {
+        (Some(why), _) => return boundary::interrupted(worker, job, Phase::Applying, why).await,
+        (None, Some(planned)) => planned,
+        (None, None) => return Err(Failure::Transient("planning stopped without a reason".to_owned())),
+    };
+    let usage = synthesizer.usage() + embedder.usage() + budget.usage();
+    if usage.budget_spent {
+        plan.warnings.push(budget.spent_warning(usage.fallbacks));
+    }
+    meter.planned(text_bytes, usage);
+    if let Step::Stop(end) = boundary::check(worker, job, Phase::Applying, &stop).await? {
         return Ok(end.map(|end| *end));
     }
     let blast = BlastRadius::of(&plan, options.max_changed_share);

@@ -2,6 +2,7 @@
 
 mod bus;
 mod console;
+mod deadlines;
 mod demo;
 mod gateway;
 mod gateway_e2e;

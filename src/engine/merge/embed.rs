@@ -11,6 +11,9 @@ pub enum EmbedError {
     InvalidAnswer(String),
     #[error("embedding has {got} dimensions, the project uses {expected}")]
     DimensionMismatch { expected: usize, got: usize },
+    /// Not sent or not waited for: the job's model budget is spent or the job was stopped.
+    #[error("embedding call skipped: {0}")]
+    Skipped(String),
     #[error("nothing to embed: no member embeddings")]
     NoMembers,
 }
@@ -24,7 +27,14 @@ pub trait Embedder: Send + Sync {
         crate::domain::ModelUsage::default()
     }
     /// An instance of its own for one job (see [`crate::engine::synthesis::Synthesizer::for_job`]).
-    fn for_job(&self) -> Option<std::sync::Arc<dyn Embedder>> {
+    fn for_job(
+        &self,
+        _budget: &std::sync::Arc<crate::engine::budget::JobBudget>,
+    ) -> Option<std::sync::Arc<dyn Embedder>> {
+        None
+    }
+    /// See [`crate::engine::synthesis::Synthesizer::outside_calls`].
+    fn outside_calls(&self) -> Option<usize> {
         None
     }
 }

@@ -5,12 +5,13 @@
 
 pub mod audit;
 pub mod report;
+pub mod units;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use rayon::prelude::*;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::domain::{
@@ -32,6 +33,7 @@ use crate::engine::promote::follow::follows;
 use crate::engine::synthesis::Synthesizer;
 use crate::engine::synthesis::build::{Inputs, Planned, plan_syntheses};
 use crate::engine::synthesis::topics::Members;
+use units::map_units;
 
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
@@ -49,7 +51,8 @@ pub fn plan(
 ) -> Plan {
     let clustering = cluster(snapshot, options, config);
     let rows: Rows<'_> = snapshot.memories.iter().chain(&snapshot.originals).map(|m| (m.id, m)).collect();
-    build(snapshot, clustering, &rows, options, config, job_id, now, synthesizer, embedder)
+    let never = CancellationToken::new();
+    build(snapshot, clustering, &rows, options, config, job_id, now, synthesizer, embedder, &never)
 }
 
 /// The memories whose full rows `build` reads: every unit of a merge, and every memory a topic
@@ -72,6 +75,8 @@ pub fn rows_needed(clustering: &Clustering<'_>, options: &Options) -> Vec<Uuid> 
     ids.into_iter().collect()
 }
 
+/// The plan from the clustering. Once `stop` is cancelled, merges and topics not yet started are
+/// skipped and model calls return at once: the plan is then incomplete and must not be applied.
 #[allow(clippy::too_many_arguments)]
 pub fn build(
     snapshot: &ProjectSnapshot,
@@ -83,6 +88,7 @@ pub fn build(
     now: DateTime<Utc>,
     synthesizer: &dyn Synthesizer,
     embedder: &dyn Embedder,
+    stop: &CancellationToken,
 ) -> Plan {
     let started = Instant::now();
     let mut timings = PhaseTimings {
@@ -98,7 +104,12 @@ pub fn build(
     }
     let t = Instant::now();
     let merges: Vec<(Option<Merge>, Vec<String>)> = if options.merge {
-        found.par_iter().map(|f| build_merge(f, &parts[f.partition], rows, job_id, embedder)).collect()
+        map_units(&found, embedder.outside_calls(), stop, |f| {
+            build_merge(f, &parts[f.partition], rows, job_id, embedder)
+        })
+        .into_iter()
+        .flatten()
+        .collect()
     } else {
         Vec::new()
     };
@@ -124,6 +135,7 @@ pub fn build(
             config,
             job_id,
             now,
+            stop,
         };
         plan_syntheses(&inputs, synthesizer, embedder)
     } else {

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use rayon::prelude::*;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::domain::{
@@ -17,6 +17,7 @@ use crate::engine::clustering::clique::cluster_id;
 use crate::engine::config::EngineConfig;
 use crate::engine::merge::build::{Rows, embed_with_fallback};
 use crate::engine::merge::embed::Embedder;
+use crate::engine::plan::units::map_units;
 use crate::engine::synthesis::topics::{Link, Member, Members, agglomerate};
 use crate::engine::synthesis::{
     ExtractiveSynthesizer, SynthesisError, Synthesizer, TopicMember, TopicView, render, validate_draft,
@@ -37,6 +38,8 @@ pub struct Inputs<'a, 'r> {
     pub config: &'a EngineConfig,
     pub job_id: Uuid,
     pub now: DateTime<Utc>,
+    /// Topics not started once it is cancelled are skipped.
+    pub stop: &'a CancellationToken,
 }
 
 pub struct Planned {
@@ -247,9 +250,9 @@ pub fn plan_syntheses(inputs: &Inputs<'_, '_>, synthesizer: &dyn Synthesizer, em
         })
         .collect();
 
-    let built: Vec<(Option<Synthesis>, Vec<String>)> = topics
-        .into_par_iter()
-        .map(|(group, supersedes)| {
+    let outside_calls = synthesizer.outside_calls().max(embedder.outside_calls());
+    let built: Vec<(Option<Synthesis>, Vec<String>)> =
+        map_units(&topics, outside_calls, inputs.stop, |(group, supersedes)| {
             let weakest_link = group
                 .iter()
                 .enumerate()
@@ -258,8 +261,10 @@ pub fn plan_syntheses(inputs: &Inputs<'_, '_>, synthesizer: &dyn Synthesizer, em
                 .fold(f32::INFINITY, f32::min);
             let parts: Vec<&Described<'_>> = group.iter().map(|m| &described[m]).collect();
             let rows: Vec<&[f32]> = group.iter().flat_map(|&m| members.rows(m)).collect();
-            build_synthesis(inputs, &parts, &rows, weakest_link, supersedes, synthesizer, embedder)
+            build_synthesis(inputs, &parts, &rows, weakest_link, supersedes.clone(), synthesizer, embedder)
         })
+        .into_iter()
+        .flatten()
         .collect();
     let mut syntheses = Vec::new();
     let mut warnings = Vec::new();

@@ -11,6 +11,7 @@ pub mod topics;
 use uuid::Uuid;
 
 use crate::domain::{FactKind, MemoryType, SynthesisFact};
+use crate::engine::budget::JobBudget;
 pub use crate::engine::synthesis::extractive::ExtractiveSynthesizer;
 
 /// One member of a topic as the synthesizer reads it: a consolidated memory this plan writes or
@@ -55,6 +56,9 @@ pub enum SynthesisError {
     Status { status: u16, body: String },
     #[error("invalid synthesis answer: {0}")]
     InvalidAnswer(String),
+    /// Not sent or not waited for: the job's model budget is spent or the job was stopped.
+    #[error("synthesis call skipped: {0}")]
+    Skipped(String),
     /// Not a failure: the topic holds fewer than two distinct facts from two members.
     #[error("the topic holds too few distinct facts for a synthesis")]
     NothingToAdd,
@@ -67,9 +71,14 @@ pub trait Synthesizer: Send + Sync {
     fn usage(&self) -> crate::domain::ModelUsage {
         crate::domain::ModelUsage::default()
     }
-    /// An instance of its own for one job, so that the job's usage is counted apart; `None`
-    /// when this one spends nothing.
-    fn for_job(&self) -> Option<std::sync::Arc<dyn Synthesizer>> {
+    /// An instance of its own for one job, bound by the job's budget and stop, so that the
+    /// job's usage is counted apart; `None` when this one spends nothing.
+    fn for_job(&self, _budget: &std::sync::Arc<JobBudget>) -> Option<std::sync::Arc<dyn Synthesizer>> {
+        None
+    }
+    /// `Some(n)` when this is an outside model taking at most `n` calls at once: the planner
+    /// then runs the units that call it on `n` plain threads, never on the compute pool.
+    fn outside_calls(&self) -> Option<usize> {
         None
     }
 }

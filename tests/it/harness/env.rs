@@ -163,6 +163,10 @@ impl TestEnv {
             embedding_base_url: None,
             embedding_model: "none".to_owned(),
             embedding_api_key: None,
+            model_call_timeout_secs: 30,
+            model_job_budget_secs: 300,
+            model_concurrency: 4,
+            shutdown_grace_secs: 10,
         }
     }
 
