@@ -268,6 +268,7 @@ mod tests {
             sse_max_streams: 4,
             search_max_concurrent: 2,
             search_max_candidates: 100,
+            metrics_token: None,
         }
     }
 

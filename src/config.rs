@@ -135,6 +135,10 @@ pub struct GatewayConfig {
     /// `memory_type`, or raise this).
     #[arg(long, env = "SEARCH_MAX_CANDIDATES", default_value_t = 100_000)]
     pub search_max_candidates: usize,
+    /// When set, `/metrics` answers only `Authorization: Bearer <this>` (admin JWTs are not
+    /// asked for there).
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 impl GatewayConfig {

@@ -100,6 +100,7 @@ pub async fn run(
         sse_max_streams: 4,
         search_max_concurrent: 4,
         search_max_candidates: 10_000,
+        metrics_token: None,
     };
     let fail = |message: String| SoakError::Driver { seed: config.seed, step: 0, message };
     let state = AppState::new(db.clone(), bus, gateway_config, retention).map_err(|e| fail(e.to_string()))?;

@@ -122,6 +122,27 @@ pub async fn check(db: &PgPool, project_id: Uuid, model: &Model) -> Result<(), S
     if !dangling.is_empty() {
         return Err(format!("superseded in favour of a memory that does not exist: {dangling:?}"));
     }
+    // The counts the triggers keep are the counts of the rows.
+    type Counts = (i64, i64, i64);
+    let (kept, counted): (Option<Counts>, Counts) = (
+        sqlx::query_as("SELECT active, duplicates, archived FROM project_memory_counts WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_optional(db)
+            .await
+            .map_err(|error| error.to_string())?,
+        sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE NOT is_archived AND NOT is_duplicate), count(*) FILTER (WHERE is_duplicate),
+                    count(*) FILTER (WHERE is_archived AND NOT is_duplicate)
+               FROM task_memories WHERE project_id = $1",
+        )
+        .bind(project_id)
+        .fetch_one(db)
+        .await
+        .map_err(|error| error.to_string())?,
+    );
+    if kept.unwrap_or_default() != counted {
+        return Err(format!("kept memory counts {kept:?} differ from the rows' {counted:?}"));
+    }
     // No job stays non-terminal.
     let open: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM consolidation_jobs WHERE project_id = $1 AND status IN ('pending', 'running')",

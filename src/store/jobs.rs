@@ -399,8 +399,9 @@ pub async fn fail_abandoned(db: impl PgExecutor<'_>, id: Uuid, error: &str, age:
     Ok(updated == 1)
 }
 
+/// Jobs by status, as a trigger keeps them counted (no scan of the jobs).
 pub async fn count_by_status(db: impl PgExecutor<'_>) -> Result<Vec<(String, i64)>> {
-    Ok(sqlx::query_as("SELECT status, count(*) FROM consolidation_jobs GROUP BY status ORDER BY status")
+    Ok(sqlx::query_as("SELECT status, jobs FROM job_status_counts WHERE jobs <> 0 ORDER BY status")
         .fetch_all(db)
         .await?)
 }
@@ -431,30 +432,31 @@ pub async fn release(db: impl PgExecutor<'_>, id: Uuid, worker_id: &str, error: 
     Ok(updated == 1)
 }
 
-/// Run times of completed jobs as a histogram: per-bucket counts for `bounds` (ascending upper
-/// bounds, seconds) plus a last bucket above them, the sum of seconds and the count.
-pub async fn duration_histogram(db: impl PgExecutor<'_>, bounds: &[f64]) -> Result<(Vec<i64>, f64, i64)> {
-    let rows: Vec<(i32, i64, f64)> = sqlx::query_as(
-        "SELECT width_bucket(d, $1::float8[]), count(*), COALESCE(sum(d), 0)::float8
-           FROM (SELECT EXTRACT(EPOCH FROM completed_at - started_at)::float8 AS d
-                   FROM consolidation_jobs
-                  WHERE status = 'completed' AND started_at IS NOT NULL AND completed_at IS NOT NULL) AS j
-          GROUP BY 1",
-    )
-    .bind(bounds)
-    .fetch_all(db)
-    .await?;
-    let mut buckets = vec![0; bounds.len() + 1];
-    let (mut sum, mut count) = (0.0, 0);
-    for (bucket, n, seconds) in rows {
-        // width_bucket counts values equal to a bound in the bucket above it; close enough for
-        // durations measured in microseconds.
-        let index = usize::try_from(bucket).unwrap_or(0).min(bounds.len());
-        buckets[index] += n;
-        sum += seconds;
-        count += n;
+/// The completed jobs' run times, as a trigger keeps them counted: per-bucket (not cumulative)
+/// counts under `bounds` seconds, the last bucket +Inf.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DurationHistogram {
+    pub bounds: Vec<f64>,
+    pub buckets: Vec<u64>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+pub async fn duration_histogram(conn: &mut sqlx::PgConnection) -> Result<DurationHistogram> {
+    let bounds: Vec<f64> = sqlx::query_scalar("SELECT job_duration_bounds()").fetch_one(&mut *conn).await?;
+    let rows: Vec<(i32, i64, f64)> =
+        sqlx::query_as("SELECT bucket, jobs, seconds FROM job_duration_buckets").fetch_all(&mut *conn).await?;
+    let mut histogram = DurationHistogram { buckets: vec![0; bounds.len() + 1], bounds, ..Default::default() };
+    for (bucket, jobs, seconds) in rows {
+        // width_bucket's i counts durations under bounds[i] (and at or above the one before);
+        // one equal to a bound counts in the bucket above it, close enough for microseconds.
+        let index = usize::try_from(bucket).unwrap_or(0).min(histogram.bounds.len());
+        let jobs = u64::try_from(jobs).unwrap_or(0);
+        histogram.buckets[index] += jobs;
+        histogram.sum += seconds;
+        histogram.count += jobs;
     }
-    Ok((buckets, sum, count))
+    Ok(histogram)
 }
 
 /// Fails a job of `project_id` unless another worker holds a live lease on it: a stray delivery

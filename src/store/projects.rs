@@ -190,7 +190,9 @@ impl ProjectSummary {
     }
 }
 
-/// One page of projects in id order: those in `only` (all when None), after `after`.
+/// One page of projects in id order: those in `only` (all when None), after `after`. The counts
+/// are the ones triggers keep (`project_memory_counts`): a page costs its rows, whatever the
+/// projects hold.
 pub async fn list_summaries(
     db: impl PgExecutor<'_>,
     only: Option<&[Uuid]>,
@@ -198,17 +200,14 @@ pub async fn list_summaries(
     limit: i64,
 ) -> Result<Vec<ProjectSummary>> {
     Ok(sqlx::query_as(
-        "SELECT p.*, c.active AS active_memories, c.duplicates AS duplicate_memories, c.archived AS archived_memories,
+        "SELECT p.*, COALESCE(c.active, 0) AS active_memories, COALESCE(c.duplicates, 0) AS duplicate_memories,
+                COALESCE(c.archived, 0) AS archived_memories,
                 j.id AS last_job_id, j.status AS last_job_status, j.trigger_type AS last_job_trigger_type,
                 COALESCE((j.options ->> 'dry_run')::boolean, false) AS last_job_dry_run,
                 j.created_at AS last_job_created_at, j.completed_at AS last_job_completed_at,
                 j.rolled_back_at AS last_job_rolled_back_at
            FROM projects p
-           CROSS JOIN LATERAL (
-                SELECT count(*) FILTER (WHERE NOT m.is_archived AND NOT m.is_duplicate) AS active,
-                       count(*) FILTER (WHERE m.is_duplicate) AS duplicates,
-                       count(*) FILTER (WHERE m.is_archived AND NOT m.is_duplicate) AS archived
-                  FROM task_memories m WHERE m.project_id = p.id) c
+           LEFT JOIN project_memory_counts c ON c.project_id = p.id
            LEFT JOIN LATERAL (
                 SELECT * FROM consolidation_jobs j WHERE j.project_id = p.id
                  ORDER BY j.created_at DESC, j.id DESC LIMIT 1) j ON true

@@ -222,6 +222,21 @@ async fn metrics_count_requests_by_route_and_report_jobs_by_status() {
 }
 
 #[tokio::test]
+async fn metrics_can_require_their_own_token() {
+    let gateway = TestGateway::start_with(|config| config.metrics_token = Some("scrape-secret".to_owned())).await;
+    let url = gateway.url("/metrics");
+    let bare = gateway.client.get(&url).send().await.expect("sent");
+    let message = error(bare, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    assert!(message.contains("METRICS_TOKEN"), "{message}");
+    let wrong = gateway.client.get(&url).bearer_auth("scrape-secreT").send().await.expect("sent");
+    error(wrong, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let right = gateway.client.get(&url).bearer_auth("scrape-secret").send().await.expect("sent");
+    assert_eq!(right.status(), StatusCode::OK);
+    assert!(right.text().await.expect("body").contains("consolidator_jobs"));
+    gateway.stop().await;
+}
+
+#[tokio::test]
 async fn every_answer_carries_a_request_id_and_keeps_the_callers() {
     let gateway = TestGateway::start().await;
 

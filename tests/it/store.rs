@@ -586,3 +586,45 @@ async fn a_snapshot_is_recorded_whatever_sessions_the_workers_role_cannot_see() 
     let base = jobs::incremental_base(&env.db, project.id, Uuid::new_v4()).await.unwrap();
     assert!(base.is_none(), "a dry run is no base");
 }
+
+#[tokio::test]
+async fn the_counts_triggers_keep_follow_every_write_and_the_job_histogram_every_completion() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let batch: Vec<_> = (0..4).map(|i| fixtures::memory("m", MemoryType::Learning, direction(i, 0.0))).collect();
+    fixtures::insert(&env.db, project.id, &batch).await;
+    let mut conn = env.db.acquire().await.unwrap();
+    memories::archive(&mut conn, &[batch[0].id], consolidator::domain::ArchiveReason::Manual).await.unwrap();
+    sqlx::query("UPDATE task_memories SET is_duplicate = true, duplicate_of = $2 WHERE id = $1")
+        .bind(batch[1].id)
+        .bind(batch[2].id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE task_memories SET reused_count = reused_count + 1 WHERE project_id = $1")
+        .bind(project.id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM task_memories WHERE id = $1").bind(batch[3].id).execute(&mut *conn).await.unwrap();
+    let page = projects::list_summaries(&env.db, Some(&[project.id]), None, 10).await.unwrap();
+    let kept = (page[0].active_memories, page[0].duplicate_memories, page[0].archived_memories);
+    assert_eq!(kept, (1, 1, 1));
+
+    let job = new_job(project.id);
+    jobs::create(&env.db, &job).await.unwrap();
+    jobs::claim(&env.db, job.id, "w1", Duration::from_secs(60)).await.unwrap();
+    sqlx::query("UPDATE consolidation_jobs SET started_at = now() - interval '3 seconds' WHERE id = $1")
+        .bind(job.id)
+        .execute(&env.db)
+        .await
+        .unwrap();
+    assert_eq!(jobs::count_by_status(&env.db).await.unwrap(), vec![("running".to_owned(), 1)]);
+    jobs::complete(&env.db, job.id, "w1", &JobCounters::default(), 4, 4, &serde_json::json!({})).await.unwrap();
+    assert_eq!(jobs::count_by_status(&env.db).await.unwrap(), vec![("completed".to_owned(), 1)]);
+    let histogram = jobs::duration_histogram(&mut conn).await.unwrap();
+    assert_eq!(histogram.count, 1);
+    assert!((3.0..4.0).contains(&histogram.sum), "{}", histogram.sum);
+    let under_5s = histogram.bounds.iter().position(|bound| *bound == 5.0).unwrap();
+    assert_eq!(histogram.buckets[under_5s], 1, "{histogram:?}");
+}

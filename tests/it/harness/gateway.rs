@@ -34,6 +34,7 @@ pub fn config() -> GatewayConfig {
         sse_max_streams: 64,
         search_max_concurrent: 8,
         search_max_candidates: 10_000,
+        metrics_token: None,
     }
 }
 

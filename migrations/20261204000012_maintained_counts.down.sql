@@ -1,0 +1,10 @@
+DROP TRIGGER consolidation_jobs_count ON consolidation_jobs;
+DROP FUNCTION job_counts_add();
+DROP TABLE job_duration_buckets;
+DROP FUNCTION job_duration_bounds();
+DROP TABLE job_status_counts;
+DROP TRIGGER task_memories_count_delete ON task_memories;
+DROP TRIGGER task_memories_count_update ON task_memories;
+DROP TRIGGER task_memories_count_insert ON task_memories;
+DROP FUNCTION project_memory_counts_add();
+DROP TABLE project_memory_counts;
