@@ -193,7 +193,12 @@ pub async fn run(database: DatabaseConfig, nats: NatsConfig, components: Compone
     }
     if let Some(config) = components.gateway {
         let addr = config.http_addr;
-        let state = gateway::AppState::new(db.clone(), bus.clone(), config, retention.clone())?;
+        let timeout = std::time::Duration::from_secs(config.request_timeout_secs);
+        let requests_db =
+            store::db::connect_for_requests(&database.database_url, database.database_max_connections, timeout)
+                .await
+                .context("connecting the gateway to PostgreSQL (DATABASE_URL)")?;
+        let state = gateway::AppState::new(requests_db, bus.clone(), config, retention.clone())?;
         let token = shutdown.clone();
         tasks.spawn(async move {
             gateway::serve(state, token).await.map(|_| ()).with_context(|| format!("gateway on {addr} (HTTP_ADDR)"))

@@ -1,6 +1,6 @@
 //! Connection, database creation and the embedded migrations.
 
-use std::str::FromStr;
+use std::{str::FromStr, time::Duration};
 
 use sqlx::{
     ConnectOptions, Connection, PgConnection, PgPool,
@@ -14,7 +14,7 @@ pub static MIGRATOR: Migrator = sqlx::migrate!();
 
 pub type Db = PgPool;
 
-const SLOW_STATEMENT: std::time::Duration = std::time::Duration::from_secs(10);
+const SLOW_STATEMENT: Duration = Duration::from_secs(10);
 
 /// One row of `migrate status`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -29,8 +29,20 @@ fn options(url: &str) -> Result<PgConnectOptions> {
 }
 
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {
+    pool(options(url)?, max_connections).await
+}
+
+/// A pool whose statements PostgreSQL itself cancels half a second after `request_timeout`: the
+/// gateway's, so that a request its timeout gave up on (and answered 503) leaves no query
+/// running or waiting on a lock.
+pub async fn connect_for_requests(url: &str, max_connections: u32, request_timeout: Duration) -> Result<PgPool> {
+    let timeout = format!("{}ms", (request_timeout + Duration::from_millis(500)).as_millis());
+    pool(options(url)?.options([("statement_timeout", timeout.as_str())]), max_connections).await
+}
+
+async fn pool(options: PgConnectOptions, max_connections: u32) -> Result<PgPool> {
     // Large projects legitimately run multi-second bulk statements; warn only past that.
-    let options = options(url)?
+    let options = options
         .log_statements(tracing::log::LevelFilter::Trace)
         .log_slow_statements(tracing::log::LevelFilter::Warn, SLOW_STATEMENT);
     Ok(PgPoolOptions::new()

@@ -82,3 +82,44 @@ async fn searches_beyond_the_concurrency_cap_get_429_while_one_runs() {
     assert_eq!(ok(first, StatusCode::OK).await["results"].as_array().map(Vec::len), Some(1));
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn a_request_its_timeout_gave_up_on_leaves_no_query_behind() {
+    let gateway = TestGateway::start_with(|config| {
+        config.request_timeout_secs = 2;
+        config.rollback_wait_ms = 1000;
+    })
+    .await;
+    let project = gateway.project().await;
+    ingest(&gateway, project, &[memory_json("held", "learning", direction(0, 0.0))]).await;
+    let memory: uuid::Uuid = sqlx::query_scalar("SELECT id FROM task_memories WHERE project_id = $1")
+        .bind(project)
+        .fetch_one(&gateway.env.db)
+        .await
+        .unwrap();
+    // Another session holds the memory's row: the reuse waits on it.
+    let mut holder = gateway.env.db.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM task_memories WHERE id = $1 FOR UPDATE")
+        .bind(memory)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let reuse = gateway.post(&format!("/api/v1/memories/{memory}/reuse"), &json!({})).send().await.expect("sent");
+    let message = error(reuse, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
+    let waiting = eventually(Duration::from_secs(5), || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&gateway.env.db)
+        .await
+        .ok()?;
+        (waiting == 0).then_some(waiting)
+    })
+    .await;
+    holder.rollback().await.unwrap();
+
+    assert!(message.contains("2 s"), "{message}");
+    assert_eq!(waiting, Some(0), "the abandoned request's statement still waits on the lock");
+    gateway.stop().await;
+}

@@ -9,6 +9,7 @@ use consolidator::{
         self, AppState,
         auth::{self, Claims},
     },
+    store,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
@@ -78,7 +79,10 @@ impl TestGateway {
     pub async fn on(env: TestEnv, configure: impl FnOnce(&mut GatewayConfig)) -> Self {
         let mut config = config();
         configure(&mut config);
-        let state = AppState::new(env.db.clone(), env.bus.clone(), config, RetentionConfig::default())
+        let timeout = Duration::from_secs(config.request_timeout_secs);
+        let requests_db =
+            store::db::connect_for_requests(&env.database_url(), 8, timeout).await.expect("the gateway's pool");
+        let state = AppState::new(requests_db, env.bus.clone(), config, RetentionConfig::default())
             .expect("valid gateway config");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("free port");
         let base = format!("http://{}", listener.local_addr().expect("bound address"));
