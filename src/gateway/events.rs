@@ -3,6 +3,7 @@
 
 use std::{convert::Infallible, pin::Pin, time::Duration};
 
+use super::slots::{Refusal, Slot};
 use async_nats::jetstream::{self, consumer::pull::Ordered};
 use axum::{
     extract::State,
@@ -15,7 +16,6 @@ use axum::{
 use chrono::Utc;
 use futures::StreamExt;
 use sqlx::PgPool;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -79,11 +79,14 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Response> {
     let job = authorized_job(&state, &admin, job_id).await?;
-    let permit = state.sse_streams.clone().try_acquire_owned().map_err(|_| {
-        ApiError::TooManyRequests(format!(
+    let permit = state.sse_streams.take(admin.subject()).map_err(|refusal| match refusal {
+        Refusal::Full => ApiError::TooManyRequests(format!(
             "{} event streams are open, the most SSE_MAX_STREAMS allows; retry later",
             state.config.sse_max_streams
-        ))
+        )),
+        Refusal::HolderFull { per_holder } => ApiError::TooManyRequests(format!(
+            "this token has {per_holder} event streams open, half of SSE_MAX_STREAMS; close one or retry later"
+        )),
     })?;
     let last_seen = headers.get(LAST_EVENT_ID).and_then(|value| value.to_str().ok()).and_then(|id| id.parse().ok());
     if let Some(last_seen) = last_seen {
@@ -137,7 +140,7 @@ struct Follow {
     /// The current wait before asking the database (doubles while nothing arrives).
     idle: Duration,
     /// Held while the stream lives: SSE_MAX_STREAMS counts it.
-    _permit: OwnedSemaphorePermit,
+    _permit: Slot,
 }
 
 impl Follow {

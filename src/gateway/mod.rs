@@ -28,6 +28,7 @@ pub mod publish;
 pub mod reviews;
 pub mod rollback;
 pub mod search;
+pub mod slots;
 pub mod status;
 pub mod trigger;
 pub mod views;
@@ -43,7 +44,6 @@ use axum::{
     serve::ListenerExt,
 };
 use sqlx::PgPool;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
@@ -69,10 +69,10 @@ pub struct AppState {
     pub retention: RetentionConfig,
     pub auth: Arc<auth::Auth>,
     pub metrics: Arc<metrics::Metrics>,
-    /// One permit per open event stream (SSE_MAX_STREAMS).
-    pub sse_streams: Arc<Semaphore>,
-    /// One permit per running vector search (SEARCH_MAX_CONCURRENT).
-    pub searches: Arc<Semaphore>,
+    /// One slot per open event stream (SSE_MAX_STREAMS).
+    pub sse_streams: Arc<slots::Slots>,
+    /// One slot per running vector search (SEARCH_MAX_CONCURRENT).
+    pub searches: Arc<slots::Slots>,
     /// Cancelled when the server stops: long-lived responses (SSE) end with it.
     pub shutdown: CancellationToken,
 }
@@ -85,8 +85,8 @@ impl AppState {
         Ok(Self {
             db,
             bus,
-            sse_streams: Arc::new(Semaphore::new(config.sse_max_streams)),
-            searches: Arc::new(Semaphore::new(config.search_max_concurrent)),
+            sse_streams: Arc::new(slots::Slots::new(config.sse_max_streams)),
+            searches: Arc::new(slots::Slots::new(config.search_max_concurrent)),
             config: Arc::new(config),
             retention,
             auth,

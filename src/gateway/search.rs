@@ -16,6 +16,7 @@ use super::{
     error::{ApiError, ErrorBody, Result},
     extract::{Json, Path},
     projects,
+    slots::Refusal,
     views::MemoryView,
 };
 use crate::domain::StoredMemory;
@@ -108,11 +109,14 @@ pub async fn search(
     if project.embedding_dim.is_none() {
         return Ok(axum::Json(SearchResults { results: Vec::new() }));
     }
-    let _permit = state.searches.try_acquire().map_err(|_| {
-        ApiError::TooManyRequests(format!(
+    let _permit = state.searches.take(admin.subject()).map_err(|refusal| match refusal {
+        Refusal::Full => ApiError::TooManyRequests(format!(
             "{} searches are running, the most SEARCH_MAX_CONCURRENT allows; retry later",
             state.config.search_max_concurrent
-        ))
+        )),
+        Refusal::HolderFull { per_holder } => ApiError::TooManyRequests(format!(
+            "this token has {per_holder} searches running, half of SEARCH_MAX_CONCURRENT; retry later"
+        )),
     })?;
     let cap = state.config.search_max_candidates;
     let cap_i64 = i64::try_from(cap).unwrap_or(i64::MAX);

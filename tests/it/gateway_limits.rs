@@ -123,3 +123,26 @@ async fn a_request_its_timeout_gave_up_on_leaves_no_query_behind() {
     assert_eq!(waiting, Some(0), "the abandoned request's statement still waits on the lock");
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn one_token_holds_at_most_half_of_the_event_streams() {
+    let gateway = TestGateway::start_with(|config| config.sse_max_streams = 2).await;
+    let project = gateway.project().await;
+    let job = finished_job(&gateway, project, TriggerType::Manual, false, json!({})).await;
+    let path = format!("/api/v1/consolidation/status/{}/events", job.id);
+
+    let first = gateway.get(&path).send().await.expect("sent");
+    assert_eq!(first.status(), StatusCode::OK);
+    let second = gateway.get(&path).send().await.expect("sent");
+    let message = error(second, StatusCode::TOO_MANY_REQUESTS, "too_many_requests").await;
+    assert!(message.contains("this token") && message.contains("SSE_MAX_STREAMS"), "{message}");
+    let claims = consolidator::gateway::auth::Claims {
+        sub: "someone-else@example.com".to_owned(),
+        ..consolidator::gateway::auth::Claims::admin("x", vec!["*".to_owned()], 600)
+    };
+    let other = consolidator::gateway::auth::mint(SECRET, &claims).expect("signed");
+    let someone_else = gateway.client.get(gateway.url(&path)).bearer_auth(other).send().await.expect("sent");
+    assert_eq!(someone_else.status(), StatusCode::OK, "another client still gets the other half");
+    drop((first, someone_else));
+    gateway.stop().await;
+}
