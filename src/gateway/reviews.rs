@@ -56,8 +56,10 @@ pub struct ReviewQuery {
     #[param(inline)]
     pub status: Option<ReviewStatusFilter>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,16}_[0-9a-f]{32}$")]
     pub cursor: Option<String>,
 }
 
