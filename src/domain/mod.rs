@@ -4,6 +4,7 @@
 //! the typed job result and the subject prefix. It imports nothing else of the crate; store rows
 //! convert into it at the store's edge, the API's schemas derive from it, the bus carries it.
 
+pub mod integral;
 pub mod memory;
 pub mod options;
 pub mod plan;

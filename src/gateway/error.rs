@@ -107,7 +107,8 @@ impl IntoResponse for ApiError {
         if let Self::Internal(cause) = &self {
             tracing::error!(error = ?cause, "request failed");
         }
-        let body = ErrorBody { error: self.code(), message: self.to_string() };
+        // A message may quote the input; a NUL in it is spelled out, as the document promises.
+        let body = ErrorBody { error: self.code(), message: self.to_string().replace('\0', "\\u0000") };
         let mut response = (self.status_code(), Json(body)).into_response();
         if matches!(self, Self::TooManyRequests(_) | Self::TryAgain(_)) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));

@@ -36,6 +36,7 @@ pub struct SearchRequest {
     pub embedding: Vec<f32>,
     /// Results, 1 to 100 (default 10).
     #[schema(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "crate::domain::integral::optional_integer")]
     pub limit: Option<u32>,
     /// Rank archived memories too (default false).
     #[serde(default)]

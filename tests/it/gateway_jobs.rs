@@ -75,7 +75,7 @@ async fn a_trigger_is_refused_for_a_disabled_unknown_or_foreign_project_and_for_
     ok(put.send().await.expect("sent"), StatusCode::OK).await;
 
     let message =
-        error(trigger(&gateway, json!({"project_id": disabled})).await, StatusCode::BAD_REQUEST, "bad_request").await;
+        error(trigger(&gateway, json!({"project_id": disabled})).await, StatusCode::CONFLICT, "conflict").await;
     assert!(message.contains("disabled"), "{message}");
     error(trigger(&gateway, json!({"project_id": Uuid::new_v4()})).await, StatusCode::NOT_FOUND, "not_found").await;
     let foreign = gateway
