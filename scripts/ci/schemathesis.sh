@@ -27,12 +27,17 @@ export JWT_SECRET
 
 server=
 stop() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  if [ -n "$server" ]; then
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+    psql "$database_url" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
+  fi
   rm -rf "$work"
 }
 trap stop EXIT
 
-# A fresh database each run (migrate creates it); the fixed prefix reuses its two streams.
+# A fresh database each run (migrate creates it, the end drops it); the fixed prefix reuses its
+# two streams.
 psql "$database_url" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)"
 "$bin" migrate up >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; exit 1; }
 "$bin" all >"$work/service.log" 2>&1 &
