@@ -72,7 +72,7 @@ pub struct MemoryInput {
     pub context_embedding: Option<Vec<f32>>,
     #[serde(default)]
     pub success: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::integral::integer")]
     #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub reused_count: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]

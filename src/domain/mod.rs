@@ -5,6 +5,7 @@
 //! convert into it at the store's edge, the API's schemas derive from it, the bus carries it.
 
 pub mod figures;
+pub mod integral;
 pub mod memory;
 pub mod options;
 pub mod plan;

@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::openapi::{ObjectBuilder, RefOr, Schema, schema::Type};
+use utoipa::openapi::{
+    ObjectBuilder, RefOr, Schema,
+    schema::{SchemaType, Type},
+};
 
 pub use super::vocabulary::{Mode, ValueGuard};
 
@@ -75,26 +78,31 @@ impl ConsolidationOptions {
     pub fn to_value(&self) -> Value {
         Value::Object(self.0.clone())
     }
+
+    /// The fields given, each checked, null ones left out and integers written as integers
+    /// (`8.0` is the integer 8): the form a project's defaults are stored in.
+    pub fn normalized(&self) -> Result<Value, OptionsError> {
+        let mut given = Map::new();
+        overlay(&mut given, &self.to_value(), "options")?;
+        Ok(Value::Object(given))
+    }
 }
 
 impl utoipa::PartialSchema for ConsolidationOptions {
     fn schema() -> RefOr<Schema> {
         let mut object = ObjectBuilder::new().description(Some(
-            "Consolidation options; every field optional: an absent one falls back to the project's \
-             default, then to the built-in default.",
+            "Consolidation options; every field optional: an absent or null one falls back to the \
+             project's default, then to the built-in default.",
         ));
         for field in &FIELDS {
+            // Null means "not given", as leaving the field out does.
+            let typed = |kind: Type| ObjectBuilder::new().schema_type(SchemaType::from_iter([kind, Type::Null]));
             let property = match field.kind {
-                Kind::Bool => ObjectBuilder::new().schema_type(Type::Boolean),
-                Kind::Float { min, max } => {
-                    ObjectBuilder::new().schema_type(Type::Number).minimum(Some(min)).maximum(Some(max))
-                }
-                Kind::Integer { min, max } => {
-                    ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(min as f64)).maximum(Some(max as f64))
-                }
-                Kind::Choice(values) => {
-                    ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values.iter().copied()))
-                }
+                Kind::Bool => typed(Type::Boolean),
+                Kind::Float { min, max } => typed(Type::Number).minimum(Some(min)).maximum(Some(max)),
+                Kind::Integer { min, max } => typed(Type::Integer).minimum(Some(min as f64)).maximum(Some(max as f64)),
+                Kind::Choice(values) => typed(Type::String)
+                    .enum_values(Some(values.iter().map(|value| Value::from(*value)).chain([Value::Null]))),
             };
             let property = property.description(Some(field.doc)).default(Some(field.default.value()));
             object = object.property(field.name, property);
@@ -253,26 +261,32 @@ const FIELDS: [Field; 14] = [
     ),
 ];
 
-fn check_value(field: &str, kind: Kind, value: &Value) -> Result<(), OptionsError> {
+/// The value if it is of the field's kind and range, integers as integers (JSON Schema counts
+/// `8.0` as the integer 8, and so does this).
+fn check_value(field: &str, kind: Kind, value: &Value) -> Result<Value, OptionsError> {
     match kind {
         Kind::Bool => value
             .as_bool()
-            .map(|_| ())
+            .map(Value::from)
             .ok_or_else(|| OptionsError::new(field, format!("must be a boolean, got {value}"))),
         Kind::Float { min, max } => {
             let x = value.as_f64().ok_or_else(|| OptionsError::new(field, format!("must be a number, got {value}")))?;
-            check_range(field, x, min, max)
+            check_range(field, x, min, max)?;
+            Ok(value.clone())
         }
         Kind::Integer { min, max } => {
-            let x =
-                value.as_i64().ok_or_else(|| OptionsError::new(field, format!("must be an integer, got {value}")))?;
+            let not_integer = || OptionsError::new(field, format!("must be an integer, got {value}"));
+            let x = match value.as_i64() {
+                Some(x) => x,
+                None => value.as_f64().filter(|x| x.fract() == 0.0).ok_or_else(not_integer)? as i64,
+            };
             if x < min || x > max {
-                return Err(OptionsError::new(field, format!("must be between {min} and {max}, got {x}")));
+                return Err(OptionsError::new(field, format!("must be between {min} and {max}, got {value}")));
             }
-            Ok(())
+            Ok(Value::from(x))
         }
         Kind::Choice(allowed) => match value.as_str() {
-            Some(text) if allowed.contains(&text) => Ok(()),
+            Some(text) if allowed.contains(&text) => Ok(value.clone()),
             _ => Err(OptionsError::new(field, format!("must be one of {}, got {value}", allowed.join(", ")))),
         },
     }
@@ -302,8 +316,7 @@ fn overlay(target: &mut Map<String, Value>, layer: &Value, layer_name: &str) -> 
         if value.is_null() {
             continue;
         }
-        check_value(field, known.kind, value)?;
-        target.insert(field.clone(), value.clone());
+        target.insert(field.clone(), check_value(field, known.kind, value)?);
     }
     Ok(())
 }
@@ -336,7 +349,9 @@ impl Options {
                     };
                     check_range(field, f64::from(x), min, max)?;
                 }
-                _ => check_value(field, kind, field_value)?,
+                _ => {
+                    check_value(field, kind, field_value)?;
+                }
             }
         }
         Ok(())
@@ -436,6 +451,18 @@ mod tests {
     }
 
     #[test]
+    fn an_integral_float_is_an_integer_and_null_is_not_given() {
+        let given = json!({"min_cluster_size": 8.0, "archive_stale_days": 177.0, "value_guard": null});
+        let options = Options::resolve(&Value::Null, &given).unwrap();
+        assert_eq!((options.min_cluster_size, options.archive_stale_days), (8, 177));
+        assert_eq!(options.value_guard, ValueGuard::Review);
+        let stored = ConsolidationOptions(given.as_object().unwrap().clone()).normalized().unwrap();
+        assert_eq!(stored, json!({"min_cluster_size": 8, "archive_stale_days": 177}));
+        let err = Options::resolve(&Value::Null, &json!({"min_cluster_size": 1e300})).unwrap_err();
+        assert!(err.message.starts_with("must be between 2 and 50"), "{err}");
+    }
+
+    #[test]
     fn unknown_fields_and_non_objects_are_rejected() {
         let err = Options::resolve(&Value::Null, &json!({"threshold": 0.9})).unwrap_err();
         assert_eq!(err.to_string(), "threshold: unknown option");
@@ -506,7 +533,8 @@ mod tests {
         let properties = schema["properties"].as_object().unwrap();
         assert_eq!(properties.len(), FIELDS.len());
         assert_eq!(schema["properties"]["similarity_threshold"]["minimum"], json!(0.5));
-        assert_eq!(schema["properties"]["value_guard"]["enum"], json!(["review", "auto", "off"]));
+        assert_eq!(schema["properties"]["value_guard"]["enum"], json!(["review", "auto", "off", null]));
+        assert_eq!(schema["properties"]["merge"]["type"], json!(["boolean", "null"]), "null: not given");
         assert_eq!(schema["properties"]["min_cluster_size"]["default"], json!(2));
         assert_eq!(schema["additionalProperties"], json!(false));
     }

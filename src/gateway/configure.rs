@@ -65,6 +65,7 @@ impl ConfigurationView {
 pub struct ConfigurationUpdate {
     pub enabled: Option<bool>,
     #[schema(minimum = 1, maximum = 1_000_000)]
+    #[serde(default, deserialize_with = "crate::domain::integral::optional_integer")]
     pub threshold: Option<i64>,
     pub options: Option<ConsolidationOptions>,
 }
@@ -84,9 +85,11 @@ pub fn check_threshold(threshold: i64) -> Result<i32> {
     i32::try_from(threshold).map_err(|error| ApiError::Internal(error.into()))
 }
 
-/// Validates default options the way a job would resolve them; returns them as stored.
+/// Validates default options the way a job would resolve them; returns them as stored (see
+/// [`ConsolidationOptions::normalized`]).
 pub fn check_options(options: Option<&ConsolidationOptions>) -> Result<serde_json::Value> {
-    let value = options.map_or_else(|| serde_json::json!({}), ConsolidationOptions::to_value);
+    let value = options.map(ConsolidationOptions::normalized).transpose().map_err(options_error)?;
+    let value = value.unwrap_or_else(|| serde_json::json!({}));
     Options::resolve(&value, &serde_json::Value::Null).map_err(options_error)?;
     Ok(value)
 }

@@ -9,15 +9,16 @@ use serde::Serialize;
 
 use crate::{bus::BusError, store::StoreError};
 
-/// What a 429 asks the caller to wait before trying again.
+/// What a 429, or a 503 that a retry cures, asks the caller to wait before trying again.
 const RETRY_AFTER_SECS: u32 = 2;
 /// SQLSTATEs of text PostgreSQL cannot store (a NUL character in text or jsonb): the caller's
 /// input, never a server fault. The gateway refuses NUL before it gets here; this is the backstop.
 const UNSTORABLE_TEXT: [&str; 2] = ["22021", "22P05"];
 
-/// SQLSTATEs of a transaction that lost to a concurrent one (deadlock, serialization): the same
-/// request succeeds when tried again.
-const RETRYABLE: [&str; 2] = ["40P01", "40001"];
+/// SQLSTATEs after which the same request succeeds when tried again: a transaction that lost to a
+/// concurrent one (deadlock, serialization failure), a server shutting down, crashed or starting
+/// (admin shutdown, crash shutdown, cannot connect now), too many connections.
+const RETRYABLE: [&str; 6] = ["40P01", "40001", "57P01", "57P02", "57P03", "53300"];
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -49,6 +50,9 @@ pub enum ApiError {
     TooManyRequests(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Unavailable for a moment (the database or NATS): 503 with `Retry-After`.
+    #[error("{0}")]
+    TryAgain(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -74,7 +78,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::TryAgain(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -92,7 +96,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unprocessable(_) => "unprocessable_entity",
             Self::TooManyRequests(_) => "too_many_requests",
-            Self::Unavailable(_) => "service_unavailable",
+            Self::Unavailable(_) | Self::TryAgain(_) => "service_unavailable",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -103,9 +107,10 @@ impl IntoResponse for ApiError {
         if let Self::Internal(cause) = &self {
             tracing::error!(error = ?cause, "request failed");
         }
-        let body = ErrorBody { error: self.code(), message: self.to_string() };
+        // A message may quote the input; a NUL in it is spelled out, as the document promises.
+        let body = ErrorBody { error: self.code(), message: self.to_string().replace('\0', "\\u0000") };
         let mut response = (self.status_code(), Json(body)).into_response();
-        if matches!(self, Self::TooManyRequests(_)) {
+        if matches!(self, Self::TooManyRequests(_) | Self::TryAgain(_)) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
         }
         response
@@ -136,10 +141,22 @@ impl From<StoreError> for ApiError {
                 StoreError::Database(sqlx::Error::Database(db))
                     if db.code().is_some_and(|code| RETRYABLE.contains(&code.as_ref())) =>
                 {
-                    Self::Unavailable("a concurrent change got in the way; try again".to_owned())
+                    tracing::warn!(code = ?db.code(), message = db.message(), "database busy");
+                    Self::TryAgain(
+                        "the database is busy or restarting (a concurrent change, a shutdown or too many \
+                                    connections); try again"
+                            .to_owned(),
+                    )
                 }
-                StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => {
-                    Self::Unavailable("the database is unavailable".to_owned())
+                StoreError::Database(
+                    sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::WorkerCrashed,
+                ) => Self::TryAgain("the database is unavailable; try again".to_owned()),
+                // The gateway's pool cancels a statement past the request timeout.
+                StoreError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("57014") => {
+                    Self::Unavailable("the request took too long and was cancelled".to_owned())
                 }
                 other => Self::Internal(other.into()),
             },
@@ -150,12 +167,91 @@ impl From<StoreError> for ApiError {
 impl From<BusError> for ApiError {
     fn from(error: BusError) -> Self {
         tracing::warn!(%error, "NATS unavailable");
-        Self::Unavailable("the message bus is unavailable".to_owned())
+        Self::TryAgain("the message bus is unavailable; try again".to_owned())
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         StoreError::Database(error).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{borrow::Cow, error::Error, fmt};
+
+    use sqlx::error::{DatabaseError, ErrorKind};
+
+    use super::*;
+
+    /// A PostgreSQL error with only its SQLSTATE, as the server would send it.
+    #[derive(Debug)]
+    struct Sqlstate(&'static str);
+
+    impl fmt::Display for Sqlstate {
+        fn fmt(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            write!(formatter, "SQLSTATE {}", self.0)
+        }
+    }
+
+    impl Error for Sqlstate {}
+
+    impl DatabaseError for Sqlstate {
+        fn message(&self) -> &str {
+            "server says no"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+
+    fn answer(error: sqlx::Error) -> Response {
+        ApiError::from(StoreError::Database(error)).into_response()
+    }
+
+    #[tokio::test]
+    async fn a_busy_or_restarting_database_is_a_503_with_retry_after_and_a_json_body() {
+        let sqlstates = ["40P01", "40001", "57P01", "57P02", "57P03", "53300"];
+        let errors = sqlstates.into_iter().map(|code| sqlx::Error::Database(Box::new(Sqlstate(code)))).chain([
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::WorkerCrashed,
+        ]);
+        for error in errors {
+            let label = error.to_string();
+            let response = answer(error);
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{label}");
+            assert_eq!(response.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"2"[..]), "{label}");
+            let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"], "service_unavailable", "{label}");
+            assert!(body["message"].as_str().is_some_and(|m| m.contains("try again")), "{label}: {body}");
+        }
+    }
+
+    #[test]
+    fn a_statement_cancelled_past_the_request_timeout_is_a_503() {
+        let response = answer(sqlx::Error::Database(Box::new(Sqlstate("57014"))));
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn other_database_errors_stay_internal() {
+        let response = answer(sqlx::Error::Database(Box::new(Sqlstate("XX000"))));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
     }
 }

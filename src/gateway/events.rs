@@ -59,13 +59,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// streams are open at once; beyond that the answer is 429.
 #[utoipa::path(get, path = "/consolidation/status/{job_id}/events", tag = "consolidation",
     params(("job_id" = Uuid, Path),
-           ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this stream sequence")),
+           ("Last-Event-ID" = Option<i64>, Header, nullable = false, minimum = 0,
+            description = "Resume after this stream sequence (the `id` of the last event seen)")),
     responses(
         (status = 200, description = "A `text/event-stream` of Server-Sent Events; each event's `data` is a JobEvent \
                                        (components/schemas/JobEvent) as JSON, its `event` the JobEvent's kind, its `id` the stream sequence",
             content_type = "text/event-stream", body = String),
         (status = 204, description = "The job has ended and Last-Event-ID shows its end was seen"),
-        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 400, description = "Malformed id or Last-Event-ID", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 429, description = "SSE_MAX_STREAMS event streams are open already", body = ErrorBody,
             headers(("retry-after" = u32, description = "Seconds to wait"))),
@@ -78,6 +79,7 @@ pub async fn events(
     Path(job_id): Path<Uuid>,
     headers: HeaderMap,
 ) -> Result<Response> {
+    let last_seen = last_event_id(&headers)?;
     let job = authorized_job(&state, &admin, job_id).await?;
     let permit = state.sse_streams.take(admin.subject()).map_err(|refusal| match refusal {
         Refusal::Full => ApiError::TooManyRequests(format!(
@@ -88,7 +90,6 @@ pub async fn events(
             "this token has {per_holder} event streams open, half of SSE_MAX_STREAMS; close one or retry later"
         )),
     })?;
-    let last_seen = headers.get(LAST_EVENT_ID).and_then(|value| value.to_str().ok()).and_then(|id| id.parse().ok());
     if let Some(last_seen) = last_seen {
         let rollback_pending = rollbacks::active_for_job(&state.db, job.id).await?;
         if job.is_finished() && !rollback_pending && saw_the_end(&state, &job, last_seen).await {
@@ -113,6 +114,25 @@ pub async fn events(
         follow.next_event().await.map(|event| (Ok::<_, Infallible>(event), follow))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// The stream sequence a reconnecting client saw last; 400 for anything else than the ids this
+/// stream hands out (0 to i64::MAX, as the document says).
+fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>> {
+    let Some(value) = headers.get(LAST_EVENT_ID) else { return Ok(None) };
+    value
+        .to_str()
+        .ok()
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|id| id.parse::<i64>().ok())
+        .and_then(|id| u64::try_from(id).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "Last-Event-ID must be the id of an event of this stream: an integer from 0 to {}",
+                i64::MAX
+            ))
+        })
 }
 
 /// Whether a client that saw event `last_seen` of a finished job has seen its end (for a job
@@ -284,4 +304,26 @@ fn terminal_event(job: &Job, kind: JobEventKind) -> JobEvent {
     event.error = job.error_message.clone();
     event.result = job.event_result();
     event
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn last_event_id_is_a_stream_sequence_or_a_bad_request() {
+        let read = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(LAST_EVENT_ID, HeaderValue::from_str(value).unwrap());
+            last_event_id(&headers)
+        };
+        assert_eq!(last_event_id(&HeaderMap::new()).unwrap(), None);
+        assert_eq!(read("57").unwrap(), Some(57));
+        assert_eq!(read("9223372036854775807").unwrap(), Some(i64::MAX as u64));
+        for refused in ["", "+5", "-1", "5.0", "x", "9223372036854775808"] {
+            assert!(matches!(read(refused), Err(ApiError::BadRequest(_))), "{refused:?}");
+        }
+    }
 }

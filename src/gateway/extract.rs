@@ -115,7 +115,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// A JSON body that may be left out entirely (an empty body is None, whatever its type).
+/// A JSON body that may be left out entirely (an empty body is None, whatever its type) or be
+/// `null`, which the document allows in its place.
 pub struct OptionalJson<T>(pub Option<T>);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
@@ -131,7 +132,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
             return Err(not_json());
         }
         refuse_nul(&bytes)?;
-        parse(&bytes).map(|value| OptionalJson(Some(value)))
+        parse::<Option<T>>(&bytes).map(OptionalJson)
     }
 }
 
@@ -161,5 +162,15 @@ mod tests {
         let error = refuse_nul(br#"{"name": "a\u0000b"}"#).unwrap_err();
         assert!(matches!(&error, ApiError::Unprocessable(message) if message.starts_with("name:")), "{error}");
         assert!(refuse_nul(br#"{"name": "a\\u0000b"}"#).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_null_optional_body_is_no_body() {
+        let request = Request::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from("null"))
+            .unwrap();
+        let OptionalJson(body) = OptionalJson::<serde_json::Value>::from_request(request, &()).await.unwrap();
+        assert_eq!(body, None);
     }
 }

@@ -31,7 +31,8 @@ const MAX_PAGE: u32 = 100;
 pub struct HistoryQuery {
     /// Jobs created at or after this instant (RFC 3339).
     pub from: Option<DateTime<Utc>>,
-    /// Jobs created before this instant (RFC 3339).
+    /// Jobs created before this instant (RFC 3339); a `to` not after `from` leaves an empty window
+    /// (no jobs).
     pub to: Option<DateTime<Utc>>,
     /// `completed` leaves out jobs rolled back since; `rolled_back` lists only those.
     pub status: Option<JobState>,
@@ -40,6 +41,7 @@ pub struct HistoryQuery {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,16}_[0-9a-f]{32}$")]
     pub cursor: Option<String>,
 }
 
@@ -72,11 +74,6 @@ pub async fn history(
     Span::current().record("project_id", tracing::field::display(project_id));
     admin.ensure_project(project_id)?;
     let limit = page::limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
-    if let (Some(from), Some(to)) = (query.from, query.to) {
-        if from >= to {
-            return Err(ApiError::BadRequest(format!("from ({from}) must be earlier than to ({to})")));
-        }
-    }
     let before = query.cursor.as_deref().map(page::decode_job_cursor).transpose()?;
     if projects::get(&state.db, project_id).await?.is_none() {
         return Err(ApiError::NotFound(format!("project {project_id} does not exist")));
@@ -100,7 +97,9 @@ pub async fn history(
         before,
         limit: limit + 1,
     };
-    let (jobs, more) = page::split(jobs::history(&state.db, project_id, &filter).await?, limit);
+    let empty_window = matches!((query.from, query.to), (Some(from), Some(to)) if from >= to);
+    let jobs = if empty_window { Vec::new() } else { jobs::history(&state.db, project_id, &filter).await? };
+    let (jobs, more) = page::split(jobs, limit);
     let next_cursor = if more { jobs.last().map(|job| page::encode_job_cursor(job.created_at, job.id)) } else { None };
     Ok(axum::Json(HistoryPage { jobs: jobs.into_iter().map(|job| JobView::new(job, false)).collect(), next_cursor }))
 }

@@ -1,7 +1,7 @@
 //! `/openapi.json`: built from the handlers' own annotations (see [`super::api`]), then the
 //! answers every operation shares are added in one place: the bearer requirement with 401/403
-//! on admin routes, 405 and 503 everywhere, 413/415/422 wherever a JSON body is read, and the
-//! configured limits (batch size) as schema bounds.
+//! on admin routes, 405 and 503 everywhere, 413/415/422 wherever a JSON body is read, the
+//! configured limits (batch size) as schema bounds, and the schema of one Server-Sent Event.
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use crate::{
     bus::messages::JobEvent,
     config::GatewayConfig,
     domain::{ChangeOperation, JobState, TriggerType},
+    interchange::{MAX_PATH_CHARS, MAX_TAG_CHARS, MAX_TAGS, MAX_TASK_ID_CHARS},
 };
 
 const BEARER: &str = "bearer";
@@ -74,7 +75,75 @@ pub fn finish(spec: openapi::OpenApi, config: &GatewayConfig) -> Value {
     if batch.is_object() {
         batch["maxItems"] = json!(config.ingest_max_batch);
     }
+    for (schema, field) in [("SearchRequest", "embedding"), ("MemoryInput", "context_embedding")] {
+        let embedding = &mut spec["components"]["schemas"][schema]["properties"][field];
+        if embedding.is_object() {
+            bound_embedding(embedding);
+        }
+    }
+    let not_blank = not_blank();
+    for text in [
+        "CreateProject/properties/name",
+        "MemoryInput/properties/execution_summary",
+        "MemoryInput/properties/tags/items",
+    ] {
+        set(&mut spec, text, "pattern", json!(not_blank));
+    }
+    set(&mut spec, "MemoryInput/properties/tags/items", "maxLength", json!(MAX_TAG_CHARS));
+    set(&mut spec, "MemoryInput/properties/files/items", "minLength", json!(1));
+    set(&mut spec, "MemoryInput/properties/files/items", "maxLength", json!(MAX_PATH_CHARS));
+    set(&mut spec, "MemoryInput/properties/task_ids", "maxItems", json!(MAX_TAGS));
+    set(&mut spec, "MemoryInput/properties/task_ids/items", "maxLength", json!(MAX_TASK_ID_CHARS));
+    forbid_nul(&mut spec);
     spec
+}
+
+/// Sets `key` of the component schema at `path` (below components/schemas), if it is there.
+fn set(spec: &mut Value, path: &str, key: &str, value: Value) {
+    if let Some(Value::Object(schema)) = spec.pointer_mut(&format!("/components/schemas/{path}")) {
+        schema.insert(key.to_owned(), value);
+    }
+}
+
+/// The pattern of a text with a character that is neither NUL nor white space, as `str::trim`
+/// counts white space (every such character is in the Basic Multilingual Plane).
+pub fn not_blank() -> String {
+    let blanks: String = (0..=0xFFFF_u32)
+        .filter_map(char::from_u32)
+        .filter(|c| c.is_whitespace())
+        .map(|c| format!("\\u{:04x}", u32::from(c)))
+        .collect();
+    format!("^[^\\x00]*[^\\x00{blanks}][^\\x00]*$")
+}
+
+/// An embedding's values are 32-bit floats (a larger number would be infinite), and not all zero.
+fn bound_embedding(embedding: &mut Value) {
+    embedding["items"]["minimum"] = json!(f64::from(f32::MIN));
+    embedding["items"]["maximum"] = json!(f64::from(f32::MAX));
+    embedding["contains"] = json!({"not": {"const": 0}});
+}
+
+/// PostgreSQL stores no NUL character in text: every free text says so with a pattern (a request
+/// holding one is a 422 naming the field).
+pub const NO_NUL: &str = "^[^\\x00]*$";
+
+fn forbid_nul(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            let is_text = match object.get("type") {
+                Some(Value::String(kind)) => kind == "string",
+                Some(Value::Array(kinds)) => kinds.iter().any(|kind| kind == "string"),
+                _ => false,
+            };
+            let constrained = ["format", "enum", "pattern", "const"].iter().any(|key| object.contains_key(*key));
+            if is_text && !constrained {
+                object.insert("pattern".to_owned(), json!(NO_NUL));
+            }
+            object.values_mut().for_each(forbid_nul);
+        }
+        Value::Array(items) => items.iter_mut().for_each(forbid_nul),
+        _ => {}
+    }
 }
 
 fn complete_operation(path: &str, operation: &mut Value, config: &GatewayConfig) {
@@ -84,11 +153,10 @@ fn complete_operation(path: &str, operation: &mut Value, config: &GatewayConfig)
         operation["security"] = json!([{BEARER: []}]);
     }
     let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else { return };
-    // OpenAPI 3.1 has no field for the items of a stream; this names the schema of each event's
-    // `data` for tools that read it (3.2 calls it `itemSchema`).
+    // Before OpenAPI 3.2 (`itemSchema`), an event stream's `schema` describes one event.
     for response in responses.values_mut() {
         if let Some(stream) = response.pointer_mut("/content/text~1event-stream") {
-            stream["x-event-data"] = json!({"$ref": "#/components/schemas/JobEvent"});
+            stream["schema"] = sse_event();
         }
     }
     let mut add = |status: &str, answer: Value| {
@@ -117,6 +185,25 @@ fn complete_operation(path: &str, operation: &mut Value, config: &GatewayConfig)
             ),
         );
     }
+}
+
+/// One Server-Sent Event of a job's stream.
+fn sse_event() -> Value {
+    json!({
+        "type": "object",
+        "description": "One Server-Sent Event: `event` is the JobEvent's kind, `id` its stream sequence (absent \
+                        on an end told from the database), `data` the JobEvent as JSON",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"$ref": "#/components/schemas/JobEventKind"},
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": {"$ref": "#/components/schemas/JobEvent"}
+            }
+        }
+    })
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -33,13 +33,14 @@ const DEFAULT_THRESHOLD: i64 = 1000;
 pub struct CreateProject {
     /// Chosen by the caller, or generated. A token limited to some projects must name one of them.
     pub id: Option<Uuid>,
-    /// 1 to 200 characters (surrounding blanks are trimmed).
+    /// 1 to 200 characters, not blank (surrounding blanks are trimmed before it is stored).
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Default true.
     pub consolidation_enabled: Option<bool>,
     /// Active memories above which the daily sweep consolidates the project (default 1000).
     #[schema(minimum = 1, maximum = 1_000_000)]
+    #[serde(default, deserialize_with = "crate::domain::integral::optional_integer")]
     pub consolidation_threshold: Option<i64>,
     pub consolidation_options: Option<ConsolidationOptions>,
 }
@@ -189,8 +190,8 @@ pub async fn create_project(
     Span::current().record("project_id", tracing::field::display(id));
     admin.ensure_project(id)?;
     let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(ApiError::Unprocessable(format!("name: must be 1 to {MAX_NAME_CHARS} characters")));
+    if name.is_empty() || request.name.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::Unprocessable(format!("name: must be 1 to {MAX_NAME_CHARS} characters, not blank")));
     }
     let threshold = check_threshold(request.consolidation_threshold.unwrap_or(DEFAULT_THRESHOLD))?;
     let options = check_options(request.consolidation_options.as_ref())?;

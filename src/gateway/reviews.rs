@@ -56,8 +56,10 @@ pub struct ReviewQuery {
     #[param(inline)]
     pub status: Option<ReviewStatusFilter>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,16}_[0-9a-f]{32}$")]
     pub cursor: Option<String>,
 }
 
@@ -155,7 +157,7 @@ pub async fn list_reviews(
     responses(
         (status = 200, description = "Approved and applied", body = ReviewView),
         (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 404, description = "No such review", body = ErrorBody),
+        (status = 404, description = "No such review, or one of a project the token does not cover", body = ErrorBody),
         (status = 409, description = "Decided already, or a memory changed since the review was opened \
                                        (named in the message)", body = ErrorBody),
     ))]
@@ -174,7 +176,7 @@ pub async fn approve(
     responses(
         (status = 200, description = "Rejected", body = ReviewView),
         (status = 400, description = "Malformed id", body = ErrorBody),
-        (status = 404, description = "No such review", body = ErrorBody),
+        (status = 404, description = "No such review, or one of a project the token does not cover", body = ErrorBody),
         (status = 409, description = "Decided already", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(job_id, project_id))]
@@ -186,12 +188,15 @@ pub async fn reject(
     decide(&state, &admin, id, ReviewStatus::Rejected).await.map(axum::Json)
 }
 
+/// A review of a project outside the token is answered as an unknown one, and before anything is
+/// locked: a foreign token can neither learn that it exists nor hold up its project's decisions.
 async fn decide(state: &AppState, admin: &Admin, id: Uuid, decision: ReviewStatus) -> Result<ReviewView> {
     let not_found = || ApiError::NotFound(format!("review {id} does not exist"));
+    let project_id = reviews::project_of(&state.db, id).await?.filter(|project| admin.may_see(*project));
+    let project_id = project_id.ok_or_else(not_found)?;
+    Span::current().record("project_id", tracing::field::display(project_id));
     let mut tx = state.db.begin().await?;
     let review = reviews::lock(&mut tx, id).await?.ok_or_else(not_found)?;
-    Span::current().record("project_id", tracing::field::display(review.project_id));
-    admin.ensure_project(review.project_id)?;
     if review.status != ReviewStatus::Open {
         return Err(ApiError::Conflict(format!("review {id} was {} already", review.status)));
     }

@@ -157,7 +157,7 @@ pub async fn request_rollback(
         .client
         .subscribe(state.bus.prefix.rollback_events_of(job.project_id, rollback_id))
         .await
-        .map_err(|error| ApiError::Unavailable(format!("the message bus is unavailable: {error}")))?;
+        .map_err(|error| ApiError::TryAgain(format!("the message bus is unavailable: {error}")))?;
     let reason = request.reason.as_deref();
     rollbacks::create(&state.db, rollback_id, job.id, job.project_id, reason, admin.subject(), request.cascade).await?;
     let command = RollbackCommand {

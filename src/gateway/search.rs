@@ -37,6 +37,7 @@ pub struct SearchRequest {
     pub embedding: Vec<f32>,
     /// Results, 1 to 100 (default 10).
     #[schema(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "crate::domain::integral::optional_integer")]
     pub limit: Option<u32>,
     /// Rank archived memories too (default false).
     #[serde(default)]
@@ -166,7 +167,7 @@ struct TopK<'q> {
     limit: usize,
     min_similarity: f32,
     query: &'q [f32],
-    query_norm: f32,
+    query_norm: f64,
     heap: BinaryHeap<Reverse<Scored>>,
 }
 
@@ -193,13 +194,15 @@ impl<'q> TopK<'q> {
         Self { limit, min_similarity, query, query_norm: norm(query), heap: BinaryHeap::with_capacity(limit + 1) }
     }
 
+    /// Computed in f64: any finite f32 vector has a finite, non-zero f64 norm (unless all zeros),
+    /// where in f32 the squares of large values overflow and of tiny ones vanish.
     fn offer(&mut self, id: Uuid, embedding: &[f32]) {
         let denominator = self.query_norm * norm(embedding);
-        if embedding.len() != self.query.len() || denominator == 0.0 {
+        if embedding.len() != self.query.len() || denominator == 0.0 || !denominator.is_finite() {
             return;
         }
-        let similarity =
-            (self.query.iter().zip(embedding).map(|(a, b)| a * b).sum::<f32>() / denominator).clamp(-1.0, 1.0);
+        let dot = self.query.iter().zip(embedding).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>();
+        let similarity = ((dot / denominator) as f32).clamp(-1.0, 1.0);
         if similarity < self.min_similarity {
             return;
         }
@@ -217,8 +220,8 @@ impl<'q> TopK<'q> {
     }
 }
 
-fn norm(vector: &[f32]) -> f32 {
-    vector.iter().map(|value| value * value).sum::<f32>().sqrt()
+fn norm(vector: &[f32]) -> f64 {
+    vector.iter().map(|value| f64::from(*value).powi(2)).sum::<f64>().sqrt()
 }
 
 #[cfg(test)]
@@ -238,5 +241,20 @@ mod tests {
         let ranked = best.into_sorted();
         assert_eq!(ranked.iter().map(|(_, id)| *id).collect::<Vec<_>>(), vec![a, b], "equal scores: smaller id first");
         assert!((ranked[0].0 - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn huge_and_tiny_finite_values_still_have_a_direction() {
+        let query = [f32::MAX, f32::MAX];
+        let mut best = TopK::new(3, -1.0, &query);
+        best.offer(Uuid::from_u128(1), &[1e-30, 1e-30]);
+        best.offer(Uuid::from_u128(2), &[-f32::MAX, -f32::MAX]);
+        best.offer(Uuid::from_u128(3), &[f32::MAX, 0.0]);
+        let ranked = best.into_sorted();
+        let similarities: Vec<f32> = ranked.iter().map(|(similarity, _)| *similarity).collect();
+        assert_eq!(ranked.iter().map(|(_, id)| id.as_u128()).collect::<Vec<_>>(), vec![1, 3, 2]);
+        assert!((similarities[0] - 1.0).abs() < 1e-6, "{similarities:?}");
+        assert!((similarities[1] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6, "{similarities:?}");
+        assert!((similarities[2] + 1.0).abs() < 1e-6, "{similarities:?}");
     }
 }

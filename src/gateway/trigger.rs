@@ -74,9 +74,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses(
         (status = 202, description = "Job queued", body = TriggerResponse,
             headers(("location" = String, description = "The job's status URL"))),
-        (status = 400, description = "Malformed body, or consolidation disabled for the project", body = ErrorBody),
+        (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 404, description = "No such project", body = ErrorBody),
-        (status = 409, description = "The project has a pending or running job (named in the message)", body = ErrorBody),
+        (status = 409, description = "The project has a pending or running job (named in the message), or \
+                                       consolidation is disabled for it", body = ErrorBody),
         (status = 422, description = "An invalid option (named in the message)", body = ErrorBody),
         (status = 503, description = "Database or NATS unavailable; no job left pending", body = ErrorBody),
     ))]
@@ -94,7 +95,7 @@ pub async fn trigger(
         .ok_or_else(|| ApiError::NotFound(format!("project {project_id} does not exist")))?;
     let project = context.project;
     if !project.consolidation_enabled {
-        return Err(ApiError::BadRequest(format!(
+        return Err(ApiError::Conflict(format!(
             "consolidation is disabled for project {project_id}: enable it with \
              PUT {API_PREFIX}/consolidation/configure/{project_id} {{\"enabled\": true}}"
         )));

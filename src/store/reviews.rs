@@ -134,6 +134,14 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ReviewRow>>
         .await?)
 }
 
+/// The project a review belongs to (a review never moves between projects).
+pub async fn project_of(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar("SELECT project_id FROM consolidation_reviews WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await?)
+}
+
 /// The review, locked until the transaction ends.
 pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<ReviewRow>> {
     Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM consolidation_reviews WHERE id = $1 FOR UPDATE"))

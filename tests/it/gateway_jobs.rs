@@ -75,7 +75,7 @@ async fn a_trigger_is_refused_for_a_disabled_unknown_or_foreign_project_and_for_
     ok(put.send().await.expect("sent"), StatusCode::OK).await;
 
     let message =
-        error(trigger(&gateway, json!({"project_id": disabled})).await, StatusCode::BAD_REQUEST, "bad_request").await;
+        error(trigger(&gateway, json!({"project_id": disabled})).await, StatusCode::CONFLICT, "conflict").await;
     assert!(message.contains("disabled"), "{message}");
     let enable = format!("PUT /api/v1/consolidation/configure/{disabled} {{\"enabled\": true}}");
     assert!(message.contains(&enable), "names the route that enables it: {message}");
@@ -345,6 +345,11 @@ async fn history_is_newest_first_filtered_and_paged_in_a_stable_order() {
     assert_eq!(history_ids(&gateway, project, "trigger_type=threshold").await.0, vec![jobs[1]]);
     let range = "from=2026-01-02T00:00:00Z&to=2026-01-04T00:00:00Z&trigger_type=manual";
     assert_eq!(history_ids(&gateway, project, range).await.0, vec![jobs[2]]);
+    for empty in
+        ["from=2026-01-02T00:00:00Z&to=2026-01-02T00:00:00Z", "from=2026-01-04T00:00:00Z&to=2026-01-02T00:00:00Z"]
+    {
+        assert_eq!(history_ids(&gateway, project, empty).await.0, Vec::<Uuid>::new(), "an empty window: {empty}");
+    }
 
     let response = gateway.get(&format!("/api/v1/consolidation/history/{project}")).send().await.expect("sent");
     let page = ok(response, StatusCode::OK).await;
@@ -366,11 +371,24 @@ async fn history_refuses_bad_filters_unknown_projects_and_foreign_tokens() {
         "limit=101",
         "cursor=garbage",
         "from=yesterday",
-        "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+        "cursor=",
+        "cursor=5_0F8E6A8E8A534C559C593C1D3C9D2B10",
     ] {
         let response =
             gateway.get(&format!("/api/v1/consolidation/history/{project}?{query}")).send().await.expect("sent");
         error(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
+    // Before 4713 BC: chrono reads it, PostgreSQL cannot compare with it.
+    for cursor in
+        ["-250000000000000000_0f8e6a8e8a534c559c593c1d3c9d2b10", "99999999999999999_0f8e6a8e8a534c559c593c1d3c9d2b10"]
+    {
+        let response = gateway
+            .get(&format!("/api/v1/consolidation/history/{project}?cursor={cursor}"))
+            .send()
+            .await
+            .expect("sent");
+        let message = error(response, StatusCode::BAD_REQUEST, "bad_request").await;
+        assert!(message.contains("out of range"), "{message}");
     }
     let unknown = gateway.get(&format!("/api/v1/consolidation/history/{}", Uuid::new_v4())).send().await.expect("sent");
     error(unknown, StatusCode::NOT_FOUND, "not_found").await;

@@ -353,3 +353,29 @@ async fn manual_actions_answer_409_404_and_400_as_they_should() {
     assert_eq!(audit_rows(&gateway, id).await.len(), 1, "refused actions leave no audit row");
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn search_ranks_embeddings_of_huge_and_tiny_finite_values_with_a_similarity() {
+    let gateway = TestGateway::start().await;
+    let project = gateway.project().await;
+    let huge: Vec<f32> = direction(0, 0.0).iter().map(|v| v * 3e38).collect();
+    let tiny: Vec<f32> = direction(0, 0.0).iter().map(|v| v * 1e-30).collect();
+    let ids = ingest(
+        &gateway,
+        project,
+        &[memory_json("huge", "learning", huge.clone()), memory_json("tiny", "learning", tiny)],
+    )
+    .await;
+
+    let search = json!({"embedding": huge});
+    let response = gateway.post(&format!("/api/v1/projects/{project}/memories/search"), &search).send();
+    let hits = ok(response.await.expect("sent"), StatusCode::OK).await;
+    let results = hits["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(results.len(), 2, "{hits}");
+    for hit in &results {
+        let similarity = hit["similarity"].as_f64().unwrap_or_else(|| panic!("a number: {hit}"));
+        assert!((similarity - 1.0).abs() < 1e-6, "{hit}");
+        assert!(ids.iter().any(|id| hit["memory"]["id"] == id.to_string()));
+    }
+    gateway.stop().await;
+}

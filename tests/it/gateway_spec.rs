@@ -207,7 +207,9 @@ async fn the_served_document_is_valid_openapi_and_states_every_answer_and_limit(
         }
     }
     let events = &spec["paths"]["/api/v1/consolidation/status/{job_id}/events"]["get"]["responses"];
-    assert_eq!(events["200"]["content"]["text/event-stream"]["x-event-data"]["$ref"], "#/components/schemas/JobEvent");
+    let event = &events["200"]["content"]["text/event-stream"]["schema"];
+    assert_eq!(event["properties"]["data"]["contentSchema"]["$ref"], "#/components/schemas/JobEvent");
+    assert_eq!(event["properties"]["event"]["$ref"], "#/components/schemas/JobEventKind");
     assert!(events["200"]["description"].as_str().is_some_and(|d| d.contains("JobEvent")));
     assert!(events["429"].is_object());
     let schemas = &spec["components"]["schemas"];
@@ -394,4 +396,55 @@ async fn send(gateway: &TestGateway, case: &Case) -> Result<(u16, String), Strin
         response.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     let body = if streaming { String::new() } else { response.text().await.map_err(|error| error.to_string())? };
     Ok((status, body))
+}
+
+/// The places where the service and its document disagreed (issue 24 item 9), each checked on
+/// both sides: what the document says, and that the service takes what it says.
+#[tokio::test]
+async fn the_service_takes_what_its_document_allows() {
+    let gateway = TestGateway::start().await;
+    let spec = served(&gateway).await;
+    let option = &spec["components"]["schemas"]["ConsolidationOptions"]["properties"];
+    assert_eq!(option["min_cluster_size"]["type"], json!(["integer", "null"]));
+    assert!(option["value_guard"]["enum"].as_array().is_some_and(|values| values.contains(&Value::Null)));
+    let cursor = |path: &str| {
+        let parameters = spec["paths"][path]["get"]["parameters"].as_array().cloned().unwrap_or_default();
+        let cursor = parameters.into_iter().find(|p| p["name"] == "cursor").expect("a cursor parameter");
+        cursor["schema"]["pattern"].as_str().map(str::to_owned)
+    };
+    let job_cursor = Some(consolidator::gateway::page::JOB_CURSOR_PATTERN.to_owned());
+    let id_cursor = Some(consolidator::gateway::page::ID_CURSOR_PATTERN.to_owned());
+    assert_eq!(cursor("/api/v1/consolidation/history/{project_id}"), job_cursor);
+    assert_eq!(cursor("/api/v1/projects/{id}/reviews"), job_cursor);
+    assert_eq!(cursor("/api/v1/consolidation/jobs/{job_id}/changes"), id_cursor);
+    assert_eq!(cursor("/api/v1/memories/{id}/changes"), id_cursor);
+
+    // 89.0 is an integer to JSON Schema; null is "not given"; both are stored as such.
+    let project = gateway.project().await;
+    let path = format!("/api/v1/consolidation/configure/{project}");
+    let body = json!({"threshold": 89.0, "options": {"min_cluster_size": 8.0, "value_guard": null}});
+    let configured = ok(gateway.put(&path, &body).send().await.expect("sent"), StatusCode::OK).await;
+    assert_eq!(
+        (configured["threshold"].clone(), configured["options"].clone()),
+        (json!(89), json!({"min_cluster_size": 8}))
+    );
+    let halves = json!({"options": {"min_cluster_size": 8.5}});
+    error(
+        gateway.put(&path, &halves).send().await.expect("sent"),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable_entity",
+    )
+    .await;
+    let search = json!({"embedding": direction(0, 0.0), "limit": 5.0});
+    let search = gateway.post(&format!("/api/v1/projects/{project}/memories/search"), &search).send();
+    ok(search.await.expect("sent"), StatusCode::OK).await;
+
+    // The memory actions' optional body may be `null`, as the document allows.
+    let memories = ingest(&gateway, project, &[memory_json("a", "learning", direction(0, 0.0))]).await;
+    let pin = gateway
+        .request(Method::POST, &format!("/api/v1/memories/{}/pin", memories[0]))
+        .header("content-type", "application/json")
+        .body("null");
+    assert_eq!(ok(pin.send().await.expect("sent"), StatusCode::OK).await["pinned"], true);
+    gateway.stop().await;
 }

@@ -235,3 +235,54 @@ async fn approving_checks_versions_then_supersedes_the_older_memory_in_one_audit
     assert_eq!(reviews(&gateway, project, "approved").await.len(), 1);
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn a_review_of_another_project_is_answered_as_an_unknown_one_before_anything_is_locked() {
+    let gateway = TestGateway::start().await;
+    let project = gateway.project().await;
+    let pair =
+        [memory_json("older", "learning", direction(0, 0.0)), memory_json("newer", "learning", direction(0, 0.01))];
+    let ids = ingest(&gateway, project, &pair).await;
+    let review = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO consolidation_reviews (id, project_id, kind, older_memory_id, newer_memory_id, older_version,
+                                            newer_version, similarity, difference, suggestion, status)
+         VALUES ($1, $2, 'possible_update', $3, $4, 1, 1, 0.95, '{}', 'supersede', 'open')",
+    )
+    .bind(review)
+    .bind(project)
+    .bind(ids[0])
+    .bind(ids[1])
+    .execute(&gateway.env.db)
+    .await
+    .expect("review");
+    // Someone of the review's own project is deciding it: its row is locked meanwhile.
+    let mut holder = gateway.env.db.begin().await.expect("transaction");
+    sqlx::query("SELECT 1 FROM consolidation_reviews WHERE id = $1 FOR UPDATE")
+        .bind(review)
+        .execute(&mut *holder)
+        .await
+        .expect("locked");
+
+    let other = Uuid::new_v4();
+    let answer = |id: Uuid, decision: &'static str| {
+        gateway.scoped(Method::POST, &format!("/api/v1/reviews/{id}/{decision}"), other).timeout(Duration::from_secs(5))
+    };
+    for decision in ["approve", "reject"] {
+        let foreign = answer(review, decision).send().await.expect("answered without waiting for the lock");
+        let foreign = (foreign.status(), foreign.json::<Value>().await.expect("json"));
+        let unknown_id = Uuid::new_v4();
+        let unknown = answer(unknown_id, decision).send().await.expect("sent");
+        let unknown = (unknown.status(), unknown.json::<Value>().await.expect("json"));
+        assert_eq!(foreign.0, StatusCode::NOT_FOUND, "{decision}: {foreign:?}");
+        assert_eq!(foreign.0, unknown.0);
+        assert_eq!(foreign.1["error"], unknown.1["error"]);
+        let unknown_message = unknown.1["message"].as_str().expect("message").replace(&unknown_id.to_string(), "ID");
+        assert_eq!(foreign.1["message"].as_str().map(|m| m.replace(&review.to_string(), "ID")), Some(unknown_message));
+        assert!(!foreign.1.to_string().contains(&project.to_string()), "the answer names no project: {foreign:?}");
+    }
+    holder.rollback().await.expect("released");
+    let open = reviews(&gateway, project, "open").await;
+    assert_eq!(open.len(), 1, "the foreign attempts changed nothing");
+    gateway.stop().await;
+}
