@@ -18,8 +18,15 @@ export async function loadOptionFields() {
   const properties = spec.components?.schemas?.ConsolidationOptions?.properties ?? {};
   optionFields = Object.entries(properties)
     .filter(([name]) => name !== 'dry_run')
-    .map(([name, schema]) => ({ name, label: labelOf(name), ...schema }));
+    .map(([name, schema]) => ({ name, label: labelOf(name), ...given(schema) }));
   return optionFields;
+}
+
+/** An option's schema without the `null` that says "not given": its one type and its values. */
+function given(schema) {
+  const type = Array.isArray(schema.type) ? schema.type.find((kind) => kind !== 'null') : schema.type;
+  const values = schema.enum?.filter((value) => value !== null);
+  return { ...schema, type, ...(values ? { enum: values } : {}) };
 }
 
 function labelOf(name) {

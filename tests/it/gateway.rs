@@ -185,7 +185,7 @@ async fn health_and_readiness_report_the_database_and_nats() {
 #[tokio::test]
 async fn readiness_fails_when_the_database_is_gone() {
     let gateway = TestGateway::start().await;
-    gateway.env.db.close().await;
+    gateway.requests_db.close().await;
 
     let response = gateway.client.get(gateway.url("/readyz")).send().await.expect("sent");
     let message = error(response, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;

@@ -60,6 +60,8 @@ pub fn token_with(projects: &[String], role: &str, exp: i64, secret: &str) -> St
 /// The gateway served in-process on 127.0.0.1:0, over its own database and subject prefix.
 pub struct TestGateway {
     pub env: TestEnv,
+    /// The gateway's own pool (its statements time out with the request).
+    pub requests_db: sqlx::PgPool,
     pub base: String,
     pub client: reqwest::Client,
     pub shutdown: CancellationToken,
@@ -82,14 +84,14 @@ impl TestGateway {
         let timeout = Duration::from_secs(config.request_timeout_secs);
         let requests_db =
             store::db::connect_for_requests(&env.database_url(), 8, timeout).await.expect("the gateway's pool");
-        let state = AppState::new(requests_db, env.bus.clone(), config, RetentionConfig::default())
+        let state = AppState::new(requests_db.clone(), env.bus.clone(), config, RetentionConfig::default())
             .expect("valid gateway config");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("free port");
         let base = format!("http://{}", listener.local_addr().expect("bound address"));
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(gateway::serve_on(listener, state, shutdown.clone()));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("HTTP client");
-        Self { env, base, client, shutdown, handle, admin: token(&["*".to_owned()], "admin") }
+        Self { env, requests_db, base, client, shutdown, handle, admin: token(&["*".to_owned()], "admin") }
     }
 
     pub fn url(&self, path: &str) -> String {
