@@ -313,16 +313,28 @@ pub struct HistoryFilter {
 }
 
 /// Jobs of a project, newest first, in a stable order.
+/// Every column of a job row but its result (a dry run's can hold the whole plan).
+const COLUMNS_BUT_RESULT: &str = "id, project_id, status, trigger_type, options, memories_merged, memories_archived,
+    memories_promoted, summaries_created, progress, phase, memories_before, memories_after, attempts, worker_id,
+    heartbeat_at, scheduled_for, sweep_tick, published_at, published_seq, failures, rolled_back_at, started_at,
+    completed_at, error_message, triggered_by, created_at, cancel_requested_at, cancel_requested_by, audit_purged_at";
+
+/// A page of a project's jobs, newest first. A row's `result` holds only what a history row
+/// shows (the ids of the memories the job created): the rest never leaves PostgreSQL.
 pub async fn history(db: impl PgExecutor<'_>, project_id: Uuid, filter: &HistoryFilter) -> Result<Vec<Job>> {
-    Ok(sqlx::query_as(
-        "SELECT * FROM consolidation_jobs
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS_BUT_RESULT},
+                CASE WHEN result IS NULL THEN NULL
+                     ELSE jsonb_build_object('created_memory_ids', COALESCE(result -> 'created_memory_ids', '[]'))
+                END AS result
+           FROM consolidation_jobs
           WHERE project_id = $1
             AND ($2::timestamptz IS NULL OR created_at >= $2) AND ($3::timestamptz IS NULL OR created_at < $3)
             AND ($4::text IS NULL OR status = $4) AND ($5::text IS NULL OR trigger_type = $5)
             AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7))
             AND ($9::boolean IS NULL OR (rolled_back_at IS NOT NULL) = $9)
-          ORDER BY created_at DESC, id DESC LIMIT $8",
-    )
+          ORDER BY created_at DESC, id DESC LIMIT $8"
+    ))
     .bind(project_id)
     .bind(filter.from)
     .bind(filter.to)

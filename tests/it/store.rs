@@ -628,3 +628,26 @@ async fn the_counts_triggers_keep_follow_every_write_and_the_job_histogram_every
     let under_5s = histogram.bounds.iter().position(|bound| *bound == 5.0).unwrap();
     assert_eq!(histogram.buckets[under_5s], 1, "{histogram:?}");
 }
+
+#[tokio::test]
+async fn a_history_row_reads_only_the_ids_of_what_its_job_created() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 10).await;
+    let job = new_job(project.id);
+    jobs::create(&env.db, &job).await.unwrap();
+    jobs::claim(&env.db, job.id, "w1", Duration::from_secs(60)).await.unwrap();
+    let created = Uuid::new_v4();
+    let result = serde_json::json!({"created_memory_ids": [created], "plan": {"merges": ["a large plan"]}});
+    jobs::complete(&env.db, job.id, "w1", &JobCounters::default(), 2, 1, &result).await.unwrap();
+
+    let page = jobs::history(&env.db, project.id, &HistoryFilter { limit: 5, ..Default::default() }).await.unwrap();
+
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].created_memory_ids(), vec![created]);
+    assert_eq!(
+        page[0].result.as_ref().map(|r| r.0.clone()),
+        Some(serde_json::json!({"created_memory_ids": [created]}))
+    );
+    let whole = jobs::get(&env.db, job.id).await.unwrap().unwrap();
+    assert_eq!(whole.result.map(|r| r.0), Some(result), "the job's own read keeps it whole");
+}
