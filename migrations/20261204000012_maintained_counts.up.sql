@@ -17,6 +17,9 @@ SELECT project_id,
   FROM task_memories GROUP BY project_id;
 
 -- Adds, per project, what the rows in `added` count minus what the rows in `removed` counted.
+-- Per statement, not per row: a job marks thousands of rows in one statement, and a per-row
+-- update of the same counter row grows quadratically within a transaction (measured: 30 000
+-- flag changes, +4.2 s per row against +0.15 s per statement).
 CREATE FUNCTION project_memory_counts_add() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
