@@ -125,7 +125,16 @@ impl Browser {
     }
 
     async fn stop(self) {
-        let _ = self.client.close().await;
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    /// A test that panics never closes its session, and killing chromedriver orphans the browser
+    /// it started: this test's browser processes are found by their own profile directory.
+    fn drop(&mut self) {
+        let profile = format!("--user-data-dir={}", self.profile.display());
+        let _ = std::process::Command::new("pkill").args(["-f", "--", &profile]).stderr(Stdio::null()).status();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
