@@ -133,10 +133,11 @@ pub enum StreamAccess {
 pub async fn connect_bus(config: &NatsConfig, name: &str, access: StreamAccess) -> anyhow::Result<Bus> {
     let prefix = config.prefix()?;
     let bus = Bus::connect(config, prefix, name).await.context("connecting to NATS (NATS_URL)")?;
-    let [commands, events] = bus.stream_configs(config.events_max_age()?);
+    let events_max_age = config.events_max_age()?;
+    let [commands, events] = bus.stream_configs(events_max_age);
     match access {
         StreamAccess::Manage => {
-            bus.ensure_streams(config.events_max_age()?).await.context("creating JetStream streams")?;
+            bus.ensure_streams(events_max_age).await.context("creating JetStream streams")?;
         }
         StreamAccess::Bind(patience) => {
             for wanted in [commands, events] {

@@ -75,7 +75,7 @@ impl Bus {
     pub async fn bind_stream(&self, wanted: &Config, patience: Duration) -> Result<Vec<String>, BusError> {
         let name = &wanted.name;
         let deadline = tokio::time::Instant::now() + patience;
-        let mut stream = loop {
+        let stream = loop {
             match self.jetstream.get_stream(name).await {
                 Ok(stream) => break stream,
                 Err(error) if tokio::time::Instant::now() >= deadline => {
@@ -89,9 +89,8 @@ impl Bus {
                 }
             }
         };
-        let live =
-            stream.info().await.map_err(|error| BusError::Setup(format!("stream {name}: {error}")))?.config.clone();
-        let differences = differences(&live, wanted);
+        // get_stream read the stream's info already.
+        let differences = differences(&stream.cached_info().config, wanted);
         if !differences.is_empty() {
             tracing::warn!(
                 stream = %name,
