@@ -140,7 +140,6 @@ impl JobBudget {
         call_timeout: Duration,
         call: impl FnOnce(Duration) -> T + Send + 'static,
     ) -> Result<T, Refusal> {
-        self.next_attempt(call_timeout)?;
         let permit = self.gate.enter(|| self.going_on())?;
         let timeout = self.next_attempt(call_timeout)?;
         let (answer, answered) = mpsc::sync_channel(1);

@@ -54,6 +54,20 @@ impl JsonClient {
         }
     }
 
+    /// A client of its own usage and budget (one job's) over the same agent, so jobs share the
+    /// agent's kept-alive connections.
+    pub fn for_budget(&self, budget: Arc<JobBudget>) -> JsonClient {
+        JsonClient {
+            agent: self.agent.clone(),
+            api_key: self.api_key.clone(),
+            timeout: self.timeout,
+            max_retries: self.max_retries,
+            budget,
+            calls: Arc::new(AtomicU64::new(0)),
+            tokens: AtomicU64::new(0),
+        }
+    }
+
     pub fn budget(&self) -> &Arc<JobBudget> {
         &self.budget
     }

@@ -140,7 +140,8 @@ impl Synthesizer for OpenAiSynthesizer {
     }
 
     fn for_job(&self, budget: &Arc<JobBudget>) -> Option<Arc<dyn Synthesizer>> {
-        Some(Arc::new(OpenAiSynthesizer::with_budget(self.config.clone(), budget.clone())))
+        let client = self.client.for_budget(budget.clone());
+        Some(Arc::new(OpenAiSynthesizer { config: self.config.clone(), client, name: self.name.clone() }))
     }
 
     fn outside_calls(&self) -> Option<usize> {
@@ -194,7 +195,8 @@ impl Embedder for OpenAiEmbedder {
     }
 
     fn for_job(&self, budget: &Arc<JobBudget>) -> Option<Arc<dyn Embedder>> {
-        Some(Arc::new(OpenAiEmbedder::with_budget(self.config.clone(), budget.clone())))
+        let client = self.client.for_budget(budget.clone());
+        Some(Arc::new(OpenAiEmbedder { config: self.config.clone(), client, name: self.name.clone() }))
     }
 
     fn outside_calls(&self) -> Option<usize> {
