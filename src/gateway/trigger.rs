@@ -60,6 +60,7 @@ pub struct TriggerResponse {
     pub status: JobStatus,
     /// From the project's size and its recent jobs' durations.
     pub estimated_completion: DateTime<Utc>,
+    /// To the millisecond.
     pub estimated_seconds: f64,
     /// Where to poll the job's status (also the Location header).
     pub location: String,
@@ -154,7 +155,7 @@ pub async fn trigger(
         job_id: job.id,
         status: job.status,
         estimated_completion: Utc::now() + estimated,
-        estimated_seconds: estimated.as_secs_f64(),
+        estimated_seconds: crate::domain::figures::to_decimals(estimated.as_secs_f64(), 3),
         location: location.clone(),
     };
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(response)))

@@ -37,6 +37,8 @@ async fn a_trigger_writes_a_pending_job_publishes_its_command_and_answers_202() 
     let estimated: chrono::DateTime<chrono::Utc> =
         serde_json::from_value(body["estimated_completion"].clone()).expect("date");
     assert!(estimated > chrono::Utc::now(), "{estimated}");
+    let seconds = body["estimated_seconds"].as_f64().expect("seconds");
+    assert_eq!(seconds, (seconds * 1000.0).round() / 1000.0, "to the millisecond: {seconds}");
 
     let job = jobs::get(&gateway.env.db, job_id).await.expect("read").expect("job row written");
     assert_eq!((job.status.as_str(), job.trigger_type.as_str()), ("pending", "manual"));
