@@ -85,7 +85,7 @@ pub fn evaluate(
     value_guard: ValueGuard,
     examples: usize,
 ) -> Value {
-    let dim = memories.iter().find_map(|m| m.embedding.as_ref().map(Vec::len));
+    let dim = memories.iter().find_map(|m| m.embedding.as_ref().map(|e| e.len()));
     let snapshot = ProjectSnapshot::new(Uuid::nil(), dim, memories);
     let options = Options { similarity_threshold: threshold, archive: false, value_guard, ..Options::default() };
     let started = Instant::now();
@@ -239,7 +239,11 @@ mod tests {
     use super::*;
 
     fn memory(id: u128, embedding: Vec<f32>, summary: &str) -> Memory {
-        Memory { embedding: Some(embedding), task_id: Some(format!("crate@{id}")), ..Memory::for_test(id, summary) }
+        Memory {
+            embedding: Some(embedding.into()),
+            task_id: Some(format!("crate@{id}")),
+            ..Memory::for_test(id, summary)
+        }
     }
 
     #[test]

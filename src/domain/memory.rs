@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::embedding::Embedding;
 use super::vocabulary::{ArchiveReason, MemoryType};
 
 /// One memory's content and provenance, as read from the store (one active memory in a
@@ -21,7 +22,7 @@ pub struct Memory {
     pub feedback: Option<String>,
     pub tags: Vec<String>,
     pub files: Vec<String>,
-    pub embedding: Option<Vec<f32>>,
+    pub embedding: Option<Embedding>,
     pub success: Option<bool>,
     pub reused_count: i32,
     pub last_reused_at: Option<DateTime<Utc>>,
@@ -134,7 +135,7 @@ impl From<NewMemory> for Memory {
             feedback: m.feedback,
             tags: m.tags,
             files: m.files,
-            embedding: m.embedding,
+            embedding: m.embedding.map(Embedding::from),
             success: m.success,
             reused_count: m.reused_count,
             last_reused_at: m.last_reused_at,
@@ -160,7 +161,7 @@ impl From<Memory> for NewMemory {
             feedback: m.feedback,
             tags: m.tags,
             files: m.files,
-            embedding: m.embedding,
+            embedding: m.embedding.map(|e| e.to_vec()),
             success: m.success,
             reused_count: m.reused_count,
             last_reused_at: m.last_reused_at,
@@ -230,7 +231,7 @@ impl StoredMemory {
             feedback: self.feedback,
             tags: self.tags,
             files: self.files,
-            embedding: self.embedding,
+            embedding: self.embedding.map(Embedding::from),
             success: self.success,
             reused_count: self.reused_count,
             last_reused_at: self.last_reused_at,

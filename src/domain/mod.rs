@@ -4,6 +4,7 @@
 //! the typed job result and the subject prefix. It imports nothing else of the crate; store rows
 //! convert into it at the store's edge, the API's schemas derive from it, the bus carries it.
 
+pub mod embedding;
 pub mod figures;
 pub mod integral;
 pub mod memory;
@@ -14,6 +15,7 @@ pub mod result;
 pub mod snapshot;
 pub mod vocabulary;
 
+pub use embedding::Embedding;
 pub use memory::{Memory, NEW_MEMORY_VERSION, NewMemory, StoredMemory};
 pub use options::{ClusteringOptions, ConsolidationOptions, Mode, Options, OptionsError, ValueGuard};
 pub use plan::*;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::embedding::Embedding;
 use super::memory::Memory;
 
 /// Which memories a job compares: all of them, or (incremental) only those new or changed since
@@ -22,7 +23,7 @@ pub struct PlaybookEntrySnapshot {
     pub id: Uuid,
     pub content: String,
     pub category: String,
-    pub embedding: Option<Vec<f32>>,
+    pub embedding: Option<Embedding>,
     pub supporting_memory_ids: Vec<Uuid>,
     /// The created memory it was promoted from (or followed to since).
     #[serde(default)]

@@ -7,9 +7,11 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor, Row, postgres::PgRow};
 use uuid::Uuid;
 
+use super::resident::{self, PlanningRow, ResidentRows, XidSnapshot};
 use super::{Result, StoreError, embedding};
 use crate::domain::{
-    ArchiveReason, Memory, MemoryType, NewMemory, PlaybookEntrySnapshot, ProjectSnapshot, StoredMemory, UnknownVariant,
+    ArchiveReason, Embedding, Memory, MemoryType, NewMemory, PlaybookEntrySnapshot, ProjectSnapshot, StoredMemory,
+    UnknownVariant,
 };
 
 /// A stored row as the domain's `StoredMemory`: kinds parsed, the embedding decoded.
@@ -278,32 +280,19 @@ pub fn search_candidates<'a>(
     .fetch(db)
 }
 
-/// The columns clustering and archiving read: no texts, tags or files.
-#[derive(sqlx::FromRow)]
-struct PlanningRow {
-    id: Uuid,
-    version: i64,
-    memory_type: String,
-    source_type: Option<String>,
-    reused_count: i32,
-    last_reused_at: Option<DateTime<Utc>>,
-    learned_at: DateTime<Utc>,
-    has_embedding: bool,
-    consolidated_from: Vec<Uuid>,
-    synthesized_from: Vec<Uuid>,
-    fresh: Option<bool>,
-}
-
 /// Embeddings a reader already holds, by id (a memory's or a playbook entry's) and the version
 /// they were read at.
 pub trait EmbeddingCache: Send + Sync {
     /// The embedding of memory `id` at `version`: a memory edited since (re-embedded, say) is
     /// never served from an older version.
-    fn get(&self, project_id: Uuid, id: Uuid, version: i64) -> Option<Vec<f32>>;
-    fn put(&self, project_id: Uuid, id: Uuid, version: i64, embedding: &[f32]);
+    fn get(&self, project_id: Uuid, id: Uuid, version: i64) -> Option<Embedding>;
+    fn put(&self, project_id: Uuid, id: Uuid, version: i64, embedding: &Embedding);
     /// Forgets the project's embeddings of memories no longer among `live` (merged away,
     /// archived, deleted by a rollback), so the budget holds what the next job reads.
     fn retain(&self, project_id: Uuid, live: &std::collections::HashSet<Uuid>);
+    /// The project's rows kept by `keep_rows`, handed over (kept no longer) to be refreshed.
+    fn take_rows(&self, project_id: Uuid) -> Option<ResidentRows>;
+    fn keep_rows(&self, project_id: Uuid, rows: ResidentRows);
 }
 
 /// Reads the embeddings of `rows` that `cache` does not hold (all of them without a cache);
@@ -311,10 +300,10 @@ pub trait EmbeddingCache: Send + Sync {
 async fn embeddings_of(
     conn: &mut PgConnection,
     project_id: Uuid,
-    rows: &[PlanningRow],
+    rows: &[&PlanningRow],
     cache: Option<&dyn EmbeddingCache>,
-) -> Result<(HashMap<Uuid, Vec<f32>>, u64)> {
-    let wanted = rows.iter().filter(|r| r.has_embedding).map(|r| (r.id, r.version)).collect();
+) -> Result<(HashMap<Uuid, Embedding>, u64)> {
+    let wanted = rows.iter().filter(|r| r.has_embedding).map(|r| (r.id, r.embedding_version)).collect();
     cached_embeddings(conn, project_id, wanted, MEMORY_EMBEDDINGS, cache).await
 }
 
@@ -323,16 +312,17 @@ const MEMORY_EMBEDDINGS: &str =
 const ENTRY_EMBEDDINGS: &str =
     "SELECT id, embedding FROM playbook_entries WHERE id = ANY($1) AND embedding IS NOT NULL";
 
-/// The embeddings of `wanted` (id, version): from `cache` where it holds that version, else
-/// read with `sql` (id, bytes) and cached; returns them and the bytes read.
+/// The embeddings of `wanted` (id, version), as unit vectors where they have one: from `cache`
+/// where it holds that version (shared, not copied), else read with `sql` (id, bytes),
+/// normalised once and cached; returns them and the bytes read.
 async fn cached_embeddings(
     conn: &mut PgConnection,
     project_id: Uuid,
     wanted: Vec<(Uuid, i64)>,
     sql: &str,
     cache: Option<&dyn EmbeddingCache>,
-) -> Result<(HashMap<Uuid, Vec<f32>>, u64)> {
-    let mut found: HashMap<Uuid, Vec<f32>> = HashMap::with_capacity(wanted.len());
+) -> Result<(HashMap<Uuid, Embedding>, u64)> {
+    let mut found: HashMap<Uuid, Embedding> = HashMap::with_capacity(wanted.len());
     let mut missing = Vec::new();
     for &(id, version) in &wanted {
         match cache.and_then(|c| c.get(project_id, id, version)) {
@@ -348,7 +338,7 @@ async fn cached_embeddings(
         let read: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(sql).bind(chunk).fetch_all(&mut *conn).await?;
         for (id, bytes) in read {
             bytes_read += bytes.len() as u64;
-            let vector = embedding::decode(&bytes)?;
+            let vector = Embedding::normalized_or_raw(embedding::decode(&bytes)?);
             if let (Some(cache), Some(&version)) = (cache, versions.get(&id)) {
                 cache.put(project_id, id, version, &vector);
             }
@@ -413,30 +403,29 @@ fn parse_type(text: &str) -> Result<MemoryType> {
     text.parse().map_err(|error: UnknownVariant| StoreError::Corrupt(error.to_string()))
 }
 
-impl PlanningRow {
-    fn into_snapshot(self, embeddings: &mut HashMap<Uuid, Vec<f32>>) -> Result<Memory> {
-        Ok(Memory {
-            id: self.id,
-            version: self.version,
-            memory_type: parse_type(&self.memory_type)?,
-            source_type: self.source_type.as_deref().map(parse_type).transpose()?,
-            task_id: None,
-            execution_summary: String::new(),
-            goal: None,
-            result: None,
-            feedback: None,
-            tags: Vec::new(),
-            files: Vec::new(),
-            embedding: embeddings.remove(&self.id),
-            success: None,
-            reused_count: self.reused_count,
-            last_reused_at: self.last_reused_at,
-            learned_at: self.learned_at,
-            consolidated_from: self.consolidated_from,
-            synthesized_from: self.synthesized_from,
-            task_ids: Vec::new(),
-        })
-    }
+/// The planner's view of a kept row, with its embedding.
+fn planned_memory(row: &PlanningRow, embeddings: &mut HashMap<Uuid, Embedding>) -> Result<Memory> {
+    Ok(Memory {
+        id: row.id,
+        version: row.version,
+        memory_type: parse_type(&row.memory_type)?,
+        source_type: row.source_type.as_deref().map(parse_type).transpose()?,
+        task_id: None,
+        execution_summary: String::new(),
+        goal: None,
+        result: None,
+        feedback: None,
+        tags: Vec::new(),
+        files: Vec::new(),
+        embedding: embeddings.remove(&row.id),
+        success: None,
+        reused_count: row.reused_count,
+        last_reused_at: row.last_reused_at,
+        learned_at: row.learned_at,
+        consolidated_from: row.consolidated_from.clone(),
+        synthesized_from: row.synthesized_from.clone(),
+        task_ids: Vec::new(),
+    })
 }
 
 /// What an incremental snapshot compares against: memories whose last write the base job's
@@ -447,6 +436,28 @@ impl PlanningRow {
 pub struct FreshSince {
     pub base_job: Uuid,
     pub snapshot: String,
+}
+
+/// The ids among `rows` (active memories) new or changed since the base job: its snapshot could
+/// not see their last write, and that write was not the base job's own.
+async fn fresh_rows(
+    conn: &mut PgConnection,
+    since: &FreshSince,
+    rows: &[&PlanningRow],
+) -> Result<std::collections::BTreeSet<Uuid>> {
+    let seen = XidSnapshot::parse(&since.snapshot)?;
+    let own: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT memory_id, changed_at FROM consolidation_changes WHERE job_id = $1 AND memory_id IS NOT NULL",
+    )
+    .bind(since.base_job)
+    .fetch_all(&mut *conn)
+    .await?;
+    let own: std::collections::HashSet<(Uuid, DateTime<Utc>)> = own.into_iter().collect();
+    Ok(rows
+        .iter()
+        .filter(|r| !seen.sees_text(&r.written_xid) && !own.contains(&(r.id, r.updated_at)))
+        .map(|r| r.id)
+        .collect())
 }
 
 /// A snapshot and the embedding bytes read from the database for it (the cache's excluded).
@@ -470,61 +481,31 @@ pub async fn snapshot(
         .fetch_optional(&mut *conn)
         .await?
         .flatten();
-    let rows: Vec<PlanningRow> = sqlx::query_as(
-        "SELECT m.id, m.version, m.memory_type, m.source_type, m.reused_count, m.last_reused_at, m.learned_at,
-                m.context_embedding IS NOT NULL AS has_embedding, COALESCE(m.consolidated_from, '{}') AS consolidated_from,
-                COALESCE(m.synthesized_from, '{}') AS synthesized_from,
-                CASE WHEN $2::text IS NULL THEN NULL
-                     ELSE NOT pg_visible_in_snapshot(m.written_xid, $2::text::pg_snapshot) AND NOT EXISTS (SELECT 1 FROM consolidation_changes c
-                                                             WHERE c.memory_id = m.id AND c.job_id = $3
-                                                               AND c.changed_at = m.updated_at) END AS fresh
-           FROM task_memories m
-          WHERE m.project_id = $1 AND NOT m.is_archived AND NOT m.is_duplicate
-          ORDER BY m.id",
-    )
-    .bind(project_id)
-    .bind(fresh.as_ref().map(|f| f.snapshot.as_str()))
-    .bind(fresh.as_ref().map(|f| f.base_job))
-    .fetch_all(&mut *conn)
-    .await?;
-    let fresh_ids: Option<std::collections::BTreeSet<Uuid>> =
-        fresh.map(|_| rows.iter().filter(|r| r.fresh == Some(true)).map(|r| r.id).collect());
-    let original_ids: Vec<Uuid> = rows
-        .iter()
-        .filter(|m| m.memory_type == MemoryType::Consolidated.as_str())
-        .flat_map(|m| m.consolidated_from.iter().copied())
-        .collect();
-    // Down to plain memories: a consolidated memory written before source types existed may list
-    // consolidated memories among its sources.
-    let originals: Vec<PlanningRow> = sqlx::query_as(
-        "WITH RECURSIVE provenance (id) AS (
-             SELECT unnest($1::uuid[])
-             UNION
-             SELECT unnest(m.consolidated_from) FROM task_memories m JOIN provenance p ON m.id = p.id
-              WHERE m.memory_type = 'consolidated' AND m.project_id = $2
-         )
-         SELECT m.id, m.version, m.memory_type, m.source_type, m.reused_count, m.last_reused_at, m.learned_at,
-                m.context_embedding IS NOT NULL AS has_embedding,
-                COALESCE(m.consolidated_from, '{}') AS consolidated_from,
-                COALESCE(m.synthesized_from, '{}') AS synthesized_from, NULL::bool AS fresh
-           FROM task_memories m JOIN provenance p ON m.id = p.id
-          WHERE m.project_id = $2 ORDER BY m.id",
-    )
-    .bind(&original_ids)
-    .bind(project_id)
-    .fetch_all(&mut *conn)
-    .await?;
+    let kept = cache.and_then(|cache| cache.take_rows(project_id));
+    let (resident, rows_read) = resident::refresh(&mut *conn, project_id, kept).await?;
+    tracing::debug!(rows_read, rows = resident.len(), "planning rows brought up to date");
+    let mut rows: Vec<&PlanningRow> = resident.rows().filter(|r| r.is_active()).collect();
+    rows.sort_unstable_by_key(|r| r.id);
+    let fresh_ids = match &fresh {
+        Some(since) => Some(fresh_rows(&mut *conn, since, &rows).await?),
+        None => None,
+    };
+    let mut originals: Vec<&PlanningRow> = resident.originals().iter().filter_map(|id| resident.get(id)).collect();
+    originals.sort_unstable_by_key(|r| r.id);
     let entries = entry_rows(&mut *conn, project_id).await?;
     if let Some(cache) = cache {
-        let live = rows.iter().map(|r| r.id).chain(originals.iter().map(|r| r.id)).chain(entries.iter().map(|e| e.id));
+        let live = rows.iter().chain(&originals).map(|r| r.id).chain(entries.iter().map(|e| e.id));
         cache.retain(project_id, &live.collect());
     }
     let (mut embeddings, mut embedding_bytes_read) = embeddings_of(&mut *conn, project_id, &rows, cache).await?;
     let (of_originals, bytes) = embeddings_of(&mut *conn, project_id, &originals, cache).await?;
     embeddings.extend(of_originals);
     embedding_bytes_read += bytes;
-    let memories = rows.into_iter().map(|r| r.into_snapshot(&mut embeddings)).collect::<Result<Vec<_>>>()?;
-    let originals = originals.into_iter().map(|r| r.into_snapshot(&mut embeddings)).collect::<Result<Vec<_>>>()?;
+    let memories = rows.iter().map(|r| planned_memory(r, &mut embeddings)).collect::<Result<Vec<_>>>()?;
+    let originals = originals.iter().map(|r| planned_memory(r, &mut embeddings)).collect::<Result<Vec<_>>>()?;
+    if let Some(cache) = cache {
+        cache.keep_rows(project_id, resident);
+    }
     let (playbook, bytes) = playbook_entries(&mut *conn, project_id, entries, cache).await?;
     embedding_bytes_read += bytes;
     let snapshot = ProjectSnapshot {

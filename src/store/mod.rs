@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod memories;
 pub mod playbook;
 pub mod projects;
+pub mod resident;
 pub mod reviews;
 pub mod rollbacks;
 pub mod sweeps;

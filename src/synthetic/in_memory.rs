@@ -50,7 +50,7 @@ pub fn apply(snapshot: &mut ProjectSnapshot, plan: &Plan) -> Vec<Uuid> {
         id: p.entry_id,
         content: p.content.clone(),
         category: p.category.clone(),
-        embedding: Some(p.embedding.clone()),
+        embedding: Some(p.embedding.clone().into()),
         supporting_memory_ids: p.supporting_memory_ids.clone(),
         source_memory_id: Some(p.memory_id),
     }));

@@ -260,7 +260,7 @@ pub fn generate(n: usize, dim: usize, seed: u64) -> (ProjectSnapshot, Truth) {
                 feedback,
                 tags,
                 files,
-                embedding: Some(vector),
+                embedding: Some(vector.into()),
                 success: Some(rng.random::<f64>() < 0.85),
                 reused_count,
                 last_reused_at: None,

@@ -35,7 +35,7 @@ impl CostMeter {
             .iter()
             .chain(&snapshot.originals)
             .filter_map(|m| m.embedding.as_ref())
-            .map(Vec::len)
+            .map(|e| e.len())
             .sum();
         self.cost.vectors_mib = (floats * std::mem::size_of::<f32>()) as f64 / MIB;
     }
@@ -100,7 +100,7 @@ mod tests {
         assert!(cost.loading_ms >= 20.0, "{cost:?}");
         assert!(cost.total_ms >= cost.loading_ms + cost.planning_ms + cost.applying_ms - 0.2, "{cost:?}");
         assert_eq!(cost.bytes_read, 4196);
-        let floats: usize = snapshot.memories.iter().filter_map(|m| m.embedding.as_ref()).map(Vec::len).sum();
+        let floats: usize = snapshot.memories.iter().filter_map(|m| m.embedding.as_ref()).map(|e| e.len()).sum();
         assert!(floats >= 90 * 1536, "fixture: {floats}");
         assert!((cost.vectors_mib - (floats * 4) as f64 / MIB).abs() <= 0.05, "{cost:?}");
         assert_eq!(cost.bytes_written, 7);

@@ -1,19 +1,36 @@
-//! The embeddings a worker has read, kept between jobs: a project consolidated again reads only
-//! the embeddings of memories new or edited since (each is kept with the version it was read
-//! at). Bounded in bytes; when full, the least recently used project goes first.
+//! What a worker has read of a project, kept between jobs: its rows' planning columns (a job reads
+//! only the rows written since) and its embeddings as unit vectors (a job reads only those of
+//! memories new or re-embedded since: each is kept with the embedding version it was read at).
+//! Bounded in bytes; when full, the least recently used project goes first.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use uuid::Uuid;
 
+use crate::domain::Embedding;
 use crate::store::memories::EmbeddingCache;
+use crate::store::resident::ResidentRows;
+
+/// What one kept row costs beside its embedding, about (ids, times, provenance).
+const ROW_BYTES: usize = 256;
 
 struct ProjectVectors {
-    vectors: HashMap<Uuid, (i64, Arc<[f32]>)>,
+    vectors: HashMap<Uuid, (i64, Embedding)>,
     bytes: usize,
+    rows: Option<ResidentRows>,
     used: Instant,
+}
+
+impl ProjectVectors {
+    fn new() -> Self {
+        ProjectVectors { vectors: HashMap::new(), bytes: 0, rows: None, used: Instant::now() }
+    }
+
+    fn size(&self) -> usize {
+        self.bytes + self.rows.as_ref().map_or(0, |rows| rows.len() * ROW_BYTES)
+    }
 }
 
 pub struct WorkerEmbeddingCache {
@@ -27,43 +44,45 @@ impl WorkerEmbeddingCache {
     }
 
     fn total(projects: &HashMap<Uuid, ProjectVectors>) -> usize {
-        projects.values().map(|p| p.bytes).sum()
+        projects.values().map(ProjectVectors::size).sum()
+    }
+
+    /// Evicts other projects, least recently used first, until `size` more bytes fit; false when
+    /// only `project_id` is left and they still do not (it keeps what it has).
+    fn make_room(&self, projects: &mut HashMap<Uuid, ProjectVectors>, project_id: Uuid, size: usize) -> bool {
+        while Self::total(projects) + size > self.budget_bytes {
+            let oldest =
+                projects.iter().filter(|(p, _)| **p != project_id).min_by_key(|(_, v)| v.used).map(|(p, _)| *p);
+            match oldest {
+                Some(p) => projects.remove(&p),
+                None => return false,
+            };
+        }
+        true
     }
 }
 
 impl EmbeddingCache for WorkerEmbeddingCache {
-    fn get(&self, project_id: Uuid, id: Uuid, version: i64) -> Option<Vec<f32>> {
+    fn get(&self, project_id: Uuid, id: Uuid, version: i64) -> Option<Embedding> {
         let mut projects = self.projects.lock().ok()?;
         let project = projects.get_mut(&project_id)?;
         project.used = Instant::now();
-        project.vectors.get(&id).filter(|(at, _)| *at == version).map(|(_, v)| v.to_vec())
+        project.vectors.get(&id).filter(|(at, _)| *at == version).map(|(_, v)| v.clone())
     }
 
-    fn put(&self, project_id: Uuid, id: Uuid, version: i64, embedding: &[f32]) {
-        let size = std::mem::size_of_val(embedding);
+    fn put(&self, project_id: Uuid, id: Uuid, version: i64, embedding: &Embedding) {
+        let size = std::mem::size_of_val(&**embedding);
         if size > self.budget_bytes {
             return;
         }
         let Ok(mut projects) = self.projects.lock() else { return };
-        while Self::total(&projects) + size > self.budget_bytes {
-            let oldest =
-                projects.iter().filter(|(p, _)| **p != project_id).min_by_key(|(_, v)| v.used).map(|(p, _)| *p);
-            match oldest {
-                Some(p) => {
-                    projects.remove(&p);
-                }
-                // Only this project is cached and it is full: keep what it has.
-                None => return,
-            }
+        if !self.make_room(&mut projects, project_id, size) {
+            return;
         }
-        let project = projects.entry(project_id).or_insert_with(|| ProjectVectors {
-            vectors: HashMap::new(),
-            bytes: 0,
-            used: Instant::now(),
-        });
+        let project = projects.entry(project_id).or_insert_with(ProjectVectors::new);
         project.used = Instant::now();
-        match project.vectors.insert(id, (version, Arc::from(embedding))) {
-            Some((_, old)) => project.bytes = project.bytes + size - std::mem::size_of_val(old.as_ref()),
+        match project.vectors.insert(id, (version, embedding.clone())) {
+            Some((_, old)) => project.bytes = project.bytes + size - std::mem::size_of_val(&*old),
             None => project.bytes += size,
         }
     }
@@ -72,8 +91,22 @@ impl EmbeddingCache for WorkerEmbeddingCache {
         let Ok(mut projects) = self.projects.lock() else { return };
         if let Some(project) = projects.get_mut(&project_id) {
             project.vectors.retain(|id, _| live.contains(id));
-            project.bytes = project.vectors.values().map(|(_, v)| std::mem::size_of_val(v.as_ref())).sum();
+            project.bytes = project.vectors.values().map(|(_, v)| std::mem::size_of_val(&**v)).sum();
         }
+    }
+
+    fn take_rows(&self, project_id: Uuid) -> Option<ResidentRows> {
+        self.projects.lock().ok()?.get_mut(&project_id)?.rows.take()
+    }
+
+    fn keep_rows(&self, project_id: Uuid, rows: ResidentRows) {
+        let Ok(mut projects) = self.projects.lock() else { return };
+        if !self.make_room(&mut projects, project_id, rows.len() * ROW_BYTES) {
+            return;
+        }
+        let project = projects.entry(project_id).or_insert_with(ProjectVectors::new);
+        project.used = Instant::now();
+        project.rows = Some(rows);
     }
 }
 
@@ -81,12 +114,16 @@ impl EmbeddingCache for WorkerEmbeddingCache {
 mod tests {
     use super::*;
 
+    fn e(values: &[f32]) -> Embedding {
+        Embedding::from(values.to_vec())
+    }
+
     #[test]
     fn a_vector_put_is_got_back_for_its_project_only() {
         let cache = WorkerEmbeddingCache::new(1024);
         let (p, q, id) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
-        cache.put(p, id, 1, &[1.0, 2.0]);
-        assert_eq!(cache.get(p, id, 1), Some(vec![1.0, 2.0]));
+        cache.put(p, id, 1, &e(&[1.0, 2.0]));
+        assert_eq!(cache.get(p, id, 1), Some(e(&[1.0, 2.0])));
         assert_eq!(cache.get(q, id, 1), None);
     }
 
@@ -94,12 +131,12 @@ mod tests {
     fn an_edited_memory_is_never_served_its_older_embedding() {
         let cache = WorkerEmbeddingCache::new(1024);
         let (p, id) = (Uuid::from_u128(1), Uuid::from_u128(3));
-        cache.put(p, id, 1, &[1.0, 2.0]);
+        cache.put(p, id, 1, &e(&[1.0, 2.0]));
         assert_eq!(cache.get(p, id, 2), None, "re-embedded at version 2: read again");
-        cache.put(p, id, 2, &[3.0, 4.0]);
-        assert_eq!(cache.get(p, id, 2), Some(vec![3.0, 4.0]));
+        cache.put(p, id, 2, &e(&[3.0, 4.0]));
+        assert_eq!(cache.get(p, id, 2), Some(e(&[3.0, 4.0])));
         assert_eq!(cache.get(p, id, 1), None);
-        cache.put(p, Uuid::from_u128(4), 1, &[0.0; 253]);
+        cache.put(p, Uuid::from_u128(4), 1, &e(&[0.0; 253]));
         assert_eq!(
             cache.get(p, Uuid::from_u128(4), 1).map(|v| v.len()),
             Some(253),
@@ -111,25 +148,25 @@ mod tests {
     fn retain_forgets_what_left_the_project_and_frees_its_budget() {
         let cache = WorkerEmbeddingCache::new(4 * 4);
         let (p, kept, gone) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
-        cache.put(p, kept, 1, &[1.0, 1.0]);
-        cache.put(p, gone, 1, &[2.0, 2.0]);
+        cache.put(p, kept, 1, &e(&[1.0, 1.0]));
+        cache.put(p, gone, 1, &e(&[2.0, 2.0]));
         cache.retain(p, &[kept].into_iter().collect());
         assert_eq!(cache.get(p, gone, 1), None);
-        cache.put(p, Uuid::from_u128(4), 1, &[3.0, 3.0]);
-        assert_eq!(cache.get(p, Uuid::from_u128(4), 1), Some(vec![3.0, 3.0]), "room again");
-        assert_eq!(cache.get(p, kept, 1), Some(vec![1.0, 1.0]));
+        cache.put(p, Uuid::from_u128(4), 1, &e(&[3.0, 3.0]));
+        assert_eq!(cache.get(p, Uuid::from_u128(4), 1), Some(e(&[3.0, 3.0])), "room again");
+        assert_eq!(cache.get(p, kept, 1), Some(e(&[1.0, 1.0])));
     }
 
     #[test]
     fn the_least_recently_used_project_leaves_when_the_budget_is_reached() {
         let cache = WorkerEmbeddingCache::new(4 * 4);
         let (old, new) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        cache.put(old, Uuid::from_u128(10), 1, &[1.0, 1.0]);
-        cache.put(new, Uuid::from_u128(20), 1, &[2.0, 2.0]);
-        cache.put(new, Uuid::from_u128(21), 1, &[3.0, 3.0]);
+        cache.put(old, Uuid::from_u128(10), 1, &e(&[1.0, 1.0]));
+        cache.put(new, Uuid::from_u128(20), 1, &e(&[2.0, 2.0]));
+        cache.put(new, Uuid::from_u128(21), 1, &e(&[3.0, 3.0]));
         assert_eq!(cache.get(old, Uuid::from_u128(10), 1), None);
-        assert_eq!(cache.get(new, Uuid::from_u128(20), 1), Some(vec![2.0, 2.0]));
-        cache.put(new, Uuid::from_u128(22), 1, &[4.0, 4.0]);
+        assert_eq!(cache.get(new, Uuid::from_u128(20), 1), Some(e(&[2.0, 2.0])));
+        cache.put(new, Uuid::from_u128(22), 1, &e(&[4.0, 4.0]));
         assert_eq!(cache.get(new, Uuid::from_u128(22), 1), None, "a full single project keeps what it has");
     }
 }

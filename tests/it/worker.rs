@@ -9,6 +9,7 @@ use consolidator::{
         CommandKind,
         messages::{CheckCommand, DeadLetter, SCHEMA_VERSION},
     },
+    domain::{MemoryType, NewMemory},
     engine::{
         merge::embed::CentroidEmbedder,
         synthesis::{ExtractiveSynthesizer, SynthesisDraft, SynthesisError, Synthesizer, TopicView},
@@ -123,6 +124,47 @@ async fn a_worker_reads_no_embedding_twice_and_an_edited_one_again() {
         4 * dim,
         "only the edited memory's embedding is read again: {bytes_read:?}"
     );
+    worker.stop().await;
+}
+
+async fn run_job(env: &TestEnv, project_id: Uuid, options: serde_json::Value) -> jobs::Job {
+    let command = trigger(project_id, options);
+    publish_trigger(&env.bus, &command).await;
+    wait_for_status(env, command.job_id, "completed", WAIT).await
+}
+
+#[tokio::test]
+async fn a_worker_keeping_a_projects_rows_sees_reuses_and_deletions_made_between_jobs() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(400);
+    let note = |axis: usize| {
+        let summary = format!("Note {axis} about its own subject.");
+        fixtures::memory(&summary, MemoryType::Learning, fixtures::direction(axis * 2, 0.0))
+    };
+    let stale: Vec<NewMemory> = (0..3).map(|axis| fixtures::stale(note(axis), long_ago)).collect();
+    let fresh = note(3);
+    fixtures::insert(&env.db, project.id, &[stale.clone(), vec![fresh.clone()]].concat()).await;
+    let worker = env.spawn_worker();
+    // The first job reads every row and archives nothing; the worker keeps the rows.
+    let first = run_job(&env, project.id, serde_json::json!({"mode": "full", "archive": false})).await;
+    assert_eq!(first.memories_before, Some(4));
+    // Between jobs an agent reuses one stale memory (no version change) and one is deleted.
+    sqlx::query("UPDATE task_memories SET reused_count = 3, last_reused_at = now() WHERE id = $1")
+        .bind(stale[0].id)
+        .execute(&env.db)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM task_memories WHERE id = $1").bind(stale[1].id).execute(&env.db).await.unwrap();
+    let second = run_job(&env, project.id, serde_json::json!({"mode": "full"})).await;
+    assert_eq!(second.memories_before, Some(3), "the deleted memory is not planned");
+    let archived: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM task_memories WHERE project_id = $1 AND is_archived ORDER BY id")
+            .bind(project.id)
+            .fetch_all(&env.db)
+            .await
+            .unwrap();
+    assert_eq!(archived, vec![stale[2].id], "the reused memory is no longer stale; the untouched one is archived");
     worker.stop().await;
 }
 

@@ -7,8 +7,10 @@
 
 use std::collections::BTreeSet;
 
+use crate::domain::Embedding;
 use crate::engine::candidates::partition::Partition;
-use crate::engine::similarity::{ScoredPair, UnitMatrix, cross_pairs, exact_pairs};
+use crate::engine::similarity::prefilter::prefiltered_cross;
+use crate::engine::similarity::{ScoredPair, UnitMatrix, exact_pairs};
 
 fn sub_matrix(part: &Partition<'_>, rows: &[u32]) -> UnitMatrix {
     UnitMatrix::from_rows(rows.iter().map(|&i| part.matrix.row(i as usize)), part.matrix.dim)
@@ -22,7 +24,10 @@ pub fn fresh_pairs(part: &Partition<'_>, threshold: f32) -> Vec<ScoredPair> {
     }
     let mut pairs: Vec<ScoredPair> = Vec::new();
     let mut reached: BTreeSet<u32> = BTreeSet::new();
-    for (f, j, similarity) in cross_pairs(&sub_matrix(part, &fresh), &part.matrix, threshold) {
+    let fresh_embeddings: Vec<Embedding> = fresh.iter().map(|&i| part.embeddings[i as usize].clone()).collect();
+    let found =
+        prefiltered_cross((&sub_matrix(part, &fresh), &fresh_embeddings), (&part.matrix, &part.embeddings), threshold);
+    for (f, j, similarity) in found {
         let (a, b) = (fresh[f as usize], j);
         if a == b || (part.fresh[b as usize] && b < a) {
             continue;

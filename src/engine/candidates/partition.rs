@@ -4,12 +4,14 @@
 //! what a merge marks duplicate: the active memories themselves.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use uuid::Uuid;
 
-use crate::domain::Options;
+use crate::domain::{Embedding, Options};
 use crate::domain::{Memory, MemoryType, ProjectSnapshot};
+use crate::engine::similarity::prefilter::reduced;
 use crate::engine::similarity::{UnitMatrix, dot};
 
 /// Candidates sharing a clustering partition (one memory type, or all with cross_type).
@@ -20,6 +22,8 @@ pub struct Partition<'a> {
     pub node_ids: Vec<Uuid>,
     /// Unit-norm embeddings, one row per node.
     pub matrix: UnitMatrix,
+    /// The same unit vectors as embeddings, which keep their reduced form between jobs.
+    pub embeddings: Vec<Embedding>,
     /// Node index -> unit index.
     pub unit_of: Vec<u32>,
     /// Active memories, sorted by id.
@@ -47,11 +51,16 @@ impl Partition<'_> {
     pub fn unit(&self, node: usize) -> &Memory {
         self.units[self.unit_of[node] as usize]
     }
+
+    /// The nodes' vectors reduced for the similarity prefilter (each computed once per vector).
+    pub fn reduced(&self) -> UnitMatrix {
+        reduced(&self.embeddings, self.matrix.dim)
+    }
 }
 
-/// One node before sorting: its id, its unit, its raw embedding and that embedding's norm
-/// (normalized on the way into the partition's matrix, so no vector is copied twice).
-type PendingNode<'a> = (Uuid, &'a Memory, &'a [f32], f32);
+/// One node before sorting: its id, its unit and its embedding (normalized on the way into the
+/// partition's matrix unless it is a unit vector already, which is shared, not copied).
+type PendingNode<'a> = (Uuid, &'a Memory, &'a Embedding);
 
 /// Builds the partitions of a snapshot. Synthesis memories never cluster (they summarize
 /// clusters whose sources are already duplicates). A consolidated memory whose sources differ in
@@ -87,7 +96,7 @@ pub fn partitions<'a>(
             skipped += 1;
             continue;
         }
-        groups.entry(key).or_default().extend(nodes.into_iter().map(|(id, raw, norm)| (id, memory, raw, norm)));
+        groups.entry(key).or_default().extend(nodes.into_iter().map(|(id, embedding)| (id, memory, embedding)));
     }
     if skipped > 0 {
         warnings.push(format!("{skipped} memories have no usable embedding of dimension {dim} and were not clustered"));
@@ -95,11 +104,10 @@ pub fn partitions<'a>(
     groups.into_iter().map(|(key, rows)| build(key, rows, dim, snapshot)).collect()
 }
 
-/// An embedding `UnitMatrix::normalize` accepts (right length, finite, not zero), with its norm.
-fn usable(embedding: Option<&[f32]>, dim: usize) -> Option<(&[f32], f32)> {
-    let e = embedding.filter(|e| e.len() == dim && e.iter().all(|x| x.is_finite()))?;
-    let norm = dot(e, e).sqrt();
-    (norm > f32::EPSILON).then_some((e, norm))
+/// An embedding `UnitMatrix::normalize` accepts (right length, finite, not zero).
+fn usable(embedding: Option<&Embedding>, dim: usize) -> Option<&Embedding> {
+    let e = embedding.filter(|e| e.len() == dim)?;
+    (e.is_unit() || (e.iter().all(|x| x.is_finite()) && dot(e, e).sqrt() > f32::EPSILON)).then_some(e)
 }
 
 /// The plain memories at the bottom of a consolidated memory's provenance, each once, in order.
@@ -122,15 +130,15 @@ pub fn leaf_originals(memory: &Memory, originals: &HashMap<Uuid, &Memory>) -> Ve
 
 /// A plain memory is its own node; a consolidated memory's nodes are its originals with a
 /// usable embedding, or itself when none has one.
-fn nodes_of<'a>(memory: &'a Memory, originals: &HashMap<Uuid, &'a Memory>, dim: usize) -> Vec<(Uuid, &'a [f32], f32)> {
-    let own = || usable(memory.embedding.as_deref(), dim).map(|(e, norm)| (memory.id, e, norm));
+fn nodes_of<'a>(memory: &'a Memory, originals: &HashMap<Uuid, &'a Memory>, dim: usize) -> Vec<(Uuid, &'a Embedding)> {
+    let own = || usable(memory.embedding.as_ref(), dim).map(|e| (memory.id, e));
     if memory.memory_type != MemoryType::Consolidated {
         return own().into_iter().collect();
     }
-    let from_originals: Vec<(Uuid, &[f32], f32)> = leaf_originals(memory, originals)
+    let from_originals: Vec<(Uuid, &Embedding)> = leaf_originals(memory, originals)
         .iter()
         .filter_map(|id| originals.get(id))
-        .filter_map(|o| usable(o.embedding.as_deref(), dim).map(|(e, norm)| (o.id, e, norm)))
+        .filter_map(|o| usable(o.embedding.as_ref(), dim).map(|e| (o.id, e)))
         .collect();
     if from_originals.is_empty() { own().into_iter().collect() } else { from_originals }
 }
@@ -141,14 +149,14 @@ fn build<'a>(
     dim: usize,
     snapshot: &ProjectSnapshot,
 ) -> Partition<'a> {
-    rows.sort_by_key(|(id, unit, _, _)| (*id, unit.id));
+    rows.sort_by_key(|(id, unit, _)| (*id, unit.id));
     // An original listed by two consolidated memories (only after manual repairs) counts once.
-    rows.dedup_by_key(|(id, _, _, _)| *id);
-    let mut units: Vec<&Memory> = rows.iter().map(|(_, unit, _, _)| *unit).collect();
+    rows.dedup_by_key(|(id, _, _)| *id);
+    let mut units: Vec<&Memory> = rows.iter().map(|(_, unit, _)| *unit).collect();
     units.sort_by_key(|m| m.id);
     units.dedup_by_key(|m| m.id);
     let unit_index: HashMap<Uuid, u32> = units.iter().enumerate().map(|(i, m)| (m.id, i as u32)).collect();
-    let unit_of: Vec<u32> = rows.iter().map(|(_, unit, _, _)| unit_index[&unit.id]).collect();
+    let unit_of: Vec<u32> = rows.iter().map(|(_, unit, _)| unit_index[&unit.id]).collect();
     let mut nodes_of = vec![Vec::new(); units.len()];
     for (node, &unit) in unit_of.iter().enumerate() {
         nodes_of[unit as usize].push(node as u32);
@@ -157,17 +165,17 @@ fn build<'a>(
         .iter()
         .map(|&u| snapshot.scope.fresh.as_ref().is_none_or(|fresh| fresh.contains(&units[u as usize].id)))
         .collect();
-    // Each raw embedding was checked usable when its node was listed.
-    let mut data = vec![0.0f32; rows.len() * dim];
-    data.par_chunks_mut(dim.max(1)).zip(rows.par_iter()).for_each(|(unit, (_, _, raw, norm))| {
-        for (u, x) in unit.iter_mut().zip(raw.iter()) {
-            *u = x / norm;
-        }
-    });
+    // Each embedding was checked usable when its node was listed.
+    let embeddings: Vec<Embedding> = rows
+        .par_iter()
+        .map(|&(_, _, e)| if e.is_unit() { e.clone() } else { Embedding::normalized(e).unwrap_or_else(|| e.clone()) })
+        .collect();
+    let vectors: Vec<Arc<[f32]>> = embeddings.iter().map(Embedding::shared).collect();
     Partition {
         memory_type: key,
-        node_ids: rows.into_iter().map(|(id, _, _, _)| id).collect(),
-        matrix: UnitMatrix { dim, data },
+        node_ids: rows.into_iter().map(|(id, _, _)| id).collect(),
+        matrix: UnitMatrix::from_shared(vectors, dim),
+        embeddings,
         unit_of,
         units,
         nodes_of,

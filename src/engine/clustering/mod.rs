@@ -21,7 +21,7 @@ use crate::engine::guards::held::{Texts, guarded_nodes, screen};
 use crate::engine::guards::language::keep_languages_apart;
 use crate::engine::similarity::ScoredPair;
 use crate::engine::similarity::ann::approximate_pairs;
-use crate::engine::similarity::prefilter::prefiltered_pairs;
+use crate::engine::similarity::prefilter::prefiltered_pairs_of;
 use crate::engine::synthesis::build::reseed;
 use crate::engine::synthesis::topics::{Link, Members, links};
 
@@ -117,7 +117,7 @@ pub fn pairs<'a>(snapshot: &'a ProjectSnapshot, options: &Options, config: &Engi
         } else if part.len() >= config.ann_min_candidates {
             approximate_pairs(&part.matrix, threshold, &config.ann)
         } else {
-            prefiltered_pairs(&part.matrix, threshold)
+            prefiltered_pairs_of(&part.matrix, &part.embeddings, threshold)
         };
         compared_nodes += if scored_fresh { fresh } else { part.len() };
         all.push(pairs);

@@ -34,9 +34,10 @@ pub mod follow;
 
 use std::collections::HashSet;
 
-use crate::domain::{MemoryType, PlaybookEntrySnapshot};
+use crate::domain::{Embedding, MemoryType, PlaybookEntrySnapshot};
 use crate::engine::similarity::ann::{AnnParams, approximate_pairs};
-use crate::engine::similarity::{UnitMatrix, cross_pairs, dot};
+use crate::engine::similarity::prefilter::{prefiltered_cross, prefiltered_pairs_of};
+use crate::engine::similarity::{UnitMatrix, dot};
 use crate::engine::text::units::{NEAR_DUPLICATE_JACCARD, Sentence, jaccard};
 
 pub const PLAYBOOK_DUPLICATE_SIMILARITY: f32 = 0.95;
@@ -91,6 +92,12 @@ impl KnownEntry {
     }
 }
 
+/// `embedding` as a unit vector of `dim` values: itself when it is one, else normalized.
+fn unit_of(embedding: Option<&Embedding>, dim: usize) -> Option<Embedding> {
+    let e = embedding.filter(|e| e.len() == dim)?;
+    if e.is_unit() { Some(e.clone()) } else { Embedding::normalized(e) }
+}
+
 /// For each candidate (content, unit embedding), in order: true when it is neither near-identical
 /// to an active playbook entry nor to an earlier accepted candidate.
 pub fn novel_candidates(
@@ -100,22 +107,25 @@ pub fn novel_candidates(
     use_ann: bool,
     ann: &AnnParams,
 ) -> Vec<bool> {
-    let with_embedding: Vec<Vec<f32>> =
-        playbook.iter().filter_map(|e| e.embedding.as_deref().and_then(|v| UnitMatrix::normalize(v, dim))).collect();
-    let text_only: Vec<KnownEntry> = playbook
-        .iter()
-        .filter(|e| e.embedding.as_deref().and_then(|v| UnitMatrix::normalize(v, dim)).is_none())
-        .map(|e| KnownEntry::new(&e.content, None))
-        .collect();
+    let (with_embedding, text_only): (Vec<_>, Vec<_>) =
+        playbook.iter().map(|e| (e, unit_of(e.embedding.as_ref(), dim))).partition(|(_, unit)| unit.is_some());
+    let text_only: Vec<KnownEntry> = text_only.into_iter().map(|(e, _)| KnownEntry::new(&e.content, None)).collect();
     let p = with_embedding.len();
-    let rows = with_embedding.iter().map(Vec::as_slice).chain(candidates.iter().map(|c| c.1));
-    let matrix = UnitMatrix::from_rows(rows, dim);
+    // Entries' vectors come from the worker's cache as unit vectors: shared, with the reduced
+    // forms the prefilter computed for them in earlier jobs.
+    let embeddings: Vec<Embedding> = with_embedding
+        .into_iter()
+        .filter_map(|(_, unit)| unit)
+        .chain(candidates.iter().map(|c| Embedding::from(c.1.to_vec())))
+        .collect();
+    let matrix = UnitMatrix::from_shared(embeddings.iter().map(Embedding::shared).collect(), dim);
     let mut earlier: Vec<Vec<usize>> = vec![Vec::new(); candidates.len()];
     // A steady-state job promotes a few against a large playbook: scoring only the candidates'
-    // rows costs far less than all pairs (the projection prefilter saves about a sixth).
+    // rows costs far less than all pairs.
     if candidates.len() * CROSS_SHARE < p + candidates.len() {
         let rows = UnitMatrix::from_rows(candidates.iter().map(|c| c.1), dim);
-        for (c, j, _) in cross_pairs(&rows, &matrix, PLAYBOOK_DUPLICATE_SIMILARITY) {
+        let found = prefiltered_cross((&rows, &embeddings[p..]), (&matrix, &embeddings), PLAYBOOK_DUPLICATE_SIMILARITY);
+        for (c, j, _) in found {
             let (c, j) = (c as usize, j as usize);
             if j < p + c {
                 earlier[c].push(j);
@@ -125,7 +135,7 @@ pub fn novel_candidates(
         let pairs = if use_ann {
             approximate_pairs(&matrix, PLAYBOOK_DUPLICATE_SIMILARITY, ann)
         } else {
-            crate::engine::similarity::prefilter::prefiltered_pairs(&matrix, PLAYBOOK_DUPLICATE_SIMILARITY)
+            prefiltered_pairs_of(&matrix, &embeddings, PLAYBOOK_DUPLICATE_SIMILARITY)
         };
         for pair in pairs {
             let (a, b) = (pair.a as usize, pair.b as usize);
@@ -186,7 +196,7 @@ mod tests {
             id: uuid::Uuid::new_v4(),
             content: content.into(),
             category: "general".into(),
-            embedding,
+            embedding: embedding.map(Into::into),
             supporting_memory_ids: vec![],
         };
         let playbook = [entry("Known by vector.", Some(vec![1.0, 0.0, 0.0])), entry("Known by text only.", None)];
@@ -206,7 +216,10 @@ mod tests {
         let widen = |v: &[f32]| -> Vec<f32> { (0..dim).map(|k| v.get(k).copied().unwrap_or(0.0)).collect() };
         let mut large: Vec<PlaybookEntrySnapshot> = playbook
             .iter()
-            .map(|e| PlaybookEntrySnapshot { embedding: e.embedding.as_deref().map(widen), ..e.clone() })
+            .map(|e| PlaybookEntrySnapshot {
+                embedding: e.embedding.as_deref().map(widen).map(Into::into),
+                ..e.clone()
+            })
             .collect();
         large.extend((10..dim).map(|k| {
             let mut v = vec![0.0; dim];

@@ -65,7 +65,8 @@ const HNSW_MAX_LAYERS: usize = 16;
 pub fn project(matrix: &UnitMatrix, k: usize, seed: u64) -> UnitMatrix {
     let k = k.min(matrix.dim);
     let projection = projection_matrix(matrix.dim, k, seed);
-    let view = ArrayView2::from_shape((matrix.len(), matrix.dim), &matrix.data)
+    let data = matrix.data();
+    let view = ArrayView2::from_shape((matrix.len(), matrix.dim), data.as_ref())
         .unwrap_or_else(|_| unreachable!("matrix data is rows * dim by construction"));
     let reduced = view.dot(projection.as_ref());
     let mut data = Vec::with_capacity(matrix.len() * k);
@@ -74,7 +75,7 @@ pub fn project(matrix: &UnitMatrix, k: usize, seed: u64) -> UnitMatrix {
         // A zero projection is astronomically unlikely; a zero row simply finds no neighbours.
         data.extend(UnitMatrix::normalize(&row, k).unwrap_or(row));
     }
-    UnitMatrix { dim: k, data }
+    UnitMatrix::from_data(data, k)
 }
 
 /// Projection matrices by (dim, k, seed).

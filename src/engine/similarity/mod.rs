@@ -4,7 +4,10 @@
 pub mod ann;
 pub mod prefilter;
 
-use ndarray::ArrayView2;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use ndarray::{Array2, ArrayView2, CowArray, Ix2};
 use rayon::prelude::*;
 
 /// Rows per block of the all-pairs scan: a 512 x 512 block of similarities is 1 MiB, so the scan
@@ -19,11 +22,18 @@ pub struct ScoredPair {
     pub similarity: f32,
 }
 
-/// Row-major matrix of unit-norm vectors.
+/// A matrix of unit-norm vectors, one per row: contiguous (row-major), or rows shared with the
+/// worker's cache, which are never copied unless a product needs the whole matrix at once.
 #[derive(Debug, Clone)]
 pub struct UnitMatrix {
     pub dim: usize,
-    pub data: Vec<f32>,
+    rows: Rows,
+}
+
+#[derive(Debug, Clone)]
+enum Rows {
+    Contiguous(Vec<f32>),
+    Shared(Vec<Arc<[f32]>>),
 }
 
 impl UnitMatrix {
@@ -45,11 +55,24 @@ impl UnitMatrix {
         for row in rows {
             data.extend_from_slice(row);
         }
-        UnitMatrix { dim, data }
+        UnitMatrix { dim, rows: Rows::Contiguous(data) }
+    }
+
+    /// Row-major `data` of unit rows of `dim` values each.
+    pub fn from_data(data: Vec<f32>, dim: usize) -> UnitMatrix {
+        UnitMatrix { dim, rows: Rows::Contiguous(data) }
+    }
+
+    /// Unit rows of `dim` values each, shared rather than copied.
+    pub fn from_shared(rows: Vec<Arc<[f32]>>, dim: usize) -> UnitMatrix {
+        UnitMatrix { dim, rows: Rows::Shared(rows) }
     }
 
     pub fn len(&self) -> usize {
-        self.data.len().checked_div(self.dim).unwrap_or(0)
+        match &self.rows {
+            Rows::Contiguous(data) => data.len().checked_div(self.dim).unwrap_or(0),
+            Rows::Shared(rows) => rows.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -57,17 +80,54 @@ impl UnitMatrix {
     }
 
     pub fn row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
+        match &self.rows {
+            Rows::Contiguous(data) => &data[i * self.dim..(i + 1) * self.dim],
+            Rows::Shared(rows) => &rows[i],
+        }
     }
 
     pub fn similarity(&self, a: usize, b: usize) -> f32 {
         dot(self.row(a), self.row(b))
     }
 
-    fn block(&self, start: usize, end: usize) -> ArrayView2<'_, f32> {
-        let slice = &self.data[start * self.dim..end * self.dim];
-        ArrayView2::from_shape((end - start, self.dim), slice)
-            .unwrap_or_else(|_| unreachable!("slice length is rows * dim by construction"))
+    /// The rows in one row-major slice: borrowed when contiguous, else copied once.
+    pub fn data(&self) -> Cow<'_, [f32]> {
+        match &self.rows {
+            Rows::Contiguous(data) => Cow::Borrowed(data),
+            Rows::Shared(rows) => Cow::Owned(rows.iter().flat_map(|row| row.iter().copied()).collect()),
+        }
+    }
+
+    /// The matrix with its rows in one slice, for products over all of it (each block is then
+    /// read many times): itself when contiguous, else a copy.
+    pub fn contiguous(&self) -> Cow<'_, UnitMatrix> {
+        match &self.rows {
+            Rows::Contiguous(_) => Cow::Borrowed(self),
+            Rows::Shared(_) => Cow::Owned(UnitMatrix::from_data(self.data().into_owned(), self.dim)),
+        }
+    }
+
+    /// Rows `start..end` as a matrix view; shared rows are gathered into a block of their own.
+    fn block(&self, start: usize, end: usize) -> CowArray<'_, f32, Ix2> {
+        match &self.rows {
+            Rows::Contiguous(data) => {
+                let slice = &data[start * self.dim..end * self.dim];
+                CowArray::from(
+                    ArrayView2::from_shape((end - start, self.dim), slice)
+                        .unwrap_or_else(|_| unreachable!("slice length is rows * dim by construction")),
+                )
+            }
+            Rows::Shared(rows) => {
+                let mut block = Array2::zeros((end - start, self.dim));
+                for (mut target, row) in block.rows_mut().into_iter().zip(&rows[start..end]) {
+                    target
+                        .as_slice_mut()
+                        .unwrap_or_else(|| unreachable!("a fresh array is standard layout"))
+                        .copy_from_slice(row);
+                }
+                CowArray::from(block)
+            }
+        }
     }
 }
 
@@ -88,6 +148,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// Every pair with similarity >= `threshold`, exactly, sorted by (a, b). Only blocks on or above
 /// the diagonal are multiplied, in parallel, and each block is reduced to its pairs at once.
 pub fn exact_pairs(matrix: &UnitMatrix, threshold: f32) -> Vec<ScoredPair> {
+    let matrix = matrix.contiguous();
     let n = matrix.len();
     let blocks = n.div_ceil(BLOCK_ROWS);
     let tiles: Vec<(usize, usize)> = (0..blocks).flat_map(|i| (i..blocks).map(move |j| (i, j))).collect();
@@ -121,6 +182,10 @@ pub fn cross_pairs(left: &UnitMatrix, right: &UnitMatrix, threshold: f32) -> Vec
     if n == 0 || m == 0 {
         return Vec::new();
     }
+    // Each right block is gathered once per left block: worth it only while the left side is a
+    // block or two (new memories against a store), else the right side is copied once.
+    let left = left.contiguous();
+    let right = if n > 2 * BLOCK_ROWS { right.contiguous() } else { Cow::Borrowed(right) };
     let tiles: Vec<(usize, usize)> =
         (0..n.div_ceil(BLOCK_ROWS)).flat_map(|i| (0..m.div_ceil(BLOCK_ROWS)).map(move |j| (i, j))).collect();
     let mut found: Vec<(u32, u32, f32)> = tiles
@@ -159,6 +224,22 @@ mod tests {
         assert!(UnitMatrix::normalize(&[0.0, 0.0], 2).is_none());
         let v = UnitMatrix::normalize(&[3.0, 4.0], 2).unwrap();
         assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
+    }
+
+    #[test]
+    fn shared_rows_give_the_products_contiguous_rows_give() {
+        let rows: Vec<Vec<f32>> = (0..2 * BLOCK_ROWS + 9)
+            .map(|i| unit(&[(i % 7) as f32 + 1.0, (i % 5) as f32, (i % 3) as f32, 1.0]))
+            .collect();
+        let contiguous = UnitMatrix::from_rows(rows.iter().map(Vec::as_slice), 4);
+        let shared = UnitMatrix::from_shared(rows.iter().map(|r| Arc::from(r.as_slice())).collect(), 4);
+        assert_eq!(shared.len(), contiguous.len());
+        assert_eq!(shared.row(BLOCK_ROWS + 3), contiguous.row(BLOCK_ROWS + 3));
+        assert_eq!(exact_pairs(&shared, 0.99), exact_pairs(&contiguous, 0.99));
+        let left = UnitMatrix::from_rows(rows[..20].iter().map(Vec::as_slice), 4);
+        assert_eq!(cross_pairs(&left, &shared, 0.99), cross_pairs(&left, &contiguous, 0.99));
+        assert!(!cross_pairs(&left, &shared, 0.99).is_empty());
+        assert_eq!(shared.data().as_ref(), contiguous.data().as_ref());
     }
 
     #[test]

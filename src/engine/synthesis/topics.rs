@@ -14,10 +14,11 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use uuid::Uuid;
 
-use crate::domain::{Options, ProjectSnapshot};
+use crate::domain::{Embedding, Options, ProjectSnapshot};
 use crate::engine::candidates::partition::Partition;
 use crate::engine::clustering::Found;
 use crate::engine::config::EngineConfig;
+use crate::engine::similarity::prefilter::prefiltered_cross;
 use crate::engine::similarity::{UnitMatrix, cross_pairs, dot, exact_pairs};
 
 /// A topic member as the clustering step sees it.
@@ -208,8 +209,9 @@ fn every_pair(members: &Members<'_, '_>, low: f32) -> BTreeSet<(Member, Member)>
     out
 }
 
-/// The rows of `chosen` members' nodes in partition `p`, with the member each row belongs to.
-fn rows_in(members: &Members<'_, '_>, chosen: &[Member], p: usize) -> (Vec<Member>, UnitMatrix) {
+/// The rows of `chosen` members' nodes in partition `p` (as a matrix and as embeddings), with the
+/// member each row belongs to.
+fn rows_in(members: &Members<'_, '_>, chosen: &[Member], p: usize) -> (Vec<Member>, UnitMatrix, Vec<Embedding>) {
     let part = &members.parts[p];
     let owners: Vec<(Member, u32)> = chosen
         .iter()
@@ -217,7 +219,8 @@ fn rows_in(members: &Members<'_, '_>, chosen: &[Member], p: usize) -> (Vec<Membe
         .flat_map(|&m| members.nodes(m).into_iter().map(move |n| (m, n)))
         .collect();
     let matrix = UnitMatrix::from_rows(owners.iter().map(|&(_, n)| part.matrix.row(n as usize)), part.matrix.dim);
-    (owners.into_iter().map(|(m, _)| m).collect(), matrix)
+    let embeddings = owners.iter().map(|&(_, n)| part.embeddings[n as usize].clone()).collect();
+    (owners.into_iter().map(|(m, _)| m).collect(), matrix, embeddings)
 }
 
 /// Member pairs with a node pair at or above `low`: `left` against `right` (every member when
@@ -230,19 +233,19 @@ fn candidate_pairs(
 ) -> BTreeSet<(Member, Member)> {
     let mut out = BTreeSet::new();
     for p in 0..members.parts.len() {
-        let (owners, matrix) = rows_in(members, left, p);
+        let (owners, matrix, embeddings) = rows_in(members, left, p);
         if owners.is_empty() {
             continue;
         }
         for (q, other) in members.parts.iter().enumerate() {
             let found = match right {
-                None => cross_pairs(&matrix, &other.matrix, low)
+                None => prefiltered_cross((&matrix, &embeddings), (&other.matrix, &other.embeddings), low)
                     .into_iter()
                     .map(|(i, j, _)| (owners[i as usize], members.of_unit(q, other.unit_of[j as usize] as usize)))
                     .collect::<Vec<_>>(),
                 Some(chosen) => {
-                    let (right_owners, right_matrix) = rows_in(members, chosen, q);
-                    cross_pairs(&matrix, &right_matrix, low)
+                    let (right_owners, right_matrix, right_embeddings) = rows_in(members, chosen, q);
+                    prefiltered_cross((&matrix, &embeddings), (&right_matrix, &right_embeddings), low)
                         .into_iter()
                         .map(|(i, j, _)| (owners[i as usize], right_owners[j as usize]))
                         .collect()

@@ -8,7 +8,7 @@ fn planned(max_changed_share: f32) -> (Plan, BlastRadius) {
     let (_, members) = three_similar_memories();
     let mut memories = members;
     memories.push(crate::domain::Memory {
-        embedding: Some(vec![0.0, 0.0, 1.0]),
+        embedding: Some(vec![0.0, 0.0, 1.0].into()),
         ..crate::domain::Memory::for_test(40, "An unrelated note about the release train.")
     });
     let snapshot = crate::domain::ProjectSnapshot::new(uuid::Uuid::from_u128(9), Some(3), memories);

@@ -30,7 +30,7 @@ fn run_with(snapshot: &ProjectSnapshot, options: &Options) -> Plan {
 
 fn memory(id: u128, days_ago: i64, embedding: [f32; 3], summary: &str) -> Memory {
     Memory {
-        embedding: Some(embedding.to_vec()),
+        embedding: Some(embedding.to_vec().into()),
         learned_at: anchor() - Duration::days(days_ago),
         ..Memory::for_test(id, summary)
     }

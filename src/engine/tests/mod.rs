@@ -50,7 +50,7 @@ fn memory(id: u128, memory_type: MemoryType, embedding: Vec<f32>, summary: &str)
         memory_type,
         tags: vec![format!("tag-{id}")],
         files: vec![format!("src/file_{id}.rs")],
-        embedding: Some(embedding),
+        embedding: Some(embedding.into()),
         success: Some(true),
         reused_count: id as i32,
         learned_at: anchor() - Duration::days(10),
@@ -305,7 +305,7 @@ fn a_near_identical_playbook_entry_blocks_a_promotion() {
             id: Uuid::new_v4(),
             content: p.content.clone(),
             category: p.category.clone(),
-            embedding: Some(p.embedding.clone()),
+            embedding: Some(p.embedding.clone().into()),
             supporting_memory_ids: vec![],
             source_memory_id: None,
         })

@@ -53,7 +53,7 @@ impl Facts {
         self.next_id += 1;
         Memory {
             memory_type,
-            embedding: Some(unit(&noisy)),
+            embedding: Some(unit(&noisy).into()),
             task_id: Some(format!("task-{id}")),
             tags: vec![format!("fact-{fact}")],
             files: vec![format!("src/fact_{fact}.rs")],
@@ -129,7 +129,7 @@ fn a_newcomer_close_to_only_some_originals_stays_out() {
         unit(&(0..DIM).map(|k| [x, y][..].get(k).copied().unwrap_or(0.0)).collect::<Vec<_>>())
     };
     let mut facts = Facts::new(2, 1);
-    let with = |m: Memory, e: Vec<f32>| Memory { embedding: Some(e), ..m };
+    let with = |m: Memory, e: Vec<f32>| Memory { embedding: Some(e.into()), ..m };
     let originals = vec![
         with(facts.memory(0, 0.0, MemoryType::ErrorFix), axis(1.0, 0.0)),
         with(facts.memory(0, 0.0, MemoryType::ErrorFix), axis(0.92, 0.39)),

@@ -41,7 +41,7 @@ fn related_memories_make_one_topic_whose_synthesis_names_its_members() {
 fn a_topic_holds_a_merged_memory_and_the_single_memory_related_to_it() {
     let (_, mut members) = super::three_similar_memories();
     for m in &mut members {
-        m.embedding = Some(leaning(0.999, 1, 4));
+        m.embedding = Some(leaning(0.999, 1, 4).into());
     }
     members.push(memory(
         8,
