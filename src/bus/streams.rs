@@ -207,7 +207,12 @@ pub fn stream_configs(prefix: &Prefix, replicas: usize, events_max_age: Duration
 }
 
 /// The durable pull consumer of one command kind, shared by every worker replica.
-pub fn consumer_config(prefix: &Prefix, kind: CommandKind, settings: &ConsumerSettings, replicas: usize) -> pull::Config {
+pub fn consumer_config(
+    prefix: &Prefix,
+    kind: CommandKind,
+    settings: &ConsumerSettings,
+    replicas: usize,
+) -> pull::Config {
     let name = prefix.consumer(kind);
     pull::Config {
         durable_name: Some(name.clone()),

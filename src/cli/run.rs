@@ -54,7 +54,8 @@ impl Cli {
             Command::Asyncapi { prefix, out } => {
                 let prefix = consolidator::domain::Prefix::new(&prefix)
                     .map_err(|message| anyhow::anyhow!("invalid --prefix: {message}"))?;
-                let text = bus::asyncapi::to_text(&bus::asyncapi::document(&bus::asyncapi::Layout::with_defaults(prefix)));
+                let text =
+                    bus::asyncapi::to_text(&bus::asyncapi::document(&bus::asyncapi::Layout::with_defaults(prefix)));
                 match out {
                     Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
                     None => {

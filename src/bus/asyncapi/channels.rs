@@ -206,10 +206,9 @@ fn events(prefix: &Prefix) -> Vec<Channel> {
     );
     let unmerged =
         parameterised(prefix.memory_unmerged(FIRST, SECOND), &[(FIRST, "project_id"), (SECOND, "memory_id")]);
-    let sweep = prefix.sweep_completed(chrono::DateTime::UNIX_EPOCH).replace(
-        &crate::bus::messages::tick_token(chrono::DateTime::UNIX_EPOCH),
-        &token("tick"),
-    );
+    let sweep = prefix
+        .sweep_completed(chrono::DateTime::UNIX_EPOCH)
+        .replace(&crate::bus::messages::tick_token(chrono::DateTime::UNIX_EPOCH), &token("tick"));
     let dead_letter = prefix.dead_letter(&token("command"));
     let project = || id_parameter("project_id", "The project's id");
     vec![
@@ -244,11 +243,7 @@ fn events(prefix: &Prefix) -> Vec<Channel> {
             parameters: vec![
                 project(),
                 id_parameter("rollback_id", "The rollback's id"),
-                Parameter {
-                    name: "kind",
-                    description: "The outcome",
-                    values: names(RollbackEventKind::NAMES),
-                },
+                Parameter { name: "kind", description: "The outcome", values: names(RollbackEventKind::NAMES) },
             ],
             message: "RollbackEvent",
             message_id: Some(MessageId { required: true, description: "`<rollback_id>.<kind>`" }),

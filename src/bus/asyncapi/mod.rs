@@ -165,8 +165,7 @@ fn operation(layout: &Layout, channel: &Channel, role: Role, action: &str) -> (S
             operation["x-jetstream-consumer"] = json!(layout.prefix.consumer(kind));
         }
         (Role::Worker, None, Stream::None) => {
-            operation["bindings"] =
-                json!({"nats": {"queue": format!("{}_advisories", layout.prefix), "bindingVersion": NATS_BINDING_VERSION}});
+            operation["bindings"] = json!({"nats": {"queue": format!("{}_advisories", layout.prefix), "bindingVersion": NATS_BINDING_VERSION}});
         }
         _ => {}
     }
