@@ -38,7 +38,10 @@ impl Role {
             Role::Gateway => "`consolidator gateway`: the HTTP API",
             Role::Worker => "`consolidator worker`: runs jobs, rollbacks, checks, sweeps, cancels and unmerges",
             Role::Scheduler => "`consolidator scheduler`: publishes the scheduled sweep and runs maintenance",
-            Role::OutsideService => "Any other service with the `outside publisher` NATS permissions (subjects.md)",
+            Role::OutsideService => {
+                "Any other service (a task runner, an agent platform); deploy/nats.conf's `outside publisher` \
+                 user may publish only `trigger` and `check` (subjects.md, Permissions)"
+            }
             Role::Subscriber => "Read-only followers: dashboards, alerting, `consolidator watch` and `demo`",
         }
     }
