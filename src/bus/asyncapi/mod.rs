@@ -157,7 +157,7 @@ fn operation(layout: &Layout, channel: &Channel, role: Role, action: &str) -> (S
         "action": action,
         "channel": {"$ref": format!("#/channels/{}", channel.id)},
         "messages": [{"$ref": format!("#/channels/{}/messages/{}", channel.id, channel.message)}],
-        "summary": format!("The {} {}s {}: {}", role.tag().replace('_', " "), action, channel.message, channel.title.to_lowercase()),
+        "summary": format!("The {} {}s {}: {}", role.tag().replace('_', " "), action, channel.message, channel.title),
         "tags": [{"name": role.tag()}],
     });
     match (role, channel.consumer, channel.stream) {
