@@ -35,6 +35,9 @@ pub struct DatabaseConfig {
     pub skip_migrations: bool,
 }
 
+/// How long the event stream keeps events unless `EVENTS_MAX_AGE_HOURS` says otherwise (7 days).
+pub const DEFAULT_EVENTS_MAX_AGE_HOURS: u64 = 168;
+
 #[derive(Args, Debug, Clone)]
 pub struct NatsConfig {
     /// NATS server(s), comma-separated.
@@ -52,7 +55,7 @@ pub struct NatsConfig {
     #[arg(long, env = "CONSOLIDATION_PREFIX", default_value = "consolidation")]
     pub prefix: String,
     /// How long the event stream keeps events, in hours.
-    #[arg(long, env = "EVENTS_MAX_AGE_HOURS", default_value_t = 168)]
+    #[arg(long, env = "EVENTS_MAX_AGE_HOURS", default_value_t = DEFAULT_EVENTS_MAX_AGE_HOURS)]
     pub events_max_age_hours: u64,
     /// Replicas of both streams and the durable consumers (1 on a single server, 3 on a
     /// three-node cluster; at most 5, and at most the cluster's JetStream servers).

@@ -12,19 +12,22 @@ fn schema_version() -> u32 {
     SCHEMA_VERSION
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TriggerCommand {
     #[serde(default = "schema_version")]
     pub schema_version: u32,
     pub job_id: Uuid,
     pub project_id: Uuid,
+    /// Options for this job over the project's (the gateway sends them resolved); invalid ones
+    /// fail the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::domain::ConsolidationOptions>)]
     pub options: Option<serde_json::Value>,
     pub trigger_type: TriggerType,
     pub triggered_by: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RollbackCommand {
     #[serde(default = "schema_version")]
     pub schema_version: u32,
@@ -40,7 +43,7 @@ pub struct RollbackCommand {
     pub cascade: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SweepCommand {
     #[serde(default = "schema_version")]
     pub schema_version: u32,
@@ -62,7 +65,7 @@ pub fn tick_token(tick: DateTime<Utc>) -> String {
     tick.format("%Y%m%dT%H%M%SZ").to_string()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckCommand {
     #[serde(default = "schema_version")]
     pub schema_version: u32,
@@ -71,7 +74,7 @@ pub struct CheckCommand {
 }
 
 /// `cmd.cancel`: stop a pending or running job at its next phase boundary.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CancelCommand {
     #[serde(default = "schema_version")]
     pub schema_version: u32,
@@ -83,7 +86,7 @@ pub struct CancelCommand {
 
 /// `cmd.unmerge`: take one consolidated memory of the named project apart (DESIGN.md §6).
 /// Idempotency key: `unmerge:<memory_id>` (a memory is unmerged once).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnmergeCommand {
     #[serde(default = "schema_version")]
@@ -160,7 +163,7 @@ impl JobEvent {
 }
 
 /// An event on `<prefix>.evt.rollback.<project_id>.<rollback_id>.<kind>`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RollbackEvent {
     pub schema_version: u32,
     pub event: RollbackEventKind,
@@ -182,7 +185,7 @@ pub struct RollbackEvent {
 }
 
 /// The sweep's closing notification on `<prefix>.evt.sweep.<tick token>.completed`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SweepSummary {
     pub schema_version: u32,
     pub tick: Option<DateTime<Utc>>,
@@ -201,7 +204,7 @@ pub struct SweepSummary {
 }
 
 /// A command that can never succeed, on `<prefix>.evt.dead_letter.<command>`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub schema_version: u32,
     pub command: String,

@@ -1,5 +1,6 @@
 //! NATS JetStream: subject names, message types, stream and consumer setup, publishing.
 
+pub mod asyncapi;
 pub mod messages;
 pub mod streams;
 pub mod subjects;

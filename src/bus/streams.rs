@@ -11,6 +11,7 @@ use async_nats::jetstream::{
 use backon::Retryable;
 
 use super::{Bus, BusError, CommandKind};
+use crate::domain::Prefix;
 
 /// Covers a schedule tick's retries: a sweep command re-published within a day is dropped.
 pub const COMMAND_DUPLICATE_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -46,27 +47,7 @@ impl Bus {
 
     /// The two streams' settings as this process's configuration has them.
     pub fn stream_configs(&self, events_max_age: Duration) -> [Config; 2] {
-        let commands = Config {
-            name: self.prefix.commands_stream(),
-            subjects: vec![self.prefix.commands_wildcard()],
-            retention: RetentionPolicy::WorkQueue,
-            storage: StorageType::File,
-            duplicate_window: COMMAND_DUPLICATE_WINDOW,
-            discard: DiscardPolicy::Old,
-            num_replicas: self.replicas,
-            ..Default::default()
-        };
-        let events = Config {
-            name: self.prefix.events_stream(),
-            subjects: vec![self.prefix.events_wildcard()],
-            retention: RetentionPolicy::Limits,
-            storage: StorageType::File,
-            max_age: events_max_age,
-            duplicate_window: EVENT_DUPLICATE_WINDOW.min(events_max_age),
-            num_replicas: self.replicas,
-            ..Default::default()
-        };
-        [commands, events]
+        stream_configs(&self.prefix, self.replicas, events_max_age)
     }
 
     /// Finds a stream a worker (or `consolidator setup`) created, waiting up to `patience` for it
@@ -149,19 +130,7 @@ impl Bus {
         settings: &ConsumerSettings,
     ) -> Result<PullConsumer, BusError> {
         let name = self.prefix.consumer(kind);
-        let config = pull::Config {
-            durable_name: Some(name.clone()),
-            name: Some(name.clone()),
-            description: Some(format!("consolidator workers: {} commands", kind.as_str())),
-            filter_subject: self.prefix.command(kind),
-            ack_policy: AckPolicy::Explicit,
-            ack_wait: settings.ack_wait,
-            max_deliver: settings.max_deliver,
-            max_ack_pending: settings.max_ack_pending,
-            deliver_policy: DeliverPolicy::All,
-            num_replicas: self.replicas,
-            ..Default::default()
-        };
+        let config = consumer_config(&self.prefix, kind, settings, self.replicas);
         let stream_name = self.prefix.commands_stream();
         let stream = retry_setup(&format!("stream {stream_name}"), || async {
             self.jetstream.get_stream(&stream_name).await.map_err(|error| SetupFailure {
@@ -209,6 +178,54 @@ impl Bus {
             .await
             .map_err(|error| BusError::Setup(format!("replay of {filter}: {error}")))?;
         consumer.messages().await.map_err(|error| BusError::Setup(format!("replay of {filter}: {error}")))
+    }
+}
+
+/// The two streams of a deployment: commands (a work queue) and events (kept `events_max_age`).
+pub fn stream_configs(prefix: &Prefix, replicas: usize, events_max_age: Duration) -> [Config; 2] {
+    let commands = Config {
+        name: prefix.commands_stream(),
+        subjects: vec![prefix.commands_wildcard()],
+        retention: RetentionPolicy::WorkQueue,
+        storage: StorageType::File,
+        duplicate_window: COMMAND_DUPLICATE_WINDOW,
+        discard: DiscardPolicy::Old,
+        num_replicas: replicas,
+        ..Default::default()
+    };
+    let events = Config {
+        name: prefix.events_stream(),
+        subjects: vec![prefix.events_wildcard()],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        max_age: events_max_age,
+        duplicate_window: EVENT_DUPLICATE_WINDOW.min(events_max_age),
+        num_replicas: replicas,
+        ..Default::default()
+    };
+    [commands, events]
+}
+
+/// The durable pull consumer of one command kind, shared by every worker replica.
+pub fn consumer_config(
+    prefix: &Prefix,
+    kind: CommandKind,
+    settings: &ConsumerSettings,
+    replicas: usize,
+) -> pull::Config {
+    let name = prefix.consumer(kind);
+    pull::Config {
+        durable_name: Some(name.clone()),
+        name: Some(name),
+        description: Some(format!("consolidator workers: {} commands", kind.as_str())),
+        filter_subject: prefix.command(kind),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: settings.ack_wait,
+        max_deliver: settings.max_deliver,
+        max_ack_pending: settings.max_ack_pending,
+        deliver_policy: DeliverPolicy::All,
+        num_replicas: replicas,
+        ..Default::default()
     }
 }
 

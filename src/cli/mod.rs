@@ -139,6 +139,17 @@ pub enum Command {
         #[arg(long)]
         timeout_secs: Option<u64>,
     },
+    /// Prints the AsyncAPI 3.0 document of the NATS subjects (docs/asyncapi.json is its output with
+    /// the default prefix; the gateway serves it at /asyncapi.json).
+    Asyncapi {
+        /// The subject prefix to write the document for (not read from CONSOLIDATION_PREFIX, so
+        /// the committed document does not depend on the environment).
+        #[arg(long, default_value = "consolidation")]
+        prefix: String,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Benchmarks that print JSON (built with `--features bench`).
     #[cfg(feature = "bench")]
     Bench {

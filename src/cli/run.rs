@@ -3,6 +3,7 @@
 use anyhow::Context;
 use consolidator::{
     app::{self, Components},
+    bus,
     config::{self, DatabaseConfig},
     demo,
     domain::JobEventKind,
@@ -50,6 +51,20 @@ impl Cli {
                 Ok(())
             }
             Command::Migrate { database, action } => migrate(database, action).await,
+            Command::Asyncapi { prefix, out } => {
+                let prefix = consolidator::domain::Prefix::new(&prefix)
+                    .map_err(|message| anyhow::anyhow!("invalid --prefix: {message}"))?;
+                let text =
+                    bus::asyncapi::to_text(&bus::asyncapi::document(&bus::asyncapi::Layout::with_defaults(prefix)));
+                match out {
+                    Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
+                    None => {
+                        use std::io::Write;
+                        std::io::stdout().lock().write_all(text.as_bytes()).context("writing the document")?;
+                    }
+                }
+                Ok(())
+            }
             Command::Import { database, project, file } => {
                 let db = app::connect_database(&database).await?;
                 let reader = std::io::BufReader::new(

@@ -4,6 +4,7 @@
 //! One file per resource, each exporting `router()`; [`api`] merges them into one router whose
 //! OpenAPI document is built from the same handler annotations, so the two cannot drift apart.
 
+pub mod asyncapi;
 pub mod auth;
 pub mod cancel;
 pub mod changes;
@@ -120,11 +121,13 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(metrics::router())
         .merge(openapi::router())
+        .merge(asyncapi::router())
 }
 
 pub fn router(state: AppState) -> Router {
     let (routes, spec) = api().split_for_parts();
     let spec = Arc::new(openapi::finish(spec, &state.config));
+    let asyncapi = asyncapi::AsyncApiDocument::of(&state.bus);
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
         let request_id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok());
@@ -134,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::Extension(spec))
+        .layer(axum::Extension(asyncapi))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .layer(axum::Extension(extract::BodyLimit(state.config.body_limit_bytes)))
         .layer(middleware::from_fn_with_state(timeout, enforce_timeout))
