@@ -53,7 +53,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     bus::Bus,
-    config::{ConfigError, GatewayConfig, RetentionConfig},
+    config::{ConfigError, EmbeddingConfig, GatewayConfig, RetentionConfig},
+    llm::TextEmbedder,
 };
 use error::ApiError;
 
@@ -75,6 +76,8 @@ pub struct AppState {
     pub searches: Arc<slots::Slots>,
     /// Cancelled when the server stops: long-lived responses (SSE) end with it.
     pub shutdown: CancellationToken,
+    /// Embeds memories sent without `context_embedding` and searches by text (EMBEDDING_BASE_URL).
+    pub embedder: Option<TextEmbedder>,
 }
 
 impl AppState {
@@ -92,7 +95,15 @@ impl AppState {
             auth,
             metrics: Arc::new(metrics::Metrics::new()),
             shutdown: CancellationToken::new(),
+            embedder: None,
         })
+    }
+
+    /// The gateway embeds texts with this endpoint (none when EMBEDDING_BASE_URL is unset).
+    pub fn with_embedding(mut self, config: &EmbeddingConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        self.embedder = TextEmbedder::from_config(config);
+        Ok(self)
     }
 }
 

@@ -28,5 +28,6 @@ mod recovery;
 mod scheduler;
 mod steady_state;
 mod store;
+mod text_ingest;
 mod watch;
 mod worker;
