@@ -35,7 +35,7 @@ pub const MAX_REUSED_COUNT: i32 = 1_000_000_000;
 
 /// One memory as it arrives, from an import file or the ingest API. `id` and `learned_at`
 /// default to a new id and the time of arrival.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryInput {
     #[serde(default)]

@@ -15,6 +15,7 @@ pub mod extract;
 pub mod health;
 pub mod history;
 pub mod local_secret;
+pub mod mcp;
 pub mod memories;
 pub mod memory_actions;
 pub mod memory_detail;
@@ -142,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         tracing::info_span!("request", request_id = request_id.unwrap_or("-"), method = %request.method(), uri = %request.uri())
     });
     routes
+        .merge(mcp::router(&state))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::Extension(spec))

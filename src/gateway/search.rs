@@ -30,7 +30,7 @@ use crate::{
 const DEFAULT_RESULTS: u32 = 10;
 const MAX_RESULTS: u32 = 100;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// Of the project's embedding dimension: finite numbers, not all zero. This or `query`.

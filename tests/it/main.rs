@@ -21,6 +21,7 @@ mod guards_http;
 mod guards_schema;
 mod harness;
 mod live_store;
+mod mcp;
 mod migrations;
 mod nats_permissions;
 mod private_nats;
