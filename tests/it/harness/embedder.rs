@@ -29,7 +29,7 @@ pub struct FakeEmbedder {
 
 /// The fake's embedding of `text`: one count per word on its hashed axis, normalized.
 pub fn text_embedding(text: &str) -> Vec<f32> {
-    let mut vector = vec![0.0f32; DIM];
+    let mut vector = [0.0f32; DIM];
     for word in text.split(|c: char| !c.is_alphanumeric()).filter(|word| !word.is_empty()) {
         let hash = word.to_lowercase().bytes().fold(2166136261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16777619));
         vector[hash as usize % DIM] += 1.0;
