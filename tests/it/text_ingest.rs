@@ -148,3 +148,48 @@ async fn search_by_text_without_an_endpoint_is_a_400_naming_the_setting() {
     assert!(message.contains("EMBEDDING_BASE_URL") && message.contains("`embedding`"), "{message}");
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn an_endpoint_of_another_dimension_than_the_projects_stores_nothing_and_says_so() {
+    let fake = FakeEmbedder::start().await;
+    let gateway = TestGateway::embedding(&fake.config(8)).await;
+    let project = gateway.project().await;
+    ok(
+        post_memories(&gateway, project, &[memory_json("Three.", "learning", vec![1.0, 0.0, 0.0])]).await,
+        StatusCode::CREATED,
+    )
+    .await;
+
+    let answer = post_memories(&gateway, project, &[text_memory("Needs one.")]).await;
+    let message = error(answer, StatusCode::BAD_GATEWAY, "bad_gateway").await;
+
+    assert!(message.contains(&format!("returns {DIM}-dimension embeddings; the project stores 3")), "{message}");
+    let page = gateway.get(&format!("/api/v1/projects/{project}/memories")).send().await.expect("sent");
+    assert_eq!(ok(page, StatusCode::OK).await["memories"].as_array().map(Vec::len), Some(1));
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn an_import_embeds_the_lines_without_an_embedding() {
+    let fake = FakeEmbedder::start().await;
+    let env = TestEnv::new().await;
+    let project = project(&env.db, 3).await;
+    let embedder = consolidator::llm::TextEmbedder::from_config(&fake.config(2));
+    let lines = "{\"execution_summary\":\"first text\",\"memory_type\":\"learning\"}\n\
+                 {\"execution_summary\":\"second text\",\"memory_type\":\"decision\"}\n";
+
+    let imported =
+        consolidator::interchange::import_embedding(&env.db, project.id, lines.as_bytes(), embedder.as_ref()).await;
+
+    let imported = imported.expect("imported");
+    assert_eq!((imported.count, imported.embedded, imported.warning), (2, 2, None));
+    let stored = memories::list(&env.db, project.id, &memories::ListFilter { limit: 10, ..Default::default() })
+        .await
+        .expect("listed");
+    assert!(stored.len() == 2 && stored.iter().all(|m| m.embedding.as_ref().is_some_and(|e| e.len() == DIM)));
+    let unembedded = consolidator::interchange::import_embedding(&env.db, project.id, lines.as_bytes(), None)
+        .await
+        .expect("imported without the endpoint");
+    assert_eq!((unembedded.count, unembedded.embedded), (2, 0));
+    assert!(unembedded.warning.is_some_and(|w| w.contains("EMBEDDING_BASE_URL")));
+}
