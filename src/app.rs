@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     bus::Bus,
     config::{
-        DatabaseConfig, GatewayConfig, LocalSecretConfig, NatsConfig, RetentionConfig, SchedulerConfig, WorkerConfig,
+        DatabaseConfig, EmbeddingConfig, GatewayConfig, LocalSecretConfig, NatsConfig, RetentionConfig,
+        SchedulerConfig, WorkerConfig,
     },
     gateway::{self, API_PREFIX, auth, local_secret},
     scheduler, store, worker,
@@ -101,6 +102,8 @@ pub struct Components {
     pub scheduler: Option<SchedulerConfig>,
     /// The rollback window and audit retention every component reads.
     pub retention: RetentionConfig,
+    /// The embeddings endpoint the gateway embeds texts with (the worker reads its own copy).
+    pub embedding: EmbeddingConfig,
 }
 
 /// Connects, creating the database and applying migrations unless told not to.
@@ -163,6 +166,7 @@ pub async fn run(database: DatabaseConfig, nats: NatsConfig, components: Compone
     };
     if let Some(config) = &components.gateway {
         config.validate()?;
+        components.embedding.validate()?;
         gateway::auth::Auth::from_config(config)?;
     }
     let retention = components.retention;
@@ -199,7 +203,8 @@ pub async fn run(database: DatabaseConfig, nats: NatsConfig, components: Compone
             store::db::connect_for_requests(&database.database_url, database.database_max_connections, timeout)
                 .await
                 .context("connecting the gateway to PostgreSQL (DATABASE_URL)")?;
-        let state = gateway::AppState::new(requests_db, bus.clone(), config, retention.clone())?;
+        let state = gateway::AppState::new(requests_db, bus.clone(), config, retention.clone())?
+            .with_embedding(&components.embedding)?;
         let token = shutdown.clone();
         tasks.spawn(async move {
             gateway::serve(state, token).await.map(|_| ()).with_context(|| format!("gateway on {addr} (HTTP_ADDR)"))

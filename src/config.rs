@@ -205,6 +205,57 @@ pub fn local_url(addr: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
+/// The OpenAI-compatible embeddings endpoint: the worker embeds merged memories with it, and the
+/// gateway, `import` and the worker embed memories that arrive without `context_embedding`.
+#[derive(Args, Debug, Clone)]
+pub struct EmbeddingConfig {
+    /// OpenAI-compatible base URL for embeddings (merged memories, and memories sent without
+    /// `context_embedding`); unset: merged memories get the normalized centroid, and memories sent
+    /// without an embedding are stored without one (never clustered).
+    #[arg(long, env = "EMBEDDING_BASE_URL")]
+    pub embedding_base_url: Option<String>,
+    #[arg(long, env = "EMBEDDING_MODEL", default_value = "text-embedding-3-small")]
+    pub embedding_model: String,
+    #[arg(long, env = "EMBEDDING_API_KEY", hide_env_values = true)]
+    pub embedding_api_key: Option<String>,
+    /// Texts sent in one request to the embeddings endpoint.
+    #[arg(long, env = "EMBEDDING_BATCH", default_value_t = 64)]
+    pub embedding_batch: usize,
+    /// Seconds that embedding the texts of one request (an ingest, a search, an import batch, a
+    /// job's backlog) may take, retries included; past it the request fails and nothing is stored.
+    #[arg(long, env = "EMBEDDING_DEADLINE_SECS", default_value_t = 20)]
+    pub embedding_deadline_secs: u64,
+}
+
+impl Default for EmbeddingConfig {
+    fn default() -> Self {
+        EmbeddingConfig {
+            embedding_base_url: None,
+            embedding_model: "text-embedding-3-small".to_owned(),
+            embedding_api_key: None,
+            embedding_batch: 64,
+            embedding_deadline_secs: 20,
+        }
+    }
+}
+
+impl EmbeddingConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.embedding_batch == 0 || self.embedding_batch > 2048 {
+            return Err(ConfigError::new("EMBEDDING_BATCH", "must be 1 to 2048 (OpenAI's limit per request)"));
+        }
+        if self.embedding_deadline_secs == 0 {
+            return Err(ConfigError::new("EMBEDDING_DEADLINE_SECS", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The endpoint, when one is configured (a blank base URL counts as none).
+    pub fn base_url(&self) -> Option<&str> {
+        self.embedding_base_url.as_deref().map(str::trim).filter(|url| !url.is_empty())
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct WorkerConfig {
     /// Jobs (and rollbacks, sweeps) in flight per worker process.
@@ -251,13 +302,8 @@ pub struct WorkerConfig {
     pub llm_model: String,
     #[arg(long, env = "LLM_API_KEY", hide_env_values = true)]
     pub llm_api_key: Option<String>,
-    /// OpenAI-compatible base URL for embeddings of merged memories; normalized centroid if unset.
-    #[arg(long, env = "EMBEDDING_BASE_URL")]
-    pub embedding_base_url: Option<String>,
-    #[arg(long, env = "EMBEDDING_MODEL", default_value = "text-embedding-3-small")]
-    pub embedding_model: String,
-    #[arg(long, env = "EMBEDDING_API_KEY", hide_env_values = true)]
-    pub embedding_api_key: Option<String>,
+    #[command(flatten)]
+    pub embedding: EmbeddingConfig,
     /// Seconds one request to a model endpoint may take (each retry is a request).
     #[arg(long, env = "MODEL_CALL_TIMEOUT_SECS", default_value_t = 30)]
     pub model_call_timeout_secs: u64,
@@ -306,7 +352,7 @@ impl WorkerConfig {
         if self.model_concurrency == 0 {
             return Err(ConfigError::new("MODEL_CONCURRENCY", "must be at least 1"));
         }
-        Ok(())
+        self.embedding.validate()
     }
 
     /// A running job holds up to two connections (its snapshot or apply, and its lease's

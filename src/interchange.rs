@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::NewMemory;
+use crate::llm::texts::{self, TextEmbedError, TextEmbedder};
 use crate::{
     domain::{ArchiveReason, MemoryType},
     store::{
@@ -34,7 +35,7 @@ pub const MAX_REUSED_COUNT: i32 = 1_000_000_000;
 
 /// One memory as it arrives, from an import file or the ingest API. `id` and `learned_at`
 /// default to a new id and the time of arrival.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryInput {
     #[serde(default)]
@@ -66,7 +67,9 @@ pub struct MemoryInput {
     #[schema(max_items = 256)]
     pub files: Vec<String>,
     /// Finite numbers, not all zero; the project's dimension (fixed by its first embedding,
-    /// 1 to 16 384).
+    /// 1 to 16 384). Optional: without it the service embeds `execution_summary` when
+    /// EMBEDDING_BASE_URL is set; otherwise the memory is stored without an embedding (never
+    /// clustered until the next consolidation job with the endpoint embeds it) and the answer warns.
     #[serde(default)]
     #[schema(min_items = 1, max_items = 16384)]
     pub context_embedding: Option<Vec<f32>>,
@@ -166,6 +169,8 @@ pub enum InterchangeError {
     UnknownProject(Uuid),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}; nothing was imported")]
+    Embedding(#[from] TextEmbedError),
 }
 
 impl MemoryInput {
@@ -339,13 +344,38 @@ pub fn parse_with_state(
     Ok(parsed)
 }
 
-/// Loads a whole file into a project, or nothing of it.
+/// Loads a whole file into a project, or nothing of it; lines without `context_embedding` are
+/// stored without one (see [`import_embedding`]).
 pub async fn import(db: &sqlx::PgPool, project_id: Uuid, reader: impl BufRead) -> Result<usize, InterchangeError> {
+    Ok(import_embedding(db, project_id, reader, None).await?.count)
+}
+
+/// What an import stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Imported {
+    pub count: usize,
+    /// Memories that came without `context_embedding` and were embedded by the endpoint.
+    pub embedded: usize,
+    /// Set when memories were stored without an embedding (no endpoint configured).
+    pub warning: Option<String>,
+}
+
+/// [`import`], embedding the lines without `context_embedding` with `embedder` first (all or
+/// nothing: an endpoint failure imports nothing).
+pub async fn import_embedding(
+    db: &sqlx::PgPool,
+    project_id: Uuid,
+    reader: impl BufRead,
+    embedder: Option<&TextEmbedder>,
+) -> Result<Imported, InterchangeError> {
     let project = projects::get(db, project_id).await?.ok_or(InterchangeError::UnknownProject(project_id))?;
-    let parsed = parse_with_state(reader, project.embedding_dim.and_then(|dim| usize::try_from(dim).ok()))?;
-    let (memories, states): (Vec<NewMemory>, Vec<MemoryState>) = parsed.into_iter().unzip();
+    let dim = project.embedding_dim.and_then(|dim| usize::try_from(dim).ok());
+    let parsed = parse_with_state(reader, dim)?;
+    let (mut memories, states): (Vec<NewMemory>, Vec<MemoryState>) = parsed.into_iter().unzip();
+    let filled = texts::fill_missing(embedder, &mut memories, dim).await?;
     let marks: Vec<(Uuid, MemoryState)> = memories.iter().map(|m| m.id).zip(states).collect();
-    load_with_state(db, project_id, &memories, &marks).await
+    let count = load_with_state(db, project_id, &memories, &marks).await?;
+    Ok(Imported { count, embedded: filled.embedded, warning: filled.warning() })
 }
 
 /// Inserts validated memories into a project in one transaction, fixing its embedding

@@ -7,8 +7,8 @@ mod run;
 
 use clap::{Parser, Subcommand};
 use consolidator::config::{
-    DatabaseConfig, GatewayConfig, LocalSecretConfig, LogConfig, NatsConfig, RetentionConfig, SchedulerConfig,
-    WorkerConfig,
+    DatabaseConfig, EmbeddingConfig, GatewayConfig, LocalSecretConfig, LogConfig, NatsConfig, RetentionConfig,
+    SchedulerConfig, WorkerConfig,
 };
 
 #[derive(Parser)]
@@ -32,6 +32,8 @@ pub enum Command {
         nats: NatsConfig,
         #[command(flatten)]
         gateway: GatewayConfig,
+        #[command(flatten)]
+        embedding: EmbeddingConfig,
         #[command(flatten)]
         retention: RetentionConfig,
     },
@@ -93,6 +95,8 @@ pub enum Command {
     Import {
         #[command(flatten)]
         database: DatabaseConfig,
+        #[command(flatten)]
+        embedding: EmbeddingConfig,
         #[arg(long)]
         project: uuid::Uuid,
         file: std::path::PathBuf,

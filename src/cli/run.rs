@@ -20,24 +20,40 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         let cli = self;
         match cli.command {
-            Command::Gateway { database, nats, gateway, retention } => {
-                let components = Components { gateway: Some(gateway), worker: None, scheduler: None, retention };
+            Command::Gateway { database, nats, gateway, embedding, retention } => {
+                let components =
+                    Components { gateway: Some(gateway), worker: None, scheduler: None, retention, embedding };
                 app::run(database, nats, components).await
             }
             Command::Worker { database, nats, worker, retention } => {
-                let components = Components { gateway: None, worker: Some(worker), scheduler: None, retention };
+                let embedding = worker.embedding.clone();
+                let components =
+                    Components { gateway: None, worker: Some(worker), scheduler: None, retention, embedding };
                 app::run(database, nats, components).await
             }
             Command::Scheduler { database, nats, scheduler, retention } => {
-                let components = Components { gateway: None, worker: None, scheduler: Some(scheduler), retention };
+                let components = Components {
+                    gateway: None,
+                    worker: None,
+                    scheduler: Some(scheduler),
+                    retention,
+                    embedding: Default::default(),
+                };
                 app::run(database, nats, components).await
             }
             Command::All { database, nats, mut gateway, worker, scheduler, local_secret, retention } => {
                 if let Some(access) = app::local_development_access(&mut gateway, &local_secret)? {
                     eprintln!("{}", access.announcement());
                 }
-                let components =
-                    Components { gateway: Some(gateway), worker: Some(worker), scheduler: Some(scheduler), retention };
+                // One EMBEDDING_* for both: the worker's.
+                let embedding = worker.embedding.clone();
+                let components = Components {
+                    gateway: Some(gateway),
+                    worker: Some(worker),
+                    scheduler: Some(scheduler),
+                    retention,
+                    embedding,
+                };
                 app::run(database, nats, components).await
             }
             Command::Setup { database, nats } => {
@@ -65,13 +81,23 @@ impl Cli {
                 }
                 Ok(())
             }
-            Command::Import { database, project, file } => {
+            Command::Import { database, embedding, project, file } => {
+                embedding.validate()?;
                 let db = app::connect_database(&database).await?;
                 let reader = std::io::BufReader::new(
                     std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?,
                 );
-                let count = interchange::import(&db, project, reader).await?;
-                eprintln!("imported {count} memories into project {project}");
+                let embedder = consolidator::llm::TextEmbedder::from_config(&embedding);
+                let imported = interchange::import_embedding(&db, project, reader, embedder.as_ref()).await?;
+                eprintln!(
+                    "imported {} memories into project {project} ({} embedded by {})",
+                    imported.count,
+                    imported.embedded,
+                    consolidator::llm::texts::SETTING
+                );
+                if let Some(warning) = imported.warning {
+                    eprintln!("warning: {warning}");
+                }
                 Ok(())
             }
             Command::Export { database, project, out } => {

@@ -119,6 +119,44 @@ impl utoipa::ToSchema for ConsolidationOptions {
     }
 }
 
+/// The same schema for the MCP tools (schemars), from the same field table.
+impl schemars::JsonSchema for ConsolidationOptions {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("ConsolidationOptions")
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut properties = Map::new();
+        for field in &FIELDS {
+            let mut property = match field.kind {
+                Kind::Bool => serde_json::json!({"type": ["boolean", "null"]}),
+                Kind::Float { min, max } => {
+                    serde_json::json!({"type": ["number", "null"], "minimum": min, "maximum": max})
+                }
+                Kind::Integer { min, max } => {
+                    serde_json::json!({"type": ["integer", "null"], "minimum": min, "maximum": max})
+                }
+                Kind::Choice(values) => {
+                    let mut allowed: Vec<Value> = values.iter().map(|value| Value::from(*value)).collect();
+                    allowed.push(Value::Null);
+                    serde_json::json!({"type": ["string", "null"], "enum": allowed})
+                }
+            };
+            property["description"] = Value::from(field.doc);
+            property["default"] = field.default.value();
+            properties.insert(field.name.to_owned(), property);
+        }
+        let schema = serde_json::json!({
+            "type": "object",
+            "description": "Consolidation options; every field optional: an absent or null one falls back to the \
+                            project's default, then to the built-in default.",
+            "properties": properties,
+            "additionalProperties": false,
+        });
+        schemars::Schema::try_from(schema).unwrap_or_default()
+    }
+}
+
 /// The options as a Markdown table (name, default, allowed, meaning): docs/configuration.md
 /// holds this table, and a test keeps the two the same.
 pub fn markdown_table() -> String {

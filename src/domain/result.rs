@@ -114,6 +114,10 @@ pub struct JobCost {
     pub bytes_read: u64,
     /// Embedding, text and audit bytes written.
     pub bytes_written: u64,
+    /// Memories stored without an embedding that the job embedded before planning
+    /// (EMBEDDING_BASE_URL); their calls are counted in `model`. Absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub memories_embedded: u64,
     pub model: ModelUsage,
 }
 

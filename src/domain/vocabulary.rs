@@ -17,7 +17,10 @@ pub struct UnknownVariant {
 
 macro_rules! vocabulary {
     ($(#[$doc:meta])* $name:ident, $kind:literal, [$($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)?]) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+            schemars::JsonSchema,
+        )]
         #[serde(rename_all = "snake_case")]
         $(#[$doc])*
         pub enum $name { $($(#[$vdoc])* $variant),+ }

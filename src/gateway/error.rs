@@ -50,6 +50,9 @@ pub enum ApiError {
     TooManyRequests(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A service this one calls (the embeddings endpoint) failed or answered nonsense.
+    #[error("{0}")]
+    BadGateway(String),
     /// Unavailable for a moment (the database or NATS): 503 with `Retry-After`.
     #[error("{0}")]
     TryAgain(String),
@@ -79,6 +82,7 @@ impl ApiError {
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::TryAgain(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,6 +101,7 @@ impl ApiError {
             Self::Unprocessable(_) => "unprocessable_entity",
             Self::TooManyRequests(_) => "too_many_requests",
             Self::Unavailable(_) | Self::TryAgain(_) => "service_unavailable",
+            Self::BadGateway(_) => "bad_gateway",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -161,6 +166,13 @@ impl From<StoreError> for ApiError {
                 other => Self::Internal(other.into()),
             },
         }
+    }
+}
+
+impl From<crate::llm::texts::TextEmbedError> for ApiError {
+    fn from(error: crate::llm::texts::TextEmbedError) -> Self {
+        tracing::warn!(%error, "embedding endpoint failed");
+        Self::BadGateway(format!("{error}; nothing was stored"))
     }
 }
 

@@ -18,7 +18,6 @@ use super::{
     page, projects,
     views::MemoryView,
 };
-use crate::domain::NewMemory;
 pub use crate::interchange::MemoryInput;
 use crate::{
     domain::MemoryType,
@@ -27,6 +26,7 @@ use crate::{
         projects as project_store,
     },
 };
+use crate::{domain::NewMemory, llm::texts};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
@@ -46,6 +46,13 @@ pub struct IngestResponse {
     pub ids: Vec<Uuid>,
     /// The project's embedding dimension after this batch.
     pub embedding_dim: Option<i32>,
+    /// Memories sent without `context_embedding` that the service embedded (EMBEDDING_BASE_URL).
+    #[serde(default)]
+    pub embedded: usize,
+    /// Present when memories were stored without an embedding (no `context_embedding` and no
+    /// EMBEDDING_BASE_URL): they are never clustered until they have one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -79,7 +86,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(ingest, list))
 }
 
-/// Stores a batch of memories in one transaction: all of them or none.
+/// Stores a batch of memories in one transaction: all of them or none. A memory without
+/// `context_embedding` is embedded by the service when EMBEDDING_BASE_URL is set; otherwise it is
+/// stored without one and the answer warns.
 #[utoipa::path(post, path = "/projects/{id}/memories", tag = "memories",
     params(("id" = Uuid, Path)), request_body = IngestRequest,
     responses(
@@ -89,6 +98,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 409, description = "A memory with one of these ids exists", body = ErrorBody),
         (status = 413, description = "Body or batch too large", body = ErrorBody),
         (status = 422, description = "An invalid field, named as memories[i].field", body = ErrorBody),
+        (status = 502, description = "The embeddings endpoint (EMBEDDING_BASE_URL) failed for memories sent \
+                                       without context_embedding; nothing was stored", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(job_id, project_id))]
 pub async fn ingest(
@@ -99,16 +110,26 @@ pub async fn ingest(
 ) -> Result<(StatusCode, axum::Json<IngestResponse>)> {
     Span::current().record("project_id", tracing::field::display(project_id));
     admin.ensure_project(project_id)?;
+    let stored = store(&state, project_id, request.memories).await?;
+    Ok((StatusCode::CREATED, axum::Json(stored)))
+}
+
+/// Validates, embeds what came without an embedding (when EMBEDDING_BASE_URL is set) and stores
+/// the memories in one transaction: all of them or none. The caller has checked the token's scope.
+pub async fn store(state: &AppState, project_id: Uuid, memories: Vec<MemoryInput>) -> Result<IngestResponse> {
     let max_batch = state.config.ingest_max_batch;
-    if request.memories.len() > max_batch {
+    if memories.len() > max_batch {
         return Err(ApiError::PayloadTooLarge(format!(
             "{} memories in one batch; at most {max_batch} (INGEST_MAX_BATCH)",
-            request.memories.len()
+            memories.len()
         )));
     }
-    let project = projects::existing(&state, project_id).await?;
+    let project = projects::existing(state, project_id).await?;
     let known_dim = project.embedding_dim.and_then(|dim| usize::try_from(dim).ok());
-    let (batch, batch_dim) = validate(request.memories, known_dim)?;
+    let (mut batch, batch_dim) = validate(memories, known_dim)?;
+    // Before the transaction: a slow endpoint holds no connection, and a failing one stores nothing.
+    let filled = texts::fill_missing(state.embedder.as_ref(), &mut batch, batch_dim.or(known_dim)).await?;
+    let batch_dim = batch.iter().find_map(|memory| memory.embedding.as_ref().map(Vec::len));
 
     let mut tx = state.db.begin().await?;
     let mut embedding_dim = project.embedding_dim;
@@ -137,9 +158,10 @@ pub async fn ingest(
     }
     let inserted = memories::insert_batch(&mut tx, project_id, &batch).await?;
     tx.commit().await?;
-    tracing::info!(inserted, "memories ingested");
+    tracing::info!(inserted, embedded = filled.embedded, unembedded = filled.unembedded, "memories ingested");
     let ids = batch.iter().map(|memory| memory.id).collect();
-    Ok((StatusCode::CREATED, axum::Json(IngestResponse { inserted, ids, embedding_dim })))
+    let warnings = filled.warning().into_iter().collect();
+    Ok(IngestResponse { inserted, ids, embedding_dim, embedded: filled.embedded, warnings })
 }
 
 /// Checks every field; returns the memories to insert and the batch's embedding dimension.

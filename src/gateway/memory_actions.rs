@@ -29,7 +29,7 @@ use crate::unmerge::UnmergeError;
 const MAX_REASON_CHARS: usize = 2000;
 
 /// An optional body for the three actions.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     /// Kept in the audit row (at most 2000 characters).
@@ -37,8 +37,9 @@ pub struct ActionRequest {
     pub reason: Option<String>,
 }
 
+/// What a hand does to one memory (the routes below, and the MCP tools forget, restore, reuse).
 #[derive(Debug, Clone, Copy)]
-enum Action {
+pub enum Action {
     Archive,
     Unarchive,
     Reuse,
@@ -259,7 +260,9 @@ pub async fn unpin(
     act(&state, &admin, id, Action::Unpin, body).await.map(axum::Json)
 }
 
-async fn act(
+/// Applies `action` to memory `id` for a token that covers its project (another project's memory
+/// is answered as unknown), with its audit row.
+pub async fn act(
     state: &AppState,
     admin: &Admin,
     id: Uuid,

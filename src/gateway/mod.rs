@@ -16,6 +16,7 @@ pub mod extract;
 pub mod health;
 pub mod history;
 pub mod local_secret;
+pub mod mcp;
 pub mod memories;
 pub mod memory_actions;
 pub mod memory_detail;
@@ -54,7 +55,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     bus::Bus,
-    config::{ConfigError, GatewayConfig, RetentionConfig},
+    config::{ConfigError, EmbeddingConfig, GatewayConfig, RetentionConfig},
+    llm::TextEmbedder,
 };
 use error::ApiError;
 
@@ -76,6 +78,8 @@ pub struct AppState {
     pub searches: Arc<slots::Slots>,
     /// Cancelled when the server stops: long-lived responses (SSE) end with it.
     pub shutdown: CancellationToken,
+    /// Embeds memories sent without `context_embedding` and searches by text (EMBEDDING_BASE_URL).
+    pub embedder: Option<TextEmbedder>,
 }
 
 impl AppState {
@@ -93,7 +97,15 @@ impl AppState {
             auth,
             metrics: Arc::new(metrics::Metrics::new()),
             shutdown: CancellationToken::new(),
+            embedder: None,
         })
+    }
+
+    /// The gateway embeds texts with this endpoint (none when EMBEDDING_BASE_URL is unset).
+    pub fn with_embedding(mut self, config: &EmbeddingConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        self.embedder = TextEmbedder::from_config(config);
+        Ok(self)
     }
 }
 
@@ -134,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         tracing::info_span!("request", request_id = request_id.unwrap_or("-"), method = %request.method(), uri = %request.uri())
     });
     routes
+        .merge(mcp::router(&state))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::Extension(spec))

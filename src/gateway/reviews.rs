@@ -30,7 +30,7 @@ use crate::{
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
 
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewStatusFilter {
     Open,
@@ -48,7 +48,7 @@ impl From<ReviewStatusFilter> for ReviewStatus {
     }
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams, schemars::JsonSchema)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewQuery {
@@ -137,6 +137,11 @@ pub async fn list_reviews(
     Path(project_id): Path<Uuid>,
     Query(query): Query<ReviewQuery>,
 ) -> Result<axum::Json<ReviewPage>> {
+    list(&state, &admin, project_id, query).await.map(axum::Json)
+}
+
+/// One page of a project's review queue (the route above and the MCP tool list_reviews).
+pub async fn list(state: &AppState, admin: &Admin, project_id: Uuid, query: ReviewQuery) -> Result<ReviewPage> {
     Span::current().record("project_id", tracing::field::display(project_id));
     admin.ensure_project(project_id)?;
     let limit = page::limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
@@ -147,7 +152,7 @@ pub async fn list_reviews(
     let rows = reviews::list(&state.db, project_id, query.status.map(Into::into), after, limit + 1).await?;
     let (rows, more) = page::split(rows, limit);
     let next_cursor = if more { rows.last().map(|r| page::encode_job_cursor(r.created_at, r.id)) } else { None };
-    Ok(axum::Json(ReviewPage { reviews: rows.into_iter().map(ReviewView::from).collect(), next_cursor }))
+    Ok(ReviewPage { reviews: rows.into_iter().map(ReviewView::from).collect(), next_cursor })
 }
 
 /// Approves a review: the older memory is superseded by the newer one (archived, reason
@@ -190,7 +195,7 @@ pub async fn reject(
 
 /// A review of a project outside the token is answered as an unknown one, and before anything is
 /// locked: a foreign token can neither learn that it exists nor hold up its project's decisions.
-async fn decide(state: &AppState, admin: &Admin, id: Uuid, decision: ReviewStatus) -> Result<ReviewView> {
+pub async fn decide(state: &AppState, admin: &Admin, id: Uuid, decision: ReviewStatus) -> Result<ReviewView> {
     let not_found = || ApiError::NotFound(format!("review {id} does not exist"));
     let project_id = reviews::project_of(&state.db, id).await?.filter(|project| admin.may_see(*project));
     let project_id = project_id.ok_or_else(not_found)?;

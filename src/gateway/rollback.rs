@@ -42,7 +42,7 @@ use crate::{
 /// A rollback's reason travels on the bus, where it is bounded.
 const MAX_REASON_CHARS: usize = crate::bus::messages::MAX_ACTOR_CHARS;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     /// The job to undo (`job_id` is accepted too).
@@ -139,14 +139,26 @@ pub async fn request_rollback(
     State(state): State<AppState>,
     Json(request): Json<RollbackRequest>,
 ) -> Result<Response> {
+    let (rollback, earlier) = start(&state, &admin, request).await?;
+    if earlier {
+        let mut view = RollbackView::from(rollback);
+        view.warnings
+            .push(format!("job {} was already rolled back by rollback {}", view.consolidation_id, view.rollback_id));
+        return Ok((StatusCode::OK, axum::Json(view)).into_response());
+    }
+    answer(rollback)
+}
+
+/// Asks a worker to undo the job and waits up to ROLLBACK_WAIT_MS for the result (the route
+/// above and the MCP tool rollback); `true` with the first rollback when the job was rolled back
+/// already.
+pub async fn start(state: &AppState, admin: &Admin, request: RollbackRequest) -> Result<(Rollback, bool)> {
     if request.reason.as_ref().is_some_and(|reason| reason.chars().count() > MAX_REASON_CHARS) {
         return Err(ApiError::Unprocessable(format!("reason: at most {MAX_REASON_CHARS} characters")));
     }
-    let job = authorized_job(&state, &admin, request.consolidation_id).await?;
-    if let Some(first) = quick_checks(&state, &job).await? {
-        let mut view = RollbackView::from(first);
-        view.warnings.push(format!("job {} was already rolled back by rollback {}", job.id, view.rollback_id));
-        return Ok((StatusCode::OK, axum::Json(view)).into_response());
+    let job = authorized_job(state, admin, request.consolidation_id).await?;
+    if let Some(first) = quick_checks(state, &job).await? {
+        return Ok((first, true));
     }
 
     let rollback_id = Uuid::new_v4();
@@ -196,7 +208,7 @@ pub async fn request_rollback(
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("rollback {rollback_id} vanished")))?;
     tracing::info!(ended, status = %rollback.status, "rollback answered");
-    answer(rollback)
+    Ok((rollback, false))
 }
 
 /// Answers the first three refusal rules at once; Some(first rollback) if the job was already
@@ -232,21 +244,25 @@ async fn quick_checks(state: &AppState, job: &Job) -> Result<Option<Rollback>> {
 }
 
 fn answer(rollback: Rollback) -> Result<Response> {
+    let rollback = settled(rollback)?;
     let id = rollback.id;
+    let done = rollback.status == RollbackStatus::Completed;
+    let view = axum::Json(RollbackView::from(rollback));
+    Ok(if done {
+        (StatusCode::OK, view).into_response()
+    } else {
+        (StatusCode::ACCEPTED, [(header::LOCATION, location(id))], view).into_response()
+    })
+}
+
+/// A refused or failed rollback as its error; one done or still under way as it is.
+pub fn settled(rollback: Rollback) -> Result<Rollback> {
+    let id = rollback.id;
+    let why = || rollback.error.as_deref().unwrap_or("no reason given").to_owned();
     match rollback.status {
-        RollbackStatus::Completed => Ok((StatusCode::OK, axum::Json(RollbackView::from(rollback))).into_response()),
-        RollbackStatus::Refused => Err(ApiError::Conflict(format!(
-            "rollback {id} refused: {}",
-            rollback.error.as_deref().unwrap_or("no reason given")
-        ))),
-        RollbackStatus::Failed => Err(ApiError::Unavailable(format!(
-            "rollback {id} failed: {}",
-            rollback.error.as_deref().unwrap_or("no reason given")
-        ))),
-        RollbackStatus::Pending | RollbackStatus::Running => {
-            Ok((StatusCode::ACCEPTED, [(header::LOCATION, location(id))], axum::Json(RollbackView::from(rollback)))
-                .into_response())
-        }
+        RollbackStatus::Refused => Err(ApiError::Conflict(format!("rollback {id} refused: {}", why()))),
+        RollbackStatus::Failed => Err(ApiError::Unavailable(format!("rollback {id} failed: {}", why()))),
+        RollbackStatus::Completed | RollbackStatus::Pending | RollbackStatus::Running => Ok(rollback),
     }
 }
 

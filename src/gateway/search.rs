@@ -22,19 +22,26 @@ use super::{
 use crate::domain::StoredMemory;
 use crate::{
     domain::MemoryType,
-    interchange::check_embedding,
+    interchange::{MAX_TEXT_BYTES, check_embedding},
+    llm::texts::SETTING,
     store::{embedding, memories},
 };
 
 const DEFAULT_RESULTS: u32 = 10;
 const MAX_RESULTS: u32 = 100;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
-    /// Of the project's embedding dimension: finite numbers, not all zero.
+    /// Of the project's embedding dimension: finite numbers, not all zero. This or `query`.
+    #[serde(default)]
     #[schema(min_items = 1, max_items = 16384)]
-    pub embedding: Vec<f32>,
+    pub embedding: Option<Vec<f32>>,
+    /// A text to search by, embedded by the service (needs EMBEDDING_BASE_URL; else 400). This or
+    /// `embedding`; at most 65 536 bytes.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 65536)]
+    pub query: Option<String>,
     /// Results, 1 to 100 (default 10).
     #[schema(minimum = 1, maximum = 100)]
     #[serde(default, deserialize_with = "crate::domain::integral::optional_integer")]
@@ -72,18 +79,21 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(search))
 }
 
-/// The memories nearest to an embedding; archived and duplicate memories only when asked.
+/// The memories nearest to an embedding, or to a text the service embeds (EMBEDDING_BASE_URL);
+/// archived and duplicate memories only when asked.
 #[utoipa::path(post, path = "/projects/{id}/memories/search", tag = "memories",
     params(("id" = Uuid, Path)), request_body = SearchRequest,
     responses(
         (status = 200, body = SearchResults),
-        (status = 400, description = "Malformed id or body", body = ErrorBody),
+        (status = 400, description = "Malformed id or body, or a `query` text with no EMBEDDING_BASE_URL set",
+            body = ErrorBody),
         (status = 404, description = "No such project", body = ErrorBody),
         (status = 422, description = "Wrong dimension or an invalid field", body = ErrorBody),
         (status = 429, description = "SEARCH_MAX_CONCURRENT searches are running already", body = ErrorBody,
             headers(("retry-after" = u32, description = "Seconds to wait"))),
         (status = 503, description = "The search would rank more than SEARCH_MAX_CANDIDATES embeddings, \
                                        or the database is unavailable", body = ErrorBody),
+        (status = 502, description = "The embeddings endpoint failed to embed the query text", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(job_id, project_id))]
 pub async fn search(
@@ -94,6 +104,12 @@ pub async fn search(
 ) -> Result<axum::Json<SearchResults>> {
     Span::current().record("project_id", tracing::field::display(project_id));
     admin.ensure_project(project_id)?;
+    Ok(axum::Json(run(&state, admin.subject(), project_id, request).await?))
+}
+
+/// The search itself, for a caller whose token covers the project; `holder` is who holds the
+/// search slot (the token's subject).
+pub async fn run(state: &AppState, holder: &str, project_id: Uuid, request: SearchRequest) -> Result<SearchResults> {
     let limit = match request.limit.unwrap_or(DEFAULT_RESULTS) {
         limit if (1..=MAX_RESULTS).contains(&limit) => limit as usize,
         limit => {
@@ -103,14 +119,28 @@ pub async fn search(
     if request.min_similarity.is_some_and(|min| !(-1.0..=1.0).contains(&min)) {
         return Err(ApiError::Unprocessable("min_similarity: must be between -1 and 1".to_owned()));
     }
-    let project = projects::existing(&state, project_id).await?;
+    let project = projects::existing(state, project_id).await?;
     let mut dim = project.embedding_dim.and_then(|dim| usize::try_from(dim).ok());
-    check_embedding(&request.embedding, &mut dim)
-        .map_err(|message| ApiError::Unprocessable(format!("embedding: {message}")))?;
-    if project.embedding_dim.is_none() {
-        return Ok(axum::Json(SearchResults { results: Vec::new() }));
-    }
-    let _permit = state.searches.take(admin.subject()).map_err(|refusal| match refusal {
+    let query = match (request.embedding, request.query) {
+        (Some(embedding), None) => {
+            check_embedding(&embedding, &mut dim)
+                .map_err(|message| ApiError::Unprocessable(format!("embedding: {message}")))?;
+            Some(embedding)
+        }
+        (None, Some(text)) => embed_query(state, text, dim).await?,
+        (Some(_), Some(_)) => {
+            return Err(ApiError::Unprocessable("send `embedding` or `query`, not both".to_owned()));
+        }
+        (None, None) => {
+            return Err(ApiError::Unprocessable(
+                "embedding: required, or `query` (a text the service embeds when EMBEDDING_BASE_URL is set)".to_owned(),
+            ));
+        }
+    };
+    let Some(query) = query.filter(|_| project.embedding_dim.is_some()) else {
+        return Ok(SearchResults { results: Vec::new() });
+    };
+    let _permit = state.searches.take(holder).map_err(|refusal| match refusal {
         Refusal::Full => ApiError::TooManyRequests(format!(
             "{} searches are running, the most SEARCH_MAX_CONCURRENT allows; retry later",
             state.config.search_max_concurrent
@@ -143,7 +173,7 @@ pub async fn search(
         request.include_duplicates,
         request.memory_type,
     );
-    let mut best = TopK::new(limit, request.min_similarity.unwrap_or(-1.0), &request.embedding);
+    let mut best = TopK::new(limit, request.min_similarity.unwrap_or(-1.0), &query);
     while let Some((id, bytes)) = candidates.try_next().await? {
         best.offer(id, &embedding::decode(&bytes)?);
     }
@@ -159,7 +189,27 @@ pub async fn search(
                 .map(|row| SearchHit { similarity, memory: MemoryView::new(row, request.include_embedding) })
         })
         .collect();
-    Ok(axum::Json(SearchResults { results }))
+    Ok(SearchResults { results })
+}
+
+/// The query text's embedding (None when the project has no embeddings yet: nothing to rank).
+async fn embed_query(state: &AppState, text: String, dim: Option<usize>) -> Result<Option<Vec<f32>>> {
+    if text.trim().is_empty() || text.len() > MAX_TEXT_BYTES || text.contains('\0') {
+        return Err(ApiError::Unprocessable(format!(
+            "query: must be 1 to {MAX_TEXT_BYTES} bytes of text, not blank, without NUL characters"
+        )));
+    }
+    let Some(embedder) = &state.embedder else {
+        return Err(ApiError::BadRequest(format!(
+            "query: searching by text needs {SETTING} (an OpenAI-compatible embeddings endpoint), which this \
+             gateway does not have; set it, or send `embedding` instead"
+        )));
+    };
+    if dim.is_none() {
+        return Ok(None);
+    }
+    let (mut vectors, _usage) = embedder.embed(&[text], dim).await?;
+    Ok(vectors.pop())
 }
 
 /// The `limit` most similar memories seen so far, least similar on top of the heap.

@@ -44,7 +44,7 @@ const MIN_SCALED_SIZE: f64 = 100.0;
 /// An estimate past a week says nothing more, and keeps the date arithmetic in range.
 const MAX_ESTIMATE: Duration = Duration::from_secs(7 * 24 * 3600);
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerRequest {
     pub project_id: Uuid,
@@ -88,6 +88,13 @@ pub async fn trigger(
     State(state): State<AppState>,
     Json(request): Json<TriggerRequest>,
 ) -> Result<Located<TriggerResponse>> {
+    let response = start(&state, &admin, request).await?;
+    let location = response.location.clone();
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(response)))
+}
+
+/// Writes the job row and publishes its command (the route above and the MCP tool consolidate).
+pub async fn start(state: &AppState, admin: &Admin, request: TriggerRequest) -> Result<TriggerResponse> {
     let project_id = request.project_id;
     Span::current().record("project_id", tracing::field::display(project_id));
     admin.ensure_project(project_id)?;
@@ -156,9 +163,9 @@ pub async fn trigger(
         status: job.status,
         estimated_completion: Utc::now() + estimated,
         estimated_seconds: crate::domain::figures::to_decimals(estimated.as_secs_f64(), 3),
-        location: location.clone(),
+        location,
     };
-    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(response)))
+    Ok(response)
 }
 
 /// The median of the recent jobs' paces (seconds per memory) applied to today's size; the

@@ -3,8 +3,10 @@
 
 mod http;
 pub mod openai;
+pub mod texts;
 
 #[cfg(test)]
 mod fake_server;
 
 pub use openai::{OpenAiConfig, OpenAiEmbedder, OpenAiSynthesizer};
+pub use texts::TextEmbedder;

@@ -13,6 +13,7 @@ pub mod reviews;
 pub mod rollbacks;
 pub mod sweeps;
 pub mod undo;
+pub mod unembedded;
 
 pub use db::{Db, connect};
 

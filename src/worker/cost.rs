@@ -40,6 +40,11 @@ impl CostMeter {
         self.cost.vectors_mib = (floats * std::mem::size_of::<f32>()) as f64 / MIB;
     }
 
+    /// Memories of the backlog without an embedding that the job embedded before loading.
+    pub fn embedded(&mut self, memories: u64) {
+        self.cost.memories_embedded = memories;
+    }
+
     pub fn loading_ms(&self) -> f64 {
         self.cost.loading_ms
     }

@@ -6,6 +6,7 @@
 
 pub mod advisories;
 mod apply;
+mod backlog;
 mod boundary;
 mod cancel;
 mod check;
@@ -40,7 +41,7 @@ use crate::{
         merge::embed::{CentroidEmbedder, Embedder},
         synthesis::{ExtractiveSynthesizer, Synthesizer},
     },
-    llm::{OpenAiConfig, OpenAiEmbedder, OpenAiSynthesizer},
+    llm::{OpenAiConfig, OpenAiEmbedder, OpenAiSynthesizer, TextEmbedder},
     store::{jobs, rollbacks},
 };
 pub use outcome::{Outcome, RetryPolicy, Settled};
@@ -62,6 +63,8 @@ pub struct Worker {
     pub engine: EngineConfig,
     pub synthesizer: Arc<dyn Synthesizer>,
     pub embedder: Arc<dyn Embedder>,
+    /// Embeds the memories stored without an embedding before a job plans (EMBEDDING_BASE_URL).
+    pub text_embedder: Option<TextEmbedder>,
     /// Embeddings read by earlier jobs, so a steady-state job reads only what is new.
     pub embeddings: Arc<embedding_cache::WorkerEmbeddingCache>,
     /// Model requests in flight, all jobs together (MODEL_CONCURRENCY).
@@ -89,11 +92,14 @@ impl Worker {
                 Some(endpoint) => Arc::new(OpenAiSynthesizer::new(endpoint)),
                 None => Arc::new(ExtractiveSynthesizer),
             };
-        let embedder: Arc<dyn Embedder> =
-            match endpoint(&config.embedding_base_url, &config.embedding_model, &config.embedding_api_key) {
-                Some(endpoint) => Arc::new(OpenAiEmbedder::new(endpoint)),
-                None => Arc::new(CentroidEmbedder),
-            };
+        let embedder: Arc<dyn Embedder> = match endpoint(
+            &config.embedding.embedding_base_url,
+            &config.embedding.embedding_model,
+            &config.embedding.embedding_api_key,
+        ) {
+            Some(endpoint) => Arc::new(OpenAiEmbedder::new(endpoint)),
+            None => Arc::new(CentroidEmbedder),
+        };
         let engine = EngineConfig {
             ann_min_candidates: config.ann_min_candidates,
             synthesis_min_cluster: config.synthesis_min_cluster,
@@ -102,7 +108,21 @@ impl Worker {
         let embeddings = Arc::new(embedding_cache::WorkerEmbeddingCache::new(config.embedding_cache_mb * 1024 * 1024));
         let model_gate = Gate::new(config.model_concurrency);
         let stop_jobs = CancellationToken::new();
-        Self { db, bus, config, retention, worker_id, engine, synthesizer, embedder, embeddings, model_gate, stop_jobs }
+        let text_embedder = TextEmbedder::from_config(&config.embedding);
+        Self {
+            db,
+            bus,
+            config,
+            retention,
+            worker_id,
+            engine,
+            synthesizer,
+            embedder,
+            text_embedder,
+            embeddings,
+            model_gate,
+            stop_jobs,
+        }
     }
 
     pub fn with_models(mut self, synthesizer: Arc<dyn Synthesizer>, embedder: Arc<dyn Embedder>) -> Self {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::{
     Outcome, Worker, apply,
     apply::ApplyOutcome,
+    backlog,
     boundary::{self, End, Step},
     cost::CostMeter,
     events::job_event,
@@ -187,6 +188,10 @@ async fn ensure_job(worker: &Worker, command: &TriggerCommand) -> Result<Job, Fa
 /// Loads, plans and applies, stopping at a phase boundary when a cancel request came; returns
 /// the terminal event (completed, failed by the blast-radius limit, or cancelled), or None if
 /// the lease was lost.
+async fn project_dim(worker: &Worker, project_id: Uuid) -> Result<Option<i32>, Failure> {
+    Ok(projects::get(&worker.db, project_id).await?.and_then(|project| project.embedding_dim))
+}
+
 async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKeeper) -> Result<Option<End>, Failure> {
     let progress = |phase: Phase, progress: f32| {
         keeper.report(phase, progress);
@@ -203,12 +208,19 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
         return Ok(end.map(|end| *end));
     }
 
+    let mut meter = CostMeter::start();
+    // Memories stored without an embedding join this job's clustering once the endpoint is set
+    // (a dry run changes nothing, so it plans over what is embedded).
+    let backlog = match options.dry_run {
+        false => backlog::embed(worker, job.project_id, project_dim(worker, job.project_id).await?).await?,
+        true => backlog::Backlog::default(),
+    };
+    meter.embedded(backlog.embedded);
     let mut conn = worker.db.acquire().await?;
     let base = jobs::incremental_base(&mut *conn, job.project_id, job.id).await?;
     let decision = scope::decide(options, base.as_ref());
     let complete = decision.complete;
     jobs::record_snapshot(&mut *conn, job.id).await?;
-    let mut meter = CostMeter::start();
     let loaded =
         memories::snapshot(&mut conn, job.project_id, decision.fresh, Some(worker.embeddings.as_ref())).await?;
     let mut snapshot = loaded.snapshot;
@@ -278,10 +290,11 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
         (None, Some(planned)) => planned,
         (None, None) => return Err(Failure::Transient("planning stopped without a reason".to_owned())),
     };
-    let usage = synthesizer.usage() + embedder.usage() + budget.usage();
+    let usage = synthesizer.usage() + embedder.usage() + budget.usage() + backlog.usage;
     if usage.budget_spent {
         plan.warnings.push(budget.spent_warning(usage.fallbacks));
     }
+    plan.warnings.extend(backlog.warning);
     meter.planned(text_bytes, usage);
     if let Step::Stop(end) = boundary::check(worker, job, Phase::Applying, &stop).await? {
         return Ok(end.map(|end| *end));

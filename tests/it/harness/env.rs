@@ -9,7 +9,7 @@ use consolidator::config::RetentionConfig;
 use consolidator::domain::Prefix;
 use consolidator::{
     bus::Bus,
-    config::{NatsConfig, WorkerConfig},
+    config::{EmbeddingConfig, NatsConfig, WorkerConfig},
     store,
     worker::Worker,
 };
@@ -160,9 +160,7 @@ impl TestEnv {
             llm_base_url: None,
             llm_model: "none".to_owned(),
             llm_api_key: None,
-            embedding_base_url: None,
-            embedding_model: "none".to_owned(),
-            embedding_api_key: None,
+            embedding: EmbeddingConfig::default(),
             model_call_timeout_secs: 30,
             model_job_budget_secs: 300,
             model_concurrency: 4,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use consolidator::config::RetentionConfig;
 use consolidator::{
-    config::GatewayConfig,
+    config::{EmbeddingConfig, GatewayConfig},
     gateway::{
         self, AppState,
         auth::{self, Claims},
@@ -79,12 +79,26 @@ impl TestGateway {
     }
 
     pub async fn on(env: TestEnv, configure: impl FnOnce(&mut GatewayConfig)) -> Self {
+        Self::embedding_with(env, configure, &EmbeddingConfig::default()).await
+    }
+
+    /// A gateway that embeds texts with the endpoint `embedding` names.
+    pub async fn embedding(embedding: &EmbeddingConfig) -> Self {
+        Self::embedding_with(TestEnv::new().await, |_| {}, embedding).await
+    }
+
+    pub async fn embedding_with(
+        env: TestEnv,
+        configure: impl FnOnce(&mut GatewayConfig),
+        embedding: &EmbeddingConfig,
+    ) -> Self {
         let mut config = config();
         configure(&mut config);
         let timeout = Duration::from_secs(config.request_timeout_secs);
         let requests_db =
             store::db::connect_for_requests(&env.database_url(), 8, timeout).await.expect("the gateway's pool");
         let state = AppState::new(requests_db.clone(), env.bus.clone(), config, RetentionConfig::default())
+            .and_then(|state| state.with_embedding(embedding))
             .expect("valid gateway config");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("free port");
         let base = format!("http://{}", listener.local_addr().expect("bound address"));

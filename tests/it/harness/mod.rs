@@ -2,12 +2,14 @@
 //! subject prefix (`TestEnv`), workers, the gateway served in-process (`TestGateway`), fixtures,
 //! and helpers for commands and events.
 
+pub mod embedder;
 pub mod env;
 pub mod fixtures;
 pub mod gateway;
 pub mod http;
 pub mod support;
 
+pub use embedder::*;
 pub use env::*;
 pub use fixtures::*;
 pub use gateway::*;
