@@ -101,20 +101,8 @@ impl JsonClient {
         let (agent, api_key, url, payload, calls) =
             (self.agent.clone(), self.api_key.clone(), url.to_owned(), Arc::clone(payload), Arc::clone(&self.calls));
         let sent = self.budget.call(self.timeout, move |timeout| {
-            let mut request = agent
-                .post(&url)
-                .config()
-                .timeout_global(Some(timeout))
-                .build()
-                .header("Content-Type", "application/json");
-            if let Some(key) = &api_key {
-                request = request.header("Authorization", format!("Bearer {key}"));
-            }
-            calls.fetch_add(1, Ordering::Relaxed);
-            let mut response = request.send(payload.as_bytes()).map_err(|e| HttpFailure::Transport(e.to_string()))?;
-            let status = response.status().as_u16();
-            let text = response.body_mut().read_to_string().map_err(|e| HttpFailure::Transport(e.to_string()))?;
-            Ok((status, text))
+            post_blocking(&agent, &url, api_key.as_deref(), timeout, payload.as_bytes(), &calls)
+                .map_err(HttpFailure::Transport)
         });
         let (status, text) = sent.map_err(|refusal| match refusal {
             Refusal::TimedOut(_) | Refusal::Thread(_) => HttpFailure::Transport(refusal.to_string()),
@@ -130,6 +118,28 @@ impl JsonClient {
         }
         Ok(answer)
     }
+}
+
+/// One JSON POST on the calling (blocking) thread, with a bearer key when given, counted in
+/// `calls` as it is sent: the status and the body, or what stopped the exchange.
+pub fn post_blocking(
+    agent: &ureq::Agent,
+    url: &str,
+    api_key: Option<&str>,
+    timeout: Duration,
+    body: &[u8],
+    calls: &AtomicU64,
+) -> Result<(u16, String), String> {
+    let mut request =
+        agent.post(url).config().timeout_global(Some(timeout)).build().header("Content-Type", "application/json");
+    if let Some(key) = api_key {
+        request = request.header("Authorization", format!("Bearer {key}"));
+    }
+    calls.fetch_add(1, Ordering::Relaxed);
+    let mut response = request.send(body).map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
+    Ok((status, text))
 }
 
 fn retryable(failure: &HttpFailure) -> bool {

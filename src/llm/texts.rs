@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::config::EmbeddingConfig;
 use crate::domain::{ModelUsage, NewMemory};
 use crate::engine::merge::embed::validate_embedding;
+use crate::llm::http::post_blocking;
 
 /// Retries of one batch after its first attempt.
 const MAX_RETRIES: usize = 3;
@@ -163,20 +164,8 @@ impl TextEmbedder {
             (self.agent.clone(), self.url.clone(), self.api_key.clone(), self.deadline);
         let body = json!({"model": self.model, "input": input}).to_string();
         let sent = tokio::task::spawn_blocking(move || {
-            let mut request = agent
-                .post(&url)
-                .config()
-                .timeout_global(Some(timeout))
-                .build()
-                .header("Content-Type", "application/json");
-            if let Some(key) = &api_key {
-                request = request.header("Authorization", format!("Bearer {key}"));
-            }
-            calls.fetch_add(1, Ordering::Relaxed);
-            let mut response = request.send(body.as_bytes()).map_err(|e| TextEmbedError::Transport(e.to_string()))?;
-            let status = response.status().as_u16();
-            let text = response.body_mut().read_to_string().map_err(|e| TextEmbedError::Transport(e.to_string()))?;
-            Ok::<_, TextEmbedError>((status, text))
+            post_blocking(&agent, &url, api_key.as_deref(), timeout, body.as_bytes(), &calls)
+                .map_err(TextEmbedError::Transport)
         })
         .await
         .map_err(|error| TextEmbedError::Transport(format!("the request's thread failed: {error}")))?;
