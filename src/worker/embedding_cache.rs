@@ -10,11 +10,20 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use crate::domain::Embedding;
+use crate::engine::similarity::prefilter::PREFILTER_DIM;
 use crate::store::memories::EmbeddingCache;
 use crate::store::resident::ResidentRows;
 
 /// What one kept row costs beside its embedding, about (ids, times, provenance).
 const ROW_BYTES: usize = 256;
+
+/// What a kept embedding costs: its values, and the prefilter's projection it keeps once one
+/// was computed (only vectors wide enough for the prefilter get one).
+fn held_bytes(embedding: &Embedding) -> usize {
+    let values = std::mem::size_of_val(&**embedding);
+    let reduced = if embedding.len() >= 2 * PREFILTER_DIM { PREFILTER_DIM * std::mem::size_of::<f32>() } else { 0 };
+    values + reduced
+}
 
 struct ProjectVectors {
     vectors: HashMap<Uuid, (i64, Embedding)>,
@@ -71,7 +80,7 @@ impl EmbeddingCache for WorkerEmbeddingCache {
     }
 
     fn put(&self, project_id: Uuid, id: Uuid, version: i64, embedding: &Embedding) {
-        let size = std::mem::size_of_val(&**embedding);
+        let size = held_bytes(embedding);
         if size > self.budget_bytes {
             return;
         }
@@ -82,7 +91,7 @@ impl EmbeddingCache for WorkerEmbeddingCache {
         let project = projects.entry(project_id).or_insert_with(ProjectVectors::new);
         project.used = Instant::now();
         match project.vectors.insert(id, (version, embedding.clone())) {
-            Some((_, old)) => project.bytes = project.bytes + size - std::mem::size_of_val(&*old),
+            Some((_, old)) => project.bytes = project.bytes + size - held_bytes(&old),
             None => project.bytes += size,
         }
     }
@@ -91,7 +100,7 @@ impl EmbeddingCache for WorkerEmbeddingCache {
         let Ok(mut projects) = self.projects.lock() else { return };
         if let Some(project) = projects.get_mut(&project_id) {
             project.vectors.retain(|id, _| live.contains(id));
-            project.bytes = project.vectors.values().map(|(_, v)| std::mem::size_of_val(&**v)).sum();
+            project.bytes = project.vectors.values().map(|(_, v)| held_bytes(v)).sum();
         }
     }
 

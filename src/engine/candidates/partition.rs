@@ -4,7 +4,6 @@
 //! what a merge marks duplicate: the active memories themselves.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 
 use rayon::prelude::*;
 use uuid::Uuid;
@@ -170,11 +169,17 @@ fn build<'a>(
         .par_iter()
         .map(|&(_, _, e)| if e.is_unit() { e.clone() } else { Embedding::normalized(e).unwrap_or_else(|| e.clone()) })
         .collect();
-    let vectors: Vec<Arc<[f32]>> = embeddings.iter().map(Embedding::shared).collect();
+    // An incremental run scans the rows block by block against a few new ones: shared rows save
+    // copying the store. A full run multiplies every block with every other: one copy first.
+    let matrix = if snapshot.scope.fresh.is_some() {
+        UnitMatrix::from_shared(embeddings.iter().map(Embedding::shared).collect(), dim)
+    } else {
+        UnitMatrix::from_rows(embeddings.iter().map(|e| &**e), dim)
+    };
     Partition {
         memory_type: key,
         node_ids: rows.into_iter().map(|(id, _, _)| id).collect(),
-        matrix: UnitMatrix::from_shared(vectors, dim),
+        matrix,
         embeddings,
         unit_of,
         units,

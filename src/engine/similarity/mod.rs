@@ -51,7 +51,8 @@ impl UnitMatrix {
     }
 
     pub fn from_rows<'a>(rows: impl IntoIterator<Item = &'a [f32]>, dim: usize) -> UnitMatrix {
-        let mut data = Vec::new();
+        let rows = rows.into_iter();
+        let mut data = Vec::with_capacity(rows.size_hint().0 * dim);
         for row in rows {
             data.extend_from_slice(row);
         }
