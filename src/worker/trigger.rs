@@ -192,7 +192,6 @@ async fn project_dim(worker: &Worker, project_id: Uuid) -> Result<Option<i32>, F
 /// Loads, plans and applies, stopping at a phase boundary when a cancel request came; returns
 /// the terminal event (completed, failed by the blast-radius limit, or cancelled), or None if
 /// the lease was lost.
-
 async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKeeper) -> Result<Option<End>, Failure> {
     let progress = |phase: Phase, progress: f32| {
         keeper.report(phase, progress);
