@@ -116,7 +116,7 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
     }
     tracing::info!(attempt = job.attempts, dry_run = options.dry_run, "job claimed");
     let keeper = LeaseKeeper::start(worker, Arc::new(message.clone()), job.id);
-    let result = execute(worker, &job, &options, &keeper).await;
+    let result = execute(worker, &job, &options, project.embedding_dim, &keeper).await;
     let lost = keeper.lost.is_cancelled();
     keeper.stop().await;
     // The commit decides, not the keeper: a heartbeat that lands after this worker's own commit
@@ -185,14 +185,16 @@ async fn ensure_job(worker: &Worker, command: &TriggerCommand) -> Result<Job, Fa
     }
 }
 
-async fn project_dim(worker: &Worker, project_id: Uuid) -> Result<Option<i32>, Failure> {
-    Ok(projects::get(&worker.db, project_id).await?.and_then(|project| project.embedding_dim))
-}
-
 /// Loads, plans and applies, stopping at a phase boundary when a cancel request came; returns
 /// the terminal event (completed, failed by the blast-radius limit, or cancelled), or None if
 /// the lease was lost.
-async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKeeper) -> Result<Option<End>, Failure> {
+async fn execute(
+    worker: &Worker,
+    job: &Job,
+    options: &Options,
+    embedding_dim: Option<i32>,
+    keeper: &LeaseKeeper,
+) -> Result<Option<End>, Failure> {
     let progress = |phase: Phase, progress: f32| {
         keeper.report(phase, progress);
         let mut event = job_event(JobEventKind::Progress, job.id, job.project_id);
@@ -212,7 +214,7 @@ async fn execute(worker: &Worker, job: &Job, options: &Options, keeper: &LeaseKe
     // Memories stored without an embedding join this job's clustering once the endpoint is set
     // (a dry run changes nothing, so it plans over what is embedded).
     let backlog = match options.dry_run {
-        false => backlog::embed(worker, job.project_id, project_dim(worker, job.project_id).await?).await?,
+        false => backlog::embed(worker, job.project_id, embedding_dim).await?,
         true => backlog::Backlog::default(),
     };
     meter.embedded(backlog.embedded);

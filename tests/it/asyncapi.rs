@@ -15,9 +15,7 @@ use consolidator::{
         asyncapi::{self, Layout},
         messages::{CancelCommand, CheckCommand, SCHEMA_VERSION, UnmergeCommand},
     },
-    config::SchedulerConfig,
     domain::Prefix,
-    scheduler::{self, Scheduler},
     store::sweeps,
 };
 use futures::StreamExt;
@@ -224,18 +222,7 @@ async fn every_message_the_service_publishes_validates_against_its_channels_sche
     let swept = fixtures::project(&env.db, 3).await;
     fixtures::insert(&env.db, swept.id, &Scenario::new().all()).await;
     let schedule = "0 0 2 * * *";
-    let scheduler = Scheduler {
-        db: env.db.clone(),
-        bus: bus.clone(),
-        schedule: scheduler::parse_schedule(schedule).expect("a schedule"),
-        config: SchedulerConfig {
-            schedule: schedule.to_owned(),
-            maintenance_interval_secs: 60,
-            pending_grace_secs: 0,
-            abandoned_job_secs: 3600,
-        },
-        retention: consolidator::config::RetentionConfig::default(),
-    };
+    let scheduler = test_scheduler(env, schedule);
     let tick = Utc.with_ymd_and_hms(2026, 11, 21, 2, 0, 0).single().expect("a tick");
     scheduler.publish_sweep(tick).await.expect("sweep published");
     eventually(WAIT, || async { sweeps::get(&env.db, tick).await.ok()?.filter(|sweep| sweep.status == "completed") })

@@ -8,8 +8,7 @@ use consolidator::{
         CommandKind,
         messages::{SCHEMA_VERSION, SweepCommand, SweepSummary, TriggerCommand, tick_token},
     },
-    config::SchedulerConfig,
-    scheduler::{self, Scheduler},
+    scheduler,
     store::{
         changes::{self, NewChange},
         jobs::{self, NewJob, TriggerType},
@@ -23,21 +22,6 @@ use uuid::Uuid;
 use crate::harness::*;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn scheduler(env: &TestEnv, schedule: &str) -> Scheduler {
-    Scheduler {
-        db: env.db.clone(),
-        bus: env.bus.clone(),
-        schedule: scheduler::parse_schedule(schedule).unwrap(),
-        config: SchedulerConfig {
-            schedule: schedule.to_owned(),
-            maintenance_interval_secs: 60,
-            pending_grace_secs: 0,
-            abandoned_job_secs: 3600,
-        },
-        retention: consolidator::config::RetentionConfig::default(),
-    }
-}
 
 async fn sweep_summary(env: &TestEnv, tick: DateTime<Utc>) -> Vec<SweepSummary> {
     events_until::<SweepSummary>(&env.bus, env.bus.prefix.sweep_completed(tick), Duration::from_secs(3), |_| false)
@@ -61,8 +45,8 @@ async fn three_scheduler_replicas_yield_one_sweep_per_tick() {
     let shutdown = CancellationToken::new();
     // Started together, each replica catches up the latest tick: one sweep must come of it.
     let replicas: Vec<_> =
-        (0..3).map(|_| tokio::spawn(scheduler::run(scheduler(&env, "0 2 * * *"), shutdown.clone()))).collect();
-    let first_tick = scheduler(&env, "0 2 * * *").previous_tick(Utc::now()).unwrap();
+        (0..3).map(|_| tokio::spawn(scheduler::run(test_scheduler(&env, "0 2 * * *"), shutdown.clone()))).collect();
+    let first_tick = test_scheduler(&env, "0 2 * * *").previous_tick(Utc::now()).unwrap();
     let first = wait_for_sweep(&env, first_tick).await;
     shutdown.cancel();
     for replica in replicas {
@@ -72,7 +56,7 @@ async fn three_scheduler_replicas_yield_one_sweep_per_tick() {
     let next_tick = first_tick + chrono::Duration::days(1);
     let publishing: Vec<_> = (0..3)
         .map(|_| {
-            let replica = scheduler(&env, "0 2 * * *");
+            let replica = test_scheduler(&env, "0 2 * * *");
             tokio::spawn(async move { replica.publish_sweep(next_tick).await.unwrap() })
         })
         .collect();
@@ -157,7 +141,7 @@ fn scheduler_job(project_id: Uuid, tick: DateTime<Utc>) -> Uuid {
 #[tokio::test]
 async fn a_missed_tick_is_caught_up_once_whatever_the_number_of_replicas() {
     let env = TestEnv::new().await;
-    let replicas: Vec<_> = (0..3).map(|_| scheduler(&env, "0 2 * * *")).collect();
+    let replicas: Vec<_> = (0..3).map(|_| test_scheduler(&env, "0 2 * * *")).collect();
     let now = Utc.with_ymd_and_hms(2026, 11, 21, 9, 30, 0).unwrap();
 
     for replica in &replicas {
@@ -206,7 +190,7 @@ async fn retention_deletes_exactly_the_audit_rows_older_than_the_retention_perio
         .await
         .unwrap();
 
-    let report = scheduler(&env, "0 2 * * *").maintain(Utc::now()).await.unwrap();
+    let report = test_scheduler(&env, "0 2 * * *").maintain(Utc::now()).await.unwrap();
 
     assert_eq!(report.deleted_changes, 2);
     let left: Vec<String> = sqlx::query_scalar("SELECT reason FROM consolidation_changes ORDER BY reason")
@@ -247,7 +231,7 @@ async fn a_pending_job_whose_command_was_lost_is_published_again_under_a_fresh_i
     assert!(stream.delete_message(1).await.unwrap());
     let worker = env.spawn_worker();
 
-    let report = scheduler(&env, "0 2 * * *").maintain(Utc::now()).await.unwrap();
+    let report = test_scheduler(&env, "0 2 * * *").maintain(Utc::now()).await.unwrap();
 
     assert_eq!((report.ran, report.republished_jobs, report.failed_jobs), (true, 1, 0));
     let done =
@@ -274,7 +258,7 @@ async fn an_abandoned_job_is_published_again_first_and_failed_only_if_still_aban
         }
     };
     backdate("heartbeat_at", "3 hours").await;
-    let scheduler = scheduler(&env, "0 2 * * *");
+    let scheduler = test_scheduler(&env, "0 2 * * *");
 
     let first = scheduler.maintain(Utc::now()).await.unwrap();
     assert_eq!((first.republished_jobs, first.failed_jobs), (1, 0), "published again, not failed");
@@ -308,7 +292,7 @@ async fn a_pending_job_whose_command_still_waits_in_the_queue_is_not_published_a
     let env = TestEnv::new().await;
     let job = stranded_job(fixtures::project(&env.db, 3).await.id);
     jobs::create(&env.db, &job).await.unwrap();
-    let scheduler = scheduler(&env, "0 2 * * *");
+    let scheduler = test_scheduler(&env, "0 2 * * *");
 
     assert_eq!(scheduler.maintain(Utc::now()).await.unwrap().republished_jobs, 1, "its first command is unknown");
     let published = jobs::get(&env.db, job.id).await.unwrap().unwrap().published_seq;
@@ -328,7 +312,7 @@ async fn one_replica_at_a_time_maintains() {
         .execute(&mut *held)
         .await
         .unwrap();
-    let scheduler = scheduler(&env, "0 2 * * *");
+    let scheduler = test_scheduler(&env, "0 2 * * *");
     assert!(!scheduler.maintain(Utc::now()).await.unwrap().ran, "the other replica holds the lock");
     held.commit().await.unwrap();
     assert!(scheduler.maintain(Utc::now()).await.unwrap().ran);
@@ -338,7 +322,7 @@ async fn one_replica_at_a_time_maintains() {
 async fn maintenance_publishes_the_latest_tick_that_has_no_sweep_once() {
     let env = TestEnv::new().await;
     project_with_memories(&env, 3).await;
-    let scheduler = scheduler(&env, "0 2 * * *");
+    let scheduler = test_scheduler(&env, "0 2 * * *");
     let tick = scheduler.previous_tick(Utc::now()).unwrap();
     let worker = env.spawn_worker();
 
@@ -359,7 +343,7 @@ async fn every_tick_of_a_seconds_field_schedule_is_one_sweep_whatever_the_number
     let every_second = "* * * * * *";
     let started = Utc::now();
     let replicas: Vec<_> =
-        (0..3).map(|_| tokio::spawn(scheduler::run(scheduler(&env, every_second), shutdown.clone()))).collect();
+        (0..3).map(|_| tokio::spawn(scheduler::run(test_scheduler(&env, every_second), shutdown.clone()))).collect();
     tokio::time::sleep(Duration::from_millis(5500)).await;
     // Ticks a whole second before the stop: a replica slowed by a loaded machine still sweeps them.
     let until = Utc::now() - chrono::Duration::milliseconds(1000);
@@ -368,7 +352,7 @@ async fn every_tick_of_a_seconds_field_schedule_is_one_sweep_whatever_the_number
         replica.await.unwrap();
     }
     let expected: Vec<DateTime<Utc>> =
-        scheduler(&env, every_second).schedule.iter_after(started).take_while(|tick| *tick <= until).collect();
+        test_scheduler(&env, every_second).schedule.iter_after(started).take_while(|tick| *tick <= until).collect();
     let stored = eventually(WAIT, || async {
         let ticks: Vec<DateTime<Utc>> =
             sqlx::query_scalar("SELECT tick FROM consolidation_sweeps WHERE tick > $1 AND tick <= $2 ORDER BY tick")
@@ -417,7 +401,7 @@ async fn a_rollback_left_pending_without_its_command_is_published_again_and_comp
     let rollback_id = Uuid::new_v4();
     rollbacks::create(&env.db, rollback_id, job.id, project, Some("undo"), "admin", false).await.unwrap();
 
-    let report = scheduler(&env, "0 2 * * *").maintain(Utc::now()).await.unwrap();
+    let report = test_scheduler(&env, "0 2 * * *").maintain(Utc::now()).await.unwrap();
 
     assert_eq!(report.republished_rollbacks, 1);
     let done = eventually(WAIT, || async {
@@ -433,7 +417,7 @@ async fn a_rollback_left_pending_without_its_command_is_published_again_and_comp
 async fn a_sweep_whose_fan_out_stopped_half_way_is_finished_by_maintenance() {
     let env = TestEnv::new().await;
     let over = project_with_memories(&env, 3).await;
-    let scheduler = scheduler(&env, "0 2 * * *");
+    let scheduler = test_scheduler(&env, "0 2 * * *");
     let tick = scheduler.previous_tick(Utc::now()).unwrap();
     // The worker that claimed the tick died before it recorded the fan-out.
     sweeps::start(&env.db, tick, tick).await.unwrap();

@@ -160,3 +160,20 @@ impl Scenario {
         all
     }
 }
+
+/// A scheduler on the test's database and prefix: `schedule`, hourly maintenance that publishes a
+/// pending job again at once and leaves running ones an hour.
+pub fn test_scheduler(env: &TestEnv, schedule: &str) -> consolidator::scheduler::Scheduler {
+    consolidator::scheduler::Scheduler {
+        db: env.db.clone(),
+        bus: env.bus.clone(),
+        schedule: consolidator::scheduler::parse_schedule(schedule).expect("a schedule"),
+        config: consolidator::config::SchedulerConfig {
+            schedule: schedule.to_owned(),
+            maintenance_interval_secs: 60,
+            pending_grace_secs: 0,
+            abandoned_job_secs: 3600,
+        },
+        retention: consolidator::config::RetentionConfig::default(),
+    }
+}
