@@ -5,6 +5,7 @@
 //! OpenAPI document is built from the same handler annotations, so the two cannot drift apart.
 
 pub mod asyncapi;
+pub mod audit;
 pub mod auth;
 pub mod cancel;
 pub mod changes;
@@ -126,7 +127,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(memory_detail::router())
         .merge(playbook::router())
         .merge(cancel::router())
-        .merge(reviews::router());
+        .merge(reviews::router())
+        .merge(audit::router());
     OpenApiRouter::with_openapi(openapi::base())
         .nest(API_PREFIX, admin)
         .merge(console::router())

@@ -13,6 +13,7 @@ mod gateway_limits;
 mod gateway_memories;
 mod gateway_nul;
 mod gateway_projects;
+mod gateway_reviews;
 mod gateway_rollback;
 mod gateway_scope;
 mod gateway_spec;
