@@ -356,4 +356,3 @@ mod tests {
         assert_eq!(JobState::of(JobStatus::Failed, false), JobState::Failed);
     }
 }
-

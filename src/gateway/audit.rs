@@ -88,7 +88,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 400, description = "Malformed filter or cursor", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(job_id, project_id))]
-pub async fn audit(admin: Admin, State(state): State<AppState>, Query(query): Query<AuditQuery>) -> Result<axum::Json<AuditPage>> {
+pub async fn audit(
+    admin: Admin,
+    State(state): State<AppState>,
+    Query(query): Query<AuditQuery>,
+) -> Result<axum::Json<AuditPage>> {
     if let Some(project_id) = query.project_id {
         admin.ensure_project(project_id)?;
     }

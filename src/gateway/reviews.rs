@@ -332,14 +332,9 @@ pub async fn list(state: &AppState, admin: &Admin, project_id: Uuid, query: Revi
     admin.ensure_project(project_id)?;
     let limit = page::limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let after = query.cursor.as_deref().map(page::decode_job_cursor).transpose()?;
-    let filter = filter(
-        query.status.map(Into::into),
-        query.kind,
-        query.min_similarity,
-        query.max_similarity,
-        query.job_id,
-    )
-    .map_err(ApiError::BadRequest)?;
+    let filter =
+        filter(query.status.map(Into::into), query.kind, query.min_similarity, query.max_similarity, query.job_id)
+            .map_err(ApiError::BadRequest)?;
     ensure_project_exists(state, project_id).await?;
     let rows = reviews::list(&state.db, project_id, &filter, after, limit + 1).await?;
     let (rows, more) = page::split(rows, limit);
@@ -369,14 +364,9 @@ pub async fn settle(
 ) -> Result<axum::Json<SettleResponse>> {
     Span::current().record("project_id", tracing::field::display(project_id));
     admin.ensure_project(project_id)?;
-    let filter = filter(
-        Some(ReviewStatus::Open),
-        request.kind,
-        request.min_similarity,
-        request.max_similarity,
-        request.job_id,
-    )
-    .map_err(ApiError::Unprocessable)?;
+    let filter =
+        filter(Some(ReviewStatus::Open), request.kind, request.min_similarity, request.max_similarity, request.job_id)
+            .map_err(ApiError::Unprocessable)?;
     ensure_project_exists(&state, project_id).await?;
     let ids = reviews::matching_ids(&state.db, project_id, &filter).await?;
     if request.preview.unwrap_or(false) {

@@ -9,7 +9,13 @@ use uuid::Uuid;
 use crate::harness::*;
 
 /// Opens a review of `older` against `newer` directly in the table (what the value guard writes).
-async fn open_review(gateway: &TestGateway, project: Uuid, job: Option<Uuid>, pair: (Uuid, Uuid), similarity: f32) -> Uuid {
+async fn open_review(
+    gateway: &TestGateway,
+    project: Uuid,
+    job: Option<Uuid>,
+    pair: (Uuid, Uuid),
+    similarity: f32,
+) -> Uuid {
     let id = Uuid::new_v4();
     sqlx::query(
         "INSERT INTO consolidation_reviews (id, project_id, job_id, kind, older_memory_id, newer_memory_id,
@@ -165,11 +171,21 @@ async fn settling_previews_the_count_then_decides_each_match_as_one_decision_and
 async fn settling_refuses_a_bad_filter_another_projects_token_and_an_unknown_project() {
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
-    let message =
-        error(settle(&gateway, project, json!({"decision": "approve", "max_similarity": 1.5})).await, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity").await;
+    let message = error(
+        settle(&gateway, project, json!({"decision": "approve", "max_similarity": 1.5})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable_entity",
+    )
+    .await;
     assert!(message.contains("max_similarity"), "{message}");
-    error(settle(&gateway, project, json!({"decision": "maybe"})).await, StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity").await;
-    error(settle(&gateway, Uuid::new_v4(), json!({"decision": "reject"})).await, StatusCode::NOT_FOUND, "not_found").await;
+    error(
+        settle(&gateway, project, json!({"decision": "maybe"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable_entity",
+    )
+    .await;
+    error(settle(&gateway, Uuid::new_v4(), json!({"decision": "reject"})).await, StatusCode::NOT_FOUND, "not_found")
+        .await;
     let foreign = gateway
         .scoped(Method::POST, &format!("/api/v1/projects/{project}/reviews/settle"), Uuid::new_v4())
         .json(&json!({"decision": "reject"}))

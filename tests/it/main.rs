@@ -6,6 +6,7 @@ mod console;
 mod deadlines;
 mod demo;
 mod gateway;
+mod gateway_audit;
 mod gateway_e2e;
 mod gateway_guidance;
 mod gateway_jobs;

@@ -266,8 +266,8 @@ fn texts<T: std::fmt::Display>(values: impl IntoIterator<Item = T>) -> BTreeSet<
 #[tokio::test]
 async fn every_closed_vocabulary_is_exactly_what_its_check_constraint_allows() {
     use consolidator::domain::{
-        AdminAction, ArchiveReason, ChangeOperation, JobStatus, MemoryType, Phase, PlaybookOperation, ReviewKind, ReviewStatus,
-        ReviewSuggestion, RollbackStatus, SweepStatus, TriggerType,
+        AdminAction, ArchiveReason, ChangeOperation, JobStatus, MemoryType, Phase, PlaybookOperation, ReviewKind,
+        ReviewStatus, ReviewSuggestion, RollbackStatus, SweepStatus, TriggerType,
     };
     let env = TestEnv::new().await;
     let cases = [
