@@ -5,6 +5,7 @@
 //! OpenAPI document is built from the same handler annotations, so the two cannot drift apart.
 
 pub mod asyncapi;
+pub mod attention;
 pub mod audit;
 pub mod auth;
 pub mod cancel;
@@ -33,6 +34,7 @@ pub mod rollback;
 pub mod search;
 pub mod slots;
 pub mod status;
+pub mod timeline;
 pub mod trigger;
 pub mod views;
 
@@ -128,7 +130,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(playbook::router())
         .merge(cancel::router())
         .merge(reviews::router())
-        .merge(audit::router());
+        .merge(audit::router())
+        .merge(timeline::router())
+        .merge(attention::router());
     OpenApiRouter::with_openapi(openapi::base())
         .nest(API_PREFIX, admin)
         .merge(console::router())

@@ -9,6 +9,7 @@ mod gateway;
 mod gateway_audit;
 mod gateway_e2e;
 mod gateway_guidance;
+mod gateway_health;
 mod gateway_jobs;
 mod gateway_limits;
 mod gateway_memories;
