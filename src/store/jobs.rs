@@ -317,7 +317,14 @@ pub struct HistoryFilter {
     pub rolled_back: Option<bool>,
     /// Cursor: (created_at, id) of the previous page's last job.
     pub before: Option<(DateTime<Utc>, Uuid)>,
+    /// Jobs whose id begins with it, or whose error message holds it (any case).
+    pub search: Option<String>,
     pub limit: i64,
+}
+
+/// `text` matched literally by LIKE (its wildcards and the escape character escaped).
+fn like_literal(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 /// Jobs of a project, newest first, in a stable order.
@@ -341,6 +348,7 @@ pub async fn history(db: impl PgExecutor<'_>, project_id: Uuid, filter: &History
             AND ($4::text IS NULL OR status = $4) AND ($5::text IS NULL OR trigger_type = $5)
             AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7))
             AND ($9::boolean IS NULL OR (rolled_back_at IS NOT NULL) = $9)
+            AND ($10::text IS NULL OR id::text LIKE lower($10) || '%' OR error_message ILIKE '%' || $10 || '%')
           ORDER BY created_at DESC, id DESC LIMIT $8"
     ))
     .bind(project_id)
@@ -352,6 +360,7 @@ pub async fn history(db: impl PgExecutor<'_>, project_id: Uuid, filter: &History
     .bind(filter.before.map(|(_, id)| id))
     .bind(filter.limit)
     .bind(filter.rolled_back)
+    .bind(filter.search.as_deref().map(like_literal))
     .fetch_all(db)
     .await?)
 }

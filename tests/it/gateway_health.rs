@@ -113,3 +113,37 @@ async fn attention_lists_the_projects_with_a_reason_most_reasons_first_within_th
     assert_eq!(scoped["projects"].as_array().map(Vec::len), Some(1));
     assert_eq!(scoped["projects"][0]["project_id"], json!(reviewed));
 }
+
+#[tokio::test]
+async fn history_searches_by_job_id_prefix_or_error_text_and_lists_failed_jobs() {
+    let gateway = TestGateway::start().await;
+    let project = gateway.project().await;
+    let completed = finished_job(&gateway, project, TriggerType::Manual, true, json!({})).await;
+    let broke = finished_job(&gateway, project, TriggerType::Manual, false, json!({})).await;
+    let other = finished_job(&gateway, project, TriggerType::Manual, false, json!({})).await;
+    sqlx::query("UPDATE consolidation_jobs SET error_message = 'worker w-7 stopped heartbeating' WHERE id = $1")
+        .bind(other.id)
+        .execute(&gateway.env.db)
+        .await
+        .unwrap();
+    let history = |query: String| {
+        let gateway = &gateway;
+        async move {
+            let page = get(gateway, &format!("/api/v1/consolidation/history/{project}?{query}")).await;
+            page["jobs"].as_array().expect("jobs").iter().map(|job| job["job_id"].clone()).collect::<Vec<_>>()
+        }
+    };
+
+    assert_eq!(history("status=failed".to_owned()).await, vec![json!(other.id), json!(broke.id)]);
+    assert_eq!(history("q=BROKE".to_owned()).await, vec![json!(broke.id)], "error text, any case");
+    let prefix = &completed.id.to_string()[..8];
+    assert_eq!(history(format!("q={}", prefix.to_uppercase())).await, vec![json!(completed.id)], "an id prefix");
+    assert_eq!(history("q=heartbeat&status=failed".to_owned()).await, vec![json!(other.id)]);
+    assert!(history("q=%25".to_owned()).await.is_empty(), "a wildcard is matched as itself");
+    assert!(history("q=it_broke".to_owned()).await.is_empty(), "so is an underscore");
+    for bad in ["q=".to_owned(), format!("q={}", "x".repeat(201)), "q=a%00b".to_owned()] {
+        let response =
+            gateway.get(&format!("/api/v1/consolidation/history/{project}?{bad}")).send().await.expect("sent");
+        error(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
+}
