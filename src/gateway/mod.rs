@@ -6,6 +6,8 @@
 
 pub mod apply_plan;
 pub mod asyncapi;
+pub mod attention;
+pub mod audit;
 pub mod auth;
 pub mod cancel;
 pub mod changes;
@@ -34,8 +36,10 @@ pub mod rollback;
 pub mod search;
 pub mod slots;
 pub mod status;
+pub mod timeline;
 pub mod trigger;
 pub mod views;
+pub mod workers;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -130,7 +134,11 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(memory_detail::router())
         .merge(playbook::router())
         .merge(cancel::router())
-        .merge(reviews::router());
+        .merge(reviews::router())
+        .merge(audit::router())
+        .merge(timeline::router())
+        .merge(attention::router())
+        .merge(workers::router());
     OpenApiRouter::with_openapi(openapi::base())
         .nest(API_PREFIX, admin)
         .merge(console::router())

@@ -28,8 +28,9 @@ use crate::{
         CommandKind,
         messages::{JobEvent, SCHEMA_VERSION, TriggerCommand},
     },
-    domain::{ConsolidationOptions, JobStatus, Options},
+    domain::{AdminAction, ConsolidationOptions, JobStatus, Options},
     store::{
+        admin_actions::{self, NewAdminAction},
         jobs::{self, CreateOutcome, NewJob, TriggerType},
         projects,
     },
@@ -145,6 +146,17 @@ pub async fn enqueue(
         }
     };
     Span::current().record("job_id", tracing::field::display(job.id));
+    let action = NewAdminAction {
+        actor: admin.subject(),
+        action: if plan_of.is_some() { AdminAction::PlanApplied } else { AdminAction::JobTriggered },
+        project_id: Some(project_id),
+        target_id: Some(job.id),
+        details: match plan_of {
+            Some(dry_run_id) => serde_json::json!({"dry_run_id": dry_run_id, "options": options}),
+            None => serde_json::json!({"options": options}),
+        },
+    };
+    admin_actions::record(&state.db, &action).await?;
 
     let command = TriggerCommand {
         schema_version: SCHEMA_VERSION,

@@ -1,5 +1,6 @@
 //! SQL, and nothing else: typed rows and the queries the gateway, worker and scheduler run.
 
+pub mod admin_actions;
 pub mod cancel;
 pub mod changes;
 pub mod db;
@@ -15,6 +16,7 @@ pub mod rollbacks;
 pub mod sweeps;
 pub mod undo;
 pub mod unembedded;
+pub mod workers;
 
 pub use db::{Db, connect};
 

@@ -21,6 +21,7 @@ mod lease;
 mod memory;
 pub mod outcome;
 mod planning;
+mod presence;
 mod reviewed_plan;
 mod rollback;
 mod scope;
@@ -290,6 +291,7 @@ async fn start_consuming(
     }
     let advisories = advisories::subscribe(&worker.bus).await?;
     loops.spawn(advisories::listen(worker.clone(), advisories, stop.clone()));
+    loops.spawn(presence::beat(worker.clone(), stop.clone()));
     tracing::info!(worker_id = %worker.worker_id, prefix = %worker.bus.prefix, "worker consuming commands");
     Ok(())
 }

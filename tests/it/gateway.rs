@@ -41,13 +41,15 @@ fn operations(spec: &Value) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-/// DESIGN.md §7, route by route, and the bus's AsyncAPI document (issue 26).
-const DESIGNED_ROUTES: [(&str, &str); 35] = [
+/// DESIGN.md §7, route by route, the bus's AsyncAPI document (issue 26) and the operator's
+/// routes (issue 25).
+const DESIGNED_ROUTES: [(&str, &str); 43] = [
     ("POST", "/api/v1/consolidation/trigger"),
     ("GET", "/api/v1/consolidation/status/{job_id}"),
     ("GET", "/api/v1/consolidation/status/{job_id}/events"),
     ("GET", "/api/v1/consolidation/history/{project_id}"),
     ("GET", "/api/v1/consolidation/jobs/{job_id}/changes"),
+    ("GET", "/api/v1/consolidation/jobs/{job_id}/timeline"),
     ("POST", "/api/v1/consolidation/rollback"),
     ("GET", "/api/v1/consolidation/rollback/{rollback_id}"),
     ("GET", "/api/v1/consolidation/configure/{project_id}"),
@@ -68,9 +70,16 @@ const DESIGNED_ROUTES: [(&str, &str); 35] = [
     ("POST", "/api/v1/memories/{id}/pin"),
     ("POST", "/api/v1/memories/{id}/unpin"),
     ("POST", "/api/v1/consolidation/jobs/{job_id}/cancel"),
+    ("POST", "/api/v1/consolidation/jobs/{job_id}/apply"),
     ("GET", "/api/v1/projects/{id}/reviews"),
     ("POST", "/api/v1/reviews/{id}/approve"),
     ("POST", "/api/v1/reviews/{id}/reject"),
+    ("POST", "/api/v1/projects/{id}/reviews/settle"),
+    ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/projects/{id}/timeline"),
+    ("GET", "/api/v1/attention"),
+    ("GET", "/api/v1/workers"),
+    ("GET", "/api/v1/dead-letters"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
