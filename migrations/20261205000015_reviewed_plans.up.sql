@@ -1,9 +1,11 @@
 -- A dry run's whole plan, kept so that an operator can apply exactly what they reviewed
--- (POST /consolidation/jobs/{dry_run_id}/apply). JSON as bytes: only the worker reads it back.
+-- (POST /consolidation/jobs/{dry_run_id}/apply). The plan as JSON bytes, its vectors apart as
+-- little-endian f32 (each led by its length): only the worker reads them back.
 CREATE TABLE consolidation_plans (
     job_id     uuid PRIMARY KEY REFERENCES consolidation_jobs (id) ON DELETE CASCADE,
     project_id uuid NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
     plan       bytea NOT NULL,
+    vectors    bytea NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX consolidation_plans_age_idx ON consolidation_plans (project_id, created_at);

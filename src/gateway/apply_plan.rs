@@ -28,7 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The new job applies exactly the plan the dry run stored (its merged texts, syntheses,
 /// archives and promotions) instead of planning again, with the dry run's options. A change
 /// whose memories changed since the dry run (edited, merged, archived or deleted) is left out;
-/// the job's result lists each in `applied_plan.left_out` with the reason. Plans are kept 7 days.
+/// the job's result lists each in `applied_plan.left_out` with the reason. Plans are kept as long as
+/// a job can be rolled back (ROLLBACK_WINDOW_DAYS).
 #[utoipa::path(post, path = "/consolidation/jobs/{job_id}/apply", tag = "consolidation",
     params(("job_id" = Uuid, Path, description = "A completed dry run")),
     responses(
@@ -36,7 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             headers(("location" = String, description = "The job's status URL"))),
         (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
-        (status = 409, description = "Not a completed dry run, its plan is older than 7 days, another job applies \
+        (status = 409, description = "Not a completed dry run, its plan is not kept (older than ROLLBACK_WINDOW_DAYS or too large), another job applies \
                                        or applied it, the project has a pending or running job, or consolidation \
                                        is disabled for it", body = ErrorBody),
         (status = 422, description = "The dry run's options are no longer valid (named in the message)", body = ErrorBody),
@@ -58,10 +59,11 @@ pub async fn apply_plan(
     if let Some(other) = plans::applied_by(&state.db, job_id, Uuid::nil()).await? {
         return Err(ApiError::Conflict(format!("the plan of dry run {job_id} is applied by job {other}")));
     }
-    if !plans::is_kept(&state.db, job_id).await? {
+    let window = state.retention.rollback_window_days;
+    if !plans::is_kept(&state.db, job_id, window).await? {
         return Err(ApiError::Conflict(format!(
-            "the plan of dry run {job_id} is no longer kept (plans are kept {} days); trigger a new dry run",
-            plans::APPLY_WINDOW_DAYS
+            "the plan of dry run {job_id} is not kept: plans are kept {window} days (ROLLBACK_WINDOW_DAYS) and up to \
+             256 MiB; trigger a new dry run"
         )));
     }
     let mut options = match dry_run.options.0 {

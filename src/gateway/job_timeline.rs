@@ -45,8 +45,9 @@ pub struct JobTimeline {
     pub error: Option<String>,
     /// Loading, planning and applying in order, from the job's cost report; empty before it ends.
     pub phases: Vec<PhaseSpan>,
-    /// Planning's own steps (partitions, similarity, clustering, merged texts, syntheses,
-    /// archives, promotion), from the result's timings.
+    /// Planning's own steps (rows read, partitions, similarity, clustering, merged texts,
+    /// syntheses, archives, promotion), from the result's timings, laid end to end from the start
+    /// of planning (reading rows happens between the others; it is drawn first).
     pub steps: Vec<PhaseSpan>,
     /// The job's events in the order the event stream holds them (kept EVENTS_MAX_AGE_HOURS).
     pub events: Vec<TimelineEvent>,
@@ -138,14 +139,13 @@ fn timeline(job: Job, events: Vec<TimelineEvent>) -> JobTimeline {
         finished_at: job.completed_at,
         error: job.error_message,
         phases: cost.map(phases).unwrap_or_default(),
-        steps: timings.map(|timings| steps(&timings)).unwrap_or_default(),
+        steps: timings.map(|timings| steps(&timings, cost.map_or(0.0, |cost| cost.loading_ms))).unwrap_or_default(),
         events,
         cost,
     }
 }
 
-fn spans(durations: &[(&str, f64)]) -> Vec<PhaseSpan> {
-    let mut start_ms = 0.0;
+fn spans(mut start_ms: f64, durations: &[(&str, f64)]) -> Vec<PhaseSpan> {
     durations
         .iter()
         .map(|(name, ms)| {
@@ -157,10 +157,10 @@ fn spans(durations: &[(&str, f64)]) -> Vec<PhaseSpan> {
 }
 
 fn phases(cost: JobCost) -> Vec<PhaseSpan> {
-    spans(&[("loading", cost.loading_ms), ("planning", cost.planning_ms), ("applying", cost.applying_ms)])
+    spans(0.0, &[("loading", cost.loading_ms), ("planning", cost.planning_ms), ("applying", cost.applying_ms)])
 }
 
-fn steps(timings: &PhaseTimings) -> Vec<PhaseSpan> {
+fn steps(timings: &PhaseTimings, planning_starts_ms: f64) -> Vec<PhaseSpan> {
     let steps = [
         ("rows", timings.load_rows),
         ("partitions", timings.partitions),
@@ -171,7 +171,7 @@ fn steps(timings: &PhaseTimings) -> Vec<PhaseSpan> {
         ("archives", timings.archive),
         ("promotion", timings.promote),
     ];
-    spans(&steps)
+    spans(planning_starts_ms, &steps)
 }
 
 #[cfg(test)]
@@ -184,5 +184,13 @@ mod tests {
         let spans = phases(cost);
         let shape: Vec<(&str, f64, f64)> = spans.iter().map(|s| (s.name.as_str(), s.start_ms, s.ms)).collect();
         assert_eq!(shape, vec![("loading", 0.0, 10.0), ("planning", 10.0, 30.0), ("applying", 40.0, 5.0)]);
+    }
+
+    #[test]
+    fn planning_steps_start_where_loading_ends() {
+        let timings = PhaseTimings { load_rows: 2.0, partitions: 3.0, similarity: 4.0, ..PhaseTimings::default() };
+        let spans = steps(&timings, 10.0);
+        let starts: Vec<f64> = spans.iter().take(3).map(|s| s.start_ms).collect();
+        assert_eq!(starts, vec![10.0, 12.0, 15.0]);
     }
 }

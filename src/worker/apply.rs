@@ -6,10 +6,8 @@ use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 use super::cost::{self, CostMeter};
-use super::{
-    Worker, guards,
-    reviewed_plan::{self, KeptIds},
-};
+use super::{Worker, guards};
+use crate::engine::plan::left_out::{self, KeptIds};
 use crate::{
     domain::{
         Applied, AppliedMerge, AppliedSynthesis, Archive, ArchiveReason, BlastRadius, JobResult, Merge, NewMemory,
@@ -177,7 +175,7 @@ pub async fn apply(
     };
     let memories_before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
     let memories_after = projects::active_memory_count(&mut *tx, job.project_id).await? as i32;
-    let applied_plan = job.plan_of.map(|dry_run_id| reviewed_plan::account(dry_run_id, plan, &kept.ids(), &changed));
+    let applied_plan = job.plan_of.map(|dry_run_id| left_out::account(dry_run_id, plan, &kept.ids(), &changed));
     let mut skipped_memories: Vec<Uuid> = changed.into_iter().collect();
     skipped_memories.sort();
     let applied = Applied {

@@ -1,7 +1,7 @@
 //! A dry run's end: its bounded report in the job result, and its whole plan stored so that it
 //! can be applied as reviewed (`reviewed_plan`).
 
-use super::{Worker, boundary::End, cost::CostMeter, failure::Failure, guards, trigger::event_result};
+use super::{Worker, boundary::End, cost::CostMeter, events::event_result, failure::Failure, guards};
 use crate::{
     bus::messages::JobEvent,
     domain::{BlastRadius, JobCounters, JobEventKind, JobResult, Options, Plan},
@@ -16,7 +16,7 @@ use crate::{
 pub async fn complete(
     worker: &Worker,
     job: &Job,
-    plan: &Plan,
+    plan: Plan,
     options: &Options,
     complete: bool,
     blast: &BlastRadius,
@@ -24,12 +24,12 @@ pub async fn complete(
     mut completed: JobEvent,
 ) -> Result<Option<End>, Failure> {
     let counters = JobCounters::from(&plan.counters);
-    let result = JobResult {
+    let mut result = JobResult {
         dry_run: true,
         blocked_by: None,
-        plan: Some(report::report(plan, report::PLAN_REPORT_LIMIT)),
+        plan: Some(report::report(&plan, report::PLAN_REPORT_LIMIT)),
         applied: None,
-        guards: guards::summary(plan, blast, None),
+        guards: guards::summary(&plan, blast, None),
         clustering: options.incremental_base(complete),
         cost: Some(meter.report(plan.memories_before)),
         applied_plan: None,
@@ -37,7 +37,12 @@ pub async fn complete(
     let before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
     let after = i32::try_from(plan.memories_after).unwrap_or(i32::MAX);
     let mut tx = worker.db.begin().await?;
-    plans::save(&mut tx, job.id, job.project_id, plan).await?;
+    let window = worker.retention.rollback_window_days;
+    if plans::save(&mut tx, job.id, job.project_id, plan, window).await?.is_none() {
+        if let Some(report) = result.plan.as_mut() {
+            report.warnings.push(serde_json::Value::from(plans::TOO_LARGE));
+        }
+    }
     if !jobs::complete(&mut *tx, job.id, &worker.worker_id, &counters, before, after, &result).await? {
         return Ok(None);
     }

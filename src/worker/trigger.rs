@@ -6,6 +6,7 @@ use async_nats::jetstream::Message;
 use tracing::Span;
 use uuid::Uuid;
 
+use super::events::event_result;
 use super::{
     Outcome, Worker, apply,
     apply::ApplyOutcome,
@@ -23,7 +24,7 @@ use super::{
 };
 use crate::{
     bus::messages::{TriggerCommand, decode, named_id},
-    domain::{BlastRadius, EventResult, JobEventKind, JobResult, Options, Phase, ResultSummary},
+    domain::{BlastRadius, JobEventKind, Options, Phase},
     store::{
         jobs::{self, ClaimOutcome, CreateOutcome, Job, NewJob},
         projects::{self, Project},
@@ -97,9 +98,16 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
         .map_err(|error| Failure::Impossible(format!("invalid options: {error}")))?;
 
     // Held until the run ends: the jobs this worker runs share WORKER_MEMORY_BUDGET_MB.
-    let _memory = match reserve_memory(worker, &project).await? {
-        Some(reserved) => reserved,
-        None => return Ok(Outcome::Wait { delay: worker.lease() }),
+    if let (Some(dry_run_id), false) = (job.plan_of, job.is_finished()) {
+        reviewed_plan::check(worker, &job, dry_run_id).await?;
+    }
+    // A finished job only has its end published again: it needs no memory.
+    let _memory = match job.is_finished() {
+        true => None,
+        false => match reserve_memory(worker, &project).await? {
+            Some(reserved) => Some(reserved),
+            None => return Ok(Outcome::Wait { delay: worker.lease() }),
+        },
     };
     let job = match jobs::claim(&worker.db, job.id, &worker.worker_id, worker.lease()).await? {
         ClaimOutcome::Claimed(job) => job,
@@ -271,7 +279,7 @@ async fn execute(
     completed.phase = Some(Phase::Done);
     completed.progress = Some(1.0);
     if options.dry_run {
-        return dry_run::complete(worker, job, &plan, options, complete, &blast, meter, completed).await;
+        return dry_run::complete(worker, job, plan, options, complete, &blast, meter, completed).await;
     }
     let applied = match apply::apply(worker, job, &plan, options, complete, meter).await? {
         ApplyOutcome::Committed(committed) => committed,
@@ -293,24 +301,6 @@ async fn execute(
     Ok(Some(End { kind: JobEventKind::Completed, event: completed }))
 }
 
-/// Events must stay under NATS's message size limit (1 MiB by default), so the completed event
-/// carries the job's result only while it is small; otherwise a summary pointing at the job row.
-const MAX_EVENT_RESULT_BYTES: usize = 256 * 1024;
-
-pub fn event_result(result: &JobResult) -> EventResult {
-    let size = serde_json::to_vec(result).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
-    if size <= MAX_EVENT_RESULT_BYTES {
-        return EventResult::Whole(Box::new(result.clone()));
-    }
-    EventResult::Summary(Box::new(ResultSummary::of(
-        result,
-        format!(
-            "the full result ({size} bytes) is too large for an event; read it from the job \
-             (GET /api/v1/consolidation/status/{{job_id}})"
-        ),
-    )))
-}
-
 /// A redelivered command for a finished job: make sure its end reached the event stream.
 async fn republish_end(worker: &Worker, job: &Job) -> Result<(), Failure> {
     let kind = JobEventKind::of_finished(job.status);
@@ -328,75 +318,4 @@ async fn republish_end(worker: &Worker, job: &Job) -> Result<(), Failure> {
     };
     worker.bus.job_terminal_event(kind, &event).await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    use crate::domain::{
-        Applied, AppliedMerge, GuardsSummary, PhaseTimings, ScopeReport, ValueGuard, ValueGuardSummary,
-    };
-
-    fn result_with(created: usize, merges: usize) -> JobResult {
-        let merge = AppliedMerge {
-            cluster_id: "c".to_owned(),
-            memory_id: Uuid::nil(),
-            sources: Vec::new(),
-            source_type: None,
-            coverage: 1.0,
-            compression: 1.0,
-            length_vs_longest: 1.0,
-            confidence: 1.0,
-        };
-        let applied = Applied {
-            created_memory_ids: (0..created).map(|i| Uuid::from_u128(i as u128)).collect(),
-            merges: vec![merge; merges],
-            syntheses: Vec::new(),
-            playbook_entry_ids: Vec::new(),
-            skipped_changed_memories: Vec::new(),
-            reviews: Vec::new(),
-            superseded: Vec::new(),
-            warnings: Vec::new(),
-            timings_ms: PhaseTimings::default(),
-            scope: ScopeReport {
-                mode: crate::domain::ScopeMode::Full,
-                reason: String::new(),
-                candidates: 0,
-                compared: 0,
-            },
-        };
-        let value_guard = ValueGuardSummary {
-            mode: ValueGuard::Review,
-            held_pairs: 0,
-            judged_pairs: 0,
-            reviews_proposed: 0,
-            reviews_opened: Some(0),
-            reviews_refreshed: Some(0),
-            superseded: 0,
-        };
-        let blast_radius = BlastRadius { active: 0, changed: 0, share: 0.0, limit: 0.6, exceeded: false };
-        JobResult {
-            dry_run: false,
-            blocked_by: None,
-            plan: None,
-            applied: Some(applied),
-            guards: GuardsSummary { value_guard, blast_radius, merge_policy: Default::default() },
-            clustering: None,
-            cost: None,
-            applied_plan: None,
-        }
-    }
-
-    #[test]
-    fn a_small_result_travels_whole_and_a_large_one_as_a_summary() {
-        let small = result_with(1, 1);
-        assert_eq!(event_result(&small), EventResult::Whole(Box::new(small.clone())));
-
-        let large = result_with(20_000, 2);
-        let summary = serde_json::to_value(event_result(&large)).unwrap();
-        assert!(serde_json::to_vec(&summary).unwrap().len() < 4096);
-        assert_eq!((summary["created_memories"].as_u64(), summary["merges"].as_u64()), (Some(20_000), Some(2)));
-        assert!(summary["truncated"].as_str().unwrap().contains("/consolidation/status/"));
-    }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -159,6 +159,14 @@ async fn a_dry_runs_plan_is_applied_as_reviewed_leaving_out_the_merge_whose_sour
     assert_eq!(actions[0]["details"]["dry_run_id"], dry_id.as_str());
     assert_eq!(actions[0]["actor"], "tester@example.com");
 
+    // Outside services publish the same command: a second application of a spent plan fails its
+    // job and changes nothing.
+    let mut repeat = trigger(project, json!({"dry_run": false}));
+    repeat.plan_of = dry_id.parse().ok();
+    publish_trigger(&gateway.env.bus, &repeat).await;
+    let refused = wait_for_status(&gateway.env, repeat.job_id, "failed", Duration::from_secs(30)).await;
+    assert!(refused.error_message.unwrap_or_default().contains(&applied_id));
+
     // The job that applied the plan rolls back like any other.
     let rollback = post_rollback(&gateway, json!({"consolidation_id": applied_id})).await;
     assert!(rollback.status().is_success(), "{:?}", rollback.text().await);
@@ -208,6 +216,61 @@ async fn a_jobs_timeline_shows_its_phases_attempts_worker_and_events_in_order() 
         "not_found",
     )
     .await;
+    worker.stop().await;
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_plan_is_applied_only_within_its_projects_scope_while_kept_and_while_the_project_is_open() {
+    let gateway = TestGateway::start().await;
+    let worker = gateway.env.spawn_worker();
+    let project = gateway.project().await;
+    let other = gateway.project().await;
+    ingest(&gateway, project, &clustered_memories()).await;
+    let dry = dry_run(&gateway, project).await;
+    let dry_id = dry["job_id"].as_str().expect("id").to_owned();
+
+    // Another project's token sees neither the dry run nor its timeline.
+    let foreign = gateway.scoped(Method::POST, &apply_path(&dry_id), other).send().await.expect("sent");
+    error(foreign, StatusCode::NOT_FOUND, "not_found").await;
+    let timeline = format!("/api/v1/consolidation/jobs/{dry_id}/timeline");
+    error(
+        gateway.scoped(Method::GET, &timeline, other).send().await.expect("sent"),
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+
+    // A paused project applies nothing.
+    let configure = format!("/api/v1/consolidation/configure/{project}");
+    ok(gateway.put(&configure, &json!({"enabled": false})).send().await.expect("sent"), StatusCode::OK).await;
+    let paused = error(
+        gateway.post(&apply_path(&dry_id), &json!(null)).send().await.expect("sent"),
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
+    assert!(paused.contains("disabled"), "{paused}");
+    ok(gateway.put(&configure, &json!({"enabled": true})).send().await.expect("sent"), StatusCode::OK).await;
+
+    // A plan older than the rollback window is gone.
+    sqlx::query("UPDATE consolidation_plans SET created_at = now() - interval '8 days' WHERE job_id = $1")
+        .bind(dry_id.parse::<Uuid>().expect("uuid"))
+        .execute(&gateway.env.db)
+        .await
+        .expect("backdated");
+    let old = error(
+        gateway.post(&apply_path(&dry_id), &json!(null)).send().await.expect("sent"),
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
+    assert!(old.contains("not kept"), "{old}");
+    let untouched: i64 = sqlx::query_scalar("SELECT count(*) FROM consolidation_jobs WHERE plan_of IS NOT NULL")
+        .fetch_one(&gateway.env.db)
+        .await
+        .expect("count");
+    assert_eq!(untouched, 0, "no refused application left a job");
     worker.stop().await;
     gateway.stop().await;
 }

@@ -4,6 +4,7 @@
 //! `build` then reads the texts of the memories `rows_needed` names.
 
 pub mod audit;
+pub mod left_out;
 pub mod report;
 pub mod units;
 
