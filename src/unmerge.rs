@@ -10,8 +10,10 @@ use crate::{
         Bus, BusError,
         messages::{SCHEMA_VERSION, UnmergeEvent},
     },
+    domain::AdminAction,
     store::{
         StoreError,
+        admin_actions::{self, NewAdminAction},
         undo::unmerge::{self, Refusal, Request},
     },
 };
@@ -37,6 +39,19 @@ pub async fn run(db: &PgPool, bus: &Bus, request: &Request<'_>) -> Result<Result
         Ok(unmerged) => unmerged,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    let action = NewAdminAction {
+        actor: request.requested_by,
+        action: AdminAction::Unmerge,
+        project_id: Some(request.project_id),
+        target_id: Some(unmerged.memory_id),
+        details: serde_json::json!({
+            "job_id": unmerged.job_id,
+            "reason": request.reason,
+            "restored": unmerged.restored,
+            "retired": unmerged.retired,
+        }),
+    };
+    admin_actions::record(&mut *tx, &action).await?;
     tx.commit().await?;
     tracing::info!(memory_id = %unmerged.memory_id, restored = unmerged.restored.len(), "memory unmerged");
     let event = UnmergeEvent {

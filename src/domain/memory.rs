@@ -243,3 +243,11 @@ impl StoredMemory {
         }
     }
 }
+
+/// A project's memories by state: active, merged into another (duplicate), archived.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MemoryCounts {
+    pub active: i64,
+    pub duplicate: i64,
+    pub archived: i64,
+}

@@ -16,7 +16,7 @@ pub mod snapshot;
 pub mod vocabulary;
 
 pub use embedding::Embedding;
-pub use memory::{Memory, NEW_MEMORY_VERSION, NewMemory, StoredMemory};
+pub use memory::{Memory, MemoryCounts, NEW_MEMORY_VERSION, NewMemory, StoredMemory};
 pub use options::{ClusteringOptions, ConsolidationOptions, Mode, Options, OptionsError, ValueGuard};
 pub use plan::*;
 pub use prefix::Prefix;

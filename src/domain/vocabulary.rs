@@ -301,6 +301,20 @@ vocabulary!(
     Full => "full",
 ]);
 
+vocabulary!(
+    /// What an administrator did (`admin_actions`, `GET /audit`).
+    AdminAction, "admin action", [
+    RollbackRequested => "rollback_requested",
+    Unmerge => "unmerge",
+    ReviewApproved => "review_approved",
+    ReviewRejected => "review_rejected",
+    /// Details `{before, after}`: the project's configuration either side of the change.
+    ConfigurationChanged => "configuration_changed",
+    JobCancelled => "job_cancelled",
+    JobTriggered => "job_triggered",
+    PlanApplied => "plan_applied",
+]);
+
 #[cfg(test)]
 mod tests {
     use super::*;

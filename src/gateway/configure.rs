@@ -14,8 +14,11 @@ use super::{
     extract::{Json, Path},
 };
 use crate::{
-    domain::{ConsolidationOptions, Options, OptionsError},
-    store::projects::{self, ConsolidationSettings, Project},
+    domain::{AdminAction, ConsolidationOptions, Options, OptionsError},
+    store::{
+        admin_actions::{self, NewAdminAction},
+        projects::{self, ConsolidationSettings, Project},
+    },
 };
 
 pub const THRESHOLD_RANGE: std::ops::RangeInclusive<i64> = 1..=1_000_000;
@@ -140,10 +143,25 @@ pub async fn put_configuration(
     let settings = ConsolidationSettings {
         enabled: update.enabled.unwrap_or(current.consolidation_enabled),
         threshold: threshold.unwrap_or(current.consolidation_threshold),
-        options: options.unwrap_or(current.consolidation_options.0),
+        options: options.unwrap_or_else(|| current.consolidation_options.0.clone()),
     };
     let project =
         projects::update_settings(&mut *tx, project_id, &settings).await?.ok_or_else(|| not_found(project_id))?;
+    let shown = |project: &Project| {
+        serde_json::json!({
+            "enabled": project.consolidation_enabled,
+            "threshold": project.consolidation_threshold,
+            "options": project.consolidation_options.0,
+        })
+    };
+    let action = NewAdminAction {
+        actor: admin.subject(),
+        action: AdminAction::ConfigurationChanged,
+        project_id: Some(project_id),
+        target_id: Some(project_id),
+        details: serde_json::json!({"before": shown(&current), "after": shown(&project)}),
+    };
+    admin_actions::record(&mut *tx, &action).await?;
     tx.commit().await?;
     tracing::info!(enabled = settings.enabled, threshold = settings.threshold, "consolidation settings changed");
     Ok(axum::Json(ConfigurationView::new(project)?))

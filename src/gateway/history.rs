@@ -24,6 +24,7 @@ use crate::store::{
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
+const MAX_SEARCH_CHARS: usize = 200;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -37,6 +38,10 @@ pub struct HistoryQuery {
     /// `completed` leaves out jobs rolled back since; `rolled_back` lists only those.
     pub status: Option<JobState>,
     pub trigger_type: Option<TriggerType>,
+    /// Jobs whose id begins with this text, or whose error message holds it (any case); 1 to
+    /// 200 characters.
+    #[param(min_length = 1, max_length = 200)]
+    pub q: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
@@ -54,6 +59,17 @@ pub struct HistoryPage {
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(history))
+}
+
+/// A search text: 1 to [`MAX_SEARCH_CHARS`] characters, no NUL (PostgreSQL cannot compare one).
+fn check_search(q: String) -> Result<String> {
+    let chars = q.chars().count();
+    if chars == 0 || chars > MAX_SEARCH_CHARS || q.contains('\0') {
+        return Err(ApiError::BadRequest(format!(
+            "q: 1 to {MAX_SEARCH_CHARS} characters without NUL, got {chars} characters"
+        )));
+    }
+    Ok(q)
 }
 
 /// A project's jobs, newest first, with their before/after memory counts.
@@ -94,6 +110,7 @@ pub async fn history(
             _ => None,
         },
         trigger_type: query.trigger_type,
+        search: query.q.map(check_search).transpose()?,
         before,
         limit: limit + 1,
     };

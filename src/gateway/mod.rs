@@ -5,6 +5,8 @@
 //! OpenAPI document is built from the same handler annotations, so the two cannot drift apart.
 
 pub mod asyncapi;
+pub mod attention;
+pub mod audit;
 pub mod auth;
 pub mod cancel;
 pub mod changes;
@@ -32,6 +34,7 @@ pub mod rollback;
 pub mod search;
 pub mod slots;
 pub mod status;
+pub mod timeline;
 pub mod trigger;
 pub mod views;
 
@@ -126,7 +129,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(memory_detail::router())
         .merge(playbook::router())
         .merge(cancel::router())
-        .merge(reviews::router());
+        .merge(reviews::router())
+        .merge(audit::router())
+        .merge(timeline::router())
+        .merge(attention::router());
     OpenApiRouter::with_openapi(openapi::base())
         .nest(API_PREFIX, admin)
         .merge(console::router())

@@ -36,6 +36,8 @@ const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "op
         (name = "projects", description = "Projects, their consolidation settings and playbooks"),
         (name = "memories", description = "Ingest, list, read, search, archive, restore, count reuse, audit trail"),
         (name = "reviews", description = "The value guard's review queue: possible updates to approve or reject"),
+        (name = "audit", description = "Every administrator's action, who and when"),
+        (name = "operations", description = "An operator's view: projects needing attention, store health over time, workers, dead letters"),
         (name = "health", description = "Liveness, readiness, metrics, this document"),
         (name = "console", description = "The admin console: static files; the page calls the API with the token it is given"),
     )

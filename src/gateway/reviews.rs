@@ -1,7 +1,9 @@
-//! The review queue (DESIGN.md §11): `GET /projects/{id}/reviews`, `POST /reviews/{id}/approve`
-//! and `POST /reviews/{id}/reject`. Approving applies the suggestion (the older memory is
-//! superseded by the newer: archived with reason `superseded`) in one transaction, after checking
-//! that neither memory changed since the review was opened; each decision is an audit row.
+//! The review queue (DESIGN.md §11): `GET /projects/{id}/reviews` (each review with both
+//! memories), `POST /reviews/{id}/approve`, `POST /reviews/{id}/reject` and
+//! `POST /projects/{id}/reviews/settle` (every open review matching a filter, after a preview).
+//! Approving applies the suggestion (the older memory is superseded by the newer: archived with
+//! reason `superseded`) in one transaction, after checking that neither memory changed since the
+//! review was opened; each decision is an audit row and an admin action naming who decided.
 
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -15,15 +17,19 @@ use super::{
     AppState,
     auth::Admin,
     error::{ApiError, ErrorBody, Result},
-    extract::{Path, Query},
+    extract::{Json, Path, Query},
     page,
 };
 use crate::{
-    domain::{ArchiveReason, ChangeOperation, ReviewKind, ReviewStatus, ReviewSuggestion},
+    domain::{
+        AdminAction, ArchiveReason, ChangeOperation, MemoryType, ReviewKind, ReviewStatus, ReviewSuggestion,
+        StoredMemory,
+    },
     store::{
+        admin_actions::{self, NewAdminAction},
         changes::{self, NewChange},
         memories, projects,
-        reviews::{self, ReviewRow},
+        reviews::{self, ReviewFilter, ReviewRow},
     },
 };
 
@@ -55,6 +61,17 @@ pub struct ReviewQuery {
     /// `open`, `approved` or `rejected`; all when absent.
     #[param(inline)]
     pub status: Option<ReviewStatusFilter>,
+    /// Only reviews of this kind.
+    #[param(inline)]
+    pub kind: Option<ReviewKind>,
+    /// Only reviews whose pair is at least this similar (-1 to 1).
+    #[param(minimum = -1, maximum = 1)]
+    pub min_similarity: Option<f32>,
+    /// Only reviews whose pair is at most this similar (-1 to 1).
+    #[param(minimum = -1, maximum = 1)]
+    pub max_similarity: Option<f32>,
+    /// Only reviews this job proposed (or last brought up to date).
+    pub job_id: Option<Uuid>,
     /// Page size, 1 to 200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
@@ -87,6 +104,70 @@ pub struct ReviewView {
     pub decided_by: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// The older memory as it is now; null when it is gone.
+    pub older: Option<ReviewedMemory>,
+    /// The newer memory as it is now; null when it is gone.
+    pub newer: Option<ReviewedMemory>,
+}
+
+/// A reviewed memory as it is now, to judge the review by.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReviewedMemory {
+    pub id: Uuid,
+    /// Its execution summary.
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+    pub reuse_count: i32,
+    /// `active`, `duplicate` or `archived`.
+    pub status: MemoryStatus,
+    pub provenance: ReviewedProvenance,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryStatus {
+    Active,
+    Duplicate,
+    Archived,
+}
+
+/// Where a reviewed memory came from, as its row says (`GET /memories/{id}` has the rest).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReviewedProvenance {
+    pub memory_type: MemoryType,
+    pub task_id: Option<String>,
+    /// A consolidated memory's original sources.
+    pub sources: Vec<Uuid>,
+    /// A synthesis memory's originals.
+    pub synthesized_from: Vec<Uuid>,
+    /// The memory a duplicate was merged into.
+    pub duplicate_of: Option<Uuid>,
+    pub archive_reason: Option<ArchiveReason>,
+}
+
+impl From<StoredMemory> for ReviewedMemory {
+    fn from(memory: StoredMemory) -> Self {
+        let status = match (memory.is_duplicate, memory.is_archived) {
+            (true, _) => MemoryStatus::Duplicate,
+            (false, true) => MemoryStatus::Archived,
+            (false, false) => MemoryStatus::Active,
+        };
+        Self {
+            id: memory.id,
+            text: memory.execution_summary,
+            created_at: memory.created_at,
+            reuse_count: memory.reused_count,
+            status,
+            provenance: ReviewedProvenance {
+                memory_type: memory.memory_type,
+                task_id: memory.task_id,
+                sources: memory.consolidated_from.unwrap_or_default(),
+                synthesized_from: memory.synthesized_from.unwrap_or_default(),
+                duplicate_of: memory.duplicate_of,
+                archive_reason: memory.archive_reason,
+            },
+        }
+    }
 }
 
 impl From<ReviewRow> for ReviewView {
@@ -107,7 +188,26 @@ impl From<ReviewRow> for ReviewView {
             decided_by: row.decided_by,
             decided_at: row.decided_at,
             created_at: row.created_at,
+            older: None,
+            newer: None,
         }
+    }
+}
+
+impl ReviewView {
+    /// Each review with its two memories, read in one query.
+    async fn with_memories(db: &sqlx::PgPool, rows: Vec<ReviewRow>) -> Result<Vec<ReviewView>> {
+        let ids: Vec<Uuid> = rows.iter().flat_map(|r| [r.older_memory_id, r.newer_memory_id]).collect();
+        let found: std::collections::HashMap<Uuid, StoredMemory> =
+            memories::get_many(db, &ids).await?.into_iter().map(|m| (m.id, m)).collect();
+        let take = |id: Uuid| found.get(&id).cloned().map(ReviewedMemory::from);
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let (older, newer) = (take(row.older_memory_id), take(row.newer_memory_id));
+                ReviewView { older, newer, ..ReviewView::from(row) }
+            })
+            .collect())
     }
 }
 
@@ -118,16 +218,102 @@ pub struct ReviewPage {
     pub next_cursor: Option<String>,
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_reviews)).routes(routes!(approve)).routes(routes!(reject))
+/// `approve` or `reject`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Reject,
 }
 
-/// A project's review queue, oldest first.
+impl From<Decision> for ReviewStatus {
+    fn from(decision: Decision) -> Self {
+        match decision {
+            Decision::Approve => ReviewStatus::Approved,
+            Decision::Reject => ReviewStatus::Rejected,
+        }
+    }
+}
+
+/// Settles every open review matching the filter (all of the project's when none is given).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettleRequest {
+    pub decision: Decision,
+    pub kind: Option<ReviewKind>,
+    #[schema(minimum = -1, maximum = 1)]
+    pub min_similarity: Option<f32>,
+    #[schema(minimum = -1, maximum = 1)]
+    pub max_similarity: Option<f32>,
+    pub job_id: Option<Uuid>,
+    /// Only count the reviews it would settle; change nothing (default false).
+    pub preview: Option<bool>,
+}
+
+/// A review a settlement left open, and why (the message a single decision would answer).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Skipped {
+    pub review_id: Uuid,
+    pub reason: String,
+}
+
+/// With `preview`: `{matching}`; otherwise `{settled, skipped}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum SettleResponse {
+    Preview {
+        /// Open reviews the filter matches.
+        matching: usize,
+    },
+    Settled {
+        settled: usize,
+        skipped: Vec<Skipped>,
+    },
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_reviews))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(settle))
+}
+
+/// The filter of a listing or settlement, checked (similarities in -1..1, min not above max); the
+/// message of what is wrong otherwise.
+fn filter(
+    status: Option<ReviewStatus>,
+    kind: Option<ReviewKind>,
+    min_similarity: Option<f32>,
+    max_similarity: Option<f32>,
+    job_id: Option<Uuid>,
+) -> Result<ReviewFilter, String> {
+    for (name, value) in [("min_similarity", min_similarity), ("max_similarity", max_similarity)] {
+        if let Some(value) = value.filter(|v| !(-1.0..=1.0).contains(v)) {
+            return Err(format!("{name}: must be between -1 and 1, got {value}"));
+        }
+    }
+    if let (Some(min), Some(max)) = (min_similarity, max_similarity)
+        && min > max
+    {
+        return Err(format!("min_similarity: {min} is above max_similarity {max}"));
+    }
+    Ok(ReviewFilter { status, kind, min_similarity, max_similarity, job_id })
+}
+
+async fn ensure_project_exists(state: &AppState, project_id: Uuid) -> Result<()> {
+    match projects::get(&state.db, project_id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::NotFound(format!("project {project_id} does not exist"))),
+    }
+}
+
+/// A project's review queue, oldest first, each review with both memories as they are now.
 #[utoipa::path(get, path = "/projects/{id}/reviews", tag = "reviews",
     params(("id" = Uuid, Path), ReviewQuery),
     responses(
         (status = 200, body = ReviewPage),
-        (status = 400, description = "Malformed id, filter or cursor", body = ErrorBody),
+        (status = 400, description = "Malformed id, filter or cursor, or a similarity out of range", body = ErrorBody),
         (status = 404, description = "No such project", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all, fields(job_id, project_id))]
@@ -146,13 +332,56 @@ pub async fn list(state: &AppState, admin: &Admin, project_id: Uuid, query: Revi
     admin.ensure_project(project_id)?;
     let limit = page::limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let after = query.cursor.as_deref().map(page::decode_job_cursor).transpose()?;
-    if projects::get(&state.db, project_id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("project {project_id} does not exist")));
-    }
-    let rows = reviews::list(&state.db, project_id, query.status.map(Into::into), after, limit + 1).await?;
+    let filter =
+        filter(query.status.map(Into::into), query.kind, query.min_similarity, query.max_similarity, query.job_id)
+            .map_err(ApiError::BadRequest)?;
+    ensure_project_exists(state, project_id).await?;
+    let rows = reviews::list(&state.db, project_id, &filter, after, limit + 1).await?;
     let (rows, more) = page::split(rows, limit);
     let next_cursor = if more { rows.last().map(|r| page::encode_job_cursor(r.created_at, r.id)) } else { None };
-    Ok(ReviewPage { reviews: rows.into_iter().map(ReviewView::from).collect(), next_cursor })
+    Ok(ReviewPage { reviews: ReviewView::with_memories(&state.db, rows).await?, next_cursor })
+}
+
+/// Approves or rejects every open review matching the filter, oldest first, each exactly as a
+/// single decision (its own transaction, audit row and admin action). A review a decision refuses
+/// (a memory changed since it was opened, decided meanwhile) is left open and listed in `skipped`.
+/// With `preview`, only counts them.
+#[utoipa::path(post, path = "/projects/{id}/reviews/settle", tag = "reviews",
+    params(("id" = Uuid, Path)),
+    request_body = SettleRequest,
+    responses(
+        (status = 200, description = "`{matching}` with preview, else `{settled, skipped}`", body = SettleResponse),
+        (status = 400, description = "Malformed id or body", body = ErrorBody),
+        (status = 404, description = "No such project", body = ErrorBody),
+        (status = 422, description = "A similarity out of range (named in the message)", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all, fields(job_id, project_id))]
+pub async fn settle(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(project_id): Path<Uuid>,
+    Json(request): Json<SettleRequest>,
+) -> Result<axum::Json<SettleResponse>> {
+    Span::current().record("project_id", tracing::field::display(project_id));
+    admin.ensure_project(project_id)?;
+    let filter =
+        filter(Some(ReviewStatus::Open), request.kind, request.min_similarity, request.max_similarity, request.job_id)
+            .map_err(ApiError::Unprocessable)?;
+    ensure_project_exists(&state, project_id).await?;
+    let ids = reviews::matching_ids(&state.db, project_id, &filter).await?;
+    if request.preview.unwrap_or(false) {
+        return Ok(axum::Json(SettleResponse::Preview { matching: ids.len() }));
+    }
+    let (mut settled, mut skipped) = (0, Vec::new());
+    for review_id in ids {
+        match decide(&state, &admin, review_id, request.decision.into()).await {
+            Ok(_) => settled += 1,
+            Err(ApiError::Conflict(reason) | ApiError::NotFound(reason)) => skipped.push(Skipped { review_id, reason }),
+            Err(other) => return Err(other),
+        }
+    }
+    tracing::info!(settled, skipped = skipped.len(), "reviews settled");
+    Ok(axum::Json(SettleResponse::Settled { settled, skipped }))
 }
 
 /// Approves a review: the older memory is superseded by the newer one (archived, reason
@@ -224,6 +453,26 @@ pub async fn decide(state: &AppState, admin: &Admin, id: Uuid, decision: ReviewS
         confidence: Some(review.similarity),
     });
     changes::insert_batch(&mut tx, None, review.project_id, admin.subject(), &audit).await?;
+    let action = match decision {
+        ReviewStatus::Approved => AdminAction::ReviewApproved,
+        _ => AdminAction::ReviewRejected,
+    };
+    let details = serde_json::json!({
+        "older_memory_id": review.older_memory_id,
+        "newer_memory_id": review.newer_memory_id,
+        "similarity": review.similarity,
+    });
+    admin_actions::record(
+        &mut *tx,
+        &NewAdminAction {
+            actor: admin.subject(),
+            action,
+            project_id: Some(review.project_id),
+            target_id: Some(id),
+            details,
+        },
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(decision = decision.as_str(), "review decided");
     Ok(decided.into())

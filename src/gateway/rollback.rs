@@ -32,8 +32,9 @@ use crate::{
         CommandKind,
         messages::{RollbackCommand, RollbackEvent, SCHEMA_VERSION},
     },
-    domain::RollbackStatus,
+    domain::{AdminAction, RollbackStatus},
     store::{
+        admin_actions::{self, NewAdminAction},
         jobs::{Job, JobStatus},
         rollbacks::{self, Rollback},
     },
@@ -172,6 +173,14 @@ pub async fn start(state: &AppState, admin: &Admin, request: RollbackRequest) ->
         .map_err(|error| ApiError::TryAgain(format!("the message bus is unavailable: {error}")))?;
     let reason = request.reason.as_deref();
     rollbacks::create(&state.db, rollback_id, job.id, job.project_id, reason, admin.subject(), request.cascade).await?;
+    let action = NewAdminAction {
+        actor: admin.subject(),
+        action: AdminAction::RollbackRequested,
+        project_id: Some(job.project_id),
+        target_id: Some(job.id),
+        details: serde_json::json!({"rollback_id": rollback_id, "reason": reason, "cascade": request.cascade}),
+    };
+    admin_actions::record(&state.db, &action).await?;
     let command = RollbackCommand {
         schema_version: SCHEMA_VERSION,
         rollback_id,

@@ -28,8 +28,9 @@ use crate::{
         CommandKind,
         messages::{JobEvent, SCHEMA_VERSION, TriggerCommand},
     },
-    domain::{ConsolidationOptions, JobStatus, Options},
+    domain::{AdminAction, ConsolidationOptions, JobStatus, Options},
     store::{
+        admin_actions::{self, NewAdminAction},
         jobs::{self, CreateOutcome, NewJob, TriggerType},
         projects,
     },
@@ -133,6 +134,14 @@ pub async fn start(state: &AppState, admin: &Admin, request: TriggerRequest) -> 
         }
     };
     Span::current().record("job_id", tracing::field::display(job.id));
+    let action = NewAdminAction {
+        actor: admin.subject(),
+        action: AdminAction::JobTriggered,
+        project_id: Some(project_id),
+        target_id: Some(job.id),
+        details: serde_json::json!({"options": options}),
+    };
+    admin_actions::record(&state.db, &action).await?;
 
     let command = TriggerCommand {
         schema_version: SCHEMA_VERSION,

@@ -6,8 +6,10 @@ use uuid::Uuid;
 
 use super::{
     Result,
+    admin_actions::NewAdminAction,
     jobs::{Job, JobStatus},
 };
+use crate::domain::AdminAction;
 
 /// What a cancel request found.
 #[derive(Debug)]
@@ -64,6 +66,16 @@ pub async fn request(db: &sqlx::PgPool, id: Uuid, project_id: Uuid, requested_by
         .await?;
         CancelRequest::Requested(job)
     };
+    if let CancelRequest::Cancelled(job) | CancelRequest::Requested(job) = &outcome {
+        let action = NewAdminAction {
+            actor: requested_by,
+            action: AdminAction::JobCancelled,
+            project_id: Some(project_id),
+            target_id: Some(id),
+            details: serde_json::json!({"status": job.status}),
+        };
+        super::admin_actions::record(&mut *tx, &action).await?;
+    }
     tx.commit().await?;
     Ok(outcome)
 }

@@ -8,10 +8,16 @@ use sqlx::{PgExecutor, types::Json};
 use uuid::Uuid;
 
 use super::{Result, violated_constraint};
-use crate::domain::{EventResult, JobResult};
+use crate::domain::{EventResult, JobResult, MemoryCounts};
 pub use crate::domain::{JobCounters, JobStatus, Phase, TriggerType};
 
 pub const ONE_ACTIVE_PER_PROJECT: &str = "consolidation_jobs_one_active_per_project";
+
+/// The job's project's memories by state now, as `counts_before` and `counts_after` hold them.
+const COUNTS_NOW: &str = "COALESCE((SELECT jsonb_build_object('active', c.active, 'duplicate', c.duplicates,
+                                                             'archived', c.archived)
+                                      FROM project_memory_counts c WHERE c.project_id = consolidation_jobs.project_id),
+                                   '{\"active\": 0, \"duplicate\": 0, \"archived\": 0}')";
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Job {
@@ -183,15 +189,16 @@ pub enum ClaimOutcome {
 
 /// Takes the job for `worker_id`: a pending job, or a running one whose lease went stale.
 pub async fn claim(db: &sqlx::PgPool, id: Uuid, worker_id: &str, lease: Duration) -> Result<ClaimOutcome> {
-    let claimed = sqlx::query_as::<_, Job>(
+    let claimed = sqlx::query_as::<_, Job>(&format!(
         "UPDATE consolidation_jobs
             SET status = 'running', worker_id = $2, heartbeat_at = now(), attempts = attempts + 1,
-                started_at = COALESCE(started_at, now()), phase = 'loading', progress = 0, error_message = NULL
+                started_at = COALESCE(started_at, now()), phase = 'loading', progress = 0, error_message = NULL,
+                counts_before = {COUNTS_NOW}
           WHERE id = $1
             AND (status = 'pending'
                  OR (status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < now() - $3 * interval '1 millisecond')))
-          RETURNING *",
-    )
+          RETURNING *"
+    ))
     .bind(id)
     .bind(worker_id)
     .bind(lease.as_millis() as f64)
@@ -255,13 +262,14 @@ pub async fn complete(
     memories_after: i32,
     result: &(impl serde::Serialize + Sync),
 ) -> Result<bool> {
-    let updated = sqlx::query(
+    // In the apply's transaction: the counts read are the ones its writes left.
+    let updated = sqlx::query(&format!(
         "UPDATE consolidation_jobs
             SET status = 'completed', phase = 'done', progress = 1, completed_at = now(), heartbeat_at = now(),
                 memories_merged = $3, memories_archived = $4, memories_promoted = $5, summaries_created = $6,
-                memories_before = $7, memories_after = $8, result = $9
-          WHERE id = $1 AND worker_id = $2 AND status = 'running'",
-    )
+                memories_before = $7, memories_after = $8, result = $9, counts_after = {COUNTS_NOW}
+          WHERE id = $1 AND worker_id = $2 AND status = 'running'"
+    ))
     .bind(id)
     .bind(worker_id)
     .bind(counters.memories_merged)
@@ -309,7 +317,14 @@ pub struct HistoryFilter {
     pub rolled_back: Option<bool>,
     /// Cursor: (created_at, id) of the previous page's last job.
     pub before: Option<(DateTime<Utc>, Uuid)>,
+    /// Jobs whose id begins with it, or whose error message holds it (any case).
+    pub search: Option<String>,
     pub limit: i64,
+}
+
+/// `text` matched literally by LIKE (its wildcards and the escape character escaped).
+fn like_literal(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 /// Jobs of a project, newest first, in a stable order.
@@ -333,6 +348,7 @@ pub async fn history(db: impl PgExecutor<'_>, project_id: Uuid, filter: &History
             AND ($4::text IS NULL OR status = $4) AND ($5::text IS NULL OR trigger_type = $5)
             AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7))
             AND ($9::boolean IS NULL OR (rolled_back_at IS NOT NULL) = $9)
+            AND ($10::text IS NULL OR id::text LIKE lower($10) || '%' OR error_message ILIKE '%' || $10 || '%')
           ORDER BY created_at DESC, id DESC LIMIT $8"
     ))
     .bind(project_id)
@@ -344,6 +360,7 @@ pub async fn history(db: impl PgExecutor<'_>, project_id: Uuid, filter: &History
     .bind(filter.before.map(|(_, id)| id))
     .bind(filter.limit)
     .bind(filter.rolled_back)
+    .bind(filter.search.as_deref().map(like_literal))
     .fetch_all(db)
     .await?)
 }
@@ -571,4 +588,61 @@ pub async fn fail_with_result(
 
 fn corrupt(error: crate::domain::UnknownVariant) -> super::StoreError {
     super::StoreError::Corrupt(error.to_string())
+}
+
+/// One job as the project timeline draws it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TimelineRow {
+    pub id: Uuid,
+    #[sqlx(try_from = "String")]
+    pub status: JobStatus,
+    pub rolled_back_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "String")]
+    pub trigger_type: TriggerType,
+    pub dry_run: bool,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub counts_before: Option<Json<MemoryCounts>>,
+    pub counts_after: Option<Json<MemoryCounts>>,
+}
+
+/// A project's last `limit` jobs, oldest first.
+pub async fn timeline(db: impl PgExecutor<'_>, project_id: Uuid, limit: i64) -> Result<Vec<TimelineRow>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM (
+             SELECT id, status, rolled_back_at, trigger_type, COALESCE((options ->> 'dry_run')::boolean, false) AS dry_run,
+                    created_at, started_at, completed_at, counts_before, counts_after
+               FROM consolidation_jobs WHERE project_id = $1
+              ORDER BY created_at DESC, id DESC LIMIT $2) last
+          ORDER BY created_at, id",
+    )
+    .bind(project_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+/// A failed job: when, its message, and the guard that stopped it, if one did.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FailedJob {
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub error_message: Option<String>,
+    pub blocked_by: Option<String>,
+}
+
+/// A project's failed jobs, oldest first (the newest `limit`).
+pub async fn failed(db: impl PgExecutor<'_>, project_id: Uuid, limit: i64) -> Result<Vec<FailedJob>> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM (
+             SELECT id, COALESCE(completed_at, created_at) AS at, error_message, result ->> 'blocked_by' AS blocked_by
+               FROM consolidation_jobs WHERE project_id = $1 AND status = 'failed'
+              ORDER BY created_at DESC, id DESC LIMIT $2) last
+          ORDER BY at, id",
+    )
+    .bind(project_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
 }

@@ -1,5 +1,6 @@
 //! SQL, and nothing else: typed rows and the queries the gateway, worker and scheduler run.
 
+pub mod admin_actions;
 pub mod cancel;
 pub mod changes;
 pub mod db;

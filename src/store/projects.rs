@@ -6,7 +6,7 @@ use sqlx::{PgExecutor, types::Json};
 use uuid::Uuid;
 
 use super::{Result, StoreError};
-use crate::domain::{JobState, JobStatus, TriggerType, UnknownVariant};
+use crate::domain::{JobState, JobStatus, MemoryCounts, TriggerType, UnknownVariant};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Project {
@@ -217,6 +217,55 @@ pub async fn list_summaries(
     .bind(only)
     .bind(after)
     .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
+/// A project's memories by state now (the counts triggers keep).
+pub async fn memory_counts(db: impl PgExecutor<'_>, id: Uuid) -> Result<MemoryCounts> {
+    let counts: Option<(i64, i64, i64)> =
+        sqlx::query_as("SELECT active, duplicates, archived FROM project_memory_counts WHERE project_id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    let (active, duplicate, archived) = counts.unwrap_or_default();
+    Ok(MemoryCounts { active, duplicate, archived })
+}
+
+/// What an operator checks first about a project.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttentionRow {
+    pub id: Uuid,
+    pub name: String,
+    pub consolidation_enabled: bool,
+    pub consolidation_threshold: i32,
+    pub active: i64,
+    pub open_reviews: i64,
+    pub failed_jobs_7d: i64,
+    pub last_job_status: Option<String>,
+    pub last_job_rolled_back_at: Option<DateTime<Utc>>,
+}
+
+/// Every project in `only` (all when None) with its open reviews, the jobs that failed in the
+/// last seven days and its last job's status, in id order.
+pub async fn attention(db: impl PgExecutor<'_>, only: Option<&[Uuid]>) -> Result<Vec<AttentionRow>> {
+    Ok(sqlx::query_as(
+        "SELECT p.id, p.name, p.consolidation_enabled, p.consolidation_threshold, COALESCE(c.active, 0) AS active,
+                (SELECT count(*) FROM consolidation_reviews r WHERE r.project_id = p.id AND r.status = 'open')
+                    AS open_reviews,
+                (SELECT count(*) FROM consolidation_jobs f
+                  WHERE f.project_id = p.id AND f.status = 'failed' AND f.created_at > now() - interval '7 days')
+                    AS failed_jobs_7d,
+                j.status AS last_job_status, j.rolled_back_at AS last_job_rolled_back_at
+           FROM projects p
+           LEFT JOIN project_memory_counts c ON c.project_id = p.id
+           LEFT JOIN LATERAL (
+                SELECT status, rolled_back_at FROM consolidation_jobs j WHERE j.project_id = p.id
+                 ORDER BY j.created_at DESC, j.id DESC LIMIT 1) j ON true
+          WHERE $1::uuid[] IS NULL OR p.id = ANY($1)
+          ORDER BY p.id",
+    )
+    .bind(only)
     .fetch_all(db)
     .await?)
 }

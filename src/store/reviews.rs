@@ -150,27 +150,57 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<ReviewRow>
         .await?)
 }
 
-/// One page of a project's reviews, oldest first, optionally of one status.
+/// Which reviews a listing or a bulk settlement takes (every field optional, all must hold).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReviewFilter {
+    pub status: Option<ReviewStatus>,
+    pub kind: Option<ReviewKind>,
+    pub min_similarity: Option<f32>,
+    pub max_similarity: Option<f32>,
+    pub job_id: Option<Uuid>,
+}
+
+const FILTERED: &str = "project_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR kind = $3)
+    AND ($4::real IS NULL OR similarity >= $4) AND ($5::real IS NULL OR similarity <= $5)
+    AND ($6::uuid IS NULL OR job_id = $6)";
+
+/// One page of a project's reviews matching `filter`, oldest first.
 pub async fn list(
     db: impl PgExecutor<'_>,
     project_id: Uuid,
-    status: Option<ReviewStatus>,
+    filter: &ReviewFilter,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<ReviewRow>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM consolidation_reviews
-          WHERE project_id = $1 AND ($2::text IS NULL OR status = $2)
-            AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4))
-          ORDER BY created_at, id LIMIT $5"
+          WHERE {FILTERED} AND ($7::timestamptz IS NULL OR (created_at, id) > ($7, $8))
+          ORDER BY created_at, id LIMIT $9"
     ))
     .bind(project_id)
-    .bind(status.map(ReviewStatus::as_str))
+    .bind(filter.status.map(ReviewStatus::as_str))
+    .bind(filter.kind.map(ReviewKind::as_str))
+    .bind(filter.min_similarity)
+    .bind(filter.max_similarity)
+    .bind(filter.job_id)
     .bind(after.map(|a| a.0))
     .bind(after.map(|a| a.1))
     .bind(limit)
     .fetch_all(db)
     .await?)
+}
+
+/// The ids of a project's reviews matching `filter`, oldest first.
+pub async fn matching_ids(db: impl PgExecutor<'_>, project_id: Uuid, filter: &ReviewFilter) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(&format!("SELECT id FROM consolidation_reviews WHERE {FILTERED} ORDER BY created_at, id"))
+        .bind(project_id)
+        .bind(filter.status.map(ReviewStatus::as_str))
+        .bind(filter.kind.map(ReviewKind::as_str))
+        .bind(filter.min_similarity)
+        .bind(filter.max_similarity)
+        .bind(filter.job_id)
+        .fetch_all(db)
+        .await?)
 }
 
 /// Records a decision on an open review (locked by the caller).

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::harness::*;
 
-const OUR_TABLES: [&str; 9] = [
+const OUR_TABLES: [&str; 11] = [
     "projects",
     "task_memories",
     "memory_files",
@@ -15,6 +15,8 @@ const OUR_TABLES: [&str; 9] = [
     "consolidation_changes",
     "consolidation_rollbacks",
     "consolidation_sweeps",
+    "admin_actions",
+    "workers",
 ];
 
 async fn tables(env: &TestEnv) -> Vec<String> {
@@ -264,8 +266,8 @@ fn texts<T: std::fmt::Display>(values: impl IntoIterator<Item = T>) -> BTreeSet<
 #[tokio::test]
 async fn every_closed_vocabulary_is_exactly_what_its_check_constraint_allows() {
     use consolidator::domain::{
-        ArchiveReason, ChangeOperation, JobStatus, MemoryType, Phase, PlaybookOperation, ReviewKind, ReviewStatus,
-        ReviewSuggestion, RollbackStatus, SweepStatus, TriggerType,
+        AdminAction, ArchiveReason, ChangeOperation, JobStatus, MemoryType, Phase, PlaybookOperation, ReviewKind,
+        ReviewStatus, ReviewSuggestion, RollbackStatus, SweepStatus, TriggerType,
     };
     let env = TestEnv::new().await;
     let cases = [
@@ -281,6 +283,7 @@ async fn every_closed_vocabulary_is_exactly_what_its_check_constraint_allows() {
         ("consolidation_reviews", "kind", texts(ReviewKind::ALL)),
         ("consolidation_reviews", "suggestion", texts(ReviewSuggestion::ALL)),
         ("playbook_changes", "operation", texts(PlaybookOperation::ALL)),
+        ("admin_actions", "action", texts(AdminAction::ALL)),
     ];
     for (table, column, rust) in cases {
         assert_eq!(allowed_values(&env, table, column).await, rust, "{table}.{column}: SQL and Rust differ");
