@@ -1,6 +1,7 @@
 //! NATS JetStream: subject names, message types, stream and consumer setup, publishing.
 
 pub mod asyncapi;
+pub mod inspect;
 pub mod messages;
 pub mod streams;
 pub mod subjects;

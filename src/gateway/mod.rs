@@ -37,6 +37,7 @@ pub mod status;
 pub mod timeline;
 pub mod trigger;
 pub mod views;
+pub mod workers;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -132,7 +133,8 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(reviews::router())
         .merge(audit::router())
         .merge(timeline::router())
-        .merge(attention::router());
+        .merge(attention::router())
+        .merge(workers::router());
     OpenApiRouter::with_openapi(openapi::base())
         .nest(API_PREFIX, admin)
         .merge(console::router())

@@ -15,6 +15,7 @@ pub mod rollbacks;
 pub mod sweeps;
 pub mod undo;
 pub mod unembedded;
+pub mod workers;
 
 pub use db::{Db, connect};
 

@@ -18,6 +18,7 @@ mod guards;
 mod interrupt;
 mod lease;
 pub mod outcome;
+mod presence;
 mod rollback;
 mod scope;
 pub(crate) mod sweep;
@@ -278,6 +279,7 @@ async fn start_consuming(
     }
     let advisories = advisories::subscribe(&worker.bus).await?;
     loops.spawn(advisories::listen(worker.clone(), advisories, stop.clone()));
+    loops.spawn(presence::beat(worker.clone(), stop.clone()));
     tracing::info!(worker_id = %worker.worker_id, prefix = %worker.bus.prefix, "worker consuming commands");
     Ok(())
 }

@@ -20,6 +20,7 @@ mod gateway_rollback;
 mod gateway_scope;
 mod gateway_spec;
 mod gateway_views;
+mod gateway_workers;
 mod guards_bus;
 mod guards_http;
 mod guards_schema;
