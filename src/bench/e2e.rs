@@ -115,6 +115,7 @@ impl Harness {
             options,
             trigger_type: TriggerType::Manual,
             triggered_by: "bench".to_owned(),
+            plan_of: None,
         };
         let published = Instant::now();
         self.bus.publish_command(CommandKind::Trigger, &job_id.to_string(), &command).await?;

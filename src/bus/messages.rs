@@ -25,6 +25,10 @@ pub struct TriggerCommand {
     pub options: Option<serde_json::Value>,
     pub trigger_type: TriggerType,
     pub triggered_by: String,
+    /// A completed dry run of the project whose stored plan the job applies instead of planning
+    /// (`POST /consolidation/jobs/{dry_run_id}/apply`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_of: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -105,6 +105,7 @@ pub async fn run(db: &sqlx::PgPool, bus: &Bus, options: &DemoOptions) -> Result<
         options: Some(serde_json::json!({ "dry_run": options.dry_run })),
         trigger_type: TriggerType::Manual,
         triggered_by: "demo".to_owned(),
+        plan_of: None,
     };
     bus.publish_command(CommandKind::Trigger, &job_id.to_string(), &command).await?;
     let bar = options.progress_bar.then(|| JobBar::new(job_id));

@@ -80,7 +80,7 @@ impl Memory {
 }
 
 /// A memory to insert: ingested, imported, or created by a plan (with its provenance).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewMemory {
     pub id: Uuid,
     pub memory_type: MemoryType,

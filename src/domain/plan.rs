@@ -10,7 +10,7 @@ use super::vocabulary::{
     ArchiveReason, ChangeOperation, FactKind, MemoryType, ReviewKind, ReviewSuggestion, ScopeMode,
 };
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     /// Active memories before and after applying this plan.
     pub memories_before: i64,
@@ -34,7 +34,7 @@ pub struct Plan {
 }
 
 /// The value guard's work in one plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuardReport {
     pub value_guard: ValueGuard,
     /// Above-threshold node pairs kept out of every cluster because their values differ.
@@ -81,7 +81,7 @@ impl GuardReport {
 }
 
 /// Two near-identical memories that differ in a value: perhaps the newer updates the older.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReviewItem {
     pub kind: ReviewKind,
     pub older: SourceRef,
@@ -122,7 +122,7 @@ pub struct SourceRef {
     pub version: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Merge {
     pub cluster_id: String,
     /// memory_type `consolidated`.
@@ -151,7 +151,7 @@ pub struct MergedUnit {
     pub sources: Vec<Uuid>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Synthesis {
     /// Derived from the topic's member ids (`memory.synthesized_from`).
     pub topic_id: String,
@@ -178,14 +178,14 @@ pub struct SynthesisFact {
     pub members: Vec<Uuid>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Archive {
     pub memory_id: Uuid,
     pub version: i64,
     pub reason: ArchiveReason,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Promotion {
     pub entry_id: Uuid,
     /// The id of a memory created by this plan's merges or syntheses.
@@ -210,7 +210,7 @@ pub struct EntryState {
 
 /// An active playbook entry whose source memory this plan replaces (its cluster grew, or its
 /// topic's synthesis was rebuilt): it moves to the created memory, one entry per cluster.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlaybookFollow {
     pub entry_id: Uuid,
     /// The created memory the entry comes from after this plan.
@@ -233,7 +233,7 @@ pub struct PlaybookFollow {
 ///
 /// `confidence` is the cluster cohesion for merges, the synthesis confidence for summaries and
 /// the promotion confidence for promotions; `None` for archives.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedChange {
     pub operation: ChangeOperation,
     pub memory_id: Uuid,
@@ -282,7 +282,7 @@ pub struct PhaseTimings {
     pub total: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cluster {
     /// Hex of a uuid v5 over the sorted member ids: the same members always give the same id.
     pub id: String,

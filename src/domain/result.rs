@@ -56,6 +56,39 @@ pub struct JobResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub cost: Option<JobCost>,
+    /// A job that applied a dry run's stored plan: what it took from that plan and what it left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub applied_plan: Option<AppliedPlan>,
+}
+
+/// What a job applying a dry run's plan (`POST /consolidation/jobs/{dry_run_id}/apply`) took from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedPlan {
+    pub dry_run_id: Uuid,
+    /// Changes (merges, syntheses, archives, promotions) applied as the dry run planned them.
+    pub applied: usize,
+    /// Changes left out because something they touch changed since the dry run.
+    pub left_out: Vec<LeftOut>,
+}
+
+/// One planned change a job left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftOut {
+    pub kind: PlannedKind,
+    /// The memories the change reads (a merge's or synthesis's sources, the archived memory).
+    pub memory_ids: Vec<Uuid>,
+    pub reason: String,
+}
+
+/// The kinds of change a plan holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlannedKind {
+    Merge,
+    Synthesis,
+    Archive,
+    Promotion,
 }
 
 /// Calls to the model endpoints (synthesis and embeddings) and the tokens they reported.

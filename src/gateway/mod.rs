@@ -4,6 +4,7 @@
 //! One file per resource, each exporting `router()`; [`api`] merges them into one router whose
 //! OpenAPI document is built from the same handler annotations, so the two cannot drift apart.
 
+pub mod apply_plan;
 pub mod asyncapi;
 pub mod attention;
 pub mod audit;
@@ -17,6 +18,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod history;
+pub mod job_timeline;
 pub mod local_secret;
 pub mod mcp;
 pub mod memories;
@@ -117,6 +119,8 @@ impl AppState {
 pub fn api() -> OpenApiRouter<AppState> {
     let admin = OpenApiRouter::new()
         .merge(trigger::router())
+        .merge(apply_plan::router())
+        .merge(job_timeline::router())
         .merge(status::router())
         .merge(events::router())
         .merge(history::router())

@@ -96,7 +96,19 @@ pub async fn trigger(
 
 /// Writes the job row and publishes its command (the route above and the MCP tool consolidate).
 pub async fn start(state: &AppState, admin: &Admin, request: TriggerRequest) -> Result<TriggerResponse> {
-    let project_id = request.project_id;
+    let requested = request.options.map(|options| options.to_value()).unwrap_or(serde_json::Value::Null);
+    enqueue(state, admin, request.project_id, requested, None).await
+}
+
+/// Queues a job of the project with `requested` options over the project's: a plan of its own,
+/// or (`plan_of`) the stored plan of that dry run.
+pub async fn enqueue(
+    state: &AppState,
+    admin: &Admin,
+    project_id: Uuid,
+    requested: serde_json::Value,
+    plan_of: Option<Uuid>,
+) -> Result<TriggerResponse> {
     Span::current().record("project_id", tracing::field::display(project_id));
     admin.ensure_project(project_id)?;
     let context = projects::trigger_context(&state.db, project_id, RECENT_JOBS)
@@ -109,7 +121,6 @@ pub async fn start(state: &AppState, admin: &Admin, request: TriggerRequest) -> 
              PUT {API_PREFIX}/consolidation/configure/{project_id} {{\"enabled\": true}}"
         )));
     }
-    let requested = request.options.map(|options| options.to_value()).unwrap_or(serde_json::Value::Null);
     let options = Options::resolve(&project.consolidation_options.0, &requested).map_err(options_error)?;
     let options = serde_json::to_value(&options).map_err(|error| ApiError::Internal(error.into()))?;
 
@@ -120,6 +131,7 @@ pub async fn start(state: &AppState, admin: &Admin, request: TriggerRequest) -> 
         options: options.clone(),
         triggered_by: admin.subject().to_owned(),
         scheduled_for: None,
+        plan_of,
     };
     let job = match jobs::create(&state.db, &new_job).await? {
         CreateOutcome::Created(job) => job,
@@ -150,6 +162,7 @@ pub async fn start(state: &AppState, admin: &Admin, request: TriggerRequest) -> 
         options: Some(options),
         trigger_type: TriggerType::Manual,
         triggered_by: job.triggered_by.clone(),
+        plan_of,
     };
     // Announced before the command goes out, so it precedes the worker's `started`.
     let queued = JobEvent::new(JobEventKind::Queued, job.id, project_id);

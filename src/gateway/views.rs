@@ -77,6 +77,9 @@ pub struct JobView {
     pub error: Option<String>,
     pub attempts: i32,
     pub triggered_by: String,
+    /// The dry run whose plan this job applies (`POST /consolidation/jobs/{id}/apply`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_of: Option<Uuid>,
     pub scheduled_for: Option<chrono::NaiveDate>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -118,6 +121,7 @@ impl JobView {
             error: job.error_message,
             attempts: job.attempts,
             triggered_by: job.triggered_by,
+            plan_of: job.plan_of,
             scheduled_for: job.scheduled_for,
             created_at: job.created_at,
             started_at: job.started_at,

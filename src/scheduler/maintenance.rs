@@ -77,6 +77,7 @@ impl Scheduler {
             trigger_type: serde_json::from_value(serde_json::json!(job.trigger_type))
                 .unwrap_or(jobs::TriggerType::Manual),
             triggered_by: job.triggered_by.clone(),
+            plan_of: job.plan_of,
         };
         let stored = self
             .bus

@@ -60,6 +60,8 @@ pub struct Job {
     pub cancel_requested_by: Option<String>,
     /// When the purge removed the job's audit rows: it can no longer be rolled back.
     pub audit_purged_at: Option<DateTime<Utc>>,
+    /// The dry run whose stored plan this job applies instead of planning.
+    pub plan_of: Option<Uuid>,
 }
 
 impl Job {
@@ -124,6 +126,8 @@ pub struct NewJob {
     pub triggered_by: String,
     /// The sweep tick of a scheduled job.
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// The dry run whose stored plan the job applies.
+    pub plan_of: Option<Uuid>,
 }
 
 #[derive(Debug)]
@@ -139,8 +143,8 @@ pub enum CreateOutcome {
 
 pub async fn create(db: &sqlx::PgPool, job: &NewJob) -> Result<CreateOutcome> {
     let inserted = sqlx::query_as::<_, Job>(
-        "INSERT INTO consolidation_jobs (id, project_id, trigger_type, options, triggered_by, scheduled_for, sweep_tick)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING RETURNING *",
+        "INSERT INTO consolidation_jobs (id, project_id, trigger_type, options, triggered_by, scheduled_for, sweep_tick, plan_of)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING *",
     )
     .bind(job.id)
     .bind(job.project_id)
@@ -149,6 +153,7 @@ pub async fn create(db: &sqlx::PgPool, job: &NewJob) -> Result<CreateOutcome> {
     .bind(&job.triggered_by)
     .bind(job.scheduled_for.map(|tick| tick.date_naive()))
     .bind(job.scheduled_for)
+    .bind(job.plan_of)
     .fetch_optional(db)
     .await;
     match inserted {
@@ -332,7 +337,7 @@ fn like_literal(text: &str) -> String {
 const COLUMNS_BUT_RESULT: &str = "id, project_id, status, trigger_type, options, memories_merged, memories_archived,
     memories_promoted, summaries_created, progress, phase, memories_before, memories_after, attempts, worker_id,
     heartbeat_at, scheduled_for, sweep_tick, published_at, published_seq, failures, rolled_back_at, started_at,
-    completed_at, error_message, triggered_by, created_at, cancel_requested_at, cancel_requested_by, audit_purged_at";
+    completed_at, error_message, triggered_by, created_at, cancel_requested_at, cancel_requested_by, audit_purged_at, plan_of";
 
 /// A page of a project's jobs, newest first. A row's `result` holds only what a history row
 /// shows (the ids of the memories the job created): the rest never leaves PostgreSQL.

@@ -7,6 +7,7 @@ pub mod db;
 pub mod embedding;
 pub mod jobs;
 pub mod memories;
+pub mod plans;
 pub mod playbook;
 pub mod projects;
 pub mod resident;

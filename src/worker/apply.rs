@@ -6,7 +6,10 @@ use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 use super::cost::{self, CostMeter};
-use super::{Worker, guards};
+use super::{
+    Worker, guards,
+    reviewed_plan::{self, KeptIds},
+};
 use crate::{
     domain::{
         Applied, AppliedMerge, AppliedSynthesis, Archive, ArchiveReason, BlastRadius, JobResult, Merge, NewMemory,
@@ -174,6 +177,7 @@ pub async fn apply(
     };
     let memories_before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
     let memories_after = projects::active_memory_count(&mut *tx, job.project_id).await? as i32;
+    let applied_plan = job.plan_of.map(|dry_run_id| reviewed_plan::account(dry_run_id, plan, &kept.ids(), &changed));
     let mut skipped_memories: Vec<Uuid> = changed.into_iter().collect();
     skipped_memories.sort();
     let applied = Applied {
@@ -240,6 +244,7 @@ pub async fn apply(
         // A cluster left out because a member changed is judged again only by a full run.
         clustering: options.incremental_base(complete && skipped_memories.is_empty()),
         cost: Some(meter.report(plan.memories_before)),
+        applied_plan,
     };
     // The last phase boundary, with the job row locked: a cancel request either is here now or
     // waits for this commit and finds the job completed.
@@ -330,6 +335,15 @@ impl<'a> Kept<'a> {
             .chain(archives.iter().map(|a| a.memory_id))
             .collect();
         Self { merges, syntheses, archives, promotions, follows, memory_ids }
+    }
+
+    fn ids(&self) -> KeptIds {
+        KeptIds {
+            merges: self.merges.iter().map(|m| m.memory.id).collect(),
+            syntheses: self.syntheses.iter().map(|s| s.memory.id).collect(),
+            archives: self.archives.iter().map(|a| a.memory_id).collect(),
+            promotions: self.promotions.iter().map(|p| p.entry_id).collect(),
+        }
     }
 
     fn touches(&self, memory_id: Uuid) -> bool {

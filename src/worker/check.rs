@@ -64,6 +64,7 @@ async fn run(worker: &Worker, command: &CheckCommand, job_id: Uuid) -> Result<Ou
         options: serde_json::json!({}),
         triggered_by: command.requested_by.clone(),
         scheduled_for: None,
+        plan_of: None,
     };
     let created = match jobs::create(&worker.db, &job).await? {
         CreateOutcome::Created(created) => {
@@ -89,6 +90,7 @@ pub async fn publish_trigger(worker: &Worker, job: &NewJob) -> Result<(), Failur
         options: None,
         trigger_type: job.trigger_type,
         triggered_by: job.triggered_by.clone(),
+        plan_of: None,
     };
     worker.bus.publish_command(CommandKind::Trigger, &job.id.to_string(), &command).await?;
     let event = job_event(JobEventKind::Queued, job.id, job.project_id);

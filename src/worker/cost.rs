@@ -40,6 +40,12 @@ impl CostMeter {
         self.cost.vectors_mib = (floats * std::mem::size_of::<f32>()) as f64 / MIB;
     }
 
+    /// A stored plan was read instead of a snapshot: `bytes` of it.
+    pub fn loaded_plan(&mut self, bytes: u64) {
+        self.cost.loading_ms = self.lap();
+        self.cost.bytes_read += bytes;
+    }
+
     /// Memories of the backlog without an embedding that the job embedded before loading.
     pub fn embedded(&mut self, memories: u64) {
         self.cost.memories_embedded = memories;

@@ -51,6 +51,7 @@ pub async fn fail_blocked(
         guards: summary(plan, blast, None),
         clustering: options.incremental_base(complete),
         cost: Some(cost),
+        applied_plan: None,
     };
     let before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
     if !jobs::fail_with_result(&worker.db, job.id, &worker.worker_id, &error, before, &result).await? {

@@ -56,6 +56,7 @@ async fn run(worker: &Worker, message: &Message, command: &SweepCommand) -> Resu
             options: serde_json::json!({}),
             triggered_by: format!("scheduler:{}", tick.to_rfc3339()),
             scheduled_for: Some(tick),
+            plan_of: None,
         };
         match jobs::create(&worker.db, &job).await? {
             CreateOutcome::Created(_) => {}

@@ -3,30 +3,29 @@
 use std::sync::Arc;
 
 use async_nats::jetstream::Message;
-use chrono::Utc;
 use tracing::Span;
 use uuid::Uuid;
 
 use super::{
     Outcome, Worker, apply,
     apply::ApplyOutcome,
-    backlog,
     boundary::{self, End, Step},
     cost::CostMeter,
+    dry_run,
     events::job_event,
     failure::Failure,
     guards,
     interrupt::JobStop,
     lease::LeaseKeeper,
-    scope, sweep,
+    planning::{self, Planned},
+    reviewed_plan, sweep,
 };
 use crate::{
     bus::messages::{TriggerCommand, decode, named_id},
-    domain::{BlastRadius, EventResult, JobCounters, JobEventKind, JobResult, Options, Phase, Plan, ResultSummary},
-    engine::{self, plan::report},
+    domain::{BlastRadius, EventResult, JobEventKind, JobResult, Options, Phase, ResultSummary},
     store::{
         jobs::{self, ClaimOutcome, CreateOutcome, Job, NewJob},
-        memories, projects,
+        projects,
     },
 };
 
@@ -161,6 +160,15 @@ async fn ensure_job(worker: &Worker, command: &TriggerCommand) -> Result<Job, Fa
         }
         return Ok(job);
     }
+    if let Some(dry_run_id) = command.plan_of {
+        let named = jobs::get(&worker.db, dry_run_id).await?;
+        if named.is_none_or(|dry_run| dry_run.project_id != command.project_id) {
+            return Err(Failure::Impossible(format!(
+                "plan_of names job {dry_run_id}, not a job of project {}",
+                command.project_id
+            )));
+        }
+    }
     let new = NewJob {
         id: command.job_id,
         project_id: command.project_id,
@@ -168,6 +176,7 @@ async fn ensure_job(worker: &Worker, command: &TriggerCommand) -> Result<Job, Fa
         options: command.options.clone().unwrap_or_else(|| serde_json::json!({})),
         triggered_by: command.triggered_by.clone(),
         scheduled_for: None,
+        plan_of: command.plan_of,
     };
     match jobs::create(&worker.db, &new).await? {
         CreateOutcome::Created(job) => {
@@ -195,13 +204,6 @@ async fn execute(
     embedding_dim: Option<i32>,
     keeper: &LeaseKeeper,
 ) -> Result<Option<End>, Failure> {
-    let progress = |phase: Phase, progress: f32| {
-        keeper.report(phase, progress);
-        let mut event = job_event(JobEventKind::Progress, job.id, job.project_id);
-        event.phase = Some(phase);
-        event.progress = Some(progress);
-        event
-    };
     let stop = JobStop::start(worker, job.id, keeper.lost.clone());
     let mut started = job_event(JobEventKind::Started, job.id, job.project_id);
     started.phase = Some(Phase::Loading);
@@ -211,93 +213,14 @@ async fn execute(
     }
 
     let mut meter = CostMeter::start();
-    // Memories stored without an embedding join this job's clustering once the endpoint is set
-    // (a dry run changes nothing, so it plans over what is embedded).
-    let backlog = match options.dry_run {
-        false => backlog::embed(worker, job.project_id, embedding_dim).await?,
-        true => backlog::Backlog::default(),
+    let planned = match job.plan_of {
+        Some(dry_run_id) => reviewed_plan::load(worker, job, dry_run_id, &mut meter).await?,
+        None => planning::plan(worker, job, options, embedding_dim, keeper, &stop, &mut meter).await?,
     };
-    meter.embedded(backlog.embedded);
-    let mut conn = worker.db.acquire().await?;
-    let base = jobs::incremental_base(&mut *conn, job.project_id, job.id).await?;
-    let decision = scope::decide(options, base.as_ref());
-    let complete = decision.complete;
-    jobs::record_snapshot(&mut *conn, job.id).await?;
-    let loaded =
-        memories::snapshot(&mut conn, job.project_id, decision.fresh, Some(worker.embeddings.as_ref())).await?;
-    let mut snapshot = loaded.snapshot;
-    snapshot.scope.reason = decision.reason;
-    drop(conn);
-    meter.loaded(&snapshot, loaded.embedding_bytes_read);
-    let load_snapshot = meter.loading_ms();
-    if let Step::Stop(end) = boundary::check(worker, job, Phase::Planning, &stop).await? {
-        return Ok(end.map(|end| *end));
-    }
-    worker.bus.job_progress_event(JobEventKind::Progress, &progress(Phase::Planning, 0.2)).await;
-
-    // The job's own model clients, so that its calls and tokens are counted apart and its budget
-    // and stop bind them.
-    let budget = worker.model_budget(stop.token().clone());
-    let synthesizer = worker.synthesizer.for_job(&budget).unwrap_or_else(|| worker.synthesizer.clone());
-    let embedder = worker.embedder.for_job(&budget).unwrap_or_else(|| worker.embedder.clone());
-    let planned = {
-        let (options, engine, synthesizer, embedder) =
-            (options.clone(), worker.engine.clone(), synthesizer.clone(), embedder.clone());
-        let (job_id, db, runtime, stop) =
-            (job.id, worker.db.clone(), tokio::runtime::Handle::current(), stop.token().clone());
-        let span = Span::current();
-        tokio::task::spawn_blocking(move || -> Result<Option<(Plan, u64)>, Failure> {
-            let _job = span.enter();
-            let paired = engine::plan::pairs(&snapshot, &options, &engine);
-            if stop.is_cancelled() {
-                return Ok(None);
-            }
-            let loading = std::time::Instant::now();
-            let summaries = runtime.block_on(memories::summaries(&db, &paired.guarded_ids(&options)))?;
-            let mut text_bytes: u64 = summaries.iter().map(|(_, text)| text.len() as u64).sum();
-            let mut load_rows = loading.elapsed().as_secs_f64() * 1e3;
-            let texts: engine::plan::Texts<'_> = summaries.iter().map(|(id, text)| (*id, text.as_str())).collect();
-            let clustering = engine::plan::group(&snapshot, paired, &texts, &options, &engine);
-            if stop.is_cancelled() {
-                return Ok(None);
-            }
-            let needed = engine::plan::rows_needed(&clustering, &options);
-            let loading = std::time::Instant::now();
-            let loaded = runtime.block_on(memories::full_rows(&db, &needed))?;
-            text_bytes += loaded.iter().map(|m| m.text_bytes() as u64).sum::<u64>();
-            load_rows += loading.elapsed().as_secs_f64() * 1e3;
-            let rows: engine::plan::Rows<'_> = loaded.iter().map(|m| (m.id, m)).collect();
-            let mut plan = engine::plan::build(
-                &snapshot,
-                clustering,
-                &rows,
-                &options,
-                &engine,
-                job_id,
-                Utc::now(),
-                synthesizer.as_ref(),
-                embedder.as_ref(),
-                &stop,
-            );
-            plan.timings_ms.load_snapshot = load_snapshot;
-            plan.timings_ms.load_rows = load_rows;
-            Ok(Some((plan, text_bytes)))
-        })
-        .await
-        .map_err(|error| Failure::Transient(format!("planning task failed: {error}")))??
+    let (plan, complete) = match planned {
+        Planned::Plan { plan, complete } => (*plan, complete),
+        Planned::Stop(end) => return Ok(end),
     };
-    // A plan cut short by a stop is incomplete: never applied.
-    let (mut plan, text_bytes) = match (stop.reason(), planned) {
-        (Some(why), _) => return boundary::interrupted(worker, job, Phase::Applying, why).await,
-        (None, Some(planned)) => planned,
-        (None, None) => return Err(Failure::Transient("planning stopped without a reason".to_owned())),
-    };
-    let usage = synthesizer.usage() + embedder.usage() + budget.usage() + backlog.usage;
-    if usage.budget_spent {
-        plan.warnings.push(budget.spent_warning(usage.fallbacks));
-    }
-    plan.warnings.extend(backlog.warning);
-    meter.planned(text_bytes, usage);
     if let Step::Stop(end) = boundary::check(worker, job, Phase::Applying, &stop).await? {
         return Ok(end.map(|end| *end));
     }
@@ -314,32 +237,13 @@ async fn execute(
         )
         .await?);
     }
-    worker.bus.job_progress_event(JobEventKind::Progress, &progress(Phase::Applying, 0.7)).await;
+    worker.bus.job_progress_event(JobEventKind::Progress, &planning::progress(keeper, job, Phase::Applying, 0.7)).await;
 
     let mut completed = job_event(JobEventKind::Completed, job.id, job.project_id);
     completed.phase = Some(Phase::Done);
     completed.progress = Some(1.0);
     if options.dry_run {
-        let counters = JobCounters::from(&plan.counters);
-        let result = JobResult {
-            dry_run: true,
-            blocked_by: None,
-            plan: Some(report::report(&plan, report::PLAN_REPORT_LIMIT)),
-            applied: None,
-            guards: guards::summary(&plan, &blast, None),
-            clustering: options.incremental_base(complete),
-            cost: Some(meter.report(plan.memories_before)),
-        };
-        let before = i32::try_from(plan.memories_before).unwrap_or(i32::MAX);
-        let after = i32::try_from(plan.memories_after).unwrap_or(i32::MAX);
-        if !jobs::complete(&worker.db, job.id, &worker.worker_id, &counters, before, after, &result).await? {
-            return Ok(None);
-        }
-        completed.counters = Some(counters);
-        completed.memories_before = Some(before);
-        completed.memories_after = Some(after);
-        completed.result = Some(event_result(&result));
-        return Ok(Some(End { kind: JobEventKind::Completed, event: completed }));
+        return dry_run::complete(worker, job, &plan, options, complete, &blast, meter, completed).await;
     }
     let applied = match apply::apply(worker, job, &plan, options, complete, meter).await? {
         ApplyOutcome::Committed(committed) => committed,
@@ -365,7 +269,7 @@ async fn execute(
 /// carries the job's result only while it is small; otherwise a summary pointing at the job row.
 const MAX_EVENT_RESULT_BYTES: usize = 256 * 1024;
 
-fn event_result(result: &JobResult) -> EventResult {
+pub fn event_result(result: &JobResult) -> EventResult {
     let size = serde_json::to_vec(result).map(|bytes| bytes.len()).unwrap_or(usize::MAX);
     if size <= MAX_EVENT_RESULT_BYTES {
         return EventResult::Whole(Box::new(result.clone()));
@@ -452,6 +356,7 @@ mod tests {
             guards: GuardsSummary { value_guard, blast_radius, merge_policy: Default::default() },
             clustering: None,
             cost: None,
+            applied_plan: None,
         }
     }
 

@@ -324,6 +324,7 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
             options: serde_json::json!({}),
             triggered_by: "fault-suite".into(),
             scheduled_for: None,
+            plan_of: None,
         };
         jobs::create(&db, &job).await.map_err(|e| e.to_string())?;
         job_ids.push((project.id, Some(job.id)));
@@ -362,6 +363,7 @@ async fn scenario(stack: &mut Stack, fault: Fault, long: bool) -> Result<Vec<Pro
                             options: None,
                             trigger_type: TriggerType::Manual,
                             triggered_by: "fault-suite".into(),
+                            plan_of: None,
                         };
                         // Like another service: the publish retries within its budget (8 s),
                         // and one that still fails leaves the job pending, for maintenance.

@@ -162,6 +162,7 @@ async fn cmd_cancel_ends_a_pending_job_and_dead_letters_a_cancel_of_an_ended_or_
         options: json!({}),
         triggered_by: "tester".to_owned(),
         scheduled_for: None,
+        plan_of: None,
     };
     jobs::create(&env.db, &new).await.expect("pending job");
     let worker = env.spawn_worker();
@@ -201,6 +202,7 @@ async fn a_job_that_finds_a_cancel_request_at_a_phase_boundary_ends_cancelled_an
         options: json!({}),
         triggered_by: "tester".to_owned(),
         scheduled_for: None,
+        plan_of: None,
     };
     jobs::create(&env.db, &new).await.expect("job");
     // The request a gateway records for a running job, here before the worker reaches its first

@@ -22,6 +22,7 @@ async fn pending_job(gateway: &TestGateway, project: Uuid) -> Uuid {
         options: json!({}),
         triggered_by: "tester".to_owned(),
         scheduled_for: None,
+        plan_of: None,
     };
     jobs::create(&gateway.env.db, &new).await.expect("job");
     new.id

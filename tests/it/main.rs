@@ -1,5 +1,6 @@
 //! Integration tests against the real PostgreSQL and NATS; one binary, one module per area.
 
+mod apply_plan;
 mod asyncapi;
 mod bus;
 mod console;

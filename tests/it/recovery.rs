@@ -55,6 +55,7 @@ async fn job_row_of(env: &TestEnv, command: &TriggerCommand) -> jobs::NewJob {
         options: serde_json::json!({}),
         triggered_by: command.triggered_by.clone(),
         scheduled_for: None,
+        plan_of: None,
     };
     jobs::create(&env.db, &job).await.unwrap();
     job
@@ -360,6 +361,7 @@ async fn a_command_naming_another_project_is_dead_lettered_and_changes_nothing()
         options: serde_json::json!({}),
         triggered_by: "tester".to_owned(),
         scheduled_for: None,
+        plan_of: None,
     };
     jobs::create(&env.db, &pending).await.unwrap();
     let worker = env.spawn_worker();

@@ -101,6 +101,7 @@ async fn a_sweep_selects_only_enabled_idle_projects_over_their_threshold_and_nev
         options: serde_json::json!({}),
         triggered_by: "someone".into(),
         scheduled_for: None,
+        plan_of: None,
     };
     jobs::create(&env.db, &busy_job).await.unwrap();
     let tick = Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0).unwrap();
@@ -208,6 +209,7 @@ fn stranded_job(project_id: Uuid) -> NewJob {
         options: serde_json::json!({}),
         triggered_by: "gateway that died".into(),
         scheduled_for: None,
+        plan_of: None,
     }
 }
 
@@ -225,6 +227,7 @@ async fn a_pending_job_whose_command_was_lost_is_published_again_under_a_fresh_i
         options: None,
         trigger_type: TriggerType::Manual,
         triggered_by: job.triggered_by.clone(),
+        plan_of: None,
     };
     env.bus.publish_command(CommandKind::Trigger, &job.id.to_string(), &command).await.unwrap();
     let stream = env.bus.jetstream.get_stream(env.bus.prefix.commands_stream()).await.unwrap();
@@ -392,6 +395,7 @@ async fn a_rollback_left_pending_without_its_command_is_published_again_and_comp
         options: None,
         trigger_type: TriggerType::Manual,
         triggered_by: "t".into(),
+        plan_of: None,
     };
     env.bus.publish_command(CommandKind::Trigger, &job.id.to_string(), &command).await.unwrap();
     eventually(WAIT, || async { jobs::get(&env.db, job.id).await.ok()?.filter(|job| job.status == "completed") })

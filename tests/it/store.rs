@@ -28,6 +28,7 @@ fn new_job(project_id: Uuid) -> NewJob {
         options: serde_json::json!({"dry_run": true}),
         triggered_by: "tester".to_owned(),
         scheduled_for: None,
+        plan_of: None,
     }
 }
 
@@ -170,6 +171,7 @@ async fn an_incremental_snapshot_marks_what_moved_since_the_base_job_unless_the_
         options: serde_json::json!({}),
         triggered_by: "tester".into(),
         scheduled_for: None,
+        plan_of: None,
     };
     jobs::create(&env.db, &job).await.unwrap();
     let snapshot = jobs::record_snapshot(&env.db, base).await.unwrap();

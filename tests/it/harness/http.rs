@@ -31,6 +31,7 @@ pub async fn finished_job(
         options: json!({}),
         triggered_by: "tester".to_owned(),
         scheduled_for: None,
+        plan_of: None,
     };
     jobs::create(db, &new).await.expect("job created");
     jobs::claim(db, new.id, "test-worker", Duration::from_secs(60)).await.expect("claimed");

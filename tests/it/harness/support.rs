@@ -56,6 +56,7 @@ pub fn trigger(project_id: Uuid, options: serde_json::Value) -> TriggerCommand {
         options: Some(options),
         trigger_type: TriggerType::Manual,
         triggered_by: "tester".to_owned(),
+        plan_of: None,
     }
 }
 
