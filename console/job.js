@@ -319,24 +319,27 @@ async function timeline(job, section) {
     return;
   }
   const events = data.events ?? [];
+  const took = data.started_at && data.finished_at ? duration(new Date(data.finished_at) - new Date(data.started_at)) : '—';
   fill(section, heading,
     h('div', { class: 'stats card' },
       [['Attempts', data.attempts], ['Worker', data.worker_id ?? '—'], ['Started', when(data.started_at) || '—'],
-        ['Finished', when(data.finished_at) || '—'],
-        ['Took', data.started_at && data.finished_at ? duration(new Date(data.finished_at) - new Date(data.started_at)) : '—']]
+        ['Finished', when(data.finished_at) || '—'], ['Took', took]]
         .map(([label, value]) => h('div', {}, h('span', { class: 'muted' }, label), h('b', { class: label === 'Worker' ? 'mono' : '' }, value)))),
-    (data.phases ?? []).length ? phaseChart(data.phases) : h('p', { class: 'muted' }, 'No phase timings (the job did not finish planning).'),
+    (data.phases ?? []).length ? phaseChart(data.phases) : h('p', { class: 'muted' }, 'No phase timings yet (they come with the job\'s end).'),
+    (data.steps ?? []).some((step) => step.ms > 0) ? [h('h3', {}, 'Planning, step by step'), phaseChart(data.steps, 'job-steps')] : '',
     h('h3', {}, `Events: ${events.length}`),
     events.length ? h('table', { id: 'job-events' },
-      h('thead', {}, h('tr', {}, ['At', 'Event', 'Progress', 'Message'].map((t) => h('th', { scope: 'col' }, t)))),
-      h('tbody', {}, events.map((e) => h('tr', {}, h('td', {}, when(e.at)), h('td', {}, e.kind),
-        h('td', { class: 'num' }, e.progress === null || e.progress === undefined ? '' : percent(e.progress)), h('td', {}, e.message ?? '')))))
-      : h('p', { class: 'muted' }, 'No event recorded.'));
+      h('thead', {}, h('tr', {}, ['#', 'At', 'Event', 'Phase', 'Progress', 'Error'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, events.map((e) => h('tr', {}, h('td', { class: 'num muted' }, e.sequence ?? ''), h('td', {}, when(e.at)), h('td', {}, e.kind),
+        h('td', {}, e.phase ?? ''),
+        h('td', { class: 'num' }, e.progress === null || e.progress === undefined ? '' : percent(e.progress)),
+        h('td', { class: 'job-error' }, e.error ?? '')))))
+      : h('p', { class: 'muted' }, 'No event kept (the event stream keeps them for a while only).'));
 }
 
-function phaseChart(phases) {
+function phaseChart(phases, id = 'job-phases') {
   const total = phases.reduce((sum, p) => sum + (p.ms || 0), 0);
-  return h('div', { class: 'card', id: 'job-phases' }, stackedBar({
+  return h('div', { class: 'card', id }, stackedBar({
     label: `Phases of ${duration(total)}: ${phases.map((p) => `${p.name} ${duration(p.ms)}`).join(', ')}`,
     unit: ' ms', parts: phases.map((p) => ({ name: p.name, value: p.ms })),
   }));

@@ -168,14 +168,18 @@ function jobsTable(project, signal) {
     }
   }
 
+  // Each refresh draws only if no later one started (a filter changed meanwhile).
+  let generation = 0;
   async function refresh() {
+    const mine = ++generation;
     let history;
     try {
       history = await load();
     } catch (error) {
-      fill(out, errorBox(error));
+      if (mine === generation) fill(out, errorBox(error));
       return;
     }
+    if (mine !== generation) return;
     const rows = history.jobs.map((job) => {
       const bar = progressBar(job.progress, `Progress of job ${shortId(job.job_id)}`);
       bar.update(job.progress, job.phase);

@@ -376,12 +376,6 @@ async fn an_operator_judges_reviews_reads_health_and_timelines_and_applies_plans
     let guard = browser.css("#opt-value_guard").await;
     guard.select_by_value("review").await.expect("value guard chosen");
 
-    // The failed filter lists the failed job, with its error.
-    browser.css("#jobs-status").await.select_by_value("failed").await.expect("failed chosen");
-    let failed_rows = browser.text_until("#jobs tbody", |text| text.contains("it broke")).await;
-    assert!(!failed_rows.contains("completed"), "{failed_rows}");
-    browser.css("#jobs-status").await.select_by_value("").await.expect("all jobs again");
-
     // A dry run from the form; its page offers to apply exactly its plan.
     browser.css("#trigger").await.click().await.expect("dry run triggered");
     let dry_run = browser.triggered_job(None).await;
@@ -494,6 +488,24 @@ async fn an_operator_judges_reviews_reads_health_and_timelines_and_applies_plans
         browser.unavailable("GET /projects/{id}/timeline").await;
     }
 
+    // The failed filter lists the failed job alone, with its error.
+    browser.css("#jobs-status").await.select_by_value("failed").await.expect("failed chosen");
+    eventually(WAIT, || async { (browser.count("#jobs tbody tr").await == 1).then_some(()) })
+        .await
+        .expect("the failed job alone");
+    browser.text_until("#jobs tbody", |text| text.contains("it broke")).await;
+    browser.css("#jobs-status").await.select_by_value("").await.expect("all jobs again");
+    // Searched by a job-id prefix: that job alone.
+    let prefix = &failed.id.to_string()[..8];
+    browser.css("#jobs-search").await.send_keys(prefix).await.expect("typed");
+    browser.css("#jobs-filter button[type=submit]").await.click().await.expect("searched");
+    eventually(WAIT, || async { (browser.count("#jobs tbody tr").await == 1).then_some(()) })
+        .await
+        .expect("one job found");
+    browser.text_until("#jobs tbody", |text| text.contains(prefix)).await;
+    browser.css("#jobs-search").await.clear().await.expect("cleared");
+    browser.css("#jobs-filter button[type=submit]").await.click().await.expect("every job");
+
     // Reviews: both texts side by side, the differing values marked.
     let open = open_reviews(&gateway, project).await;
     assert!(open >= 2, "the value guard queued possible updates: {open}");
@@ -515,6 +527,10 @@ async fn an_operator_judges_reviews_reads_health_and_timelines_and_applies_plans
     eventually(WAIT, || async { (open_reviews(&gateway, project).await == open - 1).then_some(()) })
         .await
         .expect("one review settled");
+    // The list drawn again without it (its buttons are new ones).
+    eventually(WAIT, || async { (browser.count("#reviews li.review").await == open - 1).then_some(()) })
+        .await
+        .expect("the list redrawn");
     // Every other one by filter, after a preview of how many.
     browser.css("#settle-preview").await.click().await.expect("preview");
     if served(&gateway, Method::POST, &format!("/api/v1/projects/{}/reviews/settle", Uuid::new_v4())).await {

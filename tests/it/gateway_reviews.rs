@@ -43,6 +43,7 @@ async fn job(gateway: &TestGateway, project: Uuid) -> Uuid {
         options: json!({}),
         triggered_by: "tester".to_owned(),
         scheduled_for: None,
+        plan_of: None,
     };
     jobs::create(&gateway.env.db, &new).await.expect("job");
     new.id
