@@ -95,6 +95,6 @@ pub async fn attention(admin: Admin, State(state): State<AppState>) -> Result<ax
     let mut items = rows.into_iter().map(AttentionItem::of).collect::<Result<Vec<_>>>()?;
     items.retain(|item| !item.reasons.is_empty());
     // Stable: among equals, project id order.
-    items.sort_by(|a, b| b.reasons.len().cmp(&a.reasons.len()));
+    items.sort_by_key(|item| std::cmp::Reverse(item.reasons.len()));
     Ok(axum::Json(Attention { projects: items }))
 }

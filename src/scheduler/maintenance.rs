@@ -15,7 +15,7 @@ use crate::{
         CommandKind,
         messages::{JobEvent, RollbackCommand, SCHEMA_VERSION, SweepCommand, TriggerCommand, tick_token},
     },
-    store::{changes, jobs, rollbacks, sweeps},
+    store::{admin_actions, changes, jobs, rollbacks, sweeps},
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,6 +23,7 @@ pub struct MaintenanceReport {
     /// False when another replica held the lock: this pass did nothing.
     pub ran: bool,
     pub deleted_changes: u64,
+    pub deleted_admin_actions: u64,
     pub republished_jobs: u64,
     pub republished_rollbacks: u64,
     pub failed_jobs: u64,
@@ -46,9 +47,9 @@ impl Scheduler {
             return Ok(MaintenanceReport::default());
         }
         let mut report = MaintenanceReport { ran: true, ..Default::default() };
-        let keep_days = self.retention.audit_days();
-        report.deleted_changes =
-            changes::delete_older_than(&self.db, now - chrono::Duration::days(i64::from(keep_days))).await?;
+        let cutoff = now - chrono::Duration::days(i64::from(self.retention.audit_days()));
+        report.deleted_changes = changes::delete_older_than(&self.db, cutoff).await?;
+        report.deleted_admin_actions = admin_actions::delete_older_than(&self.db, cutoff).await?;
         self.republish_pending_jobs(&mut report).await?;
         self.recover_abandoned_jobs(&mut report).await?;
         self.republish_pending_rollbacks(&mut report).await?;

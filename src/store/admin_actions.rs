@@ -48,6 +48,11 @@ pub async fn record(db: impl PgExecutor<'_>, action: &NewAdminAction<'_>) -> Res
     .await?)
 }
 
+/// Deletes the actions older than `cutoff` (the audit retention); returns how many went.
+pub async fn delete_older_than(db: impl PgExecutor<'_>, cutoff: DateTime<Utc>) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM admin_actions WHERE at < $1").bind(cutoff).execute(db).await?.rows_affected())
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ActionFilter {
     /// The projects the reader may see: None for all.

@@ -68,3 +68,31 @@ async fn configuration_changes_triggers_and_cancels_are_listed_newest_first_with
         .await;
     }
 }
+
+#[tokio::test]
+async fn an_unmerge_and_a_rollback_request_are_listed_with_their_job() {
+    let gateway = TestGateway::start().await;
+    let _worker = gateway.env.spawn_worker();
+    let project = gateway.project().await;
+    ingest(&gateway, project, &clustered_memories()).await;
+    let job = consolidate(&gateway, project).await;
+    let job_id = job["job_id"].clone();
+    let created = job["created_memory_ids"][0].as_str().expect("a merged memory").to_owned();
+
+    let unmerged = gateway.post(&format!("/api/v1/memories/{created}/unmerge"), &json!({"reason": "wrong"})).send();
+    ok(unmerged.await.expect("sent"), StatusCode::OK).await;
+    let rollback = post_rollback(&gateway, json!({"consolidation_id": job_id, "reason": "bad run"})).await;
+    assert!(rollback.status().is_success(), "{}", rollback.status());
+
+    let page = audit(&gateway, &format!("project_id={project}")).await;
+    let actions = page["actions"].as_array().expect("actions");
+    let names: Vec<&str> = actions.iter().map(|a| a["action"].as_str().unwrap_or_default()).collect();
+    assert_eq!(names, ["rollback_requested", "unmerge", "job_triggered"], "{page}");
+    assert_eq!(actions[0]["target_id"], job_id);
+    assert_eq!(actions[0]["details"]["reason"], "bad run");
+    assert!(actions[0]["details"]["rollback_id"].is_string());
+    assert_eq!(actions[1]["target_id"], json!(created));
+    assert_eq!(actions[1]["details"]["job_id"], job_id);
+    assert_eq!(actions[1]["details"]["reason"], "wrong");
+    assert!(actions.iter().all(|a| a["actor"] == "tester@example.com"));
+}

@@ -190,10 +190,21 @@ async fn retention_deletes_exactly_the_audit_rows_older_than_the_retention_perio
         .execute(&env.db)
         .await
         .unwrap();
+    sqlx::query(
+        "INSERT INTO admin_actions (at, actor, action, project_id)
+         VALUES (now() - interval '91 days', 'old', 'job_triggered', $1), (now() - interval '89 days', 'recent', 'job_triggered', $1)",
+    )
+    .bind(project.id)
+    .execute(&env.db)
+    .await
+    .unwrap();
 
     let report = test_scheduler(&env, "0 2 * * *").maintain(Utc::now()).await.unwrap();
 
     assert_eq!(report.deleted_changes, 2);
+    assert_eq!(report.deleted_admin_actions, 1);
+    let actors: Vec<String> = sqlx::query_scalar("SELECT actor FROM admin_actions").fetch_all(&env.db).await.unwrap();
+    assert_eq!(actors, ["recent"], "admin actions are kept as long as audit rows");
     let left: Vec<String> = sqlx::query_scalar("SELECT reason FROM consolidation_changes ORDER BY reason")
         .fetch_all(&env.db)
         .await
