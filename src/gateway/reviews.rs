@@ -195,6 +195,13 @@ impl From<ReviewRow> for ReviewView {
 }
 
 impl ReviewView {
+    /// The review with its two memories as they are now.
+    async fn with_current_memories(self, db: &sqlx::PgPool) -> Result<ReviewView> {
+        let found = memories::get_many(db, &[self.older_memory_id, self.newer_memory_id]).await?;
+        let take = |id: Uuid| found.iter().find(|m| m.id == id).cloned().map(ReviewedMemory::from);
+        Ok(ReviewView { older: take(self.older_memory_id), newer: take(self.newer_memory_id), ..self })
+    }
+
     /// Each review with its two memories, read in one query.
     async fn with_memories(db: &sqlx::PgPool, rows: Vec<ReviewRow>) -> Result<Vec<ReviewView>> {
         let ids: Vec<Uuid> = rows.iter().flat_map(|r| [r.older_memory_id, r.newer_memory_id]).collect();
@@ -401,7 +408,8 @@ pub async fn approve(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<ReviewView>> {
-    decide(&state, &admin, id, ReviewStatus::Approved).await.map(axum::Json)
+    let decided = decide(&state, &admin, id, ReviewStatus::Approved).await?;
+    Ok(axum::Json(decided.with_current_memories(&state.db).await?))
 }
 
 /// Rejects a review: the memories stay as they are, apart, and the pair is not proposed again.
@@ -419,7 +427,8 @@ pub async fn reject(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<ReviewView>> {
-    decide(&state, &admin, id, ReviewStatus::Rejected).await.map(axum::Json)
+    let decided = decide(&state, &admin, id, ReviewStatus::Rejected).await?;
+    Ok(axum::Json(decided.with_current_memories(&state.db).await?))
 }
 
 /// A review of a project outside the token is answered as an unknown one, and before anything is

@@ -41,8 +41,9 @@ fn operations(spec: &Value) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-/// DESIGN.md §7, route by route, and the bus's AsyncAPI document (issue 26).
-const DESIGNED_ROUTES: [(&str, &str); 35] = [
+/// DESIGN.md §7, route by route, the bus's AsyncAPI document (issue 26) and the operator's
+/// routes (issue 25).
+const DESIGNED_ROUTES: [(&str, &str); 41] = [
     ("POST", "/api/v1/consolidation/trigger"),
     ("GET", "/api/v1/consolidation/status/{job_id}"),
     ("GET", "/api/v1/consolidation/status/{job_id}/events"),
@@ -71,6 +72,12 @@ const DESIGNED_ROUTES: [(&str, &str); 35] = [
     ("GET", "/api/v1/projects/{id}/reviews"),
     ("POST", "/api/v1/reviews/{id}/approve"),
     ("POST", "/api/v1/reviews/{id}/reject"),
+    ("POST", "/api/v1/projects/{id}/reviews/settle"),
+    ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/projects/{id}/timeline"),
+    ("GET", "/api/v1/attention"),
+    ("GET", "/api/v1/workers"),
+    ("GET", "/api/v1/dead-letters"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

@@ -84,7 +84,7 @@ async fn a_listed_review_carries_both_memories_and_the_list_takes_kind_similarit
     let job = job(&gateway, project).await;
     let first = open_review(&gateway, project, Some(job), pairs[0], 0.99).await;
     let second = open_review(&gateway, project, None, pairs[1], 0.95).await;
-    let _third = open_review(&gateway, project, None, pairs[2], 0.91).await;
+    let third = open_review(&gateway, project, None, pairs[2], 0.91).await;
     // The newer memory of the second pair is gone.
     sqlx::query("DELETE FROM task_memories WHERE id = $1").bind(pairs[1].1).execute(&gateway.env.db).await.unwrap();
 
@@ -107,6 +107,11 @@ async fn a_listed_review_carries_both_memories_and_the_list_takes_kind_similarit
     assert_eq!(ids(listed(&gateway, project, "min_similarity=0.94").await), vec![json!(first), json!(second)]);
     assert_eq!(ids(listed(&gateway, project, "min_similarity=0.92&max_similarity=0.96").await), vec![json!(second)]);
     assert_eq!(listed(&gateway, project, "kind=possible_update").await.len(), 3);
+    // A single decision answers with both memories too.
+    let rejected = gateway.post(&format!("/api/v1/reviews/{third}/reject"), &json!({})).send().await.expect("sent");
+    let rejected = ok(rejected, StatusCode::OK).await;
+    assert_eq!(rejected["older"]["text"], "pool 2 size is 20 connections", "{rejected}");
+    assert_eq!(rejected["newer"]["status"], "active");
     for bad in ["min_similarity=2", "min_similarity=0.9&max_similarity=0.8", "kind=maybe", "job_id=x"] {
         let response = gateway.get(&format!("/api/v1/projects/{project}/reviews?{bad}")).send().await.expect("sent");
         error(response, StatusCode::BAD_REQUEST, "bad_request").await;
