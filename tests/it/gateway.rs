@@ -43,7 +43,7 @@ fn operations(spec: &Value) -> BTreeSet<(String, String)> {
 
 /// DESIGN.md §7, route by route, the bus's AsyncAPI document (issue 26) and the operator's
 /// routes (issue 25).
-const DESIGNED_ROUTES: [(&str, &str); 41] = [
+const DESIGNED_ROUTES: [(&str, &str); 43] = [
     ("POST", "/api/v1/consolidation/trigger"),
     ("GET", "/api/v1/consolidation/status/{job_id}"),
     ("GET", "/api/v1/consolidation/status/{job_id}/events"),
@@ -78,6 +78,8 @@ const DESIGNED_ROUTES: [(&str, &str); 41] = [
     ("GET", "/api/v1/attention"),
     ("GET", "/api/v1/workers"),
     ("GET", "/api/v1/dead-letters"),
+    ("POST", "/api/v1/consolidation/jobs/{job_id}/apply"),
+    ("GET", "/api/v1/consolidation/jobs/{job_id}/timeline"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
