@@ -289,6 +289,12 @@ pub struct WorkerConfig {
     /// 100 000 memories of 1536 dimensions needs about 800 MiB to run incrementally from memory.
     #[arg(long, env = "EMBEDDING_CACHE_MB", default_value_t = 1024)]
     pub embedding_cache_mb: usize,
+    /// Memory this worker's jobs may plan in (MiB), shared by the jobs it runs at once: a job is
+    /// claimed only when its estimate (3 x 4 bytes per dimension plus 2 KiB per memory and 32
+    /// MiB) fits beside the running ones, and fails at once when it exceeds the whole budget.
+    /// Default: three quarters of the machine's memory less EMBEDDING_CACHE_MB.
+    #[arg(long, env = "WORKER_MEMORY_BUDGET_MB")]
+    pub worker_memory_budget_mb: Option<u64>,
     /// Clusters of at least this many memories also get a synthesis memory.
     #[arg(long, env = "SYNTHESIS_MIN_CLUSTER", default_value_t = 3)]
     pub synthesis_min_cluster: usize,

@@ -148,10 +148,13 @@ pub async fn enqueue(
     Span::current().record("job_id", tracing::field::display(job.id));
     let action = NewAdminAction {
         actor: admin.subject(),
-        action: AdminAction::JobTriggered,
+        action: if plan_of.is_some() { AdminAction::PlanApplied } else { AdminAction::JobTriggered },
         project_id: Some(project_id),
         target_id: Some(job.id),
-        details: serde_json::json!({"options": options}),
+        details: match plan_of {
+            Some(dry_run_id) => serde_json::json!({"dry_run_id": dry_run_id, "options": options}),
+            None => serde_json::json!({"options": options}),
+        },
     };
     admin_actions::record(&state.db, &action).await?;
 

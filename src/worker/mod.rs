@@ -18,6 +18,7 @@ pub(crate) mod failure;
 mod guards;
 mod interrupt;
 mod lease;
+mod memory;
 pub mod outcome;
 mod planning;
 mod presence;
@@ -75,6 +76,8 @@ pub struct Worker {
     pub model_gate: Arc<Gate>,
     /// Cancelled when the shutdown grace runs out: running jobs hand themselves back.
     pub stop_jobs: CancellationToken,
+    /// WORKER_MEMORY_BUDGET_MB, shared by the jobs this worker runs.
+    pub memory: memory::MemoryGate,
 }
 
 impl Worker {
@@ -113,6 +116,11 @@ impl Worker {
         let model_gate = Gate::new(config.model_concurrency);
         let stop_jobs = CancellationToken::new();
         let text_embedder = TextEmbedder::from_config(&config.embedding);
+        let memory = memory::MemoryGate::new(
+            config
+                .worker_memory_budget_mb
+                .unwrap_or_else(|| memory::default_budget_mb(memory::machine_mb(), config.embedding_cache_mb as u64)),
+        );
         Self {
             db,
             bus,
@@ -126,6 +134,7 @@ impl Worker {
             embeddings,
             model_gate,
             stop_jobs,
+            memory,
         }
     }
 

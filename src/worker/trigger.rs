@@ -17,6 +17,7 @@ use super::{
     guards,
     interrupt::JobStop,
     lease::LeaseKeeper,
+    memory::{self, Reservation},
     planning::{self, Planned},
     reviewed_plan, sweep,
 };
@@ -25,9 +26,10 @@ use crate::{
     domain::{BlastRadius, EventResult, JobEventKind, JobResult, Options, Phase, ResultSummary},
     store::{
         jobs::{self, ClaimOutcome, CreateOutcome, Job, NewJob},
-        projects,
+        projects::{self, Project},
     },
 };
+use tokio::sync::OwnedSemaphorePermit;
 
 pub async fn handle(worker: &Worker, message: &Message) -> Outcome {
     let command: TriggerCommand = match decode(&message.payload) {
@@ -94,6 +96,11 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
     let options = Options::resolve(&project.consolidation_options.0, &job.options.0)
         .map_err(|error| Failure::Impossible(format!("invalid options: {error}")))?;
 
+    // Held until the run ends: the jobs this worker runs share WORKER_MEMORY_BUDGET_MB.
+    let _memory = match reserve_memory(worker, &project).await? {
+        Some(reserved) => reserved,
+        None => return Ok(Outcome::Wait { delay: worker.lease() }),
+    };
     let job = match jobs::claim(&worker.db, job.id, &worker.worker_id, worker.lease()).await? {
         ClaimOutcome::Claimed(job) => job,
         ClaimOutcome::Finished(job) => {
@@ -147,6 +154,27 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
     worker.bus.job_terminal_event(end.kind, &end.event).await?;
     sweep::on_job_finished(worker, job.id).await;
     Ok(Outcome::Done)
+}
+
+/// The project's share of the worker's memory budget; None while the running jobs hold too
+/// much of it, and a failure naming the budget when the project needs more than all of it.
+async fn reserve_memory(worker: &Worker, project: &Project) -> Result<Option<OwnedSemaphorePermit>, Failure> {
+    let rows = u64::try_from(projects::snapshot_rows(&worker.db, project.id).await?).unwrap_or(0);
+    let dim = project.embedding_dim.and_then(|dim| u64::try_from(dim).ok()).unwrap_or(0);
+    let need = memory::need_mb(rows, dim);
+    match worker.memory.reserve(need) {
+        Reservation::Granted(permit) => Ok(Some(permit)),
+        Reservation::Busy => {
+            tracing::info!(need_mb = need, "waiting for memory: the running jobs hold the budget");
+            Ok(None)
+        }
+        Reservation::NeverFits => Err(Failure::Impossible(format!(
+            "project {} holds {rows} memories of {dim} dimensions: a job needs about {need} MiB, more than \
+             this worker's WORKER_MEMORY_BUDGET_MB ({} MiB); raise the budget or run the project on a larger worker",
+            project.id,
+            worker.memory.budget_mb()
+        ))),
+    }
 }
 
 /// The job row, created here when the publisher did not write one.

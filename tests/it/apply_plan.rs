@@ -151,6 +151,14 @@ async fn a_dry_runs_plan_is_applied_as_reviewed_leaving_out_the_merge_whose_sour
     )
     .await;
 
+    // Who applied which dry run's plan is an admin action.
+    let audit = ok(gateway.get("/api/v1/audit?action=plan_applied").send().await.expect("sent"), StatusCode::OK).await;
+    let actions = audit["actions"].as_array().expect("actions");
+    assert_eq!(actions.len(), 1, "{audit}");
+    assert_eq!(actions[0]["target_id"], applied_id.as_str());
+    assert_eq!(actions[0]["details"]["dry_run_id"], dry_id.as_str());
+    assert_eq!(actions[0]["actor"], "tester@example.com");
+
     // The job that applied the plan rolls back like any other.
     let rollback = post_rollback(&gateway, json!({"consolidation_id": applied_id})).await;
     assert!(rollback.status().is_success(), "{:?}", rollback.text().await);

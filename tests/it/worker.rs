@@ -651,3 +651,31 @@ async fn the_memories_a_synthesis_stands_for_at_least_are_configurable() {
     worker.stop().await;
     assert_eq!(job.summaries_created, 0, "a topic of four memories is below five");
 }
+
+#[tokio::test]
+async fn a_job_whose_project_exceeds_the_workers_memory_budget_fails_at_once_naming_it() {
+    let env = TestEnv::new().await;
+    let project = fixtures::project(&env.db, 1).await;
+    fixtures::insert(&env.db, project.id, &Scenario::new().all()).await;
+    let mut config = env.worker_config();
+    // Below the estimate's fixed part: no project fits.
+    config.worker_memory_budget_mb = Some(16);
+    let worker = env.spawn_worker_with(consolidator::worker::Worker::new(
+        env.db.clone(),
+        env.bus.clone(),
+        config,
+        RetentionConfig::default(),
+    ));
+    let command = trigger(project.id, serde_json::json!({}));
+
+    publish_trigger(&env.bus, &command).await;
+
+    let job = wait_for_status(&env, command.job_id, "failed", WAIT).await;
+    let letters = events_until::<DeadLetter>(&env.bus, env.bus.prefix.dead_letter("trigger"), WAIT, |_| true).await;
+    worker.stop().await;
+    let error = job.error_message.unwrap_or_default();
+    assert!(error.contains("WORKER_MEMORY_BUDGET_MB (16 MiB)") && error.contains("holds 8 memories"), "{error}");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(job.attempts, 0, "never claimed");
+    assert_eq!(projects::active_memory_count(&env.db, project.id).await.unwrap(), 8, "nothing consolidated");
+}

@@ -155,6 +155,7 @@ impl TestEnv {
             sweep_rate_per_sec: 200,
             ann_min_candidates: 50_000,
             embedding_cache_mb: 64,
+            worker_memory_budget_mb: None,
             synthesis_min_cluster: 3,
             worker_id: Some(format!("test-worker-{}", Uuid::new_v4().simple())),
             llm_base_url: None,
