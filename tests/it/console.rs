@@ -554,11 +554,13 @@ async fn an_operator_judges_reviews_reads_health_and_timelines_and_applies_plans
     }
     browser.screenshot("attention").await;
 
-    // The audit of admin actions: the rejection, the unmerge and the pause with before and after.
+    // The audit of admin actions: the applied plan, the rejection, the unmerge and the pause with
+    // before and after.
     client.goto(&gateway.url("/console#/audit")).await.expect("audit");
     if served(&gateway, Method::GET, "/api/v1/audit").await {
         let audit = browser.text_until("#audit-actions", |text| text.contains("unmerge")).await;
         assert!(audit.contains("review rejected") && audit.contains("configuration changed"), "{audit}");
+        assert!(!applies || audit.contains("plan applied"), "the applied plan is an admin action: {audit}");
         browser.css("#audit-actions tr[data-action=configuration_changed] del").await;
         browser.screenshot("audit").await;
     } else {
