@@ -82,3 +82,7 @@ export async function followEvents(jobId, onEvent, signal) {
     }
   }
 }
+
+/** True when the gateway has no such route (an older gateway): the page says so instead. */
+export const isMissingRoute = (error) =>
+  (error?.status === 404 && String(error.message).startsWith('no route')) || error?.status === 405;

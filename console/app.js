@@ -6,6 +6,8 @@ import * as project from './project.js';
 import * as job from './job.js';
 import * as memory from './memory.js';
 import * as playbook from './playbook.js';
+import * as audit from './audit.js';
+import * as workers from './workers.js';
 
 const UUID = '([0-9a-fA-F-]{36})';
 const ROUTES = [
@@ -14,6 +16,8 @@ const ROUTES = [
   [new RegExp(`^#/projects/${UUID}/playbook$`), playbook.render],
   [new RegExp(`^#/jobs/${UUID}$`), job.render],
   [new RegExp(`^#/memories/${UUID}$`), memory.render],
+  [new RegExp('^#/audit(?:\\?(.*))?$'), (page, context) => audit.render(page, { ...context, query: context.id })],
+  [new RegExp('^#/workers$'), workers.render],
 ];
 
 let current = null;

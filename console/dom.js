@@ -78,3 +78,29 @@ export function notify(text) {
   const notice = document.getElementById('notice');
   if (notice) notice.textContent = text;
 }
+
+/** A feature this gateway does not serve (its route answered "no route"): said plainly. */
+export function unavailable(what, error) {
+  return h('div', { class: 'unavailable', role: 'note', 'data-unavailable': what },
+    h('b', {}, 'Not available on this gateway: '), what, h('span', { class: 'muted' }, ` (${error?.message ?? 'no route'})`));
+}
+
+/** How long ago, in words: "3 days ago". */
+export function age(value) {
+  const then = new Date(value).getTime();
+  if (!value || Number.isNaN(then)) return '';
+  const seconds = Math.max(0, (Date.now() - then) / 1000);
+  const [size, unit] = [[86400 * 365, 'year'], [86400 * 30, 'month'], [86400, 'day'], [3600, 'hour'], [60, 'minute'], [1, 'second']]
+    .find(([s]) => seconds >= s) ?? [1, 'second'];
+  const n = Math.floor(seconds / size);
+  return `${n} ${unit}${n === 1 ? '' : 's'} ago`;
+}
+
+/** A duration in milliseconds, in the unit that reads best. */
+export function duration(ms) {
+  if (ms === null || ms === undefined || Number.isNaN(Number(ms))) return '—';
+  const value = Number(ms);
+  if (value < 1000) return `${Math.round(value)} ms`;
+  if (value < 120000) return `${(value / 1000).toFixed(1)} s`;
+  return `${(value / 60000).toFixed(1)} min`;
+}

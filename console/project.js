@@ -1,7 +1,10 @@
-// One project: its counts, the trigger form, its jobs with live progress, the review queue.
+// One project: its counts, pause and resume, its health over time, the trigger form, its jobs
+// with live progress (filtered by status, searched), the review queue.
 import { api, followEvents } from './api.js';
 import { TERMINAL, canRollBack, cancelButton, isActive, rollbackControl } from './actions.js';
-import { badge, errorBox, fill, h, memoryLink, notify, progressBar, shortId, successBox, when } from './dom.js';
+import { badge, errorBox, fill, firstLine, h, notify, progressBar, shortId, successBox, unavailable, when } from './dom.js';
+import { health } from './health.js';
+import { reviewQueue } from './reviews.js';
 
 const JOBS_SHOWN = 25;
 
@@ -120,11 +123,23 @@ function triggerForm(project, effective, fields, onTriggered) {
     form, out);
 }
 
+const JOB_STATES = ['failed', 'running', 'pending', 'completed', 'rolled_back', 'cancelled'];
+
 function jobsTable(project, signal) {
   const section = h('section', { 'aria-labelledby': 'jobs-heading' });
   const out = h('div', { 'aria-live': 'polite' });
   const bars = new Map();
   const following = new Set();
+  const status = h('select', { id: 'jobs-status', name: 'status' }, h('option', { value: '' }, 'all'),
+    JOB_STATES.map((state) => h('option', { value: state }, state.replace('_', ' '))));
+  const search = h('input', { id: 'jobs-search', name: 'q', type: 'search', placeholder: 'job id prefix or error text', spellcheck: 'false' });
+  const filters = h('form', { class: 'toolbar', id: 'jobs-filter', 'aria-label': 'Filter the jobs' },
+    h('label', { for: 'jobs-status' }, 'Status ', status),
+    h('label', { for: 'jobs-search' }, 'Search ', search),
+    h('button', { type: 'submit', class: 'secondary' }, 'Filter'));
+  const note = h('div', {});
+  filters.addEventListener('submit', (event) => { event.preventDefault(); refresh(); });
+  status.addEventListener('change', () => refresh());
 
   function follow(jobId) {
     following.add(jobId);
@@ -136,14 +151,35 @@ function jobsTable(project, signal) {
       .finally(() => { following.delete(jobId); if (!signal.aborted) refresh(); });
   }
 
+  async function load() {
+    const query = new URLSearchParams({ limit: JOBS_SHOWN });
+    if (status.value) query.set('status', status.value);
+    const q = search.value.trim();
+    if (q) query.set('q', q);
+    try {
+      fill(note);
+      return await api('GET', `/consolidation/history/${project.id}?${query}`);
+    } catch (error) {
+      if (!q || error.status !== 400) throw error;
+      // A gateway whose history takes no search: the jobs without it, and a plain note.
+      query.delete('q');
+      fill(note, unavailable('searching jobs (q on GET /consolidation/history/{id})', error));
+      return api('GET', `/consolidation/history/${project.id}?${query}`);
+    }
+  }
+
+  // Each refresh draws only if no later one started (a filter changed meanwhile).
+  let generation = 0;
   async function refresh() {
+    const mine = ++generation;
     let history;
     try {
-      history = await api('GET', `/consolidation/history/${project.id}?limit=${JOBS_SHOWN}`);
+      history = await load();
     } catch (error) {
-      fill(out, errorBox(error));
+      if (mine === generation) fill(out, errorBox(error));
       return;
     }
+    if (mine !== generation) return;
     const rows = history.jobs.map((job) => {
       const bar = progressBar(job.progress, `Progress of job ${shortId(job.job_id)}`);
       bar.update(job.progress, job.phase);
@@ -154,7 +190,8 @@ function jobsTable(project, signal) {
       const c = job.counters;
       return h('tr', { 'data-job': job.job_id, 'data-status': job.status },
         h('td', {}, h('a', { href: `#/jobs/${job.job_id}`, class: 'mono' }, shortId(job.job_id))),
-        h('td', {}, badge(job.status), job.dry_run ? h('span', { class: 'muted' }, ' dry run') : ''),
+        h('td', {}, badge(job.status), job.dry_run ? h('span', { class: 'muted' }, ' dry run') : '',
+          job.error ? h('div', { class: 'job-error' }, firstLine(job.error, 120)) : ''),
         h('td', {}, job.trigger_type),
         h('td', {}, when(job.created_at)),
         h('td', {}, bar.element),
@@ -162,9 +199,11 @@ function jobsTable(project, signal) {
         h('td', { class: 'num' }, job.memories_before ?? '', job.memories_after !== null ? ` → ${job.memories_after}` : ''),
         actions);
     });
+    const filtered = status.value || search.value.trim();
     fill(section,
       h('h2', { id: 'jobs-heading' }, 'Jobs'),
-      history.jobs.length === 0 ? h('p', { class: 'muted' }, 'No job yet.') : h('table', { id: 'jobs' },
+      filters, note,
+      history.jobs.length === 0 ? h('p', { class: 'muted', id: 'no-jobs' }, filtered ? 'No job matches.' : 'No job yet.') : h('table', { id: 'jobs' },
         h('thead', {}, h('tr', {}, ['Job', 'Status', 'Trigger', 'Created', 'Progress', 'Merged / archived / promoted / syntheses', 'Active before → after', 'Actions']
           .map((title) => h('th', { scope: 'col' }, title)))),
         h('tbody', {}, rows)),
@@ -174,34 +213,26 @@ function jobsTable(project, signal) {
   return { section, refresh };
 }
 
-async function reviews(project, section) {
-  const heading = h('h2', { id: 'reviews-heading' }, 'Open reviews');
-  let page;
-  try {
-    page = await api('GET', `/projects/${project.id}/reviews?status=open`);
-  } catch (error) {
-    fill(section, heading, errorBox(error));
-    return;
-  }
-  const out = h('div', { 'aria-live': 'polite' });
-  const decide = (review, verdict) => h('button', {
-    type: 'button', class: verdict === 'approve' ? '' : 'secondary', 'data-action': verdict,
+/** Pause or resume the project's scheduled consolidation (its `enabled` flag). */
+function pauseControl(project, settings, onChange) {
+  const enabled = settings.enabled ?? project.consolidation_enabled;
+  const out = h('span', { id: 'pause-result', 'aria-live': 'polite' });
+  const button = h('button', {
+    type: 'button', class: enabled ? 'secondary' : '', id: 'pause-toggle', 'data-action': enabled ? 'pause' : 'resume',
     onclick: async () => {
+      button.disabled = true;
       try {
-        await api('POST', `/reviews/${review.review_id}/${verdict}`);
-        notify(`Review ${verdict === 'approve' ? 'approved' : 'rejected'}`);
-        await reviews(project, section);
+        await api('PUT', `/consolidation/configure/${project.id}`, { enabled: !enabled });
+        notify(enabled ? 'Consolidation paused' : 'Consolidation resumed');
+        onChange();
       } catch (error) {
         fill(out, errorBox(error));
+        button.disabled = false;
       }
     },
-  }, verdict === 'approve' ? 'Approve' : 'Reject');
-  const items = (page.reviews ?? []).map((review) => h('li', { 'data-review': review.review_id },
-    h('b', {}, review.kind), ` (similarity ${Number(review.similarity).toFixed(3)}): `, review.suggestion, ' — older ',
-    memoryLink(review.older_memory_id), ', newer ', memoryLink(review.newer_memory_id),
-    review.difference ? h('span', { class: 'muted' }, ` ${JSON.stringify(review.difference.left ?? '')} → ${JSON.stringify(review.difference.right ?? '')}`) : '',
-    ' ', decide(review, 'approve'), ' ', decide(review, 'reject')));
-  fill(section, heading, items.length ? h('ul', { class: 'plain' }, items) : h('p', { class: 'muted' }, 'Nothing to review.'), out);
+  }, enabled ? 'Pause consolidation' : 'Resume consolidation');
+  return h('div', {}, h('span', { class: 'muted' }, 'Consolidation'),
+    h('b', { id: 'consolidation-state' }, enabled ? 'enabled' : 'paused'), button, out);
 }
 
 export async function render(page, { id, signal }) {
@@ -211,7 +242,13 @@ export async function render(page, { id, signal }) {
     loadOptionFields(),
   ]);
   const jobs = jobsTable(project, signal);
-  const reviewSection = h('section', { 'aria-labelledby': 'reviews-heading' });
+  const healthSection = h('section', { id: 'health', 'aria-labelledby': 'health-heading' });
+  const reviewSection = h('section', { id: 'review-queue', 'aria-labelledby': 'reviews-heading' });
+  const rerender = () => {
+    if (signal.aborted) return;
+    page.replaceChildren();
+    render(page, { id, signal }).catch((error) => page.append(errorBox(error)));
+  };
   page.append(
     h('h1', {}, project.name),
     h('p', { class: 'muted mono' }, project.id),
@@ -219,10 +256,12 @@ export async function render(page, { id, signal }) {
       h('div', {}, h('span', { class: 'muted' }, 'Active memories'), h('b', { id: 'active-memories' }, project.active_memories)),
       h('div', {}, h('span', { class: 'muted' }, 'Embedding dimension'), h('b', {}, project.embedding_dim ?? '—')),
       h('div', {}, h('span', { class: 'muted' }, 'Sweep threshold'), h('b', {}, project.consolidation_threshold)),
-      h('div', {}, h('span', { class: 'muted' }, 'Consolidation'), h('b', {}, project.consolidation_enabled ? 'enabled' : 'disabled')),
-      h('div', {}, h('span', { class: 'muted' }, 'Playbook'), h('a', { href: `#/projects/${id}/playbook` }, 'Open the playbook'))),
+      pauseControl(project, settings, rerender),
+      h('div', {}, h('span', { class: 'muted' }, 'Playbook'), h('a', { href: `#/projects/${id}/playbook` }, 'Open the playbook')),
+      h('div', {}, h('span', { class: 'muted' }, 'Audit'), h('a', { href: `#/audit?project_id=${id}` }, 'Admin actions'))),
+    healthSection,
     triggerForm(project, settings.effective_options ?? {}, fields, () => jobs.refresh()),
     jobs.section,
     reviewSection);
-  await Promise.all([jobs.refresh(), reviews(project, reviewSection)]);
+  await Promise.all([jobs.refresh(), health(project, healthSection), reviewQueue(project, reviewSection)]);
 }

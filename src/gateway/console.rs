@@ -33,6 +33,11 @@ const FILES: &[(&str, &str, &str)] = &[
     ("memory.js", JS, include_str!("../../console/memory.js")),
     ("playbook.js", JS, include_str!("../../console/playbook.js")),
     ("actions.js", JS, include_str!("../../console/actions.js")),
+    ("chart.js", JS, include_str!("../../console/chart.js")),
+    ("health.js", JS, include_str!("../../console/health.js")),
+    ("reviews.js", JS, include_str!("../../console/reviews.js")),
+    ("audit.js", JS, include_str!("../../console/audit.js")),
+    ("workers.js", JS, include_str!("../../console/workers.js")),
 ];
 const JS: &str = "text/javascript; charset=utf-8";
 

@@ -303,3 +303,282 @@ async fn the_console_is_served_from_the_binary_with_a_strict_content_policy() {
     assert_eq!(body["error"], "not_found", "{body}");
     gateway.stop().await;
 }
+
+/// Whether the gateway serves a route: one it does not answers 404 "no route for ...".
+async fn served(gateway: &TestGateway, method: reqwest::Method, path: &str) -> bool {
+    let response = gateway.request(method, path).send().await.expect("sent");
+    if response.status() != StatusCode::NOT_FOUND && response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return true;
+    }
+    let body: Value = response.json().await.unwrap_or_default();
+    !body["message"].as_str().unwrap_or_default().starts_with("no route")
+}
+
+impl Browser {
+    /// Scrolls the element into view (a screenshot holds the window only).
+    async fn scroll_to(&self, selector: &str) {
+        self.css(selector).await;
+        let script = "document.querySelector(arguments[0]).scrollIntoView({block: 'start'}); window.scrollBy(0, -8)";
+        self.client.execute(script, vec![json!(selector)]).await.expect("scrolled");
+    }
+
+    /// How many elements match `selector` now.
+    async fn count(&self, selector: &str) -> usize {
+        self.client.find_all(Locator::Css(selector)).await.map_or(0, |found| found.len())
+    }
+
+    /// Waits for the "not available on this gateway" note naming `route` (a route not served).
+    async fn unavailable(&self, route: &str) -> String {
+        self.text_until(&format!("[data-unavailable*='{route}']"), |text| text.contains("Not available")).await
+    }
+}
+
+async fn job_status(gateway: &TestGateway, job: &str) -> Value {
+    ok(gateway.get(&format!("/api/v1/consolidation/status/{job}")).send().await.expect("sent"), StatusCode::OK).await
+}
+
+async fn finished(gateway: &TestGateway, job: &str) -> Value {
+    eventually(WAIT * 2, || async {
+        let status = job_status(gateway, job).await;
+        ["completed", "failed"].contains(&status["status"].as_str().unwrap_or_default()).then_some(status)
+    })
+    .await
+    .expect("the job finished")
+}
+
+async fn open_reviews(gateway: &TestGateway, project: Uuid) -> usize {
+    let path = format!("/api/v1/projects/{project}/reviews?status=open&limit=200");
+    let body = ok(gateway.get(&path).send().await.expect("sent"), StatusCode::OK).await;
+    body["reviews"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn an_operator_judges_reviews_reads_health_and_timelines_and_applies_plans_in_the_console() {
+    use reqwest::Method;
+    let gateway = TestGateway::start().await;
+    let worker = gateway.env.spawn_worker();
+    let project = gateway.project().await;
+    consolidator::interchange::import(&gateway.env.db, project, demo::DATA.as_bytes()).await.expect("data");
+    // A job that failed, for the failed filter and the failures by cause.
+    let failed =
+        finished_job(&gateway, project, consolidator::store::jobs::TriggerType::Manual, false, Value::Null).await;
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client.goto(&gateway.url("/console")).await.expect("console opens");
+    browser.css("#token").await.send_keys(&token(&["*".to_owned()], "admin")).await.expect("typed");
+    browser.css("#token-form button[type=submit]").await.click().await.expect("signed in");
+    browser.text_until("#projects", |text| text.contains("gateway test")).await;
+
+    // The trigger form offers every option, the blast-radius limit and the value guard among them.
+    client.goto(&gateway.url(&format!("/console#/projects/{project}"))).await.expect("project opened");
+    browser.css("#trigger-form").await;
+    browser.css("#opt-max_changed_share").await;
+    let guard = browser.css("#opt-value_guard").await;
+    guard.select_by_value("review").await.expect("value guard chosen");
+
+    // A dry run from the form; its page offers to apply exactly its plan.
+    browser.css("#trigger").await.click().await.expect("dry run triggered");
+    let dry_run = browser.triggered_job(None).await;
+    finished(&gateway, &dry_run.to_string()).await;
+    client.goto(&gateway.url(&format!("/console#/jobs/{dry_run}"))).await.expect("dry run opened");
+    browser.css("#clusters").await;
+    browser.css("button[data-action=apply-plan]").await.click().await.expect("apply clicked");
+    let applies = served(&gateway, Method::POST, &format!("/api/v1/consolidation/jobs/{}/apply", Uuid::new_v4())).await;
+    let real_run = if applies {
+        let link = browser.css("#applied-job").await.attr("href").await.expect("href").unwrap_or_default();
+        let job = link.trim_start_matches("#/jobs/").to_owned();
+        let status = finished(&gateway, &job).await;
+        assert_eq!(status["status"], "completed", "{status}");
+        assert_eq!(status["result"]["applied_plan"]["dry_run_id"], dry_run.to_string(), "{status}");
+        client.goto(&gateway.url(&format!("/console#/jobs/{job}"))).await.expect("applied job opened");
+        browser.text_until("#applied-plan", |text| text.contains(&dry_run.to_string()[..8])).await;
+        job
+    } else {
+        browser.unavailable("POST /consolidation/jobs/{id}/apply").await;
+        let accepted = gateway
+            .post(
+                "/api/v1/consolidation/trigger",
+                &json!({"project_id": project, "options": {"value_guard": "review"}}),
+            )
+            .send()
+            .await
+            .expect("sent");
+        let job = ok(accepted, StatusCode::ACCEPTED).await["job_id"].as_str().expect("job id").to_owned();
+        assert_eq!(finished(&gateway, &job).await["status"], "completed");
+        job
+    };
+
+    // The job's timeline: its phases drawn to scale, its attempts, worker and events.
+    client.goto(&gateway.url(&format!("/console#/jobs/{real_run}"))).await.expect("job opened");
+    browser.css("#clusters").await;
+    let timeline = browser.text_until("#timeline", |text| text.contains("Attempt")).await;
+    assert!(browser.count("#timeline svg.timeline rect").await >= 3, "phases drawn: {timeline}");
+    if served(&gateway, Method::GET, &format!("/api/v1/consolidation/jobs/{real_run}/timeline")).await {
+        let events = browser.text_until("#job-events", |text| text.contains("completed")).await;
+        assert!(events.contains("started") || events.contains("progress"), "{events}");
+        assert!(timeline.contains("Worker"), "{timeline}");
+    } else {
+        browser.unavailable("GET /consolidation/jobs/{id}/timeline").await;
+    }
+    browser.scroll_to("#timeline").await;
+    browser.screenshot("timeline").await;
+
+    // Before/after: sorted by length against the longest source, flagged, each row previewed.
+    let status = job_status(&gateway, &real_run).await;
+    let merges = status["result"]["merges"].as_array().cloned().unwrap_or_default();
+    assert!(merges.len() > 2, "the job merged: {status}");
+    let longest = merges.iter().filter_map(|m| m["length_vs_longest"].as_f64()).fold(0.0, f64::max);
+    browser.css("#cluster-order").await.select_by_value("length").await.expect("sorted");
+    let first = browser.text_until("#clusters details summary", |text| text.contains("length vs longest")).await;
+    assert!(first.contains(&format!("length vs longest {longest:.2}")), "longest first ({longest:.2}): {first}");
+    let previews = client.find_all(Locator::Css("#clusters .preview")).await.expect("previews");
+    assert_eq!(previews.len(), merges.len(), "one preview a row");
+    assert!(!previews[0].text().await.expect("preview").trim().is_empty(), "the row previews its merged text");
+    let flagged = merges
+        .iter()
+        .filter(|m| m["length_vs_longest"].as_f64().unwrap_or(0.0) > 1.5 || m["coverage"].as_f64().unwrap_or(1.0) < 1.0)
+        .count();
+    browser.css("#flagged-only").await.click().await.expect("flagged only");
+    assert_eq!(browser.count("#clusters details").await, flagged, "flagged only");
+    browser.css("#flagged-only").await.click().await.expect("every cluster");
+    // The syntheses' text.
+    let syntheses = status["result"]["syntheses"].as_array().map_or(0, Vec::len);
+    if syntheses > 0 {
+        browser.text_until(".synthesis-text", |text| !text.trim().is_empty()).await;
+    }
+    browser.scroll_to("#clusters-heading").await;
+    browser.css("#clusters details summary").await.click().await.expect("cluster opened");
+    browser.css("#clusters details[open] section[aria-label=After] .merged").await;
+    browser.screenshot("clusters").await;
+
+    // Unmerge the opened cluster: its sources are active again.
+    browser.css("#clusters details[open] button[data-action=unmerge]").await.click().await.expect("unmerge opened");
+    browser.css("#clusters details[open] button[data-action=confirm-unmerge]").await.click().await.expect("confirmed");
+    let unmerged = browser.text_until("#clusters details[open] .success", |text| text.contains("Unmerged")).await;
+    let merged_id = merges
+        .iter()
+        .find(|m| m["length_vs_longest"].as_f64() == Some(longest))
+        .and_then(|m| m["memory_id"].as_str())
+        .expect("the longest merge's memory");
+    let memory =
+        ok(gateway.get(&format!("/api/v1/memories/{merged_id}")).send().await.expect("sent"), StatusCode::OK).await;
+    assert_eq!(memory["is_archived"], true, "{unmerged}: {memory}");
+
+    // The project's page: pause and resume, health over time, reviews side by side.
+    client.goto(&gateway.url(&format!("/console#/projects/{project}"))).await.expect("project opened");
+    browser.css("#pause-toggle").await.click().await.expect("paused");
+    browser.text_until("#consolidation-state", |text| text == "paused").await;
+    let configuration = ok(
+        gateway.get(&format!("/api/v1/consolidation/configure/{project}")).send().await.expect("sent"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(configuration["enabled"], false);
+    browser.css("#pause-toggle").await.click().await.expect("resumed");
+    browser.text_until("#consolidation-state", |text| text == "enabled").await;
+    if served(&gateway, Method::GET, &format!("/api/v1/projects/{project}/timeline")).await {
+        browser.css("#store-chart svg").await;
+        assert_eq!(browser.count("#store-chart svg path").await, 3, "active, duplicate and archived");
+        assert!(browser.count("#durations-chart svg rect.bar").await >= 2, "the jobs' durations");
+        let failures = browser.text_until("#failures", |text| text.contains("it broke")).await;
+        assert!(failures.contains(&failed.id.to_string()[..8]), "{failures}");
+        browser.scroll_to("#health").await;
+        browser.screenshot("health").await;
+    } else {
+        browser.unavailable("GET /projects/{id}/timeline").await;
+    }
+
+    // The failed filter lists the failed job alone, with its error.
+    browser.css("#jobs-status").await.select_by_value("failed").await.expect("failed chosen");
+    eventually(WAIT, || async { (browser.count("#jobs tbody tr").await == 1).then_some(()) })
+        .await
+        .expect("the failed job alone");
+    browser.text_until("#jobs tbody", |text| text.contains("it broke")).await;
+    browser.css("#jobs-status").await.select_by_value("").await.expect("all jobs again");
+    // Searched by a job-id prefix: that job alone.
+    let prefix = &failed.id.to_string()[..8];
+    browser.css("#jobs-search").await.send_keys(prefix).await.expect("typed");
+    browser.css("#jobs-filter button[type=submit]").await.click().await.expect("searched");
+    eventually(WAIT, || async { (browser.count("#jobs tbody tr").await == 1).then_some(()) })
+        .await
+        .expect("one job found");
+    browser.text_until("#jobs tbody", |text| text.contains(prefix)).await;
+    browser.css("#jobs-search").await.clear().await.expect("cleared");
+    browser.css("#jobs-filter button[type=submit]").await.click().await.expect("every job");
+
+    // Reviews: both texts side by side, the differing values marked.
+    let open = open_reviews(&gateway, project).await;
+    assert!(open >= 2, "the value guard queued possible updates: {open}");
+    browser.text_until("#reviews", |text| text.contains("Older") && text.contains("Newer")).await;
+    let review = browser.css("#reviews li.review").await;
+    for side in ["Older", "Newer"] {
+        let section = review.find(Locator::Css(&format!("section[aria-label={side}]"))).await.expect("a side");
+        let text = section.find(Locator::Css(".text")).await.expect("its text").text().await.expect("text");
+        assert!(!text.trim().is_empty(), "{side} text shown");
+        let meta = section.text().await.expect("meta");
+        assert!(meta.contains("reused") && meta.contains("ago"), "{meta}");
+        let marked = browser.count(&format!("#reviews section[aria-label={side}] .text mark.value")).await;
+        assert!(marked > 0, "{side}: the differing values are marked in the texts");
+    }
+    browser.scroll_to("#review-queue").await;
+    browser.screenshot("reviews").await;
+    // One review rejected from its row.
+    review.find(Locator::Css("button[data-action=reject]")).await.expect("reject").click().await.expect("rejected");
+    eventually(WAIT, || async { (open_reviews(&gateway, project).await == open - 1).then_some(()) })
+        .await
+        .expect("one review settled");
+    // The list drawn again without it (its buttons are new ones).
+    eventually(WAIT, || async { (browser.count("#reviews li.review").await == open - 1).then_some(()) })
+        .await
+        .expect("the list redrawn");
+    // Every other one by filter, after a preview of how many.
+    browser.css("#settle-preview").await.click().await.expect("preview");
+    if served(&gateway, Method::POST, &format!("/api/v1/projects/{}/reviews/settle", Uuid::new_v4())).await {
+        let preview = browser.text_until("#settle-matching", |text| text.contains("match")).await;
+        assert!(preview.contains(&format!("{} open review", open - 1)), "{preview}");
+        assert_eq!(open_reviews(&gateway, project).await, open - 1, "a preview settles nothing");
+        browser.css("button[data-action=settle-approve]").await.click().await.expect("approve all");
+        browser.text_until("#review-queue", |text| text.contains("Nothing to review")).await;
+        assert_eq!(open_reviews(&gateway, project).await, 0);
+    } else {
+        browser.unavailable("POST /projects/{id}/reviews/settle").await;
+    }
+
+    // The landing page: the projects needing attention.
+    client.goto(&gateway.url("/console#/")).await.expect("landing");
+    if served(&gateway, Method::GET, "/api/v1/attention").await {
+        let attention = browser.text_until("#attention", |text| text.contains("gateway test")).await;
+        assert!(attention.contains("failed jobs"), "the failed job needs attention: {attention}");
+    } else {
+        browser.unavailable("GET /attention").await;
+    }
+    browser.screenshot("attention").await;
+
+    // The audit of admin actions: the applied plan, the rejection, the unmerge and the pause with
+    // before and after.
+    client.goto(&gateway.url("/console#/audit")).await.expect("audit");
+    if served(&gateway, Method::GET, "/api/v1/audit").await {
+        let audit = browser.text_until("#audit-actions", |text| text.contains("unmerge")).await;
+        assert!(audit.contains("review rejected") && audit.contains("configuration changed"), "{audit}");
+        assert!(!applies || audit.contains("plan applied"), "the applied plan is an admin action: {audit}");
+        browser.css("#audit-actions tr[data-action=configuration_changed] del").await;
+        browser.screenshot("audit").await;
+    } else {
+        browser.unavailable("GET /audit").await;
+    }
+
+    // The workers: heartbeats and running jobs, the command stream, the dead letters.
+    client.goto(&gateway.url("/console#/workers")).await.expect("workers");
+    if served(&gateway, Method::GET, "/api/v1/workers").await {
+        browser.text_until("#commands", |text| text.contains("Commands pending")).await;
+        browser.css("#workers tbody tr").await;
+        browser.css("#dead-letters, #no-dead-letters").await;
+        browser.screenshot("workers").await;
+    } else {
+        browser.unavailable("GET /workers").await;
+    }
+
+    browser.stop().await;
+    worker.stop().await;
+    gateway.stop().await;
+}
