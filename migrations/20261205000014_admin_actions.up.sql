@@ -7,7 +7,8 @@ CREATE TABLE admin_actions (
     actor      text NOT NULL,
     action     text NOT NULL CHECK (action IN ('rollback_requested', 'unmerge', 'review_approved',
                                                'review_rejected', 'configuration_changed', 'job_cancelled',
-                                               'job_triggered', 'plan_applied')),
+                                               'job_triggered', 'plan_applied', 'memory_archived',
+                                               'memory_unarchived', 'memory_pinned', 'memory_unpinned')),
     project_id uuid,
     target_id  uuid,
     details    jsonb NOT NULL DEFAULT '{}'

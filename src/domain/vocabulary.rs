@@ -313,6 +313,10 @@ vocabulary!(
     JobCancelled => "job_cancelled",
     JobTriggered => "job_triggered",
     PlanApplied => "plan_applied",
+    MemoryArchived => "memory_archived",
+    MemoryUnarchived => "memory_unarchived",
+    MemoryPinned => "memory_pinned",
+    MemoryUnpinned => "memory_unpinned",
 ]);
 
 #[cfg(test)]

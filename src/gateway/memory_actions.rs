@@ -18,8 +18,9 @@ use super::{
     views::MemoryView,
 };
 use crate::bus::messages::UnmergeEvent;
-use crate::domain::{ArchiveReason, ChangeOperation, StoredMemory};
+use crate::domain::{AdminAction, ArchiveReason, ChangeOperation, StoredMemory};
 use crate::store::{
+    admin_actions::{self, NewAdminAction},
     changes::{self, NewChange},
     memories,
     undo::unmerge::{Refusal, Request},
@@ -326,7 +327,25 @@ pub async fn act(
         reason,
         confidence: None,
     };
-    changes::insert_batch(&mut tx, None, after.project_id, admin.subject(), &[change]).await?;
+    changes::insert_batch(&mut tx, None, after.project_id, admin.subject(), std::slice::from_ref(&change)).await?;
+    let by_hand = match action {
+        Action::Archive => Some(AdminAction::MemoryArchived),
+        Action::Unarchive => Some(AdminAction::MemoryUnarchived),
+        Action::Pin => Some(AdminAction::MemoryPinned),
+        Action::Unpin => Some(AdminAction::MemoryUnpinned),
+        // An agent's use of the memory, not an administrator's decision.
+        Action::Reuse => None,
+    };
+    if let Some(by_hand) = by_hand {
+        let record = NewAdminAction {
+            actor: admin.subject(),
+            action: by_hand,
+            project_id: Some(after.project_id),
+            target_id: Some(id),
+            details: serde_json::json!({"reason": change.reason}),
+        };
+        admin_actions::record(&mut *tx, &record).await?;
+    }
     tx.commit().await?;
     tracing::info!(operation = action.operation().as_str(), "memory changed by hand");
     Ok(MemoryView::new(after, false))

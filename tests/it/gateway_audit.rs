@@ -96,3 +96,45 @@ async fn an_unmerge_and_a_rollback_request_are_listed_with_their_job() {
     assert_eq!(actions[1]["details"]["reason"], "wrong");
     assert!(actions.iter().all(|a| a["actor"] == "tester@example.com"));
 }
+
+#[tokio::test]
+async fn archiving_and_pinning_by_hand_are_admin_actions_and_a_reuse_is_not() {
+    let gateway = TestGateway::start().await;
+    let project = gateway.project().await;
+    let ids = ingest(&gateway, project, &clustered_memories()).await;
+    let (first, second) = (ids[0], ids[3]);
+    for (path, body) in [
+        (format!("/api/v1/memories/{first}/archive"), json!({"reason": "wrong"})),
+        (format!("/api/v1/memories/{first}/unarchive"), json!(null)),
+        (format!("/api/v1/memories/{second}/pin"), json!(null)),
+        (format!("/api/v1/memories/{second}/unpin"), json!(null)),
+        (format!("/api/v1/memories/{second}/reuse"), json!(null)),
+    ] {
+        ok(gateway.post(&path, &body).send().await.expect("sent"), StatusCode::OK).await;
+    }
+
+    let listed = audit(&gateway, &format!("project_id={project}")).await;
+    let actions: Vec<(&str, &str)> = listed["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|a| (a["action"].as_str().expect("action"), a["target_id"].as_str().expect("target")))
+        .collect();
+    let (first, second) = (first.to_string(), second.to_string());
+    assert_eq!(
+        actions,
+        [
+            ("memory_unpinned", second.as_str()),
+            ("memory_pinned", second.as_str()),
+            ("memory_unarchived", first.as_str()),
+            ("memory_archived", first.as_str()),
+        ],
+        "{listed}"
+    );
+    let archived = &listed["actions"][3];
+    assert_eq!(
+        (archived["actor"].as_str(), archived["details"]["reason"].as_str()),
+        (Some("tester@example.com"), Some("wrong"))
+    );
+    gateway.stop().await;
+}
