@@ -169,9 +169,17 @@ function settleButton(project, decision, filter, reload, out) {
     onclick: async (event) => {
       event.target.disabled = true;
       try {
-        const answer = await api('POST', `/projects/${project.id}/reviews/settle`, { decision, ...filter });
-        const skipped = answer.skipped ?? [];
-        const text = `${answer.settled} review(s) ${decision === 'approve' ? 'approved' : 'rejected'}${skipped.length ? `, ${skipped.length} skipped` : ''}.`;
+        // The gateway settles at most 500 a call: go on while a call settles some and more remain.
+        const answer = { settled: 0, skipped: [], remaining: 0 };
+        for (;;) {
+          const part = await api('POST', `/projects/${project.id}/reviews/settle`, { decision, ...filter });
+          answer.settled += part.settled;
+          answer.skipped = part.skipped ?? [];
+          answer.remaining = part.remaining ?? 0;
+          if (!answer.remaining || !part.settled) break;
+        }
+        const skipped = answer.skipped;
+        const text = `${answer.settled} review(s) ${decision === 'approve' ? 'approved' : 'rejected'}${skipped.length ? `, ${skipped.length} skipped` : ''}${answer.remaining ? `, ${answer.remaining} still open` : ''}.`;
         notify(text);
         await reload(filter);
         const result = document.getElementById('reviews-result');

@@ -34,6 +34,8 @@ use crate::{
 };
 
 const DEFAULT_PAGE: u32 = 50;
+/// Reviews one settlement decides, so that a call ends well inside the request timeout.
+const MAX_SETTLE: usize = 500;
 const MAX_PAGE: u32 = 200;
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema, schemars::JsonSchema)]
@@ -275,6 +277,8 @@ pub enum SettleResponse {
     Settled {
         settled: usize,
         skipped: Vec<Skipped>,
+        /// Matching reviews beyond this call's MAX_SETTLE (500), still open: call again.
+        remaining: usize,
     },
 }
 
@@ -349,15 +353,16 @@ pub async fn list(state: &AppState, admin: &Admin, project_id: Uuid, query: Revi
     Ok(ReviewPage { reviews: ReviewView::with_memories(&state.db, rows).await?, next_cursor })
 }
 
-/// Approves or rejects every open review matching the filter, oldest first, each exactly as a
-/// single decision (its own transaction, audit row and admin action). A review a decision refuses
+/// Approves or rejects every open review matching the filter, oldest first, at most 500 a call
+/// (`remaining` says how many more match), each exactly as a single decision (its own
+/// transaction, audit row and admin action). A review a decision refuses
 /// (a memory changed since it was opened, decided meanwhile) is left open and listed in `skipped`.
 /// With `preview`, only counts them.
 #[utoipa::path(post, path = "/projects/{id}/reviews/settle", tag = "reviews",
     params(("id" = Uuid, Path)),
     request_body = SettleRequest,
     responses(
-        (status = 200, description = "`{matching}` with preview, else `{settled, skipped}`", body = SettleResponse),
+        (status = 200, description = "`{matching}` with preview, else `{settled, skipped, remaining}`", body = SettleResponse),
         (status = 400, description = "Malformed id or body", body = ErrorBody),
         (status = 404, description = "No such project", body = ErrorBody),
         (status = 422, description = "A similarity out of range (named in the message)", body = ErrorBody),
@@ -379,8 +384,9 @@ pub async fn settle(
     if request.preview.unwrap_or(false) {
         return Ok(axum::Json(SettleResponse::Preview { matching: ids.len() }));
     }
+    let remaining = ids.len().saturating_sub(MAX_SETTLE);
     let (mut settled, mut skipped) = (0, Vec::new());
-    for review_id in ids {
+    for review_id in ids.into_iter().take(MAX_SETTLE) {
         match decide(&state, &admin, review_id, request.decision.into()).await {
             Ok(_) => settled += 1,
             Err(ApiError::Conflict(reason) | ApiError::NotFound(reason)) => skipped.push(Skipped { review_id, reason }),
@@ -388,7 +394,7 @@ pub async fn settle(
         }
     }
     tracing::info!(settled, skipped = skipped.len(), "reviews settled");
-    Ok(axum::Json(SettleResponse::Settled { settled, skipped }))
+    Ok(axum::Json(SettleResponse::Settled { settled, skipped, remaining }))
 }
 
 /// Approves a review: the older memory is superseded by the newer one (archived, reason

@@ -38,6 +38,8 @@ pub async fn request(db: &sqlx::PgPool, id: Uuid, project_id: Uuid, requested_by
     let mut tx = db.begin().await?;
     let job = super::jobs::lock(&mut tx, id).await?.filter(|job| job.project_id == project_id);
     let Some(job) = job else { return Ok(CancelRequest::NotFound) };
+    // A repeated request (or a redelivered command) for a job already asked to stop is no new action.
+    let first_request = job.cancel_requested_at.is_none();
     let outcome = if job.is_finished() {
         CancelRequest::Finished(job)
     } else if job.status == JobStatus::Pending {
@@ -66,7 +68,7 @@ pub async fn request(db: &sqlx::PgPool, id: Uuid, project_id: Uuid, requested_by
         .await?;
         CancelRequest::Requested(job)
     };
-    if let CancelRequest::Cancelled(job) | CancelRequest::Requested(job) = &outcome {
+    if let (CancelRequest::Cancelled(job) | CancelRequest::Requested(job), true) = (&outcome, first_request) {
         let action = NewAdminAction {
             actor: requested_by,
             action: AdminAction::JobCancelled,
