@@ -3,7 +3,6 @@
 
 use std::{collections::VecDeque, time::Duration};
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 
@@ -72,18 +71,8 @@ impl Bus {
         if limit == 0 || self.dead_letter_count().await? == 0 {
             return Ok(Vec::new());
         }
-        let name = self.prefix.events_stream();
-        let stream = self.jetstream.get_stream(&name).await.map_err(|error| Self::setup_error(&name, error))?;
         let filter = self.prefix.dead_letter("*");
-        let consumer = stream
-            .create_consumer(pull::OrderedConfig {
-                filter_subject: filter.clone(),
-                deliver_policy: DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|error| Self::setup_error(&filter, error))?;
-        let mut messages = consumer.messages().await.map_err(|error| Self::setup_error(&filter, error))?;
+        let mut messages = self.replay_events(filter.clone()).await?;
         let mut newest = VecDeque::with_capacity(limit);
         let read = async {
             while let Some(message) = messages.next().await {

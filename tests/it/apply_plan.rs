@@ -9,21 +9,11 @@ use uuid::Uuid;
 
 use crate::harness::*;
 
-async fn finished(gateway: &TestGateway, job_id: &str) -> Value {
-    eventually(Duration::from_secs(60), || async {
-        let status = gateway.get(&format!("/api/v1/consolidation/status/{job_id}")).send().await.ok()?;
-        let status: Value = status.json().await.ok()?;
-        (status["status"] == "completed" || status["status"] == "failed").then_some(status)
-    })
-    .await
-    .expect("the job finished")
-}
-
 async fn dry_run(gateway: &TestGateway, project: Uuid) -> Value {
     let body = json!({"project_id": project, "options": {"dry_run": true}});
     let accepted = gateway.post("/api/v1/consolidation/trigger", &body).send().await.expect("sent");
     let job_id = ok(accepted, StatusCode::ACCEPTED).await["job_id"].as_str().expect("job id").to_owned();
-    finished(gateway, &job_id).await
+    finished_status(gateway, &job_id).await
 }
 
 fn apply_path(job_id: &str) -> String {
@@ -79,7 +69,7 @@ async fn a_dry_runs_plan_is_applied_as_reviewed_leaving_out_the_merge_whose_sour
     let location = accepted.headers()["location"].to_str().expect("ascii").to_owned();
     let applied_id = ok(accepted, StatusCode::ACCEPTED).await["job_id"].as_str().expect("job id").to_owned();
     assert!(location.ends_with(&applied_id), "{location}");
-    let applied = finished(&gateway, &applied_id).await;
+    let applied = finished_status(&gateway, &applied_id).await;
     assert_eq!(applied["status"], "completed", "{applied}");
 
     let account = &applied["result"]["applied_plan"];

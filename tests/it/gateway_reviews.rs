@@ -1,7 +1,6 @@
 //! The review queue as the console reads and settles it (issue 25): each review with both
 //! memories, filters, and settling every open review a filter matches after a preview.
 
-use consolidator::store::jobs::{self, NewJob, TriggerType};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -33,20 +32,6 @@ async fn open_review(
     .await
     .expect("review");
     id
-}
-
-async fn job(gateway: &TestGateway, project: Uuid) -> Uuid {
-    let new = NewJob {
-        id: Uuid::new_v4(),
-        project_id: project,
-        trigger_type: TriggerType::Manual,
-        options: json!({}),
-        triggered_by: "tester".to_owned(),
-        scheduled_for: None,
-        plan_of: None,
-    };
-    jobs::create(&gateway.env.db, &new).await.expect("job");
-    new.id
 }
 
 /// Three pairs of memories (pool size 20 / 40 and the like), each pair's ids.
@@ -81,7 +66,7 @@ async fn a_listed_review_carries_both_memories_and_the_list_takes_kind_similarit
     let gateway = TestGateway::start().await;
     let project = gateway.project().await;
     let pairs = pairs(&gateway, project).await;
-    let job = job(&gateway, project).await;
+    let job = pending_job(&gateway, project).await;
     let first = open_review(&gateway, project, Some(job), pairs[0], 0.99).await;
     let second = open_review(&gateway, project, None, pairs[1], 0.95).await;
     let third = open_review(&gateway, project, None, pairs[2], 0.91).await;

@@ -2,10 +2,7 @@
 
 use std::time::Duration;
 
-use consolidator::store::{
-    jobs::{self, NewJob, TriggerType},
-    memories,
-};
+use consolidator::store::{jobs, memories};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -13,20 +10,6 @@ use uuid::Uuid;
 use crate::harness::*;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn pending_job(gateway: &TestGateway, project: Uuid) -> Uuid {
-    let new = NewJob {
-        id: Uuid::new_v4(),
-        project_id: project,
-        trigger_type: TriggerType::Manual,
-        options: json!({}),
-        triggered_by: "tester".to_owned(),
-        scheduled_for: None,
-        plan_of: None,
-    };
-    jobs::create(&gateway.env.db, &new).await.expect("job");
-    new.id
-}
 
 async fn cancel(gateway: &TestGateway, job_id: Uuid) -> reqwest::Response {
     gateway.post(&format!("/api/v1/consolidation/jobs/{job_id}/cancel"), &json!({})).send().await.expect("sent")

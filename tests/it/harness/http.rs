@@ -15,6 +15,21 @@ use super::{
     gateway::{TestGateway, ok},
 };
 
+/// A pending manual job written to the store (no command published).
+pub async fn pending_job(gateway: &TestGateway, project: Uuid) -> Uuid {
+    let new = NewJob {
+        id: Uuid::new_v4(),
+        project_id: project,
+        trigger_type: TriggerType::Manual,
+        options: json!({}),
+        triggered_by: "tester".to_owned(),
+        scheduled_for: None,
+        plan_of: None,
+    };
+    jobs::create(&gateway.env.db, &new).await.expect("job");
+    new.id
+}
+
 /// A job taken through the store to `completed` (or `failed`), as a worker would.
 pub async fn finished_job(
     gateway: &TestGateway,
@@ -100,6 +115,11 @@ pub async fn ingest(gateway: &TestGateway, project: Uuid, memories: &[Value]) ->
 pub async fn consolidate(gateway: &TestGateway, project: Uuid) -> Value {
     let accepted = gateway.post("/api/v1/consolidation/trigger", &json!({"project_id": project})).send().await;
     let job_id = ok(accepted.expect("sent"), StatusCode::ACCEPTED).await["job_id"].as_str().expect("job id").to_owned();
+    finished_status(gateway, &job_id).await
+}
+
+/// The job's status once it has completed or failed (a minute at most).
+pub async fn finished_status(gateway: &TestGateway, job_id: &str) -> Value {
     eventually(Duration::from_secs(60), || async {
         let status = gateway.get(&format!("/api/v1/consolidation/status/{job_id}")).send().await.ok()?;
         let status: Value = status.json().await.ok()?;
