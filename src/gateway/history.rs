@@ -17,10 +17,7 @@ use super::{
     views::JobView,
 };
 use crate::domain::JobState;
-use crate::store::{
-    jobs::{self, HistoryFilter, JobStatus, TriggerType},
-    projects,
-};
+use crate::store::jobs::{self, HistoryFilter, JobStatus, TriggerType};
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
@@ -91,9 +88,7 @@ pub async fn history(
     admin.ensure_project(project_id)?;
     let limit = page::limit(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let before = query.cursor.as_deref().map(page::decode_job_cursor).transpose()?;
-    if projects::get(&state.db, project_id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("project {project_id} does not exist")));
-    }
+    super::projects::existing(&state, project_id).await?;
     let filter = HistoryFilter {
         from: query.from,
         to: query.to,

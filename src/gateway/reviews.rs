@@ -28,7 +28,7 @@ use crate::{
     store::{
         admin_actions::{self, NewAdminAction},
         changes::{self, NewChange},
-        memories, projects,
+        memories,
         reviews::{self, ReviewFilter, ReviewRow},
     },
 };
@@ -312,13 +312,6 @@ fn filter(
     Ok(ReviewFilter { status, kind, min_similarity, max_similarity, job_id })
 }
 
-async fn ensure_project_exists(state: &AppState, project_id: Uuid) -> Result<()> {
-    match projects::get(&state.db, project_id).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::NotFound(format!("project {project_id} does not exist"))),
-    }
-}
-
 /// A project's review queue, oldest first, each review with both memories as they are now.
 #[utoipa::path(get, path = "/projects/{id}/reviews", tag = "reviews",
     params(("id" = Uuid, Path), ReviewQuery),
@@ -346,7 +339,7 @@ pub async fn list(state: &AppState, admin: &Admin, project_id: Uuid, query: Revi
     let filter =
         filter(query.status.map(Into::into), query.kind, query.min_similarity, query.max_similarity, query.job_id)
             .map_err(ApiError::BadRequest)?;
-    ensure_project_exists(state, project_id).await?;
+    super::projects::existing(state, project_id).await?;
     let rows = reviews::list(&state.db, project_id, &filter, after, limit + 1).await?;
     let (rows, more) = page::split(rows, limit);
     let next_cursor = if more { rows.last().map(|r| page::encode_job_cursor(r.created_at, r.id)) } else { None };
@@ -379,7 +372,7 @@ pub async fn settle(
     let filter =
         filter(Some(ReviewStatus::Open), request.kind, request.min_similarity, request.max_similarity, request.job_id)
             .map_err(ApiError::Unprocessable)?;
-    ensure_project_exists(&state, project_id).await?;
+    super::projects::existing(&state, project_id).await?;
     let ids = reviews::matching_ids(&state.db, project_id, &filter).await?;
     if request.preview.unwrap_or(false) {
         return Ok(axum::Json(SettleResponse::Preview { matching: ids.len() }));

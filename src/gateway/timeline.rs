@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{
     AppState,
     auth::Admin,
-    error::{ApiError, ErrorBody, Result},
+    error::{ErrorBody, Result},
     extract::{Path, Query},
     page,
 };
@@ -127,9 +127,7 @@ pub async fn timeline(
     Span::current().record("project_id", tracing::field::display(project_id));
     admin.ensure_project(project_id)?;
     let limit = page::limit(query.limit, DEFAULT_POINTS, MAX_POINTS)?;
-    if projects::get(&state.db, project_id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("project {project_id} does not exist")));
-    }
+    super::projects::existing(&state, project_id).await?;
     let current = projects::memory_counts(&state.db, project_id).await?;
     let points = jobs::timeline(&state.db, project_id, limit).await?.into_iter().map(TimelinePoint::from).collect();
     let failures = group_failures(jobs::failed(&state.db, project_id, MAX_FAILURES_READ).await?);

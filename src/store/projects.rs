@@ -93,17 +93,6 @@ pub async fn fix_embedding_dim(db: impl PgExecutor<'_>, id: Uuid, dim: i32) -> R
     .flatten())
 }
 
-/// Memories a job of the project holds in its snapshot: the active ones and the duplicates
-/// (a merged memory's originals), as the triggers count them.
-pub async fn snapshot_rows(db: impl PgExecutor<'_>, id: Uuid) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT COALESCE((SELECT active + duplicates FROM project_memory_counts WHERE project_id = $1), 0)::bigint",
-    )
-    .bind(id)
-    .fetch_one(db)
-    .await?)
-}
-
 pub async fn active_memory_count(db: impl PgExecutor<'_>, id: Uuid) -> Result<i64> {
     Ok(sqlx::query_scalar(
         "SELECT count(*) FROM task_memories WHERE project_id = $1 AND NOT is_archived AND NOT is_duplicate",

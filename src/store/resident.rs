@@ -134,12 +134,8 @@ async fn refresh_in_transaction(
         let read = changed.len();
         resident.rows.extend(changed.into_iter().map(|row| (row.id, row)));
         resident.snapshot = snapshot.clone();
-        let counts: Option<(i64, i64, i64)> =
-            sqlx::query_as("SELECT active, duplicates, archived FROM project_memory_counts WHERE project_id = $1")
-                .bind(project_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-        if counts.unwrap_or_default() == resident.counts() {
+        let counts = super::projects::memory_counts(&mut *conn, project_id).await?;
+        if (counts.active, counts.duplicate, counts.archived) == resident.counts() {
             return Ok((resident, read));
         }
         tracing::debug!("kept rows miss a deletion: reading the project's rows again");

@@ -1,9 +1,15 @@
 //! A dry run's end: its bounded report in the job result, and its whole plan stored so that it
 //! can be applied as reviewed (`reviewed_plan`).
 
-use super::{Worker, boundary::End, cost::CostMeter, events::event_result, failure::Failure, guards};
+use super::{
+    Worker,
+    boundary::End,
+    cost::CostMeter,
+    events::{completed_event, event_result},
+    failure::Failure,
+    guards,
+};
 use crate::{
-    bus::messages::JobEvent,
     domain::{BlastRadius, JobCounters, JobEventKind, JobResult, Options, Plan},
     engine::plan::report,
     store::{
@@ -12,24 +18,22 @@ use crate::{
     },
 };
 
-#[allow(clippy::too_many_arguments)]
 pub async fn complete(
     worker: &Worker,
     job: &Job,
     plan: Plan,
     options: &Options,
     complete: bool,
-    blast: &BlastRadius,
     meter: CostMeter,
-    mut completed: JobEvent,
 ) -> Result<Option<End>, Failure> {
+    let blast = BlastRadius::of(&plan, options.max_changed_share);
     let counters = JobCounters::from(&plan.counters);
     let mut result = JobResult {
         dry_run: true,
         blocked_by: None,
         plan: Some(report::report(&plan, report::PLAN_REPORT_LIMIT)),
         applied: None,
-        guards: guards::summary(&plan, blast, None),
+        guards: guards::summary(&plan, &blast, None),
         clustering: options.incremental_base(complete),
         cost: Some(meter.report(plan.memories_before)),
         applied_plan: None,
@@ -47,6 +51,7 @@ pub async fn complete(
         return Ok(None);
     }
     tx.commit().await?;
+    let mut completed = completed_event(job);
     completed.counters = Some(counters);
     completed.memories_before = Some(before);
     completed.memories_after = Some(after);

@@ -7,7 +7,8 @@ use crate::bus::{
     Bus, BusError,
     messages::{JobEvent, RollbackEvent},
 };
-use crate::domain::{EventResult, JobEventKind, JobResult, ResultSummary, RollbackEventKind};
+use crate::domain::{EventResult, JobEventKind, JobResult, Phase, ResultSummary, RollbackEventKind};
+use crate::store::jobs::Job;
 
 impl Bus {
     /// Progress-type events: a lost one is logged, the database still has the state.
@@ -35,6 +36,14 @@ impl Bus {
 
 pub fn job_event(kind: JobEventKind, job_id: Uuid, project_id: Uuid) -> JobEvent {
     JobEvent::new(kind, job_id, project_id)
+}
+
+/// A job's `completed` event, before its counters and result are filled in.
+pub fn completed_event(job: &Job) -> JobEvent {
+    let mut event = job_event(JobEventKind::Completed, job.id, job.project_id);
+    event.phase = Some(Phase::Done);
+    event.progress = Some(1.0);
+    event
 }
 
 /// Events must stay under NATS's message size limit (1 MiB by default), so the completed event

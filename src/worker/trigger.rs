@@ -6,7 +6,7 @@ use async_nats::jetstream::Message;
 use tracing::Span;
 use uuid::Uuid;
 
-use super::events::event_result;
+use super::events::{completed_event, event_result};
 use super::{
     Outcome, Worker, apply,
     apply::ApplyOutcome,
@@ -167,7 +167,9 @@ async fn run(worker: &Worker, message: &Message, command: &TriggerCommand) -> Re
 /// The project's share of the worker's memory budget; None while the running jobs hold too
 /// much of it, and a failure naming the budget when the project needs more than all of it.
 async fn reserve_memory(worker: &Worker, project: &Project) -> Result<Option<OwnedSemaphorePermit>, Failure> {
-    let rows = u64::try_from(projects::snapshot_rows(&worker.db, project.id).await?).unwrap_or(0);
+    // A job's snapshot holds the active memories and the duplicates (a merged memory's originals).
+    let counts = projects::memory_counts(&worker.db, project.id).await?;
+    let rows = u64::try_from(counts.active + counts.duplicate).unwrap_or(0);
     let dim = project.embedding_dim.and_then(|dim| u64::try_from(dim).ok()).unwrap_or(0);
     let need = memory::need_mb(rows, dim);
     match worker.memory.reserve(need) {
@@ -275,11 +277,8 @@ async fn execute(
     }
     worker.bus.job_progress_event(JobEventKind::Progress, &planning::progress(keeper, job, Phase::Applying, 0.7)).await;
 
-    let mut completed = job_event(JobEventKind::Completed, job.id, job.project_id);
-    completed.phase = Some(Phase::Done);
-    completed.progress = Some(1.0);
     if options.dry_run {
-        return dry_run::complete(worker, job, plan, options, complete, &blast, meter, completed).await;
+        return dry_run::complete(worker, job, plan, options, complete, meter).await;
     }
     let applied = match apply::apply(worker, job, &plan, options, complete, meter).await? {
         ApplyOutcome::Committed(committed) => committed,
@@ -294,6 +293,7 @@ async fn execute(
         skipped = applied.skipped_memories.len(),
         "job completed"
     );
+    let mut completed = completed_event(job);
     completed.counters = Some(applied.counters);
     completed.memories_before = Some(applied.memories_before);
     completed.memories_after = Some(applied.memories_after);
